@@ -1,0 +1,3 @@
+from igniter_opt.cli import main
+
+main()

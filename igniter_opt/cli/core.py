@@ -1,0 +1,160 @@
+"""Core commands: predict, solve, verify, profile fit|show, export-igniter."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from igniter_opt.cli.app import EXIT_CHECK_FAILED, app, console, emit_json, err_console, profile_app
+from igniter_opt.cli.render import plan_table
+from igniter_opt.errors import InputError
+from igniter_opt.export import export_igniter
+from igniter_opt.instance import load_instance
+from igniter_opt.perfmodel import load_profile, predict
+from igniter_opt.perfmodel.fit import fit, load_raw
+from igniter_opt.plan import Plan, load_plan
+from igniter_opt.solve import SOLVERS, SolveOptions, solve
+from igniter_opt.verify import verify
+
+JsonOpt = typer.Option(False, "--json", help="Print JSON to stdout instead of a table.")
+
+
+def parse_colocation(spec: str) -> tuple[str, int, float]:
+    """MODEL:BATCH:SHARE -> (model, batch, share); an InputError names the bad argument."""
+    parts = spec.split(":")
+    try:
+        model, batch, share = parts[0], int(parts[1]), float(parts[2])
+        if len(parts) != 3 or batch < 1 or not 0 < share <= 100:
+            raise ValueError
+    except (ValueError, IndexError):
+        raise InputError(f"argument {spec!r}: expected MODEL:BATCH:SHARE with BATCH >= 1 and "
+                         f"0 < SHARE <= 100") from None
+    return model, batch, share
+
+
+@app.command("predict")
+def predict_cmd(
+    workloads: list[str] = typer.Argument(..., help="Co-located workloads as MODEL:BATCH:SHARE."),
+    profile: str = typer.Option("v100", help="Bundled profile name or fitted profile JSON."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Predict latency and throughput of workloads co-located on one GPU."""
+    specs = [parse_colocation(s) for s in workloads]
+    prof = load_profile(profile)
+    models, batches, shares = zip(*specs)
+    pred = predict(prof, models, batches, shares)
+    rows = [{"model": m, "batch": b, "resource_pct": s, "latency_ms": float(lat), "throughput_rps": float(h)}
+            for (m, b, s), lat, h in zip(specs, pred.latency_ms, pred.throughput_rps)]
+    if as_json:
+        emit_json({"workloads": rows, "gpu": {"frequency_mhz": pred.frequency_mhz, "power_w": pred.power_w,
+                                               "total_share_pct": float(sum(shares))}})
+        return
+    table = Table(title=f"{prof.name}: one GPU, {pred.frequency_mhz:.1f} MHz, {pred.power_w:.1f} W demanded")
+    for col in ("model", "batch", "share %", "latency ms", "throughput req/s"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for r in rows:
+        table.add_row(r["model"], str(r["batch"]), f"{r['resource_pct']:g}", f"{r['latency_ms']:.4f}",
+                      f"{r['throughput_rps']:.2f}")
+    console.print(table)
+
+
+def show_plan(plan: Plan, as_json: bool, output: Optional[Path]) -> None:
+    """Write/print a verified plan and exit 1 when it is infeasible or breaks an SLO."""
+    if output is not None:
+        plan.save(output)
+    if as_json:
+        emit_json(plan.to_dict())
+    else:
+        console.print(plan_table(plan))
+        if output is not None:
+            console.print(f"plan written to {output}")
+    if not plan.feasible:
+        err_console.print(f"[red]not feasible:[/red] {plan.message or plan.status}", highlight=False,
+                          soft_wrap=True)
+        raise typer.Exit(EXIT_CHECK_FAILED)
+
+
+@app.command("solve")
+def solve_cmd(
+    instance: Path = typer.Argument(..., help="Instance JSON."),
+    solver: str = typer.Option("greedy", help=f"One of: {', '.join(SOLVERS)}."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the plan JSON here."),
+    time_limit: float = typer.Option(60.0, help="Exact solvers: seconds before giving the best found."),
+    threads: int = typer.Option(1, help="Exact solvers: HiGHS threads."),
+    mip_gap: float = typer.Option(0.0, help="Exact solvers: relative MIP gap to stop at."),
+    batch_policy: Optional[str] = typer.Option(None, help="paper | joint (default: the instance's)."),
+    profile: Optional[str] = typer.Option(None, help="Override the instance's profile."),
+    force: bool = typer.Option(False, help="patterns: enumerate even above the size limit."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Solve an instance: a verified plan (exit 1 if infeasible or an SLO is predicted broken)."""
+    inst = load_instance(instance)
+    options = SolveOptions(time_limit=time_limit, threads=threads, mip_gap=mip_gap,
+                           batch_policy=batch_policy, force=force)
+    show_plan(solve(inst, solver, profile, options), as_json, output)
+
+
+@app.command("verify")
+def verify_cmd(
+    plan: Path = typer.Argument(..., help="Plan JSON."),
+    profile: Optional[str] = typer.Option(None, help="Override the plan's profile."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the verified plan here."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Predict every workload of a plan; exit 1 when any SLO or share constraint is broken."""
+    loaded = load_plan(plan)
+    checked, problems = verify(loaded, load_profile(profile or loaded.profile))
+    checked.message = "; ".join(problems) or checked.message
+    show_plan(checked, as_json, output)
+
+
+@profile_app.command("fit")
+def profile_fit_cmd(
+    raw: Path = typer.Argument(..., help="Raw profile (iGniter JSON lines)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Fitted profile JSON to write."),
+    name: Optional[str] = typer.Option(None, help="Profile name (default: the output file's stem)."),
+    gpu: str = typer.Option("", help="GPU description stored with the profile."),
+) -> None:
+    """Fit the performance model's coefficients from a raw profile."""
+    fitted = fit(load_raw(raw), name=name or output.stem, gpu=gpu, origin=str(raw))
+    fitted.save(output)
+    console.print(f"fitted {len(fitted.models)} models ({', '.join(fitted.models)}) -> {output}")
+
+
+@profile_app.command("show")
+def profile_show_cmd(
+    profile: str = typer.Argument(..., help="Bundled profile name or fitted profile JSON."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Show a fitted profile's coefficients."""
+    prof = load_profile(profile)
+    if as_json:
+        emit_json(prof.to_dict())
+        return
+    hw = prof.hardware
+    console.print(f"[bold]{prof.name}[/bold] {prof.gpu} (from {prof.source or '?'})\n"
+                  f"F={hw.max_frequency_mhz:g} MHz  P_max={hw.power_cap_w:g} W  P_idle={hw.idle_power_w:g} W  "
+                  f"B={hw.bandwidth_bytes_per_ms:g} B/ms  u={hw.unit_pct:g}%  a_f={hw.a_f:.6g}  "
+                  f"a_sch={hw.a_sch:.6g}  b_sch={hw.b_sch:.6g}")
+    table = Table()
+    for col in ("model", "kernels", "t_idle ms", "d_in B", "d_out B", "k1..k5", "a_p, b_p", "a_c, b_c", "k_l2"):
+        table.add_column(col)
+    for m in prof.models.values():
+        table.add_row(m.name, str(m.kernels), f"{m.t_idle_ms:.4g}", f"{m.input_bytes:g}", f"{m.output_bytes:g}",
+                      ", ".join(f"{v:.4g}" for v in m.k), ", ".join(f"{v:.4g}" for v in m.power),
+                      ", ".join(f"{v:.4g}" for v in m.l2), f"{m.k_l2:.4g}")
+    console.print(table)
+
+
+@app.command("export-igniter")
+def export_igniter_cmd(
+    plan: Path = typer.Argument(..., help="Plan JSON."),
+    directory: Path = typer.Argument(..., help="Folder for config_gpuN.json files."),
+) -> None:
+    """Write the reference's per-GPU config_gpuN.json files for a plan."""
+    paths = export_igniter(load_plan(plan), directory)
+    console.print(json.dumps([str(p) for p in paths]))

@@ -1,0 +1,22 @@
+"""The iGniter performance model: coefficients, fitting from a raw profile, prediction."""
+
+from igniter_opt.perfmodel.coefficients import (
+    Hardware,
+    ModelCoefficients,
+    Profile,
+    bundled_profiles,
+    load_profile,
+)
+from igniter_opt.perfmodel.predict import (
+    ModelArrays,
+    Prediction,
+    predict,
+    predict_arrays,
+    solo_active_time,
+    solo_terms,
+)
+
+__all__ = [
+    "Hardware", "ModelCoefficients", "Profile", "bundled_profiles", "load_profile",
+    "ModelArrays", "Prediction", "predict", "predict_arrays", "solo_active_time", "solo_terms",
+]

@@ -1,0 +1,119 @@
+"""The iGniter performance model: latency and throughput of workloads co-located on one GPU.
+
+All functions are vectorised over the co-located workloads with numpy. The arithmetic follows
+the reference implementation operation by operation, so predictions match it to the last digit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from igniter_opt.perfmodel.coefficients import Hardware, Profile
+
+
+def solo_active_time(batch, share, k):
+    """t_solo = (k1 b^2 + k2 b + k3) / (r + k4) + k5, ms: active time alone at share r (%)."""
+    k1, k2, k3, k4, k5 = k
+    return (k1 * batch**2 + k2 * batch + k3) / (share + k4) + k5
+
+
+@dataclass(frozen=True)
+class ModelArrays:
+    """The coefficients of a list of DNNs stacked as numpy arrays (one row per workload)."""
+
+    k: np.ndarray  # (n, 5)
+    power: np.ndarray  # (n, 2)
+    l2: np.ndarray  # (n, 2)
+    k_l2: np.ndarray
+    kernels: np.ndarray
+    t_idle: np.ndarray
+    input_bytes: np.ndarray
+    output_bytes: np.ndarray
+
+    @classmethod
+    def of(cls, profile: Profile, models: Sequence[str]) -> "ModelArrays":
+        coefs = [profile.model(m) for m in models]
+        return cls(
+            k=np.array([c.k for c in coefs], dtype=float).reshape(-1, 5),
+            power=np.array([c.power for c in coefs], dtype=float).reshape(-1, 2),
+            l2=np.array([c.l2 for c in coefs], dtype=float).reshape(-1, 2),
+            k_l2=np.array([c.k_l2 for c in coefs], dtype=float),
+            kernels=np.array([c.kernels for c in coefs], dtype=float),
+            t_idle=np.array([c.t_idle_ms for c in coefs], dtype=float),
+            input_bytes=np.array([c.input_bytes for c in coefs], dtype=float),
+            output_bytes=np.array([c.output_bytes for c in coefs], dtype=float),
+        )
+
+
+@dataclass(frozen=True)
+class SoloTerms:
+    """What each workload contributes to its GPU, independent of the others (one entry each)."""
+
+    t_solo: np.ndarray  # ms
+    ability: np.ndarray  # solo throughput, req/s
+    power: np.ndarray  # W above idle
+    l2: np.ndarray  # L2 demand
+
+
+def solo_terms(arrays: ModelArrays, batch, share) -> SoloTerms:
+    """Solo active time, solo throughput, power and L2 demand of each workload."""
+    batch = np.asarray(batch, dtype=float)
+    share = np.asarray(share, dtype=float)
+    t_solo = solo_active_time(batch, share, arrays.k.T)
+    ability = (1000 * batch) / t_solo
+    power = arrays.power[:, 0] * ability + arrays.power[:, 1]
+    l2 = arrays.l2[:, 0] * ability + arrays.l2[:, 1]
+    return SoloTerms(t_solo=t_solo, ability=ability, power=power, l2=l2)
+
+
+def scheduling_increase(hw: Hardware, n: int) -> float:
+    """Extra scheduling delay per kernel with n co-located workloads (0 when alone)."""
+    return hw.a_sch * n + hw.b_sch if n >= 2 else 0.0
+
+
+def frequency_under_cap(hw: Hardware, total_power) -> np.ndarray:
+    """SM clock (MHz): F up to the power cap, then dropping by a_f per watt above it."""
+    total_power = np.asarray(total_power, dtype=float)
+    dropped = hw.a_f * (total_power - hw.power_cap_w) + hw.max_frequency_mhz
+    return np.where(total_power > hw.power_cap_w, dropped, hw.max_frequency_mhz)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Predicted behaviour of one GPU's co-located workloads (arrays in workload order)."""
+
+    latency_ms: np.ndarray  # T_inf: GPU time plus PCIe transfer
+    throughput_rps: np.ndarray
+    gpu_latency_ms: np.ndarray
+    frequency_mhz: float
+    power_w: float
+    l2_total: float
+
+
+def predict_arrays(hw: Hardware, arrays: ModelArrays, batch, share) -> Prediction:
+    """Predict every workload of one GPU from stacked coefficients (the hot path of the solvers)."""
+    batch = np.asarray(batch, dtype=float)
+    terms = solo_terms(arrays, batch, share)
+    n = len(batch)
+    total_power = hw.idle_power_w + float(np.sum(terms.power))
+    total_l2 = float(np.sum(terms.l2))
+    freq = float(frequency_under_cap(hw, total_power))
+    t_sched = arrays.kernels * scheduling_increase(hw, n) + arrays.t_idle
+    t_act = terms.t_solo * (1 + arrays.k_l2 * (total_l2 - terms.l2))
+    gpu = (t_sched + t_act) / (freq / hw.max_frequency_mhz)
+    B = hw.bandwidth_bytes_per_ms
+    throughput = batch * 1000 / (gpu + arrays.output_bytes * batch / B)
+    latency = gpu + (arrays.input_bytes + arrays.output_bytes) * batch / B
+    return Prediction(latency_ms=latency, throughput_rps=throughput, gpu_latency_ms=gpu,
+                      frequency_mhz=freq, power_w=total_power, l2_total=total_l2)
+
+
+def predict(profile: Profile, models: Sequence[str], batch: Sequence[int],
+            share: Sequence[float]) -> Prediction:
+    """Predict latency and throughput of workloads co-located on one GPU of `profile`."""
+    if not (len(models) == len(batch) == len(share)):
+        raise ValueError("models, batch and share must have the same length")
+    return predict_arrays(profile.hardware, ModelArrays.of(profile, models), batch, share)

@@ -1,0 +1,136 @@
+"""Sizing shared by every solver: batch rule, least share r_lower, and the replica split.
+
+Before any solver runs, each workload is turned into one or more `Demand`s: a workload that no
+single GPU can carry is split into full-GPU replicas at 90% of the largest rate one GPU sustains
+under its SLO (predicted alone at 100% share, clock drop included), each with its own batch,
+until the rest fits on a share of one GPU.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from igniter_opt.errors import InfeasibleError, InputError
+from igniter_opt.instance import Instance, Workload
+from igniter_opt.perfmodel import Profile, predict
+from igniter_opt.perfmodel.coefficients import Hardware, ModelCoefficients
+
+REPLICA_RATE_FRACTION = 0.9
+FULL_SHARE = 100.0
+
+
+@dataclass(frozen=True)
+class Demand:
+    """One unit to place: a workload, or a replica of one (then `replica_of` names the workload)."""
+
+    name: str
+    model: str
+    slo_ms: float
+    rate_rps: float
+    batch: int  # by the paper's rule
+    r_lower: float  # least share at zero interference, on the unit grid (inf when impossible)
+    replica_of: str | None = None
+    full_gpu: bool = False  # a replica that takes a whole GPU alone at 100%
+
+
+def paper_batch(coef: ModelCoefficients, hw: Hardware, slo_ms: float, rate_rps: float) -> int:
+    """b = ceil((SLO/2) R B / (B + d_in R)), R in requests/ms: the reference's batch rule."""
+    slo, arrival, B = slo_ms / 2, rate_rps / 1000, hw.bandwidth_bytes_per_ms
+    return max(1, math.ceil(slo * arrival * B / (B + coef.input_bytes * arrival)))
+
+
+def least_share(coef: ModelCoefficients, hw: Hardware, slo_ms: float, batch: int) -> float:
+    """r_lower: t_solo inverted at zero interference for T_inf = SLO/2, rounded up to the unit.
+
+    inf when no share can meet the SLO (the budget left after idle time, transfer and k5 is <= 0).
+    Never below one unit: a share must be positive.
+    """
+    k1, k2, k3, k4, k5 = coef.k
+    gamma = k1 * batch**2 + k2 * batch + k3
+    delta = (slo_ms / 2 - coef.t_idle_ms
+             - batch * (coef.input_bytes + coef.output_bytes) / hw.bandwidth_bytes_per_ms - k5)
+    if delta <= 0:
+        return math.inf
+    share = math.ceil((gamma / delta - k4) / hw.unit_pct) * hw.unit_pct
+    return max(share, hw.unit_pct)
+
+
+def check_models(instance: Instance, profile: Profile, origin: str = "") -> None:
+    """Every workload's model must be in the profile; the error names the field and value."""
+    where = f"{origin or instance.name}: "
+    for i, w in enumerate(instance.workloads):
+        if w.model not in profile.models:
+            known = ", ".join(sorted(profile.models))
+            raise InputError(f"{where}field workloads[{i}].model: {w.model!r} is not in profile "
+                             f"{profile.name!r} (known: {known})")
+
+
+def serves_alone(profile: Profile, model: str, slo_ms: float, rate_rps: float) -> bool:
+    """Does one GPU at 100% share, alone, meet the SLO at this rate with the paper batch?"""
+    coef, hw = profile.model(model), profile.hardware
+    batch = paper_batch(coef, hw, slo_ms, rate_rps)
+    pred = predict(profile, [model], [batch], [FULL_SHARE])
+    return bool(pred.latency_ms[0] <= slo_ms / 2 and pred.throughput_rps[0] >= rate_rps)
+
+
+def max_rate_alone(profile: Profile, model: str, slo_ms: float, upper: float) -> float:
+    """Largest rate (<= upper) one GPU sustains alone under the SLO, by bisection; 0 if none."""
+    lo, hi = 0.0, upper
+    if not serves_alone(profile, model, slo_ms, 1e-6):
+        return 0.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if serves_alone(profile, model, slo_ms, mid) else (lo, mid)
+    return lo
+
+
+def _demand(profile: Profile, w: Workload, name: str, rate: float, replica_of: str | None,
+            full_gpu: bool = False) -> Demand:
+    coef, hw = profile.model(w.model), profile.hardware
+    batch = paper_batch(coef, hw, w.slo_ms, rate)
+    return Demand(name=name, model=w.model, slo_ms=w.slo_ms, rate_rps=rate, batch=batch,
+                  r_lower=least_share(coef, hw, w.slo_ms, batch), replica_of=replica_of,
+                  full_gpu=full_gpu)
+
+
+def _fits_one_gpu(profile: Profile, w: Workload, rate: float) -> bool:
+    coef, hw = profile.model(w.model), profile.hardware
+    r_lower = least_share(coef, hw, w.slo_ms, paper_batch(coef, hw, w.slo_ms, rate))
+    return r_lower <= FULL_SHARE and serves_alone(profile, w.model, w.slo_ms, rate)
+
+
+def split_workload(profile: Profile, w: Workload) -> list[Demand]:
+    """The workload itself if one GPU can carry it, else full-GPU replicas plus the rest."""
+    if _fits_one_gpu(profile, w, w.rate_rps):
+        return [_demand(profile, w, w.name, w.rate_rps, None)]
+    r_max = max_rate_alone(profile, w.model, w.slo_ms, w.rate_rps)
+    if r_max <= 0:
+        raise InfeasibleError(f"workload {w.name!r} ({w.model}, SLO {w.slo_ms:g} ms): no GPU can serve "
+                              f"it under its SLO, even alone at 100% and batch 1")
+    replica_rate = REPLICA_RATE_FRACTION * r_max
+    count = 0
+    rest = w.rate_rps
+    while rest > 0 and not _fits_one_gpu(profile, w, rest):
+        count += 1
+        rest = w.rate_rps - count * replica_rate
+    demands = [_demand(profile, w, f"{w.name}#{i + 1}", replica_rate, w.name, full_gpu=True)
+               for i in range(count)]
+    if rest > 1e-9:
+        demands.append(_demand(profile, w, f"{w.name}#{count + 1}", rest, w.name))
+    return demands
+
+
+def size_instance(instance: Instance, profile: Profile) -> list[Demand]:
+    """Demands of every workload, in instance order (replicas next to their rest)."""
+    check_models(instance, profile)
+    return [d for w in instance.workloads for d in split_workload(profile, w)]
+
+
+def lower_bound_gpus(demands: list[Demand]) -> int:
+    """A valid lower bound: full-GPU replicas plus ceil(sum of least shares / 100) for the rest."""
+    full = sum(d.full_gpu for d in demands)
+    shares = np.array([d.r_lower for d in demands if not d.full_gpu], dtype=float)
+    return full + (math.ceil(float(shares.sum()) / FULL_SHARE - 1e-9) if shares.size else 0)
