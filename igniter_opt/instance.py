@@ -11,9 +11,12 @@ import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from igniter_opt.errors import InputError
+
+if TYPE_CHECKING:
+    from igniter_opt.perfmodel import Profile
 
 BATCH_POLICIES = ("paper", "joint")
 
@@ -106,11 +109,31 @@ def read_json(path: str | Path) -> Any:
         raise InputError(f"{path}: malformed JSON at line {exc.lineno} column {exc.colno} ({exc.msg})") from None
 
 
-def load_instance(path: str | Path) -> Instance:
-    """Load and validate an instance file. A relative profile path is taken from the file's folder."""
+def check_models(instance: Instance, profile: "Profile", origin: str = "") -> None:
+    """Every workload's model must be in the profile; the error names file, field and value."""
+    for i, w in enumerate(instance.workloads):
+        if w.model not in profile.models:
+            known = ", ".join(sorted(profile.models))
+            raise InputError(f"{origin or instance.name}: field workloads[{i}].model: {w.model!r} is not "
+                             f"in profile {profile.name!r} (known: {known})")
+
+
+def load_instance(path: str | Path, check_profile: bool = True) -> Instance:
+    """Load and validate an instance file, its profile and its models against that profile.
+
+    A relative profile path is taken from the instance file's folder.
+    """
+    from igniter_opt.perfmodel import load_profile
+
     inst = Instance.from_dict(read_json(path), origin=str(path))
     if inst.profile.endswith(".json") and not Path(inst.profile).is_absolute():
         candidate = Path(path).parent / inst.profile
         if candidate.is_file():
             inst = Instance(inst.name, str(candidate), inst.workloads, inst.batch_policy)
+    if check_profile:
+        try:
+            profile = load_profile(inst.profile)
+        except InputError as exc:
+            raise InputError(f"{path}: field profile: {exc}") from None
+        check_models(inst, profile, str(path))
     return inst

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from igniter_opt.errors import InfeasibleError, InputError
-from igniter_opt.instance import Instance, Workload
+from igniter_opt.errors import InfeasibleError
+from igniter_opt.instance import Instance, Workload, check_models
 from igniter_opt.perfmodel import Profile, predict
 from igniter_opt.perfmodel.coefficients import Hardware, ModelCoefficients
 
@@ -56,16 +56,6 @@ def least_share(coef: ModelCoefficients, hw: Hardware, slo_ms: float, batch: int
         return math.inf
     share = math.ceil((gamma / delta - k4) / hw.unit_pct) * hw.unit_pct
     return max(share, hw.unit_pct)
-
-
-def check_models(instance: Instance, profile: Profile, origin: str = "") -> None:
-    """Every workload's model must be in the profile; the error names the field and value."""
-    where = f"{origin or instance.name}: "
-    for i, w in enumerate(instance.workloads):
-        if w.model not in profile.models:
-            known = ", ".join(sorted(profile.models))
-            raise InputError(f"{where}field workloads[{i}].model: {w.model!r} is not in profile "
-                             f"{profile.name!r} (known: {known})")
 
 
 def serves_alone(profile: Profile, model: str, slo_ms: float, rate_rps: float) -> bool:
