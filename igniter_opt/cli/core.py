@@ -15,7 +15,6 @@ from igniter_opt.errors import InputError
 from igniter_opt.export import export_igniter
 from igniter_opt.instance import load_instance
 from igniter_opt.perfmodel import load_profile, predict
-from igniter_opt.perfmodel.fit import fit, load_raw
 from igniter_opt.plan import Plan, load_plan
 from igniter_opt.solve import SOLVERS, SolveOptions, solve
 from igniter_opt.verify import verify
@@ -120,6 +119,8 @@ def profile_fit_cmd(
     gpu: str = typer.Option("", help="GPU description stored with the profile."),
 ) -> None:
     """Fit the performance model's coefficients from a raw profile."""
+    from igniter_opt.perfmodel.fit import fit, load_raw  # scipy only when fitting
+
     fitted = fit(load_raw(raw), name=name or output.stem, gpu=gpu, origin=str(raw))
     fitted.save(output)
     console.print(f"fitted {len(fitted.models)} models ({', '.join(fitted.models)}) -> {output}")
