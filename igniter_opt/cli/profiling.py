@@ -1,3 +1,138 @@
-"""CLI commands of this group (registered on the shared typer app)."""
+"""`igniter profile run` (measure a raw profile) and `igniter validate` (model vs measurements)."""
 
-from igniter_opt.cli.app import app  # noqa: F401
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from igniter_opt.cli.app import EXIT_CHECK_FAILED, app, console, emit_json, err_console, profile_app
+from igniter_opt.errors import InputError
+from igniter_opt.perfmodel import load_profile
+from igniter_opt.profiling import grid
+from igniter_opt.profiling import validate as val
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                    TimeElapsedColumn(), TextColumn("{task.fields[last]}"), console=err_console)
+
+
+@profile_app.command("run")
+def profile_run_cmd(
+    models: str = typer.Option("alexnet,resnet50,vgg19,ssd", help="DNNs to profile, comma separated."),
+    out: Path = typer.Option(..., "--out", "-o", help="Raw profile (JSON lines) to write."),
+    budget_s: float = typer.Option(360.0, "--budget-s", help="Time budget of the whole run, seconds."),
+    dtype: str = typer.Option("float32", help="Compute dtype: float32, float16 or bfloat16."),
+    eager: bool = typer.Option(False, "--eager", help="Time eager PyTorch instead of CUDA graphs."),
+    l2_source: str = typer.Option("ncu", "--l2", help="L2 demand from 'ncu', or 'none' (unit proxy)."),
+    unit: Optional[float] = typer.Option(None, help="Share step in % (default: 100 / (SMs / 2))."),
+    work_dir: Optional[Path] = typer.Option(None, help="Where worker logs and ncu reports go."),
+) -> None:
+    """Measure a raw profile of this host's GPU (needs a GPU, torch, MPS; ncu for L2)."""
+    from igniter_opt.profiling.run import RunOptions, check_environment, profile_run  # noqa: PLC0415
+
+    names = grid.parse_models(models)
+    if dtype not in ("float32", "float16", "bfloat16"):
+        raise InputError(f"--dtype {dtype!r}: expected float32, float16 or bfloat16")
+    if l2_source not in ("ncu", "none"):
+        raise InputError(f"--l2 {l2_source!r}: expected ncu or none")
+    budget = grid.plan_budget(budget_s, len(names), l2_source == "ncu")
+    check_environment(l2_source)
+    opts = RunOptions(models=names, out=out, budget_s=budget_s, dtype=dtype, eager=eager,
+                      l2_source=l2_source, unit_step=unit, work_dir=work_dir)
+    with _progress() as progress:
+        task = progress.add_task("profiling", total=grid.count_steps(names, l2_source == "ncu"), last="")
+
+        def step(message: str) -> None:
+            progress.update(task, advance=1, last=message)
+        progress.update(task, last=f"~{budget.estimate_s:.0f} s planned, {budget.point_s:.1f} s per point")
+        path = profile_run(opts, step)
+    console.print(f"raw profile written to {path}; fit it with: igniter profile fit {path} -o PROFILE.json")
+
+
+def _dry_run(profile_name: str, colocations: list[list[val.Workload]], as_json: bool) -> None:
+    prof = load_profile(profile_name)
+    rows = []
+    for i, col in enumerate(colocations):
+        pred = val.predictions(prof, col)
+        rows.append([{"model": w.model, "batch": w.batch, "share": w.share,
+                      "predicted_latency_ms": float(pred["latency_ms"][j]),
+                      "predicted_throughput_rps": float(pred["throughput_rps"][j])} for j, w in enumerate(col)])
+    if as_json:
+        emit_json({"profile": prof.name, "colocations": rows})
+        return
+    table = Table(title=f"{len(rows)} co-locations to measure ({prof.name})")
+    for col in ("#", "model", "batch", "share %", "pred. latency ms", "pred. req/s"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for i, col in enumerate(rows):
+        for w in col:
+            table.add_row(str(i), w["model"], str(w["batch"]), f"{w['share']:g}",
+                          f"{w['predicted_latency_ms']:.3f}", f"{w['predicted_throughput_rps']:.1f}")
+    console.print(table)
+
+
+def stats_table(stats: dict, title: str) -> Table:
+    """Per-model error table: median, p90 and max of latency and throughput error, in %."""
+    table = Table(title=title)
+    for col in ("model", "n", "latency median", "p90", "max", "throughput median", "p90 ", "max "):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for name, s in stats.items():
+        lat, thr = s["latency"], s["throughput"]
+        table.add_row(name, str(lat["n"]), *(f"{100 * lat[k]:.1f}%" for k in ("median", "p90", "max")),
+                      *(f"{100 * thr[k]:.1f}%" for k in ("median", "p90", "max")))
+    return table
+
+
+@app.command("validate")
+def validate_cmd(
+    profile: str = typer.Option(..., help="Fitted profile (bundled name or JSON) of this host's GPU."),
+    samples: int = typer.Option(20, help="Random co-locations to measure."),
+    seed: int = typer.Option(0, help="Seed of the co-location sampler."),
+    seconds: float = typer.Option(3.0, help="Measured window per co-location, seconds."),
+    budget_s: float = typer.Option(540.0, "--budget-s", help="Stop starting new co-locations after this."),
+    min_share: float = typer.Option(10.0, help="Smallest share a sampled workload gets, %."),
+    dtype: str = typer.Option("float32", help="Compute dtype (use the profile's)."),
+    eager: bool = typer.Option(False, "--eager", help="Eager PyTorch instead of CUDA graphs (as profiled)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only sample and predict; no GPU needed."),
+    max_median_error: Optional[float] = typer.Option(None, help="Exit 1 if the median latency error (fraction) "
+                                                                 "exceeds this."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON to stdout instead of tables."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Also write the JSON report here."),
+) -> None:
+    """Measure random co-locations under MPS and report predicted vs measured error per model."""
+    if samples < 1:
+        raise InputError("--samples must be >= 1")
+    prof = load_profile(profile)
+    models = sorted(prof.models)
+    colocations = val.sample_colocations(models, samples, prof.hardware.unit_pct, seed, min_share=min_share)
+    if dry_run:
+        _dry_run(profile, colocations, as_json)
+        return
+    from igniter_opt.profiling.run import check_environment  # noqa: PLC0415
+
+    check_environment(l2_source="none")
+    with _progress() as progress:
+        task = progress.add_task("validating", total=len(colocations), last="")
+        results = val.run_validation(prof, colocations, seconds, budget_s, dtype, eager,
+                                     step=lambda m: progress.update(task, advance=1, last=m))
+    stats = val.error_stats(results)
+    report = {"profile": prof.name, "gpu": prof.gpu, "samples": samples, "measured": len({r.colocation for r in results}),
+              "seed": seed, "seconds": seconds, "dtype": dtype, "cuda_graphs": not eager,
+              "median_latency_error": stats["all"]["latency"]["median"] if results else None,
+              "errors": stats, "results": [r.to_dict() for r in results]}
+    if output is not None:
+        output.write_text(json.dumps(report, indent=2) + "\n")
+    if as_json:
+        emit_json(report)
+    else:
+        console.print(stats_table(stats, f"{prof.name}: predicted vs measured ({report['measured']} co-locations)"))
+        if results:
+            console.print(f"median error: {100 * stats['all']['latency']['median']:.1f}%")
+    if max_median_error is not None and results and stats["all"]["latency"]["median"] > max_median_error:
+        err_console.print(f"median latency error above {100 * max_median_error:.1f}%")
+        raise typer.Exit(EXIT_CHECK_FAILED)

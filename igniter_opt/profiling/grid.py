@@ -25,6 +25,7 @@ TRACE_ITERS = 12                             # inferences traced per kernel trac
 STARTUP_S = 45.0
 NCU_RUN_S = 35.0
 IDLE_POWER_S = 2.5
+TRACE_LOAD_S = 3.0   # co-runners keep loading the GPU this long while one worker traces its kernels
 MIN_POINT_S, MAX_POINT_S = 1.2, 2.5
 
 
@@ -85,7 +86,8 @@ def plan_budget(budget_s: float, n_models: int, l2: bool = True) -> Budget:
     """Split `budget_s` (e.g. 360) into timed windows; 80% of what the fixed costs leave is used."""
     if budget_s <= 0:
         raise InputError("--budget-s must be positive")
-    fixed = STARTUP_S + IDLE_POWER_S + (len(DIAGONAL) * NCU_RUN_S if l2 else 0.0)
+    fixed = (STARTUP_S + IDLE_POWER_S + (len(DIAGONAL) * NCU_RUN_S if l2 else 0.0)
+             + (n_models + HW_MAX_CONCURRENT) * TRACE_LOAD_S)
     # windows, in units of point_s: grid points, co-locations (+ trace), hardware steps (+ trace)
     units = n_models * len(GRID_BATCHES) * len(GRID_SHARES) + 1.5 * n_models + 1.5 * HW_MAX_CONCURRENT
     point = min(MAX_POINT_S, max(MIN_POINT_S, 0.8 * (budget_s - fixed) / units))
