@@ -15,7 +15,7 @@ from igniter_opt.perfmodel import load_profile, predict
 from igniter_opt.perfmodel.coefficients import Profile
 from igniter_opt.perfmodel.fit import GRID_BATCHES, GRID_SHARES, fit, load_raw
 from igniter_opt.perfmodel.predict import ModelArrays, scheduling_increase, solo_terms
-from igniter_opt.profiling import derive, grid, kernels, l2, raw
+from igniter_opt.profiling import derive, grid, kernels, l2, raw, validate
 
 # --------------------------------------------------------------------------------------------
 # A synthetic GPU: measurements generated from known coefficients through the model.
@@ -138,3 +138,305 @@ def test_clock_snapping_keeps_real_drops():
     assert derive.effective_max_clock(1980.0, 1980.0) == 1980.0
     assert derive.effective_max_clock(1980.0, 1755.0) == 1755.0
     assert derive.effective_max_clock(1980.0, float("nan")) == 1980.0
+
+
+# --------------------------------------------------------------------------------------------
+# Derived quantities on synthetic timings.
+
+
+def test_latency_stats_trim_warmup():
+    lat = [50.0, 40.0] + [10.0] * 18  # two slow warm-up inferences out of 20
+    s = derive.latency_stats(lat, warmup_fraction=0.1)
+    assert s.iterations == 18 and s.mean_ms == 10.0 and s.p90_ms == 10.0
+    assert derive.latency_stats([7.0]).mean_ms == 7.0
+    with pytest.raises(ValueError):
+        derive.latency_stats([])
+
+
+def test_window_mean_skips_power_settling():
+    t = np.arange(0, 3.0, 0.05)
+    power = np.where(t < 1.0, 100.0, 300.0)  # NVML's 1 s average lags the load
+    assert derive.window_mean(t, power, 0.0, 2.9, settle_s=1.0) == 300.0
+    assert derive.window_mean(t, power, 0.0, 2.9) < 300.0
+    assert derive.window_mean(t, power, 0.0, 0.4, settle_s=1.0) == 100.0  # short window: settle capped
+    assert np.isnan(derive.window_mean(t, power, 5.0, 6.0))
+
+
+def test_co_location_window_and_throughput():
+    assert derive.overlap_window([1.0, 1.2], [4.0, 3.5]) == (1.2, 3.5)
+    lat = np.full(10, 100.0)                      # 100 ms inferences
+    ends = 1.0 + 0.1 * np.arange(1, 11)           # ending at 1.1 .. 2.0 s
+    kept = derive.latencies_in_window(lat, ends, 1.25, 1.85)
+    assert kept.size == 5                          # started >= 1.25 and ended <= 1.85
+    assert derive.throughput_rps(8, ends, 1.0, 2.0) == pytest.approx(80.0)
+
+
+def test_idle_active_unit_and_bandwidth():
+    assert derive.idle_and_active([0.1, 0.3], [2.0, 2.2]) == pytest.approx((0.2, 1.9))
+    assert derive.idle_per_kernel([0.2, 0.4], 30) == pytest.approx(0.01)
+    assert derive.share_unit(80) == 2.5                    # V100: 2 of 80 SMs
+    assert derive.share_unit(132) == pytest.approx(100 / 66)  # H100 SXM / H200
+    assert derive.share_unit(132, step=5) == 5.0
+    with pytest.raises(ValueError):
+        derive.share_unit(132, step=0)
+    assert derive.bandwidth_bytes_per_ms(64e6, [10.0, 2.0, 2.0, 2.1, 2.0]) == pytest.approx(32e6)
+
+
+# --------------------------------------------------------------------------------------------
+# Kernel traces.
+
+
+def chrome_trace(iterations: int, kernel_us: list[float], gap_us: float, between_us: float = 500.0) -> dict:
+    events, t = [], 1000.0
+    for _ in range(iterations):
+        for d in kernel_us:
+            events.append({"ph": "X", "cat": "kernel", "name": "k", "ts": t, "dur": d})
+            t += d + gap_us
+        events.append({"ph": "X", "cat": "gpu_memcpy", "name": "Memcpy", "ts": t, "dur": 5.0})
+        t += between_us
+    events.append({"ph": "X", "cat": "cpu_op", "name": "aten::conv", "ts": 0.0, "dur": 1e6})
+    return {"traceEvents": events}
+
+
+def test_trace_idle_and_active_per_inference(tmp_path):
+    path = tmp_path / "trace.json"
+    path.write_text(json.dumps(chrome_trace(4, [10.0, 30.0, 20.0], gap_us=2.0)))
+    tr = kernels.kernels_from_chrome_trace(path)
+    assert tr.count == 12  # memcpy and CPU ops are not kernels
+    timing = kernels.iteration_timing(tr, 4)
+    assert timing.kernels.tolist() == [3, 3, 3, 3] and kernels.kernels_per_inference(timing) == 3
+    np.testing.assert_allclose(timing.idle_ms, 0.004)        # two 2-us gaps
+    np.testing.assert_allclose(timing.active_ms, 0.060)
+    again = kernels.KernelTrace.from_lists(json.loads(json.dumps(tr.to_lists())))
+    assert again.count == 12
+
+
+def test_overlapping_kernels_leave_no_idle():
+    tr = kernels.make_trace([0.0, 5.0, 30.0], [20.0, 10.0, 40.0])  # second kernel inside the first
+    assert kernels.idle_us(tr) == 10.0 and kernels.span_us(tr) == 40.0
+    with pytest.raises(ValueError):
+        kernels.split_iterations(tr, 4)
+
+
+# --------------------------------------------------------------------------------------------
+# ncu CSV.
+
+NCU_CSV = """==PROF== Connected to process 4242 (/usr/bin/python3.12)
+==PROF== Disconnected from process 4242
+"ID","Process ID","Process Name","Host Name","Kernel Name","Context","Stream","Block Size","Grid Size","Device","CC","Section Name","Metric Name","Metric Unit","Metric Value"
+"0","4242","python3.12","h","void at::cuda::(anonymous namespace)::spin_kernel(long)","1","7","(1, 1, 1)","(1, 1, 1)","0","9.0","Command line profiler metrics","gpu__time_duration.sum","nsecond","1,504"
+"0","4242","python3.12","h","void at::cuda::(anonymous namespace)::spin_kernel(long)","1","7","(1, 1, 1)","(1, 1, 1)","0","9.0","Command line profiler metrics","lts__t_sectors.avg.pct_of_peak_sustained_elapsed","%","0.01"
+"1","4242","python3.12","h","sm90_xmma_fprop","1","7","(128, 1, 1)","(64, 1, 1)","0","9.0","Command line profiler metrics","gpu__time_duration.sum","nsecond","3,000"
+"1","4242","python3.12","h","sm90_xmma_fprop","1","7","(128, 1, 1)","(64, 1, 1)","0","9.0","Command line profiler metrics","lts__t_sectors.avg.pct_of_peak_sustained_elapsed","%","40"
+"1","4242","python3.12","h","sm90_xmma_fprop","1","7","(128, 1, 1)","(64, 1, 1)","0","9.0","Command line profiler metrics","lts__t_sector_hit_rate.pct","%","80"
+"2","4242","python3.12","h","elementwise_kernel","1","7","(128, 1, 1)","(64, 1, 1)","0","9.0","Command line profiler metrics","gpu__time_duration.sum","usecond","1"
+"2","4242","python3.12","h","elementwise_kernel","1","7","(128, 1, 1)","(64, 1, 1)","0","9.0","Command line profiler metrics","lts__t_sectors.avg.pct_of_peak_sustained_elapsed","%","10"
+"2","4242","python3.12","h","elementwise_kernel","1","7","(128, 1, 1)","(64, 1, 1)","0","9.0","Command line profiler metrics","lts__t_sector_hit_rate.pct","%","40"
+"3","4242","python3.12","h","void at::cuda::(anonymous namespace)::spin_kernel(long)","1","7","(1, 1, 1)","(1, 1, 1)","0","9.0","Command line profiler metrics","gpu__time_duration.sum","nsecond","1,500"
+"4","4242","python3.12","h","gemv","1","7","(128, 1, 1)","(64, 1, 1)","0","9.0","Command line profiler metrics","gpu__time_duration.sum","nsecond","2000"
+"4","4242","python3.12","h","gemv","1","7","(128, 1, 1)","(64, 1, 1)","0","9.0","Command line profiler metrics","lts__t_sectors.avg.pct_of_peak_sustained_elapsed","%","25.5"
+"""
+
+
+def test_parse_ncu_csv_units_separators_and_markers():
+    ks = l2.parse_ncu_csv(NCU_CSV)
+    assert [k.id for k in ks] == [0, 1, 2, 3, 4]
+    assert ks[0].duration_ns == 1504.0 and ks[2].duration_ns == 1000.0  # "1,504" ns; 1 us
+    segments = l2.split_by_marker(ks)
+    assert [[k.id for k in s] for s in segments] == [[1, 2], [4]]
+    demand = l2.demands_by_model(NCU_CSV, ["resnet50", "vgg19"])
+    assert demand["resnet50"].pct_of_peak == pytest.approx((40 * 3000 + 10 * 1000) / 4000)  # 32.5
+    assert demand["resnet50"].hit_rate_pct == pytest.approx(70.0)
+    assert demand["resnet50"].kernels == 2 and demand["vgg19"].pct_of_peak == 25.5
+    with pytest.raises(ValueError, match="segments"):
+        l2.demands_by_model(NCU_CSV, ["only-one"])
+    with pytest.raises(ValueError, match="header"):
+        l2.parse_ncu_csv("==PROF== nothing profiled\n")
+
+
+def test_ncu_commands():
+    cmd = l2.ncu_profile_command("/tmp/r", ["python", "-m", "w"])
+    assert cmd[0] == "ncu" and cmd[-3:] == ["python", "-m", "w"]
+    assert "--profile-from-start" in cmd and cmd[cmd.index("--clock-control") + 1] == "none"
+    assert l2.L2_METRIC in cmd[cmd.index("--metrics") + 1]
+    assert l2.ncu_import_command("/tmp/r")[:3] == ["ncu", "--import", "/tmp/r.ncu-rep"]
+
+
+# --------------------------------------------------------------------------------------------
+# The plan of a run.
+
+
+def test_budget_fits_six_minutes_and_scales():
+    models = grid.parse_models("alexnet,resnet50,vgg19,ssd300_vgg16")
+    assert models == ["alexnet", "resnet50", "vgg19", "ssd"]
+    b = grid.plan_budget(360, len(models))
+    assert b.estimate_s <= 360 and grid.MIN_POINT_S <= b.point_s <= grid.MAX_POINT_S
+    assert grid.plan_budget(240, 4).point_s < grid.plan_budget(360, 4).point_s
+    assert grid.plan_budget(360, 4, l2=False).point_s >= b.point_s
+    assert grid.count_steps(models) == 2 + 36 + 8 + 5 + 3
+    keys = [w.key for w in grid.workers(models)]
+    assert keys[:4] == ["s10", "s50", "s100", "partner"] and len(keys) == 4 + grid.HW_MAX_CONCURRENT
+    assert sum(w.share for w in grid.workers(models) if w.key.startswith("hw")) <= 100
+    with pytest.raises(InputError):
+        grid.parse_models("alexnet,bert")
+    with pytest.raises(InputError):
+        grid.plan_budget(0, 4)
+
+
+def test_io_bytes_match_the_reference_profile():
+    from igniter_opt.profiling.timing import io_bytes
+    ref = load_raw(__import__("conftest").RAW_V100)
+    for m in ("alexnet", "resnet50", "vgg19", "ssd"):
+        assert io_bytes(m) == (ref[m]["inputdata"], ref[m]["outputdata"]), m
+
+
+def test_gpu_slug():
+    from igniter_opt.profiling.run import gpu_slug
+    assert gpu_slug("NVIDIA H200") == "h200" and gpu_slug("NVIDIA H100 80GB HBM3") == "h100"
+    assert gpu_slug("Tesla V100-SXM2-16GB") == "v100"
+
+
+# --------------------------------------------------------------------------------------------
+# Validation: sampling and error statistics.
+
+
+def test_sample_colocations_respects_the_rules():
+    unit = 100 / 66
+    cols = validate.sample_colocations(["alexnet", "resnet50", "vgg19", "ssd"], 200, unit, seed=3)
+    assert len(cols) == 200
+    sizes = {len(c) for c in cols}
+    assert sizes <= {2, 3, 4} and {2, 3} <= sizes
+    for c in cols:
+        shares = np.array([w.share for w in c])
+        assert shares.sum() <= 100 + 1e-6 and shares.min() >= 10 - 1e-9
+        np.testing.assert_allclose(shares / unit, np.round(shares / unit), atol=1e-4)  # multiples of u
+        assert all(1 <= w.batch <= 32 for w in c)
+    again = validate.sample_colocations(["alexnet", "resnet50", "vgg19", "ssd"], 200, unit, seed=3)
+    assert again == cols and validate.sample_colocations(["alexnet"], 5, 2.5, seed=4) != cols[:5]
+    with pytest.raises(ValueError):
+        validate.sample_colocations(["alexnet"], 1, 2.5, min_share=60)
+
+
+def test_error_stats_per_model():
+    def r(model, pl, ml, pt, mt):
+        return validate.Result(0, model, 1, 50.0, pl, ml, pl, ml, pt, mt)
+    results = [r("a", 11.0, 10.0, 90.0, 100.0), r("a", 10.0, 10.0, 100.0, 100.0), r("a", 13.0, 10.0, 100.0, 80.0),
+               r("b", 5.0, 10.0, 100.0, 100.0)]
+    s = validate.error_stats(results)
+    assert s["a"]["latency"]["median"] == pytest.approx(0.1) and s["a"]["latency"]["max"] == pytest.approx(0.3)
+    assert s["a"]["throughput"]["max"] == pytest.approx(0.25) and s["a"]["latency"]["n"] == 3
+    assert s["b"]["latency"]["median"] == pytest.approx(0.5)
+    assert s["all"]["latency"]["n"] == 4 and s["all"]["latency"]["median"] == pytest.approx(0.2)
+    assert s["all"]["latency"]["p90"] == pytest.approx(np.percentile([0.1, 0.0, 0.3, 0.5], 90))
+
+
+def test_join_and_summaries_against_the_model(v100):
+    col = [validate.Workload("alexnet", 4, 10.0), validate.Workload("vgg19", 6, 37.5)]
+    pred = validate.predictions(v100, col)
+    measured = [{"latency_ms": float(pred["latency_ms"][i]) * 1.1, "gpu_latency_ms": 1.0,
+                 "throughput_rps": float(pred["throughput_rps"][i])} for i in range(2)]
+    res = validate.join(7, col, pred, measured)
+    assert [x.colocation for x in res] == [7, 7]
+    assert [x.latency_error for x in res] == pytest.approx([0.1 / 1.1] * 2)
+    assert [x.throughput_error for x in res] == pytest.approx([0.0, 0.0])
+    ends = 10.0 + 0.01 * np.arange(1, 101)
+    answer = {"lat_ms": [5.0] * 100, "gpu_ms": [4.0] * 100, "end_t": ends.tolist()}
+    s = validate.summarize_transfer(answer, 4, 10.2, 11.0)
+    assert s["latency_ms"] == 5.0 and s["gpu_latency_ms"] == 4.0
+    assert s["throughput_rps"] == pytest.approx(400.0, rel=0.02)
+
+
+# --------------------------------------------------------------------------------------------
+# Worker client (a stand-in child speaking the protocol) and the CLI without a GPU.
+
+FAKE_WORKER = """
+import json, sys
+print(json.dumps({"ready": True, "sm_count": 132}), flush=True)
+for line in sys.stdin:
+    cmd = json.loads(line)
+    if cmd["op"] == "quit":
+        print(json.dumps({"ok": True}), flush=True); break
+    if cmd["op"] == "die":
+        sys.exit(3)
+    if cmd["op"] == "hang":
+        continue
+    print(json.dumps({"ok": cmd["op"] == "time", "echo": cmd, "error": "bad op"}), flush=True)
+"""
+
+
+def test_worker_client_round_trip_errors_and_timeouts(tmp_path):
+    from igniter_opt.profiling.worker import WorkerError, WorkerProcess, run_together
+
+    def start(key):
+        return WorkerProcess(key, [sys.executable, "-c", FAKE_WORKER], {}, tmp_path / f"{key}.log").start()
+    a, b = start("a"), start("b")
+    try:
+        assert a.wait_ready(20)["sm_count"] == 132 and b.wait_ready(20)["ready"]
+        answers = run_together([a, b], [{"op": "time", "x": 1}, {"op": "time", "x": 2}], 20)
+        assert [x["echo"]["x"] for x in answers] == [1, 2]
+        with pytest.raises(WorkerError, match="bad op"):
+            a.request({"op": "frobnicate"}, 20)
+        with pytest.raises(WorkerError, match="no answer"):
+            a.request({"op": "hang"}, 0.3)
+        with pytest.raises(WorkerError, match="exited"):
+            b.request({"op": "die"}, 20)
+    finally:
+        a.close()
+        b.close()
+    assert a.proc is None and b.proc is None
+
+
+def igniter(*args):
+    return subprocess.run([sys.executable, "-m", "igniter_opt", *map(str, args)], capture_output=True, text=True,
+                          timeout=120)
+
+
+def _gpu_host() -> bool:
+    from igniter_opt.profiling.nvml import nvml_available
+    import importlib.util
+    return importlib.util.find_spec("torch") is not None and nvml_available()
+
+
+@pytest.mark.skipif(_gpu_host(), reason="this host has a GPU and torch")
+def test_cli_exits_2_without_gpu(tmp_path):
+    res = igniter("profile", "run", "--models", "alexnet", "--out", tmp_path / "raw.jsonl")
+    assert res.returncode == 2 and "error:" in res.stderr and "GPU" in res.stderr
+    assert not (tmp_path / "raw.jsonl").exists()
+    res = igniter("validate", "--profile", "v100", "--samples", "2")
+    assert res.returncode == 2 and "GPU" in res.stderr
+
+
+def test_cli_bad_input_exits_2(tmp_path):
+    assert igniter("profile", "run", "--models", "bert", "--out", tmp_path / "r").returncode == 2
+    assert igniter("validate", "--profile", "v100", "--samples", "0", "--dry-run").returncode == 2
+
+
+def test_cli_validate_dry_run_json_predicts_sampled_colocations():
+    res = igniter("validate", "--profile", "v100", "--samples", "4", "--seed", "5", "--dry-run", "--json")
+    assert res.returncode == 0, res.stderr
+    cols = json.loads(res.stdout)["colocations"]
+    assert len(cols) == 4 and all(2 <= len(c) <= 4 for c in cols)
+    for c in cols:
+        p = predict(load_profile("v100"), [w["model"] for w in c], [w["batch"] for w in c], [w["share"] for w in c])
+        assert [w["predicted_latency_ms"] for w in c] == pytest.approx(p.latency_ms.tolist())
+
+
+# --------------------------------------------------------------------------------------------
+# On a GPU host only.
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _gpu_host(), reason="needs an NVIDIA GPU with torch")
+def test_gpu_worker_times_and_traces(tmp_path):
+    from igniter_opt.profiling.worker import WorkerProcess, worker_argv
+    w = WorkerProcess("gpu", worker_argv(["alexnet"], [1]), {}, tmp_path / "gpu.log").start()
+    try:
+        ready = w.wait_ready(300)
+        assert ready["sm_count"] > 0
+        ans = w.request({"op": "time", "model": "alexnet", "batch": 1, "seconds": 0.5}, 120)
+        assert len(ans["lat_ms"]) > 10 and derive.latency_stats(ans["lat_ms"]).mean_ms > 0
+        tr = w.request({"op": "trace", "model": "alexnet", "batch": 1, "iters": 5}, 120)
+        timing = kernels.iteration_timing(kernels.KernelTrace.from_lists(tr), 5)
+        assert kernels.kernels_per_inference(timing) > 5
+    finally:
+        w.close()
