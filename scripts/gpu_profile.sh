@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Profile this host's GPU, fit the model, validate it against measured co-locations.
+# Writes igniter_opt/profiles/<gpu>-raw.jsonl, igniter_opt/profiles/<gpu>.json and
+# docs/validation-<gpu>.md (exact commands, GPU, error table, "median error: X%").
+# Needs: an NVIDIA GPU, torch + torchvision + nvidia-ml-py, nvidia-cuda-mps-control, ncu (or L2=none).
+# Usage: scripts/gpu_profile.sh [SAMPLES] [BUDGET_S]     env: PYTHON, DTYPE, L2, EXTRA_RUN_ARGS
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+SAMPLES=${1:-20}
+BUDGET=${2:-360}
+DTYPE=${DTYPE:-float32}
+L2=${L2:-ncu}
+GPU_NAME=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n1)
+SLUG=$($PY -c "import sys; from igniter_opt.profiling.run import gpu_slug; print(gpu_slug(sys.argv[1]))" "$GPU_NAME")
+RAW=igniter_opt/profiles/$SLUG-raw.jsonl
+PROFILE=igniter_opt/profiles/$SLUG.json
+REPORT=docs/validation-$SLUG.md
+JSON=docs/validation-$SLUG.json
+WORK=$(mktemp -d /tmp/igniter-gpu-XXXX)
+
+RUN_CMD="$PY -m igniter_opt profile run --models alexnet,resnet50,vgg19,ssd --out $RAW --budget-s $BUDGET --dtype $DTYPE --l2 $L2 --work-dir $WORK ${EXTRA_RUN_ARGS:-}"
+FIT_CMD="$PY -m igniter_opt profile fit $RAW -o $PROFILE --name $SLUG --gpu \"$GPU_NAME\""
+VAL_CMD="$PY -m igniter_opt validate --profile $PROFILE --samples $SAMPLES --seed 0 --dtype $DTYPE -o $JSON"
+
+echo "== $RUN_CMD"; T0=$(date +%s)
+eval "$RUN_CMD"
+T1=$(date +%s)
+echo "== $FIT_CMD"; eval "$FIT_CMD"
+echo "== $VAL_CMD"; eval "$VAL_CMD" | tee "$WORK/validate.txt"
+T2=$(date +%s)
+
+$PY - "$JSON" "$REPORT" "$GPU_NAME" "$RUN_CMD" "$FIT_CMD" "$VAL_CMD" "$((T1 - T0))" "$((T2 - T1))" <<'PYEOF'
+import json, subprocess, sys
+src, out, gpu, run_cmd, fit_cmd, val_cmd, t_run, t_val = sys.argv[1:]
+rep = json.load(open(src))
+smi = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,clocks.max.sm,power.limit",
+                      "--format=csv,noheader"], capture_output=True, text=True).stdout.strip()
+lines = [f"# Validation on {gpu}", "", f"GPU (nvidia-smi): {smi}", "",
+         f"Profile run took {t_run} s; validation took {t_val} s "
+         f"({rep['measured']} of {rep['samples']} co-locations measured, {rep['seconds']} s each, "
+         f"dtype {rep['dtype']}, CUDA graphs {rep['cuda_graphs']}).", "", "Commands:", "", "```",
+         run_cmd, fit_cmd, val_cmd, "```", "",
+         "Relative error |predicted - measured| / measured, per model (latency = input H2D + DNN + output D2H; "
+         "throughput = achieved requests/s):", "",
+         "| model | n | latency median | p90 | max | throughput median | p90 | max |",
+         "|---|---|---|---|---|---|---|---|"]
+for name, s in rep["errors"].items():
+    l, t = s["latency"], s["throughput"]
+    lines.append(f"| {name} | {l['n']} | " + " | ".join(f"{100 * x[k]:.1f}%" for x in (l, t)
+                                                    for k in ("median", "p90", "max")) + " |")
+med = rep["median_latency_error"]
+lines += ["", f"median error: {100 * med:.1f}%" if med is not None else "median error: n/a (nothing measured)", "",
+          f"Raw measurements: {src}."]
+open(out, "w").write("\n".join(lines) + "\n")
+print(f"wrote {out}")
+PYEOF
+echo "raw $RAW, profile $PROFILE, report $REPORT (worker logs and ncu reports in $WORK)"
