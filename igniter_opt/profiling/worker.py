@@ -69,7 +69,10 @@ def _serve(args: argparse.Namespace, proto: IO[str]) -> None:
             else:
                 say({"ok": False, "error": f"unknown op {op!r}"})
         except Exception as exc:  # noqa: BLE001  (report, keep serving)
-            torch.cuda.synchronize()
+            try:
+                torch.cuda.synchronize()
+            except Exception:  # noqa: BLE001
+                pass
             say({"ok": False, "error": repr(exc)})
 
 
