@@ -1,3 +1,141 @@
-"""CLI commands of this group (registered on the shared typer app)."""
+"""CLI: deploy a plan on Triton servers, measure it, or both (`run`)."""
 
-from igniter_opt.cli.app import app  # noqa: F401
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from igniter_opt.cli.app import EXIT_CHECK_FAILED, app, console, emit_json, err_console
+from igniter_opt.deploy.launcher import LaunchError
+from igniter_opt.deploy.loadgen import DISTRIBUTIONS, LoadOptions, WorkloadResult
+from igniter_opt.deploy.measure import measure
+from igniter_opt.deploy.report import report_table, save_report
+from igniter_opt.deploy.session import Deployment, DeployOptions, deploy, read_endpoints
+from igniter_opt.errors import InputError
+from igniter_opt.plan import Plan, load_plan
+
+RUN_DIR_HELP = "Run directory: repositories, logs, MPS pipes and endpoints.json (how `measure` finds servers)."
+BackendOpt = typer.Option("local", "--backend", help="local (tritonserver processes) | docker (NGC containers).")
+RunDirOpt = typer.Option(Path("igniter-run"), "--run-dir", help=RUN_DIR_HELP)
+NoMpsOpt = typer.Option(False, "--no-mps", help="Do not start MPS: shares are then NOT enforced.")
+TritonOpt = typer.Option(None, "--tritonserver", help="local: tritonserver binary (else $PATH, else nvidia-pytriton's).")
+ImageOpt = typer.Option(None, "--image", help="docker: image (default nvcr.io/nvidia/tritonserver:24.08-pyt-python-py3).")
+DeviceOpt = typer.Option("auto", "--device", help="auto (GPU when NVML sees one) | cpu | gpu.")
+Fp16Opt = typer.Option(False, "--fp16", help="GPU: run the torchvision models in fp16.")
+DurationOpt = typer.Option(10.0, "--duration", help="Measured window, seconds.")
+WarmupOpt = typer.Option(2.0, "--warmup", help="Warm-up before the window, seconds (not measured).")
+DistOpt = typer.Option("constant", "--distribution", help=f"Arrivals: {' | '.join(DISTRIBUTIONS)}.")
+OutOpt = typer.Option(None, "-o", "--output", help="Write the report JSON here.")
+JsonOpt = typer.Option(False, "--json", help="Print the report JSON to stdout instead of a table.")
+
+
+def _with_predictions(plan: Plan) -> Plan:
+    """Fill predicted latencies from the plan's profile when the plan lacks them (best effort)."""
+    if all(w.predicted_latency_ms is not None for w in plan.workloads()):
+        return plan
+    try:
+        from igniter_opt.perfmodel import load_profile  # noqa: PLC0415
+        from igniter_opt.verify import verify  # noqa: PLC0415
+
+        return verify(plan, load_profile(plan.profile))[0]
+    except Exception:
+        return plan
+
+
+def _options(backend: str, run_dir: Path, no_mps: bool, tritonserver: Optional[str], image: Optional[str],
+             device: str, fp16: bool) -> DeployOptions:
+    return DeployOptions(backend=backend, run_dir=run_dir, mps=not no_mps, tritonserver=tritonserver,
+                         image=image, device=device, fp16=fp16)
+
+
+def _load_options(duration: float, warmup: float, distribution: str, seed: int) -> LoadOptions:
+    try:
+        return LoadOptions(duration_s=duration, warmup_s=warmup, distribution=distribution, seed=seed)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+
+
+def _announce(dep: Deployment) -> None:
+    for w in dep.warnings:
+        err_console.print(f"[bold red]WARNING:[/bold red] [bold]{w}[/bold]", highlight=False, soft_wrap=True)
+    table = Table(title=f"{dep.plan.instance}: {len(dep.endpoints)} server(s), backend {dep.backend}, "
+                        f"{'GPU' if dep.gpu else 'CPU'}, MPS {'on' if dep.mps else 'off'}")
+    for col in ("workload", "model name", "gRPC", "HTTP", "GPU", "share %", "pid/container"):
+        table.add_column(col)
+    for e in dep.endpoints:
+        table.add_row(e.name, e.model_name, e.grpc_url, e.http_url, "-" if e.gpu is None else str(e.gpu),
+                      f"{e.share_pct:g}", e.handle[:12])
+    console.print(table)
+
+
+def _finish(report: dict, results: list[WorkloadResult], output: Optional[Path], as_json: bool, title: str) -> None:
+    if output is not None:
+        save_report(report, output)
+    if as_json:
+        emit_json(report)
+    else:
+        console.print(report_table(report, results, title))
+        if output is not None:
+            console.print(f"report written to {output}")
+    bad = [w["name"] for w in report["workloads"]
+           if w["errors"] or w["measured_throughput_rps"] < 0.9 * w["rate_rps"]]
+    if bad:
+        err_console.print(f"[red]failed:[/red] errors or < 90% of the offered rate for {', '.join(bad)}",
+                          highlight=False)
+        raise typer.Exit(EXIT_CHECK_FAILED)
+
+
+@app.command("deploy")
+def deploy_cmd(plan: Path = typer.Argument(..., help="Plan JSON."), backend: str = BackendOpt,
+               run_dir: Path = RunDirOpt, no_mps: bool = NoMpsOpt, tritonserver: Optional[str] = TritonOpt,
+               image: Optional[str] = ImageOpt, device: str = DeviceOpt, fp16: bool = Fp16Opt) -> None:
+    """Start one Triton server per workload of the plan and keep them up until Ctrl-C."""
+    loaded = load_plan(plan)
+    try:
+        with deploy(loaded, _options(backend, run_dir, no_mps, tritonserver, image, device, fp16)) as dep:
+            _announce(dep)
+            console.print(f"servers up; endpoints in {dep.run_dir / 'endpoints.json'}; Ctrl-C stops them")
+            try:
+                while True:
+                    time.sleep(1.0)
+            except KeyboardInterrupt:
+                err_console.print("stopping servers ...")
+    except LaunchError as exc:
+        raise InputError(str(exc)) from None
+    console.print("all servers stopped")
+
+
+@app.command("measure")
+def measure_cmd(plan: Path = typer.Argument(..., help="Plan JSON (the one deployed)."), run_dir: Path = RunDirOpt,
+                duration: float = DurationOpt, warmup: float = WarmupOpt, distribution: str = DistOpt,
+                seed: int = typer.Option(0, help="Seed of the Poisson arrivals."),
+                output: Optional[Path] = OutOpt, as_json: bool = JsonOpt) -> None:
+    """Drive servers started by `igniter deploy --run-dir D` (found in D/endpoints.json) at the plan's rates."""
+    loaded = _with_predictions(load_plan(plan))
+    endpoints = read_endpoints(run_dir)
+    report, results = measure(loaded, endpoints, _load_options(duration, warmup, distribution, seed))
+    _finish(report, results, output, as_json, f"{loaded.instance}: predicted vs measured")
+
+
+@app.command("run")
+def run_cmd(plan: Path = typer.Argument(..., help="Plan JSON."), backend: str = BackendOpt,
+            run_dir: Path = RunDirOpt, no_mps: bool = NoMpsOpt, duration: float = DurationOpt,
+            warmup: float = WarmupOpt, distribution: str = DistOpt,
+            seed: int = typer.Option(0, help="Seed of the Poisson arrivals."),
+            output: Optional[Path] = OutOpt, tritonserver: Optional[str] = TritonOpt,
+            image: Optional[str] = ImageOpt, device: str = DeviceOpt, fp16: bool = Fp16Opt,
+            as_json: bool = JsonOpt) -> None:
+    """Deploy the plan, measure it, tear everything down; print predicted vs measured per workload."""
+    loaded = _with_predictions(load_plan(plan))
+    load = _load_options(duration, warmup, distribution, seed)
+    try:
+        with deploy(loaded, _options(backend, run_dir, no_mps, tritonserver, image, device, fp16)) as dep:
+            _announce(dep)
+            report, results = measure(loaded, read_endpoints(dep.run_dir), load)
+    except LaunchError as exc:
+        raise InputError(str(exc)) from None
+    _finish(report, results, output, as_json, f"{loaded.instance}: predicted vs measured")

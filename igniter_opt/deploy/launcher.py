@@ -1,0 +1,93 @@
+"""The launcher interface: start one Triton server per workload, stop everything it started."""
+
+from __future__ import annotations
+
+import socket
+import time
+import urllib.error
+import urllib.request
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+
+class LaunchError(RuntimeError):
+    """A server did not start or did not become ready."""
+
+
+@dataclass
+class ServerSpec:
+    """One server to start: a workload's repository, its GPU (None: CPU) and its MPS client env."""
+
+    name: str
+    model_name: str
+    repository: Path
+    gpu: int | None = None
+    share_pct: float = 100.0
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Endpoint:
+    """A started server: where to reach it and how to find it again (pid or container id)."""
+
+    name: str
+    model_name: str
+    grpc_url: str
+    http_url: str
+    handle: str
+    log: str
+    gpu: int | None = None
+    share_pct: float = 100.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def free_port() -> int:
+    """A TCP port free on this host right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_ready(http_url: str, timeout_s: float, alive: Callable[[], bool] = lambda: True,
+               what: str = "server") -> None:
+    """Poll GET {http_url}/v2/health/ready until 200; LaunchError on timeout or when `alive` fails."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not alive():
+            raise LaunchError(f"{what} exited before it was ready")
+        try:
+            with urllib.request.urlopen(f"{http_url}/v2/health/ready", timeout=1.0) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, OSError):
+            pass
+        time.sleep(0.1)
+    raise LaunchError(f"{what} not ready after {timeout_s:g} s ({http_url}/v2/health/ready)")
+
+
+class Launcher(ABC):
+    """Starts servers one by one; `stop_all` (also run on context exit) stops every one started."""
+
+    backend: str = ""
+
+    @abstractmethod
+    def start(self, spec: ServerSpec) -> Endpoint:
+        """Start a server for `spec` and return once it is ready (LaunchError otherwise)."""
+
+    def start_all(self, specs: list[ServerSpec]) -> list[Endpoint]:
+        """Start every spec (in order; launchers may overlap the start-ups)."""
+        return [self.start(spec) for spec in specs]
+
+    @abstractmethod
+    def stop_all(self) -> None:
+        """Stop every server this launcher started (idempotent, never raises for a gone server)."""
+
+    def __enter__(self) -> "Launcher":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_all()

@@ -1,0 +1,48 @@
+"""Measure a deployed plan: load every workload at its rate, sample the GPUs, build the report."""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from dataclasses import asdict
+from typing import Any
+
+from igniter_opt.deploy.loadgen import LoadOptions, Target, WorkloadResult, run_load
+from igniter_opt.deploy.models import spec_for
+from igniter_opt.deploy.report import build_report
+from igniter_opt.errors import InputError
+from igniter_opt.plan import Plan
+from igniter_opt.profiling.nvml import GpuSampler, gpu_info, nvml_available
+
+
+def targets_for(plan: Plan, endpoints: dict[str, Any]) -> list[Target]:
+    """One load target per plan workload, found by name in the endpoints document."""
+    servers = {s["name"]: s for s in endpoints.get("servers", [])}
+    targets = []
+    for w in plan.workloads():
+        if w.name not in servers:
+            raise InputError(f"workload {w.name!r} of the plan has no running server in endpoints.json "
+                             f"(servers: {sorted(servers)})")
+        s = servers[w.name]
+        targets.append(Target(name=w.name, model_name=s["model_name"], url=s["grpc_url"], rate_rps=w.rate_rps,
+                              slo_ms=w.slo_ms, input_dims=spec_for(w.model).input_dims))
+    return targets
+
+
+def gpu_indices(endpoints: dict[str, Any]) -> list[int]:
+    """The host GPUs the servers run on (empty on a CPU deployment)."""
+    return sorted({int(s["gpu"]) for s in endpoints.get("servers", []) if s.get("gpu") is not None})
+
+
+def measure(plan: Plan, endpoints: dict[str, Any], options: LoadOptions,
+            interval_s: float = 0.1) -> tuple[dict[str, Any], list[WorkloadResult]]:
+    """Drive all workloads at once; the report (with NVML figures when a GPU is present) and raw results."""
+    targets = targets_for(plan, endpoints)
+    indices = gpu_indices(endpoints) if nvml_available() else []
+    with ExitStack() as stack:
+        samplers = {i: stack.enter_context(GpuSampler(i, interval_s)) for i in indices}
+        results = run_load(targets, options)
+    gpu = None
+    if samplers:
+        gpu = {"devices": [{"index": i, **asdict(gpu_info(i)), **s.samples().summary()}
+                           for i, s in samplers.items()]}
+    return build_report(plan, results, gpu), results

@@ -1,0 +1,183 @@
+"""A deployment of a plan: repositories, MPS, one server per workload, endpoints.json, tear-down.
+
+`deploy(plan, options)` is a context manager: on exit (success, exception, Ctrl-C or SIGTERM, which
+is turned into KeyboardInterrupt while it is open) every server it started is stopped, then the MPS
+daemon it started. RUN_DIR/endpoints.json says where the servers listen while they are up; `igniter
+measure` reads it and it is removed on tear-down.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from igniter_opt.deploy.launcher import Endpoint, Launcher, ServerSpec
+from igniter_opt.deploy.repository import ModelConfig, queue_delay_us, triton_name, write_repository
+from igniter_opt.errors import InputError
+from igniter_opt.plan import Plan
+from igniter_opt.profiling.mps import MpsDaemon, mps_available
+from igniter_opt.profiling.nvml import nvml_available
+
+ENDPOINTS = "endpoints.json"
+BACKENDS = ("local", "docker")
+
+
+@dataclass
+class DeployOptions:
+    """How to deploy: backend, where, MPS or not, which binary/image, device and precision."""
+
+    backend: str = "local"
+    run_dir: Path = Path("igniter-run")
+    mps: bool = True
+    tritonserver: str | None = None
+    image: str | None = None
+    device: str = "auto"              # auto | cpu | gpu
+    fp16: bool = False
+    ready_timeout_s: float = 120.0
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise InputError(f"--backend: must be one of {BACKENDS}, got {self.backend!r}")
+        if self.device not in ("auto", "cpu", "gpu"):
+            raise InputError(f"--device: must be auto, cpu or gpu, got {self.device!r}")
+        self.run_dir = Path(self.run_dir).resolve()
+
+
+@dataclass
+class Deployment:
+    """What is up: the endpoints, whether GPUs and MPS shares are in use, and warnings to show."""
+
+    plan: Plan
+    run_dir: Path
+    backend: str
+    gpu: bool
+    mps: bool
+    endpoints: list[Endpoint] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"instance": self.plan.instance, "backend": self.backend, "gpu": self.gpu, "mps": self.mps,
+                "run_dir": str(self.run_dir), "started_unix": time.time(),
+                "servers": [e.to_dict() for e in self.endpoints]}
+
+
+def shares_warning(gpu: bool, mps: bool) -> str | None:
+    """The loud line to print when MPS shares are not enforced, else None."""
+    if not gpu:
+        return "no GPU on this host: models run on the CPU and MPS shares are NOT enforced (CPU)"
+    if not mps:
+        return "MPS is off: every server may use the whole GPU, the plan's shares are NOT enforced"
+    return None
+
+
+def _make_launcher(options: DeployOptions, mps: MpsDaemon | None) -> Launcher:
+    if options.backend == "docker":
+        from igniter_opt.deploy.docker_backend import DockerLauncher, image_ref  # noqa: PLC0415
+
+        return DockerLauncher(options.run_dir, image=options.image or image_ref(),
+                              mps_pipe_dir=mps.pipe_dir if mps else None,
+                              ready_timeout_s=max(options.ready_timeout_s, 300.0))
+    from igniter_opt.deploy.local import LocalLauncher  # noqa: PLC0415
+
+    return LocalLauncher(options.run_dir, options.tritonserver, ready_timeout_s=options.ready_timeout_s)
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """While open (main thread only), SIGTERM and SIGHUP raise KeyboardInterrupt like Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+@contextmanager
+def deploy(plan: Plan, options: DeployOptions) -> Iterator[Deployment]:
+    """Start one server per workload of the plan; stop everything on exit."""
+    if not plan.workloads():
+        raise InputError("the plan has no workloads to deploy")
+    names = [w.name for w in plan.workloads()]
+    if len(set(map(triton_name, names))) != len(names):
+        raise InputError("workload names must be unique to deploy a plan")
+    gpu = options.device == "gpu" or (options.device == "auto" and nvml_available())
+    use_mps = gpu and options.mps
+    if use_mps and not mps_available():
+        raise InputError("MPS requested but nvidia-cuda-mps-control is not on PATH (use --no-mps)")
+    run_dir = options.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    dep = Deployment(plan=plan, run_dir=run_dir, backend=options.backend, gpu=gpu, mps=use_mps)
+    warning = shares_warning(gpu, use_mps)
+    if warning:
+        dep.warnings.append(warning)
+    n_gpus = _gpu_count() if gpu else 0
+    if gpu and plan.num_gpus > n_gpus:
+        dep.warnings.append(f"the plan uses {plan.num_gpus} GPUs, this host has {n_gpus}: "
+                            f"plan GPU j runs on GPU j mod {n_gpus}")
+    with sigterm_as_interrupt():
+        mps = MpsDaemon(run_dir) if use_mps else None
+        try:
+            if mps is not None:
+                mps.start()
+            with _make_launcher(options, mps) as launcher:
+                specs = [_server_spec(w, j % n_gpus if gpu else None, run_dir, options, mps)
+                         for j, g in enumerate(plan.gpus) for w in g.workloads]
+                dep.endpoints.extend(launcher.start_all(specs))
+                (run_dir / ENDPOINTS).write_text(json.dumps(dep.to_dict(), indent=2) + "\n")
+                try:
+                    yield dep
+                finally:
+                    (run_dir / ENDPOINTS).unlink(missing_ok=True)
+        finally:
+            if mps is not None:
+                mps.stop()
+
+
+def _server_spec(w: Any, gpu: int | None, run_dir: Path, options: DeployOptions,
+                 mps: MpsDaemon | None) -> ServerSpec:
+    name = triton_name(w.name)
+    cfg = ModelConfig(name=name, model=w.model, batch=w.batch,
+                      queue_delay_us=queue_delay_us(w.slo_ms, w.batch, w.rate_rps),
+                      kind="KIND_GPU" if gpu is not None else "KIND_CPU",
+                      gpu=0 if options.backend == "docker" else (gpu or 0), fp16=options.fp16)
+    repo = write_repository(run_dir / "repos" / name, cfg)
+    env = mps.client_env(w.resource_pct) if mps is not None else {}
+    return ServerSpec(name=w.name, model_name=name, repository=repo, gpu=gpu, share_pct=w.resource_pct,
+                      env=env)
+
+
+def _gpu_count() -> int:
+    from igniter_opt.profiling.nvml import _pynvml  # noqa: PLC0415
+
+    nv = _pynvml()
+    nv.nvmlInit()
+    try:
+        return int(nv.nvmlDeviceGetCount())
+    finally:
+        nv.nvmlShutdown()
+
+
+def read_endpoints(run_dir: str | Path) -> dict[str, Any]:
+    """The endpoints.json a running `igniter deploy` wrote (InputError when there is none)."""
+    path = Path(run_dir) / ENDPOINTS
+    if not path.is_file():
+        raise InputError(f"{path}: not found: start the servers with `igniter deploy PLAN --run-dir "
+                         f"{run_dir}` first")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: not valid JSON ({exc})") from None
+
