@@ -1,0 +1,368 @@
+"""Batch solving: every (instance, solver) pair in its own worker process, one CSV row each.
+
+The batch is resumable: pairs that already have a row in the results CSV are skipped, and each
+row is appended and flushed the moment its task ends, so an interrupted batch loses nothing that
+finished. A task that overruns its time limit by the kill margin is killed and recorded as
+"timeout"; an exception is recorded as "error" and a dead worker as "crashed", never stopping the
+batch. Ctrl-C kills the running workers and returns (no orphan processes).
+
+Workers come from a forkserver (imports preloaded once, no fork of a threaded parent).
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import json
+import multiprocessing as mp
+import os
+import platform
+import signal
+import time
+import traceback
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from igniter_opt.errors import InputError
+
+COLUMNS = ("instance", "family", "workloads", "solver", "gpus", "lower_bound", "status", "gap",
+           "seconds", "feasible", "total_share", "slo_violations", "error")
+FAILED = ("error", "crashed", "timeout")  # statuses of a task that produced no plan
+# Imported once by the forkserver, so each worker starts warm (ImportError is ignored there).
+PRELOAD = ["igniter_opt.solve", "igniter_opt.heuristics.greedy", "igniter_opt.heuristics.ffd", "pyomo.environ"]
+
+TaskFn = Callable[[str, str, float], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Task:
+    """One (instance file, solver) pair; `key` is the row's instance column."""
+
+    key: str
+    path: str
+    solver: str
+    family: str
+    workloads: int | None
+
+
+@dataclass
+class BatchSummary:
+    """What a batch did: tasks found, skipped (already in the CSV), run, by status."""
+
+    total: int = 0
+    skipped: int = 0
+    statuses: Counter = field(default_factory=Counter)
+    interrupted: bool = False
+    seconds: float = 0.0
+
+    @property
+    def ran(self) -> int:
+        return sum(self.statuses.values())
+
+
+def expand_paths(specs: Iterable[str | Path]) -> list[Path]:
+    """Instance files from directories (recursive *.json), globs and plain files, sorted, unique."""
+    found: set[Path] = set()
+    for spec in specs:
+        spec_path = Path(spec)
+        if spec_path.is_dir():
+            found.update(p for p in spec_path.rglob("*.json") if p.is_file())
+        elif spec_path.is_file():
+            found.add(spec_path)
+        else:
+            matches = [Path(m) for m in glob.glob(str(spec), recursive=True)]
+            found.update(m for m in matches if m.is_file() and m.suffix == ".json")
+            found.update(p for m in matches if m.is_dir() for p in m.rglob("*.json"))
+    if not found:
+        raise InputError(f"no instance files match {', '.join(map(str, specs))}")
+    return sorted(found)
+
+
+def instance_key(path: Path) -> str:
+    """The instance column: the path relative to the working directory when below it."""
+    resolved = path.resolve()
+    try:
+        return resolved.relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return resolved.as_posix()
+
+
+def _workload_count(path: Path) -> int | None:
+    """Workloads in a file without validating it (None when unreadable): for ordering and rows."""
+    try:
+        items = json.loads(path.read_text()).get("workloads")
+        return len(items) if isinstance(items, list) else None
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def read_results(path: str | Path) -> list[dict[str, str]]:
+    """Complete rows of a results CSV (a row cut short by a kill is ignored); [] when absent."""
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        return []
+    with path.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        if tuple(reader.fieldnames or ()) != COLUMNS:
+            raise InputError(f"{path}: not a results file of this version (columns {reader.fieldnames})")
+        return [row for row in reader if row.get("error") is not None and row.get("status")]
+
+
+def latest_rows(rows: Iterable[dict[str, str]]) -> dict[tuple[str, str], dict[str, str]]:
+    """The last row of each (instance, solver): a retried task's newest result wins."""
+    return {(r["instance"], r["solver"]): r for r in rows}
+
+
+def _fmt(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return value
+
+
+def solve_task(path: str, solver: str, time_limit: float) -> dict[str, Any]:
+    """Load and solve one instance; the plan's numbers as a partial row (exceptions propagate)."""
+    from igniter_opt.instance import load_instance
+    from igniter_opt.solve import SolveOptions, solve
+
+    inst = load_instance(path)
+    plan = solve(inst, solver, options=SolveOptions(time_limit=time_limit, threads=1))
+    has_plan = plan.status != "infeasible"
+    return {
+        "workloads": len(inst.workloads), "gpus": plan.num_gpus if has_plan else None,
+        "lower_bound": plan.lower_bound, "status": plan.status, "gap": plan.gap,
+        "seconds": plan.solve_seconds, "feasible": plan.feasible,
+        "total_share": plan.total_share if has_plan else None,
+        "slo_violations": sum(w.meets_slo is False for w in plan.workloads()),
+    }
+
+
+def run_task(fn: TaskFn, path: str, solver: str, time_limit: float) -> dict[str, Any]:
+    """Run one task in this process; an exception becomes an "error" row naming where it arose."""
+    start = time.perf_counter()
+    try:
+        return fn(path, solver, time_limit)
+    except Exception as exc:  # noqa: BLE001 - any failure becomes a row
+        last = traceback.extract_tb(exc.__traceback__)[-1:]
+        where = f" at {Path(last[0].filename).name}:{last[0].lineno}" if last else ""
+        return {"status": "error", "seconds": time.perf_counter() - start,
+                "error": f"{type(exc).__name__}: {exc}{where}"[:500]}
+
+
+def _worker(conn: Connection, fn: TaskFn) -> None:
+    """Worker process: run (path, solver, time_limit) tasks from the pipe until None or EOF."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and kills us
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return
+        if msg is None:
+            return
+        conn.send(run_task(fn, *msg))
+
+
+@dataclass
+class _Slot:
+    """A worker process and the task it is running (None when idle)."""
+
+    proc: Any
+    conn: Connection
+    task: Task | None = None
+    start: float = 0.0
+    deadline: float = 0.0
+
+
+def _row(task: Task, **values: Any) -> dict[str, Any]:
+    row = {c: "" for c in COLUMNS}
+    row.update(instance=task.key, family=task.family, workloads=task.workloads, solver=task.solver)
+    row.update(values)
+    return {c: _fmt(row[c]) for c in COLUMNS}
+
+
+def _prepare_csv(path: Path) -> None:
+    """Cut a trailing half-written row (a kill mid-write) and write the header to a new file."""
+    if path.is_file() and path.stat().st_size > 0:
+        data = path.read_bytes()
+        if not data.endswith(b"\n"):
+            path.write_bytes(data[: data.rfind(b"\n") + 1])
+    if not path.is_file() or path.stat().st_size == 0:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", newline="") as fh:
+            csv.writer(fh).writerow(COLUMNS)
+
+
+def make_tasks(paths: Sequence[Path], solvers: Sequence[str]) -> list[Task]:
+    """All (instance, solver) pairs, largest instances first (long tasks start early)."""
+    tasks = []
+    for p in paths:
+        count = _workload_count(p)
+        tasks += [Task(instance_key(p), str(p), s, p.parent.name, count) for s in solvers]
+    order = {s: i for i, s in enumerate(solvers)}
+    return sorted(tasks, key=lambda t: (-(t.workloads or 0), t.key, order[t.solver]))
+
+
+def run_batch(paths: Sequence[str | Path], solvers: Sequence[str], time_limit: float = 60.0,
+              jobs: int | None = None, results_csv: str | Path = "results.csv",
+              kill_margin: float | None = None, retry_failed: bool = False,
+              console: Console | None = None, progress: bool = True,
+              task_fn: TaskFn = solve_task, command: str | None = None) -> BatchSummary:
+    """Solve every (instance, solver) pair not yet in `results_csv`, `jobs` at a time.
+
+    A task still running `time_limit + kill_margin` seconds after it started is killed and
+    recorded as "timeout" (default margin: 10 s + 25% of the limit, for model building).
+    `task_fn(path, solver, time_limit) -> partial row` must be a module-level function.
+    Each run appends its command and machine to RESULTS.meta.json next to the CSV.
+    """
+    from igniter_opt.solve import SOLVERS
+
+    unknown = [s for s in solvers if s not in SOLVERS]
+    if unknown or not solvers:
+        raise InputError(f"solvers {unknown or '(none)'}: choose from {', '.join(SOLVERS)}")
+    if time_limit <= 0:
+        raise InputError(f"time limit {time_limit}: must be > 0")
+    jobs = max(1, jobs or os.cpu_count() or 1)
+    margin = 10.0 + 0.25 * time_limit if kill_margin is None else kill_margin
+    results_csv = Path(results_csv)
+    started, started_at = time.monotonic(), time.strftime("%Y-%m-%d %H:%M:%S %Z")
+
+    done = latest_rows(read_results(results_csv))
+    tasks = make_tasks(expand_paths(paths), solvers)
+    summary = BatchSummary(total=len(tasks))
+    todo = [t for t in tasks if (t.key, t.solver) not in done
+            or (retry_failed and done[(t.key, t.solver)]["status"] in FAILED)]
+    summary.skipped = len(tasks) - len(todo)
+    _prepare_csv(results_csv)
+
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(PRELOAD)
+    pending, slots = deque(todo), []
+
+    def new_slot() -> _Slot:
+        here, there = ctx.Pipe()
+        proc = ctx.Process(target=_worker, args=(there, task_fn), daemon=True)
+        proc.start()
+        there.close()
+        return _Slot(proc, here)
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn(), TimeRemainingColumn(), console=console or Console(stderr=True),
+                   disable=not progress)
+    with results_csv.open("a", newline="") as fh, bar:
+        writer = csv.DictWriter(fh, fieldnames=COLUMNS)
+        bar_id = bar.add_task("solving", total=len(todo))
+
+        def finish(i: int, row: dict[str, Any], replace: bool = False) -> None:
+            slot = slots[i]
+            writer.writerow(_row(slot.task, **row))
+            fh.flush()
+            summary.statuses[row.get("status", "")] += 1
+            bar.update(bar_id, advance=1, description=f"{Path(slot.task.path).stem} {slot.task.solver}: "
+                                                      f"{row.get('status')}")
+            slot.task = None
+            if replace:  # the worker was killed or died: start a fresh one
+                _stop(slot)
+                slots[i] = new_slot()
+
+        try:
+            slots.extend(new_slot() for _ in range(min(jobs, len(todo))))
+            while True:
+                for i, slot in enumerate(slots):
+                    if slot.task is None and pending:
+                        task = pending.popleft()
+                        try:
+                            slot.conn.send((task.path, task.solver, time_limit))
+                        except OSError:
+                            pending.appendleft(task)
+                            _stop(slot)
+                            slots[i] = new_slot()
+                            continue
+                        now = time.monotonic()
+                        slot.task, slot.start, slot.deadline = task, now, now + time_limit + margin
+                busy = [i for i, s in enumerate(slots) if s.task is not None]
+                if not busy:
+                    break
+                wait([slots[i].conn for i in busy] + [slots[i].proc.sentinel for i in busy], timeout=0.25)
+                now = time.monotonic()
+                for i in busy:
+                    slot = slots[i]
+                    if slot.conn.poll():
+                        try:
+                            finish(i, slot.conn.recv())
+                            continue
+                        except (EOFError, OSError):
+                            pass
+                    if not slot.proc.is_alive():
+                        finish(i, {"status": "crashed", "seconds": now - slot.start,
+                                   "error": f"worker died (exit code {slot.proc.exitcode})"}, replace=True)
+                    elif now > slot.deadline:
+                        _kill(slot.proc)
+                        finish(i, {"status": "timeout", "seconds": now - slot.start,
+                                   "error": f"killed after {now - slot.start:.1f} s (limit "
+                                            f"{time_limit:g} s + margin {margin:g} s)"}, replace=True)
+        except KeyboardInterrupt:
+            summary.interrupted = True
+        finally:
+            for slot in slots:
+                _stop(slot, polite=slot.task is None and not summary.interrupted)
+    summary.seconds = time.monotonic() - started
+    _record_run(results_csv, summary, command or f"run_batch(solvers={list(solvers)}, "
+                f"time_limit={time_limit:g}, jobs={jobs})", started_at)
+    return summary
+
+
+def machine() -> str:
+    """CPU model, cores and OS of this machine, in words."""
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+
+
+def _record_run(results_csv: Path, summary: BatchSummary, command: str, started_at: str) -> None:
+    """Append this run's provenance to the CSV's sidecar RESULTS.meta.json."""
+    path = results_csv.with_suffix(".meta.json")
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError):
+        meta = {"runs": []}
+    meta.setdefault("runs", []).append({
+        "command": command, "machine": machine(), "started": started_at,
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "ran": summary.ran,
+        "skipped": summary.skipped, "statuses": dict(summary.statuses),
+        "interrupted": summary.interrupted, "seconds": round(summary.seconds, 1)})
+    path.write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def _stop(slot: _Slot, polite: bool = False) -> None:
+    """End a worker: ask an idle one to exit, kill a busy one; always reaped."""
+    if polite and slot.proc.is_alive():
+        try:
+            slot.conn.send(None)
+            slot.proc.join(timeout=2.0)
+        except OSError:
+            pass
+    _kill(slot.proc)
+    slot.conn.close()
+
+
+def _kill(proc: Any) -> None:
+    """SIGTERM, then SIGKILL if the worker is still there a second later; always reaped."""
+    if proc.is_alive():
+        proc.terminate()
+        proc.join(timeout=1.0)
+    if proc.is_alive():
+        proc.kill()
+    proc.join(timeout=5.0)
