@@ -1,3 +1,106 @@
-"""CLI commands of this group (registered on the shared typer app)."""
+"""Benchmark commands: `batch`, `report` and `instances generate`."""
 
-from igniter_opt.cli.app import app  # noqa: F401
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from igniter_opt.cli.app import EXIT_CHECK_FAILED, app, console, err_console, instances_app
+from igniter_opt.errors import InputError
+
+
+def _csv_list(text: str, what: str) -> list[str]:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise InputError(f"{what}: expected a comma-separated list, got {text!r}")
+    return items
+
+
+def _int_list(text: str, what: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(t) for t in _csv_list(text, what))
+    except ValueError:
+        raise InputError(f"{what}: expected comma-separated integers, got {text!r}") from None
+
+
+@app.command("batch")
+def batch_cmd(
+    instances: list[str] = typer.Argument(..., help="Instance folders (recursive), globs or files."),
+    solvers: str = typer.Option("greedy,ffd", help="Comma-separated solvers: greedy,ffd,milp,patterns."),
+    time_limit: float = typer.Option(60.0, "--time-limit", help="Seconds per task (exact solvers)."),
+    jobs: int = typer.Option(0, "-j", "--jobs", help="Parallel workers (0: one per core)."),
+    output: Path = typer.Option(Path("results.csv"), "-o", "--output", help="Results CSV (appended)."),
+    kill_margin: Optional[float] = typer.Option(
+        None, help="Kill a task this many seconds past its limit (default 10 + 25% of the limit)."),
+    retry_failed: bool = typer.Option(False, help="Rerun tasks recorded as error, crashed or timeout."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Solve every (instance, solver) pair not yet in the results CSV, in parallel; resumable."""
+    from igniter_opt.batch import run_batch
+
+    summary = run_batch(instances, _csv_list(solvers, "--solvers"), time_limit=time_limit,
+                        jobs=jobs or None, results_csv=output, kill_margin=kill_margin,
+                        retry_failed=retry_failed, console=err_console, progress=not quiet,
+                        command=shlex.join(["igniter", *sys.argv[1:]]))
+    counts = ", ".join(f"{k}: {v}" for k, v in sorted(summary.statuses.items())) or "nothing to run"
+    err_console.print(f"{summary.total} tasks, {summary.skipped} already in {output}, ran {summary.ran} "
+                      f"in {summary.seconds:.1f} s ({counts})", highlight=False)
+    if summary.interrupted:
+        err_console.print("interrupted: rerun the same command to resume", highlight=False)
+        raise typer.Exit(130)
+
+
+@app.command("report")
+def report_cmd(
+    results: Path = typer.Argument(..., help="Results CSV written by `igniter batch`."),
+    output: Path = typer.Option(Path("report"), "-o", "--output", help="Folder for report.md and the PNGs."),
+    exact: Optional[str] = typer.Option(None, help="Solver compared with the baseline (default: milp, "
+                                                   "else patterns)."),
+    baseline: str = typer.Option("greedy", help="Solver the exact one is compared with."),
+    by_kind: bool = typer.Option(False, help="Split families by kind from the file names "
+                                             "(stress/tight, paper/loose, ...)."),
+    plots: bool = typer.Option(True, help="Write the matplotlib figures."),
+) -> None:
+    """Per family and size: mean GPUs, exact vs greedy, solve times, broken SLOs (table, Markdown, PNGs)."""
+    from igniter_opt.report import load_meta, load_report, markdown, rich_tables
+
+    if not results.is_file():
+        raise InputError(f"{results}: no such results file")
+    report = load_report(results, exact, baseline, by_kind)
+    if not report.results:
+        err_console.print(f"{results}: no rows")
+        raise typer.Exit(EXIT_CHECK_FAILED)
+    for table in rich_tables(report):
+        console.print(table)
+    output.mkdir(parents=True, exist_ok=True)
+    figures = []
+    if plots:
+        from igniter_opt.report_plots import write_figures
+
+        figures = write_figures(report, output)
+    (output / "report.md").write_text(markdown(report, str(results), [str(f) for f in figures],
+                                               load_meta(results)))
+    console.print(f"report written to {output / 'report.md'}" + (f" with {len(figures)} figures" if figures else ""))
+
+
+@instances_app.command("generate")
+def generate_cmd(
+    family: str = typer.Option(..., help="paper | random | stress."),
+    sizes: str = typer.Option(..., help="Comma-separated workload counts, e.g. 8,16,24,32,48."),
+    count: int = typer.Option(1, help="Instances per size (paper: load steps per size and SLO level)."),
+    seed: int = typer.Option(0, help="Family seed (paper ignores it: it is deterministic)."),
+    kinds: Optional[str] = typer.Option(None, help="stress: tight,replicas,small,powercap (default: all)."),
+    profile: str = typer.Option("v100", help="Profile whose models the instances use."),
+    output: Path = typer.Option(..., "-o", "--output", help="Folder to write <name>.json into."),
+) -> None:
+    """Write a family's instances (reproducible: same arguments, same bytes)."""
+    from igniter_opt.families import FamilySpec, write_family
+
+    spec = FamilySpec(family, _int_list(sizes, "--sizes"), count, seed,
+                      tuple(_csv_list(kinds, "--kinds")) if kinds else (), profile)
+    paths = write_family(spec, output)
+    console.print(f"{len(paths)} instances written to {output}")
