@@ -142,6 +142,9 @@ def generate(spec: FamilySpec) -> Iterator[Instance]:
         raise InputError(f"family {spec.family!r}: unknown (choose from {', '.join(FAMILIES)})")
     if spec.count < 1 or not spec.sizes or min(spec.sizes) < 1:
         raise InputError("generate: --count and every size must be >= 1")
+    bad = [k for k in spec.kinds if k not in STRESS_KINDS]
+    if bad or (spec.kinds and spec.family != "stress"):
+        raise InputError(f"--kinds {','.join(spec.kinds)}: only for stress, from {', '.join(STRESS_KINDS)}")
     if spec.family == "paper":
         if spec.profile != "v100":
             raise InputError("family paper: only the v100 profile has the paper's models")
@@ -166,10 +169,10 @@ def generate(spec: FamilySpec) -> Iterator[Instance]:
 
 def write_family(spec: FamilySpec, out: str | Path) -> list[Path]:
     """Write a spec's instances as DIR/<name>.json (indent 2); returns the paths written."""
-    out = Path(out)
+    out, instances = Path(out), list(generate(spec))  # bad input fails before anything is written
     out.mkdir(parents=True, exist_ok=True)
     paths = []
-    for inst in generate(spec):
+    for inst in instances:
         path = out / f"{inst.name}.json"
         inst.save(path)
         paths.append(path)
@@ -179,7 +182,7 @@ def write_family(spec: FamilySpec, out: str | Path) -> list[Path]:
 # The committed benchmark set: instances/<family>/ is exactly what these specs write.
 COMMITTED: tuple[FamilySpec, ...] = (
     FamilySpec("paper", sizes=(4, 8, 12, 16), count=4),
-    FamilySpec("random", sizes=(8, 16, 24, 32, 48), count=14, seed=2024),
-    FamilySpec("stress", sizes=(8, 16, 24), count=8, seed=7, kinds=("tight", "replicas", "powercap")),
-    FamilySpec("stress", sizes=(32, 48), count=8, seed=7, kinds=("small",)),
+    FamilySpec("random", sizes=(8, 16, 24, 32, 48), count=6, seed=2024),
+    FamilySpec("stress", sizes=(6, 10, 14), count=14, seed=7, kinds=("tight", "replicas", "powercap")),
+    FamilySpec("stress", sizes=(24, 32), count=6, seed=7, kinds=("small",)),
 )
