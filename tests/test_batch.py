@@ -1,0 +1,269 @@
+"""Batch solving, reports and instance families: resumable, crash- and timeout-proof, reproducible."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from igniter_opt.batch import COLUMNS, read_results, run_batch, solve_task
+from igniter_opt.errors import InputError
+from igniter_opt.families import COMMITTED, FamilySpec, generate, write_family
+from igniter_opt.report import build_report, gaps, load_report, markdown, parse_rows
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTANCES = ROOT / "instances"
+
+
+# Task functions run in worker processes: module level, so the workers can import them.
+def sleepy_task(path: str, solver: str, time_limit: float) -> dict:
+    """Sleeps far past any limit on instances named *slow*, else solves normally."""
+    if "slow" in Path(path).stem:
+        time.sleep(60)
+    return solve_task(path, solver, time_limit)
+
+
+def dying_task(path: str, solver: str, time_limit: float) -> dict:
+    """The worker process dies hard (no exception, no row sent) on instances named *die*."""
+    if "die" in Path(path).stem:
+        os._exit(3)
+    return solve_task(path, solver, time_limit)
+
+
+def slow_task(path: str, solver: str, time_limit: float) -> dict:
+    time.sleep(0.4)
+    return solve_task(path, solver, time_limit)
+
+
+@pytest.fixture()
+def small_set(tmp_path: Path) -> Path:
+    """Six small paper instances in tmp/set/paper."""
+    folder = tmp_path / "set" / "paper"
+    write_family(FamilySpec("paper", sizes=(4, 8), count=1), folder)
+    return folder.parent
+
+
+def rows_by_key(csv_path: Path) -> dict[tuple[str, str], dict]:
+    return {(r["instance"], r["solver"]): r for r in read_results(csv_path)}
+
+
+def test_batch_writes_one_row_per_pair_and_resumes(small_set: Path, tmp_path: Path) -> None:
+    out = tmp_path / "results.csv"
+    first = run_batch([small_set], ["greedy", "ffd"], time_limit=5, jobs=2, results_csv=out, progress=False)
+    assert first.total == 12 and first.ran == 12 and first.skipped == 0
+    before = out.read_bytes()
+    rows = read_results(out)
+    assert len(rows) == 12 and set(rows[0]) == set(COLUMNS)
+    assert all(r["family"] == "paper" and r["status"] == "feasible" and int(r["gpus"]) >= 1 for r in rows)
+    assert {r["workloads"] for r in rows} == {"4", "8"}
+
+    again = run_batch([small_set], ["greedy", "ffd"], time_limit=5, jobs=2, results_csv=out, progress=False)
+    assert again.ran == 0 and again.skipped == 12
+    assert out.read_bytes() == before  # nothing re-solved, rows unchanged
+
+    # a half-written last row (killed mid-write) is dropped and that task runs again
+    out.write_bytes(before + b"set/paper/x.json,paper,4,gre")
+    assert len(read_results(out)) == 12
+    meta = json.loads(out.with_suffix(".meta.json").read_text())
+    assert len(meta["runs"]) == 2 and meta["runs"][0]["ran"] == 12 and "cores" in meta["runs"][0]["machine"]
+
+
+def test_malformed_instance_and_dead_worker_become_rows(small_set: Path, tmp_path: Path) -> None:
+    (small_set / "paper" / "broken.json").write_text('{"name": "broken", "workloads": [')
+    (small_set / "paper" / "die.json").write_text((small_set / "paper" / "paper-tight-n04-0.json").read_text())
+    out = tmp_path / "results.csv"
+    summary = run_batch([small_set], ["greedy"], time_limit=5, jobs=2, results_csv=out, progress=False,
+                        task_fn=dying_task)
+    rows = rows_by_key(out)
+    assert summary.ran == 8 and len(rows) == 8
+    broken = next(r for (k, _), r in rows.items() if k.endswith("broken.json"))
+    assert broken["status"] == "error" and "malformed JSON" in broken["error"]
+    died = next(r for (k, _), r in rows.items() if k.endswith("die.json"))
+    assert died["status"] == "crashed" and "exit code 3" in died["error"]
+    good = [r for r in rows.values() if r["status"] == "feasible"]
+    assert len(good) == 6  # the batch went on around both failures
+
+    # --retry-failed reruns exactly the failed pairs; the newest row wins
+    again = run_batch([small_set], ["greedy"], time_limit=5, jobs=2, results_csv=out, progress=False,
+                      retry_failed=True)
+    assert again.ran == 2 and again.skipped == 6
+    assert rows_by_key(out)[next(k for k in rows if k[0].endswith("die.json"))]["status"] == "feasible"
+
+
+def test_time_limit_kills_an_overrunning_task(small_set: Path, tmp_path: Path) -> None:
+    slow = small_set / "paper" / "slow.json"
+    slow.write_text((small_set / "paper" / "paper-tight-n04-0.json").read_text())
+    out = tmp_path / "results.csv"
+    start = time.monotonic()
+    summary = run_batch([small_set], ["greedy"], time_limit=0.5, kill_margin=0.5, jobs=2,
+                        results_csv=out, progress=False, task_fn=sleepy_task)
+    assert time.monotonic() - start < 20
+    rows = rows_by_key(out)
+    timed_out = [r for r in rows.values() if r["status"] == "timeout"]
+    assert len(timed_out) == 1 and timed_out[0]["instance"].endswith("slow.json")
+    assert 0.9 <= float(timed_out[0]["seconds"]) < 10 and "killed after" in timed_out[0]["error"]
+    assert summary.statuses["feasible"] == 6
+
+
+def _processes_in_session(sid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid:  # fields after the name: state, ppid, pgrp, session
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_ctrl_c_stops_workers_and_the_batch_resumes(small_set: Path, tmp_path: Path) -> None:
+    out = tmp_path / "results.csv"
+    script = textwrap.dedent(f"""
+        import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_batch import slow_task
+        from igniter_opt.batch import run_batch
+        s = run_batch([{str(small_set)!r}], ["greedy", "ffd"], time_limit=5, jobs=2,
+                      results_csv={str(out)!r}, progress=False, task_fn=slow_task)
+        print("interrupted" if s.interrupted else "finished", s.ran, flush=True)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.monotonic() + 30
+    while len(read_results(out)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole group
+    stdout, _ = proc.communicate(timeout=30)
+    assert stdout.startswith("interrupted")
+    finished = read_results(out)
+    assert 3 <= len(finished) < 12 and int(stdout.split()[1]) == len(finished)
+    gone_by = time.monotonic() + 15  # the forkserver exits once its preload ends and sees EOF
+    while _processes_in_session(proc.pid) and time.monotonic() < gone_by:
+        time.sleep(0.2)
+    assert _processes_in_session(proc.pid) == []  # no orphan workers, no forkserver left
+
+    resumed = run_batch([small_set], ["greedy", "ffd"], time_limit=5, jobs=2, results_csv=out,
+                        progress=False)
+    assert resumed.skipped == len(finished) and resumed.ran == 12 - len(finished)
+    assert read_results(out)[: len(finished)] == finished and len(rows_by_key(out)) == 12
+
+
+def test_unknown_solver_and_no_files_are_input_errors(tmp_path: Path) -> None:
+    with pytest.raises(InputError):
+        run_batch([tmp_path], ["greedy"], results_csv=tmp_path / "r.csv", progress=False)
+    with pytest.raises(InputError):
+        run_batch([tmp_path], ["simplex"], results_csv=tmp_path / "r.csv", progress=False)
+
+
+HAND_MADE = """\
+instance,family,workloads,solver,gpus,lower_bound,status,gap,seconds,feasible,total_share,slo_violations,error
+a.json,fam,8,greedy,4,3,feasible,,0.01,True,300,0,
+a.json,fam,8,milp,3,3,optimal,0,2,True,290,0,
+a.json,fam,8,ffd,3,3,feasible,,0.001,False,250,2,
+b.json,fam,8,greedy,5,4,feasible,,0.03,True,400,0,
+b.json,fam,8,milp,5,4,time_limit,0.2,60,True,420,0,
+b.json,fam,8,ffd,4,4,feasible,,0.002,True,390,0,
+c.json,fam,16,greedy,10,8,feasible,,0.05,False,900,1,
+c.json,fam,16,milp,8,8,optimal,0,10,True,780,0,
+d.json,fam,16,greedy,8,8,feasible,,0.05,True,700,0,
+d.json,fam,16,milp,,,timeout,,75,,,,killed after 75 s
+"""
+
+
+def test_report_numbers_on_a_hand_made_csv(tmp_path: Path) -> None:
+    path = tmp_path / "results.csv"
+    path.write_text(HAND_MADE)
+    report = load_report(path)
+    assert report.exact == "milp" and report.solvers == ["greedy", "ffd", "milp"]
+    groups = {(g.family, g.size): g for g in report.groups}
+    g8 = groups[("fam", 8)]
+    assert g8.instances == 2 and g8.mean_gpus == {"greedy": 4.5, "ffd": 3.5, "milp": 4.0}
+    assert g8.paired == 2 and g8.fewer_pct == 50.0 and g8.saved_pct == pytest.approx(12.5)  # (25 + 0) / 2
+    assert g8.slo_broken == {"greedy": 0, "ffd": 1, "milp": 0} and g8.optimal["milp"] == 1
+    assert g8.time_pct["milp"] == pytest.approx((31.0, 54.2, 60.0))
+    g16 = groups[("fam", 16)]  # d: milp timed out, so only c is paired
+    assert g16.paired == 1 and g16.fewer_pct == 100.0 and g16.saved_pct == pytest.approx(20.0)
+    assert g16.mean_gpus["milp"] == 8.0 and g16.slo_broken["greedy"] == 1
+    assert g16.time_pct["milp"][0] == pytest.approx(42.5)  # the timeout counts with its 75 s
+    whole = groups[("fam", 0)]
+    assert whole.instances == 4 and whole.fewer_pct == pytest.approx(100 * 2 / 3)
+    assert whole.saved_pct == pytest.approx((25 + 0 + 20) / 3)
+    # gap to the best bound any solver reported, feasible plans only (c's greedy plan breaks an SLO)
+    assert gaps(report, "greedy").tolist() == pytest.approx([0.25, 0.2, 0.0])
+    assert gaps(report, "milp").tolist() == pytest.approx([0.0, 0.2, 0.0])
+    text = markdown(report, str(path))
+    assert "| fam | 8 | 2 | 4.50 | 3.50 | 4.00 | 50.0 | 12.5 | 1/2 |" in text
+    assert "milp timeout: 1" in text
+
+
+def test_report_cli_writes_markdown_and_figures(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from igniter_opt.cli import app
+
+    path = tmp_path / "results.csv"
+    path.write_text(HAND_MADE)
+    result = CliRunner().invoke(app, ["report", str(path), "-o", str(tmp_path / "rep")])
+    assert result.exit_code == 0, result.output
+    for name in ("report.md", "gpus_saved.png", "solve_time.png", "gap.png"):
+        assert (tmp_path / "rep" / name).stat().st_size > 1000
+    assert "GPUs saved" in (tmp_path / "rep" / "report.md").read_text()
+
+
+def test_report_without_exact_solver_has_no_comparison() -> None:
+    rows = list(csv.DictReader(HAND_MADE.splitlines()))
+    report = build_report(parse_rows(r for r in rows if r["solver"] != "milp"))
+    assert report.exact is None and all(g.saved_pct is None for g in report.groups)
+
+
+def _sample(spec: FamilySpec) -> list:
+    """A few instances of a committed spec: first and last of its size list, first two indices."""
+    small = FamilySpec(spec.family, (spec.sizes[0], spec.sizes[-1]), min(spec.count, 2), spec.seed,
+                       spec.kinds, spec.profile)
+    wanted = {inst.name for inst in generate(small)}
+    return [inst for inst in generate(spec) if inst.name in wanted] if spec.family == "paper" else \
+        list(generate(small))
+
+
+@pytest.mark.parametrize("spec", COMMITTED, ids=lambda s: f"{s.family}-{'-'.join(s.kinds) or 'all'}")
+def test_committed_instances_regenerate_byte_for_byte(spec: FamilySpec, tmp_path: Path) -> None:
+    folder = INSTANCES / spec.family
+    for inst in _sample(spec):
+        inst.save(tmp_path / "x.json")
+        committed = folder / f"{inst.name}.json"
+        assert committed.is_file(), f"{committed} missing: regenerate with `{spec.command(str(folder))}`"
+        assert (tmp_path / "x.json").read_bytes() == committed.read_bytes(), committed
+
+
+def test_committed_set_is_exactly_what_the_specs_write() -> None:
+    expected = {f"{spec.family}/{inst.name}.json" for spec in COMMITTED for inst in generate(spec)}
+    on_disk = {p.relative_to(INSTANCES).as_posix() for p in INSTANCES.glob("*/*.json")}
+    assert on_disk - expected == {"paper/motivation.json"} and expected <= on_disk
+    assert len(on_disk) >= 200
+
+
+def test_generator_cli_is_deterministic_and_checks_input(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from igniter_opt.cli import app
+
+    runner = CliRunner()
+    args = ["instances", "generate", "--family", "stress", "--sizes", "4", "--count", "2", "--seed", "5"]
+    for out in ("a", "b"):
+        assert runner.invoke(app, [*args, "-o", str(tmp_path / out)]).exit_code == 0
+    names = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert len(names) == 8  # 4 kinds x 1 size x 2
+    assert all((tmp_path / "a" / n).read_bytes() == (tmp_path / "b" / n).read_bytes() for n in names)
+    bad = subprocess.run([sys.executable, "-m", "igniter_opt", "instances", "generate", "--family", "stress",
+                          "--kinds", "huge", "--sizes", "4", "-o", str(tmp_path / "c")],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "--kinds huge" in bad.stderr and not (tmp_path / "c").exists()
