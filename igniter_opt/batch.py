@@ -4,7 +4,7 @@ The batch is resumable: pairs that already have a row in the results CSV are ski
 row is appended and flushed the moment its task ends, so an interrupted batch loses nothing that
 finished. A task that overruns its time limit by the kill margin is killed and recorded as
 "timeout"; an exception is recorded as "error" and a dead worker as "crashed", never stopping the
-batch. Ctrl-C kills the running workers and returns (no orphan processes).
+batch. Ctrl-C (or SIGTERM) kills the running workers and returns (no orphan processes).
 
 Workers come from a forkserver (imports preloaded once, no fork of a threaded parent).
 """
@@ -18,6 +18,7 @@ import multiprocessing as mp
 import os
 import platform
 import signal
+import threading
 import time
 import traceback
 from collections import Counter, deque
@@ -271,6 +272,7 @@ def run_batch(paths: Sequence[str | Path], solvers: Sequence[str], time_limit: f
                 _stop(slot)
                 slots[i] = new_slot()
 
+        old_term = _term_as_interrupt()
         try:
             slots.extend(new_slot() for _ in range(min(jobs, len(todo))))
             while True:
@@ -312,6 +314,8 @@ def run_batch(paths: Sequence[str | Path], solvers: Sequence[str], time_limit: f
         finally:
             for slot in slots:
                 _stop(slot, polite=slot.task is None and not summary.interrupted)
+            if old_term is not None:
+                signal.signal(signal.SIGTERM, old_term)
     summary.seconds = time.monotonic() - started
     _record_run(results_csv, summary, command or f"run_batch(solvers={list(solvers)}, "
                 f"time_limit={time_limit:g}, jobs={jobs})", started_at)
@@ -344,6 +348,17 @@ def _record_run(results_csv: Path, summary: BatchSummary, command: str, started_
         "skipped": summary.skipped, "statuses": dict(summary.statuses),
         "interrupted": summary.interrupted, "seconds": round(summary.seconds, 1)})
     path.write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def _term_as_interrupt() -> Any:
+    """In the main thread, make SIGTERM stop the batch like Ctrl-C; returns the old handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, interrupt)
 
 
 def _stop(slot: _Slot, polite: bool = False) -> None:
