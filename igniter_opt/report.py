@@ -71,7 +71,8 @@ def parse_rows(rows: Iterable[dict[str, str]], by_kind: bool = False) -> list[Re
     by_kind: label each row `family/kind` from its file name (stress/tight, paper/loose, ...).
     """
     label = kind_of if by_kind else (lambda instance, family: family)
-    return [Result(instance=r["instance"], family=label(r["instance"], r["family"] or "-"), workloads=_num(r["workloads"], int) or 0,
+    return [Result(instance=r["instance"], family=label(r["instance"], r["family"] or "-"),
+                   workloads=_num(r["workloads"], int) or 0,
                    solver=r["solver"], status=r["status"], gpus=_num(r["gpus"], int),
                    lower_bound=_num(r["lower_bound"], int), gap=_num(r["gap"], float),
                    seconds=_num(r["seconds"], float), feasible=r["feasible"] == "True")

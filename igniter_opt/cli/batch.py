@@ -84,7 +84,7 @@ def report_cmd(
         figures = write_figures(report, output)
     (output / "report.md").write_text(markdown(report, str(results), [str(f) for f in figures],
                                                load_meta(results)))
-    console.print(f"report written to {output / 'report.md'}" + (f" with {len(figures)} figures" if figures else ""))
+    console.print(f"report written to {output / 'report.md'} with {len(figures)} figures")
 
 
 @instances_app.command("generate")
