@@ -21,15 +21,26 @@ Slot = tuple[int, float]  # (demand index, share)
 
 
 def raise_violators(profile: Profile, demands: list[Demand], members: list[int],
-                    shares: np.ndarray) -> np.ndarray:
-    """Raise by one unit each workload whose latency breaks SLO/2 until none does or sum > 100."""
+                    shares: np.ndarray, batch: np.ndarray | None = None,
+                    throughput: bool = False) -> np.ndarray:
+    """Raise by one unit each workload whose latency breaks SLO/2 until none does or sum > 100.
+
+    The reference checks latency only; with `throughput` a workload whose predicted throughput is
+    below its rate is a violator too (the exact solvers' fixed point). `batch` overrides the
+    demands' paper batches.
+    """
     hw = profile.hardware
     arrays = ModelArrays.of(profile, [demands[i].model for i in members])
-    batch = np.array([demands[i].batch for i in members], dtype=float)
+    if batch is None:
+        batch = np.array([demands[i].batch for i in members], dtype=float)
     slo_half = np.array([demands[i].slo_ms / 2 for i in members])
+    rates = np.array([demands[i].rate_rps for i in members]) if throughput else None
     shares = np.asarray(shares, dtype=float).copy()
     while shares.sum() <= FULL_SHARE:
-        late = predict_arrays(hw, arrays, batch, shares).latency_ms > slo_half
+        pred = predict_arrays(hw, arrays, batch, shares)
+        late = pred.latency_ms > slo_half
+        if rates is not None:
+            late |= pred.throughput_rps < rates
         if not late.any():
             break
         shares += hw.unit_pct * late

@@ -1,0 +1,127 @@
+"""Shared pieces of the exact formulations: configurations (batch, share) and their constants.
+
+With the share on the unit grid and the batch fixed, every nonlinear term of the performance
+model is a constant per configuration k = (b, r) of a demand i: solo active time t_solo, power
+p and L2 demand c. A configuration is feasible on a GPU with scheduling increase `inc`, total L2
+demand C and total power P exactly when
+
+    kernels_i inc + t_idle_i + t_solo_k (1 + k_l2_i (C - c_k))  <=  L_k min(1, 1 + alpha (P - P_max))
+
+with alpha = a_f / F and L_k = min(SLO/2 - (d_in + d_out) b / B, 1000 b / R - d_out b / B): the
+latency and the throughput bound share one form, so one budget L_k carries both.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from igniter_opt.errors import InfeasibleError
+from igniter_opt.perfmodel import ModelArrays, Profile, solo_terms
+from igniter_opt.perfmodel.coefficients import Hardware
+from igniter_opt.sizing import FULL_SHARE, Demand
+
+# Relative safety margin on every budget L_k, so that the solver's tolerances never let through
+# a plan that `verify` (tolerance 1e-9) rejects. Plans are re-checked exactly after each solve.
+MARGIN = 1e-7
+
+
+@dataclass
+class Configs:
+    """The candidate configurations of one shareable demand (arrays of equal length K)."""
+
+    demand: int  # index in the demands list
+    batch: np.ndarray
+    share: np.ndarray
+    units: np.ndarray  # share / unit, integer
+    t_solo: np.ndarray
+    power: np.ndarray  # W above idle
+    l2: np.ndarray
+    limit: np.ndarray  # L_k (ms), margin applied
+    kernels: float
+    t_idle: float
+    k_l2: float
+
+    def take(self, mask: np.ndarray) -> "Configs":
+        """The configurations where mask holds."""
+        keep = {f: getattr(self, f)[mask] for f in ("batch", "share", "units", "t_solo", "power",
+                                                     "l2", "limit")}
+        return Configs(demand=self.demand, kernels=self.kernels, t_idle=self.t_idle, k_l2=self.k_l2,
+                       **keep)
+
+    def __len__(self) -> int:
+        return len(self.share)
+
+    def index_of(self, batch: int, share: float) -> int | None:
+        """Index of the configuration (batch, share), or None."""
+        hit = np.nonzero((self.batch == batch) & np.isclose(self.share, share))[0]
+        return int(hit[0]) if hit.size else None
+
+
+def capacity_units(hw: Hardware) -> int:
+    """How many share units one GPU holds."""
+    return int(math.floor(FULL_SHARE / hw.unit_pct + 1e-9))
+
+
+def batch_choices(demand: Demand, policy: str) -> np.ndarray:
+    """Batches a solver may pick: the paper batch, or 1..paper batch under policy 'joint'."""
+    if policy == "joint":
+        return np.arange(1, demand.batch + 1, dtype=float)
+    return np.array([float(demand.batch)])
+
+
+def all_configs(profile: Profile, demand: Demand, index: int, policy: str) -> Configs:
+    """Every (batch, share) on the grid with its constants (vectorised, no pruning)."""
+    hw = profile.hardware
+    units = np.arange(1, capacity_units(hw) + 1, dtype=float)
+    b_grid, u_grid = np.meshgrid(batch_choices(demand, policy), units, indexing="ij")
+    batch, unit = b_grid.ravel(), u_grid.ravel()
+    share = unit * hw.unit_pct
+    arrays = ModelArrays.of(profile, [demand.model])
+    terms = solo_terms(arrays, batch, share)
+    coef = profile.model(demand.model)
+    B = hw.bandwidth_bytes_per_ms
+    lat = demand.slo_ms / 2 - (coef.input_bytes + coef.output_bytes) * batch / B
+    thr = 1000 * batch / demand.rate_rps - coef.output_bytes * batch / B
+    return Configs(demand=index, batch=batch, share=share, units=unit, t_solo=terms.t_solo,
+                   power=terms.power, l2=terms.l2, limit=np.minimum(lat, thr) * (1 - MARGIN),
+                   kernels=float(coef.kernels), t_idle=coef.t_idle_ms, k_l2=coef.k_l2)
+
+
+def inc_of(hw: Hardware, n) -> np.ndarray:
+    """Scheduling increase for n co-located workloads (0 alone), never below 0 (conservative)."""
+    n = np.asarray(n, dtype=float)
+    return np.where(n >= 2, np.maximum(hw.a_sch * n + hw.b_sch, 0.0), 0.0)
+
+
+def holds(hw: Hardware, cfg: Configs, inc, l2_others, power_total) -> np.ndarray:
+    """Does each configuration meet its budget in the given context (arrays broadcast)?"""
+    t = cfg.kernels * inc + cfg.t_idle + cfg.t_solo * (1 + cfg.k_l2 * l2_others)
+    alpha = hw.a_f / hw.max_frequency_mhz
+    phi = np.minimum(1.0, 1 + alpha * (np.asarray(power_total) - hw.power_cap_w))
+    return t <= cfg.limit * phi
+
+
+def shareable_configs(profile: Profile, demands: list[Demand], policy: str) -> list[Configs]:
+    """Configurations of each shareable demand that could be feasible with the least interference.
+
+    Least interference: alone, unless some configuration has a negative power or L2 term (then
+    the others' most negative sums are assumed, so the pruning stays sound). Raises
+    InfeasibleError naming the workload when one has none (it cannot run even alone).
+    """
+    hw = profile.hardware
+    every = [all_configs(profile, d, i, policy) for i, d in enumerate(demands) if not d.full_gpu]
+    l2_floor = sum(min(0.0, float(c.l2.min())) for c in every)
+    p_floor = sum(min(0.0, float(c.power.min())) for c in every)
+    out = []
+    for cfg in every:
+        ok = holds(hw, cfg, 0.0, l2_floor, hw.idle_power_w + cfg.power + p_floor) & (cfg.limit > 0)
+        if not ok.any():
+            d = demands[cfg.demand]
+            raise InfeasibleError(f"workload {d.replica_of or d.name!r} ({d.model}, SLO {d.slo_ms:g} ms, "
+                                  f"{d.rate_rps:g} req/s): no batch and share meets its SLO even alone "
+                                  f"on a GPU")
+        out.append(cfg.take(ok))
+    return out

@@ -1,0 +1,309 @@
+"""Solver `milp`: the compact MILP of DESIGN.md on HiGHS through Pyomo (appsi_highs).
+
+x[q,j,k] = 1 when shareable demand q (model order) runs on GPU j in configuration k; y[j] = 1 when
+GPU j is used; inc[j] is GPU j's scheduling increase. L2 demand C_j, power P_j and the count n_j
+are linear expressions in x. Each non-robust configuration carries two big-M rows: its budget at
+full clock (A) and under the power-cap clock drop (B); together they are T <= L min(1, phi(P)).
+`prepare` computes the data (configurations, bounds, greedy warm start), `build_model` the Pyomo
+model, `solve` runs HiGHS and returns a plan that `verify` accepts.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import pyomo.environ as pyo
+
+from igniter_opt.formulations.bounds import (Bounds, interference_bounds, packing_lower_bound, prune,
+                                              worst_context)
+from igniter_opt.formulations.common import Configs, holds, inc_of, shareable_configs
+from igniter_opt.formulations.highs import run_highs
+from igniter_opt.formulations.patterns import first_fit, fitting
+from igniter_opt.heuristics import greedy
+from igniter_opt.heuristics.common import placed, replica_gpus
+from igniter_opt.perfmodel import Profile
+from igniter_opt.plan import GpuPlan, Plan
+from igniter_opt.sizing import Demand
+from igniter_opt.verify import verify
+
+
+HEURISTIC_OPTIMAL = "the heuristic plan meets the lower bound: optimal without search"
+HEURISTIC_KEPT = "the MILP found no plan with fewer GPUs than the heuristic's within the time limit"
+
+
+@dataclass
+class CompactData:
+    """Everything the compact model is built from."""
+
+    profile: Profile
+    demands: list[Demand]
+    cfgs: list[Configs]  # position q = model order (largest least shared share first)
+    bounds: Bounds
+    gpus: int  # GPUs the model may open (the best heuristic's count when its plan verifies)
+    lower: int  # packing bound over least shared shares and conflicts (bounds.packing_lower_bound)
+    start: list[list[tuple[int, int]]] | None  # warm start: per GPU, (q, k)
+    incumbent: Plan | None  # the best verified heuristic plan
+    conflicts: set[tuple[int, int]]  # positions (q, q') that cannot share a GPU
+    shared_units: list[float]  # per position: least share in units when sharing a GPU
+
+
+def _heuristic(instance, profile: Profile, demands: list[Demand], cfgs: list[Configs]) -> Plan | None:
+    """The better verified plan of the greedy and the fixed-point first fit (None if neither)."""
+    found = []
+    order = [c.demand for c in sorted(cfgs, key=lambda c: -float(c.units.min()))]
+    ff = Plan(instance.name, "milp", profile.name, "feasible",
+              gpus=replica_gpus(demands) + first_fit(profile, demands, order))
+    for plan in (greedy.solve(instance, profile, demands), ff):
+        checked, problems = verify(plan, profile)
+        if not problems:
+            found.append(checked)
+    return min(found, key=lambda p: p.num_gpus) if found else None
+
+
+def _pairs(profile: Profile, demands: list[Demand], policy: str) -> tuple[set, dict[int, float]]:
+    """Pairs that cannot share a GPU, and each demand's least share when it shares one."""
+    known, _ = fitting(profile, demands, policy, max_size=2)
+    items = sorted(m[0] for m in known if len(m) == 1)
+    conflicts = {(a, b) for a in items for b in items if a < b and (a, b) not in known}
+    least = {i: min(float(s.min()) for s in known[(i,)].values()) for i in items}
+    shared = {i: math.inf for i in items}
+    for (a, b), vectors in ((m, v) for m, v in known.items() if len(m) == 2):
+        for s in vectors.values():
+            shared[a], shared[b] = min(shared[a], s[0]), min(shared[b], s[1])
+    return conflicts, {i: shared[i] if shared[i] < math.inf else least[i] for i in items}
+
+
+def start_from_plan(plan: Plan, demands: list[Demand], cfgs: list[Configs]) -> list[list[tuple[int, int]]] | None:
+    """The plan's shared GPUs as (position, configuration) lists, ordered so that GPU j's members
+    all sit at positions >= j (the model's symmetry breaking); None if a configuration is missing."""
+    pos = {demands[c.demand].name: q for q, c in enumerate(cfgs)}
+    gpus = []
+    for g in plan.gpus:
+        members = [(pos[w.name], cfgs[pos[w.name]].index_of(w.batch, w.resource_pct))
+                   for w in g.workloads if w.name in pos]
+        if any(k is None for _, k in members):
+            return None
+        if members:
+            gpus.append(sorted(members))
+    return sorted(gpus)
+
+
+def _warm(model: pyo.ConcreteModel, data: CompactData) -> bool:
+    """Load the greedy plan into the model's variables as HiGHS's starting incumbent."""
+    if data.start is None:
+        return False
+    chosen = {(q, j, k) for j, g in enumerate(data.start) for q, k in g}
+    for idx in model.X:
+        model.x[idx].set_value(1.0 if idx in chosen else 0.0)
+    for j in model.J:
+        n = len(data.start[j]) if j < len(data.start) else 0
+        model.y[j].set_value(1.0 if n else 0.0)
+        model.inc[j].set_value(float(inc_of(data.profile.hardware, n)))
+        if hasattr(model, "s"):
+            model.s[j].set_value(1.0 if n >= 2 else 0.0)
+    return True
+
+
+def prepare(instance, profile: Profile, demands: list[Demand], policy: str) -> CompactData:
+    """Configurations (pruned), bounds, pair conflicts, GPU limit and warm start of an instance."""
+    hw = profile.hardware
+    cfgs = shareable_configs(profile, demands, policy)
+    best = _heuristic(instance, profile, demands, cfgs)
+    keep = {c.demand: set() for c in cfgs}
+    if best is not None:
+        index = {demands[c.demand].name: c.demand for c in cfgs}
+        for w in best.workloads():
+            if w.name in index:
+                keep[index[w.name]].add((w.batch, w.resource_pct))
+    cfgs, _ = prune(hw, cfgs, keep)
+    conflicts, shared = _pairs(profile, demands, policy)
+    cfgs.sort(key=lambda c: -shared[c.demand])
+    bounds = interference_bounds(hw, cfgs)
+    pos = {c.demand: q for q, c in enumerate(cfgs)}
+    units = [shared[c.demand] / hw.unit_pct for c in cfgs]
+    edges = {tuple(sorted((pos[a], pos[b]))) for a, b in conflicts}
+    lower = packing_lower_bound(units, edges, bounds.cap)
+    start = start_from_plan(best, demands, cfgs) if best is not None else None
+    gpus = len(start) if start is not None else len(cfgs)
+    return CompactData(profile, demands, cfgs, bounds, max(gpus, lower), lower, start, best, edges, units)
+
+
+def _index(data: CompactData) -> list[tuple[int, int, int]]:
+    return [(q, j, k) for q, c in enumerate(data.cfgs) for j in range(min(q + 1, data.gpus))
+            for k in range(len(c))]
+
+
+def _rows(data: CompactData, q: int) -> tuple[dict[int, tuple], dict[int, tuple]]:
+    """Big-M rows of demand q: per config k, (coef inc, coef C, coef P, rhs, M) for A and B."""
+    hw, cfg, b = data.profile.hardware, data.cfgs[q], data.bounds
+    alpha = -hw.a_f / hw.max_frequency_mhz  # > 0
+    inc_w, l2_w, p_w = worst_context(b, q, cfg)
+    p_tot = hw.idle_power_w + p_w
+    need_a = ~holds(hw, cfg, inc_w, l2_w, hw.idle_power_w)  # full clock part
+    need_b = ~holds(hw, cfg, inc_w, l2_w, p_tot) & (p_tot > hw.power_cap_w)
+    rows_a, rows_b = {}, {}
+    for k in range(len(cfg)):
+        ts, lim = cfg.t_solo[k], cfg.limit[k]
+        rhs = lim - cfg.t_idle - ts + ts * cfg.k_l2 * cfg.l2[k]
+        base = (cfg.kernels, ts * cfg.k_l2)
+        if need_a[k]:
+            rows_a[k] = (*base, 0.0, rhs)
+        if need_b[k]:
+            rows_b[k] = (*base, lim * alpha, rhs + lim * alpha * hw.power_cap_w)
+    return rows_a, rows_b
+
+
+def _big_m(data: CompactData, j: int, row: tuple) -> float:
+    """Most the row's left side can be on GPU j when its configuration is not chosen, minus rhs."""
+    b = data.bounds
+    c_inc, c_l2, c_p, rhs = row
+    return max(0.0, c_inc * b.inc_from[j] + c_l2 * b.l2_from[j] + c_p * b.power_from[j] - rhs)
+
+
+def build_model(data: CompactData) -> pyo.ConcreteModel:
+    """The compact MILP (see the module docstring and docs/exact.md)."""
+    hw, cfgs = data.profile.hardware, data.cfgs
+    m = pyo.ConcreteModel(name="igniter-compact")
+    m.J = pyo.RangeSet(0, data.gpus - 1)
+    m.X = pyo.Set(initialize=_index(data), dimen=3, ordered=True)
+    m.x = pyo.Var(m.X, domain=pyo.Binary)
+    m.y = pyo.Var(m.J, domain=pyo.Binary)
+    m.inc = pyo.Var(m.J, domain=pyo.NonNegativeReals)
+    on = {j: [(q, k) for (q, jj, k) in m.X if jj == j] for j in m.J}
+    m.obj = pyo.Objective(expr=pyo.quicksum(m.y[j] for j in m.J))
+    m.assign = pyo.Constraint(range(len(cfgs)), rule=lambda m, q: pyo.quicksum(
+        m.x[q, j, k] for j in range(min(q + 1, data.gpus)) for k in range(len(cfgs[q]))) == 1)
+    m.cap = pyo.Constraint(m.J, rule=lambda m, j: pyo.quicksum(
+        float(cfgs[q].units[k]) * m.x[q, j, k] for q, k in on[j]) <= data.bounds.cap * m.y[j])
+    m.link = pyo.Constraint([(q, j) for q in range(len(cfgs)) for j in range(min(q + 1, data.gpus))],
+                            rule=lambda m, q, j: pyo.quicksum(m.x[q, j, k] for k in range(len(cfgs[q])))
+                            <= m.y[j])
+    m.order = pyo.Constraint(range(data.gpus - 1), rule=lambda m, j: m.y[j] >= m.y[j + 1])
+    m.count = pyo.Constraint(expr=pyo.quicksum(m.y[j] for j in m.J) >= data.lower)
+    l2 = {j: pyo.quicksum(float(cfgs[q].l2[k]) * m.x[q, j, k] for q, k in on[j]) for j in m.J}
+    power = {j: hw.idle_power_w * m.y[j] + pyo.quicksum(float(cfgs[q].power[k]) * m.x[q, j, k]
+                                                        for q, k in on[j]) for j in m.J}
+    n = {j: pyo.quicksum(m.x[q, j, k] for q, k in on[j]) for j in m.J}
+    _scheduling(m, data, n)
+    _budgets(m, data, l2, power)
+    _strengthen(m, data)
+    return m
+
+
+def cliques(n: int, edges: set[tuple[int, int]]) -> list[tuple[int, ...]]:
+    """Maximal cliques (grown greedily) covering every conflict edge."""
+    adj = {v: set() for v in range(n)}
+    for a, b in edges:
+        adj[a].add(b)
+        adj[b].add(a)
+    out, covered = [], set()
+    for a, b in sorted(edges):
+        if (a, b) in covered:
+            continue
+        clique = {a, b}
+        for v in sorted(adj[a] & adj[b], key=lambda v: -len(adj[v])):
+            if all(v in adj[u] for u in clique):
+                clique.add(v)
+        members = tuple(sorted(clique))
+        covered |= {(u, v) for u in members for v in members if u < v}
+        out.append(members)
+    return out
+
+
+def _strengthen(m: pyo.ConcreteModel, data: CompactData) -> None:
+    """Valid rows: conflict cliques share no GPU; least shared shares fill at most one GPU."""
+    cfgs = data.cfgs
+    z = {(q, j): pyo.quicksum(m.x[q, j, k] for k in range(len(cfgs[q])))
+         for q in range(len(cfgs)) for j in range(min(q + 1, data.gpus))}
+    rows = [(c, j) for c in cliques(len(cfgs), data.conflicts) for j in range(data.gpus)
+            if sum(q >= j for q in c) >= 2]
+    m.clique = pyo.Constraint(range(len(rows)), rule=lambda m, r: pyo.quicksum(
+        z[q, rows[r][1]] for q in rows[r][0] if q >= rows[r][1]) <= m.y[rows[r][1]])
+    m.shared_cap = pyo.Constraint(m.J, rule=lambda m, j: pyo.quicksum(
+        data.shared_units[q] * z[q, j] for q in range(j, len(cfgs))) <= data.bounds.cap * m.y[j])
+
+
+def _scheduling(m: pyo.ConcreteModel, data: CompactData, n: dict) -> None:
+    """inc_j >= a_sch n_j + b_sch when the GPU is shared (indicator s_j only when it matters)."""
+    hw = data.profile.hardware
+    if hw.a_sch + hw.b_sch <= 0:  # the line is <= 0 at n <= 1: no indicator needed
+        m.sched = pyo.Constraint(m.J, rule=lambda m, j: m.inc[j] >= hw.a_sch * n[j] + hw.b_sch)
+        return
+    big = hw.a_sch + hw.b_sch
+    n_max = len(data.cfgs)
+    m.s = pyo.Var(m.J, domain=pyo.Binary)
+    m.sched = pyo.Constraint(m.J, rule=lambda m, j: m.inc[j] >= hw.a_sch * n[j] + hw.b_sch - big * (1 - m.s[j]))
+    m.shared = pyo.Constraint(m.J, rule=lambda m, j: n[j] <= 1 + (n_max - 1) * m.s[j])
+
+
+def _budgets(m: pyo.ConcreteModel, data: CompactData, l2: dict, power: dict) -> None:
+    """Rows A (full clock) and B (clock dropped under the power cap), switched on by x."""
+    rows = {}
+    for q in range(len(data.cfgs)):
+        rows_a, rows_b = _rows(data, q)
+        for j in range(min(q + 1, data.gpus)):
+            rows.update({(q, j, k, "A"): r for k, r in rows_a.items()})
+            rows.update({(q, j, k, "B"): r for k, r in rows_b.items()})
+
+    def rule(m, q, j, k, part):
+        c_inc, c_l2, c_p, rhs = rows[q, j, k, part]
+        big = _big_m(data, j, rows[q, j, k, part])
+        lhs = c_inc * m.inc[j] + c_l2 * l2[j] + (c_p * power[j] if c_p else 0) + big * m.x[q, j, k]
+        return lhs <= rhs + big
+
+    m.R = pyo.Set(initialize=list(rows), dimen=4, ordered=True)
+    m.budget = pyo.Constraint(m.R, rule=rule)
+
+
+def _extract(model: pyo.ConcreteModel, data: CompactData) -> list[GpuPlan]:
+    gpus: dict[int, GpuPlan] = {}
+    for q, j, k in model.X:
+        if pyo.value(model.x[q, j, k]) > 0.5:
+            cfg = data.cfgs[q]
+            w = placed(data.demands[cfg.demand], float(cfg.share[k]), int(cfg.batch[k]))
+            gpus.setdefault(j, GpuPlan()).workloads.append(w)
+    return [gpus[j] for j in sorted(gpus)]
+
+
+def solve(instance, profile: Profile, demands: list[Demand], options) -> Plan:
+    """Minimum GPUs by the compact MILP; falls back to the greedy plan when that is no worse."""
+    begin = time.perf_counter()
+    data = prepare(instance, profile, demands, options.batch_policy or instance.batch_policy)
+    replicas = replica_gpus(demands)
+    plan = Plan(instance=instance.name, solver="milp", profile=profile.name, status="optimal")
+    if not data.cfgs:
+        plan.gpus, plan.lower_bound, plan.gap = replicas, len(replicas), 0.0
+        return plan
+    if data.incumbent is not None and data.start is not None and len(data.start) <= data.lower:
+        gpus = replicas + data.incumbent.gpus[len(replicas):]  # greedy meets the bound: optimal
+        plan.gpus, plan.lower_bound, plan.gap = gpus, len(gpus), 0.0
+        plan.message = HEURISTIC_OPTIMAL
+        return plan
+    model = build_model(data)
+    left = max(1.0, options.time_limit - (time.perf_counter() - begin))
+    outcome = run_highs(model, left, options, warm=_warm(model, data))
+    return _finish(plan, model, data, outcome, replicas)
+
+
+def _finish(plan: Plan, model, data: CompactData, outcome, replicas: list[GpuPlan]) -> Plan:
+    """Pick the MILP incumbent, or the greedy when it is no worse; set status, bound and gap."""
+    status, found, bound = outcome
+    shared = _extract(model, data) if found else None
+    if shared is not None and verify(Plan("", "", "", "optimal", gpus=shared), data.profile)[1]:
+        plan.message = "milp incumbent failed verify (formulation bug); heuristic plan returned"
+        shared = None
+    if data.incumbent is not None and (shared is None or len(data.incumbent.gpus) - len(replicas) < len(shared)):
+        shared = data.incumbent.gpus[len(replicas):]
+        plan.message = plan.message or HEURISTIC_KEPT
+    if shared is None:
+        plan.status = "infeasible" if status == "infeasible" else "time_limit"
+        plan.message = plan.message or f"HiGHS found no plan ({status})"
+        return plan
+    plan.gpus = replicas + shared
+    lb = max(data.lower, math.ceil(bound - 1e-6)) if bound is not None else data.lower
+    plan.lower_bound = min(len(replicas) + lb, plan.num_gpus)
+    plan.status = "optimal" if plan.lower_bound >= plan.num_gpus else "time_limit"
+    plan.gap = round((plan.num_gpus - plan.lower_bound) / plan.num_gpus, 6)
+    return plan

@@ -1,0 +1,212 @@
+"""Solver `patterns`: every subset of workloads that fits on one GPU, then set partitioning.
+
+A subset fits when the raise-the-violators fixed point (latency or throughput) from the least
+shares ends with shares summing to <= 100. Interference only grows with the others' shares, so
+the fixed point gives the least feasible shares, and fitting is hereditary: a subset is tried only
+when every subset one smaller fits (and starts from their shares). Policy `joint`: a subset fits
+if one of its batch vectors fits, over the batches that survive the compact model's dominance
+pruning (sound: some optimal plan uses only those). Exponential: refused above LIMIT shareable
+demands unless forced.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+
+import numpy as np
+import pyomo.environ as pyo
+
+from igniter_opt.errors import InfeasibleError, InputError
+from igniter_opt.formulations.bounds import prune
+from igniter_opt.formulations.common import shareable_configs
+from igniter_opt.formulations.highs import run_highs
+from igniter_opt.heuristics.common import placed, replica_gpus
+from igniter_opt.heuristics.greedy import raise_violators
+from igniter_opt.perfmodel import Profile
+from igniter_opt.plan import GpuPlan, Plan
+from igniter_opt.sizing import FULL_SHARE, Demand, least_share
+
+LIMIT = 16
+MAX_BATCH_VECTORS = 4096
+Pattern = tuple[tuple[int, ...], np.ndarray, np.ndarray]  # members, shares, batches
+
+
+def least_shares(profile: Profile, demands: list[Demand], members: list[int], batch: np.ndarray,
+                 start: np.ndarray) -> np.ndarray | None:
+    """Least feasible shares of members on one GPU (fixed point from `start`), or None."""
+    if start.sum() > FULL_SHARE:
+        return None
+    shares = raise_violators(profile, demands, members, start, batch=batch, throughput=True)
+    return shares if shares.sum() <= FULL_SHARE else None
+
+
+def first_fit(profile: Profile, demands: list[Demand], order: list[int]) -> list[GpuPlan]:
+    """First fit in the given order with the fixed point (latency and throughput), paper batches.
+
+    Feasible by construction (an upper bound and warm start for the MILP when the greedy's plan
+    breaks the model).
+    """
+    gpus: list[tuple[list[int], np.ndarray]] = []
+    for i in order:
+        for g, (members, shares) in enumerate(gpus):
+            trial = members + [i]
+            batch = np.array([demands[m].batch for m in trial], dtype=float)
+            new = least_shares(profile, demands, trial, batch, np.append(shares, demands[i].r_lower))
+            if new is not None:
+                gpus[g] = (trial, new)
+                break
+        else:
+            alone = least_shares(profile, demands, [i], np.array([float(demands[i].batch)]),
+                                 np.array([demands[i].r_lower]))
+            if alone is None:
+                raise InfeasibleError(f"workload {demands[i].name!r} cannot run alone on a GPU")
+            gpus.append(([i], alone))
+    return [GpuPlan([placed(demands[m], float(s)) for m, s in zip(members, shares)])
+            for members, shares in gpus]
+
+
+Known = dict[tuple[int, ...], dict[tuple[float, ...], np.ndarray]]  # members -> batches -> shares
+
+
+def _start(profile: Profile, demands: list[Demand], members: tuple[int, ...], vec: tuple[float, ...],
+           known: Known) -> np.ndarray:
+    """Lower bound on the least shares: the zero-interference share, raised by known subsets."""
+    start = np.array([least_share(profile.model(demands[i].model), profile.hardware, demands[i].slo_ms,
+                                  int(b)) for i, b in zip(members, vec)])
+    for d in range(len(members)):
+        sub = known.get(members[:d] + members[d + 1:], {}).get(vec[:d] + vec[d + 1:])
+        if sub is not None:
+            start = np.maximum(start, np.insert(sub, d, 0.0))
+    return start
+
+
+def batch_options(profile: Profile, demands: list[Demand], policy: str) -> dict[int, list[int]]:
+    """Batches each shareable demand may use (paper batch, or the undominated ones of `joint`)."""
+    if policy != "joint":
+        return {i: [d.batch] for i, d in enumerate(demands) if not d.full_gpu}
+    cfgs, _ = prune(profile.hardware, shareable_configs(profile, demands, policy))
+    return {c.demand: sorted({int(b) for b in c.batch}) for c in cfgs}
+
+
+def fitting(profile: Profile, demands: list[Demand], policy: str, max_size: int | None = None,
+            deadline: float = math.inf) -> tuple[Known, bool]:
+    """Least shares of every fitting (subset, batch vector), subsets up to max_size members.
+
+    The flag is False when the deadline cut the enumeration short.
+    """
+    options = batch_options(profile, demands, policy)
+    known: Known = {}
+    level = [(i,) for i in sorted(options)]
+    while level and (max_size is None or len(level[0]) <= max_size):
+        fit = []
+        for members in level:
+            if time.perf_counter() > deadline:
+                return known, False
+            if _fit_subset(profile, demands, members, options, known):
+                fit.append(members)
+        level = _extend(fit, sorted(options), set(known))
+    return known, True
+
+
+def enumerate_patterns(profile: Profile, demands: list[Demand], policy: str,
+                       deadline: float = math.inf) -> tuple[list[Pattern], bool]:
+    """Every fitting subset once, with its least total share; False when cut short."""
+    known, complete = fitting(profile, demands, policy, deadline=deadline)
+    out = []
+    for members, vectors in known.items():
+        vec = min(vectors, key=lambda v: vectors[v].sum())
+        out.append((members, vectors[vec], np.array(vec)))
+    return out, complete
+
+
+def _vectors(members: tuple[int, ...], options: dict, known: Known) -> list[tuple[float, ...]]:
+    """Batch vectors worth trying: every one-smaller subset fits with its part of the vector."""
+    if len(members) == 1:
+        return [(float(b),) for b in options[members[0]]]
+    out = []
+    for head in known.get(members[:-1], {}):
+        for b in options[members[-1]]:
+            vec = head + (float(b),)
+            if all(vec[:d] + vec[d + 1:] in known.get(members[:d] + members[d + 1:], {})
+                   for d in range(len(members) - 1)):
+                out.append(vec)
+    return out
+
+
+def _fit_subset(profile, demands, members, options, known: Known) -> bool:
+    vectors = _vectors(members, options, known)
+    if len(vectors) > MAX_BATCH_VECTORS:
+        raise InputError(f"patterns: {len(vectors)} batch vectors for one subset; use --solver milp")
+    for vec in vectors:
+        start = _start(profile, demands, members, vec, known)
+        batch = np.array(vec, dtype=float)
+        shares = least_shares(profile, demands, list(members), batch, start)
+        if shares is None:
+            continue
+        known.setdefault(members, {})[vec] = shares
+    return members in known
+
+
+def _extend(fitting: list[tuple[int, ...]], items: list[int], fits: set) -> list[tuple[int, ...]]:
+    """Candidates one larger whose every one-smaller subset fits (Apriori)."""
+    out = []
+    for members in fitting:
+        for j in items:
+            if j <= members[-1]:
+                continue
+            cand = members + (j,)
+            if all(cand[:d] + cand[d + 1:] in fits for d in range(len(cand))):
+                out.append(cand)
+    return out
+
+
+def partition(patterns: list[Pattern], items: list[int], time_limit: float, options):
+    """Set partitioning: each demand in exactly one chosen pattern, fewest patterns."""
+    m = pyo.ConcreteModel(name="igniter-patterns")
+    m.P = pyo.RangeSet(0, len(patterns) - 1)
+    m.z = pyo.Var(m.P, domain=pyo.Binary)
+    m.obj = pyo.Objective(expr=pyo.quicksum(m.z[p] for p in m.P))
+    cover = {i: [] for i in items}
+    for p, (members, _, _) in enumerate(patterns):
+        for i in members:
+            cover[i].append(p)
+    m.cover = pyo.Constraint(items, rule=lambda m, i: pyo.quicksum(m.z[p] for p in cover[i]) == 1)
+    status, found, bound = run_highs(m, time_limit, options)
+    chosen = [patterns[p] for p in m.P if found and pyo.value(m.z[p]) > 0.5]
+    return status, chosen, bound
+
+
+def solve(instance, profile: Profile, demands: list[Demand], options) -> Plan:
+    """Minimum GPUs by set partitioning over all fitting subsets."""
+    begin = time.perf_counter()
+    policy = options.batch_policy or instance.batch_policy
+    items = [i for i, d in enumerate(demands) if not d.full_gpu]
+    if len(items) > LIMIT and not options.force:
+        raise InputError(f"patterns: {len(items)} shareable workloads is above the limit of {LIMIT} "
+                         f"(the subsets grow as 2^n); pass --force to enumerate anyway, or use --solver milp")
+    plan = Plan(instance=instance.name, solver="patterns", profile=profile.name, status="optimal",
+                gpus=replica_gpus(demands))
+    if not items:
+        plan.lower_bound, plan.gap = plan.num_gpus, 0.0
+        return plan
+    shareable_configs(profile, demands, policy)  # InfeasibleError naming a workload no GPU serves
+    patterns, complete = enumerate_patterns(profile, demands, policy, begin + options.time_limit)
+    if not all((i,) in {p[0] for p in patterns} for i in items):
+        raise InfeasibleError("patterns: enumeration stopped before every workload was placed alone")
+    left = max(1.0, options.time_limit - (time.perf_counter() - begin))
+    status, chosen, bound = partition(patterns, items, left, options)
+    if not chosen:
+        plan.status, plan.message = "time_limit", f"HiGHS found no partition ({status})"
+        return plan
+    replicas = plan.num_gpus
+    plan.gpus += [GpuPlan([placed(demands[i], float(s), int(b)) for i, s, b in zip(*p)]) for p in chosen]
+    lb = math.ceil(bound - 1e-6) if bound is not None else 0
+    plan.lower_bound = replicas + lb if complete else None
+    plan.status = "optimal" if complete and status == "optimal" else "time_limit"
+    if plan.lower_bound is not None:
+        plan.gap = round((plan.num_gpus - plan.lower_bound) / plan.num_gpus, 6)
+    if not complete:
+        plan.message = "enumeration cut short by the time limit: the plan is feasible, not proven"
+    return plan

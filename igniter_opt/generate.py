@@ -1,0 +1,36 @@
+"""Random instances for tests and benchmarks (one function, stable signature)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from igniter_opt.instance import Instance, Workload
+
+# Per model: SLO range (ms) and request-rate range (req/s), drawn uniformly.
+RANGES: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {
+    "alexnet": ((10.0, 40.0), (200.0, 1500.0)),
+    "resnet50": ((20.0, 80.0), (100.0, 800.0)),
+    "vgg19": ((30.0, 100.0), (50.0, 500.0)),
+    "ssd": ((40.0, 100.0), (50.0, 300.0)),
+}
+
+
+def random_instance(n: int, seed: int, profile: str = "v100") -> Instance:
+    """n workloads drawn with numpy's default_rng(seed); the same (n, seed) gives the same instance.
+
+    Each workload: model uniform over alexnet, resnet50, vgg19, ssd; SLO uniform in the model's
+    range, rounded to 1 ms (alexnet 10-40, resnet50 20-80, vgg19 30-100, ssd 40-100 ms); rate
+    uniform in the model's range, rounded to 10 req/s (alexnet 200-1500, resnet50 100-800,
+    vgg19 50-500, ssd 50-300 req/s). Every draw is servable on a V100 (replicas for the largest
+    rates). Names are "<model>-<i>"; the instance is "random-n<n>-s<seed>", policy "paper".
+    """
+    rng = np.random.default_rng(seed)
+    models = list(RANGES)
+    workloads = []
+    for i in range(n):
+        model = models[int(rng.integers(len(models)))]
+        (slo_lo, slo_hi), (rate_lo, rate_hi) = RANGES[model]
+        slo = float(round(rng.uniform(slo_lo, slo_hi)))
+        rate = float(round(rng.uniform(rate_lo, rate_hi) / 10) * 10)
+        workloads.append(Workload(name=f"{model}-{i}", model=model, slo_ms=slo, rate_rps=rate))
+    return Instance(name=f"random-n{n}-s{seed}", profile=profile, workloads=tuple(workloads))
