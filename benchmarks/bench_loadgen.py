@@ -40,13 +40,16 @@ def main() -> None:
     ap.add_argument("--processes", type=int, default=None, help="load worker processes (default: CPUs)")
     ap.add_argument("--per-process", type=float, default=2000.0, help="max req/s one worker drives")
     ap.add_argument("--distribution", default="constant")
+    ap.add_argument("--cache", action="store_true",
+                    help="serve from Triton's response cache (C++ only: the python backend leaves the loop)")
     args = ap.parse_args()
 
     plan = trivial_plan(args.rate, args.workloads, args.batch, args.slo_ms)
     opts = LoadOptions(duration_s=args.duration, warmup_s=args.warmup, distribution=args.distribution,
                        processes=args.processes, max_rps_per_process=args.per_process)
     with tempfile.TemporaryDirectory(prefix="igniter-bench-") as tmp:
-        with deploy(plan, DeployOptions(backend="local", run_dir=Path(tmp), device="cpu", mps=False)) as dep:
+        with deploy(plan, DeployOptions(backend="local", run_dir=Path(tmp), device="cpu", mps=False,
+                                       response_cache=args.cache)) as dep:
             by_name = {e.name: e for e in dep.endpoints}
             targets = [Target(w.name, by_name[w.name].model_name, by_name[w.name].grpc_url, w.rate_rps,
                               w.slo_ms, spec_for(w.model).input_dims) for w in plan.workloads()]
@@ -54,7 +57,8 @@ def main() -> None:
             results = run_load(targets, opts)
             wall = time.monotonic() - t0
     table = Table(title=f"open-loop load generator on loopback: {args.rate:g} req/s offered, "
-                        f"{args.workloads} server(s), {args.distribution}, {args.duration:g} s window")
+                        f"{args.workloads} server(s), {args.distribution}, {args.duration:g} s window"
+                        f"{', response cache' if args.cache else ''}")
     for col in ("workload", "offered req/s", "measured req/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors"):
         table.add_column(col, justify="left" if col == "workload" else "right")
     for r in results:

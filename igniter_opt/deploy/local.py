@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import sysconfig
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -191,21 +192,33 @@ class LocalLauncher(Launcher):
         return endpoints
 
     @staticmethod
-    def _stop(proc: subprocess.Popen, timeout_s: float = 10.0) -> None:
+    def _signal(proc: subprocess.Popen, sig: int) -> None:
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def _stop(self, proc: subprocess.Popen, timeout_s: float = 10.0) -> None:
+        """SIGTERM the process group, wait, then SIGKILL what remains of it (python stubs included)."""
         if proc.poll() is None:
+            self._signal(proc, signal.SIGTERM)
             try:
-                os.killpg(proc.pid, signal.SIGTERM)
                 proc.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
                 pass
-            except ProcessLookupError:
-                return
-        try:  # whatever remains of the group (python stubs), and a server that ignored SIGTERM
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        self._signal(proc, signal.SIGKILL)
         proc.wait()
+        deadline = time.monotonic() + 5.0  # SIGKILL is asynchronous: wait until the group is gone
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(proc.pid, 0)
+            except (ProcessLookupError, PermissionError):
+                return
+            time.sleep(0.02)
 
     def stop_all(self) -> None:
+        for proc in self.procs:  # all shut down in parallel
+            if proc.poll() is None:
+                self._signal(proc, signal.SIGTERM)
         while self.procs:
             self._stop(self.procs.pop())

@@ -40,6 +40,7 @@ class DeployOptions:
     device: str = "auto"              # auto | cpu | gpu
     fp16: bool = False
     ready_timeout_s: float = 120.0
+    response_cache: bool = False      # Triton's response cache (the load benchmark's trivial model)
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -152,7 +153,8 @@ def _server_spec(w: Any, gpu: int | None, run_dir: Path, options: DeployOptions,
     cfg = ModelConfig(name=name, model=w.model, batch=w.batch,
                       queue_delay_us=queue_delay_us(w.slo_ms, w.batch, w.rate_rps),
                       kind="KIND_GPU" if gpu is not None else "KIND_CPU",
-                      gpu=0 if options.backend == "docker" else (gpu or 0), fp16=options.fp16)
+                      gpu=0 if options.backend == "docker" else (gpu or 0), fp16=options.fp16,
+                      response_cache=options.response_cache)
     repo = write_repository(run_dir / "repos" / name, cfg)
     env = mps.client_env(w.resource_pct) if mps is not None else {}
     return ServerSpec(name=w.name, model_name=name, repository=repo, gpu=gpu, share_pct=w.resource_pct,

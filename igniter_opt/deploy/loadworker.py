@@ -1,0 +1,146 @@
+"""A load worker process: drives its shards of the open-loop load and sends back per-request times.
+
+Run as `python -m igniter_opt.deploy.loadworker` by loadgen.run_load. Protocol on stdin/stdout, each
+message a pickle preceded by its 8-byte length: parent -> (shards, options); worker -> READY once
+connected (one request per workload answered); parent -> start time (time.time()); worker ->
+("ok", [per-shard dicts]) or ("error", message).
+
+Requests go through tritonclient's generated gRPC service stub on a grpc.aio channel, each a
+ModelInferRequest built once per workload (batch 1, ones): rebuilding it per call, as
+`tritonclient.grpc.aio.InferenceServerClient.infer` does, costs more CPU than the call itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import pickle
+import struct
+import sys
+import time
+from collections import Counter
+from typing import IO, Any
+
+import numpy as np
+
+from igniter_opt.deploy.loadgen import LoadOptions, Shard, Target
+
+READY = b"READY\n"
+
+
+def send(stream: IO[bytes], obj: Any) -> None:
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(struct.pack("<Q", len(data)) + data)
+    stream.flush()
+
+
+def recv(stream: IO[bytes], head: bytes = b"") -> Any:
+    header = head + stream.read(8 - len(head))
+    if len(header) < 8:
+        raise EOFError("load worker pipe closed")
+    (n,) = struct.unpack("<Q", header)
+    return pickle.loads(stream.read(n))
+
+
+async def _drive(shard: Shard, client: Any, request: Any, mono0: float, options: LoadOptions) -> dict:
+    arr = shard.arrivals
+    done = np.full(arr.size, np.nan)
+    ok = np.zeros(arr.size, dtype=bool)
+    errors: Counter = Counter()
+    pending: set[asyncio.Task] = set()
+
+    async def one(i: int) -> None:
+        try:
+            await client.infer(request, options.timeout_s)
+            ok[i] = True
+        except Exception as exc:  # every failure is counted, a few messages kept
+            errors[str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__] += 1
+        done[i] = time.monotonic() - mono0
+
+    i = 0
+    while i < arr.size:
+        now = time.monotonic() - mono0
+        if arr[i] > now:
+            await asyncio.sleep(arr[i] - now)
+            continue
+        while i < arr.size and arr[i] <= now:
+            task = asyncio.ensure_future(one(i))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+            i += 1
+    if pending:
+        _, late = await asyncio.wait(set(pending), timeout=options.drain_s)
+        for task in late:
+            task.cancel()
+        if late:
+            errors[f"no answer {options.drain_s:g} s after the last arrival"] += len(late)
+            await asyncio.gather(*late, return_exceptions=True)
+    return {"name": shard.target.name, "arrivals": arr, "done": done, "ok": ok, "errors": dict(errors)}
+
+
+def infer_request(target: Target) -> Any:
+    """The ModelInferRequest of one request (batch 1, ones), built once and sent many times."""
+    from tritonclient.grpc import service_pb2  # noqa: PLC0415
+
+    shape = [1, *target.input_dims]
+    tensor = service_pb2.ModelInferRequest.InferInputTensor(name="INPUT0", datatype="FP32", shape=shape)
+    data = np.ones(shape, dtype=np.float32).tobytes()
+    return service_pb2.ModelInferRequest(model_name=target.model_name, inputs=[tensor], raw_input_contents=[data])
+
+
+class _Client:
+    """tritonclient's gRPC service stub on an asyncio channel, sending prebuilt requests."""
+
+    def __init__(self, url: str) -> None:
+        import grpc  # noqa: PLC0415
+        from tritonclient.grpc import service_pb2_grpc  # noqa: PLC0415
+
+        options = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
+        self.channel = grpc.aio.insecure_channel(url, options=options)
+        self.stub = service_pb2_grpc.GRPCInferenceServiceStub(self.channel)
+
+    async def infer(self, request: Any, timeout_s: float) -> None:
+        await self.stub.ModelInfer(request, timeout=timeout_s)
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+
+async def _run(shards: list[Shard], options: LoadOptions, stdin: IO[bytes], stdout: IO[bytes]) -> list:
+    clients: dict[str, _Client] = {}
+    requests: dict[str, Any] = {}
+    try:
+        for s in shards:
+            t = s.target
+            if t.url not in clients:
+                clients[t.url] = _Client(t.url)
+            if t.name not in requests:
+                requests[t.name] = infer_request(t)
+                await clients[t.url].infer(requests[t.name], 60.0)  # connected and the model answers
+        stdout.write(READY)
+        stdout.flush()
+        start_at = await asyncio.get_running_loop().run_in_executor(None, recv, stdin)
+        mono0 = time.monotonic() + (start_at - time.time())
+        return await asyncio.gather(*[_drive(s, clients[s.target.url], requests[s.target.name], mono0, options)
+                                      for s in shards])
+    finally:
+        for c in clients.values():
+            await c.close()
+
+
+def main() -> None:
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # nothing but protocol on the real stdout
+    try:
+        shards, options = recv(stdin)
+        send(stdout, ("ok", asyncio.run(_run(shards, options, stdin, stdout))))
+    except KeyboardInterrupt:
+        pass
+    except BaseException as exc:  # report, never hang the parent
+        try:
+            send(stdout, ("error", f"{type(exc).__name__}: {exc}"))
+        except OSError:
+            pass
+
+
+if __name__ == "__main__":
+    main()
