@@ -91,6 +91,9 @@ def _finish(report: dict, results: list[WorkloadResult], output: Optional[Path],
     if bad:
         err_console.print(f"[red]failed:[/red] errors, or under 90% of the arrivals offered in the window, "
                           f"for {', '.join(bad)}", highlight=False)
+        for r in results:
+            for message in r.error_samples:
+                err_console.print(f"  {r.name}: {message}", highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(EXIT_CHECK_FAILED)
 
 
