@@ -29,6 +29,10 @@ from igniter_opt.sizing import Demand
 from igniter_opt.verify import verify
 
 
+# Strengthenings, all on by default; benchmarks/bench_solvers.py --ablate switches them off one
+# at a time to measure what each buys (docs/exact.md).
+FEATURES = {"dominance": True, "pairs": True, "packing_bound": True, "cliques": True, "bound_stop": True}
+
 HEURISTIC_OPTIMAL = "the heuristic plan meets the lower bound: optimal without search"
 HEURISTIC_KEPT = "the MILP found no plan with fewer GPUs than the heuristic's within the time limit"
 
@@ -117,14 +121,18 @@ def prepare(instance, profile: Profile, demands: list[Demand], policy: str) -> C
         for w in best.workloads():
             if w.name in index:
                 keep[index[w.name]].add((w.batch, w.resource_pct))
-    cfgs, _ = prune(hw, cfgs, keep)
-    conflicts, shared = _pairs(profile, demands, policy)
+    cfgs, _ = prune(hw, cfgs, keep, rounds=3 if FEATURES["dominance"] else 0)
+    if FEATURES["pairs"]:
+        conflicts, shared = _pairs(profile, demands, policy)
+    else:
+        conflicts, shared = set(), {c.demand: float(c.share.min()) for c in cfgs}
     cfgs.sort(key=lambda c: -shared[c.demand])
     bounds = interference_bounds(hw, cfgs)
     pos = {c.demand: q for q, c in enumerate(cfgs)}
     units = [shared[c.demand] / hw.unit_pct for c in cfgs]
     edges = {tuple(sorted((pos[a], pos[b]))) for a, b in conflicts}
-    lower = packing_lower_bound(units, edges, bounds.cap)
+    lower = (packing_lower_bound(units, edges, bounds.cap) if FEATURES["packing_bound"]
+             else math.ceil(sum(units) / bounds.cap - 1e-9))
     start = start_from_plan(best, demands, cfgs) if best is not None else None
     gpus = len(start) if start is not None else len(cfgs)
     return CompactData(profile, demands, cfgs, bounds, max(gpus, lower), lower, start, best, edges, units)
@@ -188,7 +196,8 @@ def build_model(data: CompactData) -> pyo.ConcreteModel:
     n = {j: pyo.quicksum(m.x[q, j, k] for q, k in on[j]) for j in m.J}
     _scheduling(m, data, n)
     _budgets(m, data, l2, power)
-    _strengthen(m, data)
+    if FEATURES["cliques"]:
+        _strengthen(m, data)
     return m
 
 
@@ -276,7 +285,7 @@ def solve(instance, profile: Profile, demands: list[Demand], options) -> Plan:
     if not data.cfgs:
         plan.gpus, plan.lower_bound, plan.gap = replicas, len(replicas), 0.0
         return plan
-    if data.incumbent is not None and data.start is not None and len(data.start) <= data.lower:
+    if FEATURES["bound_stop"] and data.start is not None and len(data.start) <= data.lower:
         gpus = replicas + data.incumbent.gpus[len(replicas):]  # greedy meets the bound: optimal
         plan.gpus, plan.lower_bound, plan.gap = gpus, len(gpus), 0.0
         plan.message = HEURISTIC_OPTIMAL
@@ -302,7 +311,8 @@ def _finish(plan: Plan, model, data: CompactData, outcome, replicas: list[GpuPla
         plan.message = plan.message or f"HiGHS found no plan ({status})"
         return plan
     plan.gpus = replicas + shared
-    lb = max(data.lower, math.ceil(bound - 1e-6)) if bound is not None else data.lower
+    finite = bound is not None and math.isfinite(bound)
+    lb = max(data.lower, math.ceil(bound - 1e-6)) if finite else data.lower
     plan.lower_bound = min(len(replicas) + lb, plan.num_gpus)
     plan.status = "optimal" if plan.lower_bound >= plan.num_gpus else "time_limit"
     plan.gap = round((plan.num_gpus - plan.lower_bound) / plan.num_gpus, 6)

@@ -202,7 +202,7 @@ def solve(instance, profile: Profile, demands: list[Demand], options) -> Plan:
         return plan
     replicas = plan.num_gpus
     plan.gpus += [GpuPlan([placed(demands[i], float(s), int(b)) for i, s, b in zip(*p)]) for p in chosen]
-    lb = math.ceil(bound - 1e-6) if bound is not None else 0
+    lb = math.ceil(bound - 1e-6) if bound is not None and math.isfinite(bound) else 0
     plan.lower_bound = replicas + lb if complete else None
     plan.status = "optimal" if complete and status == "optimal" else "time_limit"
     if plan.lower_bound is not None:
