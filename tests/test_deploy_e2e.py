@@ -46,6 +46,11 @@ def triton_pids(run_dir: Path) -> list[int]:
     return found
 
 
+def shm_regions(prefix: str = "igniter_") -> set[str]:
+    shm = Path("/dev/shm")
+    return {p.name for p in shm.glob(f"{prefix}*")} if shm.is_dir() else set()
+
+
 def check_report(report: dict) -> None:
     assert list(report) == ["workloads", "gpu"]
     for w in report["workloads"]:
@@ -58,6 +63,7 @@ def check_report(report: dict) -> None:
 def test_deploy_measure_teardown_in_process(tmp_path):
     run_dir = tmp_path / "run"
     plan = two_workloads()
+    shm_before = shm_regions()
     with deploy(plan, DeployOptions(backend="local", run_dir=run_dir, device="cpu")) as dep:
         assert not dep.gpu and any("NOT enforced (CPU)" in w for w in dep.warnings)
         assert len(triton_pids(run_dir.resolve())) >= 2
@@ -70,6 +76,25 @@ def test_deploy_measure_teardown_in_process(tmp_path):
     assert not (run_dir / ENDPOINTS).exists()
     assert triton_pids(run_dir.resolve()) == []
     assert (run_dir / "logs" / "cls.log").read_text().count("READY") >= 1
+    assert shm_regions() <= shm_before  # the python backend's shared memory is gone too
+
+
+def test_servers_die_with_a_killed_igniter(tmp_path):
+    """Even SIGKILL of `igniter deploy` (no clean-up possible) takes its servers down (PDEATHSIG)."""
+    plan_path = tmp_path / "plan.json"
+    two_workloads().save(plan_path)
+    run_dir = (tmp_path / "run").resolve()
+    server = _igniter("deploy", str(plan_path), "--run-dir", str(run_dir))
+    deadline = time.monotonic() + 120
+    while not (run_dir / ENDPOINTS).exists() and time.monotonic() < deadline and server.poll() is None:
+        time.sleep(0.2)
+    assert (run_dir / ENDPOINTS).exists(), server.communicate()
+    server.kill()
+    server.communicate()
+    deadline = time.monotonic() + 10
+    while triton_pids(run_dir) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert triton_pids(run_dir) == []
 
 
 def test_failed_start_leaves_nothing(tmp_path):
@@ -110,9 +135,13 @@ def test_cli_deploy_measure_then_ctrl_c(tmp_path):
         assert server.returncode == 0, stderr
         assert "all servers stopped" in stdout and "NOT enforced (CPU)" in stderr
     finally:
-        if server.poll() is None:
-            server.kill()
-            server.communicate()
+        if server.poll() is None:  # a failed assertion: let it tear down, kill only if it hangs
+            server.send_signal(signal.SIGINT)
+            try:
+                server.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.communicate()
     assert triton_pids(run_dir) == []
     assert not (run_dir / ENDPOINTS).exists()
 

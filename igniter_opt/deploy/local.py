@@ -109,6 +109,22 @@ def prepare_backends(install: TritonInstall, run_dir: Path) -> Path | None:
     return target
 
 
+def _die_with_parent() -> None:
+    """In the child before exec (Linux): SIGKILL the server when igniter dies, even by SIGKILL."""
+    try:
+        import ctypes  # noqa: PLC0415
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:  # not Linux/glibc: the context managers still stop what they started
+        pass
+
+
+def remove_shm(prefix: str, shm_dir: Path = Path("/dev/shm")) -> None:
+    """Remove the python backend's shared-memory regions of one server (unique prefix)."""
+    for region in shm_dir.glob(f"{prefix}*"):
+        region.unlink(missing_ok=True)
+
+
 def server_command(install: TritonInstall, repository: Path, ports: tuple[int, int, int],
                    backends: Path | None, shm_prefix: str) -> list[str]:
     """argv of one tritonserver: its repository, HTTP/gRPC/metrics ports, quick exit, a 16 MiB
@@ -140,6 +156,7 @@ class LocalLauncher(Launcher):
         self.ready_timeout_s = ready_timeout_s
         self.attempts = attempts
         self.procs: list[subprocess.Popen] = []
+        self._shm: dict[int, str] = {}      # pid -> the python backend's shm region prefix
         self._backends: Path | None = None
 
     def _spawn(self, spec: ServerSpec) -> tuple[subprocess.Popen, tuple[int, int, int], Path]:
@@ -153,8 +170,10 @@ class LocalLauncher(Launcher):
         argv = server_command(self.install, spec.repository, ports, self._backends, shm)
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    env=server_env(self.install, spec.env), start_new_session=True)
+                                    env=server_env(self.install, spec.env), start_new_session=True,
+                                    preexec_fn=_die_with_parent)
         self.procs.append(proc)
+        self._shm[proc.pid] = shm
         return proc, ports, log_path
 
     def _await(self, spec: ServerSpec, proc: subprocess.Popen, ports: tuple[int, int, int],
@@ -213,8 +232,9 @@ class LocalLauncher(Launcher):
             try:
                 os.killpg(proc.pid, 0)
             except (ProcessLookupError, PermissionError):
-                return
+                break
             time.sleep(0.02)
+        remove_shm(self._shm.pop(proc.pid, "igniter_never_"))
 
     def stop_all(self) -> None:
         for proc in self.procs:  # all shut down in parallel
