@@ -194,3 +194,23 @@ def test_shares_warning_and_options(tmp_path):
         DeployOptions(backend="k8s")
     with pytest.raises(InputError):
         read_endpoints(tmp_path)
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    import subprocess
+
+    plan = Path(__file__).resolve().parents[1] / "benchmarks" / "plans" / "cpu-e2e.json"
+    stale = tmp_path / "stale"
+    stale.mkdir()
+    (stale / "endpoints.json").write_text(json.dumps({"servers": [
+        {"name": n, "model_name": n, "grpc_url": "127.0.0.1:1", "gpu": None} for n in ("resnet50-a", "ssd-b")]}))
+    cli = [sys.executable, "-m", "igniter_opt"]
+    done = subprocess.run([*cli, "measure", str(plan), "--run-dir", str(stale), "--duration", "1"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "UNAVAILABLE" in done.stderr and "Traceback" not in done.stderr
+    done = subprocess.run([*cli, "measure", str(plan), "--run-dir", str(tmp_path / "none")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "endpoints.json: not found" in done.stderr
+    done = subprocess.run([*cli, "run", str(plan), "--distribution", "uniform"], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 2 and "distribution" in done.stderr

@@ -10,9 +10,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from igniter_opt.cli.app import EXIT_CHECK_FAILED, app, console, emit_json, err_console
+from igniter_opt.cli.app import EXIT_CHECK_FAILED, app, console, emit_json, err_console, fail
 from igniter_opt.deploy.launcher import LaunchError
-from igniter_opt.deploy.loadgen import DISTRIBUTIONS, LoadOptions, WorkloadResult
+from igniter_opt.deploy.loadgen import DISTRIBUTIONS, LoadError, LoadOptions, WorkloadResult
 from igniter_opt.deploy.measure import measure
 from igniter_opt.deploy.report import report_table, save_report
 from igniter_opt.deploy.session import Deployment, DeployOptions, deploy, read_endpoints
@@ -125,7 +125,10 @@ def measure_cmd(plan: Path = typer.Argument(..., help="Plan JSON (the one deploy
     """Drive servers started by `igniter deploy --run-dir D` (found in D/endpoints.json) at the plan's rates."""
     loaded = _with_predictions(load_plan(plan))
     endpoints = read_endpoints(run_dir)
-    report, results = measure(loaded, endpoints, _load_options(duration, warmup, distribution, seed))
+    try:
+        report, results = measure(loaded, endpoints, _load_options(duration, warmup, distribution, seed))
+    except LoadError as exc:
+        fail(f"{exc} (are the servers of {run_dir} still up?)")
     _finish(report, results, output, as_json, f"{loaded.instance}: predicted vs measured")
 
 
@@ -146,4 +149,6 @@ def run_cmd(plan: Path = typer.Argument(..., help="Plan JSON."), backend: str = 
             report, results = measure(loaded, read_endpoints(dep.run_dir), load)
     except LaunchError as exc:
         raise InputError(str(exc)) from None
+    except LoadError as exc:
+        fail(str(exc))
     _finish(report, results, output, as_json, f"{loaded.instance}: predicted vs measured")

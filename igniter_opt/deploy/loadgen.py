@@ -34,6 +34,10 @@ import numpy as np
 DISTRIBUTIONS = ("constant", "poisson")
 
 
+class LoadError(RuntimeError):
+    """The load could not be generated (a worker failed, or could not reach its server)."""
+
+
 @dataclass(frozen=True)
 class Target:
     """One workload to drive: where its server is, its model's input and the offered rate."""
@@ -174,18 +178,18 @@ def run_load(targets: list[Target], options: LoadOptions, ready_timeout_s: float
         for proc in procs:
             ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
             if not ready:
-                raise RuntimeError(f"load workers not ready after {ready_timeout_s:g} s")
+                raise LoadError(f"load workers not ready after {ready_timeout_s:g} s")
             first = proc.stdout.read(len(READY))
             if first != READY:
                 status, payload = ("error", "worker exited") if not first else recv(proc.stdout, first)
-                raise RuntimeError(f"load worker failed before start: {payload}")
+                raise LoadError(f"load worker failed before start: {payload}")
         start_at = time.time() + 0.2
         for proc in procs:
             send(proc.stdin, start_at)
         for proc in procs:
             status, payload = recv(proc.stdout)
             if status != "ok":
-                raise RuntimeError(f"load worker failed: {payload}")
+                raise LoadError(f"load worker failed: {payload}")
             parts.extend(payload)
     finally:
         for proc in procs:

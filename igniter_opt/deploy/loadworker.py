@@ -41,6 +41,15 @@ def recv(stream: IO[bytes], head: bytes = b"") -> Any:
     return pickle.loads(stream.read(n))
 
 
+def describe(exc: BaseException) -> str:
+    """One line for an error: a gRPC status and its details, else the exception's first line."""
+    code, details = getattr(exc, "code", None), getattr(exc, "details", None)
+    if callable(code) and callable(details):
+        return f"{code().name}: {(details() or '').splitlines()[0] if details() else ''}"[:200]
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}"[:200]
+
+
 async def _drive(shard: Shard, client: Any, request: Any, mono0: float, options: LoadOptions) -> dict:
     arr = shard.arrivals
     done = np.full(arr.size, np.nan)
@@ -53,7 +62,7 @@ async def _drive(shard: Shard, client: Any, request: Any, mono0: float, options:
             await client.infer(request, options.timeout_s)
             ok[i] = True
         except Exception as exc:  # every failure is counted, a few messages kept
-            errors[str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__] += 1
+            errors[describe(exc)] += 1
         done[i] = time.monotonic() - mono0
 
     i = 0
@@ -137,7 +146,7 @@ def main() -> None:
         pass
     except BaseException as exc:  # report, never hang the parent
         try:
-            send(stdout, ("error", f"{type(exc).__name__}: {exc}"))
+            send(stdout, ("error", describe(exc)))
         except OSError:
             pass
 

@@ -114,7 +114,10 @@ def deploy(plan: Plan, options: DeployOptions) -> Iterator[Deployment]:
     names = [w.name for w in plan.workloads()]
     if len(set(map(triton_name, names))) != len(names):
         raise InputError("workload names must be unique to deploy a plan")
-    gpu = options.device == "gpu" or (options.device == "auto" and nvml_available())
+    has_gpu = nvml_available()
+    if options.device == "gpu" and not has_gpu:
+        raise InputError("--device gpu: NVML sees no GPU on this host")
+    gpu = options.device == "gpu" or (options.device == "auto" and has_gpu)
     use_mps = gpu and options.mps
     if use_mps and not mps_available():
         raise InputError("MPS requested but nvidia-cuda-mps-control is not on PATH (use --no-mps)")
