@@ -19,6 +19,7 @@ from igniter_opt.sizing import size_instance
 from igniter_opt.solve import SolveOptions, solve
 
 PAPER = Path(__file__).resolve().parent.parent / "instances" / "paper"
+SHOWCASE = PAPER.parent / "showcase"
 OPTS = SolveOptions(time_limit=30)
 NOT_EXACT = "failed verify"  # the milp's message when its own plan broke the model
 
@@ -68,7 +69,7 @@ def test_motivation_fits_one_gpu(solver, policy):
 @pytest.mark.parametrize("name,greedy_gpus,best", [("milp_beats_greedy_n12_s3", 6, 5),
                                                     ("milp_beats_greedy_n14_s3", 7, 6)])
 def test_milp_proves_fewer_gpus_than_greedy(name, greedy_gpus, best):
-    inst = load_instance(PAPER / f"{name}.json")
+    inst = load_instance(SHOWCASE / f"{name}.json")
     greedy = solve(inst, "greedy")
     assert greedy.feasible and greedy.num_gpus == greedy_gpus
     milp = _exact(inst, "milp")
