@@ -13,6 +13,10 @@ from typing import Any
 
 from igniter_opt.errors import InputError
 
+# The raw profile's measurement grid (batch x MPS share %) that k1..k5 are fitted on.
+GRID_BATCHES = (1, 16, 32)
+GRID_SHARES = (10, 50, 100)
+
 
 @dataclass(frozen=True)
 class Hardware:

@@ -16,11 +16,9 @@ import numpy as np
 from scipy.optimize import curve_fit
 
 from igniter_opt.errors import InputError
-from igniter_opt.perfmodel.coefficients import Hardware, ModelCoefficients, Profile
+from igniter_opt.perfmodel.coefficients import GRID_BATCHES, GRID_SHARES, Hardware, ModelCoefficients, Profile
 from igniter_opt.perfmodel.predict import solo_active_time
 
-GRID_BATCHES = (1, 16, 32)
-GRID_SHARES = (10, 50, 100)
 
 RawProfile = dict[str, dict[str, Any]]
 
