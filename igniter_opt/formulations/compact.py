@@ -157,9 +157,9 @@ def _rows(data: CompactData, q: int) -> tuple[dict[int, tuple], dict[int, tuple]
     need_b = ~holds(hw, cfg, inc_w, l2_w, p_tot) & (p_tot > hw.power_cap_w)
     rows_a, rows_b = {}, {}
     for k in range(len(cfg)):
-        ts, lim = cfg.t_solo[k], cfg.limit[k]
-        rhs = lim - cfg.t_idle - ts + ts * cfg.k_l2 * cfg.l2[k]
-        base = (cfg.kernels, ts * cfg.k_l2)
+        ts, lim = float(cfg.t_solo[k]), float(cfg.limit[k])  # Python floats: numpy scalars make
+        rhs = lim - cfg.t_idle - ts + ts * cfg.k_l2 * float(cfg.l2[k])  # Pyomo expressions slow
+        base = (float(cfg.kernels), ts * cfg.k_l2)
         if need_a[k]:
             rows_a[k] = (*base, 0.0, rhs)
         if need_b[k]:
@@ -171,7 +171,7 @@ def _big_m(data: CompactData, j: int, row: tuple) -> float:
     """Most the row's left side can be on GPU j when its configuration is not chosen, minus rhs."""
     b = data.bounds
     c_inc, c_l2, c_p, rhs = row
-    return max(0.0, c_inc * b.inc_from[j] + c_l2 * b.l2_from[j] + c_p * b.power_from[j] - rhs)
+    return max(0.0, float(c_inc * b.inc_from[j] + c_l2 * b.l2_from[j] + c_p * b.power_from[j] - rhs))
 
 
 def build_model(data: CompactData) -> pyo.ConcreteModel:
@@ -183,7 +183,9 @@ def build_model(data: CompactData) -> pyo.ConcreteModel:
     m.x = pyo.Var(m.X, domain=pyo.Binary)
     m.y = pyo.Var(m.J, domain=pyo.Binary)
     m.inc = pyo.Var(m.J, domain=pyo.NonNegativeReals)
-    on = {j: [(q, k) for (q, jj, k) in m.X if jj == j] for j in m.J}
+    on = {j: [] for j in m.J}
+    for q, j, k in m.X:
+        on[j].append((q, k))
     m.obj = pyo.Objective(expr=pyo.quicksum(m.y[j] for j in m.J))
     m.assign = pyo.Constraint(range(len(cfgs)), rule=lambda m, q: pyo.quicksum(
         m.x[q, j, k] for j in range(min(q + 1, data.gpus)) for k in range(len(cfgs[q]))) == 1)

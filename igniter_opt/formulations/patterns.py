@@ -106,6 +106,8 @@ def fitting(profile: Profile, demands: list[Demand], policy: str, max_size: int 
                 return known, False
             if _fit_subset(profile, demands, members, options, known):
                 fit.append(members)
+        if max_size is not None and len(level[0]) >= max_size:
+            break  # the next level would be built only to be thrown away
         level = _extend(fit, sorted(options), set(known))
     return known, True
 
