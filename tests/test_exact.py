@@ -1,6 +1,7 @@
 """The exact solvers (milp, patterns): verified plans, agreement, bounds, infeasibility, CLI."""
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -85,6 +86,23 @@ def test_time_limited_milp_still_verifies_and_never_beats_its_bound():
     greedy = solve(inst, "greedy")
     if greedy.feasible:
         assert plan.num_gpus <= greedy.num_gpus
+
+
+@pytest.mark.parametrize("limit", [0.01, 3.0])
+def test_milp_time_limit_bounds_the_whole_solve(limit):
+    """The limit covers preparation, building and translation too, not only HiGHS (the margin is
+    for a loaded machine; this asserts the contract, not speed)."""
+    inst = random_instance(64, 0)
+    start = time.perf_counter()
+    plan = solve(inst, "milp", options=SolveOptions(time_limit=limit))
+    assert time.perf_counter() - start <= limit + 10
+    assert plan.feasible, plan.message
+    assert NOT_EXACT not in plan.message
+    assert plan.status in ("optimal", "time_limit")
+    assert plan.lower_bound is not None and plan.lower_bound <= plan.num_gpus
+    assert plan.gap == round((plan.num_gpus - plan.lower_bound) / plan.num_gpus, 6)
+    if limit < 0.1:  # no time to build: the heuristic plan and the combinatorial bound
+        assert plan.message in (compact.NOT_BUILT, compact.HEURISTIC_OPTIMAL)
 
 
 @pytest.mark.parametrize("solver", ["milp", "patterns"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from pyomo.contrib.appsi.base import TerminationCondition
 from pyomo.contrib.appsi.solvers import Highs
 
@@ -12,12 +14,28 @@ from igniter_opt.errors import InputError
 HIGHS_TOLERANCES = {"mip_feasibility_tolerance": 1e-9, "primal_feasibility_tolerance": 1e-9}
 
 
-def run_highs(model, time_limit: float, options, warm: bool = False) -> tuple[str, bool, float | None]:
-    """Solve; returns (status, has incumbent loaded into the model, dual bound)."""
+# Below this many seconds left after the model is handed over, HiGHS is not started at all.
+MIN_SOLVE_SECONDS = 0.2
+
+
+def run_highs(model, time_limit: float, options, warm: bool = False,
+              deadline: float | None = None) -> tuple[str, bool, float | None]:
+    """Solve; returns (status, has incumbent loaded into the model, dual bound).
+
+    With a deadline (time.perf_counter() value) the model is translated first and HiGHS gets
+    only what is left of it (at most time_limit); when too little is left it does not run and the
+    result is ("time_limit", False, None).
+    """
     opt = Highs()
     if not opt.available():
         raise InputError("HiGHS is not available: pip install highspy")
-    opt.config.time_limit = max(0.5, float(time_limit))
+    if deadline is not None:
+        opt.set_instance(model)  # translation counts against the deadline; solve() then only updates
+        left = deadline - time.perf_counter()
+        if left < MIN_SOLVE_SECONDS:
+            return "time_limit", False, None
+        time_limit = min(time_limit, left)
+    opt.config.time_limit = max(0.5 if deadline is None else MIN_SOLVE_SECONDS, float(time_limit))
     opt.config.mip_gap = float(options.mip_gap)
     opt.config.load_solution = False
     opt.config.warmstart = warm
