@@ -20,7 +20,8 @@ from igniter_opt.formulations.bounds import (Bounds, interference_bounds, packin
                                               worst_context)
 from igniter_opt.formulations.common import Configs, holds, inc_of, shareable_configs
 from igniter_opt.formulations.highs import run_highs
-from igniter_opt.formulations.patterns import first_fit, fitting
+from igniter_opt.formulations.patterns import fitting
+from igniter_opt.heuristics.firstfit import first_fit
 from igniter_opt.heuristics import greedy
 from igniter_opt.heuristics.common import placed, replica_gpus
 from igniter_opt.perfmodel import Profile

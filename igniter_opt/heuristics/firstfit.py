@@ -1,0 +1,51 @@
+"""Interference-aware first fit: each workload on the first GPU where the fixed point fits.
+
+The raise-the-violators fixed point (latency and throughput) gives the least shares a set of
+workloads needs on one GPU; first fit in a given order with it is feasible by construction. The
+exact solvers use it for an upper bound and a warm start when the greedy's plan breaks the model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from igniter_opt.errors import InfeasibleError
+from igniter_opt.heuristics.common import placed
+from igniter_opt.heuristics.greedy import raise_violators
+from igniter_opt.perfmodel import Profile
+from igniter_opt.plan import GpuPlan
+from igniter_opt.sizing import FULL_SHARE, Demand
+
+
+def least_shares(profile: Profile, demands: list[Demand], members: list[int], batch: np.ndarray,
+                 start: np.ndarray) -> np.ndarray | None:
+    """Least feasible shares of members on one GPU (fixed point from `start`), or None."""
+    if start.sum() > FULL_SHARE:
+        return None
+    shares = raise_violators(profile, demands, members, start, batch=batch, throughput=True)
+    return shares if shares.sum() <= FULL_SHARE else None
+
+
+def first_fit(profile: Profile, demands: list[Demand], order: list[int]) -> list[GpuPlan]:
+    """First fit in the given order with the fixed point (latency and throughput), paper batches.
+
+    Feasible by construction (an upper bound and warm start for the MILP when the greedy's plan
+    breaks the model).
+    """
+    gpus: list[tuple[list[int], np.ndarray]] = []
+    for i in order:
+        for g, (members, shares) in enumerate(gpus):
+            trial = members + [i]
+            batch = np.array([demands[m].batch for m in trial], dtype=float)
+            new = least_shares(profile, demands, trial, batch, np.append(shares, demands[i].r_lower))
+            if new is not None:
+                gpus[g] = (trial, new)
+                break
+        else:
+            alone = least_shares(profile, demands, [i], np.array([float(demands[i].batch)]),
+                                 np.array([demands[i].r_lower]))
+            if alone is None:
+                raise InfeasibleError(f"workload {demands[i].name!r} cannot run alone on a GPU")
+            gpus.append(([i], alone))
+    return [GpuPlan([placed(demands[m], float(s)) for m, s in zip(members, shares)])
+            for members, shares in gpus]
