@@ -20,6 +20,7 @@ import numpy as np
 
 from igniter_opt.errors import InfeasibleError
 from igniter_opt.perfmodel import ModelArrays, Profile, solo_terms
+from igniter_opt.perfmodel.predict import frequency_under_cap, scheduling_increase
 from igniter_opt.perfmodel.coefficients import Hardware
 from igniter_opt.sizing import FULL_SHARE, Demand
 
@@ -92,15 +93,13 @@ def all_configs(profile: Profile, demand: Demand, index: int, policy: str) -> Co
 
 def inc_of(hw: Hardware, n) -> np.ndarray:
     """Scheduling increase for n co-located workloads (0 alone), never below 0 (conservative)."""
-    n = np.asarray(n, dtype=float)
-    return np.where(n >= 2, np.maximum(hw.a_sch * n + hw.b_sch, 0.0), 0.0)
+    return np.maximum(scheduling_increase(hw, n), 0.0)
 
 
 def holds(hw: Hardware, cfg: Configs, inc, l2_others, power_total) -> np.ndarray:
     """Does each configuration meet its budget in the given context (arrays broadcast)?"""
     t = cfg.kernels * inc + cfg.t_idle + cfg.t_solo * (1 + cfg.k_l2 * l2_others)
-    alpha = hw.a_f / hw.max_frequency_mhz
-    phi = np.minimum(1.0, 1 + alpha * (np.asarray(power_total) - hw.power_cap_w))
+    phi = frequency_under_cap(hw, power_total) / hw.max_frequency_mhz
     return t <= cfg.limit * phi
 
 

@@ -69,9 +69,10 @@ def solo_terms(arrays: ModelArrays, batch, share) -> SoloTerms:
     return SoloTerms(t_solo=t_solo, ability=ability, power=power, l2=l2)
 
 
-def scheduling_increase(hw: Hardware, n: int) -> float:
-    """Extra scheduling delay per kernel with n co-located workloads (0 when alone)."""
-    return hw.a_sch * n + hw.b_sch if n >= 2 else 0.0
+def scheduling_increase(hw: Hardware, n):
+    """Extra scheduling delay per kernel with n co-located workloads (0 when alone); n may be an array."""
+    n = np.asarray(n, dtype=float)
+    return np.where(n >= 2, hw.a_sch * n + hw.b_sch, 0.0)
 
 
 def frequency_under_cap(hw: Hardware, total_power) -> np.ndarray:
@@ -101,7 +102,7 @@ def predict_arrays(hw: Hardware, arrays: ModelArrays, batch, share) -> Predictio
     total_power = hw.idle_power_w + float(np.sum(terms.power))
     total_l2 = float(np.sum(terms.l2))
     freq = float(frequency_under_cap(hw, total_power))
-    t_sched = arrays.kernels * scheduling_increase(hw, n) + arrays.t_idle
+    t_sched = arrays.kernels * float(scheduling_increase(hw, n)) + arrays.t_idle
     t_act = terms.t_solo * (1 + arrays.k_l2 * (total_l2 - terms.l2))
     gpu = (t_sched + t_act) / (freq / hw.max_frequency_mhz)
     B = hw.bandwidth_bytes_per_ms
