@@ -129,3 +129,18 @@ def test_bad_plan_field_named(tmp_path):
     plan.write_text(json.dumps(data))
     res = igniter("verify", plan)
     assert res.returncode == 2 and "gpus[0].workloads[1].batch" in res.stderr and str(plan) in res.stderr
+
+
+def test_deploying_a_plan_the_model_says_is_broken_warns(tmp_path, capsys):
+    from igniter_opt.cli.deploy import _with_predictions
+    from igniter_opt.plan import load_plan
+
+    plan = tmp_path / "ffd.json"
+    igniter("solve", MOTIVATION, "--solver", "ffd", "-o", plan)
+    data = json.loads(plan.read_text())
+    data["feasible"] = True  # a stale or edited flag must not hide what the model predicts
+    plan.write_text(json.dumps(data))
+    checked = _with_predictions(load_plan(plan))
+    assert checked.feasible is False
+    err = capsys.readouterr().err
+    assert "breaks its SLOs" in err and "vgg19" in err

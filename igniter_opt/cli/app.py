@@ -20,8 +20,8 @@ app.add_typer(profile_app, name="profile")
 app.add_typer(instances_app, name="instances")
 
 # Tables stay readable when piped or captured (rich would fall back to 80 columns).
-console = Console(width=None if sys.stdout.isatty() else 140)
-err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
+console = Console(width=None if sys.stdout.isatty() else 160)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 

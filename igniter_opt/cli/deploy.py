@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from igniter_opt.cli.app import EXIT_CHECK_FAILED, app, console, emit_json, err_console, fail
@@ -34,22 +33,22 @@ OutOpt = typer.Option(None, "-o", "--output", help="Write the report JSON here."
 JsonOpt = typer.Option(False, "--json", help="Print the report JSON to stdout instead of a table.")
 
 
-def _wide(c: Console) -> Console:
-    """Tables of 12 columns do not fit the 80 columns Rich assumes off a terminal: widen them there."""
-    return c if c.is_terminal else Console(width=160, stderr=c.stderr)
-
-
 def _with_predictions(plan: Plan) -> Plan:
-    """Fill predicted latencies from the plan's profile when the plan lacks them (best effort)."""
-    if all(w.predicted_latency_ms is not None for w in plan.workloads()):
-        return plan
-    try:
-        from igniter_opt.perfmodel import load_profile  # noqa: PLC0415
-        from igniter_opt.verify import verify  # noqa: PLC0415
+    """Verify the plan under its own profile: fresh predictions, and a loud warning when the model
+    predicts it breaks an SLO (a plan is never deployed as if it were fine when it is not)."""
+    from igniter_opt.perfmodel import load_profile  # noqa: PLC0415
+    from igniter_opt.verify import verify  # noqa: PLC0415
 
-        return verify(plan, load_profile(plan.profile))[0]
-    except Exception:
+    try:
+        checked, problems = verify(plan, load_profile(plan.profile))
+    except InputError as exc:
+        err_console.print(f"[yellow]warning:[/yellow] no predictions for this plan ({exc})", highlight=False,
+                          soft_wrap=True)
         return plan
+    if problems:
+        err_console.print(f"[red]warning: the model predicts this plan breaks its SLOs:[/red] {'; '.join(problems)}",
+                          highlight=False, soft_wrap=True)
+    return checked
 
 
 def _options(backend: str, run_dir: Path, no_mps: bool, tritonserver: Optional[str], image: Optional[str],
@@ -75,7 +74,7 @@ def _announce(dep: Deployment, quiet_stdout: bool = False) -> None:
     for e in dep.endpoints:
         table.add_row(e.name, e.model_name, e.grpc_url, e.http_url, "-" if e.gpu is None else str(e.gpu),
                       f"{e.share_pct:g}", e.handle[:12])
-    _wide(err_console if quiet_stdout else console).print(table)
+    (err_console if quiet_stdout else console).print(table)
 
 
 def _finish(report: dict, results: list[WorkloadResult], output: Optional[Path], as_json: bool, title: str) -> None:
@@ -84,7 +83,7 @@ def _finish(report: dict, results: list[WorkloadResult], output: Optional[Path],
     if as_json:
         emit_json(report)
     else:
-        _wide(console).print(report_table(report, results, title))
+        console.print(report_table(report, results, title))
         if output is not None:
             console.print(f"report written to {output}")
     bad = [r.name for r in results if r.errors or r.measured_throughput_rps < 0.9 * r.offered_rps]
@@ -102,7 +101,7 @@ def deploy_cmd(plan: Path = typer.Argument(..., help="Plan JSON."), backend: str
                run_dir: Path = RunDirOpt, no_mps: bool = NoMpsOpt, tritonserver: Optional[str] = TritonOpt,
                image: Optional[str] = ImageOpt, device: str = DeviceOpt, fp16: bool = Fp16Opt) -> None:
     """Start one Triton server per workload of the plan and keep them up until Ctrl-C."""
-    loaded = load_plan(plan)
+    loaded = _with_predictions(load_plan(plan))
     try:
         with deploy(loaded, _options(backend, run_dir, no_mps, tritonserver, image, device, fp16)) as dep:
             _announce(dep)
