@@ -1,4 +1,4 @@
-"""Benchmark greedy, milp and patterns on generated instances (igniter_opt.generate.random_instance).
+"""Benchmark greedy, milp and patterns on generated instances (igniter_opt.bench.generate.random_instance).
 
     python benchmarks/bench_solvers.py                      # sizes 4..32, 3 seeds each
     python benchmarks/bench_solvers.py --large              # plus 64 and 100 (60 s limit)
@@ -19,9 +19,9 @@ import time
 from rich.console import Console
 from rich.table import Table
 
-from igniter_opt.formulations import compact, patterns
-from igniter_opt.generate import random_instance
-from igniter_opt.solve import SolveOptions, solve
+from igniter_opt.solvers.formulations import compact, patterns
+from igniter_opt.bench.generate import random_instance
+from igniter_opt.solvers.solve import SolveOptions, solve
 
 SIZES = (4, 8, 12, 16, 24, 32)
 LARGE = (64, 100)

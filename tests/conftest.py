@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from igniter_opt.perfmodel import load_profile
+from igniter_opt.model import load_profile
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from igniter_opt.batch import COLUMNS, read_results, run_batch, solve_task
-from igniter_opt.errors import InputError
-from igniter_opt.families import COMMITTED, FamilySpec, generate, write_family
-from igniter_opt.report import build_report, gaps, load_report, markdown, parse_rows
+from igniter_opt.bench.batch import COLUMNS, read_results, run_batch, solve_task
+from igniter_opt.data.errors import InputError
+from igniter_opt.bench.families import COMMITTED, FamilySpec, generate, write_family
+from igniter_opt.bench.report import build_report, gaps, load_report, markdown, parse_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTANCES = ROOT / "instances"
@@ -131,7 +131,7 @@ def test_ctrl_c_stops_workers_and_the_batch_resumes(small_set: Path, tmp_path: P
     script = textwrap.dedent(f"""
         import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})
         from test_batch import slow_task
-        from igniter_opt.batch import run_batch
+        from igniter_opt.bench.batch import run_batch
         s = run_batch([{str(small_set)!r}], ["greedy", "ffd"], time_limit=5, jobs=2,
                       results_csv={str(out)!r}, progress=False, task_fn=slow_task)
         print("interrupted" if s.interrupted else "finished", s.ran, flush=True)

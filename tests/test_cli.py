@@ -133,7 +133,7 @@ def test_bad_plan_field_named(tmp_path):
 
 def test_deploying_a_plan_the_model_says_is_broken_warns(tmp_path, capsys):
     from igniter_opt.cli.deploy import _with_predictions
-    from igniter_opt.plan import load_plan
+    from igniter_opt.data.plan import load_plan
 
     plan = tmp_path / "ffd.json"
     igniter("solve", MOTIVATION, "--solver", "ffd", "-o", plan)

@@ -17,7 +17,7 @@ from igniter_opt.deploy.local import find_tritonserver
 from igniter_opt.deploy.measure import measure
 from igniter_opt.deploy.report import KEYS
 from igniter_opt.deploy.session import ENDPOINTS, DeployOptions, deploy, read_endpoints
-from igniter_opt.plan import GpuPlan, Plan, PlacedWorkload
+from igniter_opt.data.plan import GpuPlan, Plan, PlacedWorkload
 
 pytestmark = [pytest.mark.triton, pytest.mark.slow,
               pytest.mark.skipif(find_tritonserver() is None, reason="no tritonserver binary (pip install nvidia-pytriton)")]

@@ -17,8 +17,8 @@ from igniter_opt.deploy.models import SPECS, cpu_standin, spec_for
 from igniter_opt.deploy.report import KEYS, build_report
 from igniter_opt.deploy.repository import ModelConfig, config_pbtxt, queue_delay_us, triton_name, write_repository
 from igniter_opt.deploy.session import DeployOptions, read_endpoints, shares_warning
-from igniter_opt.errors import InputError
-from igniter_opt.plan import GpuPlan, Plan, PlacedWorkload
+from igniter_opt.data.errors import InputError
+from igniter_opt.data.plan import GpuPlan, Plan, PlacedWorkload
 
 
 def test_model_shapes_match_the_profile_sizes():

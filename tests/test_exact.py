@@ -9,15 +9,15 @@ import pytest
 from typer.testing import CliRunner
 
 from igniter_opt.cli import app
-from igniter_opt.errors import InputError
-from igniter_opt.formulations import compact, patterns
-from igniter_opt.formulations.bounds import packing_lower_bound, prune
-from igniter_opt.formulations.common import shareable_configs
-from igniter_opt.generate import random_instance
-from igniter_opt.instance import Instance, Workload, load_instance
-from igniter_opt.perfmodel import predict
-from igniter_opt.sizing import size_instance
-from igniter_opt.solve import SolveOptions, solve
+from igniter_opt.data.errors import InputError
+from igniter_opt.solvers.formulations import compact, patterns
+from igniter_opt.solvers.formulations.bounds import packing_lower_bound, prune
+from igniter_opt.solvers.formulations.common import shareable_configs
+from igniter_opt.bench.generate import random_instance
+from igniter_opt.data.instance import Instance, Workload, load_instance
+from igniter_opt.model import predict
+from igniter_opt.solvers.sizing import size_instance
+from igniter_opt.solvers.solve import SolveOptions, solve
 
 PAPER = Path(__file__).resolve().parent.parent / "instances" / "paper"
 SHOWCASE = PAPER.parent / "showcase"
@@ -56,7 +56,7 @@ def test_joint_policy_agrees_and_never_needs_more_gpus(seed):
 
 
 def _v100():
-    from igniter_opt.perfmodel import load_profile
+    from igniter_opt.model import load_profile
     return load_profile("v100")
 
 

@@ -5,11 +5,11 @@ import math
 import pytest
 
 from conftest import ROOT
-from igniter_opt.instance import Instance, Workload, load_instance
-from igniter_opt.perfmodel import predict
-from igniter_opt.sizing import least_share, lower_bound_gpus, max_rate_alone, paper_batch, size_instance
-from igniter_opt.solve import solve
-from igniter_opt.verify import verify
+from igniter_opt.data.instance import Instance, Workload, load_instance
+from igniter_opt.model import predict
+from igniter_opt.solvers.sizing import least_share, lower_bound_gpus, max_rate_alone, paper_batch, size_instance
+from igniter_opt.solvers.solve import solve
+from igniter_opt.solvers.verify import verify
 
 MOTIVATION = ROOT / "instances" / "paper" / "motivation.json"
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from conftest import RAW_V100, SHARED_DATA
-from igniter_opt.errors import InputError
-from igniter_opt.perfmodel import Hardware, ModelCoefficients, Profile, load_profile, predict
-from igniter_opt.perfmodel.fit import fit, load_raw
-from igniter_opt.perfmodel.predict import frequency_under_cap, scheduling_increase, solo_active_time
+from igniter_opt.data.errors import InputError
+from igniter_opt.model import Hardware, ModelCoefficients, Profile, load_profile, predict
+from igniter_opt.model.fit import fit, load_raw
+from igniter_opt.model.predict import frequency_under_cap, scheduling_increase, solo_active_time
 
 HW = Hardware(max_frequency_mhz=1500, power_cap_w=300, idle_power_w=50, bandwidth_bytes_per_ms=1000,
               unit_pct=2.5, a_f=-2.0, a_sch=0.01, b_sch=0.02)

@@ -4,9 +4,9 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from igniter_opt.instance import Instance, Workload
-from igniter_opt.perfmodel import load_profile, predict
-from igniter_opt.solve import solve
+from igniter_opt.data.instance import Instance, Workload
+from igniter_opt.model import load_profile, predict
+from igniter_opt.solvers.solve import solve
 
 V100 = load_profile("v100")
 MODELS = sorted(V100.models)

@@ -10,7 +10,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from igniter_opt.errors import InputError
+from igniter_opt.data.errors import InputError
 
 app = typer.Typer(help="Interference-aware GPU provisioning for DNN inference (iGniter).",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)

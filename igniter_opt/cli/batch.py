@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 
 from igniter_opt.cli.app import EXIT_CHECK_FAILED, app, console, err_console, instances_app
-from igniter_opt.errors import InputError
+from igniter_opt.data.errors import InputError
 
 
 def _csv_list(text: str, what: str) -> list[str]:
@@ -40,7 +40,7 @@ def batch_cmd(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Solve every (instance, solver) pair not yet in the results CSV, in parallel; resumable."""
-    from igniter_opt.batch import run_batch
+    from igniter_opt.bench.batch import run_batch
 
     summary = run_batch(instances, _csv_list(solvers, "--solvers"), time_limit=time_limit,
                         jobs=jobs or None, results_csv=output, kill_margin=kill_margin,
@@ -66,7 +66,7 @@ def report_cmd(
     plots: bool = typer.Option(True, help="Write the matplotlib figures."),
 ) -> None:
     """Per family and size: mean GPUs, exact vs greedy, solve times, broken SLOs (table, Markdown, PNGs)."""
-    from igniter_opt.report import load_meta, load_report, markdown, rich_tables
+    from igniter_opt.bench.report import load_meta, load_report, markdown, rich_tables
 
     if not results.is_file():
         raise InputError(f"{results}: no such results file")
@@ -79,7 +79,7 @@ def report_cmd(
     output.mkdir(parents=True, exist_ok=True)
     figures = []
     if plots:
-        from igniter_opt.report_plots import write_figures
+        from igniter_opt.bench.plots import write_figures
 
         figures = write_figures(report, output)
     (output / "report.md").write_text(markdown(report, str(results), [str(f) for f in figures],
@@ -98,7 +98,7 @@ def generate_cmd(
     output: Path = typer.Option(..., "-o", "--output", help="Folder to write <name>.json into."),
 ) -> None:
     """Write a family's instances (reproducible: same arguments, same bytes)."""
-    from igniter_opt.families import FamilySpec, write_family
+    from igniter_opt.bench.families import FamilySpec, write_family
 
     spec = FamilySpec(family, _int_list(sizes, "--sizes"), count, seed,
                       tuple(_csv_list(kinds, "--kinds")) if kinds else (), profile)

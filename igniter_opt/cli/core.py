@@ -11,13 +11,13 @@ from rich.table import Table
 
 from igniter_opt.cli.app import EXIT_CHECK_FAILED, app, console, emit_json, err_console, profile_app
 from igniter_opt.cli.render import plan_table
-from igniter_opt.errors import InputError
-from igniter_opt.export import export_igniter
-from igniter_opt.instance import load_instance
-from igniter_opt.perfmodel import load_profile, predict
-from igniter_opt.plan import Plan, load_plan
-from igniter_opt.solve import SOLVERS, SolveOptions, solve
-from igniter_opt.verify import verify
+from igniter_opt.data.errors import InputError
+from igniter_opt.data.export import export_igniter
+from igniter_opt.data.instance import load_instance
+from igniter_opt.model import load_profile, predict
+from igniter_opt.data.plan import Plan, load_plan
+from igniter_opt.solvers.solve import SOLVERS, SolveOptions, solve
+from igniter_opt.solvers.verify import verify
 
 JsonOpt = typer.Option(False, "--json", help="Print JSON to stdout instead of a table.")
 
@@ -119,7 +119,7 @@ def profile_fit_cmd(
     gpu: str = typer.Option("", help="GPU description stored with the profile."),
 ) -> None:
     """Fit the performance model's coefficients from a raw profile."""
-    from igniter_opt.perfmodel.fit import fit, load_raw  # scipy only when fitting
+    from igniter_opt.model.fit import fit, load_raw  # scipy only when fitting
 
     fitted = fit(load_raw(raw), name=name or output.stem, gpu=gpu, origin=str(raw))
     fitted.save(output)

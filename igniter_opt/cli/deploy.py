@@ -15,8 +15,8 @@ from igniter_opt.deploy.loadgen import DISTRIBUTIONS, LoadError, LoadOptions, Wo
 from igniter_opt.deploy.measure import measure
 from igniter_opt.deploy.report import report_table, save_report
 from igniter_opt.deploy.session import Deployment, DeployOptions, deploy, read_endpoints
-from igniter_opt.errors import InputError
-from igniter_opt.plan import Plan, load_plan
+from igniter_opt.data.errors import InputError
+from igniter_opt.data.plan import Plan, load_plan
 
 RUN_DIR_HELP = "Run directory: repositories, logs, MPS pipes and endpoints.json (how `measure` finds servers)."
 BackendOpt = typer.Option("local", "--backend", help="local (tritonserver processes) | docker (NGC containers).")
@@ -36,8 +36,8 @@ JsonOpt = typer.Option(False, "--json", help="Print the report JSON to stdout in
 def _with_predictions(plan: Plan) -> Plan:
     """Verify the plan under its own profile: fresh predictions, and a loud warning when the model
     predicts it breaks an SLO (a plan is never deployed as if it were fine when it is not)."""
-    from igniter_opt.perfmodel import load_profile  # noqa: PLC0415
-    from igniter_opt.verify import verify  # noqa: PLC0415
+    from igniter_opt.model import load_profile  # noqa: PLC0415
+    from igniter_opt.solvers.verify import verify  # noqa: PLC0415
 
     try:
         checked, problems = verify(plan, load_profile(plan.profile))

@@ -9,10 +9,10 @@ import typer
 from rich.table import Table
 
 from igniter_opt.cli.app import app, console, emit_json
-from igniter_opt.errors import InputError
-from igniter_opt.instance import load_instance
-from igniter_opt.plan import Plan
-from igniter_opt.solve import SOLVERS, SolveOptions, solve
+from igniter_opt.data.errors import InputError
+from igniter_opt.data.instance import load_instance
+from igniter_opt.data.plan import Plan
+from igniter_opt.solvers.solve import SOLVERS, SolveOptions, solve
 
 DEFAULT_SOLVERS = "greedy,ffd,milp,patterns"
 

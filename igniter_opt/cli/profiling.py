@@ -11,8 +11,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from igniter_opt.cli.app import EXIT_CHECK_FAILED, app, console, emit_json, err_console, profile_app
-from igniter_opt.errors import InputError
-from igniter_opt.perfmodel import load_profile
+from igniter_opt.data.errors import InputError
+from igniter_opt.model import load_profile
 from igniter_opt.profiling import grid
 from igniter_opt.profiling import validate as val
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from igniter_opt.plan import Plan
+from igniter_opt.data.plan import Plan
 
 
 def _fmt(value, spec: str = ".3f") -> str:

@@ -9,8 +9,8 @@ from typing import Any
 from igniter_opt.deploy.loadgen import LoadOptions, Target, WorkloadResult, run_load
 from igniter_opt.deploy.models import spec_for
 from igniter_opt.deploy.report import build_report
-from igniter_opt.errors import InputError
-from igniter_opt.plan import Plan
+from igniter_opt.data.errors import InputError
+from igniter_opt.data.plan import Plan
 from igniter_opt.profiling.nvml import GpuSampler, gpu_info, nvml_available
 
 

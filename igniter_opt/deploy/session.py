@@ -19,8 +19,8 @@ from typing import Any, Iterator
 
 from igniter_opt.deploy.launcher import Endpoint, Launcher, ServerSpec
 from igniter_opt.deploy.repository import ModelConfig, queue_delay_us, triton_name, write_repository
-from igniter_opt.errors import InputError
-from igniter_opt.plan import Plan
+from igniter_opt.data.errors import InputError
+from igniter_opt.data.plan import Plan
 from igniter_opt.profiling.mps import MpsDaemon, mps_available
 from igniter_opt.profiling.nvml import nvml_available
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from igniter_opt.errors import InputError
-from igniter_opt.perfmodel.coefficients import GRID_BATCHES, GRID_SHARES
+from igniter_opt.data.errors import InputError
+from igniter_opt.model.coefficients import GRID_BATCHES, GRID_SHARES
 
 # torchvision builders of the paper's DNNs, by raw-profile name.
 MODELS = {"alexnet": "alexnet", "resnet50": "resnet50", "vgg19": "vgg19", "ssd": "ssd300_vgg16"}

@@ -1,7 +1,7 @@
-"""Assemble measurements into the raw profile format that perfmodel.fit.load_raw reads; pure.
+"""Assemble measurements into the raw profile format that model.fit.load_raw reads; pure.
 
 Raw format: JSON lines {section: {key: value}}, sections "hardware" and one per DNN. The keys are
-the reference's (see perfmodel/fit.py); extra keys (gpu, sm_count, nvml clock, dtype, ...) ride
+the reference's (see model/fit.py); extra keys (gpu, sm_count, nvml clock, dtype, ...) ride
 along in the same sections and are ignored by the fit. No extra section may be added: the fit
 treats every section but "hardware" as a DNN.
 """
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from igniter_opt.perfmodel.fit import GRID_BATCHES, GRID_SHARES, RawProfile
+from igniter_opt.model.fit import GRID_BATCHES, GRID_SHARES, RawProfile
 from igniter_opt.profiling.derive import snap_clock
 
 

@@ -17,8 +17,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from igniter_opt.perfmodel import predict
-from igniter_opt.perfmodel.coefficients import Profile
+from igniter_opt.model import predict
+from igniter_opt.model.coefficients import Profile
 from igniter_opt.profiling import derive
 
 MAX_BATCH = 32

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 from scipy.optimize import curve_fit
 
-from igniter_opt.errors import InputError
-from igniter_opt.perfmodel.coefficients import GRID_BATCHES, GRID_SHARES, Hardware, ModelCoefficients, Profile
-from igniter_opt.perfmodel.predict import solo_active_time
+from igniter_opt.data.errors import InputError
+from igniter_opt.model.coefficients import GRID_BATCHES, GRID_SHARES, Hardware, ModelCoefficients, Profile
+from igniter_opt.model.predict import solo_active_time
 
 
 RawProfile = dict[str, dict[str, Any]]

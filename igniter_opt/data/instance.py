@@ -13,10 +13,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from igniter_opt.errors import InputError
+from igniter_opt.data.errors import InputError
 
 if TYPE_CHECKING:
-    from igniter_opt.perfmodel import Profile
+    from igniter_opt.model import Profile
 
 BATCH_POLICIES = ("paper", "joint")
 
@@ -123,7 +123,7 @@ def load_instance(path: str | Path, check_profile: bool = True) -> Instance:
 
     A relative profile path is taken from the instance file's folder.
     """
-    from igniter_opt.perfmodel import load_profile
+    from igniter_opt.model import load_profile
 
     inst = Instance.from_dict(read_json(path), origin=str(path))
     if inst.profile.endswith(".json") and not Path(inst.profile).is_absolute():

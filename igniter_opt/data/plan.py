@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from igniter_opt.errors import InputError
-from igniter_opt.instance import read_json
+from igniter_opt.data.errors import InputError
+from igniter_opt.data.instance import read_json
 
 STATUSES = ("optimal", "feasible", "infeasible", "time_limit")
 

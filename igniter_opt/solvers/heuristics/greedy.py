@@ -12,39 +12,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from igniter_opt.heuristics.common import by_least_share, placed, replica_gpus
-from igniter_opt.perfmodel import ModelArrays, Profile, predict_arrays
-from igniter_opt.plan import GpuPlan, Plan
-from igniter_opt.sizing import FULL_SHARE, Demand
+from igniter_opt.solvers.colocation import by_least_share, placed, raise_violators, replica_gpus
+from igniter_opt.model import Profile
+from igniter_opt.data.plan import GpuPlan, Plan
+from igniter_opt.solvers.sizing import FULL_SHARE, Demand
 
 Slot = tuple[int, float]  # (demand index, share)
-
-
-def raise_violators(profile: Profile, demands: list[Demand], members: list[int],
-                    shares: np.ndarray, batch: np.ndarray | None = None,
-                    throughput: bool = False) -> np.ndarray:
-    """Raise by one unit each workload whose latency breaks SLO/2 until none does or sum > 100.
-
-    The reference checks latency only; with `throughput` a workload whose predicted throughput is
-    below its rate is a violator too (the exact solvers' fixed point). `batch` overrides the
-    demands' paper batches.
-    """
-    hw = profile.hardware
-    arrays = ModelArrays.of(profile, [demands[i].model for i in members])
-    if batch is None:
-        batch = np.array([demands[i].batch for i in members], dtype=float)
-    slo_half = np.array([demands[i].slo_ms / 2 for i in members])
-    rates = np.array([demands[i].rate_rps for i in members]) if throughput else None
-    shares = np.asarray(shares, dtype=float).copy()
-    while shares.sum() <= FULL_SHARE:
-        pred = predict_arrays(hw, arrays, batch, shares)
-        late = pred.latency_ms > slo_half
-        if rates is not None:
-            late |= pred.throughput_rps < rates
-        if not late.any():
-            break
-        shares += hw.unit_pct * late
-    return shares
 
 
 def _try_gpu(profile: Profile, demands: list[Demand], gpu: list[Slot], i: int) -> list[Slot] | None:

@@ -24,7 +24,7 @@ from typing import Iterable, Sequence
 import numpy as np
 from rich.table import Table
 
-from igniter_opt.batch import latest_rows, read_results
+from igniter_opt.bench.batch import latest_rows, read_results
 
 PLAN_STATUSES = ("optimal", "feasible", "time_limit")
 SOLVER_ORDER = ("greedy", "ffd", "milp", "patterns")

@@ -7,10 +7,10 @@ are predicted.
 
 from __future__ import annotations
 
-from igniter_opt.heuristics.common import by_least_share, placed, replica_gpus
-from igniter_opt.perfmodel import Profile
-from igniter_opt.plan import GpuPlan, Plan
-from igniter_opt.sizing import FULL_SHARE, Demand
+from igniter_opt.solvers.colocation import by_least_share, placed, replica_gpus
+from igniter_opt.model import Profile
+from igniter_opt.data.plan import GpuPlan, Plan
+from igniter_opt.solvers.sizing import FULL_SHARE, Demand
 
 
 def solve(instance, profile: Profile, demands: list[Demand], options=None) -> Plan:

@@ -16,18 +16,18 @@ from dataclasses import dataclass
 
 import pyomo.environ as pyo
 
-from igniter_opt.formulations.bounds import (Bounds, interference_bounds, packing_lower_bound, prune,
+from igniter_opt.solvers.formulations.bounds import (Bounds, interference_bounds, packing_lower_bound, prune,
                                               worst_context)
-from igniter_opt.formulations.common import Configs, holds, inc_of, shareable_configs
-from igniter_opt.formulations.highs import run_highs
-from igniter_opt.formulations.patterns import fitting
-from igniter_opt.heuristics.firstfit import first_fit
-from igniter_opt.heuristics import greedy
-from igniter_opt.heuristics.common import placed, replica_gpus
-from igniter_opt.perfmodel import Profile
-from igniter_opt.plan import GpuPlan, Plan
-from igniter_opt.sizing import Demand
-from igniter_opt.verify import verify
+from igniter_opt.solvers.formulations.common import Configs, holds, inc_of, shareable_configs
+from igniter_opt.solvers.formulations.highs import run_highs
+from igniter_opt.solvers.formulations.patterns import fitting
+from igniter_opt.solvers.heuristics.firstfit import first_fit
+from igniter_opt.solvers.heuristics import greedy
+from igniter_opt.solvers.colocation import placed, replica_gpus
+from igniter_opt.model import Profile
+from igniter_opt.data.plan import GpuPlan, Plan
+from igniter_opt.solvers.sizing import Demand
+from igniter_opt.solvers.verify import verify
 
 
 # Strengthenings, all on by default; benchmarks/bench_solvers.py --ablate switches them off one

@@ -11,18 +11,18 @@ import importlib
 import time
 from dataclasses import dataclass, replace
 
-from igniter_opt.errors import InfeasibleError, InputError
-from igniter_opt.instance import BATCH_POLICIES, Instance
-from igniter_opt.perfmodel import Profile, load_profile
-from igniter_opt.plan import Plan
-from igniter_opt.sizing import lower_bound_gpus, size_instance
-from igniter_opt.verify import verify
+from igniter_opt.data.errors import InfeasibleError, InputError
+from igniter_opt.data.instance import BATCH_POLICIES, Instance
+from igniter_opt.model import Profile, load_profile
+from igniter_opt.data.plan import Plan
+from igniter_opt.solvers.sizing import lower_bound_gpus, size_instance
+from igniter_opt.solvers.verify import verify
 
 SOLVERS = {
-    "greedy": "igniter_opt.heuristics.greedy",
-    "ffd": "igniter_opt.heuristics.ffd",
-    "milp": "igniter_opt.formulations.compact",
-    "patterns": "igniter_opt.formulations.patterns",
+    "greedy": "igniter_opt.solvers.heuristics.greedy",
+    "ffd": "igniter_opt.solvers.heuristics.ffd",
+    "milp": "igniter_opt.solvers.formulations.compact",
+    "patterns": "igniter_opt.solvers.formulations.patterns",
 }
 HEURISTICS = ("greedy", "ffd")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from igniter_opt.instance import Instance, Workload
+from igniter_opt.data.instance import Instance, Workload
 
 # Per model: SLO range (ms) and request-rate range (req/s), drawn uniformly.
 RANGES: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {

@@ -7,7 +7,7 @@ import time
 from pyomo.contrib.appsi.base import TerminationCondition
 from pyomo.contrib.appsi.solvers import Highs
 
-from igniter_opt.errors import InputError
+from igniter_opt.data.errors import InputError
 
 # Tighter than HiGHS's defaults (1e-6): a big-M row relaxed by M * 1e-6 could let a plan through
 # that `verify` rejects. Plans are re-checked exactly after every solve anyway.

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from igniter_opt.errors import InfeasibleError
-from igniter_opt.instance import Instance, Workload, check_models
-from igniter_opt.perfmodel import Profile, predict
-from igniter_opt.perfmodel.coefficients import Hardware, ModelCoefficients
+from igniter_opt.data.errors import InfeasibleError
+from igniter_opt.data.instance import Instance, Workload, check_models
+from igniter_opt.model import Profile, predict
+from igniter_opt.model.coefficients import Hardware, ModelCoefficients
 
 REPLICA_RATE_FRACTION = 0.9
 FULL_SHARE = 100.0

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from igniter_opt.plan import Plan
+from igniter_opt.data.plan import Plan
 
 
 def igniter_configs(plan: Plan) -> list[dict]:

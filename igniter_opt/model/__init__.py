@@ -1,13 +1,13 @@
 """The iGniter performance model: coefficients, fitting from a raw profile, prediction."""
 
-from igniter_opt.perfmodel.coefficients import (
+from igniter_opt.model.coefficients import (
     Hardware,
     ModelCoefficients,
     Profile,
     bundled_profiles,
     load_profile,
 )
-from igniter_opt.perfmodel.predict import (
+from igniter_opt.model.predict import (
     ModelArrays,
     Prediction,
     predict,

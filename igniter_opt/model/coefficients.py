@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from igniter_opt.errors import InputError
+from igniter_opt.data.errors import InputError
 
 # The raw profile's measurement grid (batch x MPS share %) that k1..k5 are fitted on.
 GRID_BATCHES = (1, 16, 32)

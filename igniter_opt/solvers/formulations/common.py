@@ -18,11 +18,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from igniter_opt.errors import InfeasibleError
-from igniter_opt.perfmodel import ModelArrays, Profile, solo_terms
-from igniter_opt.perfmodel.predict import frequency_under_cap, scheduling_increase
-from igniter_opt.perfmodel.coefficients import Hardware
-from igniter_opt.sizing import FULL_SHARE, Demand
+from igniter_opt.data.errors import InfeasibleError
+from igniter_opt.model import ModelArrays, Profile, solo_terms
+from igniter_opt.model.predict import frequency_under_cap, scheduling_increase
+from igniter_opt.model.coefficients import Hardware
+from igniter_opt.solvers.sizing import FULL_SHARE, Demand
 
 # Relative safety margin on every budget L_k, so that the solver's tolerances never let through
 # a plan that `verify` (tolerance 1e-9) rejects. Plans are re-checked exactly after each solve.

@@ -17,15 +17,15 @@ import time
 import numpy as np
 import pyomo.environ as pyo
 
-from igniter_opt.errors import InfeasibleError, InputError
-from igniter_opt.formulations.bounds import prune
-from igniter_opt.formulations.common import shareable_configs
-from igniter_opt.formulations.highs import run_highs
-from igniter_opt.heuristics.common import placed, replica_gpus
-from igniter_opt.heuristics.firstfit import least_shares
-from igniter_opt.perfmodel import Profile
-from igniter_opt.plan import GpuPlan, Plan
-from igniter_opt.sizing import Demand, least_share
+from igniter_opt.data.errors import InfeasibleError, InputError
+from igniter_opt.solvers.formulations.bounds import prune
+from igniter_opt.solvers.formulations.common import shareable_configs
+from igniter_opt.solvers.formulations.highs import run_highs
+from igniter_opt.solvers.colocation import placed, replica_gpus
+from igniter_opt.solvers.colocation import least_shares
+from igniter_opt.model import Profile
+from igniter_opt.data.plan import GpuPlan, Plan
+from igniter_opt.solvers.sizing import Demand, least_share
 
 LIMIT = 16
 MAX_BATCH_VECTORS = 4096

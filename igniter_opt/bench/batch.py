@@ -31,13 +31,13 @@ from rich.console import Console
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                            TimeRemainingColumn)
 
-from igniter_opt.errors import InputError
+from igniter_opt.data.errors import InputError
 
 COLUMNS = ("instance", "family", "workloads", "solver", "gpus", "lower_bound", "status", "gap",
            "seconds", "feasible", "total_share", "slo_violations", "error")
 FAILED = ("error", "crashed", "timeout")  # statuses of a task that produced no plan
 # Imported once by the forkserver, so each worker starts warm (ImportError is ignored there).
-PRELOAD = ["igniter_opt.solve", "igniter_opt.heuristics.greedy", "igniter_opt.heuristics.ffd", "pyomo.environ"]
+PRELOAD = ["igniter_opt.solvers.solve", "igniter_opt.solvers.heuristics.greedy", "igniter_opt.solvers.heuristics.ffd", "pyomo.environ"]
 
 TaskFn = Callable[[str, str, float], dict[str, Any]]
 
@@ -131,8 +131,8 @@ def _fmt(value: Any) -> Any:
 
 def solve_task(path: str, solver: str, time_limit: float) -> dict[str, Any]:
     """Load and solve one instance; the plan's numbers as a partial row (exceptions propagate)."""
-    from igniter_opt.instance import load_instance
-    from igniter_opt.solve import SolveOptions, solve
+    from igniter_opt.data.instance import load_instance
+    from igniter_opt.solvers.solve import SolveOptions, solve
 
     inst = load_instance(path)
     plan = solve(inst, solver, options=SolveOptions(time_limit=time_limit, threads=1))
@@ -223,7 +223,7 @@ def run_batch(paths: Sequence[str | Path], solvers: Sequence[str], time_limit: f
     `task_fn(path, solver, time_limit) -> partial row` must be a module-level function.
     Each run appends its command and machine to RESULTS.meta.json next to the CSV.
     """
-    from igniter_opt.solve import SOLVERS
+    from igniter_opt.solvers.solve import SOLVERS
 
     unknown = [s for s in solvers if s not in SOLVERS]
     if unknown or not solvers:

@@ -15,10 +15,10 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from igniter_opt.errors import InfeasibleError, InputError
-from igniter_opt.instance import Instance, Workload
-from igniter_opt.perfmodel import Profile, load_profile
-from igniter_opt.sizing import max_rate_alone, split_workload
+from igniter_opt.data.errors import InfeasibleError, InputError
+from igniter_opt.data.instance import Instance, Workload
+from igniter_opt.model import Profile, load_profile
+from igniter_opt.solvers.sizing import max_rate_alone, split_workload
 
 FAMILIES = ("paper", "random", "stress")
 STRESS_KINDS = ("tight", "replicas", "small", "powercap")
@@ -129,11 +129,11 @@ def stress_instance(kind: str, n: int, k: int, seed: int, profile: Profile) -> I
 
 
 def random_generator() -> Callable[..., Instance]:
-    """The random family's generator: igniter_opt.generate.random_instance (n, seed, profile)."""
+    """The random family's generator: igniter_opt.bench.generate.random_instance (n, seed, profile)."""
     try:
-        return importlib.import_module("igniter_opt.generate").random_instance
+        return importlib.import_module("igniter_opt.bench.generate").random_instance
     except ImportError as exc:
-        raise InputError(f"family random: the generator igniter_opt.generate is unavailable ({exc})") from None
+        raise InputError(f"family random: the generator igniter_opt.bench.generate is unavailable ({exc})") from None
 
 
 def generate(spec: FamilySpec) -> Iterator[Instance]:

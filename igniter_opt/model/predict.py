@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from igniter_opt.perfmodel.coefficients import Hardware, Profile
+from igniter_opt.model.coefficients import Hardware, Profile
 
 
 def solo_active_time(batch, share, k):

@@ -12,8 +12,8 @@ import math
 
 import numpy as np
 
-from igniter_opt.plan import Plan
-from igniter_opt.perfmodel import Profile, predict
+from igniter_opt.data.plan import Plan
+from igniter_opt.model import Profile, predict
 
 # Floating-point slack for comparisons (solvers work on the same model, so this is only noise).
 TOLERANCE = 1e-9

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from igniter_opt.report import ALL_SIZES, Report, gaps
+from igniter_opt.bench.report import ALL_SIZES, Report, gaps
 
 COLORS = {"greedy": "tab:blue", "ffd": "tab:orange", "milp": "tab:green", "patterns": "tab:red"}
 

@@ -9,21 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from igniter_opt.errors import InfeasibleError
-from igniter_opt.heuristics.common import placed
-from igniter_opt.heuristics.greedy import raise_violators
-from igniter_opt.perfmodel import Profile
-from igniter_opt.plan import GpuPlan
-from igniter_opt.sizing import FULL_SHARE, Demand
-
-
-def least_shares(profile: Profile, demands: list[Demand], members: list[int], batch: np.ndarray,
-                 start: np.ndarray) -> np.ndarray | None:
-    """Least feasible shares of members on one GPU (fixed point from `start`), or None."""
-    if start.sum() > FULL_SHARE:
-        return None
-    shares = raise_violators(profile, demands, members, start, batch=batch, throughput=True)
-    return shares if shares.sum() <= FULL_SHARE else None
+from igniter_opt.data.errors import InfeasibleError
+from igniter_opt.solvers.colocation import least_shares, placed
+from igniter_opt.model import Profile
+from igniter_opt.data.plan import GpuPlan
+from igniter_opt.solvers.sizing import FULL_SHARE, Demand
 
 
 def first_fit(profile: Profile, demands: list[Demand], order: list[int]) -> list[GpuPlan]:
