@@ -15,28 +15,33 @@ import argparse
 import statistics
 import sys
 import time
+from dataclasses import fields
 
 from rich.console import Console
 from rich.table import Table
 
-from igniter_opt.solvers.formulations import compact, patterns
 from igniter_opt.bench.generate import random_instance
-from igniter_opt.solvers.solve import SolveOptions, solve
+from igniter_opt.solvers.base import SolveOptions
+from igniter_opt.solvers.formulations import patterns
+from igniter_opt.solvers.formulations.compact import CompactFeatures, CompactOptions
+from igniter_opt.solvers.solve import solve
 
 SIZES = (4, 8, 12, 16, 24, 32)
 LARGE = (64, 100)
 
 
-def run_size(n: int, seeds: list[int], limit: float, threads: int) -> dict:
+def run_size(n: int, seeds: list[int], limit: float, threads: int,
+             features: CompactFeatures = CompactFeatures()) -> dict:
     """Solve every seed of one size with every solver; summary statistics."""
     rows = {"greedy": [], "milp": [], "patterns": []}
     gaps, proved, beats, comparable = [], 0, 0, 0
     for seed in seeds:
         inst = random_instance(n, seed)
         opts = SolveOptions(time_limit=limit, threads=threads)
+        milp_opts = CompactOptions(time_limit=limit, threads=threads, features=features)
         g = solve(inst, "greedy")
         start = time.perf_counter()
-        m = solve(inst, "milp", options=opts)
+        m = solve(inst, "milp", options=opts, solver_options=milp_opts)
         m_sec = time.perf_counter() - start
         if not m.feasible:
             sys.exit(f"n={n} seed={seed}: milp plan does not verify: {m.message}")
@@ -80,16 +85,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--time-limit", type=float, default=60.0, help="seconds per exact solve")
     ap.add_argument("--threads", type=int, default=1, help="HiGHS threads")
     ap.add_argument("--large", action="store_true", help="also 64 and 100 workloads (60 s limit)")
-    ap.add_argument("--ablate", choices=sorted(compact.FEATURES), action="append", default=[],
+    ap.add_argument("--ablate", choices=sorted(f.name for f in fields(CompactFeatures)), action="append", default=[],
                     help="switch a milp strengthening off (repeatable)")
     args = ap.parse_args(argv)
-    for feature in args.ablate:
-        compact.FEATURES[feature] = False
+    features = CompactFeatures(**{feature: False for feature in args.ablate})  # a variant, passed in
     sizes = [int(s) for s in args.sizes.split(",") if s] + (list(LARGE) if args.large else [])
     console = Console(width=150)
     results = []
     for n in sizes:
-        results.append(run_size(n, list(range(args.seeds)), args.time_limit, args.threads))
+        results.append(run_size(n, list(range(args.seeds)), args.time_limit, args.threads, features))
         console.print(f"n={n} done", style="dim")
     off = f", off: {','.join(args.ablate)}" if args.ablate else ""
     console.print(table(results, f"random_instance, seeds 0..{args.seeds - 1}, limit {args.time_limit:g} s, "

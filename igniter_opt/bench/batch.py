@@ -132,7 +132,8 @@ def _fmt(value: Any) -> Any:
 def solve_task(path: str, solver: str, time_limit: float) -> dict[str, Any]:
     """Load and solve one instance; the plan's numbers as a partial row (exceptions propagate)."""
     from igniter_opt.data.instance import load_instance
-    from igniter_opt.solvers.solve import SolveOptions, solve
+    from igniter_opt.solvers.base import SolveOptions
+    from igniter_opt.solvers.solve import solve
 
     inst = load_instance(path)
     plan = solve(inst, solver, options=SolveOptions(time_limit=time_limit, threads=1))
@@ -223,7 +224,7 @@ def run_batch(paths: Sequence[str | Path], solvers: Sequence[str], time_limit: f
     `task_fn(path, solver, time_limit) -> partial row` must be a module-level function.
     Each run appends its command and machine to RESULTS.meta.json next to the CSV.
     """
-    from igniter_opt.solvers.solve import SOLVERS
+    from igniter_opt.solvers.registry import SOLVERS
 
     unknown = [s for s in solvers if s not in SOLVERS]
     if unknown or not solvers:

@@ -25,10 +25,11 @@ import numpy as np
 from rich.table import Table
 
 from igniter_opt.bench.batch import latest_rows, read_results
+from igniter_opt.solvers.registry import exact_solvers, solver_names
 
 PLAN_STATUSES = ("optimal", "feasible", "time_limit")
-SOLVER_ORDER = ("greedy", "ffd", "milp", "patterns")
-EXACT_SOLVERS = ("milp", "patterns")
+SOLVER_ORDER = tuple(solver_names())  # columns in registry order
+EXACT_SOLVERS = tuple(exact_solvers())  # the first present is compared with the baseline
 PERCENTILES = (50, 90, 100)
 ALL_SIZES = 0  # the size key of a family's summary line
 

@@ -16,7 +16,9 @@ from igniter_opt.data.export import export_igniter
 from igniter_opt.data.instance import load_instance
 from igniter_opt.model import load_profile, predict
 from igniter_opt.data.plan import Plan, load_plan
-from igniter_opt.solvers.solve import SOLVERS, SolveOptions, solve
+from igniter_opt.solvers.base import SolveOptions
+from igniter_opt.solvers.registry import SOLVERS
+from igniter_opt.solvers.solve import solve
 from igniter_opt.solvers.verify import verify
 
 JsonOpt = typer.Option(False, "--json", help="Print JSON to stdout instead of a table.")

@@ -12,7 +12,9 @@ from igniter_opt.cli.app import app, console, emit_json
 from igniter_opt.data.errors import InputError
 from igniter_opt.data.instance import load_instance
 from igniter_opt.data.plan import Plan
-from igniter_opt.solvers.solve import SOLVERS, SolveOptions, solve
+from igniter_opt.solvers.base import SolveOptions
+from igniter_opt.solvers.registry import SOLVERS
+from igniter_opt.solvers.solve import solve
 
 DEFAULT_SOLVERS = "greedy,ffd,milp,patterns"
 

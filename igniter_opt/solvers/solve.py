@@ -1,42 +1,23 @@
 """One entry for all solvers: size the instance, run the solver, verify the plan.
 
-Every solver is a function `solve(instance, profile, demands, options) -> Plan` in its own
-module; this module times it, turns "no GPU can serve this workload" into an infeasible plan,
-and passes the result through `verify` so no plan is shown or written unchecked.
+Every solver is a `Solver` (igniter_opt.solvers.base) found in the registry
+(igniter_opt.solvers.registry); this module times it, turns "no GPU can serve this workload" into an
+infeasible plan, and passes the result through `verify` so no plan is shown or written unchecked.
 """
 
 from __future__ import annotations
 
-import importlib
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from igniter_opt.data.errors import InfeasibleError, InputError
 from igniter_opt.data.instance import BATCH_POLICIES, Instance
-from igniter_opt.model import Profile, load_profile
 from igniter_opt.data.plan import Plan
+from igniter_opt.model import Profile, load_profile
+from igniter_opt.solvers.base import SolveOptions
+from igniter_opt.solvers.registry import check_solver, get_solver
 from igniter_opt.solvers.sizing import lower_bound_gpus, size_instance
 from igniter_opt.solvers.verify import verify
-
-SOLVERS = {
-    "greedy": "igniter_opt.solvers.heuristics.greedy",
-    "ffd": "igniter_opt.solvers.heuristics.ffd",
-    "milp": "igniter_opt.solvers.formulations.compact",
-    "patterns": "igniter_opt.solvers.formulations.patterns",
-}
-HEURISTICS = ("greedy", "ffd")
-
-
-@dataclass(frozen=True)
-class SolveOptions:
-    """Options of the exact solvers (the heuristics ignore them)."""
-
-    time_limit: float = 60.0
-    threads: int = 1
-    mip_gap: float = 0.0
-    batch_policy: str | None = None  # None: the instance's own policy
-    force: bool = False  # patterns: enumerate even above the size limit
-    verbose: bool = False
 
 
 def resolve_profile(instance: Instance, profile: Profile | str | None = None) -> Profile:
@@ -47,10 +28,13 @@ def resolve_profile(instance: Instance, profile: Profile | str | None = None) ->
 
 
 def solve(instance: Instance, solver: str = "greedy", profile: Profile | str | None = None,
-          options: SolveOptions | None = None) -> Plan:
-    """Solve an instance with the named solver and return the verified plan."""
-    if solver not in SOLVERS:
-        raise InputError(f"solver {solver!r}: unknown (choose from {', '.join(SOLVERS)})")
+          options: SolveOptions | None = None, solver_options: object | None = None) -> Plan:
+    """Solve an instance with the named solver and return the verified plan.
+
+    `options` are the common options; `solver_options`, when given, is the solver's own options
+    value (e.g. `CompactOptions(features=...)`) and replaces what it would build from `options`.
+    """
+    check_solver(solver)
     options = options or SolveOptions()
     if options.batch_policy is not None:
         if options.batch_policy not in BATCH_POLICIES:
@@ -60,8 +44,9 @@ def solve(instance: Instance, solver: str = "greedy", profile: Profile | str | N
     start = time.perf_counter()
     try:
         demands = size_instance(instance, prof)
-        module = importlib.import_module(SOLVERS[solver])
-        plan = module.solve(instance, prof, demands, options)
+        runner = get_solver(solver)
+        own = runner.options(options) if solver_options is None else solver_options
+        plan = runner.solve(instance, prof, demands, own)
         if plan.lower_bound is None and plan.status != "infeasible" and instance.batch_policy == "paper":
             plan.lower_bound = lower_bound_gpus(demands)
     except InfeasibleError as exc:

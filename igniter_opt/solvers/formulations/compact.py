@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pyomo.environ as pyo
 
@@ -24,15 +24,41 @@ from igniter_opt.solvers.formulations.patterns import fitting
 from igniter_opt.solvers.heuristics.firstfit import first_fit
 from igniter_opt.solvers.heuristics import greedy
 from igniter_opt.solvers.colocation import placed, replica_gpus
+from igniter_opt.data.instance import Instance
 from igniter_opt.model import Profile
+from igniter_opt.solvers.base import FunctionSolver, HighsOptions, SolveOptions
 from igniter_opt.data.plan import GpuPlan, Plan
 from igniter_opt.solvers.sizing import Demand
 from igniter_opt.solvers.verify import verify
 
 
-# Strengthenings, all on by default; benchmarks/bench_solvers.py --ablate switches them off one
-# at a time to measure what each buys (docs/exact.md).
-FEATURES = {"dominance": True, "pairs": True, "packing_bound": True, "cliques": True, "bound_stop": True}
+
+@dataclass(frozen=True)
+class CompactFeatures:
+    """The model's strengthenings (its formulation variants), all on by default.
+
+    benchmarks/bench_solvers.py --ablate passes variants with one switched off to measure what each
+    buys (docs/exact.md).
+    """
+
+    dominance: bool = True  # prune dominated configurations
+    pairs: bool = True  # pair fixed points: conflicts and least shared shares
+    packing_bound: bool = True  # Martello-Toth style bound with conflicts (else the volume bound)
+    cliques: bool = True  # conflict-clique and shared-share rows
+    bound_stop: bool = True  # stop without a model when the heuristic meets the bound
+
+
+@dataclass(frozen=True)
+class CompactOptions(HighsOptions):
+    """Options of `milp`: HiGHS's, plus the formulation variant."""
+
+    features: CompactFeatures = CompactFeatures()
+
+    @classmethod
+    def from_common(cls, common: SolveOptions) -> CompactOptions:
+        return cls(time_limit=common.time_limit, threads=common.threads, mip_gap=common.mip_gap,
+                   verbose=common.verbose)
+
 
 HEURISTIC_OPTIMAL = "the heuristic plan meets the lower bound: optimal without search"
 HEURISTIC_KEPT = "the MILP found no plan with fewer GPUs than the heuristic's within the time limit"
@@ -57,6 +83,7 @@ class CompactData:
     incumbent: Plan | None  # the best verified heuristic plan
     conflicts: set[tuple[int, int]]  # positions (q, q') that cannot share a GPU
     shared_units: list[float]  # per position: least share in units when sharing a GPU
+    features: CompactFeatures = field(default_factory=CompactFeatures)
 
 
 def _heuristic(instance, profile: Profile, demands: list[Demand], cfgs: list[Configs]) -> Plan | None:
@@ -124,14 +151,15 @@ def _warm(model: pyo.ConcreteModel, data: CompactData) -> bool:
     return True
 
 
-def prepare(instance, profile: Profile, demands: list[Demand], policy: str,
-            deadline: float = math.inf) -> CompactData:
+def prepare(instance: Instance, profile: Profile, demands: list[Demand], policy: str,
+            deadline: float = math.inf, features: CompactFeatures | None = None) -> CompactData:
     """Configurations (pruned), bounds, pair conflicts, GPU limit and warm start of an instance.
 
     Past the deadline (a time.perf_counter() value) the optional strengthenings are skipped with
     their sound fallbacks (no pair conflicts, volume bound), so that the heuristic plan and a valid
     lower bound are ready as soon as possible; `solve` then stops before building the model.
     """
+    features = features or CompactFeatures()
     hw = profile.hardware
     cfgs = shareable_configs(profile, demands, policy)
     best = _heuristic(instance, profile, demands, cfgs)
@@ -145,8 +173,8 @@ def prepare(instance, profile: Profile, demands: list[Demand], policy: str,
     def late() -> bool:
         return time.perf_counter() > deadline
 
-    cfgs, _ = prune(hw, cfgs, keep, rounds=3 if FEATURES["dominance"] and not late() else 0)
-    pairs = _pairs(profile, demands, policy, deadline) if FEATURES["pairs"] and not late() else None
+    cfgs, _ = prune(hw, cfgs, keep, rounds=3 if features.dominance and not late() else 0)
+    pairs = _pairs(profile, demands, policy, deadline) if features.pairs and not late() else None
     if pairs is not None:
         conflicts, shared = pairs
     else:
@@ -156,11 +184,12 @@ def prepare(instance, profile: Profile, demands: list[Demand], policy: str,
     pos = {c.demand: q for q, c in enumerate(cfgs)}
     units = [shared[c.demand] / hw.unit_pct for c in cfgs]
     edges = {tuple(sorted((pos[a], pos[b]))) for a, b in conflicts}
-    lower = (packing_lower_bound(units, edges, bounds.cap) if FEATURES["packing_bound"] and not late()
+    lower = (packing_lower_bound(units, edges, bounds.cap) if features.packing_bound and not late()
              else math.ceil(sum(units) / bounds.cap - 1e-9))
     start = start_from_plan(best, demands, cfgs) if best is not None else None
     gpus = len(start) if start is not None else len(cfgs)
-    return CompactData(profile, demands, cfgs, bounds, max(gpus, lower), lower, start, best, edges, units)
+    return CompactData(profile, demands, cfgs, bounds, max(gpus, lower), lower, start, best, edges, units,
+                       features)
 
 
 def _index(data: CompactData) -> list[tuple[int, int, int]]:
@@ -228,7 +257,7 @@ def build_model(data: CompactData) -> pyo.ConcreteModel:
     n = {j: pyo.quicksum(m.x[q, j, k] for q, k in on[j]) for j in m.J}
     _scheduling(m, data, n)
     _budgets(m, data)
-    if FEATURES["cliques"]:
+    if data.features.cliques:
         _strengthen(m, data)
     return m
 
@@ -312,7 +341,7 @@ def build_seconds(data: CompactData) -> float:
     return BUILD_SECONDS_PER_VAR * sum(len(c) * min(q + 1, data.gpus) for q, c in enumerate(data.cfgs))
 
 
-def solve(instance, profile: Profile, demands: list[Demand], options) -> Plan:
+def solve(instance: Instance, profile: Profile, demands: list[Demand], options: CompactOptions) -> Plan:
     """Minimum GPUs by the compact MILP; falls back to the greedy plan when that is no worse.
 
     options.time_limit bounds the whole call (preparation, model building, translation, HiGHS):
@@ -321,13 +350,13 @@ def solve(instance, profile: Profile, demands: list[Demand], options) -> Plan:
     """
     begin = time.perf_counter()
     deadline = begin + options.time_limit
-    data = prepare(instance, profile, demands, options.batch_policy or instance.batch_policy, deadline)
+    data = prepare(instance, profile, demands, instance.batch_policy, deadline, options.features)
     replicas = replica_gpus(demands)
     plan = Plan(instance=instance.name, solver="milp", profile=profile.name, status="optimal")
     if not data.cfgs:
         plan.gpus, plan.lower_bound, plan.gap = replicas, len(replicas), 0.0
         return plan
-    if FEATURES["bound_stop"] and data.start is not None and len(data.start) <= data.lower:
+    if options.features.bound_stop and data.start is not None and len(data.start) <= data.lower:
         gpus = replicas + data.incumbent.gpus[len(replicas):]  # greedy meets the bound: optimal
         plan.gpus, plan.lower_bound, plan.gap = gpus, len(gpus), 0.0
         plan.message = HEURISTIC_OPTIMAL
@@ -361,3 +390,6 @@ def _finish(plan: Plan, model, data: CompactData, outcome, replicas: list[GpuPla
     plan.status = "optimal" if plan.lower_bound >= plan.num_gpus else "time_limit"
     plan.gap = round((plan.num_gpus - plan.lower_bound) / plan.num_gpus, 6)
     return plan
+
+
+SOLVER = FunctionSolver("milp", solve, CompactOptions.from_common)

@@ -8,6 +8,7 @@ from pyomo.contrib.appsi.base import TerminationCondition
 from pyomo.contrib.appsi.solvers import Highs
 
 from igniter_opt.data.errors import InputError
+from igniter_opt.solvers.base import HighsOptions
 
 # Tighter than HiGHS's defaults (1e-6): a big-M row relaxed by M * 1e-6 could let a plan through
 # that `verify` rejects. Plans are re-checked exactly after every solve anyway.
@@ -18,7 +19,7 @@ HIGHS_TOLERANCES = {"mip_feasibility_tolerance": 1e-9, "primal_feasibility_toler
 MIN_SOLVE_SECONDS = 0.2
 
 
-def run_highs(model, time_limit: float, options, warm: bool = False,
+def run_highs(model, time_limit: float, options: HighsOptions, warm: bool = False,
               deadline: float | None = None) -> tuple[str, bool, float | None]:
     """Solve; returns (status, has incumbent loaded into the model, dual bound).
 
@@ -39,7 +40,7 @@ def run_highs(model, time_limit: float, options, warm: bool = False,
     opt.config.mip_gap = float(options.mip_gap)
     opt.config.load_solution = False
     opt.config.warmstart = warm
-    opt.config.stream_solver = bool(getattr(options, "verbose", False))
+    opt.config.stream_solver = bool(options.verbose)
     opt.highs_options = {"threads": int(options.threads), "random_seed": 0, **HIGHS_TOLERANCES}
     res = opt.solve(model)
     term = res.termination_condition

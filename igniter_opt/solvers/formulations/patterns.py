@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import pyomo.environ as pyo
@@ -23,7 +24,9 @@ from igniter_opt.solvers.formulations.common import shareable_configs
 from igniter_opt.solvers.formulations.highs import run_highs
 from igniter_opt.solvers.colocation import placed, replica_gpus
 from igniter_opt.solvers.colocation import least_shares
+from igniter_opt.data.instance import Instance
 from igniter_opt.model import Profile
+from igniter_opt.solvers.base import FunctionSolver, HighsOptions, SolveOptions
 from igniter_opt.data.plan import GpuPlan, Plan
 from igniter_opt.solvers.sizing import Demand, least_share
 
@@ -33,6 +36,18 @@ Pattern = tuple[tuple[int, ...], np.ndarray, np.ndarray]  # members, shares, bat
 
 
 Known = dict[tuple[int, ...], dict[tuple[float, ...], np.ndarray]]  # members -> batches -> shares
+
+
+@dataclass(frozen=True)
+class PatternsOptions(HighsOptions):
+    """Options of `patterns`: HiGHS's, plus `force` to enumerate above LIMIT shareable demands."""
+
+    force: bool = False
+
+    @classmethod
+    def from_common(cls, common: SolveOptions) -> PatternsOptions:
+        return cls(time_limit=common.time_limit, threads=common.threads, mip_gap=common.mip_gap,
+                   verbose=common.verbose, force=common.force)
 
 
 def _start(profile: Profile, demands: list[Demand], members: tuple[int, ...], vec: tuple[float, ...],
@@ -129,7 +144,7 @@ def _extend(fitting: list[tuple[int, ...]], items: list[int], fits: set) -> list
     return out
 
 
-def partition(patterns: list[Pattern], items: list[int], time_limit: float, options):
+def partition(patterns: list[Pattern], items: list[int], time_limit: float, options: HighsOptions):
     """Set partitioning: each demand in exactly one chosen pattern, fewest patterns."""
     m = pyo.ConcreteModel(name="igniter-patterns")
     m.P = pyo.RangeSet(0, len(patterns) - 1)
@@ -145,10 +160,10 @@ def partition(patterns: list[Pattern], items: list[int], time_limit: float, opti
     return status, chosen, bound
 
 
-def solve(instance, profile: Profile, demands: list[Demand], options) -> Plan:
+def solve(instance: Instance, profile: Profile, demands: list[Demand], options: PatternsOptions) -> Plan:
     """Minimum GPUs by set partitioning over all fitting subsets."""
     begin = time.perf_counter()
-    policy = options.batch_policy or instance.batch_policy
+    policy = instance.batch_policy
     items = [i for i, d in enumerate(demands) if not d.full_gpu]
     if len(items) > LIMIT and not options.force:
         raise InputError(f"patterns: {len(items)} shareable workloads is above the limit of {LIMIT} "
@@ -177,3 +192,6 @@ def solve(instance, profile: Profile, demands: list[Demand], options) -> Plan:
     if not complete:
         plan.message = "enumeration cut short by the time limit: the plan is feasible, not proven"
     return plan
+
+
+SOLVER = FunctionSolver("patterns", solve, PatternsOptions.from_common)

@@ -8,12 +8,15 @@ are predicted.
 from __future__ import annotations
 
 from igniter_opt.solvers.colocation import by_least_share, placed, replica_gpus
+from igniter_opt.data.instance import Instance
 from igniter_opt.model import Profile
+from igniter_opt.solvers.base import FunctionSolver, NoOptions
 from igniter_opt.data.plan import GpuPlan, Plan
 from igniter_opt.solvers.sizing import FULL_SHARE, Demand
 
 
-def solve(instance, profile: Profile, demands: list[Demand], options=None) -> Plan:
+def solve(instance: Instance, profile: Profile, demands: list[Demand],
+          options: NoOptions | None = None) -> Plan:
     """Plan of first-fit decreasing (status 'feasible': a heuristic proves nothing)."""
     bins: list[GpuPlan] = []
     for i in by_least_share(demands):
@@ -25,3 +28,6 @@ def solve(instance, profile: Profile, demands: list[Demand], options=None) -> Pl
         target.workloads.append(placed(d, d.r_lower))
     return Plan(instance=instance.name, solver="ffd", profile=profile.name, status="feasible",
                 gpus=replica_gpus(demands) + bins)
+
+
+SOLVER = FunctionSolver("ffd", solve, NoOptions.from_common)

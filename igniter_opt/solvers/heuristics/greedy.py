@@ -13,7 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 from igniter_opt.solvers.colocation import by_least_share, placed, raise_violators, replica_gpus
+from igniter_opt.data.instance import Instance
 from igniter_opt.model import Profile
+from igniter_opt.solvers.base import FunctionSolver, NoOptions
 from igniter_opt.data.plan import GpuPlan, Plan
 from igniter_opt.solvers.sizing import FULL_SHARE, Demand
 
@@ -50,8 +52,12 @@ def place_greedy(profile: Profile, demands: list[Demand]) -> list[list[Slot]]:
     return [g for g in gpus if g]
 
 
-def solve(instance, profile: Profile, demands: list[Demand], options=None) -> Plan:
+def solve(instance: Instance, profile: Profile, demands: list[Demand],
+          options: NoOptions | None = None) -> Plan:
     """Plan of the reference greedy (status 'feasible': a heuristic proves nothing)."""
     gpus = replica_gpus(demands)
     gpus += [GpuPlan([placed(demands[i], s) for i, s in g]) for g in place_greedy(profile, demands)]
     return Plan(instance=instance.name, solver="greedy", profile=profile.name, status="feasible", gpus=gpus)
+
+
+SOLVER = FunctionSolver("greedy", solve, NoOptions.from_common)

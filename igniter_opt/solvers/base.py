@@ -1,0 +1,88 @@
+"""What a solver is: the `Solver` protocol, the common options every entry point takes, and the
+options dataclasses the built-in solvers share.
+
+A solver turns sized demands into a plan: `solve(instance, profile, demands, options) -> Plan`,
+with `options` an instance of its own frozen options dataclass. `options(common)` builds that
+dataclass from the `SolveOptions` the CLI and the batch runner pass to every solver, so a caller
+either passes `SolveOptions` (and gets each solver's defaults for the rest) or the solver's own
+options value (e.g. a compact-model variant with one strengthening off).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from igniter_opt.data.instance import Instance
+    from igniter_opt.data.plan import Plan
+    from igniter_opt.model import Profile
+    from igniter_opt.solvers.sizing import Demand
+
+OptionsT = TypeVar("OptionsT")
+
+
+@dataclass(frozen=True)
+class SolveOptions:
+    """Options of a solve call that every solver may read (the heuristics ignore them)."""
+
+    time_limit: float = 60.0
+    threads: int = 1
+    mip_gap: float = 0.0
+    batch_policy: str | None = None  # None: the instance's own policy
+    force: bool = False  # patterns: enumerate even above the size limit
+    verbose: bool = False
+
+
+class Solver(Protocol[OptionsT]):
+    """A registered solver (see igniter_opt.solvers.registry)."""
+
+    name: str  # its registry name, written into each plan's `solver` field
+
+    def options(self, common: SolveOptions) -> OptionsT:
+        """This solver's options from the common ones (its defaults for everything else)."""
+        ...
+
+    def solve(self, instance: Instance, profile: Profile, demands: list[Demand], options: OptionsT) -> Plan:
+        """A plan for the sized demands (verified afterwards by igniter_opt.solvers.solve)."""
+        ...
+
+
+@dataclass(frozen=True)
+class FunctionSolver(Generic[OptionsT]):
+    """A `Solver` made of a solve function and the constructor of its options from the common ones."""
+
+    name: str
+    function: Callable[[Instance, Profile, list[Demand], OptionsT], Plan]
+    make_options: Callable[[SolveOptions], OptionsT]
+
+    def options(self, common: SolveOptions) -> OptionsT:
+        return self.make_options(common)
+
+    def solve(self, instance: Instance, profile: Profile, demands: list[Demand], options: OptionsT) -> Plan:
+        return self.function(instance, profile, demands, options)
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    """Options of a solver that has none (the heuristics)."""
+
+    @classmethod
+    def from_common(cls, common: SolveOptions) -> NoOptions:
+        return cls()
+
+
+@dataclass(frozen=True)
+class HighsOptions:
+    """Options of a solver that runs HiGHS: whole-call time limit, threads, MIP gap, log."""
+
+    time_limit: float = 60.0
+    threads: int = 1
+    mip_gap: float = 0.0
+    verbose: bool = False
+
+    @classmethod
+    def from_common(cls, common: SolveOptions) -> HighsOptions:
+        return cls(time_limit=common.time_limit, threads=common.threads, mip_gap=common.mip_gap,
+                   verbose=common.verbose)
