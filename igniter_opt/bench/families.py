@@ -15,6 +15,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from igniter_opt.data.dnn import MODEL_NAMES
 from igniter_opt.data.errors import InfeasibleError, InputError
 from igniter_opt.data.instance import Instance, Workload
 from igniter_opt.model import Profile, load_profile
@@ -22,7 +23,7 @@ from igniter_opt.solvers.sizing import max_rate_alone, split_workload
 
 FAMILIES = ("paper", "random", "stress")
 STRESS_KINDS = ("tight", "replicas", "small", "powercap")
-MODELS = ("alexnet", "resnet50", "vgg19", "ssd")
+MODELS = MODEL_NAMES  # the paper's four, in its order
 
 # The paper's SLOs (ms) and rates (req/s) per model: the motivation example plus SSD.
 PAPER_SLO_MS = {"alexnet": 15.0, "resnet50": 40.0, "vgg19": 60.0, "ssd": 50.0}

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from igniter_opt.data.dnn import MODEL_NAMES
 from igniter_opt.data.instance import Instance, Workload
 
-# Per model: SLO range (ms) and request-rate range (req/s), drawn uniformly.
+# Per model (every DNN of data.dnn): SLO range (ms) and request-rate range (req/s), drawn uniformly.
 RANGES: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {
     "alexnet": ((10.0, 40.0), (200.0, 1500.0)),
     "resnet50": ((20.0, 80.0), (100.0, 800.0)),
@@ -25,7 +26,7 @@ def random_instance(n: int, seed: int, profile: str = "v100") -> Instance:
     rates). Names are "<model>-<i>"; the instance is "random-n<n>-s<seed>", policy "paper".
     """
     rng = np.random.default_rng(seed)
-    models = list(RANGES)
+    models = list(MODEL_NAMES)
     workloads = []
     for i in range(n):
         model = models[int(rng.integers(len(models)))]

@@ -1,7 +1,8 @@
-"""The served models, in one self-contained file that is also the python backend's model.py.
+"""The served models, in one file that is also the python backend's model.py.
 
-The repository writer copies this file verbatim into every model version directory, so it imports
-nothing from igniter_opt: only numpy, Triton's `triton_python_backend_utils`, and torch/torchvision
+The repository writer copies this file verbatim into every model version directory, with
+igniter_opt/data/dnn.py (the model list and shapes) beside it as dnn.py, so it needs nothing else
+from igniter_opt: only numpy, Triton's `triton_python_backend_utils`, and torch/torchvision
 (lazily, on GPU hosts only).
 
 - GPU (`device` parameter "gpu"): the paper's DNNs from torchvision, built with weights=None (timing
@@ -16,10 +17,17 @@ from __future__ import annotations
 
 import json
 import zlib
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
+
+try:  # imported as part of the package
+    from ..data.dnn import ALIASES, SPECS, SSD_ANCHORS, SSD_CLASSES, ModelSpec, spec_for
+except ImportError:  # pragma: no cover - loaded by Triton as model.py: dnn.py is copied beside it
+    from dnn import ALIASES, SPECS, SSD_ANCHORS, SSD_CLASSES, ModelSpec, spec_for  # type: ignore[no-redef]
+
+__all__ = ["ALIASES", "INPUT_NAME", "OUTPUT_NAME", "SPECS", "SSD_ANCHORS", "SSD_CLASSES", "ModelSpec",
+           "TritonPythonModel", "cpu_standin", "spec_for", "torch_model"]
 
 try:  # only importable inside Triton's python backend stub
     import triton_python_backend_utils as pb_utils
@@ -27,42 +35,6 @@ except ImportError:  # pragma: no cover - outside Triton (tests, the repository 
     pb_utils = None
 
 INPUT_NAME, OUTPUT_NAME = "INPUT0", "OUTPUT0"
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """Wire shapes (without the batch dimension) of one served model; tensors are FP32."""
-
-    name: str
-    input_dims: tuple[int, ...]
-    output_dims: tuple[int, ...]
-
-    @property
-    def input_bytes(self) -> int:
-        return 4 * int(np.prod(self.input_dims))
-
-    @property
-    def output_bytes(self) -> int:
-        return 4 * int(np.prod(self.output_dims))
-
-
-SSD_ANCHORS, SSD_CLASSES = 8732, 81
-SPECS: dict[str, ModelSpec] = {
-    "alexnet": ModelSpec("alexnet", (3, 224, 224), (1000,)),
-    "resnet50": ModelSpec("resnet50", (3, 224, 224), (1000,)),
-    "vgg19": ModelSpec("vgg19", (3, 224, 224), (1000,)),
-    "ssd": ModelSpec("ssd", (3, 300, 300), (SSD_ANCHORS, 4 + SSD_CLASSES)),
-    "identity": ModelSpec("identity", (4,), (4,)),  # the trivial model of the load benchmark
-}
-ALIASES = {"ssd300_vgg16": "ssd"}
-
-
-def spec_for(model: str) -> ModelSpec:
-    """The spec of a model name (aliases resolved); KeyError names the known ones."""
-    key = ALIASES.get(model, model)
-    if key not in SPECS:
-        raise KeyError(f"unknown model {model!r}: known {sorted(SPECS) + sorted(ALIASES)}")
-    return SPECS[key]
 
 
 def cpu_standin(model: str) -> Callable[[np.ndarray], np.ndarray]:

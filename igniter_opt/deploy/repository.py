@@ -17,6 +17,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from igniter_opt.data import dnn as dnn_module
 from igniter_opt.deploy import models as models_module
 from igniter_opt.deploy.models import INPUT_NAME, OUTPUT_NAME, spec_for
 
@@ -83,7 +84,7 @@ def config_pbtxt(cfg: ModelConfig) -> str:
 
 
 def write_repository(root: str | Path, cfg: ModelConfig) -> Path:
-    """Write ROOT/<name>/config.pbtxt and ROOT/<name>/1/model.py; return ROOT (the repository)."""
+    """Write ROOT/<name>/config.pbtxt, ROOT/<name>/1/model.py and its dnn.py; return ROOT (the repository)."""
     root = Path(root)
     model_dir = root / cfg.name
     if model_dir.exists():
@@ -91,4 +92,5 @@ def write_repository(root: str | Path, cfg: ModelConfig) -> Path:
     (model_dir / "1").mkdir(parents=True)
     (model_dir / "config.pbtxt").write_text(config_pbtxt(cfg))
     shutil.copyfile(models_module.__file__, model_dir / "1" / "model.py")
+    shutil.copyfile(dnn_module.__file__, model_dir / "1" / "dnn.py")
     return root

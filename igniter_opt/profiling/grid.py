@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from igniter_opt.data import dnn
+from igniter_opt.data.dnn import DNNS
 from igniter_opt.data.errors import InputError
 from igniter_opt.model.coefficients import GRID_BATCHES, GRID_SHARES
 
 # torchvision builders of the paper's DNNs, by raw-profile name.
-MODELS = {"alexnet": "alexnet", "resnet50": "resnet50", "vgg19": "vgg19", "ssd": "ssd300_vgg16"}
-ALIASES = {"ssd300_vgg16": "ssd", "vgg": "vgg19", "resnet": "resnet50"}
+MODELS = {name: spec.torchvision for name, spec in DNNS.items()}
+ALIASES = {**dnn.ALIASES, "vgg": "vgg19", "resnet": "resnet50"}
 
 COLOC_POINT = (16, 50)                       # solo idle/active time and the same-model co-location
 DIAGONAL = ((1, 10), (16, 50), (32, 100))    # L2 demand points (raw l2caches), as in fit.py

@@ -9,7 +9,6 @@ host and each event pair brackets exactly one inference.
 
 from __future__ import annotations
 
-import math
 import os
 import tempfile
 import time
@@ -19,19 +18,17 @@ from typing import Any
 
 import numpy as np
 
+from igniter_opt.data.dnn import DNNS, SSD_CLASSES
 from igniter_opt.profiling.kernels import kernels_from_chrome_trace
 
-INPUT_SHAPES = {"alexnet": (3, 224, 224), "resnet50": (3, 224, 224), "vgg19": (3, 224, 224),
-                "ssd": (3, 300, 300)}
-SSD_CLASSES = 81      # the reference's SSD: 8732 boxes x (4 + 81) outputs, as deploy/models.py serves
-WIRE_BYTES = 4        # requests and responses travel as float32
+INPUT_SHAPES = {name: spec.input_dims for name, spec in DNNS.items()}
 MARKER_CYCLES = 1000  # torch.cuda._sleep marker kernel between models in an ncu run
 
 
 def io_bytes(name: str) -> tuple[int, int]:
     """(input, output) bytes of one request on the wire (float32), e.g. 602112 and 4000 for ResNet-50."""
-    out = 8732 * (4 + SSD_CLASSES) if name == "ssd" else 1000
-    return WIRE_BYTES * math.prod(INPUT_SHAPES[name]), WIRE_BYTES * out
+    spec = DNNS[name]
+    return spec.input_bytes, spec.output_bytes
 
 
 def wait_until(t: float | None) -> None:
