@@ -10,7 +10,8 @@ import pytest
 from conftest import RAW_V100, SHARED_DATA
 from igniter_opt.data.errors import InputError
 from igniter_opt.model import Hardware, ModelCoefficients, Profile, load_profile, predict
-from igniter_opt.model.fit import fit, load_raw
+from igniter_opt.data.profiles import load_raw
+from igniter_opt.model.fit import fit
 from igniter_opt.model.predict import frequency_under_cap, scheduling_increase, solo_active_time
 
 HW = Hardware(max_frequency_mhz=1500, power_cap_w=300, idle_power_w=50, bandwidth_bytes_per_ms=1000,

@@ -13,7 +13,8 @@ import pytest
 from igniter_opt.data.errors import InputError
 from igniter_opt.model import load_profile, predict
 from igniter_opt.model.coefficients import Profile
-from igniter_opt.model.fit import GRID_BATCHES, GRID_SHARES, fit, load_raw
+from igniter_opt.data.profiles import GRID_BATCHES, GRID_SHARES, load_raw
+from igniter_opt.model.fit import fit
 from igniter_opt.model.predict import ModelArrays, scheduling_increase, solo_terms
 from igniter_opt.profiling import derive, grid, kernels, l2, raw, validate
 

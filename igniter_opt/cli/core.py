@@ -121,7 +121,8 @@ def profile_fit_cmd(
     gpu: str = typer.Option("", help="GPU description stored with the profile."),
 ) -> None:
     """Fit the performance model's coefficients from a raw profile."""
-    from igniter_opt.model.fit import fit, load_raw  # scipy only when fitting
+    from igniter_opt.data.profiles import load_raw
+    from igniter_opt.model.fit import fit  # scipy only when fitting
 
     fitted = fit(load_raw(raw), name=name or output.stem, gpu=gpu, origin=str(raw))
     fitted.save(output)

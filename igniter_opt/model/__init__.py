@@ -1,22 +1,23 @@
-"""The iGniter performance model: coefficients, fitting from a raw profile, prediction."""
+"""The iGniter performance model: coefficients, prediction, and (igniter_opt.model.fit) fitting.
 
-from igniter_opt.model.coefficients import (
-    Hardware,
-    ModelCoefficients,
-    Profile,
-    bundled_profiles,
-    load_profile,
-)
+`fit` is not imported here: it needs scipy, which the CLI loads only when fitting.
+"""
+
+from igniter_opt.model.coefficients import Hardware, ModelCoefficients, Profile, load_profile
 from igniter_opt.model.predict import (
     ModelArrays,
     Prediction,
+    SoloTerms,
+    frequency_under_cap,
     predict,
     predict_arrays,
+    scheduling_increase,
     solo_active_time,
     solo_terms,
 )
 
 __all__ = [
-    "Hardware", "ModelCoefficients", "Profile", "bundled_profiles", "load_profile",
-    "ModelArrays", "Prediction", "predict", "predict_arrays", "solo_active_time", "solo_terms",
+    "Hardware", "ModelCoefficients", "Profile", "load_profile",
+    "ModelArrays", "Prediction", "SoloTerms", "frequency_under_cap", "predict", "predict_arrays",
+    "scheduling_increase", "solo_active_time", "solo_terms",
 ]

@@ -1,7 +1,8 @@
 """Coefficients of the iGniter performance model: one GPU type and the DNNs profiled on it.
 
 A `Profile` is what `fit` produces from a raw GPU profile and what `predict`, the solvers and
-`verify` consume. It round-trips through JSON (igniter_opt/profiles/*.json).
+`verify` consume. It round-trips through JSON (igniter_opt/profiles/*.json, read by
+igniter_opt.data.profiles).
 """
 
 from __future__ import annotations
@@ -12,11 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from igniter_opt.data.errors import InputError
-
-# The raw profile's measurement grid (batch x MPS share %) that k1..k5 are fitted on.
-GRID_BATCHES = (1, 16, 32)
-GRID_SHARES = (10, 50, 100)
-
+from igniter_opt.data.profiles import read_profile_json
 
 @dataclass(frozen=True)
 class Hardware:
@@ -129,27 +126,7 @@ def _model_from_dict(name: str, d: dict[str, Any]) -> ModelCoefficients:
     )
 
 
-BUNDLED_DIR = Path(__file__).resolve().parent.parent / "profiles"
-
-
-def bundled_profiles() -> list[str]:
-    """Names of the fitted profiles that ship with the package."""
-    return sorted(p.stem for p in BUNDLED_DIR.glob("*.json"))
-
-
 def load_profile(name_or_path: str | Path) -> Profile:
     """Load a bundled profile by name (``v100``) or a fitted profile JSON by path."""
-    text = str(name_or_path)
-    path = Path(text)
-    if not path.suffix and (BUNDLED_DIR / f"{text}.json").is_file():
-        path = BUNDLED_DIR / f"{text}.json"
-    if not path.is_file():
-        known = ", ".join(bundled_profiles())
-        raise InputError(f"profile {text!r}: no such bundled profile or file (bundled: {known})")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: malformed JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise InputError(f"{path}: a profile must be a JSON object")
+    data, path = read_profile_json(name_or_path)
     return Profile.from_dict(data, origin=str(path))

@@ -1,14 +1,14 @@
 """Fit the model's coefficients from a raw GPU profile, exactly as the iGniter reference does.
 
-The raw profile is iGniter's JSON-lines format: each line is {section: {key: value}} and the
-keys of a section merge across lines. Sections are "hardware" and one per DNN. Every fit uses
+The raw profile (igniter_opt.data.profiles.load_raw) is iGniter's JSON-lines format: each line is
+{section: {key: value}} and the keys of a section merge across lines. Sections are "hardware" and
+one per DNN. Every fit uses
 scipy.optimize.curve_fit with its default start point, like the reference, so that the fitted
 digits match the published V100 values.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -16,33 +16,9 @@ import numpy as np
 from scipy.optimize import curve_fit
 
 from igniter_opt.data.errors import InputError
-from igniter_opt.model.coefficients import GRID_BATCHES, GRID_SHARES, Hardware, ModelCoefficients, Profile
+from igniter_opt.data.profiles import GRID_BATCHES, GRID_SHARES, RawProfile
+from igniter_opt.model.coefficients import Hardware, ModelCoefficients, Profile
 from igniter_opt.model.predict import solo_active_time
-
-
-RawProfile = dict[str, dict[str, Any]]
-
-
-def load_raw(path: str | Path) -> RawProfile:
-    """Read a raw profile (JSON lines, sections merged key by key)."""
-    raw: RawProfile = {}
-    path = Path(path)
-    try:
-        lines = path.read_text().splitlines()
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read raw profile ({exc.strerror})") from None
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}:{number}: malformed JSON ({exc.msg})") from None
-        if not isinstance(record, dict) or not all(isinstance(v, dict) for v in record.values()):
-            raise InputError(f"{path}:{number}: each line must be {{section: {{key: value}}}}")
-        for section, values in record.items():
-            raw.setdefault(section, {}).update(values)
-    return raw
 
 
 def _field(raw: RawProfile, section: str, key: str, origin: str) -> Any:

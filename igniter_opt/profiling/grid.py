@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from igniter_opt.data import dnn
 from igniter_opt.data.dnn import DNNS
 from igniter_opt.data.errors import InputError
-from igniter_opt.model.coefficients import GRID_BATCHES, GRID_SHARES
+from igniter_opt.data.profiles import GRID_BATCHES, GRID_SHARES
 
 # torchvision builders of the paper's DNNs, by raw-profile name.
 MODELS = {name: spec.torchvision for name, spec in DNNS.items()}

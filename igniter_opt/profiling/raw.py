@@ -1,4 +1,4 @@
-"""Assemble measurements into the raw profile format that model.fit.load_raw reads; pure.
+"""Assemble measurements into the raw profile format that data.profiles.load_raw reads; pure.
 
 Raw format: JSON lines {section: {key: value}}, sections "hardware" and one per DNN. The keys are
 the reference's (see model/fit.py); extra keys (gpu, sm_count, nvml clock, dtype, ...) ride
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from igniter_opt.model.fit import GRID_BATCHES, GRID_SHARES, RawProfile
+from igniter_opt.data.profiles import GRID_BATCHES, GRID_SHARES, RawProfile
 from igniter_opt.profiling.derive import snap_clock
 
 

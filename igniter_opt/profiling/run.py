@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from igniter_opt.data.errors import InputError
-from igniter_opt.model.fit import GRID_BATCHES, GRID_SHARES
+from igniter_opt.data.profiles import GRID_BATCHES, GRID_SHARES
 from igniter_opt.profiling import derive, grid, kernels, l2, raw
 from igniter_opt.profiling.worker import WorkerProcess, run_together, worker_argv
 
