@@ -18,7 +18,6 @@ import multiprocessing as mp
 import os
 import platform
 import signal
-import threading
 import time
 import traceback
 from collections import Counter, deque
@@ -32,6 +31,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, 
                            TimeRemainingColumn)
 
 from igniter_opt.data.errors import InputError
+from igniter_opt.processes import kill_and_reap, sigterm_as_interrupt
 
 COLUMNS = ("instance", "family", "workloads", "solver", "gpus", "lower_bound", "status", "gap",
            "seconds", "feasible", "total_share", "slo_violations", "error")
@@ -274,7 +274,8 @@ def run_batch(paths: Sequence[str | Path], solvers: Sequence[str], time_limit: f
                 _stop(slot)
                 slots[i] = new_slot()
 
-        old_term = _term_as_interrupt()
+        interrupt = sigterm_as_interrupt((signal.SIGTERM,))
+        interrupt.__enter__()
         try:
             slots.extend(new_slot() for _ in range(min(jobs, len(todo))))
             while True:
@@ -307,7 +308,7 @@ def run_batch(paths: Sequence[str | Path], solvers: Sequence[str], time_limit: f
                         finish(i, {"status": "crashed", "seconds": now - slot.start,
                                    "error": f"worker died (exit code {slot.proc.exitcode})"}, replace=True)
                     elif now > slot.deadline:
-                        _kill(slot.proc)
+                        kill_and_reap(slot.proc)
                         finish(i, {"status": "timeout", "seconds": now - slot.start,
                                    "error": f"killed after {now - slot.start:.1f} s (limit "
                                             f"{time_limit:g} s + margin {margin:g} s)"}, replace=True)
@@ -316,8 +317,7 @@ def run_batch(paths: Sequence[str | Path], solvers: Sequence[str], time_limit: f
         finally:
             for slot in slots:
                 _stop(slot, polite=slot.task is None and not summary.interrupted)
-            if old_term is not None:
-                signal.signal(signal.SIGTERM, old_term)
+            interrupt.__exit__(None, None, None)
     summary.seconds = time.monotonic() - started
     _record_run(results_csv, summary, command or f"run_batch(solvers={list(solvers)}, "
                 f"time_limit={time_limit:g}, jobs={jobs})", started_at)
@@ -353,17 +353,6 @@ def _record_run(results_csv: Path, summary: BatchSummary, command: str, started_
     path.write_text(json.dumps(meta, indent=2) + "\n")
 
 
-def _term_as_interrupt() -> Any:
-    """In the main thread, make SIGTERM stop the batch like Ctrl-C; returns the old handler."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    return signal.signal(signal.SIGTERM, interrupt)
-
-
 def _stop(slot: _Slot, polite: bool = False) -> None:
     """End a worker: ask an idle one to exit, kill a busy one; always reaped."""
     if polite and slot.proc.is_alive():
@@ -372,15 +361,5 @@ def _stop(slot: _Slot, polite: bool = False) -> None:
             slot.proc.join(timeout=2.0)
         except OSError:
             pass
-    _kill(slot.proc)
+    kill_and_reap(slot.proc)
     slot.conn.close()
-
-
-def _kill(proc: Any) -> None:
-    """SIGTERM, then SIGKILL if the worker is still there a second later; always reaped."""
-    if proc.is_alive():
-        proc.terminate()
-        proc.join(timeout=1.0)
-    if proc.is_alive():
-        proc.kill()
-    proc.join(timeout=5.0)

@@ -1,6 +1,6 @@
 """Open-loop load generator: tritonclient gRPC asyncio, all workloads at once, several processes.
 
-The sending side is in loadworker.py.
+The sending side is in loadworker.py; what both sides share is in loadproto.py.
 
 Each workload's arrivals are fixed in advance (constant spacing or Poisson at its rate) and every
 request is sent at its arrival time whether or not earlier ones have returned (open loop). A
@@ -31,43 +31,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-DISTRIBUTIONS = ("constant", "poisson")
+from igniter_opt.processes import kill_and_reap
+from igniter_opt.deploy.loadproto import DISTRIBUTIONS, READY, LoadError, LoadOptions, Shard, Target, recv, send
 
-
-class LoadError(RuntimeError):
-    """The load could not be generated (a worker failed, or could not reach its server)."""
-
-
-@dataclass(frozen=True)
-class Target:
-    """One workload to drive: where its server is, its model's input and the offered rate."""
-
-    name: str
-    model_name: str
-    url: str
-    rate_rps: float
-    slo_ms: float
-    input_dims: tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class LoadOptions:
-    """Length of the run, arrival process and how the load is spread over processes."""
-
-    duration_s: float = 10.0
-    warmup_s: float = 2.0
-    distribution: str = "constant"
-    seed: int = 0
-    drain_s: float = 5.0
-    timeout_s: float = 10.0
-    max_rps_per_process: float = 2000.0
-    processes: int | None = None      # default: min(shards, CPUs)
-
-    def __post_init__(self) -> None:
-        if self.distribution not in DISTRIBUTIONS:
-            raise ValueError(f"distribution must be one of {DISTRIBUTIONS}, got {self.distribution!r}")
-        if self.duration_s <= 0 or self.warmup_s < 0:
-            raise ValueError("duration must be > 0 and warm-up >= 0")
+__all__ = ["DISTRIBUTIONS", "LoadError", "LoadOptions", "Shard", "Target", "WorkloadResult", "arrivals",
+           "make_shards", "run_load", "summarize"]
 
 
 @dataclass
@@ -102,14 +70,6 @@ def arrivals(rate_rps: float, horizon_s: float, distribution: str, rng: np.rando
     while t[-1] < horizon_s:  # practically never: extend
         t = np.concatenate([t, t[-1] + np.cumsum(rng.exponential(1.0 / rate_rps, n))])
     return t[t < horizon_s]
-
-
-@dataclass(frozen=True)
-class Shard:
-    """A part of one target's stream, driven by one worker process."""
-
-    target: Target
-    arrivals: np.ndarray
 
 
 def make_shards(targets: list[Target], options: LoadOptions) -> list[Shard]:
@@ -159,8 +119,6 @@ def run_load(targets: list[Target], options: LoadOptions, ready_timeout_s: float
     __main__, a REPL included); each gets its shards, connects, answers ready, and starts at a common
     wall-clock time. Every worker is killed on the way out, whatever happened.
     """
-    from igniter_opt.deploy.loadworker import READY, recv, send  # noqa: PLC0415
-
     shards = make_shards(targets, options)
     nproc = max(1, min(len(shards), options.processes or os.cpu_count() or 1))
     groups: list[list[Shard]] = [[] for _ in range(nproc)]
@@ -193,9 +151,7 @@ def run_load(targets: list[Target], options: LoadOptions, ready_timeout_s: float
             parts.extend(payload)
     finally:
         for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
+            kill_and_reap(proc, grace_s=0.0)
             for stream in (proc.stdin, proc.stdout):
                 stream.close()
     return [_merge(t, [p for p in parts if p["name"] == t.name], options) for t in targets]

@@ -1,9 +1,7 @@
 """A load worker process: drives its shards of the open-loop load and sends back per-request times.
 
-Run as `python -m igniter_opt.deploy.loadworker` by loadgen.run_load. Protocol on stdin/stdout, each
-message a pickle preceded by its 8-byte length: parent -> (shards, options); worker -> READY once
-connected (one request per workload answered); parent -> start time (time.time()); worker ->
-("ok", [per-shard dicts]) or ("error", message).
+Run as `python -m igniter_opt.deploy.loadworker` by loadgen.run_load; the pipe protocol and the
+types both sides pass are in loadproto.py (this module never imports loadgen).
 
 Requests go through tritonclient's generated gRPC service stub on a grpc.aio channel, each a
 ModelInferRequest built once per workload (batch 1, ones): rebuilding it per call, as
@@ -13,8 +11,6 @@ ModelInferRequest built once per workload (batch 1, ones): rebuilding it per cal
 from __future__ import annotations
 
 import asyncio
-import pickle
-import struct
 import sys
 import time
 from collections import Counter
@@ -22,24 +18,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from igniter_opt.deploy.loadgen import LoadOptions, Shard, Target
-
-READY = b"READY\n"
-
-
-def send(stream: IO[bytes], obj: Any) -> None:
-    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(struct.pack("<Q", len(data)) + data)
-    stream.flush()
-
-
-def recv(stream: IO[bytes], head: bytes = b"") -> Any:
-    header = head + stream.read(8 - len(head))
-    if len(header) < 8:
-        raise EOFError("load worker pipe closed")
-    (n,) = struct.unpack("<Q", header)
-    return pickle.loads(stream.read(n))
-
+from igniter_opt.deploy.loadproto import READY, LoadOptions, Shard, Target, recv, send
 
 def describe(exc: BaseException) -> str:
     """One line for an error: a gRPC status and its details, else the exception's first line."""

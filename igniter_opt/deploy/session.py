@@ -9,8 +9,6 @@ measure` reads it and it is removed on tear-down.
 from __future__ import annotations
 
 import json
-import signal
-import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,7 +20,8 @@ from igniter_opt.deploy.repository import ModelConfig, queue_delay_us, triton_na
 from igniter_opt.data.errors import InputError
 from igniter_opt.data.plan import Plan
 from igniter_opt.profiling.mps import MpsDaemon, mps_available
-from igniter_opt.profiling.nvml import nvml_available
+from igniter_opt.processes import sigterm_as_interrupt
+from igniter_opt.profiling.nvml import gpu_count, nvml_available
 
 ENDPOINTS = "endpoints.json"
 BACKENDS = ("local", "docker")
@@ -90,23 +89,6 @@ def _make_launcher(options: DeployOptions, mps: MpsDaemon | None) -> Launcher:
 
 
 @contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """While open (main thread only), SIGTERM and SIGHUP raise KeyboardInterrupt like Ctrl-C."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-
-
-@contextmanager
 def deploy(plan: Plan, options: DeployOptions) -> Iterator[Deployment]:
     """Start one server per workload of the plan; stop everything on exit."""
     if not plan.workloads():
@@ -127,7 +109,7 @@ def deploy(plan: Plan, options: DeployOptions) -> Iterator[Deployment]:
     warning = shares_warning(gpu, use_mps)
     if warning:
         dep.warnings.append(warning)
-    n_gpus = _gpu_count() if gpu else 0
+    n_gpus = gpu_count() if gpu else 0
     if gpu and plan.num_gpus > n_gpus:
         dep.warnings.append(f"the plan uses {plan.num_gpus} GPUs, this host has {n_gpus}: "
                             f"plan GPU j runs on GPU j mod {n_gpus}")
@@ -162,17 +144,6 @@ def _server_spec(w: Any, gpu: int | None, run_dir: Path, options: DeployOptions,
     env = mps.client_env(w.resource_pct) if mps is not None else {}
     return ServerSpec(name=w.name, model_name=name, repository=repo, gpu=gpu, share_pct=w.resource_pct,
                       env=env)
-
-
-def _gpu_count() -> int:
-    from igniter_opt.profiling.nvml import _pynvml  # noqa: PLC0415
-
-    nv = _pynvml()
-    nv.nvmlInit()
-    try:
-        return int(nv.nvmlDeviceGetCount())
-    finally:
-        nv.nvmlShutdown()
 
 
 def read_endpoints(run_dir: str | Path) -> dict[str, Any]:

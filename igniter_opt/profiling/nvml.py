@@ -22,6 +22,16 @@ def _pynvml() -> Any:
     return pynvml
 
 
+def gpu_count() -> int:
+    """How many GPUs NVML sees (NVML must load: see nvml_available)."""
+    nv = _pynvml()
+    nv.nvmlInit()
+    try:
+        return int(nv.nvmlDeviceGetCount())
+    finally:
+        nv.nvmlShutdown()
+
+
 def nvml_available() -> bool:
     """True when NVML loads and reports at least one GPU."""
     try:

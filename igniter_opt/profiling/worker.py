@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from igniter_opt.processes import kill_and_reap
+
 PROTOCOL_FD_ENV = "IGNITER_WORKER"
 
 
@@ -187,12 +189,7 @@ class WorkerProcess:
                 self.send({"op": "quit"})
                 self.proc.wait(timeout=10)
         except (WorkerError, subprocess.TimeoutExpired, OSError, ValueError):
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            kill_and_reap(self.proc, grace_s=5.0)
         finally:
             self._log.close()
             self.proc = None

@@ -13,7 +13,7 @@ from igniter_opt.data.errors import InfeasibleError
 from igniter_opt.solvers.colocation import least_shares, placed
 from igniter_opt.model import Profile
 from igniter_opt.data.plan import GpuPlan
-from igniter_opt.solvers.sizing import FULL_SHARE, Demand
+from igniter_opt.solvers.sizing import Demand
 
 
 def first_fit(profile: Profile, demands: list[Demand], order: list[int]) -> list[GpuPlan]:

@@ -1,0 +1,79 @@
+"""What the load generator (loadgen.py) and its worker processes (loadworker.py) share: the
+targets, options and shards they pass, and the pipe protocol between them.
+
+Protocol on the worker's stdin/stdout, each message a pickle preceded by its 8-byte length:
+parent -> (shards, options); worker -> READY once connected (one request per workload answered);
+parent -> start time (time.time()); worker -> ("ok", [per-shard dicts]) or ("error", message).
+"""
+
+from __future__ import annotations
+
+import pickle
+import struct
+from dataclasses import dataclass
+from typing import IO, Any
+
+import numpy as np
+
+DISTRIBUTIONS = ("constant", "poisson")
+
+
+class LoadError(RuntimeError):
+    """The load could not be generated (a worker failed, or could not reach its server)."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """One workload to drive: where its server is, its model's input and the offered rate."""
+
+    name: str
+    model_name: str
+    url: str
+    rate_rps: float
+    slo_ms: float
+    input_dims: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """Length of the run, arrival process and how the load is spread over processes."""
+
+    duration_s: float = 10.0
+    warmup_s: float = 2.0
+    distribution: str = "constant"
+    seed: int = 0
+    drain_s: float = 5.0
+    timeout_s: float = 10.0
+    max_rps_per_process: float = 2000.0
+    processes: int | None = None      # default: min(shards, CPUs)
+
+    def __post_init__(self) -> None:
+        if self.distribution not in DISTRIBUTIONS:
+            raise ValueError(f"distribution must be one of {DISTRIBUTIONS}, got {self.distribution!r}")
+        if self.duration_s <= 0 or self.warmup_s < 0:
+            raise ValueError("duration must be > 0 and warm-up >= 0")
+
+
+@dataclass(frozen=True)
+class Shard:
+    """A part of one target's stream, driven by one worker process."""
+
+    target: Target
+    arrivals: np.ndarray
+
+
+READY = b"READY\n"
+
+
+def send(stream: IO[bytes], obj: Any) -> None:
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(struct.pack("<Q", len(data)) + data)
+    stream.flush()
+
+
+def recv(stream: IO[bytes], head: bytes = b"") -> Any:
+    header = head + stream.read(8 - len(head))
+    if len(header) < 8:
+        raise EOFError("load worker pipe closed")
+    (n,) = struct.unpack("<Q", header)
+    return pickle.loads(stream.read(n))
