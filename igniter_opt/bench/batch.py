@@ -1,5 +1,8 @@
 """Batch solving: every (instance, solver) pair in its own worker process, one CSV row each.
 
+Two parts: a `TaskPool` runs the tasks (`ProcessPool`: local worker processes; another executor
+can be passed to `run_batch`) and a `ResultsWriter` appends each task's row to the CSV.
+
 The batch is resumable: pairs that already have a row in the results CSV are skipped, and each
 row is appended and flushed the moment its task ends, so an interrupted batch loses nothing that
 finished. A task that overruns its time limit by the kill margin is killed and recorded as
@@ -24,7 +27,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Protocol, Sequence
 
 from rich.console import Console
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
@@ -172,6 +175,20 @@ def _worker(conn: Connection, fn: TaskFn) -> None:
         conn.send(run_task(fn, *msg))
 
 
+RowSink = Callable[[Task, dict[str, Any]], None]  # called with each task's partial row as it ends
+
+
+class TaskPool(Protocol):
+    """Where a batch's tasks run: this machine's processes (ProcessPool), or another executor.
+
+    `run` runs every task and calls `on_row(task, partial_row)` once per task as it ends, in the
+    calling thread; a task that produced no plan has status "error", "crashed" or "timeout".
+    On KeyboardInterrupt it stops its work (no orphans) and lets the interrupt propagate.
+    """
+
+    def run(self, tasks: Sequence[Task], time_limit: float, on_row: RowSink) -> None: ...
+
+
 @dataclass
 class _Slot:
     """A worker process and the task it is running (None when idle)."""
@@ -183,101 +200,39 @@ class _Slot:
     deadline: float = 0.0
 
 
-def _row(task: Task, **values: Any) -> dict[str, Any]:
-    row = {c: "" for c in COLUMNS}
-    row.update(instance=task.key, family=task.family, workloads=task.workloads, solver=task.solver)
-    row.update(values)
-    return {c: _fmt(row[c]) for c in COLUMNS}
+class ProcessPool:
+    """`jobs` worker processes from a forkserver (imports preloaded once, no fork of a threaded
+    parent). A task still running `time_limit + margin` seconds after it started is killed and
+    reported as "timeout"; a dead worker as "crashed"; either is replaced by a fresh one."""
 
+    def __init__(self, jobs: int, margin: float, task_fn: TaskFn = solve_task) -> None:
+        self.jobs, self.margin, self.task_fn = jobs, margin, task_fn
+        self.ctx = mp.get_context("forkserver")
+        self.ctx.set_forkserver_preload(PRELOAD)
 
-def _prepare_csv(path: Path) -> None:
-    """Cut a trailing half-written row (a kill mid-write) and write the header to a new file."""
-    if path.is_file() and path.stat().st_size > 0:
-        data = path.read_bytes()
-        if not data.endswith(b"\n"):
-            path.write_bytes(data[: data.rfind(b"\n") + 1])
-    if not path.is_file() or path.stat().st_size == 0:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", newline="") as fh:
-            csv.writer(fh).writerow(COLUMNS)
-
-
-def make_tasks(paths: Sequence[Path], solvers: Sequence[str]) -> list[Task]:
-    """All (instance, solver) pairs, largest instances first (long tasks start early)."""
-    tasks = []
-    for p in paths:
-        count = _workload_count(p)
-        tasks += [Task(instance_key(p), str(p), s, p.parent.name, count) for s in solvers]
-    order = {s: i for i, s in enumerate(solvers)}
-    return sorted(tasks, key=lambda t: (-(t.workloads or 0), t.key, order[t.solver]))
-
-
-def run_batch(paths: Sequence[str | Path], solvers: Sequence[str], time_limit: float = 60.0,
-              jobs: int | None = None, results_csv: str | Path = "results.csv",
-              kill_margin: float | None = None, retry_failed: bool = False,
-              console: Console | None = None, progress: bool = True,
-              task_fn: TaskFn = solve_task, command: str | None = None) -> BatchSummary:
-    """Solve every (instance, solver) pair not yet in `results_csv`, `jobs` at a time.
-
-    A task still running `time_limit + kill_margin` seconds after it started is killed and
-    recorded as "timeout" (default margin: 10 s + 25% of the limit, for model building).
-    `task_fn(path, solver, time_limit) -> partial row` must be a module-level function.
-    Each run appends its command and machine to RESULTS.meta.json next to the CSV.
-    """
-    from igniter_opt.solvers.registry import SOLVERS
-
-    unknown = [s for s in solvers if s not in SOLVERS]
-    if unknown or not solvers:
-        raise InputError(f"solvers {unknown or '(none)'}: choose from {', '.join(SOLVERS)}")
-    if time_limit <= 0:
-        raise InputError(f"time limit {time_limit}: must be > 0")
-    jobs = max(1, jobs or os.cpu_count() or 1)
-    margin = 10.0 + 0.25 * time_limit if kill_margin is None else kill_margin
-    results_csv = Path(results_csv)
-    started, started_at = time.monotonic(), time.strftime("%Y-%m-%d %H:%M:%S %Z")
-
-    done = latest_rows(read_results(results_csv))
-    tasks = make_tasks(expand_paths(paths), solvers)
-    summary = BatchSummary(total=len(tasks))
-    todo = [t for t in tasks if (t.key, t.solver) not in done
-            or (retry_failed and done[(t.key, t.solver)]["status"] in FAILED)]
-    summary.skipped = len(tasks) - len(todo)
-    _prepare_csv(results_csv)
-
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(PRELOAD)
-    pending, slots = deque(todo), []
-
-    def new_slot() -> _Slot:
-        here, there = ctx.Pipe()
-        proc = ctx.Process(target=_worker, args=(there, task_fn), daemon=True)
+    def _new_slot(self) -> _Slot:
+        here, there = self.ctx.Pipe()
+        proc = self.ctx.Process(target=_worker, args=(there, self.task_fn), daemon=True)
         proc.start()
         there.close()
         return _Slot(proc, here)
 
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn(), TimeRemainingColumn(), console=console or Console(stderr=True),
-                   disable=not progress)
-    with results_csv.open("a", newline="") as fh, bar:
-        writer = csv.DictWriter(fh, fieldnames=COLUMNS)
-        bar_id = bar.add_task("solving", total=len(todo))
+    def run(self, tasks: Sequence[Task], time_limit: float, on_row: RowSink) -> None:
+        pending, slots = deque(tasks), []
+        margin = self.margin
 
         def finish(i: int, row: dict[str, Any], replace: bool = False) -> None:
             slot = slots[i]
-            writer.writerow(_row(slot.task, **row))
-            fh.flush()
-            summary.statuses[row.get("status", "")] += 1
-            bar.update(bar_id, advance=1, description=f"{Path(slot.task.path).stem} {slot.task.solver}: "
-                                                      f"{row.get('status')}")
+            assert slot.task is not None
+            on_row(slot.task, row)
             slot.task = None
             if replace:  # the worker was killed or died: start a fresh one
                 _stop(slot)
-                slots[i] = new_slot()
+                slots[i] = self._new_slot()
 
-        interrupt = sigterm_as_interrupt((signal.SIGTERM,))
-        interrupt.__enter__()
+        interrupted = False
         try:
-            slots.extend(new_slot() for _ in range(min(jobs, len(todo))))
+            slots.extend(self._new_slot() for _ in range(min(self.jobs, len(tasks))))
             while True:
                 for i, slot in enumerate(slots):
                     if slot.task is None and pending:
@@ -287,7 +242,7 @@ def run_batch(paths: Sequence[str | Path], solvers: Sequence[str], time_limit: f
                         except OSError:
                             pending.appendleft(task)
                             _stop(slot)
-                            slots[i] = new_slot()
+                            slots[i] = self._new_slot()
                             continue
                         now = time.monotonic()
                         slot.task, slot.start, slot.deadline = task, now, now + time_limit + margin
@@ -313,11 +268,124 @@ def run_batch(paths: Sequence[str | Path], solvers: Sequence[str], time_limit: f
                                    "error": f"killed after {now - slot.start:.1f} s (limit "
                                             f"{time_limit:g} s + margin {margin:g} s)"}, replace=True)
         except KeyboardInterrupt:
-            summary.interrupted = True
+            interrupted = True
+            raise
         finally:
             for slot in slots:
-                _stop(slot, polite=slot.task is None and not summary.interrupted)
-            interrupt.__exit__(None, None, None)
+                _stop(slot, polite=slot.task is None and not interrupted)
+
+
+def _stop(slot: _Slot, polite: bool = False) -> None:
+    """End a worker: ask an idle one to exit, kill a busy one; always reaped."""
+    if polite and slot.proc.is_alive():
+        try:
+            slot.conn.send(None)
+            slot.proc.join(timeout=2.0)
+        except OSError:
+            pass
+    kill_and_reap(slot.proc)
+    slot.conn.close()
+
+
+def _row(task: Task, **values: Any) -> dict[str, Any]:
+    row = {c: "" for c in COLUMNS}
+    row.update(instance=task.key, family=task.family, workloads=task.workloads, solver=task.solver)
+    row.update(values)
+    return {c: _fmt(row[c]) for c in COLUMNS}
+
+
+class ResultsWriter:
+    """The results CSV, appended one row per finished task and flushed at once (a context manager).
+
+    Opening cuts a trailing half-written row (a kill mid-write) and writes the header to a new file.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        if path.is_file() and path.stat().st_size > 0:
+            data = path.read_bytes()
+            if not data.endswith(b"\n"):
+                path.write_bytes(data[: data.rfind(b"\n") + 1])
+        if not path.is_file() or path.stat().st_size == 0:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("w", newline="") as fh:
+                csv.writer(fh).writerow(COLUMNS)
+
+    def __enter__(self) -> ResultsWriter:
+        self.fh = self.path.open("a", newline="")
+        self.writer = csv.DictWriter(self.fh, fieldnames=COLUMNS)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.fh.close()
+
+    def write(self, task: Task, row: dict[str, Any]) -> None:
+        self.writer.writerow(_row(task, **row))
+        self.fh.flush()
+
+
+def make_tasks(paths: Sequence[Path], solvers: Sequence[str]) -> list[Task]:
+    """All (instance, solver) pairs, largest instances first (long tasks start early)."""
+    tasks = []
+    for p in paths:
+        count = _workload_count(p)
+        tasks += [Task(instance_key(p), str(p), s, p.parent.name, count) for s in solvers]
+    order = {s: i for i, s in enumerate(solvers)}
+    return sorted(tasks, key=lambda t: (-(t.workloads or 0), t.key, order[t.solver]))
+
+
+def run_batch(paths: Sequence[str | Path], solvers: Sequence[str], time_limit: float = 60.0,
+              jobs: int | None = None, results_csv: str | Path = "results.csv",
+              kill_margin: float | None = None, retry_failed: bool = False,
+              console: Console | None = None, progress: bool = True,
+              task_fn: TaskFn = solve_task, command: str | None = None,
+              pool: TaskPool | None = None) -> BatchSummary:
+    """Solve every (instance, solver) pair not yet in `results_csv`, `jobs` at a time.
+
+    A task still running `time_limit + kill_margin` seconds after it started is killed and
+    recorded as "timeout" (default margin: 10 s + 25% of the limit, for model building).
+    `task_fn(path, solver, time_limit) -> partial row` must be a module-level function.
+    `pool` replaces the local ProcessPool(jobs, margin, task_fn) (e.g. a cluster executor).
+    Each run appends its command and machine to RESULTS.meta.json next to the CSV.
+    """
+    from igniter_opt.solvers.registry import SOLVERS
+
+    unknown = [s for s in solvers if s not in SOLVERS]
+    if unknown or not solvers:
+        raise InputError(f"solvers {unknown or '(none)'}: choose from {', '.join(SOLVERS)}")
+    if time_limit <= 0:
+        raise InputError(f"time limit {time_limit}: must be > 0")
+    jobs = max(1, jobs or os.cpu_count() or 1)
+    margin = 10.0 + 0.25 * time_limit if kill_margin is None else kill_margin
+    results_csv = Path(results_csv)
+    started, started_at = time.monotonic(), time.strftime("%Y-%m-%d %H:%M:%S %Z")
+
+    done = latest_rows(read_results(results_csv))
+    tasks = make_tasks(expand_paths(paths), solvers)
+    summary = BatchSummary(total=len(tasks))
+    todo = [t for t in tasks if (t.key, t.solver) not in done
+            or (retry_failed and done[(t.key, t.solver)]["status"] in FAILED)]
+    summary.skipped = len(tasks) - len(todo)
+    results = ResultsWriter(results_csv)
+    pool = pool or ProcessPool(jobs, margin, task_fn)
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn(), TimeRemainingColumn(), console=console or Console(stderr=True),
+                   disable=not progress)
+    with results, bar:
+        bar_id = bar.add_task("solving", total=len(todo))
+
+        def on_row(task: Task, row: dict[str, Any]) -> None:
+            results.write(task, row)
+            summary.statuses[row.get("status", "")] += 1
+            bar.update(bar_id, advance=1, description=f"{Path(task.path).stem} {task.solver}: "
+                                                      f"{row.get('status')}")
+
+        with sigterm_as_interrupt((signal.SIGTERM,)):
+            try:
+                pool.run(todo, time_limit, on_row)
+            except KeyboardInterrupt:
+                summary.interrupted = True
     summary.seconds = time.monotonic() - started
     _record_run(results_csv, summary, command or f"run_batch(solvers={list(solvers)}, "
                 f"time_limit={time_limit:g}, jobs={jobs})", started_at)
@@ -351,15 +419,3 @@ def _record_run(results_csv: Path, summary: BatchSummary, command: str, started_
         "skipped": summary.skipped, "statuses": dict(summary.statuses),
         "interrupted": summary.interrupted, "seconds": round(summary.seconds, 1)})
     path.write_text(json.dumps(meta, indent=2) + "\n")
-
-
-def _stop(slot: _Slot, polite: bool = False) -> None:
-    """End a worker: ask an idle one to exit, kill a busy one; always reaped."""
-    if polite and slot.proc.is_alive():
-        try:
-            slot.conn.send(None)
-            slot.proc.join(timeout=2.0)
-        except OSError:
-            pass
-    kill_and_reap(slot.proc)
-    slot.conn.close()
