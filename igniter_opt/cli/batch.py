@@ -9,7 +9,14 @@ from typing import Optional
 
 import typer
 
-from igniter_opt.cli.app import EXIT_CHECK_FAILED, app, console, err_console, instances_app
+from igniter_opt.cli.app import (
+    EXIT_CHECK_FAILED,
+    app,
+    console,
+    err_console,
+    instances_app,
+)
+from igniter_opt.cli.choices import Family
 from igniter_opt.data.errors import InputError
 
 
@@ -89,7 +96,7 @@ def report_cmd(
 
 @instances_app.command("generate")
 def generate_cmd(
-    family: str = typer.Option(..., help="paper | random | stress."),
+    family: Family = typer.Option(..., help="Instance family."),
     sizes: str = typer.Option(..., help="Comma-separated workload counts, e.g. 8,16,24,32,48."),
     count: int = typer.Option(1, help="Instances per size (paper: load steps per size and SLO level)."),
     seed: int = typer.Option(0, help="Family seed (paper ignores it: it is deterministic)."),
@@ -100,7 +107,7 @@ def generate_cmd(
     """Write a family's instances (reproducible: same arguments, same bytes)."""
     from igniter_opt.bench.families import FamilySpec, write_family
 
-    spec = FamilySpec(family, _int_list(sizes, "--sizes"), count, seed,
+    spec = FamilySpec(family.value, _int_list(sizes, "--sizes"), count, seed,
                       tuple(_csv_list(kinds, "--kinds")) if kinds else (), profile)
     paths = write_family(spec, output)
     console.print(f"{len(paths)} instances written to {output}")

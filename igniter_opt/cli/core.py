@@ -9,15 +9,22 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from igniter_opt.cli.app import EXIT_CHECK_FAILED, app, console, emit_json, err_console, profile_app
+from igniter_opt.cli.app import (
+    EXIT_CHECK_FAILED,
+    app,
+    console,
+    emit_json,
+    err_console,
+    profile_app,
+)
+from igniter_opt.cli.choices import BatchPolicy, SolverName, value
 from igniter_opt.cli.render import plan_table
 from igniter_opt.data.errors import InputError
 from igniter_opt.data.export import export_igniter
 from igniter_opt.data.instance import load_instance
-from igniter_opt.model import load_profile, predict
 from igniter_opt.data.plan import Plan, load_plan
+from igniter_opt.model import load_profile, predict
 from igniter_opt.solvers.base import SolveOptions
-from igniter_opt.solvers.registry import SOLVERS
 from igniter_opt.solvers.solve import solve
 from igniter_opt.solvers.verify import verify
 
@@ -82,12 +89,12 @@ def show_plan(plan: Plan, as_json: bool, output: Optional[Path]) -> None:
 @app.command("solve")
 def solve_cmd(
     instance: Path = typer.Argument(..., help="Instance JSON."),
-    solver: str = typer.Option("greedy", help=f"One of: {', '.join(SOLVERS)}."),
+    solver: SolverName = typer.Option(SolverName["greedy"], help="Solver to run."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the plan JSON here."),
     time_limit: float = typer.Option(60.0, help="Exact solvers: seconds before giving the best found."),
     threads: int = typer.Option(1, help="Exact solvers: HiGHS threads."),
     mip_gap: float = typer.Option(0.0, help="Exact solvers: relative MIP gap to stop at."),
-    batch_policy: Optional[str] = typer.Option(None, help="paper | joint (default: the instance's)."),
+    batch_policy: Optional[BatchPolicy] = typer.Option(None, help="Batch policy (default: the instance's)."),
     profile: Optional[str] = typer.Option(None, help="Override the instance's profile."),
     force: bool = typer.Option(False, help="patterns: enumerate even above the size limit."),
     as_json: bool = JsonOpt,
@@ -95,8 +102,8 @@ def solve_cmd(
     """Solve an instance: a verified plan (exit 1 if infeasible or an SLO is predicted broken)."""
     inst = load_instance(instance)
     options = SolveOptions(time_limit=time_limit, threads=threads, mip_gap=mip_gap,
-                           batch_policy=batch_policy, force=force)
-    show_plan(solve(inst, solver, profile, options), as_json, output)
+                           batch_policy=value(batch_policy), force=force)
+    show_plan(solve(inst, solver.value, profile, options), as_json, output)
 
 
 @app.command("verify")

@@ -9,26 +9,34 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from igniter_opt.cli.app import EXIT_CHECK_FAILED, app, console, emit_json, err_console, fail
+from igniter_opt.cli.app import (
+    EXIT_CHECK_FAILED,
+    app,
+    console,
+    emit_json,
+    err_console,
+    fail,
+)
+from igniter_opt.cli.choices import Backend, Device, Distribution
+from igniter_opt.data.errors import InputError
+from igniter_opt.data.plan import Plan, load_plan
 from igniter_opt.deploy.launcher import LaunchError
-from igniter_opt.deploy.loadgen import DISTRIBUTIONS, LoadError, LoadOptions, WorkloadResult
+from igniter_opt.deploy.loadgen import LoadError, LoadOptions, WorkloadResult
 from igniter_opt.deploy.measure import measure
 from igniter_opt.deploy.report import report_table, save_report
 from igniter_opt.deploy.session import Deployment, DeployOptions, deploy, read_endpoints
-from igniter_opt.data.errors import InputError
-from igniter_opt.data.plan import Plan, load_plan
 
 RUN_DIR_HELP = "Run directory: repositories, logs, MPS pipes and endpoints.json (how `measure` finds servers)."
-BackendOpt = typer.Option("local", "--backend", help="local (tritonserver processes) | docker (NGC containers).")
+BackendOpt = typer.Option(Backend.local, "--backend", help="local (tritonserver processes) | docker (NGC containers).")
 RunDirOpt = typer.Option(Path("igniter-run"), "--run-dir", help=RUN_DIR_HELP)
 NoMpsOpt = typer.Option(False, "--no-mps", help="Do not start MPS: shares are then NOT enforced.")
 TritonOpt = typer.Option(None, "--tritonserver", help="local: tritonserver binary (else $PATH, else nvidia-pytriton's).")
 ImageOpt = typer.Option(None, "--image", help="docker: image (default nvcr.io/nvidia/tritonserver:24.08-pyt-python-py3).")
-DeviceOpt = typer.Option("auto", "--device", help="auto (GPU when NVML sees one) | cpu | gpu.")
+DeviceOpt = typer.Option(Device.auto, "--device", help="auto (GPU when NVML sees one) | cpu | gpu.")
 Fp16Opt = typer.Option(False, "--fp16", help="GPU: run the torchvision models in fp16.")
 DurationOpt = typer.Option(10.0, "--duration", help="Measured window, seconds.")
 WarmupOpt = typer.Option(2.0, "--warmup", help="Warm-up before the window, seconds (not measured).")
-DistOpt = typer.Option("constant", "--distribution", help=f"Arrivals: {' | '.join(DISTRIBUTIONS)}.")
+DistOpt = typer.Option(Distribution["constant"], "--distribution", help="Arrival process.")
 OutOpt = typer.Option(None, "-o", "--output", help="Write the report JSON here.")
 JsonOpt = typer.Option(False, "--json", help="Print the report JSON to stdout instead of a table.")
 
@@ -51,15 +59,15 @@ def _with_predictions(plan: Plan) -> Plan:
     return checked
 
 
-def _options(backend: str, run_dir: Path, no_mps: bool, tritonserver: Optional[str], image: Optional[str],
-             device: str, fp16: bool) -> DeployOptions:
-    return DeployOptions(backend=backend, run_dir=run_dir, mps=not no_mps, tritonserver=tritonserver,
-                         image=image, device=device, fp16=fp16)
+def _options(backend: Backend, run_dir: Path, no_mps: bool, tritonserver: Optional[str], image: Optional[str],
+             device: Device, fp16: bool) -> DeployOptions:
+    return DeployOptions(backend=backend.value, run_dir=run_dir, mps=not no_mps, tritonserver=tritonserver,
+                         image=image, device=device.value, fp16=fp16)
 
 
-def _load_options(duration: float, warmup: float, distribution: str, seed: int) -> LoadOptions:
+def _load_options(duration: float, warmup: float, distribution: Distribution, seed: int) -> LoadOptions:
     try:
-        return LoadOptions(duration_s=duration, warmup_s=warmup, distribution=distribution, seed=seed)
+        return LoadOptions(duration_s=duration, warmup_s=warmup, distribution=distribution.value, seed=seed)
     except ValueError as exc:
         raise InputError(str(exc)) from None
 
@@ -97,9 +105,9 @@ def _finish(report: dict, results: list[WorkloadResult], output: Optional[Path],
 
 
 @app.command("deploy")
-def deploy_cmd(plan: Path = typer.Argument(..., help="Plan JSON."), backend: str = BackendOpt,
+def deploy_cmd(plan: Path = typer.Argument(..., help="Plan JSON."), backend: Backend = BackendOpt,
                run_dir: Path = RunDirOpt, no_mps: bool = NoMpsOpt, tritonserver: Optional[str] = TritonOpt,
-               image: Optional[str] = ImageOpt, device: str = DeviceOpt, fp16: bool = Fp16Opt) -> None:
+               image: Optional[str] = ImageOpt, device: Device = DeviceOpt, fp16: bool = Fp16Opt) -> None:
     """Start one Triton server per workload of the plan and keep them up until Ctrl-C."""
     loaded = _with_predictions(load_plan(plan))
     try:
@@ -118,7 +126,7 @@ def deploy_cmd(plan: Path = typer.Argument(..., help="Plan JSON."), backend: str
 
 @app.command("measure")
 def measure_cmd(plan: Path = typer.Argument(..., help="Plan JSON (the one deployed)."), run_dir: Path = RunDirOpt,
-                duration: float = DurationOpt, warmup: float = WarmupOpt, distribution: str = DistOpt,
+                duration: float = DurationOpt, warmup: float = WarmupOpt, distribution: Distribution = DistOpt,
                 seed: int = typer.Option(0, help="Seed of the Poisson arrivals."),
                 output: Optional[Path] = OutOpt, as_json: bool = JsonOpt) -> None:
     """Drive servers started by `igniter deploy --run-dir D` (found in D/endpoints.json) at the plan's rates."""
@@ -132,12 +140,12 @@ def measure_cmd(plan: Path = typer.Argument(..., help="Plan JSON (the one deploy
 
 
 @app.command("run")
-def run_cmd(plan: Path = typer.Argument(..., help="Plan JSON."), backend: str = BackendOpt,
+def run_cmd(plan: Path = typer.Argument(..., help="Plan JSON."), backend: Backend = BackendOpt,
             run_dir: Path = RunDirOpt, no_mps: bool = NoMpsOpt, duration: float = DurationOpt,
-            warmup: float = WarmupOpt, distribution: str = DistOpt,
+            warmup: float = WarmupOpt, distribution: Distribution = DistOpt,
             seed: int = typer.Option(0, help="Seed of the Poisson arrivals."),
             output: Optional[Path] = OutOpt, tritonserver: Optional[str] = TritonOpt,
-            image: Optional[str] = ImageOpt, device: str = DeviceOpt, fp16: bool = Fp16Opt,
+            image: Optional[str] = ImageOpt, device: Device = DeviceOpt, fp16: bool = Fp16Opt,
             as_json: bool = JsonOpt) -> None:
     """Deploy the plan, measure it, tear everything down; print predicted vs measured per workload."""
     loaded = _with_predictions(load_plan(plan))

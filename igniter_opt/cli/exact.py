@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from igniter_opt.cli.app import app, console, emit_json
+from igniter_opt.cli.choices import BatchPolicy, value
 from igniter_opt.data.errors import InputError
 from igniter_opt.data.instance import load_instance
 from igniter_opt.data.plan import Plan
@@ -54,14 +55,14 @@ def compare_cmd(
     solvers: str = typer.Option(DEFAULT_SOLVERS, help="Comma-separated solvers to run."),
     time_limit: float = typer.Option(60.0, help="Exact solvers: seconds before giving the best found."),
     threads: int = typer.Option(1, help="Exact solvers: HiGHS threads."),
-    batch_policy: Optional[str] = typer.Option(None, help="paper | joint (default: the instance's)."),
+    batch_policy: Optional[BatchPolicy] = typer.Option(None, help="Batch policy (default: the instance's)."),
     force: bool = typer.Option(False, help="patterns: enumerate even above the size limit."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table."),
 ) -> None:
     """Run several solvers on one instance: GPUs, bound, status, gap, share, feasibility, time."""
     names = parse_solvers(solvers)
     inst = load_instance(instance)
-    options = SolveOptions(time_limit=time_limit, threads=threads, batch_policy=batch_policy, force=force)
+    options = SolveOptions(time_limit=time_limit, threads=threads, batch_policy=value(batch_policy), force=force)
     rows = []
     for name in names:
         try:

@@ -10,7 +10,15 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from igniter_opt.cli.app import EXIT_CHECK_FAILED, app, console, emit_json, err_console, profile_app
+from igniter_opt.cli.app import (
+    EXIT_CHECK_FAILED,
+    app,
+    console,
+    emit_json,
+    err_console,
+    profile_app,
+)
+from igniter_opt.cli.choices import Dtype, L2Source
 from igniter_opt.data.errors import InputError
 from igniter_opt.model import load_profile
 from igniter_opt.profiling import grid
@@ -27,9 +35,9 @@ def profile_run_cmd(
     models: str = typer.Option("alexnet,resnet50,vgg19,ssd", help="DNNs to profile, comma separated."),
     out: Path = typer.Option(..., "--out", "-o", help="Raw profile (JSON lines) to write."),
     budget_s: float = typer.Option(360.0, "--budget-s", help="Time budget of the whole run, seconds."),
-    dtype: str = typer.Option("float32", help="Compute dtype: float32, float16 or bfloat16."),
+    dtype: Dtype = typer.Option(Dtype.float32, help="Compute dtype."),
     eager: bool = typer.Option(False, "--eager", help="Time eager PyTorch instead of CUDA graphs."),
-    l2_source: str = typer.Option("ncu", "--l2", help="L2 demand from 'ncu', or 'none' (unit proxy)."),
+    l2_source: L2Source = typer.Option(L2Source.ncu, "--l2", help="L2 demand from ncu, or none (unit proxy)."),
     unit: Optional[float] = typer.Option(None, help="Share step in % (default: 100 / (SMs / 2))."),
     work_dir: Optional[Path] = typer.Option(None, help="Where worker logs and ncu reports go."),
 ) -> None:
@@ -37,16 +45,13 @@ def profile_run_cmd(
     from igniter_opt.profiling.run import RunOptions, check_environment, profile_run  # noqa: PLC0415
 
     names = grid.parse_models(models)
-    if dtype not in ("float32", "float16", "bfloat16"):
-        raise InputError(f"--dtype {dtype!r}: expected float32, float16 or bfloat16")
-    if l2_source not in ("ncu", "none"):
-        raise InputError(f"--l2 {l2_source!r}: expected ncu or none")
-    budget = grid.plan_budget(budget_s, len(names), l2_source == "ncu")
-    check_environment(l2_source)
-    opts = RunOptions(models=names, out=out, budget_s=budget_s, dtype=dtype, eager=eager,
-                      l2_source=l2_source, unit_step=unit, work_dir=work_dir)
+    dtype_name, l2_name = dtype.value, l2_source.value
+    budget = grid.plan_budget(budget_s, len(names), l2_name == "ncu")
+    check_environment(l2_name)
+    opts = RunOptions(models=names, out=out, budget_s=budget_s, dtype=dtype_name, eager=eager,
+                      l2_source=l2_name, unit_step=unit, work_dir=work_dir)
     with _progress() as progress:
-        task = progress.add_task("profiling", total=grid.count_steps(names, l2_source == "ncu"), last="")
+        task = progress.add_task("profiling", total=grid.count_steps(names, l2_name == "ncu"), last="")
 
         def step(message: str) -> None:
             progress.update(task, advance=1, last=message)
@@ -96,7 +101,7 @@ def validate_cmd(
     seconds: float = typer.Option(3.0, help="Measured window per co-location, seconds."),
     budget_s: float = typer.Option(540.0, "--budget-s", help="Stop starting new co-locations after this."),
     min_share: float = typer.Option(10.0, help="Smallest share a sampled workload gets, %."),
-    dtype: str = typer.Option("float32", help="Compute dtype (use the profile's)."),
+    dtype: Dtype = typer.Option(Dtype.float32, help="Compute dtype (use the profile's)."),
     eager: bool = typer.Option(False, "--eager", help="Eager PyTorch instead of CUDA graphs (as profiled)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Only sample and predict; no GPU needed."),
     max_median_error: Optional[float] = typer.Option(None, help="Exit 1 if the median latency error (fraction) "
@@ -118,11 +123,11 @@ def validate_cmd(
     check_environment(l2_source="none")
     with _progress() as progress:
         task = progress.add_task("validating", total=len(colocations), last="")
-        results = val.run_validation(prof, colocations, seconds, budget_s, dtype, eager,
+        results = val.run_validation(prof, colocations, seconds, budget_s, dtype.value, eager,
                                      step=lambda m: progress.update(task, advance=1, last=m))
     stats = val.error_stats(results)
     report = {"profile": prof.name, "gpu": prof.gpu, "samples": samples, "measured": len({r.colocation for r in results}),
-              "seed": seed, "seconds": seconds, "dtype": dtype, "cuda_graphs": not eager,
+              "seed": seed, "seconds": seconds, "dtype": dtype.value, "cuda_graphs": not eager,
               "median_latency_error": stats["all"]["latency"]["median"] if results else None,
               "errors": stats, "results": [r.to_dict() for r in results]}
     if output is not None:
