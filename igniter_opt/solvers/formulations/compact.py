@@ -2,8 +2,10 @@
 
 x[q,j,k] = 1 when shareable demand q (model order) runs on GPU j in configuration k; y[j] = 1 when
 GPU j is used; inc[j] is GPU j's scheduling increase. L2 demand C_j and power P_j are variables
-fixed by one equation each in x, the count n_j a linear expression in x. Each non-robust configuration carries two big-M rows: its budget at
-full clock (A) and under the power-cap clock drop (B); together they are T <= L min(1, phi(P)).
+fixed by one equation each in x, the count n_j a linear expression in x. Each non-robust
+configuration carries two big-M rows: its budget at full clock (A, clock "full") and under the
+power-cap clock drop (B, clock "capped"); together they are T <= L min(1, phi(P)). Every
+constraint is indexed by what it is about (see build_model's index sets).
 `prepare` computes the data (configurations, bounds, greedy warm start), `build_model` the Pyomo
 model, `solve` runs HiGHS and returns a plan that `verify` accepts, all within the time limit.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import pyomo.environ as pyo
 
@@ -192,8 +195,44 @@ def prepare(instance: Instance, profile: Profile, demands: list[Demand], policy:
                        features)
 
 
-def _index(data: CompactData) -> list[tuple[int, int, int]]:
-    return [(q, j, k) for q, c in enumerate(data.cfgs) for j in range(min(q + 1, data.gpus))
+class Slot(NamedTuple):
+    """Index of a (workload, GPU) pair: demand at model position q may run on GPU j (j <= q)."""
+
+    workload: int
+    gpu: int
+
+
+class Choice(NamedTuple):
+    """Index of x: workload q on GPU j in configuration k."""
+
+    workload: int
+    gpu: int
+    config: int
+
+
+class BudgetRow(NamedTuple):
+    """Index of a budget row: configuration k of workload q on GPU j, at full clock ("full", row A)
+    or under the power-cap clock drop ("capped", row B)."""
+
+    workload: int
+    gpu: int
+    config: int
+    clock: str
+
+
+class CliqueRow(NamedTuple):
+    """Index of a clique row: conflict clique c (of `cliques`) on GPU j."""
+
+    clique: int
+    gpu: int
+
+
+def _slots(data: CompactData) -> list[Slot]:
+    return [Slot(q, j) for q in range(len(data.cfgs)) for j in range(min(q + 1, data.gpus))]
+
+
+def _index(data: CompactData) -> list[Choice]:
+    return [Choice(q, j, k) for q, c in enumerate(data.cfgs) for j in range(min(q + 1, data.gpus))
             for k in range(len(c))]
 
 
@@ -225,25 +264,34 @@ def _big_m(data: CompactData, j: int, row: tuple) -> float:
 
 
 def build_model(data: CompactData) -> pyo.ConcreteModel:
-    """The compact MILP (see the module docstring and docs/exact.md)."""
+    """The compact MILP (see the module docstring and docs/exact.md).
+
+    Index sets: Q workloads (model positions), J GPUs, QJ the (workload, GPU) slots (j <= q), X the
+    (workload, GPU, configuration) choices, BUDGET the budget rows (X plus the clock, full or
+    capped); Expressions z[q, j] (is q on GPU j) and n[j] (workloads on GPU j) are shared by the
+    rows that use them.
+    """
     hw, cfgs = data.profile.hardware, data.cfgs
     m = pyo.ConcreteModel(name="igniter-compact")
-    m.J = pyo.RangeSet(0, data.gpus - 1)
-    m.X = pyo.Set(initialize=_index(data), dimen=3, ordered=True)
+    m.Q = pyo.Set(initialize=range(len(cfgs)), ordered=True, doc="workloads (model positions q)")
+    m.J = pyo.RangeSet(0, data.gpus - 1, doc="GPUs j")
+    m.QJ = pyo.Set(initialize=_slots(data), dimen=2, ordered=True, doc="Slot(workload q, GPU j), j <= q")
+    m.X = pyo.Set(initialize=_index(data), dimen=3, ordered=True,
+                  doc="Choice(workload q, GPU j, configuration k)")
     m.x = pyo.Var(m.X, domain=pyo.Binary)
     m.y = pyo.Var(m.J, domain=pyo.Binary)
     m.inc = pyo.Var(m.J, domain=pyo.NonNegativeReals)
-    on = {j: [] for j in m.J}
+    on: dict[int, list[tuple[int, int]]] = {j: [] for j in m.J}
     for q, j, k in m.X:
         on[j].append((q, k))
+    m.z = pyo.Expression(m.QJ, rule=lambda m, q, j: pyo.quicksum(m.x[q, j, k] for k in range(len(cfgs[q]))))
+    m.n = pyo.Expression(m.J, rule=lambda m, j: pyo.quicksum(m.x[q, j, k] for q, k in on[j]))
     m.obj = pyo.Objective(expr=pyo.quicksum(m.y[j] for j in m.J))
-    m.assign = pyo.Constraint(range(len(cfgs)), rule=lambda m, q: pyo.quicksum(
-        m.x[q, j, k] for j in range(min(q + 1, data.gpus)) for k in range(len(cfgs[q]))) == 1)
+    m.assign = pyo.Constraint(m.Q, rule=lambda m, q: pyo.quicksum(
+        m.z[q, j] for j in range(min(q + 1, data.gpus))) == 1)
     m.cap = pyo.Constraint(m.J, rule=lambda m, j: pyo.quicksum(
         float(cfgs[q].units[k]) * m.x[q, j, k] for q, k in on[j]) <= data.bounds.cap * m.y[j])
-    m.link = pyo.Constraint([(q, j) for q in range(len(cfgs)) for j in range(min(q + 1, data.gpus))],
-                            rule=lambda m, q, j: pyo.quicksum(m.x[q, j, k] for k in range(len(cfgs[q])))
-                            <= m.y[j])
+    m.link = pyo.Constraint(m.QJ, rule=lambda m, q, j: m.z[q, j] <= m.y[j])
     m.order = pyo.Constraint(range(data.gpus - 1), rule=lambda m, j: m.y[j] >= m.y[j + 1])
     m.count = pyo.Constraint(expr=pyo.quicksum(m.y[j] for j in m.J) >= data.lower)
     # C_j and P_j as variables defined by one equation each: every budget row then has at most
@@ -254,8 +302,7 @@ def build_model(data: CompactData) -> pyo.ConcreteModel:
         float(cfgs[q].l2[k]) * m.x[q, j, k] for q, k in on[j]))
     m.power_def = pyo.Constraint(m.J, rule=lambda m, j: m.power[j] == hw.idle_power_w * m.y[j] + pyo.quicksum(
         float(cfgs[q].power[k]) * m.x[q, j, k] for q, k in on[j]))
-    n = {j: pyo.quicksum(m.x[q, j, k] for q, k in on[j]) for j in m.J}
-    _scheduling(m, data, n)
+    _scheduling(m, data)
     _budgets(m, data)
     if data.features.cliques:
         _strengthen(m, data)
@@ -285,45 +332,48 @@ def cliques(n: int, edges: set[tuple[int, int]]) -> list[tuple[int, ...]]:
 def _strengthen(m: pyo.ConcreteModel, data: CompactData) -> None:
     """Valid rows: conflict cliques share no GPU; least shared shares fill at most one GPU."""
     cfgs = data.cfgs
-    z = {(q, j): pyo.quicksum(m.x[q, j, k] for k in range(len(cfgs[q])))
-         for q in range(len(cfgs)) for j in range(min(q + 1, data.gpus))}
-    rows = [(c, j) for c in cliques(len(cfgs), data.conflicts) for j in range(data.gpus)
-            if sum(q >= j for q in c) >= 2]
-    m.clique = pyo.Constraint(range(len(rows)), rule=lambda m, r: pyo.quicksum(
-        z[q, rows[r][1]] for q in rows[r][0] if q >= rows[r][1]) <= m.y[rows[r][1]])
+    found = cliques(len(cfgs), data.conflicts)
+    m.CLIQUES = pyo.Set(initialize=[CliqueRow(c, j) for c, members in enumerate(found) for j in range(data.gpus)
+                                    if sum(q >= j for q in members) >= 2],
+                        dimen=2, ordered=True, doc="CliqueRow(conflict clique c, GPU j)")
+    m.clique = pyo.Constraint(m.CLIQUES, rule=lambda m, c, j: pyo.quicksum(
+        m.z[q, j] for q in found[c] if q >= j) <= m.y[j])
     m.shared_cap = pyo.Constraint(m.J, rule=lambda m, j: pyo.quicksum(
-        data.shared_units[q] * z[q, j] for q in range(j, len(cfgs))) <= data.bounds.cap * m.y[j])
+        data.shared_units[q] * m.z[q, j] for q in range(j, len(cfgs))) <= data.bounds.cap * m.y[j])
 
 
-def _scheduling(m: pyo.ConcreteModel, data: CompactData, n: dict) -> None:
+def _scheduling(m: pyo.ConcreteModel, data: CompactData) -> None:
     """inc_j >= a_sch n_j + b_sch when the GPU is shared (indicator s_j only when it matters)."""
     hw = data.profile.hardware
     if hw.a_sch + hw.b_sch <= 0:  # the line is <= 0 at n <= 1: no indicator needed
-        m.sched = pyo.Constraint(m.J, rule=lambda m, j: m.inc[j] >= hw.a_sch * n[j] + hw.b_sch)
+        m.sched = pyo.Constraint(m.J, rule=lambda m, j: m.inc[j] >= hw.a_sch * m.n[j] + hw.b_sch)
         return
     big = hw.a_sch + hw.b_sch
     n_max = len(data.cfgs)
     m.s = pyo.Var(m.J, domain=pyo.Binary)
-    m.sched = pyo.Constraint(m.J, rule=lambda m, j: m.inc[j] >= hw.a_sch * n[j] + hw.b_sch - big * (1 - m.s[j]))
-    m.shared = pyo.Constraint(m.J, rule=lambda m, j: n[j] <= 1 + (n_max - 1) * m.s[j])
+    m.sched = pyo.Constraint(m.J, rule=lambda m, j: m.inc[j] >= hw.a_sch * m.n[j] + hw.b_sch - big * (1 - m.s[j]))
+    m.shared = pyo.Constraint(m.J, rule=lambda m, j: m.n[j] <= 1 + (n_max - 1) * m.s[j])
 
 
 def _budgets(m: pyo.ConcreteModel, data: CompactData) -> None:
     """Rows A (full clock) and B (clock dropped under the power cap), switched on by x."""
-    rows = []
+    rows: dict[BudgetRow, tuple[tuple[float, float, float, float], float]] = {}
     for q in range(len(data.cfgs)):
-        for found in _rows(data, q):
-            rows += [(q, j, k, row, _big_m(data, j, row)) for k, row in found.items()
-                     for j in range(min(q + 1, data.gpus))]
+        for clock, found in zip(("full", "capped"), _rows(data, q)):
+            for k, row in found.items():
+                for j in range(min(q + 1, data.gpus)):
+                    rows[BudgetRow(q, j, k, clock)] = (row, _big_m(data, j, row))
+    m.BUDGET = pyo.Set(initialize=list(rows), dimen=4, ordered=True,
+                       doc="BudgetRow(workload q, GPU j, configuration k, clock 'full' | 'capped')")
 
-    def rule(m, r):
-        q, j, k, (c_inc, c_l2, c_p, rhs), big = rows[r]
+    def rule(m: pyo.ConcreteModel, q: int, j: int, k: int, clock: str) -> object:
+        (c_inc, c_l2, c_p, rhs), big = rows[BudgetRow(q, j, k, clock)]
         lhs = c_inc * m.inc[j] + c_l2 * m.l2[j] + big * m.x[q, j, k]
         if c_p:
             lhs = lhs + c_p * m.power[j]
         return lhs <= rhs + big
 
-    m.budget = pyo.Constraint(range(len(rows)), rule=rule)
+    m.budget = pyo.Constraint(m.BUDGET, rule=rule)
 
 
 def _extract(model: pyo.ConcreteModel, data: CompactData) -> list[GpuPlan]:

@@ -6,7 +6,8 @@ the fixed point gives the least feasible shares, and fitting is hereditary: a su
 when every subset one smaller fits (and starts from their shares). Policy `joint`: a subset fits
 if one of its batch vectors fits, over the batches that survive the compact model's dominance
 pruning (sound: some optimal plan uses only those). Exponential: refused above LIMIT shareable
-demands unless forced.
+demands unless forced. `enumerate_patterns` computes the data, `build_model` the Pyomo model,
+`partition` solves it, `solve` returns the plan (as in compact.py).
 """
 
 from __future__ import annotations
@@ -144,17 +145,26 @@ def _extend(fitting: list[tuple[int, ...]], items: list[int], fits: set) -> list
     return out
 
 
-def partition(patterns: list[Pattern], items: list[int], time_limit: float, options: HighsOptions):
-    """Set partitioning: each demand in exactly one chosen pattern, fewest patterns."""
+def build_model(patterns: list[Pattern], items: list[int]) -> pyo.ConcreteModel:
+    """Set partitioning: z[p] = 1 when pattern p is one GPU; each shareable demand in exactly one
+    chosen pattern; fewest patterns. Indexed by P (patterns) and I (shareable demands, by index)."""
     m = pyo.ConcreteModel(name="igniter-patterns")
-    m.P = pyo.RangeSet(0, len(patterns) - 1)
+    m.P = pyo.RangeSet(0, len(patterns) - 1, doc="patterns p (fitting subsets)")
+    m.I = pyo.Set(initialize=items, ordered=True, doc="shareable demands i (index in demands)")
     m.z = pyo.Var(m.P, domain=pyo.Binary)
     m.obj = pyo.Objective(expr=pyo.quicksum(m.z[p] for p in m.P))
-    cover = {i: [] for i in items}
+    cover: dict[int, list[int]] = {i: [] for i in items}
     for p, (members, _, _) in enumerate(patterns):
         for i in members:
             cover[i].append(p)
-    m.cover = pyo.Constraint(items, rule=lambda m, i: pyo.quicksum(m.z[p] for p in cover[i]) == 1)
+    m.cover = pyo.Constraint(m.I, rule=lambda m, i: pyo.quicksum(m.z[p] for p in cover[i]) == 1)
+    return m
+
+
+def partition(patterns: list[Pattern], items: list[int], time_limit: float,
+              options: HighsOptions) -> tuple[str, list[Pattern], float | None]:
+    """Build the set-partitioning model and solve it: (status, chosen patterns, dual bound)."""
+    m = build_model(patterns, items)
     status, found, bound = run_highs(m, time_limit, options)
     chosen = [patterns[p] for p in m.P if found and pyo.value(m.z[p]) > 0.5]
     return status, chosen, bound
