@@ -14,7 +14,7 @@ from igniter_opt.deploy.launcher import ServerSpec, free_port
 from igniter_opt.deploy.loadgen import LoadOptions, Target, WorkloadResult, arrivals, make_shards, summarize
 from igniter_opt.deploy.local import TritonInstall, find_tritonserver, python_libdir, server_command, server_env
 from igniter_opt.deploy.models import SPECS, cpu_standin, spec_for
-from igniter_opt.deploy.report import KEYS, build_report
+from igniter_opt.deploy.report import KEYS, measurement_report
 from igniter_opt.deploy.repository import ModelConfig, config_pbtxt, queue_delay_us, triton_name, write_repository
 from igniter_opt.deploy.session import DeployOptions, read_endpoints, shares_warning
 from igniter_opt.data.errors import InputError
@@ -179,7 +179,7 @@ def test_report_keys_exact():
     plan = Plan("i", "s", "v100", "feasible", [GpuPlan([PlacedWorkload("a", "alexnet", 4, 10.0, 100.0, 15.0,
                                                                      predicted_latency_ms=6.9)])])
     res = WorkloadResult("a", 100.0, 15.0, 10, 10, 0, 99.0, 1.0, 2.0, 3.0, 4.0, 0.0)
-    report = build_report(plan, [res], None)
+    report = measurement_report(plan, [res], None)
     assert list(report) == ["workloads", "gpu"] and report["gpu"] is None
     assert tuple(report["workloads"][0]) == KEYS
     assert report["workloads"][0]["predicted_latency_ms"] == 6.9

@@ -320,7 +320,7 @@ def test_sample_colocations_respects_the_rules():
 
 def test_error_stats_per_model():
     def r(model, pl, ml, pt, mt):
-        return validate.Result(0, model, 1, 50.0, pl, ml, pl, ml, pt, mt)
+        return validate.ValidationResult(0, model, 1, 50.0, pl, ml, pl, ml, pt, mt)
     results = [r("a", 11.0, 10.0, 90.0, 100.0), r("a", 10.0, 10.0, 100.0, 100.0), r("a", 13.0, 10.0, 100.0, 80.0),
                r("b", 5.0, 10.0, 100.0, 100.0)]
     s = validate.error_stats(results)
@@ -332,7 +332,7 @@ def test_error_stats_per_model():
 
 
 def test_join_and_summaries_against_the_model(v100):
-    col = [validate.Workload("alexnet", 4, 10.0), validate.Workload("vgg19", 6, 37.5)]
+    col = [validate.Colocated("alexnet", 4, 10.0), validate.Colocated("vgg19", 6, 37.5)]
     pred = validate.predictions(v100, col)
     measured = [{"latency_ms": float(pred["latency_ms"][i]) * 1.1, "gpu_latency_ms": 1.0,
                  "throughput_rps": float(pred["throughput_rps"][i])} for i in range(2)]

@@ -35,7 +35,7 @@ ALL_SIZES = 0  # the size key of a family's summary line
 
 
 @dataclass(frozen=True)
-class Result:
+class ResultRow:
     """One parsed CSV row."""
 
     instance: str
@@ -66,13 +66,13 @@ def kind_of(instance: str, family: str) -> str:
     return family
 
 
-def parse_rows(rows: Iterable[dict[str, str]], by_kind: bool = False) -> list[Result]:
+def parse_rows(rows: Iterable[dict[str, str]], by_kind: bool = False) -> list[ResultRow]:
     """Typed results from CSV rows (the last row per (instance, solver) wins).
 
     by_kind: label each row `family/kind` from its file name (stress/tight, paper/loose, ...).
     """
     label = kind_of if by_kind else (lambda instance, family: family)
-    return [Result(instance=r["instance"], family=label(r["instance"], r["family"] or "-"),
+    return [ResultRow(instance=r["instance"], family=label(r["instance"], r["family"] or "-"),
                    workloads=_num(r["workloads"], int) or 0,
                    solver=r["solver"], status=r["status"], gpus=_num(r["gpus"], int),
                    lower_bound=_num(r["lower_bound"], int), gap=_num(r["gap"], float),
@@ -101,7 +101,7 @@ class GroupStats:
 class Report:
     """All groups plus the raw results, the solvers present and the comparison made."""
 
-    results: list[Result]
+    results: list[ResultRow]
     solvers: list[str]
     exact: str | None
     baseline: str
@@ -113,7 +113,7 @@ def ordered_solvers(names: Iterable[str]) -> list[str]:
     return [s for s in SOLVER_ORDER if s in names] + sorted(names - set(SOLVER_ORDER))
 
 
-def paired_savings(results: Sequence[Result], exact: str, baseline: str) -> np.ndarray:
+def paired_savings(results: Sequence[ResultRow], exact: str, baseline: str) -> np.ndarray:
     """(baseline GPUs, exact GPUs) per instance where both have a plan and exact's is feasible."""
     by = {(r.instance, r.solver): r for r in results}
     pairs = [(by[(i, baseline)].gpus, by[(i, exact)].gpus)
@@ -123,7 +123,7 @@ def paired_savings(results: Sequence[Result], exact: str, baseline: str) -> np.n
     return np.array(pairs, dtype=float).reshape(-1, 2)
 
 
-def group_stats(family: str, size: int, results: Sequence[Result], solvers: Sequence[str],
+def group_stats(family: str, size: int, results: Sequence[ResultRow], solvers: Sequence[str],
                 exact: str | None, baseline: str) -> GroupStats:
     """The numbers of one group of results."""
     stats = GroupStats(family, size, instances=len({r.instance for r in results}))
@@ -148,14 +148,14 @@ def group_stats(family: str, size: int, results: Sequence[Result], solvers: Sequ
     return stats
 
 
-def build_report(results: list[Result], exact: str | None = None, baseline: str = "greedy") -> Report:
+def build_report(results: list[ResultRow], exact: str | None = None, baseline: str = "greedy") -> Report:
     """Group by family and size (plus one summary line per family) and compute every number."""
     solvers = ordered_solvers(r.solver for r in results)
     if exact is None:
         exact = next((s for s in EXACT_SOLVERS if s in solvers), None)
     if exact is not None and (exact not in solvers or baseline not in solvers or exact == baseline):
         exact = None
-    groups: dict[tuple[str, int], list[Result]] = defaultdict(list)
+    groups: dict[tuple[str, int], list[ResultRow]] = defaultdict(list)
     for r in results:
         groups[(r.family, r.workloads)].append(r)
         groups[(r.family, ALL_SIZES)].append(r)

@@ -60,7 +60,7 @@ def profile_run_cmd(
     console.print(f"raw profile written to {path}; fit it with: igniter profile fit {path} -o PROFILE.json")
 
 
-def _dry_run(profile_name: str, colocations: list[list[val.Workload]], as_json: bool) -> None:
+def _dry_run(profile_name: str, colocations: list[list[val.Colocated]], as_json: bool) -> None:
     prof = load_profile(profile_name)
     rows = []
     for i, col in enumerate(colocations):

@@ -1,0 +1,36 @@
+"""Deploy a plan: Triton model repositories, launchers (local processes, docker), MPS shares,
+the open-loop load generator and the measurement report."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Public API, imported on first use (these modules pull in optional or heavy dependencies).
+_EXPORTS = {
+    "DeployOptions": "igniter_opt.deploy.session",
+    "Deployment": "igniter_opt.deploy.session",
+    "deploy": "igniter_opt.deploy.session",
+    "read_endpoints": "igniter_opt.deploy.session",
+    "Endpoint": "igniter_opt.deploy.launcher",
+    "LaunchError": "igniter_opt.deploy.launcher",
+    "Launcher": "igniter_opt.deploy.launcher",
+    "ServerSpec": "igniter_opt.deploy.launcher",
+    "LoadError": "igniter_opt.deploy.loadgen",
+    "LoadOptions": "igniter_opt.deploy.loadgen",
+    "Target": "igniter_opt.deploy.loadgen",
+    "WorkloadResult": "igniter_opt.deploy.loadgen",
+    "run_load": "igniter_opt.deploy.loadgen",
+    "measurement_report": "igniter_opt.deploy.report",
+    "report_table": "igniter_opt.deploy.report",
+    "save_report": "igniter_opt.deploy.report",
+    "ModelConfig": "igniter_opt.deploy.repository",
+    "write_repository": "igniter_opt.deploy.repository",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

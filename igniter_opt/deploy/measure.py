@@ -8,7 +8,7 @@ from typing import Any
 
 from igniter_opt.deploy.loadgen import LoadOptions, Target, WorkloadResult, run_load
 from igniter_opt.deploy.models import spec_for
-from igniter_opt.deploy.report import build_report
+from igniter_opt.deploy.report import measurement_report
 from igniter_opt.data.errors import InputError
 from igniter_opt.data.plan import Plan
 from igniter_opt.profiling.nvml import GpuSampler, gpu_info, nvml_available
@@ -45,4 +45,4 @@ def measure(plan: Plan, endpoints: dict[str, Any], options: LoadOptions,
     if samplers:
         gpu = {"devices": [{"index": i, **asdict(gpu_info(i)), **s.samples().summary()}
                            for i, s in samplers.items()]}
-    return build_report(plan, results, gpu), results
+    return measurement_report(plan, results, gpu), results

@@ -22,7 +22,7 @@ KEYS = ("name", "model", "rate_rps", "slo_ms", "measured_throughput_rps", "p50_m
         "slo_violation_pct", "errors", "predicted_latency_ms")
 
 
-def build_report(plan: Plan, results: list[WorkloadResult], gpu: dict[str, Any] | None) -> dict[str, Any]:
+def measurement_report(plan: Plan, results: list[WorkloadResult], gpu: dict[str, Any] | None) -> dict[str, Any]:
     """The report of one measurement (results in the plan's workload order or any order by name)."""
     by_name = {r.name: r for r in results}
     rows = []

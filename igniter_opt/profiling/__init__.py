@@ -1,0 +1,33 @@
+"""Measure a raw GPU profile (NVML, MPS, CUDA-event timing, ncu L2 counters) and validate a fitted
+profile against measured co-locations."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Public API, imported on first use (these modules pull in optional or heavy dependencies).
+_EXPORTS = {
+    "RunOptions": "igniter_opt.profiling.run",
+    "check_environment": "igniter_opt.profiling.run",
+    "profile_run": "igniter_opt.profiling.run",
+    "Colocated": "igniter_opt.profiling.validate",
+    "ValidationResult": "igniter_opt.profiling.validate",
+    "run_validation": "igniter_opt.profiling.validate",
+    "sample_colocations": "igniter_opt.profiling.validate",
+    "MpsDaemon": "igniter_opt.profiling.mps",
+    "mps_available": "igniter_opt.profiling.mps",
+    "GpuSampler": "igniter_opt.profiling.nvml",
+    "gpu_count": "igniter_opt.profiling.nvml",
+    "gpu_info": "igniter_opt.profiling.nvml",
+    "nvml_available": "igniter_opt.profiling.nvml",
+    "parse_models": "igniter_opt.profiling.grid",
+    "plan_budget": "igniter_opt.profiling.grid",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -25,14 +25,14 @@ MAX_BATCH = 32
 
 
 @dataclass(frozen=True)
-class Workload:
+class Colocated:
     model: str
     batch: int
     share: float
 
 
 @dataclass
-class Result:
+class ValidationResult:
     """One workload of one measured co-location: predicted and measured latency and throughput."""
 
     colocation: int
@@ -74,7 +74,7 @@ def share_grid(unit: float, min_share: float) -> np.ndarray:
 
 def sample_colocations(models: list[str], n: int, unit: float, seed: int = 0, min_workloads: int = 2,
                        max_workloads: int = 4, min_share: float = 10.0,
-                       max_batch: int = MAX_BATCH) -> list[list[Workload]]:
+                       max_batch: int = MAX_BATCH) -> list[list[Colocated]]:
     """n random co-locations: 2-4 workloads, models with repetition, batch 1..max_batch, shares
     multiples of `unit`, each >= min_share, summing to <= 100 (rejection sampling)."""
     if not models:
@@ -85,7 +85,7 @@ def sample_colocations(models: list[str], n: int, unit: float, seed: int = 0, mi
         raise ValueError(f"min_share {min_share}% leaves no room for {min_workloads} workloads")
     rng = np.random.default_rng(seed)
     grid_ = share_grid(unit, min_share)
-    out: list[list[Workload]] = []
+    out: list[list[Colocated]] = []
     while len(out) < n:
         k = int(rng.integers(min_workloads, max_workloads + 1))
         shares = rng.choice(grid_, size=k)
@@ -93,20 +93,20 @@ def sample_colocations(models: list[str], n: int, unit: float, seed: int = 0, mi
             continue
         names = rng.choice(models, size=k)
         batches = rng.integers(1, max_batch + 1, size=k)
-        out.append([Workload(str(m), int(b), float(s)) for m, b, s in zip(names, batches, shares)])
+        out.append([Colocated(str(m), int(b), float(s)) for m, b, s in zip(names, batches, shares)])
     return out
 
 
-def predictions(profile: Profile, colocation: list[Workload]) -> dict[str, np.ndarray]:
+def predictions(profile: Profile, colocation: list[Colocated]) -> dict[str, np.ndarray]:
     """Predicted latency, GPU latency and throughput of each workload of one co-location."""
     p = predict(profile, [w.model for w in colocation], [w.batch for w in colocation],
                 [w.share for w in colocation])
     return {"latency_ms": p.latency_ms, "gpu_latency_ms": p.gpu_latency_ms, "throughput_rps": p.throughput_rps}
 
 
-def error_stats(results: list[Result]) -> dict[str, dict[str, dict[str, float]]]:
+def error_stats(results: list[ValidationResult]) -> dict[str, dict[str, dict[str, float]]]:
     """Per model and "all": median, p90 and max relative error of latency and throughput, and count."""
-    groups: dict[str, list[Result]] = {}
+    groups: dict[str, list[ValidationResult]] = {}
     for r in results:
         groups.setdefault(r.model, []).append(r)
     groups["all"] = list(results)
@@ -123,10 +123,10 @@ def error_stats(results: list[Result]) -> dict[str, dict[str, dict[str, float]]]
     return out
 
 
-def join(index: int, colocation: list[Workload], pred: dict[str, np.ndarray],
-         measured: list[dict[str, float]]) -> list[Result]:
+def join(index: int, colocation: list[Colocated], pred: dict[str, np.ndarray],
+         measured: list[dict[str, float]]) -> list[ValidationResult]:
     """Results of one co-location from its predictions and per-workload measurements."""
-    return [Result(colocation=index, model=w.model, batch=w.batch, share=w.share,
+    return [ValidationResult(colocation=index, model=w.model, batch=w.batch, share=w.share,
                    predicted_latency_ms=float(pred["latency_ms"][i]), measured_latency_ms=m["latency_ms"],
                    predicted_gpu_latency_ms=float(pred["gpu_latency_ms"][i]),
                    measured_gpu_latency_ms=m["gpu_latency_ms"],
@@ -146,7 +146,7 @@ def summarize_transfer(answer: dict[str, Any], batch: int, start: float, end: fl
             "iterations": int(lat.size)}
 
 
-def measure(colocation: list[Workload], mps: Any, work: Path, seconds: float, dtype: str = "float32",
+def measure(colocation: list[Colocated], mps: Any, work: Path, seconds: float, dtype: str = "float32",
             eager: bool = False) -> list[dict[str, float]]:
     """Run one co-location on the GPU (one MPS client per workload) and measure each workload."""
     from igniter_opt.profiling.worker import WorkerProcess, run_together, worker_argv  # noqa: PLC0415
@@ -171,13 +171,13 @@ def measure(colocation: list[Workload], mps: Any, work: Path, seconds: float, dt
     return [summarize_transfer(a, w.batch, t0, t1) for a, w in zip(answers, colocation)]
 
 
-def run_validation(profile: Profile, colocations: list[list[Workload]], seconds: float = 3.0,
+def run_validation(profile: Profile, colocations: list[list[Colocated]], seconds: float = 3.0,
                    budget_s: float = 540.0, dtype: str = "float32", eager: bool = False,
-                   step: Callable[[str], None] = lambda _: None) -> list[Result]:
+                   step: Callable[[str], None] = lambda _: None) -> list[ValidationResult]:
     """Measure co-locations until done or the budget is spent (the ones measured are returned)."""
     from igniter_opt.profiling.mps import MpsDaemon  # noqa: PLC0415
 
-    results: list[Result] = []
+    results: list[ValidationResult] = []
     t_begin = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="igniter-validate-"))
     with MpsDaemon(work) as mps:

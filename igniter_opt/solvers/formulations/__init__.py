@@ -1,0 +1,11 @@
+"""Exact formulations on HiGHS through Pyomo: the compact MILP (`milp`) and set partitioning over
+fitting subsets (`patterns`), their shared configurations (common), bounds and HiGHS runner."""
+
+from igniter_opt.solvers.formulations import compact, patterns
+from igniter_opt.solvers.formulations.common import Configs, shareable_configs
+from igniter_opt.solvers.formulations.compact import CompactFeatures, CompactOptions
+from igniter_opt.solvers.formulations.highs import run_highs
+from igniter_opt.solvers.formulations.patterns import PatternsOptions
+
+__all__ = ["CompactFeatures", "CompactOptions", "Configs", "PatternsOptions", "compact", "patterns", "run_highs",
+           "shareable_configs"]
