@@ -20,10 +20,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from igniter_opt.data.plan import GpuPlan, PlacedWorkload, Plan
 from igniter_opt.deploy.loadgen import LoadOptions, Target, WorkloadResult, run_load
 from igniter_opt.deploy.models import spec_for
 from igniter_opt.deploy.session import DeployOptions, deploy
-from igniter_opt.data.plan import GpuPlan, Plan, PlacedWorkload
 
 
 def trivial_plan(total_rps: float, workloads: int, batch: int, slo_ms: float) -> Plan:

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from igniter_opt.bench.batch import COLUMNS, read_results, run_batch, solve_task
-from igniter_opt.data.errors import InputError
 from igniter_opt.bench.families import COMMITTED, FamilySpec, generate, write_family
 from igniter_opt.bench.report import build_report, gaps, load_report, markdown, parse_rows
+from igniter_opt.data.errors import InputError
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTANCES = ROOT / "instances"

@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import RAW_V100, ROOT
 
 MOTIVATION = ROOT / "instances" / "paper" / "motivation.json"
@@ -29,7 +28,7 @@ def test_solve_greedy_json_is_the_motivation_plan(tmp_path):
 
 def test_predict_json_reproduces_reference(reference):
     case = reference["motivation_example"]["prediction_for_plan"]
-    specs = [f"{m}:{b}:{r}" for m, b, r in zip(case["models"], case["batches"], case["resources"])]
+    specs = [f"{m}:{b}:{r}" for m, b, r in zip(case["models"], case["batches"], case["resources"], strict=False)]
     res = igniter("predict", "--profile", "v100", "--json", *specs)
     assert res.returncode == 0, res.stderr
     rows = json.loads(res.stdout)["workloads"]
@@ -88,7 +87,8 @@ BAD_INSTANCES = {
     "missing field": (_mutated(lambda d: d["workloads"][1].pop("slo_ms")), "workloads[1].slo_ms: missing"),
     "unknown model": (_mutated(lambda d: d["workloads"][0].update(model="bert")), "workloads[0].model: 'bert'"),
     "slo <= 0": (_mutated(lambda d: d["workloads"][0].update(slo_ms=0)), "workloads[0].slo_ms: must be > 0, got 0"),
-    "rate < 0": (_mutated(lambda d: d["workloads"][1].update(rate_rps=-5)), "workloads[1].rate_rps: must be > 0, got -5"),
+    "rate < 0": (_mutated(lambda d: d["workloads"][1].update(rate_rps=-5)),
+                 "workloads[1].rate_rps: must be > 0, got -5"),
     "duplicate": (_mutated(lambda d: d["workloads"][1].update(name="a")), "duplicate workload name 'a'"),
     "unknown profile": (_mutated(lambda d: d.update(profile="a100")), "profile 'a100'"),
     "bad policy": (_mutated(lambda d: d.update(batch_policy="x")), "batch_policy"),

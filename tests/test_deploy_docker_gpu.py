@@ -15,10 +15,10 @@ import sys
 
 import pytest
 
+from igniter_opt.data.plan import GpuPlan, PlacedWorkload, Plan
 from igniter_opt.deploy.docker_backend import LABEL, DockerLauncher, docker_client, image_ref
 from igniter_opt.deploy.launcher import LaunchError, ServerSpec
 from igniter_opt.deploy.repository import ModelConfig, write_repository
-from igniter_opt.data.plan import GpuPlan, Plan, PlacedWorkload
 from igniter_opt.profiling.mps import mps_available
 
 

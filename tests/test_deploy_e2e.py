@@ -11,16 +11,17 @@ from pathlib import Path
 
 import pytest
 
+from igniter_opt.data.plan import GpuPlan, PlacedWorkload, Plan
 from igniter_opt.deploy.launcher import LaunchError
 from igniter_opt.deploy.loadgen import LoadOptions
 from igniter_opt.deploy.local import find_tritonserver
 from igniter_opt.deploy.measure import measure
 from igniter_opt.deploy.report import KEYS
 from igniter_opt.deploy.session import ENDPOINTS, DeployOptions, deploy, read_endpoints
-from igniter_opt.data.plan import GpuPlan, Plan, PlacedWorkload
 
 pytestmark = [pytest.mark.triton, pytest.mark.slow,
-              pytest.mark.skipif(find_tritonserver() is None, reason="no tritonserver binary (pip install nvidia-pytriton)")]
+              pytest.mark.skipif(find_tritonserver() is None,
+                                 reason="no tritonserver binary (pip install nvidia-pytriton)")]
 
 RATES = {"cls": 30.0, "det": 20.0}
 

@@ -10,8 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from igniter_opt.profiling.mps import (MAX_PIPE_DIR_LEN, MpsDaemon, mps_available, mps_env, quit_command,
-                                       share_value, start_command)
+from igniter_opt.profiling.mps import (
+    MAX_PIPE_DIR_LEN,
+    MpsDaemon,
+    mps_available,
+    mps_env,
+    quit_command,
+    share_value,
+    start_command,
+)
 from igniter_opt.profiling.nvml import GpuSampler, GpuSamples, gpu_info, nvml_available
 
 # A stand-in for nvidia-cuda-mps-control that records argv, the MPS variables and stdin.

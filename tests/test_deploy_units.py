@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from igniter_opt.data.errors import InputError
+from igniter_opt.data.plan import GpuPlan, PlacedWorkload, Plan
 from igniter_opt.deploy.docker_backend import container_command, container_spec, image_ref
 from igniter_opt.deploy.launcher import ServerSpec, free_port
 from igniter_opt.deploy.loadgen import LoadOptions, Target, WorkloadResult, arrivals, make_shards, summarize
@@ -17,8 +19,6 @@ from igniter_opt.deploy.models import SPECS, cpu_standin, spec_for
 from igniter_opt.deploy.report import KEYS, measurement_report
 from igniter_opt.deploy.repository import ModelConfig, config_pbtxt, queue_delay_us, triton_name, write_repository
 from igniter_opt.deploy.session import DeployOptions, read_endpoints, shares_warning
-from igniter_opt.data.errors import InputError
-from igniter_opt.data.plan import GpuPlan, Plan, PlacedWorkload
 
 
 def test_model_shapes_match_the_profile_sizes():

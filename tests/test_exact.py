@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from igniter_opt.bench.generate import random_instance
 from igniter_opt.cli import app
 from igniter_opt.data.errors import InputError
+from igniter_opt.data.instance import Instance, Workload, load_instance
+from igniter_opt.model import predict
 from igniter_opt.solvers.formulations import compact, patterns
 from igniter_opt.solvers.formulations.bounds import packing_lower_bound, prune
 from igniter_opt.solvers.formulations.common import shareable_configs
-from igniter_opt.bench.generate import random_instance
-from igniter_opt.data.instance import Instance, Workload, load_instance
-from igniter_opt.model import predict
 from igniter_opt.solvers.sizing import size_instance
 from igniter_opt.solvers.solve import SolveOptions, solve
 

@@ -3,8 +3,8 @@
 import math
 
 import pytest
-
 from conftest import ROOT
+
 from igniter_opt.data.instance import Instance, Workload, load_instance
 from igniter_opt.model import predict
 from igniter_opt.solvers.sizing import least_share, lower_bound_gpus, max_rate_alone, paper_batch, size_instance

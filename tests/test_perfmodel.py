@@ -1,16 +1,14 @@
 """The performance model: each equation on hand-checked numbers, fit and predict against the reference."""
 
-import json
-import math
 from dataclasses import replace
 
 import numpy as np
 import pytest
-
 from conftest import RAW_V100, SHARED_DATA
+
 from igniter_opt.data.errors import InputError
-from igniter_opt.model import Hardware, ModelCoefficients, Profile, load_profile, predict
 from igniter_opt.data.profiles import load_raw
+from igniter_opt.model import Hardware, ModelCoefficients, Profile, load_profile, predict
 from igniter_opt.model.fit import fit
 from igniter_opt.model.predict import frequency_under_cap, scheduling_increase, solo_active_time
 
@@ -121,7 +119,7 @@ def test_malformed_raw_line_names_file_and_line(tmp_path):
 
 def test_missing_raw_field_is_named(tmp_path):
     raw = tmp_path / "raw.jsonl"
-    lines = [l for l in RAW_V100.read_text().splitlines() if "maxGPUpower" not in l]
+    lines = [line for line in RAW_V100.read_text().splitlines() if "maxGPUpower" not in line]
     raw.write_text("\n".join(lines))
     with pytest.raises(InputError, match="hardware.maxGPUpower"):
         fit(load_raw(raw), origin=str(raw))

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from igniter_opt.data.errors import InputError
+from igniter_opt.data.profiles import GRID_BATCHES, GRID_SHARES, load_raw
 from igniter_opt.model import load_profile, predict
 from igniter_opt.model.coefficients import Profile
-from igniter_opt.data.profiles import GRID_BATCHES, GRID_SHARES, load_raw
 from igniter_opt.model.fit import fit
 from igniter_opt.model.predict import ModelArrays, scheduling_increase, solo_terms
 from igniter_opt.profiling import derive, grid, kernels, l2, raw, validate
@@ -393,8 +393,9 @@ def igniter(*args):
 
 
 def _gpu_host() -> bool:
-    from igniter_opt.profiling.nvml import nvml_available
     import importlib.util
+
+    from igniter_opt.profiling.nvml import nvml_available
     return importlib.util.find_spec("torch") is not None and nvml_available()
 
 

@@ -24,14 +24,14 @@ import signal
 import time
 import traceback
 from collections import Counter, deque
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Any, Callable, Iterable, Protocol, Sequence
+from typing import Any, Protocol
 
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                           TimeRemainingColumn)
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from igniter_opt.data.errors import InputError
 from igniter_opt.processes import kill_and_reap, sigterm_as_interrupt
@@ -40,7 +40,8 @@ COLUMNS = ("instance", "family", "workloads", "solver", "gpus", "lower_bound", "
            "seconds", "feasible", "total_share", "slo_violations", "error")
 FAILED = ("error", "crashed", "timeout")  # statuses of a task that produced no plan
 # Imported once by the forkserver, so each worker starts warm (ImportError is ignored there).
-PRELOAD = ["igniter_opt.solvers.solve", "igniter_opt.solvers.heuristics.greedy", "igniter_opt.solvers.heuristics.ffd", "pyomo.environ"]
+PRELOAD = ["igniter_opt.solvers.solve", "igniter_opt.solvers.heuristics.greedy", "igniter_opt.solvers.heuristics.ffd",
+           "pyomo.environ"]
 
 TaskFn = Callable[[str, str, float], dict[str, Any]]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -41,7 +40,7 @@ def batch_cmd(
     time_limit: float = typer.Option(60.0, "--time-limit", help="Seconds per task (exact solvers)."),
     jobs: int = typer.Option(0, "-j", "--jobs", help="Parallel workers (0: one per core)."),
     output: Path = typer.Option(Path("results.csv"), "-o", "--output", help="Results CSV (appended)."),
-    kill_margin: Optional[float] = typer.Option(
+    kill_margin: float | None = typer.Option(
         None, help="Kill a task this many seconds past its limit (default 10 + 25% of the limit)."),
     retry_failed: bool = typer.Option(False, help="Rerun tasks recorded as error, crashed or timeout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -65,7 +64,7 @@ def batch_cmd(
 def report_cmd(
     results: Path = typer.Argument(..., help="Results CSV written by `igniter batch`."),
     output: Path = typer.Option(Path("report"), "-o", "--output", help="Folder for report.md and the PNGs."),
-    exact: Optional[str] = typer.Option(None, help="Solver compared with the baseline (default: milp, "
+    exact: str | None = typer.Option(None, help="Solver compared with the baseline (default: milp, "
                                                    "else patterns)."),
     baseline: str = typer.Option("greedy", help="Solver the exact one is compared with."),
     by_kind: bool = typer.Option(False, help="Split families by kind from the file names "
@@ -100,7 +99,7 @@ def generate_cmd(
     sizes: str = typer.Option(..., help="Comma-separated workload counts, e.g. 8,16,24,32,48."),
     count: int = typer.Option(1, help="Instances per size (paper: load steps per size and SLO level)."),
     seed: int = typer.Option(0, help="Family seed (paper ignores it: it is deterministic)."),
-    kinds: Optional[str] = typer.Option(None, help="stress: tight,replicas,small,powercap (default: all)."),
+    kinds: str | None = typer.Option(None, help="stress: tight,replicas,small,powercap (default: all)."),
     profile: str = typer.Option("v100", help="Profile whose models the instances use."),
     output: Path = typer.Option(..., "-o", "--output", help="Folder to write <name>.json into."),
 ) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.table import Table
@@ -53,10 +52,10 @@ def predict_cmd(
     """Predict latency and throughput of workloads co-located on one GPU."""
     specs = [parse_colocation(s) for s in workloads]
     prof = load_profile(profile)
-    models, batches, shares = zip(*specs)
+    models, batches, shares = zip(*specs, strict=False)
     pred = predict(prof, models, batches, shares)
     rows = [{"model": m, "batch": b, "resource_pct": s, "latency_ms": float(lat), "throughput_rps": float(h)}
-            for (m, b, s), lat, h in zip(specs, pred.latency_ms, pred.throughput_rps)]
+            for (m, b, s), lat, h in zip(specs, pred.latency_ms, pred.throughput_rps, strict=False)]
     if as_json:
         emit_json({"workloads": rows, "gpu": {"frequency_mhz": pred.frequency_mhz, "power_w": pred.power_w,
                                                "total_share_pct": float(sum(shares))}})
@@ -70,7 +69,7 @@ def predict_cmd(
     console.print(table)
 
 
-def show_plan(plan: Plan, as_json: bool, output: Optional[Path]) -> None:
+def show_plan(plan: Plan, as_json: bool, output: Path | None) -> None:
     """Write/print a verified plan and exit 1 when it is infeasible or breaks an SLO."""
     if output is not None:
         plan.save(output)
@@ -90,12 +89,12 @@ def show_plan(plan: Plan, as_json: bool, output: Optional[Path]) -> None:
 def solve_cmd(
     instance: Path = typer.Argument(..., help="Instance JSON."),
     solver: SolverName = typer.Option(SolverName["greedy"], help="Solver to run."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the plan JSON here."),
+    output: Path | None = typer.Option(None, "-o", "--output", help="Write the plan JSON here."),
     time_limit: float = typer.Option(60.0, help="Exact solvers: seconds before giving the best found."),
     threads: int = typer.Option(1, help="Exact solvers: HiGHS threads."),
     mip_gap: float = typer.Option(0.0, help="Exact solvers: relative MIP gap to stop at."),
-    batch_policy: Optional[BatchPolicy] = typer.Option(None, help="Batch policy (default: the instance's)."),
-    profile: Optional[str] = typer.Option(None, help="Override the instance's profile."),
+    batch_policy: BatchPolicy | None = typer.Option(None, help="Batch policy (default: the instance's)."),
+    profile: str | None = typer.Option(None, help="Override the instance's profile."),
     force: bool = typer.Option(False, help="patterns: enumerate even above the size limit."),
     as_json: bool = JsonOpt,
 ) -> None:
@@ -109,8 +108,8 @@ def solve_cmd(
 @app.command("verify")
 def verify_cmd(
     plan: Path = typer.Argument(..., help="Plan JSON."),
-    profile: Optional[str] = typer.Option(None, help="Override the plan's profile."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the verified plan here."),
+    profile: str | None = typer.Option(None, help="Override the plan's profile."),
+    output: Path | None = typer.Option(None, "-o", "--output", help="Write the verified plan here."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Predict every workload of a plan; exit 1 when any SLO or share constraint is broken."""
@@ -124,7 +123,7 @@ def verify_cmd(
 def profile_fit_cmd(
     raw: Path = typer.Argument(..., help="Raw profile (iGniter JSON lines)."),
     output: Path = typer.Option(..., "-o", "--output", help="Fitted profile JSON to write."),
-    name: Optional[str] = typer.Option(None, help="Profile name (default: the output file's stem)."),
+    name: str | None = typer.Option(None, help="Profile name (default: the output file's stem)."),
     gpu: str = typer.Option("", help="GPU description stored with the profile."),
 ) -> None:
     """Fit the performance model's coefficients from a raw profile."""

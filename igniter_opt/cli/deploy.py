@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.table import Table
@@ -30,8 +29,10 @@ RUN_DIR_HELP = "Run directory: repositories, logs, MPS pipes and endpoints.json 
 BackendOpt = typer.Option(Backend.local, "--backend", help="local (tritonserver processes) | docker (NGC containers).")
 RunDirOpt = typer.Option(Path("igniter-run"), "--run-dir", help=RUN_DIR_HELP)
 NoMpsOpt = typer.Option(False, "--no-mps", help="Do not start MPS: shares are then NOT enforced.")
-TritonOpt = typer.Option(None, "--tritonserver", help="local: tritonserver binary (else $PATH, else nvidia-pytriton's).")
-ImageOpt = typer.Option(None, "--image", help="docker: image (default nvcr.io/nvidia/tritonserver:24.08-pyt-python-py3).")
+TritonOpt = typer.Option(None, "--tritonserver",
+                         help="local: tritonserver binary (else $PATH, else nvidia-pytriton's).")
+ImageOpt = typer.Option(None, "--image",
+                        help="docker: image (default nvcr.io/nvidia/tritonserver:24.08-pyt-python-py3).")
 DeviceOpt = typer.Option(Device.auto, "--device", help="auto (GPU when NVML sees one) | cpu | gpu.")
 Fp16Opt = typer.Option(False, "--fp16", help="GPU: run the torchvision models in fp16.")
 DurationOpt = typer.Option(10.0, "--duration", help="Measured window, seconds.")
@@ -59,7 +60,7 @@ def _with_predictions(plan: Plan) -> Plan:
     return checked
 
 
-def _options(backend: Backend, run_dir: Path, no_mps: bool, tritonserver: Optional[str], image: Optional[str],
+def _options(backend: Backend, run_dir: Path, no_mps: bool, tritonserver: str | None, image: str | None,
              device: Device, fp16: bool) -> DeployOptions:
     return DeployOptions(backend=backend.value, run_dir=run_dir, mps=not no_mps, tritonserver=tritonserver,
                          image=image, device=device.value, fp16=fp16)
@@ -85,7 +86,7 @@ def _announce(dep: Deployment, quiet_stdout: bool = False) -> None:
     (err_console if quiet_stdout else console).print(table)
 
 
-def _finish(report: dict, results: list[WorkloadResult], output: Optional[Path], as_json: bool, title: str) -> None:
+def _finish(report: dict, results: list[WorkloadResult], output: Path | None, as_json: bool, title: str) -> None:
     if output is not None:
         save_report(report, output)
     if as_json:
@@ -106,8 +107,8 @@ def _finish(report: dict, results: list[WorkloadResult], output: Optional[Path],
 
 @app.command("deploy")
 def deploy_cmd(plan: Path = typer.Argument(..., help="Plan JSON."), backend: Backend = BackendOpt,
-               run_dir: Path = RunDirOpt, no_mps: bool = NoMpsOpt, tritonserver: Optional[str] = TritonOpt,
-               image: Optional[str] = ImageOpt, device: Device = DeviceOpt, fp16: bool = Fp16Opt) -> None:
+               run_dir: Path = RunDirOpt, no_mps: bool = NoMpsOpt, tritonserver: str | None = TritonOpt,
+               image: str | None = ImageOpt, device: Device = DeviceOpt, fp16: bool = Fp16Opt) -> None:
     """Start one Triton server per workload of the plan and keep them up until Ctrl-C."""
     loaded = _with_predictions(load_plan(plan))
     try:
@@ -128,7 +129,7 @@ def deploy_cmd(plan: Path = typer.Argument(..., help="Plan JSON."), backend: Bac
 def measure_cmd(plan: Path = typer.Argument(..., help="Plan JSON (the one deployed)."), run_dir: Path = RunDirOpt,
                 duration: float = DurationOpt, warmup: float = WarmupOpt, distribution: Distribution = DistOpt,
                 seed: int = typer.Option(0, help="Seed of the Poisson arrivals."),
-                output: Optional[Path] = OutOpt, as_json: bool = JsonOpt) -> None:
+                output: Path | None = OutOpt, as_json: bool = JsonOpt) -> None:
     """Drive servers started by `igniter deploy --run-dir D` (found in D/endpoints.json) at the plan's rates."""
     loaded = _with_predictions(load_plan(plan))
     endpoints = read_endpoints(run_dir)
@@ -144,8 +145,8 @@ def run_cmd(plan: Path = typer.Argument(..., help="Plan JSON."), backend: Backen
             run_dir: Path = RunDirOpt, no_mps: bool = NoMpsOpt, duration: float = DurationOpt,
             warmup: float = WarmupOpt, distribution: Distribution = DistOpt,
             seed: int = typer.Option(0, help="Seed of the Poisson arrivals."),
-            output: Optional[Path] = OutOpt, tritonserver: Optional[str] = TritonOpt,
-            image: Optional[str] = ImageOpt, device: Device = DeviceOpt, fp16: bool = Fp16Opt,
+            output: Path | None = OutOpt, tritonserver: str | None = TritonOpt,
+            image: str | None = ImageOpt, device: Device = DeviceOpt, fp16: bool = Fp16Opt,
             as_json: bool = JsonOpt) -> None:
     """Deploy the plan, measure it, tear everything down; print predicted vs measured per workload."""
     loaded = _with_predictions(load_plan(plan))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.table import Table
@@ -55,7 +54,7 @@ def compare_cmd(
     solvers: str = typer.Option(DEFAULT_SOLVERS, help="Comma-separated solvers to run."),
     time_limit: float = typer.Option(60.0, help="Exact solvers: seconds before giving the best found."),
     threads: int = typer.Option(1, help="Exact solvers: HiGHS threads."),
-    batch_policy: Optional[BatchPolicy] = typer.Option(None, help="Batch policy (default: the instance's)."),
+    batch_policy: BatchPolicy | None = typer.Option(None, help="Batch policy (default: the instance's)."),
     force: bool = typer.Option(False, help="patterns: enumerate even above the size limit."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table."),
 ) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -38,8 +37,8 @@ def profile_run_cmd(
     dtype: Dtype = typer.Option(Dtype.float32, help="Compute dtype."),
     eager: bool = typer.Option(False, "--eager", help="Time eager PyTorch instead of CUDA graphs."),
     l2_source: L2Source = typer.Option(L2Source.ncu, "--l2", help="L2 demand from ncu, or none (unit proxy)."),
-    unit: Optional[float] = typer.Option(None, help="Share step in % (default: 100 / (SMs / 2))."),
-    work_dir: Optional[Path] = typer.Option(None, help="Where worker logs and ncu reports go."),
+    unit: float | None = typer.Option(None, help="Share step in % (default: 100 / (SMs / 2))."),
+    work_dir: Path | None = typer.Option(None, help="Where worker logs and ncu reports go."),
 ) -> None:
     """Measure a raw profile of this host's GPU (needs a GPU, torch, MPS; ncu for L2)."""
     from igniter_opt.profiling.run import RunOptions, check_environment, profile_run  # noqa: PLC0415
@@ -63,7 +62,7 @@ def profile_run_cmd(
 def _dry_run(profile_name: str, colocations: list[list[val.Colocated]], as_json: bool) -> None:
     prof = load_profile(profile_name)
     rows = []
-    for i, col in enumerate(colocations):
+    for col in colocations:
         pred = val.predictions(prof, col)
         rows.append([{"model": w.model, "batch": w.batch, "share": w.share,
                       "predicted_latency_ms": float(pred["latency_ms"][j]),
@@ -104,10 +103,10 @@ def validate_cmd(
     dtype: Dtype = typer.Option(Dtype.float32, help="Compute dtype (use the profile's)."),
     eager: bool = typer.Option(False, "--eager", help="Eager PyTorch instead of CUDA graphs (as profiled)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Only sample and predict; no GPU needed."),
-    max_median_error: Optional[float] = typer.Option(None, help="Exit 1 if the median latency error (fraction) "
+    max_median_error: float | None = typer.Option(None, help="Exit 1 if the median latency error (fraction) "
                                                                  "exceeds this."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON to stdout instead of tables."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Also write the JSON report here."),
+    output: Path | None = typer.Option(None, "-o", "--output", help="Also write the JSON report here."),
 ) -> None:
     """Measure random co-locations under MPS and report predicted vs measured error per model."""
     if samples < 1:
@@ -126,7 +125,8 @@ def validate_cmd(
         results = val.run_validation(prof, colocations, seconds, budget_s, dtype.value, eager,
                                      step=lambda m: progress.update(task, advance=1, last=m))
     stats = val.error_stats(results)
-    report = {"profile": prof.name, "gpu": prof.gpu, "samples": samples, "measured": len({r.colocation for r in results}),
+    report = {"profile": prof.name, "gpu": prof.gpu, "samples": samples,
+              "measured": len({r.colocation for r in results}),
               "seed": seed, "seconds": seconds, "dtype": dtype.value, "cuda_graphs": not eager,
               "median_latency_error": stats["all"]["latency"]["median"] if results else None,
               "errors": stats, "results": [r.to_dict() for r in results]}

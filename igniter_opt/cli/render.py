@@ -24,6 +24,7 @@ def plan_table(plan: Plan) -> Table:
         for w in gpu.workloads:
             ok = "[green]yes[/green]" if w.meets_slo else "[red]NO[/red]"
             table.add_row(str(j), w.name, w.model, str(w.batch), f"{w.resource_pct:g}", f"{w.rate_rps:g}",
-                          f"{w.slo_ms / 2:g}", _fmt(w.predicted_latency_ms), _fmt(w.predicted_throughput_rps, ".1f"), ok)
+                          f"{w.slo_ms / 2:g}", _fmt(w.predicted_latency_ms),
+                          _fmt(w.predicted_throughput_rps, ".1f"), ok)
         table.add_section()
     return table

@@ -48,7 +48,7 @@ class Instance:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
-    def from_dict(cls, data: Any, origin: str = "<instance>") -> "Instance":
+    def from_dict(cls, data: Any, origin: str = "<instance>") -> Instance:
         """Validate and build an instance; errors say `origin: field: problem (value)`."""
         if not isinstance(data, dict):
             raise InputError(f"{origin}: an instance must be a JSON object")
@@ -109,7 +109,7 @@ def read_json(path: str | Path) -> Any:
         raise InputError(f"{path}: malformed JSON at line {exc.lineno} column {exc.colno} ({exc.msg})") from None
 
 
-def check_models(instance: Instance, profile: "Profile", origin: str = "") -> None:
+def check_models(instance: Instance, profile: Profile, origin: str = "") -> None:
     """Every workload's model must be in the profile; the error names file, field and value."""
     for i, w in enumerate(instance.workloads):
         if w.model not in profile.models:

@@ -84,7 +84,7 @@ class Plan:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
-    def from_dict(cls, data: Any, origin: str = "<plan>") -> "Plan":
+    def from_dict(cls, data: Any, origin: str = "<plan>") -> Plan:
         if not isinstance(data, dict):
             raise InputError(f"{origin}: a plan must be a JSON object")
         for key in ("instance", "solver", "profile", "status", "gpus"):

@@ -7,9 +7,10 @@ import time
 import urllib.error
 import urllib.request
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 
 class LaunchError(RuntimeError):
@@ -86,7 +87,7 @@ class Launcher(ABC):
     def stop_all(self) -> None:
         """Stop every server this launcher started (idempotent, never raises for a gone server)."""
 
-    def __enter__(self) -> "Launcher":
+    def __enter__(self) -> Launcher:
         return self
 
     def __exit__(self, *exc: object) -> None:

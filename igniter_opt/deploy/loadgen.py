@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from igniter_opt.processes import kill_and_reap
 from igniter_opt.deploy.loadproto import DISTRIBUTIONS, READY, LoadError, LoadOptions, Shard, Target, recv, send
+from igniter_opt.processes import kill_and_reap
 
 __all__ = ["DISTRIBUTIONS", "LoadError", "LoadOptions", "Shard", "Target", "WorkloadResult", "arrivals",
            "make_shards", "run_load", "summarize"]
@@ -104,7 +104,7 @@ def summarize(target: Target, arr: np.ndarray, done: np.ndarray, ok: np.ndarray,
         return float(np.percentile(lat, q)) if lat.size else None
     return WorkloadResult(
         name=target.name, rate_rps=target.rate_rps, slo_ms=target.slo_ms, sent=int(arr.size),
-        measured=measured, errors=int(np.count_nonzero(~ok)), 
+        measured=measured, errors=int(np.count_nonzero(~ok)),
         measured_throughput_rps=completed_in_window / options.duration_s,
         p50_ms=pct(50), p95_ms=pct(95), p99_ms=pct(99), max_ms=float(lat.max()) if lat.size else None,
         slo_violation_pct=100.0 * violations / measured if measured else 0.0,

@@ -20,6 +20,7 @@ import numpy as np
 
 from igniter_opt.deploy.loadproto import READY, LoadOptions, Shard, Target, recv, send
 
+
 def describe(exc: BaseException) -> str:
     """One line for an error: a gRPC status and its details, else the exception's first line."""
     code, details = getattr(exc, "code", None), getattr(exc, "details", None)

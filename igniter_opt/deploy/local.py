@@ -21,8 +21,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from igniter_opt.deploy.launcher import Endpoint, LaunchError, Launcher, ServerSpec, free_port, wait_ready
-
+from igniter_opt.deploy.launcher import Endpoint, Launcher, LaunchError, ServerSpec, free_port, wait_ready
 
 CACHE_BYTES = 16 * 2**20
 

@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from igniter_opt.deploy.launcher import Endpoint, Launcher, ServerSpec
-from igniter_opt.deploy.repository import ModelConfig, queue_delay_us, triton_name, write_repository
 from igniter_opt.data.errors import InputError
 from igniter_opt.data.plan import Plan
-from igniter_opt.profiling.mps import MpsDaemon, mps_available
+from igniter_opt.deploy.launcher import Endpoint, Launcher, ServerSpec
+from igniter_opt.deploy.repository import ModelConfig, queue_delay_us, triton_name, write_repository
 from igniter_opt.processes import sigterm_as_interrupt
+from igniter_opt.profiling.mps import MpsDaemon, mps_available
 from igniter_opt.profiling.nvml import gpu_count, nvml_available
 
 ENDPOINTS = "endpoints.json"

@@ -15,6 +15,7 @@ from typing import Any
 from igniter_opt.data.errors import InputError
 from igniter_opt.data.profiles import read_profile_json
 
+
 @dataclass(frozen=True)
 class Hardware:
     """GPU-wide coefficients.
@@ -84,7 +85,7 @@ class Profile:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], origin: str = "<profile>") -> "Profile":
+    def from_dict(cls, data: dict[str, Any], origin: str = "<profile>") -> Profile:
         try:
             hw = Hardware(**{k: float(v) for k, v in data["hardware"].items()})
             models = {k: _model_from_dict(k, v) for k, v in data["models"].items()}

@@ -6,8 +6,8 @@ the reference implementation operation by operation, so predictions match it to 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -34,7 +34,7 @@ class ModelArrays:
     output_bytes: np.ndarray
 
     @classmethod
-    def of(cls, profile: Profile, models: Sequence[str]) -> "ModelArrays":
+    def of(cls, profile: Profile, models: Sequence[str]) -> ModelArrays:
         coefs = [profile.model(m) for m in models]
         return cls(
             k=np.array([c.k for c in coefs], dtype=float).reshape(-1, 5),

@@ -111,7 +111,7 @@ class MpsDaemon:
         finally:
             self.started = False
 
-    def __enter__(self) -> "MpsDaemon":
+    def __enter__(self) -> MpsDaemon:
         self.start()
         return self
 

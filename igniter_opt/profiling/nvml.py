@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -127,7 +128,7 @@ class GpuSampler:
                     float(nv.nvmlDeviceGetUtilizationRates(h).gpu))
         return read
 
-    def __enter__(self) -> "GpuSampler":
+    def __enter__(self) -> GpuSampler:
         if self._reader is None:
             self._nv = _pynvml()
             self._nv.nvmlInit()

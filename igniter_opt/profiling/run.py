@@ -13,10 +13,11 @@ import os
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from igniter_opt.data.errors import InputError
 from igniter_opt.data.profiles import GRID_BATCHES, GRID_SHARES

@@ -34,9 +34,9 @@ class WorkerError(RuntimeError):
 
 
 def _serve(args: argparse.Namespace, proto: IO[str]) -> None:
-    from igniter_opt.profiling import timing  # noqa: PLC0415  (imports torch lazily)
-
     import torch  # noqa: PLC0415
+
+    from igniter_opt.profiling import timing  # noqa: PLC0415  (imports torch lazily)
 
     def say(obj: dict[str, Any]) -> None:
         proto.write(json.dumps(obj) + "\n")
@@ -79,9 +79,9 @@ def _serve(args: argparse.Namespace, proto: IO[str]) -> None:
 
 
 def _ncu_pass(args: argparse.Namespace) -> None:
-    from igniter_opt.profiling import timing  # noqa: PLC0415
-
     import torch  # noqa: PLC0415
+
+    from igniter_opt.profiling import timing  # noqa: PLC0415
 
     (batch,) = args.batches
     runners = [timing.Runner(m, [batch], args.dtype, graphs=not args.eager) for m in args.models]
@@ -133,7 +133,7 @@ class WorkerProcess:
     proc: subprocess.Popen | None = None
     ready: dict[str, Any] = field(default_factory=dict)
 
-    def start(self) -> "WorkerProcess":
+    def start(self) -> WorkerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "w")  # noqa: SIM115  (closed in close())
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
@@ -197,7 +197,7 @@ class WorkerProcess:
 
 def run_together(workers: list[WorkerProcess], cmds: list[dict[str, Any]], timeout_s: float) -> list[dict[str, Any]]:
     """Send one command to each worker, then collect every answer (they run concurrently)."""
-    for w, c in zip(workers, cmds):
+    for w, c in zip(workers, cmds, strict=False):
         w.send(c)
     return [w.recv(timeout_s) for w in workers]
 

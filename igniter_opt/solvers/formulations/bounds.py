@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from igniter_opt.solvers.formulations.common import Configs, capacity_units, holds, inc_of
 from igniter_opt.model.coefficients import Hardware
+from igniter_opt.solvers.formulations.common import Configs, capacity_units, holds, inc_of
 
 Protect = dict[int, set[tuple[int, float]]]  # demand index -> (batch, share) to keep
 

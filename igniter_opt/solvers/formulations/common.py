@@ -20,8 +20,8 @@ import numpy as np
 
 from igniter_opt.data.errors import InfeasibleError
 from igniter_opt.model import ModelArrays, Profile, solo_terms
-from igniter_opt.model.predict import frequency_under_cap, scheduling_increase
 from igniter_opt.model.coefficients import Hardware
+from igniter_opt.model.predict import frequency_under_cap, scheduling_increase
 from igniter_opt.solvers.sizing import FULL_SHARE, Demand
 
 # Relative safety margin on every budget L_k, so that the solver's tolerances never let through
@@ -45,7 +45,7 @@ class Configs:
     t_idle: float
     k_l2: float
 
-    def take(self, mask: np.ndarray) -> "Configs":
+    def take(self, mask: np.ndarray) -> Configs:
         """The configurations where mask holds."""
         keep = {f: getattr(self, f)[mask] for f in ("batch", "share", "units", "t_solo", "power",
                                                      "l2", "limit")}

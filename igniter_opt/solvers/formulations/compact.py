@@ -19,21 +19,25 @@ from typing import NamedTuple
 
 import pyomo.environ as pyo
 
-from igniter_opt.solvers.formulations.bounds import (Bounds, interference_bounds, packing_lower_bound, prune,
-                                              worst_context)
+from igniter_opt.data.instance import Instance
+from igniter_opt.data.plan import GpuPlan, Plan
+from igniter_opt.model import Profile
+from igniter_opt.solvers.base import FunctionSolver, HighsOptions, SolveOptions
+from igniter_opt.solvers.colocation import placed, replica_gpus
+from igniter_opt.solvers.formulations.bounds import (
+    Bounds,
+    interference_bounds,
+    packing_lower_bound,
+    prune,
+    worst_context,
+)
 from igniter_opt.solvers.formulations.common import Configs, holds, inc_of, shareable_configs
 from igniter_opt.solvers.formulations.highs import run_highs
 from igniter_opt.solvers.formulations.patterns import fitting
-from igniter_opt.solvers.heuristics.firstfit import first_fit
 from igniter_opt.solvers.heuristics import greedy
-from igniter_opt.solvers.colocation import placed, replica_gpus
-from igniter_opt.data.instance import Instance
-from igniter_opt.model import Profile
-from igniter_opt.solvers.base import FunctionSolver, HighsOptions, SolveOptions
-from igniter_opt.data.plan import GpuPlan, Plan
+from igniter_opt.solvers.heuristics.firstfit import first_fit
 from igniter_opt.solvers.sizing import Demand
 from igniter_opt.solvers.verify import verify
-
 
 
 @dataclass(frozen=True)
@@ -359,7 +363,7 @@ def _budgets(m: pyo.ConcreteModel, data: CompactData) -> None:
     """Rows A (full clock) and B (clock dropped under the power cap), switched on by x."""
     rows: dict[BudgetRow, tuple[tuple[float, float, float, float], float]] = {}
     for q in range(len(data.cfgs)):
-        for clock, found in zip(("full", "capped"), _rows(data, q)):
+        for clock, found in zip(("full", "capped"), _rows(data, q), strict=False):
             for k, row in found.items():
                 for j in range(min(q + 1, data.gpus)):
                     rows[BudgetRow(q, j, k, clock)] = (row, _big_m(data, j, row))

@@ -20,15 +20,14 @@ import numpy as np
 import pyomo.environ as pyo
 
 from igniter_opt.data.errors import InfeasibleError, InputError
+from igniter_opt.data.instance import Instance
+from igniter_opt.data.plan import GpuPlan, Plan
+from igniter_opt.model import Profile
+from igniter_opt.solvers.base import FunctionSolver, HighsOptions, SolveOptions
+from igniter_opt.solvers.colocation import least_shares, placed, replica_gpus
 from igniter_opt.solvers.formulations.bounds import prune
 from igniter_opt.solvers.formulations.common import shareable_configs
 from igniter_opt.solvers.formulations.highs import run_highs
-from igniter_opt.solvers.colocation import placed, replica_gpus
-from igniter_opt.solvers.colocation import least_shares
-from igniter_opt.data.instance import Instance
-from igniter_opt.model import Profile
-from igniter_opt.solvers.base import FunctionSolver, HighsOptions, SolveOptions
-from igniter_opt.data.plan import GpuPlan, Plan
 from igniter_opt.solvers.sizing import Demand, least_share
 
 LIMIT = 16
@@ -55,7 +54,7 @@ def _start(profile: Profile, demands: list[Demand], members: tuple[int, ...], ve
            known: Known) -> np.ndarray:
     """Lower bound on the least shares: the zero-interference share, raised by known subsets."""
     start = np.array([least_share(profile.model(demands[i].model), profile.hardware, demands[i].slo_ms,
-                                  int(b)) for i, b in zip(members, vec)])
+                                  int(b)) for i, b in zip(members, vec, strict=False)])
     for d in range(len(members)):
         sub = known.get(members[:d] + members[d + 1:], {}).get(vec[:d] + vec[d + 1:])
         if sub is not None:
@@ -193,7 +192,7 @@ def solve(instance: Instance, profile: Profile, demands: list[Demand], options: 
         plan.status, plan.message = "time_limit", f"HiGHS found no partition ({status})"
         return plan
     replicas = plan.num_gpus
-    plan.gpus += [GpuPlan([placed(demands[i], float(s), int(b)) for i, s, b in zip(*p)]) for p in chosen]
+    plan.gpus += [GpuPlan([placed(demands[i], float(s), int(b)) for i, s, b in zip(*p, strict=False)]) for p in chosen]
     lb = math.ceil(bound - 1e-6) if bound is not None and math.isfinite(bound) else 0
     plan.lower_bound = replicas + lb if complete else None
     plan.status = "optimal" if complete and status == "optimal" else "time_limit"

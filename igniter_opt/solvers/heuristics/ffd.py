@@ -7,11 +7,11 @@ are predicted.
 
 from __future__ import annotations
 
-from igniter_opt.solvers.colocation import by_least_share, placed, replica_gpus
 from igniter_opt.data.instance import Instance
+from igniter_opt.data.plan import GpuPlan, Plan
 from igniter_opt.model import Profile
 from igniter_opt.solvers.base import FunctionSolver, NoOptions
-from igniter_opt.data.plan import GpuPlan, Plan
+from igniter_opt.solvers.colocation import by_least_share, placed, replica_gpus
 from igniter_opt.solvers.sizing import FULL_SHARE, Demand
 
 

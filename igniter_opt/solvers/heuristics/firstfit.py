@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from igniter_opt.data.errors import InfeasibleError
-from igniter_opt.solvers.colocation import least_shares, placed
-from igniter_opt.model import Profile
 from igniter_opt.data.plan import GpuPlan
+from igniter_opt.model import Profile
+from igniter_opt.solvers.colocation import least_shares, placed
 from igniter_opt.solvers.sizing import Demand
 
 
@@ -37,5 +37,5 @@ def first_fit(profile: Profile, demands: list[Demand], order: list[int]) -> list
             if alone is None:
                 raise InfeasibleError(f"workload {demands[i].name!r} cannot run alone on a GPU")
             gpus.append(([i], alone))
-    return [GpuPlan([placed(demands[m], float(s)) for m, s in zip(members, shares)])
+    return [GpuPlan([placed(demands[m], float(s)) for m, s in zip(members, shares, strict=False)])
             for members, shares in gpus]

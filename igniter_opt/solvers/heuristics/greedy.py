@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from igniter_opt.solvers.colocation import by_least_share, placed, raise_violators, replica_gpus
 from igniter_opt.data.instance import Instance
+from igniter_opt.data.plan import GpuPlan, Plan
 from igniter_opt.model import Profile
 from igniter_opt.solvers.base import FunctionSolver, NoOptions
-from igniter_opt.data.plan import GpuPlan, Plan
+from igniter_opt.solvers.colocation import by_least_share, placed, raise_violators, replica_gpus
 from igniter_opt.solvers.sizing import FULL_SHARE, Demand
 
 Slot = tuple[int, float]  # (demand index, share)
@@ -29,7 +29,7 @@ def _try_gpu(profile: Profile, demands: list[Demand], gpu: list[Slot], i: int) -
         shares = raise_violators(profile, demands, members, shares)
     if shares.sum() > FULL_SHARE:
         return None
-    return list(zip(members, shares.tolist()))
+    return list(zip(members, shares.tolist(), strict=False))
 
 
 def place_greedy(profile: Profile, demands: list[Demand]) -> list[list[Slot]]:
