@@ -28,7 +28,7 @@ def test_solve_greedy_json_is_the_motivation_plan(tmp_path):
 
 def test_predict_json_reproduces_reference(reference):
     case = reference["motivation_example"]["prediction_for_plan"]
-    specs = [f"{m}:{b}:{r}" for m, b, r in zip(case["models"], case["batches"], case["resources"], strict=False)]
+    specs = [f"{m}:{b}:{r}" for m, b, r in zip(case["models"], case["batches"], case["resources"])]
     res = igniter("predict", "--profile", "v100", "--json", *specs)
     assert res.returncode == 0, res.stderr
     rows = json.loads(res.stdout)["workloads"]

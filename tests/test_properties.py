@@ -39,7 +39,7 @@ def test_random_instances_never_raise_and_verify_matches_predict(inst, solver):
         pred = predict(V100, [w.model for w in ws], [w.batch for w in ws], [w.resource_pct for w in ws])
         np.testing.assert_allclose([w.predicted_latency_ms for w in ws], pred.latency_ms)
         np.testing.assert_allclose([w.predicted_throughput_rps for w in ws], pred.throughput_rps)
-        for w, lat, h in zip(ws, pred.latency_ms, pred.throughput_rps, strict=False):
+        for w, lat, h in zip(ws, pred.latency_ms, pred.throughput_rps):
             ok = lat <= w.slo_ms / 2 * (1 + 1e-9) and h >= w.rate_rps * (1 - 1e-9)
             assert w.meets_slo == ok
             all_ok &= ok

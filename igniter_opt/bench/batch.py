@@ -219,7 +219,7 @@ class ProcessPool:
         return _Slot(proc, here)
 
     def run(self, tasks: Sequence[Task], time_limit: float, on_row: RowSink) -> None:
-        pending, slots = deque(tasks), []
+        pending, slots = deque(tasks), list[_Slot]()
         margin = self.margin
 
         def finish(i: int, row: dict[str, Any], replace: bool = False) -> None:
@@ -289,7 +289,7 @@ def _stop(slot: _Slot, polite: bool = False) -> None:
 
 
 def _row(task: Task, **values: Any) -> dict[str, Any]:
-    row = {c: "" for c in COLUMNS}
+    row: dict[str, Any] = {c: "" for c in COLUMNS}
     row.update(instance=task.key, family=task.family, workloads=task.workloads, solver=task.solver)
     row.update(values)
     return {c: _fmt(row[c]) for c in COLUMNS}

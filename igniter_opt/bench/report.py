@@ -58,6 +58,10 @@ def _num(text: str, kind: type) -> float | int | None:
     return kind(float(text)) if text not in ("", None) else None
 
 
+def _int(text: str) -> int | None:
+    return int(float(text)) if text not in ("", None) else None
+
+
 def kind_of(instance: str, family: str) -> str:
     """`family/kind` when the file is named <family>-<kind>-n<N>-..., else the family."""
     parts = Path(instance).stem.split("-")
@@ -73,9 +77,9 @@ def parse_rows(rows: Iterable[dict[str, str]], by_kind: bool = False) -> list[Re
     """
     label = kind_of if by_kind else (lambda instance, family: family)
     return [ResultRow(instance=r["instance"], family=label(r["instance"], r["family"] or "-"),
-                   workloads=_num(r["workloads"], int) or 0,
-                   solver=r["solver"], status=r["status"], gpus=_num(r["gpus"], int),
-                   lower_bound=_num(r["lower_bound"], int), gap=_num(r["gap"], float),
+                   workloads=_int(r["workloads"]) or 0,
+                   solver=r["solver"], status=r["status"], gpus=_int(r["gpus"]),
+                   lower_bound=_int(r["lower_bound"]), gap=_num(r["gap"], float),
                    seconds=_num(r["seconds"], float), feasible=r["feasible"] == "True")
             for r in latest_rows(rows).values()]
 
@@ -132,7 +136,7 @@ def group_stats(family: str, size: int, results: Sequence[ResultRow], solvers: S
         planned = [r for r in rows if r.has_plan]
         stats.plans[s] = len(planned)
         if planned:
-            stats.mean_gpus[s] = float(np.mean([r.gpus for r in planned]))
+            stats.mean_gpus[s] = float(np.mean([r.gpus for r in planned if r.gpus is not None]))
         times = [r.seconds for r in rows if r.seconds is not None and r.status not in ("error", "crashed")]
         if times:
             stats.time_pct[s] = tuple(float(v) for v in np.percentile(times, PERCENTILES))
@@ -232,7 +236,7 @@ def markdown(report: Report, source: str, figures: Sequence[str] = (), meta: dic
     """report.md: provenance, the three tables, the figures and the definitions."""
     lines = ["# Benchmark report", "", f"Results: `{source}`, {len(report.results)} rows, "
              f"{len({r.instance for r in report.results})} instances, solvers: {', '.join(report.solvers)}."]
-    failed = defaultdict(int)
+    failed: defaultdict[str, int] = defaultdict(int)
     for r in report.results:
         if r.status in ("error", "crashed", "timeout", "infeasible"):
             failed[f"{r.solver} {r.status}"] += 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -52,10 +53,11 @@ def predict_cmd(
     """Predict latency and throughput of workloads co-located on one GPU."""
     specs = [parse_colocation(s) for s in workloads]
     prof = load_profile(profile)
-    models, batches, shares = zip(*specs, strict=False)
+    models, batches, shares = zip(*specs)
     pred = predict(prof, models, batches, shares)
-    rows = [{"model": m, "batch": b, "resource_pct": s, "latency_ms": float(lat), "throughput_rps": float(h)}
-            for (m, b, s), lat, h in zip(specs, pred.latency_ms, pred.throughput_rps, strict=False)]
+    rows: list[dict[str, Any]] = [
+        {"model": m, "batch": b, "resource_pct": s, "latency_ms": float(lat), "throughput_rps": float(h)}
+        for (m, b, s), lat, h in zip(specs, pred.latency_ms, pred.throughput_rps)]
     if as_json:
         emit_json({"workloads": rows, "gpu": {"frequency_mhz": pred.frequency_mhz, "power_w": pred.power_w,
                                                "total_share_pct": float(sum(shares))}})

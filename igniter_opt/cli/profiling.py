@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -61,7 +62,7 @@ def profile_run_cmd(
 
 def _dry_run(profile_name: str, colocations: list[list[val.Colocated]], as_json: bool) -> None:
     prof = load_profile(profile_name)
-    rows = []
+    rows: list[list[dict[str, Any]]] = []
     for col in colocations:
         pred = val.predictions(prof, col)
         rows.append([{"model": w.model, "batch": w.batch, "share": w.share,
@@ -71,10 +72,10 @@ def _dry_run(profile_name: str, colocations: list[list[val.Colocated]], as_json:
         emit_json({"profile": prof.name, "colocations": rows})
         return
     table = Table(title=f"{len(rows)} co-locations to measure ({prof.name})")
-    for col in ("#", "model", "batch", "share %", "pred. latency ms", "pred. req/s"):
-        table.add_column(col, justify="left" if col == "model" else "right")
-    for i, col in enumerate(rows):
-        for w in col:
+    for name in ("#", "model", "batch", "share %", "pred. latency ms", "pred. req/s"):
+        table.add_column(name, justify="left" if name == "model" else "right")
+    for i, group in enumerate(rows):
+        for w in group:
             table.add_row(str(i), w["model"], str(w["batch"]), f"{w['share']:g}",
                           f"{w['predicted_latency_ms']:.3f}", f"{w['predicted_throughput_rps']:.1f}")
     console.print(table)

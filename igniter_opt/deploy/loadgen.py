@@ -28,6 +28,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import IO
 
 import numpy as np
 
@@ -109,7 +110,7 @@ def summarize(target: Target, arr: np.ndarray, done: np.ndarray, ok: np.ndarray,
         p50_ms=pct(50), p95_ms=pct(95), p99_ms=pct(99), max_ms=float(lat.max()) if lat.size else None,
         slo_violation_pct=100.0 * violations / measured if measured else 0.0,
         offered_rps=measured / options.duration_s,
-        error_samples=sorted(errors, key=errors.get, reverse=True)[:3], latencies_ms=lat)
+        error_samples=sorted(errors, key=lambda e: errors[e], reverse=True)[:3], latencies_ms=lat)
 
 
 def run_load(targets: list[Target], options: LoadOptions, ready_timeout_s: float = 120.0) -> list[WorkloadResult]:
@@ -124,37 +125,44 @@ def run_load(targets: list[Target], options: LoadOptions, ready_timeout_s: float
     groups: list[list[Shard]] = [[] for _ in range(nproc)]
     for i, s in enumerate(sorted(shards, key=lambda s: -s.target.rate_rps)):
         groups[i % nproc].append(s)
-    procs: list[subprocess.Popen] = []
+    procs: list[subprocess.Popen[bytes]] = []
     parts: list[dict] = []
     try:
         for g in groups:
             proc = subprocess.Popen([sys.executable, "-m", "igniter_opt.deploy.loadworker"], stdin=subprocess.PIPE,
                                     stdout=subprocess.PIPE)
             procs.append(proc)
-            send(proc.stdin, (g, options))
+            send(_pipes(proc)[0], (g, options))
         deadline = time.monotonic() + ready_timeout_s
         for proc in procs:
-            ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            stdout = _pipes(proc)[1]
+            ready, _, _ = select.select([stdout], [], [], max(0.0, deadline - time.monotonic()))
             if not ready:
                 raise LoadError(f"load workers not ready after {ready_timeout_s:g} s")
-            first = proc.stdout.read(len(READY))
+            first = stdout.read(len(READY))
             if first != READY:
-                status, payload = ("error", "worker exited") if not first else recv(proc.stdout, first)
+                status, payload = ("error", "worker exited") if not first else recv(stdout, first)
                 raise LoadError(f"load worker failed before start: {payload}")
         start_at = time.time() + 0.2
         for proc in procs:
-            send(proc.stdin, start_at)
+            send(_pipes(proc)[0], start_at)
         for proc in procs:
-            status, payload = recv(proc.stdout)
+            status, payload = recv(_pipes(proc)[1])
             if status != "ok":
                 raise LoadError(f"load worker failed: {payload}")
             parts.extend(payload)
     finally:
         for proc in procs:
             kill_and_reap(proc, grace_s=0.0)
-            for stream in (proc.stdin, proc.stdout):
+            for stream in _pipes(proc):
                 stream.close()
     return [_merge(t, [p for p in parts if p["name"] == t.name], options) for t in targets]
+
+
+def _pipes(proc: subprocess.Popen[bytes]) -> tuple[IO[bytes], IO[bytes]]:
+    """A worker's stdin and stdout (both pipes: never None)."""
+    assert proc.stdin is not None and proc.stdout is not None
+    return proc.stdin, proc.stdout
 
 
 def _merge(target: Target, parts: list[dict], options: LoadOptions) -> WorkloadResult:

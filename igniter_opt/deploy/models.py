@@ -119,4 +119,4 @@ class TritonPythonModel:
         return responses
 
     def finalize(self) -> None:
-        self.run = None
+        self.run = None  # type: ignore[assignment]

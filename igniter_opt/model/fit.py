@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.optimize import curve_fit
 
 from igniter_opt.data.errors import InputError
@@ -51,7 +52,7 @@ def fit_power_frequency(power: list[float], frequency: list[float], max_freq: fl
             power[j] = previous + step
             previous = power[j]
 
-        def p_f(po, a):
+        def p_f(po: Any, a: Any) -> Any:
             return a * (po - power_cap) + max_freq
 
         popt, _ = curve_fit(p_f, power[i:], frequency[i:])
@@ -65,18 +66,19 @@ def fit_scheduling_delay(idle_times: list[float], frequency: list[float],
     scaled = np.asarray(idle_times, dtype=float) * np.asarray(frequency, dtype=float) / max_freq
     counts = np.arange(2, len(scaled) + 1)
 
-    def idle_f(n, a_sch, b_sch):
+    def idle_f(n: Any, a_sch: Any, b_sch: Any) -> Any:
         return a_sch * n + b_sch
 
     popt, _ = curve_fit(idle_f, counts, scaled[1:] - scaled[0])
     return float(popt[0]), float(popt[1])
 
 
-def _activetime_func(x, k1, k2, k3, k4, k5):
+def _activetime_func(x: Any, k1: Any, k2: Any, k3: Any, k4: Any, k5: Any) -> Any:
     return solo_active_time(x[0], x[1], (k1, k2, k3, k4, k5))
 
 
-def fit_active_time(gpu_latency, frequency, t_idle: float, max_freq: float) -> tuple[float, ...]:
+def fit_active_time(gpu_latency: ArrayLike, frequency: ArrayLike, t_idle: float,
+                    max_freq: float) -> tuple[float, ...]:
     """k1..k5 from the 3x3 grid of GPU latency (scaled to F where the clock dropped, minus t_idle)."""
     latency = np.asarray(gpu_latency, dtype=float)
     freq = np.asarray(frequency, dtype=float)
@@ -87,11 +89,11 @@ def fit_active_time(gpu_latency, frequency, t_idle: float, max_freq: float) -> t
     return tuple(float(v) for v in popt)
 
 
-def _line(x, k, b):
+def _line(x: Any, k: Any, b: Any) -> Any:
     return k * x + b
 
 
-def fit_power_and_l2(power, gpu_latency, frequency, l2caches, t_idle: float,
+def fit_power_and_l2(power: ArrayLike, gpu_latency: ArrayLike, frequency: ArrayLike, l2caches: ArrayLike, t_idle: float,
                      idle_power: float, max_freq: float) -> tuple[tuple[float, float], tuple[float, float]]:
     """Power line over grid points at full clock; L2 line over the grid's diagonal."""
     batches = np.repeat(np.asarray(GRID_BATCHES, dtype=float), len(GRID_SHARES))

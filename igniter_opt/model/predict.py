@@ -8,14 +8,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from igniter_opt.model.coefficients import Hardware, Profile
 
+Array = NDArray[Any]  # numpy arrays of the model and the solvers (float unless said otherwise)
 
-def solo_active_time(batch, share, k):
-    """t_solo = (k1 b^2 + k2 b + k3) / (r + k4) + k5, ms: active time alone at share r (%)."""
+
+def solo_active_time(batch: Any, share: Any, k: Sequence[Any] | Array) -> Any:
+    """t_solo = (k1 b^2 + k2 b + k3) / (r + k4) + k5, ms: active time alone at share r (%).
+
+    Arrays or floats, broadcast like numpy (the result is of the inputs' kind).
+    """
     k1, k2, k3, k4, k5 = k
     return (k1 * batch**2 + k2 * batch + k3) / (share + k4) + k5
 
@@ -24,14 +31,14 @@ def solo_active_time(batch, share, k):
 class ModelArrays:
     """The coefficients of a list of DNNs stacked as numpy arrays (one row per workload)."""
 
-    k: np.ndarray  # (n, 5)
-    power: np.ndarray  # (n, 2)
-    l2: np.ndarray  # (n, 2)
-    k_l2: np.ndarray
-    kernels: np.ndarray
-    t_idle: np.ndarray
-    input_bytes: np.ndarray
-    output_bytes: np.ndarray
+    k: Array  # (n, 5)
+    power: Array  # (n, 2)
+    l2: Array  # (n, 2)
+    k_l2: Array
+    kernels: Array
+    t_idle: Array
+    input_bytes: Array
+    output_bytes: Array
 
     @classmethod
     def of(cls, profile: Profile, models: Sequence[str]) -> ModelArrays:
@@ -52,13 +59,13 @@ class ModelArrays:
 class SoloTerms:
     """What each workload contributes to its GPU, independent of the others (one entry each)."""
 
-    t_solo: np.ndarray  # ms
-    ability: np.ndarray  # solo throughput, req/s
-    power: np.ndarray  # W above idle
-    l2: np.ndarray  # L2 demand
+    t_solo: Array  # ms
+    ability: Array  # solo throughput, req/s
+    power: Array  # W above idle
+    l2: Array  # L2 demand
 
 
-def solo_terms(arrays: ModelArrays, batch, share) -> SoloTerms:
+def solo_terms(arrays: ModelArrays, batch: ArrayLike, share: ArrayLike) -> SoloTerms:
     """Solo active time, solo throughput, power and L2 demand of each workload."""
     batch = np.asarray(batch, dtype=float)
     share = np.asarray(share, dtype=float)
@@ -69,13 +76,13 @@ def solo_terms(arrays: ModelArrays, batch, share) -> SoloTerms:
     return SoloTerms(t_solo=t_solo, ability=ability, power=power, l2=l2)
 
 
-def scheduling_increase(hw: Hardware, n):
+def scheduling_increase(hw: Hardware, n: ArrayLike) -> Array:
     """Extra scheduling delay per kernel with n co-located workloads (0 when alone); n may be an array."""
     n = np.asarray(n, dtype=float)
     return np.where(n >= 2, hw.a_sch * n + hw.b_sch, 0.0)
 
 
-def frequency_under_cap(hw: Hardware, total_power) -> np.ndarray:
+def frequency_under_cap(hw: Hardware, total_power: ArrayLike) -> Array:
     """SM clock (MHz): F up to the power cap, then dropping by a_f per watt above it."""
     total_power = np.asarray(total_power, dtype=float)
     dropped = hw.a_f * (total_power - hw.power_cap_w) + hw.max_frequency_mhz
@@ -86,15 +93,15 @@ def frequency_under_cap(hw: Hardware, total_power) -> np.ndarray:
 class Prediction:
     """Predicted behaviour of one GPU's co-located workloads (arrays in workload order)."""
 
-    latency_ms: np.ndarray  # T_inf: GPU time plus PCIe transfer
-    throughput_rps: np.ndarray
-    gpu_latency_ms: np.ndarray
+    latency_ms: Array  # T_inf: GPU time plus PCIe transfer
+    throughput_rps: Array
+    gpu_latency_ms: Array
     frequency_mhz: float
     power_w: float
     l2_total: float
 
 
-def predict_arrays(hw: Hardware, arrays: ModelArrays, batch, share) -> Prediction:
+def predict_arrays(hw: Hardware, arrays: ModelArrays, batch: ArrayLike, share: ArrayLike) -> Prediction:
     """Predict every workload of one GPU from stacked coefficients (the hot path of the solvers)."""
     batch = np.asarray(batch, dtype=float)
     terms = solo_terms(arrays, batch, share)

@@ -88,7 +88,7 @@ def split_iterations(trace: KernelTrace, iterations: int) -> list[KernelTrace]:
     gaps = trace.start_us[1:] - running_end[:-1]
     cuts = np.sort(np.argsort(gaps, kind="stable")[::-1][: iterations - 1]) + 1
     bounds = np.concatenate(([0], cuts, [trace.count]))
-    return [KernelTrace(trace.start_us[a:b], trace.end_us[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=False)]
+    return [KernelTrace(trace.start_us[a:b], trace.end_us[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 def idle_us(trace: KernelTrace) -> float:

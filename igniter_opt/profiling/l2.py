@@ -142,4 +142,4 @@ def demands_by_model(csv_text: str, models: list[str], reps: int = 1) -> dict[st
     segments = split_by_marker(parse_ncu_csv(csv_text))
     if len(segments) != len(models):
         raise ValueError(f"ncu run: {len(segments)} marker-separated segments for {len(models)} models")
-    return {m: weighted_demand(seg, reps) for m, seg in zip(models, segments, strict=False)}
+    return {m: weighted_demand(seg, reps) for m, seg in zip(models, segments)}

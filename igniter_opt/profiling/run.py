@@ -233,7 +233,7 @@ class Profiler:
                 name=m, input_bytes=float(d_in), output_bytes=float(d_out), grid=points[m],
                 kernels=int(c["kernels"]), idle_ms=c["idle"], active_ms=c["active"],
                 coloc_active_ms=c["active_2"], coloc_power_w=c["power_2"], coloc_clock_mhz=c["clock_2"],
-                l2_diagonal=tuple(diag[m]), l2_coloc=diag[m][1], extra=l2_extra.get(m, {})))
+                l2_diagonal=(diag[m][0], diag[m][1], diag[m][2]), l2_coloc=diag[m][1], extra=l2_extra.get(m, {})))
         return raw.raw_lines(hw, models)
 
     def _close_workers(self) -> None:

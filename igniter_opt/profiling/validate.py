@@ -94,7 +94,7 @@ def sample_colocations(models: list[str], n: int, unit: float, seed: int = 0, mi
             continue
         names = rng.choice(models, size=k)
         batches = rng.integers(1, max_batch + 1, size=k)
-        out.append([Colocated(str(m), int(b), float(s)) for m, b, s in zip(names, batches, shares, strict=False)])
+        out.append([Colocated(str(m), int(b), float(s)) for m, b, s in zip(names, batches, shares)])
     return out
 
 
@@ -133,7 +133,7 @@ def join(index: int, colocation: list[Colocated], pred: dict[str, np.ndarray],
                    measured_gpu_latency_ms=m["gpu_latency_ms"],
                    predicted_throughput_rps=float(pred["throughput_rps"][i]),
                    measured_throughput_rps=m["throughput_rps"])
-            for i, (w, m) in enumerate(zip(colocation, measured, strict=False))]
+            for i, (w, m) in enumerate(zip(colocation, measured))]
 
 
 def summarize_transfer(answer: dict[str, Any], batch: int, start: float, end: float) -> dict[str, float]:
@@ -169,7 +169,7 @@ def measure(colocation: list[Colocated], mps: Any, work: Path, seconds: float, d
     t0, t1 = derive.overlap_window([a["t_start"] for a in answers], [a["t_end"] for a in answers])
     # drop the first 10% of the common window: co-runners are still ramping up
     t0 += 0.1 * max(t1 - t0, 0.0)
-    return [summarize_transfer(a, w.batch, t0, t1) for a, w in zip(answers, colocation, strict=False)]
+    return [summarize_transfer(a, w.batch, t0, t1) for a, w in zip(answers, colocation)]
 
 
 def run_validation(profile: Profile, colocations: list[list[Colocated]], seconds: float = 3.0,

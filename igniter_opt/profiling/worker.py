@@ -197,7 +197,7 @@ class WorkerProcess:
 
 def run_together(workers: list[WorkerProcess], cmds: list[dict[str, Any]], timeout_s: float) -> list[dict[str, Any]]:
     """Send one command to each worker, then collect every answer (they run concurrently)."""
-    for w, c in zip(workers, cmds, strict=False):
+    for w, c in zip(workers, cmds):
         w.send(c)
     return [w.recv(timeout_s) for w in workers]
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from igniter_opt.data.plan import GpuPlan, PlacedWorkload
 from igniter_opt.model import ModelArrays, Profile, predict_arrays
+from igniter_opt.model.predict import Array
 from igniter_opt.solvers.sizing import FULL_SHARE, Demand
 
 
@@ -31,8 +32,8 @@ def by_least_share(demands: list[Demand]) -> list[int]:
 
 
 def raise_violators(profile: Profile, demands: list[Demand], members: list[int],
-                    shares: np.ndarray, batch: np.ndarray | None = None,
-                    throughput: bool = False) -> np.ndarray:
+                    shares: Array, batch: Array | None = None,
+                    throughput: bool = False) -> Array:
     """Raise by one unit each workload whose latency breaks SLO/2 until none does or sum > 100.
 
     The reference checks latency only; with `throughput` a workload whose predicted throughput is
@@ -57,8 +58,8 @@ def raise_violators(profile: Profile, demands: list[Demand], members: list[int],
     return shares
 
 
-def least_shares(profile: Profile, demands: list[Demand], members: list[int], batch: np.ndarray,
-                 start: np.ndarray) -> np.ndarray | None:
+def least_shares(profile: Profile, demands: list[Demand], members: list[int], batch: Array,
+                 start: Array) -> Array | None:
     """Least feasible shares of members on one GPU (fixed point from `start`), or None."""
     if start.sum() > FULL_SHARE:
         return None

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from igniter_opt.data.plan import Plan
+from igniter_opt.data.plan import GpuPlan, Plan
 from igniter_opt.model import Profile, predict
 
 # Floating-point slack for comparisons (solvers work on the same model, so this is only noise).
@@ -49,7 +49,7 @@ def verify(plan: Plan, profile: Profile) -> tuple[Plan, list[str]]:
     return checked, problems
 
 
-def _predict_gpu(profile: Profile, gpu, j: int) -> list[str]:
+def _predict_gpu(profile: Profile, gpu: GpuPlan, j: int) -> list[str]:
     ws = gpu.workloads
     pred = predict(profile, [w.model for w in ws], [w.batch for w in ws], [w.resource_pct for w in ws])
     slo_half = np.array([w.slo_ms / 2 for w in ws])

@@ -18,12 +18,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from igniter_opt.model.coefficients import Hardware
+from igniter_opt.model.predict import Array
 from igniter_opt.solvers.formulations.common import Configs, capacity_units, holds, inc_of
 
 Protect = dict[int, set[tuple[int, float]]]  # demand index -> (batch, share) to keep
 
 
-def _add_item(table: np.ndarray, units: np.ndarray, values: np.ndarray) -> np.ndarray:
+def _add_item(table: Array, units: Array, values: Array) -> Array:
     """One DP step: optionally take one configuration (units, value) of a new item."""
     cap = len(table) - 1
     new = table.copy()
@@ -35,7 +36,7 @@ def _add_item(table: np.ndarray, units: np.ndarray, values: np.ndarray) -> np.nd
     return new
 
 
-def _tables(cfgs: list[Configs], cap: int, value: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def _tables(cfgs: list[Configs], cap: int, value: str) -> tuple[list[Array], list[Array]]:
     """Prefix tables pre[q] (items < q) and suffix tables suf[q] (items > q)."""
     vals = [np.ones(len(c)) if value == "count" else getattr(c, value) for c in cfgs]
     n = len(cfgs)
@@ -49,14 +50,15 @@ def _tables(cfgs: list[Configs], cap: int, value: str) -> tuple[list[np.ndarray]
     return pre, suf
 
 
-def _max_plus(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _max_plus(a: Array, b: Array) -> Array:
     """c[t] = max over s <= t of a[s] + b[t - s]."""
     cap = len(a) - 1
     s = np.arange(cap + 1)[:, None]
     t = np.arange(cap + 1)[None, :]
     rest = t - s
     vals = np.where(rest >= 0, a[s] + b[np.clip(rest, 0, cap)], -np.inf)
-    return vals.max(axis=0)
+    best: Array = vals.max(axis=0)
+    return best
 
 
 @dataclass
@@ -67,12 +69,12 @@ class Bounds:
     l2_all: float
     power_all: float  # total, idle included
     inc_all: float
-    l2_excl: list[np.ndarray]
-    power_excl: list[np.ndarray]  # others' power above idle
-    inc_excl: list[np.ndarray]  # increase with the demand plus the most others that fit
-    l2_from: np.ndarray  # [j]: most L2 of demands at positions >= j on one GPU
-    power_from: np.ndarray  # [j]: most total power (idle included) of demands at positions >= j
-    inc_from: np.ndarray  # [j]: most scheduling increase of demands at positions >= j
+    l2_excl: list[Array]
+    power_excl: list[Array]  # others' power above idle
+    inc_excl: list[Array]  # increase with the demand plus the most others that fit
+    l2_from: Array  # [j]: most L2 of demands at positions >= j on one GPU
+    power_from: Array  # [j]: most total power (idle included) of demands at positions >= j
+    inc_from: Array  # [j]: most scheduling increase of demands at positions >= j
 
 
 def interference_bounds(hw: Hardware, cfgs: list[Configs]) -> Bounds:
@@ -95,20 +97,20 @@ def interference_bounds(hw: Hardware, cfgs: list[Configs]) -> Bounds:
     )
 
 
-def worst_context(bounds: Bounds, q: int, cfg: Configs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def worst_context(bounds: Bounds, q: int, cfg: Configs) -> tuple[Array, Array, Array]:
     """(inc, others' L2, total power) at worst for each configuration of demand q."""
     left = (bounds.cap - cfg.units).astype(int)
     power = cfg.power + bounds.power_excl[q][left]
     return bounds.inc_excl[q][left], bounds.l2_excl[q][left], power
 
 
-def robust(hw: Hardware, bounds: Bounds, q: int, cfg: Configs) -> np.ndarray:
+def robust(hw: Hardware, bounds: Bounds, q: int, cfg: Configs) -> Array:
     """Configurations that hold whatever else shares their GPU."""
     inc, l2, power = worst_context(bounds, q, cfg)
     return holds(hw, cfg, inc, l2, hw.idle_power_w + power)
 
 
-def dominated(cfg: Configs, strong: np.ndarray) -> np.ndarray:
+def dominated(cfg: Configs, strong: Array) -> Array:
     """Mask of configurations some other configuration of the same demand replaces."""
     key = np.stack([cfg.units, cfg.power, cfg.l2])
     out = np.zeros(len(cfg), dtype=bool)

@@ -17,11 +17,12 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from igniter_opt.data.errors import InfeasibleError
 from igniter_opt.model import ModelArrays, Profile, solo_terms
 from igniter_opt.model.coefficients import Hardware
-from igniter_opt.model.predict import frequency_under_cap, scheduling_increase
+from igniter_opt.model.predict import Array, frequency_under_cap, scheduling_increase
 from igniter_opt.solvers.sizing import FULL_SHARE, Demand
 
 # Relative safety margin on every budget L_k, so that the solver's tolerances never let through
@@ -34,18 +35,18 @@ class Configs:
     """The candidate configurations of one shareable demand (arrays of equal length K)."""
 
     demand: int  # index in the demands list
-    batch: np.ndarray
-    share: np.ndarray
-    units: np.ndarray  # share / unit, integer
-    t_solo: np.ndarray
-    power: np.ndarray  # W above idle
-    l2: np.ndarray
-    limit: np.ndarray  # L_k (ms), margin applied
+    batch: Array
+    share: Array
+    units: Array  # share / unit, integer
+    t_solo: Array
+    power: Array  # W above idle
+    l2: Array
+    limit: Array  # L_k (ms), margin applied
     kernels: float
     t_idle: float
     k_l2: float
 
-    def take(self, mask: np.ndarray) -> Configs:
+    def take(self, mask: Array) -> Configs:
         """The configurations where mask holds."""
         keep = {f: getattr(self, f)[mask] for f in ("batch", "share", "units", "t_solo", "power",
                                                      "l2", "limit")}
@@ -66,7 +67,7 @@ def capacity_units(hw: Hardware) -> int:
     return int(math.floor(FULL_SHARE / hw.unit_pct + 1e-9))
 
 
-def batch_choices(demand: Demand, policy: str) -> np.ndarray:
+def batch_choices(demand: Demand, policy: str) -> Array:
     """Batches a solver may pick: the paper batch, or 1..paper batch under policy 'joint'."""
     if policy == "joint":
         return np.arange(1, demand.batch + 1, dtype=float)
@@ -91,16 +92,19 @@ def all_configs(profile: Profile, demand: Demand, index: int, policy: str) -> Co
                    kernels=float(coef.kernels), t_idle=coef.t_idle_ms, k_l2=coef.k_l2)
 
 
-def inc_of(hw: Hardware, n) -> np.ndarray:
+def inc_of(hw: Hardware, n: ArrayLike) -> Array:
     """Scheduling increase for n co-located workloads (0 alone), never below 0 (conservative)."""
-    return np.maximum(scheduling_increase(hw, n), 0.0)
+    out: Array = np.maximum(scheduling_increase(hw, n), 0.0)
+    return out
 
 
-def holds(hw: Hardware, cfg: Configs, inc, l2_others, power_total) -> np.ndarray:
+def holds(hw: Hardware, cfg: Configs, inc: Array | float, l2_others: Array | float,
+          power_total: Array | float) -> Array:
     """Does each configuration meet its budget in the given context (arrays broadcast)?"""
     t = cfg.kernels * inc + cfg.t_idle + cfg.t_solo * (1 + cfg.k_l2 * l2_others)
     phi = frequency_under_cap(hw, power_total) / hw.max_frequency_mhz
-    return t <= cfg.limit * phi
+    ok: Array = t <= cfg.limit * phi
+    return ok
 
 
 def shareable_configs(profile: Profile, demands: list[Demand], policy: str) -> list[Configs]:

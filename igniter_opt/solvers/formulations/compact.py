@@ -93,9 +93,9 @@ class CompactData:
     features: CompactFeatures = field(default_factory=CompactFeatures)
 
 
-def _heuristic(instance, profile: Profile, demands: list[Demand], cfgs: list[Configs]) -> Plan | None:
+def _heuristic(instance: Instance, profile: Profile, demands: list[Demand], cfgs: list[Configs]) -> Plan | None:
     """The better verified plan of the greedy and the fixed-point first fit (None if neither)."""
-    found = []
+    found: list[Plan] = []
     order = [c.demand for c in sorted(cfgs, key=lambda c: -float(c.units.min()))]
     ff = Plan(instance.name, "milp", profile.name, "feasible",
               gpus=replica_gpus(demands) + first_fit(profile, demands, order))
@@ -107,7 +107,7 @@ def _heuristic(instance, profile: Profile, demands: list[Demand], cfgs: list[Con
 
 
 def _pairs(profile: Profile, demands: list[Demand], policy: str,
-           deadline: float = math.inf) -> tuple[set, dict[int, float]] | None:
+           deadline: float = math.inf) -> tuple[set[tuple[int, int]], dict[int, float]] | None:
     """Pairs that cannot share a GPU, and each demand's least share when it shares one (None when
     the deadline cut the pair fixed points short: an untried pair is no conflict)."""
     known, complete = fitting(profile, demands, policy, max_size=2, deadline=deadline)
@@ -129,9 +129,10 @@ def start_from_plan(plan: Plan, demands: list[Demand], cfgs: list[Configs]) -> l
     pos = {demands[c.demand].name: q for q, c in enumerate(cfgs)}
     gpus = []
     for g in plan.gpus:
-        members = [(pos[w.name], cfgs[pos[w.name]].index_of(w.batch, w.resource_pct))
-                   for w in g.workloads if w.name in pos]
-        if any(k is None for _, k in members):
+        found = [(pos[w.name], cfgs[pos[w.name]].index_of(w.batch, w.resource_pct))
+                 for w in g.workloads if w.name in pos]
+        members = [(q, k) for q, k in found if k is not None]
+        if len(members) < len(found):
             return None
         if members:
             gpus.append(sorted(members))
@@ -170,7 +171,7 @@ def prepare(instance: Instance, profile: Profile, demands: list[Demand], policy:
     hw = profile.hardware
     cfgs = shareable_configs(profile, demands, policy)
     best = _heuristic(instance, profile, demands, cfgs)
-    keep = {c.demand: set() for c in cfgs}
+    keep: dict[int, set[tuple[int, float]]] = {c.demand: set() for c in cfgs}
     if best is not None:
         index = {demands[c.demand].name: c.demand for c in cfgs}
         for w in best.workloads():
@@ -190,7 +191,7 @@ def prepare(instance: Instance, profile: Profile, demands: list[Demand], policy:
     bounds = interference_bounds(hw, cfgs)
     pos = {c.demand: q for q, c in enumerate(cfgs)}
     units = [shared[c.demand] / hw.unit_pct for c in cfgs]
-    edges = {tuple(sorted((pos[a], pos[b]))) for a, b in conflicts}
+    edges = {(min(pos[a], pos[b]), max(pos[a], pos[b])) for a, b in conflicts}
     lower = (packing_lower_bound(units, edges, bounds.cap) if features.packing_bound and not late()
              else math.ceil(sum(units) / bounds.cap - 1e-9))
     start = start_from_plan(best, demands, cfgs) if best is not None else None
@@ -240,7 +241,10 @@ def _index(data: CompactData) -> list[Choice]:
             for k in range(len(c))]
 
 
-def _rows(data: CompactData, q: int) -> tuple[dict[int, tuple], dict[int, tuple]]:
+Row = tuple[float, float, float, float]  # coefficients of inc, C and P, and the right-hand side
+
+
+def _rows(data: CompactData, q: int) -> tuple[dict[int, Row], dict[int, Row]]:
     """Big-M rows of demand q: per config k, (coef inc, coef C, coef P, rhs, M) for A and B."""
     hw, cfg, b = data.profile.hardware, data.cfgs[q], data.bounds
     alpha = -hw.a_f / hw.max_frequency_mhz  # > 0
@@ -248,7 +252,8 @@ def _rows(data: CompactData, q: int) -> tuple[dict[int, tuple], dict[int, tuple]
     p_tot = hw.idle_power_w + p_w
     need_a = ~holds(hw, cfg, inc_w, l2_w, hw.idle_power_w)  # full clock part
     need_b = ~holds(hw, cfg, inc_w, l2_w, p_tot) & (p_tot > hw.power_cap_w)
-    rows_a, rows_b = {}, {}
+    rows_a: dict[int, Row] = {}
+    rows_b: dict[int, Row] = {}
     for k in range(len(cfg)):
         ts, lim = float(cfg.t_solo[k]), float(cfg.limit[k])  # Python floats: numpy scalars make
         rhs = lim - cfg.t_idle - ts + ts * cfg.k_l2 * float(cfg.l2[k])  # Pyomo expressions slow
@@ -260,7 +265,7 @@ def _rows(data: CompactData, q: int) -> tuple[dict[int, tuple], dict[int, tuple]
     return rows_a, rows_b
 
 
-def _big_m(data: CompactData, j: int, row: tuple) -> float:
+def _big_m(data: CompactData, j: int, row: Row) -> float:
     """Most the row's left side can be on GPU j when its configuration is not chosen, minus rhs."""
     b = data.bounds
     c_inc, c_l2, c_p, rhs = row
@@ -315,7 +320,7 @@ def build_model(data: CompactData) -> pyo.ConcreteModel:
 
 def cliques(n: int, edges: set[tuple[int, int]]) -> list[tuple[int, ...]]:
     """Maximal cliques (grown greedily) covering every conflict edge."""
-    adj = {v: set() for v in range(n)}
+    adj: dict[int, set[int]] = {v: set() for v in range(n)}
     for a, b in edges:
         adj[a].add(b)
         adj[b].add(a)
@@ -363,7 +368,7 @@ def _budgets(m: pyo.ConcreteModel, data: CompactData) -> None:
     """Rows A (full clock) and B (clock dropped under the power cap), switched on by x."""
     rows: dict[BudgetRow, tuple[tuple[float, float, float, float], float]] = {}
     for q in range(len(data.cfgs)):
-        for clock, found in zip(("full", "capped"), _rows(data, q), strict=False):
+        for clock, found in zip(("full", "capped"), _rows(data, q)):
             for k, row in found.items():
                 for j in range(min(q + 1, data.gpus)):
                     rows[BudgetRow(q, j, k, clock)] = (row, _big_m(data, j, row))
@@ -411,6 +416,7 @@ def solve(instance: Instance, profile: Profile, demands: list[Demand], options: 
         plan.gpus, plan.lower_bound, plan.gap = replicas, len(replicas), 0.0
         return plan
     if options.features.bound_stop and data.start is not None and len(data.start) <= data.lower:
+        assert data.incumbent is not None  # the warm start is the incumbent's
         gpus = replicas + data.incumbent.gpus[len(replicas):]  # greedy meets the bound: optimal
         plan.gpus, plan.lower_bound, plan.gap = gpus, len(gpus), 0.0
         plan.message = HEURISTIC_OPTIMAL
@@ -423,7 +429,8 @@ def solve(instance: Instance, profile: Profile, demands: list[Demand], options: 
     return _finish(plan, model, data, outcome, replicas)
 
 
-def _finish(plan: Plan, model, data: CompactData, outcome, replicas: list[GpuPlan]) -> Plan:
+def _finish(plan: Plan, model: pyo.ConcreteModel | None, data: CompactData, outcome: tuple[str, bool, float | None],
+            replicas: list[GpuPlan]) -> Plan:
     """Pick the MILP incumbent, or the greedy when it is no worse; set status, bound and gap."""
     status, found, bound = outcome
     shared = _extract(model, data) if found else None
@@ -438,8 +445,7 @@ def _finish(plan: Plan, model, data: CompactData, outcome, replicas: list[GpuPla
         plan.message = plan.message or f"HiGHS found no plan ({status})"
         return plan
     plan.gpus = replicas + shared
-    finite = bound is not None and math.isfinite(bound)
-    lb = max(data.lower, math.ceil(bound - 1e-6)) if finite else data.lower
+    lb = max(data.lower, math.ceil(bound - 1e-6)) if bound is not None and math.isfinite(bound) else data.lower
     plan.lower_bound = min(len(replicas) + lb, plan.num_gpus)
     plan.status = "optimal" if plan.lower_bound >= plan.num_gpus else "time_limit"
     plan.gap = round((plan.num_gpus - plan.lower_bound) / plan.num_gpus, 6)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from pyomo.contrib.appsi.base import TerminationCondition
 from pyomo.contrib.appsi.solvers import Highs
@@ -19,7 +20,7 @@ HIGHS_TOLERANCES = {"mip_feasibility_tolerance": 1e-9, "primal_feasibility_toler
 MIN_SOLVE_SECONDS = 0.2
 
 
-def run_highs(model, time_limit: float, options: HighsOptions, warm: bool = False,
+def run_highs(model: Any, time_limit: float, options: HighsOptions, warm: bool = False,
               deadline: float | None = None) -> tuple[str, bool, float | None]:
     """Solve; returns (status, has incumbent loaded into the model, dual bound).
 

@@ -23,6 +23,7 @@ from igniter_opt.data.errors import InfeasibleError, InputError
 from igniter_opt.data.instance import Instance
 from igniter_opt.data.plan import GpuPlan, Plan
 from igniter_opt.model import Profile
+from igniter_opt.model.predict import Array
 from igniter_opt.solvers.base import FunctionSolver, HighsOptions, SolveOptions
 from igniter_opt.solvers.colocation import least_shares, placed, replica_gpus
 from igniter_opt.solvers.formulations.bounds import prune
@@ -32,10 +33,10 @@ from igniter_opt.solvers.sizing import Demand, least_share
 
 LIMIT = 16
 MAX_BATCH_VECTORS = 4096
-Pattern = tuple[tuple[int, ...], np.ndarray, np.ndarray]  # members, shares, batches
+Pattern = tuple[tuple[int, ...], Array, Array]  # members, shares, batches
 
 
-Known = dict[tuple[int, ...], dict[tuple[float, ...], np.ndarray]]  # members -> batches -> shares
+Known = dict[tuple[int, ...], dict[tuple[float, ...], Array]]  # members -> batches -> shares
 
 
 @dataclass(frozen=True)
@@ -51,10 +52,10 @@ class PatternsOptions(HighsOptions):
 
 
 def _start(profile: Profile, demands: list[Demand], members: tuple[int, ...], vec: tuple[float, ...],
-           known: Known) -> np.ndarray:
+           known: Known) -> Array:
     """Lower bound on the least shares: the zero-interference share, raised by known subsets."""
     start = np.array([least_share(profile.model(demands[i].model), profile.hardware, demands[i].slo_ms,
-                                  int(b)) for i, b in zip(members, vec, strict=False)])
+                                  int(b)) for i, b in zip(members, vec)])
     for d in range(len(members)):
         sub = known.get(members[:d] + members[d + 1:], {}).get(vec[:d] + vec[d + 1:])
         if sub is not None:
@@ -78,7 +79,7 @@ def fitting(profile: Profile, demands: list[Demand], policy: str, max_size: int 
     """
     options = batch_options(profile, demands, policy)
     known: Known = {}
-    level = [(i,) for i in sorted(options)]
+    level: list[tuple[int, ...]] = [(i,) for i in sorted(options)]
     while level and (max_size is None or len(level[0]) <= max_size):
         fit = []
         for members in level:
@@ -103,7 +104,7 @@ def enumerate_patterns(profile: Profile, demands: list[Demand], policy: str,
     return out, complete
 
 
-def _vectors(members: tuple[int, ...], options: dict, known: Known) -> list[tuple[float, ...]]:
+def _vectors(members: tuple[int, ...], options: dict[int, list[int]], known: Known) -> list[tuple[float, ...]]:
     """Batch vectors worth trying: every one-smaller subset fits with its part of the vector."""
     if len(members) == 1:
         return [(float(b),) for b in options[members[0]]]
@@ -117,7 +118,8 @@ def _vectors(members: tuple[int, ...], options: dict, known: Known) -> list[tupl
     return out
 
 
-def _fit_subset(profile, demands, members, options, known: Known) -> bool:
+def _fit_subset(profile: Profile, demands: list[Demand], members: tuple[int, ...], options: dict[int, list[int]],
+                known: Known) -> bool:
     vectors = _vectors(members, options, known)
     if len(vectors) > MAX_BATCH_VECTORS:
         raise InputError(f"patterns: {len(vectors)} batch vectors for one subset; use --solver milp")
@@ -131,7 +133,7 @@ def _fit_subset(profile, demands, members, options, known: Known) -> bool:
     return members in known
 
 
-def _extend(fitting: list[tuple[int, ...]], items: list[int], fits: set) -> list[tuple[int, ...]]:
+def _extend(fitting: list[tuple[int, ...]], items: list[int], fits: set[tuple[int, ...]]) -> list[tuple[int, ...]]:
     """Candidates one larger whose every one-smaller subset fits (Apriori)."""
     out = []
     for members in fitting:
@@ -192,7 +194,7 @@ def solve(instance: Instance, profile: Profile, demands: list[Demand], options: 
         plan.status, plan.message = "time_limit", f"HiGHS found no partition ({status})"
         return plan
     replicas = plan.num_gpus
-    plan.gpus += [GpuPlan([placed(demands[i], float(s), int(b)) for i, s, b in zip(*p, strict=False)]) for p in chosen]
+    plan.gpus += [GpuPlan([placed(demands[i], float(s), int(b)) for i, s, b in zip(*p)]) for p in chosen]
     lb = math.ceil(bound - 1e-6) if bound is not None and math.isfinite(bound) else 0
     plan.lower_bound = replicas + lb if complete else None
     plan.status = "optimal" if complete and status == "optimal" else "time_limit"

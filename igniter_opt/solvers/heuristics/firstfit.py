@@ -12,6 +12,7 @@ import numpy as np
 from igniter_opt.data.errors import InfeasibleError
 from igniter_opt.data.plan import GpuPlan
 from igniter_opt.model import Profile
+from igniter_opt.model.predict import Array
 from igniter_opt.solvers.colocation import least_shares, placed
 from igniter_opt.solvers.sizing import Demand
 
@@ -22,7 +23,7 @@ def first_fit(profile: Profile, demands: list[Demand], order: list[int]) -> list
     Feasible by construction (an upper bound and warm start for the MILP when the greedy's plan
     breaks the model).
     """
-    gpus: list[tuple[list[int], np.ndarray]] = []
+    gpus: list[tuple[list[int], Array]] = []
     for i in order:
         for g, (members, shares) in enumerate(gpus):
             trial = members + [i]
@@ -37,5 +38,5 @@ def first_fit(profile: Profile, demands: list[Demand], order: list[int]) -> list
             if alone is None:
                 raise InfeasibleError(f"workload {demands[i].name!r} cannot run alone on a GPU")
             gpus.append(([i], alone))
-    return [GpuPlan([placed(demands[m], float(s)) for m, s in zip(members, shares, strict=False)])
+    return [GpuPlan([placed(demands[m], float(s)) for m, s in zip(members, shares)])
             for members, shares in gpus]

@@ -29,7 +29,7 @@ def _try_gpu(profile: Profile, demands: list[Demand], gpu: list[Slot], i: int) -
         shares = raise_violators(profile, demands, members, shares)
     if shares.sum() > FULL_SHARE:
         return None
-    return list(zip(members, shares.tolist(), strict=False))
+    return list(zip(members, shares.tolist()))
 
 
 def place_greedy(profile: Profile, demands: list[Demand]) -> list[list[Slot]]:
