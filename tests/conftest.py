@@ -1,4 +1,8 @@
-"""Shared fixtures: the reference values published with the V100 profile, and the bundled profile."""
+"""Shared fixtures: the reference values published with the V100 profile, and the bundled profile.
+
+Everything a test reads lives in this repository (tests/data, the bundled profiles), so a fresh
+clone runs every test that does not need a GPU or docker.
+"""
 
 import json
 from pathlib import Path
@@ -8,16 +12,13 @@ import pytest
 from igniter_opt.model import load_profile
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATA = ROOT.parent / "shared" / "data"
+DATA = ROOT / "tests" / "data"
 RAW_V100 = ROOT / "igniter_opt" / "profiles" / "v100-raw.jsonl"
 
 
 @pytest.fixture(scope="session")
 def reference() -> dict:
-    path = SHARED_DATA / "v100-reference-values.json"
-    if not path.is_file():
-        pytest.skip(f"reference values not found at {path}")
-    return json.loads(path.read_text())
+    return json.loads((DATA / "v100-reference-values.json").read_text())
 
 
 @pytest.fixture(scope="session")

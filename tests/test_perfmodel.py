@@ -4,7 +4,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from conftest import RAW_V100, SHARED_DATA
+from conftest import RAW_V100
 
 from igniter_opt.data.errors import InputError
 from igniter_opt.data.profiles import load_raw
@@ -64,7 +64,7 @@ def test_two_colocated_by_hand_with_l2_and_clock_drop():
 
 
 def test_fit_reproduces_reference_coefficients(reference):
-    fitted = fit(load_raw(SHARED_DATA / "v100-igniter-raw.jsonl"))
+    fitted = fit(load_raw(RAW_V100))
     ref = reference["fitted_coefficients"]
     assert fitted.hardware.a_f == pytest.approx(ref["hardware"]["powerp"][0], rel=1e-6)
     assert (fitted.hardware.a_sch, fitted.hardware.b_sch) == pytest.approx(tuple(ref["hardware"]["idlef"]), rel=1e-6)

@@ -1,6 +1,6 @@
 """Plans: which workloads share each GPU, with batch size and MPS share, plus the solver's proof.
 
-JSON (DESIGN.md): {"instance", "solver", "profile", "status", "num_gpus", "lower_bound",
+JSON (docs/model.md, "Formats"): {"instance", "solver", "profile", "status", "num_gpus", "lower_bound",
 "solve_seconds", "feasible", "gpus": [{"workloads": [{"name", "model", "batch", "resource_pct",
 "rate_rps", "slo_ms", "predicted_latency_ms", "predicted_throughput_rps", "meets_slo"}]}]}
 plus "gap" and "message". The predicted fields are filled by `verify`, never by a solver.

@@ -1,4 +1,4 @@
-"""Solver `milp`: the compact MILP of DESIGN.md on HiGHS through Pyomo (appsi_highs).
+"""Solver `milp`: the compact MILP of docs/model.md and docs/exact.md on HiGHS through Pyomo (appsi_highs).
 
 x[q,j,k] = 1 when shareable demand q (model order) runs on GPU j in configuration k; y[j] = 1 when
 GPU j is used; inc[j] is GPU j's scheduling increase. L2 demand C_j and power P_j are variables
