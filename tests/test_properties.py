@@ -25,7 +25,7 @@ def instances(draw):
 @given(instances(), st.sampled_from(["greedy", "ffd"]))
 def test_random_instances_never_raise_and_verify_matches_predict(inst, solver):
     plan = solve(inst, solver, V100)
-    assert plan.status in ("feasible", "infeasible")
+    assert plan.status in ("heuristic", "infeasible")
     if plan.status == "infeasible":
         assert not plan.feasible and plan.message
         return

@@ -27,7 +27,7 @@ from rich.table import Table
 from igniter_opt.bench.batch import latest_rows, read_results
 from igniter_opt.solvers.registry import exact_solvers, solver_names
 
-PLAN_STATUSES = ("optimal", "feasible", "time_limit")
+PLAN_STATUSES = ("optimal", "heuristic", "feasible", "time_limit", "interrupted")
 SOLVER_ORDER = tuple(solver_names())  # columns in registry order
 EXACT_SOLVERS = tuple(exact_solvers())  # the first present is compared with the baseline
 PERCENTILES = (50, 90, 100)

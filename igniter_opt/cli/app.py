@@ -23,7 +23,7 @@ app.add_typer(instances_app, name="instances")
 console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
-EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def emit_json(data: Any, output: Path | None = None) -> None:
@@ -49,5 +49,5 @@ def main() -> None:
         err_console.print(f"error: {exc}", highlight=False, soft_wrap=True, markup=False)
         sys.exit(EXIT_BAD_INPUT)
     except KeyboardInterrupt:
-        err_console.print("interrupted")
-        sys.exit(130)
+        err_console.print("interrupted", highlight=False)
+        sys.exit(EXIT_INTERRUPTED)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 from rich.table import Table
 
 from igniter_opt.cli.app import (
     EXIT_CHECK_FAILED,
+    EXIT_INTERRUPTED,
     app,
     console,
     emit_json,
@@ -19,7 +20,7 @@ from igniter_opt.cli.app import (
 )
 from igniter_opt.cli.choices import BatchPolicy, SolverName, value
 from igniter_opt.cli.render import plan_table
-from igniter_opt.data.errors import InputError
+from igniter_opt.data.errors import InputError, SolveInterrupted
 from igniter_opt.data.export import export_igniter
 from igniter_opt.data.instance import load_instance
 from igniter_opt.data.plan import Plan, load_plan
@@ -98,13 +99,44 @@ def solve_cmd(
     batch_policy: BatchPolicy | None = typer.Option(None, help="Batch policy (default: the instance's)."),
     profile: str | None = typer.Option(None, help="Override the instance's profile."),
     force: bool = typer.Option(False, help="patterns: enumerate even above the size limit."),
+    save_interrupted: bool = typer.Option(
+        False, help="On Ctrl-C, still write the best plan found so far to -o (status interrupted)."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Solve an instance: a verified plan (exit 1 if infeasible or an SLO is predicted broken)."""
-    inst = load_instance(instance)
+    """Solve an instance: a verified plan (exit 1 if infeasible or an SLO is predicted broken).
+
+    Ctrl-C stops the solve: exit 130, and the best plan so far is written only with
+    --save-interrupted."""
+    if save_interrupted and output is None:
+        raise InputError("--save-interrupted: needs -o/--output to write the plan to")
     options = SolveOptions(time_limit=time_limit, threads=threads, mip_gap=mip_gap,
                            batch_policy=value(batch_policy), force=force)
-    show_plan(solve(inst, solver.value, profile, options), as_json, output)
+    inst = load_instance(instance)
+    try:
+        plan = solve(inst, solver.value, profile, options)
+    except SolveInterrupted as exc:
+        interrupted(exc.plan, output if save_interrupted else None)
+    show_plan(plan, as_json, output)
+
+
+def interrupted(plan: Plan | None, output: Path | None) -> NoReturn:
+    """Ctrl-C during a solve: one line on stderr, the plan written only when asked, exit 130."""
+    best = "no plan yet"
+    if plan is not None and plan.gpus:
+        bound = "" if plan.lower_bound is None else f", lower bound {plan.lower_bound}"
+        verdict = "meets every SLO" if plan.feasible else "BREAKS THE MODEL"
+        best = f"best plan so far {plan.num_gpus} GPU(s){bound}, {verdict}"
+    seconds = f" after {plan.solve_seconds:.1f} s" if plan is not None else ""
+    if output is not None and plan is not None and plan.gpus:
+        plan.save(output)
+        where = f"written to {output} (status interrupted)"
+    elif plan is not None and plan.gpus:
+        where = "not written (pass --save-interrupted with -o to keep it)"
+    else:
+        where = "nothing written"
+    err_console.print(f"interrupted{seconds}: {best}; {where}", highlight=False, soft_wrap=True,
+                      markup=False)
+    raise typer.Exit(EXIT_INTERRUPTED)
 
 
 @app.command("verify")

@@ -11,11 +11,31 @@ def _fmt(value, spec: str = ".3f") -> str:
     return "-" if value is None else format(value, spec)
 
 
+# What each status proves, in the header's words (the solver's claim, never the verify verdict).
+PROOF = {"optimal": "proven optimal", "heuristic": "heuristic (no proof)",
+         "feasible": "no proof", "time_limit": "time limit (not proven optimal)",
+         "interrupted": "interrupted (not proven optimal)", "infeasible": "proven infeasible"}
+
+
+def verdict(plan: Plan) -> str:
+    """What verify found, in words that cannot be read as the solver's status."""
+    if not plan.gpus:
+        return "no plan"
+    return "verify: every SLO met" if plan.feasible else "verify: BREAKS THE MODEL"
+
+
+def plan_header(plan: Plan) -> str:
+    """`instance - solver: N GPU(s), <what the solver proved>, lower bound B, verify: <verdict>`."""
+    proof = PROOF.get(plan.status, plan.status)
+    if plan.gap is not None and plan.status in ("time_limit", "interrupted"):
+        proof = f"{proof[:-1]}, gap {plan.gap:.1%})"
+    return (f"{plan.instance} - {plan.solver}: {plan.num_gpus} GPU(s), {proof}, "
+            f"lower bound {_fmt(plan.lower_bound, 'd')}, {verdict(plan)}")
+
+
 def plan_table(plan: Plan) -> Table:
     """One row per placed workload, grouped by GPU, predicted vs SLO."""
-    title = (f"{plan.instance} - {plan.solver}: {plan.num_gpus} GPU(s), status {plan.status}, "
-             f"lower bound {_fmt(plan.lower_bound, 'd')}, "
-             f"{'FEASIBLE' if plan.feasible else 'BREAKS THE MODEL'}")
+    title = plan_header(plan)
     table = Table(title=title)
     for col in ("GPU", "workload", "model", "batch", "share %", "rate req/s", "SLO/2 ms",
                 "pred. latency ms", "pred. req/s", "meets SLO"):

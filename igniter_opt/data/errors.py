@@ -7,3 +7,17 @@ class InputError(ValueError):
 
 class InfeasibleError(RuntimeError):
     """No plan can meet the SLOs under the model (e.g. a workload no GPU can serve)."""
+
+
+class SolveInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a solve. `plan` is the best plan found so far (status "interrupted"; it may
+    have no GPUs when the solver had none yet).
+
+    A solver may raise it carrying its incumbent, return a plan with status "interrupted", or let
+    a plain KeyboardInterrupt through; `solvers.solve.solve` turns all three into this exception
+    with a verified plan. It is a KeyboardInterrupt, so code that stops on Ctrl-C still stops.
+    """
+
+    def __init__(self, plan=None, message: str = "interrupted"):
+        super().__init__(message)
+        self.plan = plan

@@ -16,7 +16,11 @@ from typing import Any
 from igniter_opt.data.errors import InputError
 from igniter_opt.data.instance import read_json
 
-STATUSES = ("optimal", "feasible", "infeasible", "time_limit")
+# What the solver proved (the verify verdict is the separate boolean `feasible`):
+# optimal: the GPU count meets a proven lower bound; heuristic: a heuristic's plan, no proof;
+# feasible: a plan with no proof from elsewhere (accepted on input); infeasible: no plan can exist;
+# time_limit: the time limit ended the search (incumbent and bound so far); interrupted: Ctrl-C did.
+STATUSES = ("optimal", "heuristic", "feasible", "infeasible", "time_limit", "interrupted")
 
 
 @dataclass

@@ -10,6 +10,7 @@ options value (e.g. a compact-model variant with one strengthening off).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
     from igniter_opt.data.plan import Plan
     from igniter_opt.model import Profile
     from igniter_opt.solvers.sizing import Demand
+
+from igniter_opt.data.errors import InputError
 
 OptionsT = TypeVar("OptionsT")
 
@@ -33,6 +36,28 @@ class SolveOptions:
     batch_policy: str | None = None  # None: the instance's own policy
     force: bool = False  # patterns: enumerate even above the size limit
     verbose: bool = False
+
+    def __post_init__(self) -> None:
+        check_highs_options(self)
+
+
+def check_time_limit(value: object, option: str = "--time-limit") -> None:
+    """A time limit is a finite number of seconds > 0 (InputError otherwise)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or value <= 0:
+        raise InputError(f"{option} {value!r}: must be a finite number of seconds > 0")
+
+
+def check_highs_options(options: SolveOptions | HighsOptions) -> None:
+    """Refuse (InputError, exit 2) a time limit that is not finite and > 0, threads < 1, or a MIP
+    gap outside [0, 1): a negative limit or zero threads would otherwise be taken silently."""
+    check_time_limit(options.time_limit)
+    threads = options.threads
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise InputError(f"--threads {threads!r}: must be an integer >= 1")
+    gap = options.mip_gap
+    if isinstance(gap, bool) or not isinstance(gap, (int, float)) or not 0 <= gap < 1:
+        raise InputError(f"--mip-gap {gap!r}: must be a number in [0, 1)")
 
 
 class Solver(Protocol[OptionsT]):
@@ -81,6 +106,9 @@ class HighsOptions:
     threads: int = 1
     mip_gap: float = 0.0
     verbose: bool = False
+
+    def __post_init__(self) -> None:
+        check_highs_options(self)
 
     @classmethod
     def from_common(cls, common: SolveOptions) -> HighsOptions:

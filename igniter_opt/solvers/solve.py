@@ -3,6 +3,11 @@
 Every solver is a `Solver` (igniter_opt.solvers.base) found in the registry
 (igniter_opt.solvers.registry); this module times it, turns "no GPU can serve this workload" into an
 infeasible plan, and passes the result through `verify` so no plan is shown or written unchecked.
+
+Ctrl-C, for every solver: a solver may return a plan with status "interrupted", raise
+`SolveInterrupted(plan)` carrying its incumbent, or let a plain KeyboardInterrupt through. All
+three end here as `SolveInterrupted` carrying a verified plan with status "interrupted" (no GPUs
+when the solver had none yet); the CLI exits 130 and writes that plan only when asked.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
-from igniter_opt.data.errors import InfeasibleError, InputError
+from igniter_opt.data.errors import InfeasibleError, InputError, SolveInterrupted
 from igniter_opt.data.instance import BATCH_POLICIES, Instance
 from igniter_opt.data.plan import Plan
 from igniter_opt.model import Profile, load_profile
@@ -41,19 +46,34 @@ def solve(instance: Instance, solver: str = "greedy", profile: Profile | str | N
             raise InputError(f"batch policy {options.batch_policy!r}: must be one of {BATCH_POLICIES}")
         instance = replace(instance, batch_policy=options.batch_policy)
     prof = resolve_profile(instance, profile)
+    runner = get_solver(solver)
     start = time.perf_counter()
+    demands = None
     try:
         demands = size_instance(instance, prof)
-        runner = get_solver(solver)
         own = runner.options(options) if solver_options is None else solver_options
         plan = runner.solve(instance, prof, demands, own)
-        if plan.lower_bound is None and plan.status != "infeasible" and instance.batch_policy == "paper":
-            plan.lower_bound = lower_bound_gpus(demands)
     except InfeasibleError as exc:
         plan = Plan(instance=instance.name, solver=solver, profile=prof.name, status="infeasible",
                     message=str(exc))
+    except SolveInterrupted as exc:
+        plan = exc.plan if exc.plan is not None else _nothing_yet(instance, solver, prof)
+        plan.status = "interrupted"
+    except KeyboardInterrupt:
+        plan = _nothing_yet(instance, solver, prof)
+    if (plan.lower_bound is None and plan.status not in ("infeasible", "interrupted") and demands
+            and instance.batch_policy == "paper"):
+        plan.lower_bound = lower_bound_gpus(demands)
     plan.solve_seconds = round(time.perf_counter() - start, 6)
     checked, problems = verify(plan, prof)
     if problems:
         checked.message = "; ".join(filter(None, [plan.message, *problems]))
+    if checked.status == "interrupted":
+        checked.message = checked.message or "interrupted"
+        raise SolveInterrupted(checked)
     return checked
+
+
+def _nothing_yet(instance: Instance, solver: str, profile: Profile) -> Plan:
+    return Plan(instance=instance.name, solver=solver, profile=profile.name, status="interrupted",
+                message="interrupted before the solver had a plan")

@@ -13,6 +13,8 @@ t_solo_a <= t_solo_b and L_a >= L_b, or a holds even in its worst context (robus
 
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -110,13 +112,24 @@ def robust(hw: Hardware, bounds: Bounds, q: int, cfg: Configs) -> Array:
     return holds(hw, cfg, inc, l2, hw.idle_power_w + power)
 
 
-def dominated(cfg: Configs, strong: Array) -> Array:
-    """Mask of configurations some other configuration of the same demand replaces."""
+# Pairwise comparisons per block of dominated(): bounds its memory (~10 bytes each) at any K.
+DOMINANCE_BLOCK = 2_000_000
+
+
+def dominated(cfg: Configs, strong: Array, deadline: float = math.inf) -> Array:
+    """Mask of configurations some other configuration of the same demand replaces.
+
+    Past the deadline (a time.perf_counter() value) the columns not yet compared stay unmarked:
+    keeping a superset of the survivors is sound, so a partial mask is a valid one.
+    """
     key = np.stack([cfg.units, cfg.power, cfg.l2])
     out = np.zeros(len(cfg), dtype=bool)
     idx = np.arange(len(cfg))
-    for start in range(0, len(cfg), 512):
-        b = slice(start, start + 512)
+    step = max(16, DOMINANCE_BLOCK // max(1, len(cfg)))
+    for start in range(0, len(cfg), step):
+        if time.perf_counter() > deadline:
+            break
+        b = slice(start, start + step)
         le = (key[:, :, None] <= key[:, None, b]).all(axis=0)  # a (rows) <= b (cols)
         lt = (key[:, :, None] < key[:, None, b]).any(axis=0)
         better = (cfg.t_solo[:, None] <= cfg.t_solo[None, b]) & (cfg.limit[:, None] >= cfg.limit[None, b])
@@ -127,15 +140,19 @@ def dominated(cfg: Configs, strong: Array) -> Array:
 
 
 def prune(hw: Hardware, cfgs: list[Configs], protect: Protect | None = None,
-          rounds: int = 3) -> tuple[list[Configs], Bounds]:
-    """Drop dominated configurations (repeatedly: fewer survivors, tighter worst contexts)."""
+          rounds: int = 3, deadline: float = math.inf) -> tuple[list[Configs], Bounds]:
+    """Drop dominated configurations (repeatedly: fewer survivors, tighter worst contexts).
+
+    Past the deadline it stops dropping (what is kept is still a sound superset)."""
     protect = protect or {}
     bounds = interference_bounds(hw, cfgs)
     for _ in range(rounds):
+        if time.perf_counter() > deadline:
+            break
         sizes = sum(len(c) for c in cfgs)
         kept = []
         for q, cfg in enumerate(cfgs):
-            drop = dominated(cfg, robust(hw, bounds, q, cfg))
+            drop = dominated(cfg, robust(hw, bounds, q, cfg), deadline)
             for b, s in protect.get(cfg.demand, ()):
                 k = cfg.index_of(b, s)
                 if k is not None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
-from igniter_opt.data.errors import InfeasibleError
+from igniter_opt.data.errors import InfeasibleError, InputError
 from igniter_opt.model import ModelArrays, Profile, solo_terms
 from igniter_opt.model.coefficients import Hardware
 from igniter_opt.model.predict import Array, frequency_under_cap, scheduling_increase
@@ -28,6 +28,11 @@ from igniter_opt.solvers.sizing import FULL_SHARE, Demand
 # Relative safety margin on every budget L_k, so that the solver's tolerances never let through
 # a plan that `verify` (tolerance 1e-9) rejects. Plans are re-checked exactly after each solve.
 MARGIN = 1e-7
+
+# Memory bound of the exact solvers: at most this many (batch, share) configurations in all, about
+# 150 bytes each while they are built and pruned. Only policy `joint` with huge paper batches (1..b
+# per workload) comes near it; the error says so instead of filling the memory.
+MAX_CONFIGS = 500_000
 
 
 @dataclass
@@ -107,6 +112,19 @@ def holds(hw: Hardware, cfg: Configs, inc: Array | float, l2_others: Array | flo
     return ok
 
 
+def check_config_count(profile: Profile, demands: list[Demand], policy: str) -> None:
+    """InputError naming the cause when the configurations would pass MAX_CONFIGS."""
+    units = capacity_units(profile.hardware)
+    shareable = [d for d in demands if not d.full_gpu]
+    total = sum(d.batch if policy == "joint" else 1 for d in shareable) * units
+    if total > MAX_CONFIGS:
+        big = max(shareable, key=lambda d: d.batch)
+        raise InputError(
+            f"batch policy {policy}: {total:,} (batch, share) configurations to consider, above the "
+            f"limit of {MAX_CONFIGS:,} that bounds the memory; workload {big.replica_of or big.name!r} "
+            f"alone may use any batch up to {big.batch:,} at {units} shares; use --batch-policy paper")
+
+
 def shareable_configs(profile: Profile, demands: list[Demand], policy: str) -> list[Configs]:
     """Configurations of each shareable demand that could be feasible with the least interference.
 
@@ -115,6 +133,7 @@ def shareable_configs(profile: Profile, demands: list[Demand], policy: str) -> l
     InfeasibleError naming the workload when one has none (it cannot run even alone).
     """
     hw = profile.hardware
+    check_config_count(profile, demands, policy)
     every = [all_configs(profile, d, i, policy) for i, d in enumerate(demands) if not d.full_gpu]
     l2_floor = sum(min(0.0, float(c.l2.min())) for c in every)
     p_floor = sum(min(0.0, float(c.power.min())) for c in every)

@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 import pyomo.environ as pyo
 
+from igniter_opt.data.errors import SolveInterrupted
 from igniter_opt.data.instance import Instance
 from igniter_opt.data.plan import GpuPlan, Plan
 from igniter_opt.model import Profile
@@ -33,9 +34,8 @@ from igniter_opt.solvers.formulations.bounds import (
 )
 from igniter_opt.solvers.formulations.common import Configs, holds, inc_of, shareable_configs
 from igniter_opt.solvers.formulations.highs import run_highs
-from igniter_opt.solvers.formulations.patterns import fitting
-from igniter_opt.solvers.heuristics import greedy
-from igniter_opt.solvers.heuristics.firstfit import first_fit
+from igniter_opt.solvers.formulations.patterns import TooManyBatchVectors, fitting
+from igniter_opt.solvers.heuristics.firstfit import best_heuristic
 from igniter_opt.solvers.sizing import Demand
 from igniter_opt.solvers.verify import verify
 
@@ -95,22 +95,19 @@ class CompactData:
 
 def _heuristic(instance: Instance, profile: Profile, demands: list[Demand], cfgs: list[Configs]) -> Plan | None:
     """The better verified plan of the greedy and the fixed-point first fit (None if neither)."""
-    found: list[Plan] = []
     order = [c.demand for c in sorted(cfgs, key=lambda c: -float(c.units.min()))]
-    ff = Plan(instance.name, "milp", profile.name, "feasible",
-              gpus=replica_gpus(demands) + first_fit(profile, demands, order))
-    for plan in (greedy.solve(instance, profile, demands), ff):
-        checked, problems = verify(plan, profile)
-        if not problems:
-            found.append(checked)
-    return min(found, key=lambda p: p.num_gpus) if found else None
+    return best_heuristic(instance, profile, demands, order, "milp")
 
 
 def _pairs(profile: Profile, demands: list[Demand], policy: str,
            deadline: float = math.inf) -> tuple[set[tuple[int, int]], dict[int, float]] | None:
     """Pairs that cannot share a GPU, and each demand's least share when it shares one (None when
-    the deadline cut the pair fixed points short: an untried pair is no conflict)."""
-    known, complete = fitting(profile, demands, policy, max_size=2, deadline=deadline)
+    the deadline cut the pair fixed points short, or a pair has more joint batch combinations than
+    the enumeration tries: an untried pair is no conflict, so the model stays exact)."""
+    try:
+        known, complete = fitting(profile, demands, policy, max_size=2, deadline=deadline)
+    except TooManyBatchVectors:
+        return None
     if not complete:
         return None
     items = sorted(m[0] for m in known if len(m) == 1)
@@ -181,7 +178,8 @@ def prepare(instance: Instance, profile: Profile, demands: list[Demand], policy:
     def late() -> bool:
         return time.perf_counter() > deadline
 
-    cfgs, _ = prune(hw, cfgs, keep, rounds=3 if features.dominance and not late() else 0)
+    cfgs, _ = prune(hw, cfgs, keep, rounds=3 if features.dominance and not late() else 0,
+                    deadline=deadline)
     pairs = _pairs(profile, demands, policy, deadline) if features.pairs and not late() else None
     if pairs is not None:
         conflicts, shared = pairs
@@ -412,6 +410,14 @@ def solve(instance: Instance, profile: Profile, demands: list[Demand], options: 
     data = prepare(instance, profile, demands, instance.batch_policy, deadline, options.features)
     replicas = replica_gpus(demands)
     plan = Plan(instance=instance.name, solver="milp", profile=profile.name, status="optimal")
+    try:
+        return _solve_prepared(plan, data, replicas, options, deadline)
+    except KeyboardInterrupt:  # Ctrl-C outside HiGHS (building the model): the heuristic plan
+        raise SolveInterrupted(_finish(plan, None, data, ("interrupted", False, None), replicas)) from None
+
+
+def _solve_prepared(plan: Plan, data: CompactData, replicas: list[GpuPlan], options: CompactOptions,
+                    deadline: float) -> Plan:
     if not data.cfgs:
         plan.gpus, plan.lower_bound, plan.gap = replicas, len(replicas), 0.0
         return plan
@@ -440,14 +446,15 @@ def _finish(plan: Plan, model: pyo.ConcreteModel | None, data: CompactData, outc
     if data.incumbent is not None and (shared is None or len(data.incumbent.gpus) - len(replicas) < len(shared)):
         shared = data.incumbent.gpus[len(replicas):]
         plan.message = plan.message or HEURISTIC_KEPT
+    stopped = "interrupted" if status == "interrupted" else "time_limit"
     if shared is None:
-        plan.status = "infeasible" if status == "infeasible" else "time_limit"
+        plan.status = "infeasible" if status == "infeasible" else stopped
         plan.message = plan.message or f"HiGHS found no plan ({status})"
         return plan
     plan.gpus = replicas + shared
     lb = max(data.lower, math.ceil(bound - 1e-6)) if bound is not None and math.isfinite(bound) else data.lower
     plan.lower_bound = min(len(replicas) + lb, plan.num_gpus)
-    plan.status = "optimal" if plan.lower_bound >= plan.num_gpus else "time_limit"
+    plan.status = "optimal" if plan.lower_bound >= plan.num_gpus else stopped
     plan.gap = round((plan.num_gpus - plan.lower_bound) / plan.num_gpus, 6)
     return plan
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyomo.environ as pyo
 
-from igniter_opt.data.errors import InfeasibleError, InputError
+from igniter_opt.data.errors import InfeasibleError, InputError, SolveInterrupted
 from igniter_opt.data.instance import Instance
 from igniter_opt.data.plan import GpuPlan, Plan
 from igniter_opt.model import Profile
@@ -27,8 +27,9 @@ from igniter_opt.model.predict import Array
 from igniter_opt.solvers.base import FunctionSolver, HighsOptions, SolveOptions
 from igniter_opt.solvers.colocation import least_shares, placed, replica_gpus
 from igniter_opt.solvers.formulations.bounds import prune
-from igniter_opt.solvers.formulations.common import shareable_configs
+from igniter_opt.solvers.formulations.common import Configs, capacity_units, shareable_configs
 from igniter_opt.solvers.formulations.highs import run_highs
+from igniter_opt.solvers.heuristics.firstfit import best_heuristic
 from igniter_opt.solvers.sizing import Demand, least_share
 
 LIMIT = 16
@@ -63,11 +64,12 @@ def _start(profile: Profile, demands: list[Demand], members: tuple[int, ...], ve
     return start
 
 
-def batch_options(profile: Profile, demands: list[Demand], policy: str) -> dict[int, list[int]]:
+def batch_options(profile: Profile, demands: list[Demand], policy: str,
+                  deadline: float = math.inf) -> dict[int, list[int]]:
     """Batches each shareable demand may use (paper batch, or the undominated ones of `joint`)."""
     if policy != "joint":
         return {i: [d.batch] for i, d in enumerate(demands) if not d.full_gpu}
-    cfgs, _ = prune(profile.hardware, shareable_configs(profile, demands, policy))
+    cfgs, _ = prune(profile.hardware, shareable_configs(profile, demands, policy), deadline=deadline)
     return {c.demand: sorted({int(b) for b in c.batch}) for c in cfgs}
 
 
@@ -77,7 +79,7 @@ def fitting(profile: Profile, demands: list[Demand], policy: str, max_size: int 
 
     The flag is False when the deadline cut the enumeration short.
     """
-    options = batch_options(profile, demands, policy)
+    options = batch_options(profile, demands, policy, deadline)
     known: Known = {}
     level: list[tuple[int, ...]] = [(i,) for i in sorted(options)]
     while level and (max_size is None or len(level[0]) <= max_size):
@@ -85,7 +87,7 @@ def fitting(profile: Profile, demands: list[Demand], policy: str, max_size: int 
         for members in level:
             if time.perf_counter() > deadline:
                 return known, False
-            if _fit_subset(profile, demands, members, options, known):
+            if _fit_subset(profile, demands, members, options, known, deadline):
                 fit.append(members)
         if max_size is not None and len(level[0]) >= max_size:
             break  # the next level would be built only to be thrown away
@@ -118,12 +120,28 @@ def _vectors(members: tuple[int, ...], options: dict[int, list[int]], known: Kno
     return out
 
 
+class TooManyBatchVectors(InputError):
+    """Policy `joint`: one subset has more batch combinations than the enumeration tries."""
+
+    def __init__(self, demands: list[Demand], members: tuple[int, ...], count: int) -> None:
+        names = ", ".join(repr(demands[i].name) for i in members)
+        super().__init__(
+            f"patterns: under batch policy joint the workloads {names} have {count} batch "
+            f"combinations (at most {MAX_BATCH_VECTORS} per subset are enumerated, as each "
+            f"workload may use any batch up to its paper batch); use --batch-policy paper, or "
+            f"--solver milp, which does not enumerate subsets")
+        self.members = members
+
+
 def _fit_subset(profile: Profile, demands: list[Demand], members: tuple[int, ...], options: dict[int, list[int]],
-                known: Known) -> bool:
+                known: Known, deadline: float = math.inf) -> bool:
     vectors = _vectors(members, options, known)
     if len(vectors) > MAX_BATCH_VECTORS:
-        raise InputError(f"patterns: {len(vectors)} batch vectors for one subset; use --solver milp")
-    for vec in vectors:
+        raise TooManyBatchVectors(demands, members, len(vectors))
+    for n, vec in enumerate(vectors):
+        if n % 64 == 63 and time.perf_counter() > deadline:
+            return False  # the caller sees the deadline passed and stops
+
         start = _start(profile, demands, members, vec, known)
         batch = np.array(vec, dtype=float)
         shares = least_shares(profile, demands, list(members), batch, start)
@@ -163,17 +181,49 @@ def build_model(patterns: list[Pattern], items: list[int]) -> pyo.ConcreteModel:
 
 
 def partition(patterns: list[Pattern], items: list[int], time_limit: float,
-              options: HighsOptions) -> tuple[str, list[Pattern], float | None]:
+              options: HighsOptions, deadline: float | None = None) -> tuple[str, list[Pattern], float | None]:
     """Build the set-partitioning model and solve it: (status, chosen patterns, dual bound)."""
     m = build_model(patterns, items)
-    status, found, bound = run_highs(m, time_limit, options)
+    status, found, bound = run_highs(m, time_limit, options, deadline=deadline)
     chosen = [patterns[p] for p in m.P if found and pyo.value(m.z[p]) > 0.5]
     return status, chosen, bound
 
 
+def _volume_bound(profile: Profile, cfgs: list[Configs]) -> int:
+    """GPUs the least shares alone need: ceil(sum of each workload's least share / capacity)."""
+    units = sum(float(c.units.min()) for c in cfgs)
+    return math.ceil(units / capacity_units(profile.hardware) - 1e-9)
+
+
+def _stopped(plan: Plan, instance: Instance, profile: Profile, demands: list[Demand], cfgs: list[Configs], status: str,
+             why: str) -> Plan:
+    """Time limit or Ctrl-C before a proof: the best verified heuristic plan, the volume bound."""
+    order = [c.demand for c in sorted(cfgs, key=lambda c: -float(c.units.min()))]
+    best = best_heuristic(instance, profile, demands, order, "patterns")
+    replicas = plan.num_gpus
+    plan.status = status
+    plan.lower_bound = replicas + _volume_bound(profile, cfgs)
+    if best is not None:
+        plan.gpus = best.gpus
+        plan.gap = round((plan.num_gpus - plan.lower_bound) / plan.num_gpus, 6)
+        if plan.lower_bound >= plan.num_gpus:
+            plan.status, plan.gap = "optimal", 0.0
+        plan.message = f"{why}: the best heuristic plan, not proven optimal" if plan.status != "optimal" else ""
+    else:
+        plan.gpus = []
+        plan.message = f"{why}: no verified plan yet"
+    return plan
+
+
 def solve(instance: Instance, profile: Profile, demands: list[Demand], options: PatternsOptions) -> Plan:
-    """Minimum GPUs by set partitioning over all fitting subsets."""
+    """Minimum GPUs by set partitioning over all fitting subsets.
+
+    options.time_limit bounds the whole call. When it cuts the enumeration short, or Ctrl-C
+    stops it, the plan is the best verified heuristic plan with status time_limit (interrupted)
+    and the volume lower bound: never "infeasible", which only a complete proof may say.
+    """
     begin = time.perf_counter()
+    deadline = begin + options.time_limit
     policy = instance.batch_policy
     items = [i for i, d in enumerate(demands) if not d.full_gpu]
     if len(items) > LIMIT and not options.force:
@@ -184,24 +234,35 @@ def solve(instance: Instance, profile: Profile, demands: list[Demand], options: 
     if not items:
         plan.lower_bound, plan.gap = plan.num_gpus, 0.0
         return plan
-    shareable_configs(profile, demands, policy)  # InfeasibleError naming a workload no GPU serves
-    patterns, complete = enumerate_patterns(profile, demands, policy, begin + options.time_limit)
+    cfgs = shareable_configs(profile, demands, policy)  # InfeasibleError naming a workload no GPU serves
+    try:
+        patterns, complete = enumerate_patterns(profile, demands, policy, deadline)
+    except KeyboardInterrupt:
+        raise SolveInterrupted(_stopped(plan, instance, profile, demands, cfgs, "interrupted",
+                                        "interrupted while enumerating subsets")) from None
+    if not complete:
+        return _stopped(plan, instance, profile, demands, cfgs, "time_limit",
+                        f"time limit of {options.time_limit:g} s reached while enumerating subsets")
     if not all((i,) in {p[0] for p in patterns} for i in items):
-        raise InfeasibleError("patterns: enumeration stopped before every workload was placed alone")
-    left = max(1.0, options.time_limit - (time.perf_counter() - begin))
-    status, chosen, bound = partition(patterns, items, left, options)
+        raise InfeasibleError("patterns: some workload fits no GPU even alone")
+    status, chosen, bound = partition(patterns, items, options.time_limit, options, deadline)
     if not chosen:
-        plan.status, plan.message = "time_limit", f"HiGHS found no partition ({status})"
-        return plan
+        if status == "infeasible":
+            raise InfeasibleError("patterns: no partition of the workloads into fitting subsets exists")
+        stop = "interrupted" if status == "interrupted" else "time_limit"
+        why = "interrupted" if stop == "interrupted" else \
+            f"time limit of {options.time_limit:g} s reached before HiGHS found a partition ({status})"
+        out = _stopped(plan, instance, profile, demands, cfgs, stop, why)
+        if stop == "interrupted":
+            raise SolveInterrupted(out)
+        return out
     replicas = plan.num_gpus
     plan.gpus += [GpuPlan([placed(demands[i], float(s), int(b)) for i, s, b in zip(*p)]) for p in chosen]
-    lb = math.ceil(bound - 1e-6) if bound is not None and math.isfinite(bound) else 0
-    plan.lower_bound = replicas + lb if complete else None
-    plan.status = "optimal" if complete and status == "optimal" else "time_limit"
-    if plan.lower_bound is not None:
-        plan.gap = round((plan.num_gpus - plan.lower_bound) / plan.num_gpus, 6)
-    if not complete:
-        plan.message = "enumeration cut short by the time limit: the plan is feasible, not proven"
+    lb = math.ceil(bound - 1e-6) if bound is not None and math.isfinite(bound) else _volume_bound(profile, cfgs)
+    plan.lower_bound = min(replicas + lb, plan.num_gpus)
+    plan.status = "optimal" if status == "optimal" or plan.lower_bound >= plan.num_gpus else (
+        "interrupted" if status == "interrupted" else "time_limit")
+    plan.gap = round((plan.num_gpus - plan.lower_bound) / plan.num_gpus, 6)
     return plan
 
 

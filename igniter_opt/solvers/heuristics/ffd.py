@@ -17,7 +17,7 @@ from igniter_opt.solvers.sizing import FULL_SHARE, Demand
 
 def solve(instance: Instance, profile: Profile, demands: list[Demand],
           options: NoOptions | None = None) -> Plan:
-    """Plan of first-fit decreasing (status 'feasible': a heuristic proves nothing)."""
+    """Plan of first-fit decreasing (status 'heuristic': it proves nothing)."""
     bins: list[GpuPlan] = []
     for i in by_least_share(demands):
         d = demands[i]
@@ -26,7 +26,7 @@ def solve(instance: Instance, profile: Profile, demands: list[Demand],
             target = GpuPlan()
             bins.append(target)
         target.workloads.append(placed(d, d.r_lower))
-    return Plan(instance=instance.name, solver="ffd", profile=profile.name, status="feasible",
+    return Plan(instance=instance.name, solver="ffd", profile=profile.name, status="heuristic",
                 gpus=replica_gpus(demands) + bins)
 
 

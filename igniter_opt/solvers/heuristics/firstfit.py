@@ -10,10 +10,11 @@ from __future__ import annotations
 import numpy as np
 
 from igniter_opt.data.errors import InfeasibleError
-from igniter_opt.data.plan import GpuPlan
+from igniter_opt.data.instance import Instance
+from igniter_opt.data.plan import GpuPlan, Plan
 from igniter_opt.model import Profile
 from igniter_opt.model.predict import Array
-from igniter_opt.solvers.colocation import least_shares, placed
+from igniter_opt.solvers.colocation import least_shares, placed, replica_gpus
 from igniter_opt.solvers.sizing import Demand
 
 
@@ -40,3 +41,20 @@ def first_fit(profile: Profile, demands: list[Demand], order: list[int]) -> list
             gpus.append(([i], alone))
     return [GpuPlan([placed(demands[m], float(s)) for m, s in zip(members, shares)])
             for members, shares in gpus]
+
+
+def best_heuristic(instance: Instance, profile: Profile, demands: list[Demand], order: list[int],
+                   solver: str) -> Plan | None:
+    """The better verified plan of the reference greedy and this first fit (None if neither
+    verifies): the incumbent the exact solvers start from, and keep when time runs out."""
+    from igniter_opt.solvers.heuristics import greedy
+    from igniter_opt.solvers.verify import verify
+
+    found = []
+    ff = Plan(instance.name, solver, profile.name, "heuristic",
+              gpus=replica_gpus(demands) + first_fit(profile, demands, order))
+    for plan in (greedy.solve(instance, profile, demands), ff):
+        checked, problems = verify(plan, profile)
+        if not problems:
+            found.append(checked)
+    return min(found, key=lambda p: p.num_gpus) if found else None

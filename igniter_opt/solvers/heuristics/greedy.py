@@ -54,10 +54,10 @@ def place_greedy(profile: Profile, demands: list[Demand]) -> list[list[Slot]]:
 
 def solve(instance: Instance, profile: Profile, demands: list[Demand],
           options: NoOptions | None = None) -> Plan:
-    """Plan of the reference greedy (status 'feasible': a heuristic proves nothing)."""
+    """Plan of the reference greedy (status 'heuristic': it proves nothing)."""
     gpus = replica_gpus(demands)
     gpus += [GpuPlan([placed(demands[i], s) for i, s in g]) for g in place_greedy(profile, demands)]
-    return Plan(instance=instance.name, solver="greedy", profile=profile.name, status="feasible", gpus=gpus)
+    return Plan(instance=instance.name, solver="greedy", profile=profile.name, status="heuristic", gpus=gpus)
 
 
 SOLVER = FunctionSolver("greedy", solve, NoOptions.from_common)
