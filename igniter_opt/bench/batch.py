@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import glob
 import json
+import math
 import multiprocessing as mp
 import os
 import platform
@@ -354,8 +355,13 @@ def run_batch(paths: Sequence[str | Path], solvers: Sequence[str], time_limit: f
     unknown = [s for s in solvers if s not in SOLVERS]
     if unknown or not solvers:
         raise InputError(f"solvers {unknown or '(none)'}: choose from {', '.join(SOLVERS)}")
-    if time_limit <= 0:
-        raise InputError(f"time limit {time_limit}: must be > 0")
+    from igniter_opt.solvers.base import check_time_limit
+
+    check_time_limit(time_limit)
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 0):
+        raise InputError(f"-j/--jobs {jobs!r}: must be an integer >= 0 (0: one worker per core)")
+    if kill_margin is not None and not (isinstance(kill_margin, (int, float)) and 0 <= kill_margin < math.inf):
+        raise InputError(f"--kill-margin {kill_margin!r}: must be a finite number of seconds >= 0")
     jobs = max(1, jobs or os.cpu_count() or 1)
     margin = 10.0 + 0.25 * time_limit if kill_margin is None else kill_margin
     results_csv = Path(results_csv)
