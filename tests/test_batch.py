@@ -62,7 +62,7 @@ def test_batch_writes_one_row_per_pair_and_resumes(small_set: Path, tmp_path: Pa
     before = out.read_bytes()
     rows = read_results(out)
     assert len(rows) == 12 and set(rows[0]) == set(COLUMNS)
-    assert all(r["family"] == "paper" and r["status"] == "feasible" and int(r["gpus"]) >= 1 for r in rows)
+    assert all(r["family"] == "paper" and r["status"] == "heuristic" and int(r["gpus"]) >= 1 for r in rows)
     assert {r["workloads"] for r in rows} == {"4", "8"}
 
     again = run_batch([small_set], ["greedy", "ffd"], time_limit=5, jobs=2, results_csv=out, progress=False)
@@ -78,7 +78,8 @@ def test_batch_writes_one_row_per_pair_and_resumes(small_set: Path, tmp_path: Pa
 
 def test_malformed_instance_and_dead_worker_become_rows(small_set: Path, tmp_path: Path) -> None:
     (small_set / "paper" / "broken.json").write_text('{"name": "broken", "workloads": [')
-    (small_set / "paper" / "die.json").write_text((small_set / "paper" / "paper-tight-n04-0.json").read_text())
+    copy = json.loads((small_set / "paper" / "paper-tight-n04-0.json").read_text())
+    (small_set / "paper" / "die.json").write_text(json.dumps({**copy, "name": "die"}))
     out = tmp_path / "results.csv"
     summary = run_batch([small_set], ["greedy"], time_limit=5, jobs=2, results_csv=out, progress=False,
                         task_fn=dying_task)
@@ -88,19 +89,20 @@ def test_malformed_instance_and_dead_worker_become_rows(small_set: Path, tmp_pat
     assert broken["status"] == "error" and "malformed JSON" in broken["error"]
     died = next(r for (k, _), r in rows.items() if k.endswith("die.json"))
     assert died["status"] == "crashed" and "exit code 3" in died["error"]
-    good = [r for r in rows.values() if r["status"] == "feasible"]
+    good = [r for r in rows.values() if r["status"] == "heuristic"]
     assert len(good) == 6  # the batch went on around both failures
 
     # --retry-failed reruns exactly the failed pairs; the newest row wins
     again = run_batch([small_set], ["greedy"], time_limit=5, jobs=2, results_csv=out, progress=False,
                       retry_failed=True)
     assert again.ran == 2 and again.skipped == 6
-    assert rows_by_key(out)[next(k for k in rows if k[0].endswith("die.json"))]["status"] == "feasible"
+    assert rows_by_key(out)[next(k for k in rows if k[0].endswith("die.json"))]["status"] == "heuristic"
 
 
 def test_time_limit_kills_an_overrunning_task(small_set: Path, tmp_path: Path) -> None:
     slow = small_set / "paper" / "slow.json"
-    slow.write_text((small_set / "paper" / "paper-tight-n04-0.json").read_text())
+    copy = json.loads((small_set / "paper" / "paper-tight-n04-0.json").read_text())
+    slow.write_text(json.dumps({**copy, "name": "slow"}))
     out = tmp_path / "results.csv"
     start = time.monotonic()
     summary = run_batch([small_set], ["greedy"], time_limit=0.5, kill_margin=0.5, jobs=2,
@@ -110,7 +112,7 @@ def test_time_limit_kills_an_overrunning_task(small_set: Path, tmp_path: Path) -
     timed_out = [r for r in rows.values() if r["status"] == "timeout"]
     assert len(timed_out) == 1 and timed_out[0]["instance"].endswith("slow.json")
     assert 0.9 <= float(timed_out[0]["seconds"]) < 10 and "killed after" in timed_out[0]["error"]
-    assert summary.statuses["feasible"] == 6
+    assert summary.statuses["heuristic"] == 6
 
 
 def _processes_in_session(sid: int) -> list[int]:
@@ -269,3 +271,79 @@ def test_generator_cli_is_deterministic_and_checks_input(tmp_path: Path) -> None
                           "--kinds", "huge", "--sizes", "4", "-o", str(tmp_path / "c")],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "--kinds huge" in bad.stderr and not (tmp_path / "c").exists()
+
+
+# --- the resume key is what determines the answer; one writer per CSV --------------------------
+
+def test_resume_key_is_content_solver_and_answer_options(small_set: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "results.csv"
+    one = small_set / "paper" / "paper-tight-n04-0.json"
+    first = run_batch([one], ["greedy", "milp"], time_limit=5, jobs=1, results_csv=out, progress=False)
+    assert first.ran == 2
+    row = next(r for r in read_results(out) if r["solver"] == "milp")
+    assert len(row["instance_sha256"]) == 64 and "time_limit=5" in row["options"]
+    assert next(r for r in read_results(out) if r["solver"] == "greedy")["options"] == ""
+
+    # the same bytes under another name, in another folder, run from another working directory
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "copy.json").write_bytes(one.read_bytes())
+    monkeypatch.chdir(elsewhere)
+    again = run_batch(["copy.json"], ["greedy", "milp"], time_limit=5, jobs=1, results_csv=out,
+                      progress=False)
+    assert again.ran == 0 and again.skipped == 2
+
+    # another time limit changes milp's answer, not the greedy's
+    longer = run_batch(["copy.json"], ["greedy", "milp"], time_limit=7, jobs=1, results_csv=out,
+                       progress=False)
+    assert longer.ran == 1 and longer.statuses and longer.skipped == 1
+    assert [r["options"] for r in read_results(out) if r["solver"] == "milp"][-1].endswith("time_limit=7")
+
+    # edited content (here: the batch policy) is a new instance, whatever its path
+    data = json.loads((elsewhere / "copy.json").read_text())
+    (elsewhere / "copy.json").write_text(json.dumps({**data, "batch_policy": "joint"}))
+    edited = run_batch(["copy.json"], ["greedy"], time_limit=5, jobs=1, results_csv=out, progress=False)
+    assert edited.ran == 1
+
+
+def test_instances_in_the_current_folder_get_a_family(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "mine"
+    write_family(FamilySpec("paper", sizes=(4,), count=1), folder)
+    monkeypatch.chdir(folder)
+    out = tmp_path / "results.csv"
+    run_batch(["paper-tight-n04-0.json"], ["greedy"], time_limit=5, jobs=1, results_csv=out, progress=False)
+    (row,) = read_results(out)
+    assert row["instance"] == "paper-tight-n04-0.json" and row["family"] == "mine"
+
+
+def test_a_second_writer_is_refused_in_one_line(small_set: Path, tmp_path: Path) -> None:
+    import fcntl
+
+    out = tmp_path / "results.csv"
+    with out.open("a") as held:  # another batch holds the lock (flock is per open file)
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(InputError, match="another igniter batch is writing"):
+            run_batch([small_set], ["greedy"], time_limit=5, jobs=1, results_csv=out, progress=False)
+        res = subprocess.run([sys.executable, "-m", "igniter_opt", "batch", str(small_set), "--solvers",
+                              "greedy", "-q", "-o", str(out)], capture_output=True, text=True, timeout=120)
+        assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+        assert "another igniter batch" in res.stderr and "Traceback" not in res.stderr
+    assert read_results(out) == []  # nothing was written while it was held
+    done = run_batch([small_set], ["greedy"], time_limit=5, jobs=1, results_csv=out, progress=False)
+    assert done.ran == 6  # released: the next batch runs
+
+
+def test_old_results_files_are_read_by_report_but_not_appended_to(tmp_path: Path) -> None:
+    from igniter_opt.bench.batch import LEGACY_COLUMNS
+
+    old = tmp_path / "old.csv"
+    with old.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(LEGACY_COLUMNS)
+        writer.writerow(["paper/x.json", "paper", "4", "greedy", "2", "1", "feasible", "", "0.01", "True",
+                         "120", "0", ""])
+    assert read_results(old)[0]["instance_sha256"] == ""
+    assert load_report(old).results[0].gpus == 2
+    with pytest.raises(InputError, match="older igniter batch"):
+        run_batch([INSTANCES / "paper" / "motivation.json"], ["greedy"], results_csv=old, progress=False)

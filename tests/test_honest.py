@@ -12,8 +12,8 @@ import tracemalloc
 
 import pyomo.environ as pyo
 import pytest
-
 from conftest import ROOT
+
 from igniter_opt.data.errors import InputError, SolveInterrupted
 from igniter_opt.data.instance import Instance, Workload, load_instance
 from igniter_opt.data.plan import STATUSES, Plan, load_plan

@@ -3,11 +3,17 @@
 Two parts: a `TaskPool` runs the tasks (`ProcessPool`: local worker processes; another executor
 can be passed to `run_batch`) and a `ResultsWriter` appends each task's row to the CSV.
 
-The batch is resumable: pairs that already have a row in the results CSV are skipped, and each
+The batch is resumable: a task whose key already has a row in the results CSV is skipped, and each
 row is appended and flushed the moment its task ends, so an interrupted batch loses nothing that
-finished. A task that overruns its time limit by the kill margin is killed and recorded as
-"timeout"; an exception is recorded as "error" and a dead worker as "crashed", never stopping the
-batch. Ctrl-C (or SIGTERM) kills the running workers and returns (no orphan processes).
+finished. The key is what determines the answer, not where the file happens to be: the SHA-256 of
+the instance file's bytes, the solver, and the options that change the solver's answer
+(`answer_options`: the time limit, threads and MIP gap for an exact solver, none for a heuristic).
+The same instance reached by another path or from another folder is not solved twice, and a row
+made under another time limit is never taken for this one. While a batch runs it holds an exclusive
+lock on the CSV (flock), so a second batch on the same CSV stops at once with one line. A task that
+overruns its time limit by the kill margin is killed and recorded as "timeout"; an exception is
+recorded as "error" and a dead worker as "crashed", never stopping the batch. Ctrl-C (or SIGTERM)
+kills the running workers and returns (no orphan processes).
 
 Workers come from a forkserver (imports preloaded once, no fork of a threaded parent).
 """
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import glob
+import hashlib
 import json
 import math
 import multiprocessing as mp
@@ -37,8 +44,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from igniter_opt.data.errors import InputError
 from igniter_opt.processes import kill_and_reap, sigterm_as_interrupt
 
-COLUMNS = ("instance", "family", "workloads", "solver", "gpus", "lower_bound", "status", "gap",
-           "seconds", "feasible", "total_share", "slo_violations", "error")
+COLUMNS = ("instance", "family", "workloads", "solver", "options", "instance_sha256", "gpus",
+           "lower_bound", "status", "gap", "seconds", "feasible", "total_share", "slo_violations", "error")
+# Results files written before the resume key held the instance's hash and the options: `report`
+# still reads them; `batch` refuses to append to them (their rows cannot be matched safely).
+LEGACY_COLUMNS = tuple(c for c in COLUMNS if c not in ("options", "instance_sha256"))
 FAILED = ("error", "crashed", "timeout")  # statuses of a task that produced no plan
 # Imported once by the forkserver, so each worker starts warm (ImportError is ignored there).
 PRELOAD = ["igniter_opt.solvers.solve", "igniter_opt.solvers.heuristics.greedy", "igniter_opt.solvers.heuristics.ffd",
@@ -49,13 +59,20 @@ TaskFn = Callable[[str, str, float], dict[str, Any]]
 
 @dataclass(frozen=True)
 class Task:
-    """One (instance file, solver) pair; `key` is the row's instance column."""
+    """One (instance file, solver) pair; `key` is the row's instance column (for people), and
+    `resume_key` what a finished row must match for the task to be skipped."""
 
     key: str
     path: str
     solver: str
     family: str
     workloads: int | None
+    digest: str = ""  # SHA-256 of the instance file's bytes
+    options: str = ""  # answer_options(solver, ...)
+
+    @property
+    def resume_key(self) -> tuple[str, str, str]:
+        return (self.digest, self.solver, self.options)
 
 
 @dataclass
@@ -91,6 +108,30 @@ def expand_paths(specs: Iterable[str | Path]) -> list[Path]:
     return sorted(found)
 
 
+def file_digest(path: Path) -> str:
+    """SHA-256 of the file's bytes; an unreadable file gets a key of its own (its task will fail
+    and be recorded as an error row)."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return f"unreadable:{path.resolve().as_posix()}"
+
+
+def answer_options(solver: str, time_limit: float, threads: int = 1, mip_gap: float = 0.0) -> str:
+    """The options that can change this solver's answer, canonically: "" for a heuristic (it
+    ignores them all), "mip_gap=0 threads=1 time_limit=60" for an exact solver."""
+    from igniter_opt.solvers.registry import exact_solvers
+
+    if solver not in exact_solvers():
+        return ""
+    return f"mip_gap={mip_gap:g} threads={threads:d} time_limit={time_limit:g}"
+
+
+def family_of(path: Path) -> str:
+    """The folder that holds the instance, also for a file in the current folder."""
+    return path.resolve().parent.name or "-"
+
+
 def instance_key(path: Path) -> str:
     """The instance column: the path relative to the working directory when below it."""
     resolved = path.resolve()
@@ -109,21 +150,40 @@ def _workload_count(path: Path) -> int | None:
         return None
 
 
+def results_columns(path: Path) -> tuple[str, ...] | None:
+    """The header of a results CSV (None when absent or empty)."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return None
+    with path.open(newline="") as fh:
+        return tuple(next(csv.reader(fh), ()))
+
+
 def read_results(path: str | Path) -> list[dict[str, str]]:
-    """Complete rows of a results CSV (a row cut short by a kill is ignored); [] when absent."""
+    """Complete rows of a results CSV (a row cut short by a kill is ignored); [] when absent.
+
+    Files of the previous layout (LEGACY_COLUMNS) are read too, with empty options and hash."""
     path = Path(path)
     if not path.is_file() or path.stat().st_size == 0:
         return []
     with path.open(newline="") as fh:
         reader = csv.DictReader(fh)
-        if tuple(reader.fieldnames or ()) != COLUMNS:
+        if tuple(reader.fieldnames or ()) not in (COLUMNS, LEGACY_COLUMNS):
             raise InputError(f"{path}: not a results file of this version (columns {reader.fieldnames})")
-        return [row for row in reader if row.get("error") is not None and row.get("status")]
+        rows = [row for row in reader if row.get("error") is not None and row.get("status")]
+    for row in rows:
+        row.setdefault("options", "")
+        row.setdefault("instance_sha256", "")
+    return rows
 
 
 def latest_rows(rows: Iterable[dict[str, str]]) -> dict[tuple[str, str], dict[str, str]]:
     """The last row of each (instance, solver): a retried task's newest result wins."""
     return {(r["instance"], r["solver"]): r for r in rows}
+
+
+def resume_rows(rows: Iterable[dict[str, str]]) -> dict[tuple[str, str, str], dict[str, str]]:
+    """The last row of each resume key (instance hash, solver, options)."""
+    return {(r["instance_sha256"], r["solver"], r["options"]): r for r in rows if r["instance_sha256"]}
 
 
 def _fmt(value: Any) -> Any:
@@ -291,7 +351,8 @@ def _stop(slot: _Slot, polite: bool = False) -> None:
 
 def _row(task: Task, **values: Any) -> dict[str, Any]:
     row: dict[str, Any] = {c: "" for c in COLUMNS}
-    row.update(instance=task.key, family=task.family, workloads=task.workloads, solver=task.solver)
+    row.update(instance=task.key, family=task.family, workloads=task.workloads, solver=task.solver,
+               options=task.options, instance_sha256=task.digest)
     row.update(values)
     return {c: _fmt(row[c]) for c in COLUMNS}
 
@@ -326,12 +387,52 @@ class ResultsWriter:
         self.fh.flush()
 
 
-def make_tasks(paths: Sequence[Path], solvers: Sequence[str]) -> list[Task]:
-    """All (instance, solver) pairs, largest instances first (long tasks start early)."""
-    tasks = []
+class CsvLock:
+    """An exclusive, non-blocking lock on the results CSV for the whole batch (flock: released by
+    the kernel when the process ends, so a killed batch leaves no stale lock). A second batch on
+    the same CSV gets an InputError in one line instead of duplicating every row."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fh: Any = None
+
+    def __enter__(self) -> CsvLock:
+        try:
+            import fcntl
+        except ImportError:  # no flock on this platform: no lock
+            return self
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.fh = self.path.open("a")
+        except OSError as exc:
+            raise InputError(f"{self.path}: cannot open the results file ({exc.strerror})") from None
+        try:
+            fcntl.flock(self.fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.fh.close()
+            self.fh = None
+            raise InputError(f"{self.path}: another igniter batch is writing this results file; wait "
+                             f"for it to finish, or pass another -o") from None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fh is not None:
+            self.fh.close()  # closing releases the flock
+            self.fh = None
+
+
+def make_tasks(paths: Sequence[Path], solvers: Sequence[str], time_limit: float = 60.0) -> list[Task]:
+    """All (instance, solver) pairs, largest instances first (long tasks start early); a file whose
+    bytes equal an earlier one's (the same instance by another path) is solved once."""
+    tasks, seen = [], set()
     for p in paths:
-        count = _workload_count(p)
-        tasks += [Task(instance_key(p), str(p), s, p.parent.name, count) for s in solvers]
+        count, digest = _workload_count(p), file_digest(p)
+        for s in solvers:
+            task = Task(instance_key(p), str(p), s, family_of(p), count, digest,
+                        answer_options(s, time_limit))
+            if task.resume_key not in seen:
+                seen.add(task.resume_key)
+                tasks.append(task)
     order = {s: i for i, s in enumerate(solvers)}
     return sorted(tasks, key=lambda t: (-(t.workloads or 0), t.key, order[t.solver]))
 
@@ -367,14 +468,28 @@ def run_batch(paths: Sequence[str | Path], solvers: Sequence[str], time_limit: f
     results_csv = Path(results_csv)
     started, started_at = time.monotonic(), time.strftime("%Y-%m-%d %H:%M:%S %Z")
 
-    done = latest_rows(read_results(results_csv))
-    tasks = make_tasks(expand_paths(paths), solvers)
+    tasks = make_tasks(expand_paths(paths), solvers, time_limit)
+    with CsvLock(results_csv):
+        if results_columns(results_csv) == LEGACY_COLUMNS:
+            raise InputError(f"{results_csv}: written by an older igniter batch (no instance_sha256 "
+                             f"and options columns), so its rows cannot be matched safely; pass a new -o")
+        summary = _run_locked(tasks, results_csv, time_limit, retry_failed, console, progress,
+                              pool or ProcessPool(jobs, margin, task_fn))
+    summary.seconds = time.monotonic() - started
+    _record_run(results_csv, summary, command or f"run_batch(solvers={list(solvers)}, "
+                f"time_limit={time_limit:g}, jobs={jobs})", started_at)
+    return summary
+
+
+def _run_locked(tasks: list[Task], results_csv: Path, time_limit: float, retry_failed: bool,
+                console: Console | None, progress: bool, pool: TaskPool) -> BatchSummary:
+    """The part of run_batch that reads and appends the CSV (under its lock)."""
+    done = resume_rows(read_results(results_csv))
     summary = BatchSummary(total=len(tasks))
-    todo = [t for t in tasks if (t.key, t.solver) not in done
-            or (retry_failed and done[(t.key, t.solver)]["status"] in FAILED)]
+    todo = [t for t in tasks if t.resume_key not in done
+            or (retry_failed and done[t.resume_key]["status"] in FAILED)]
     summary.skipped = len(tasks) - len(todo)
     results = ResultsWriter(results_csv)
-    pool = pool or ProcessPool(jobs, margin, task_fn)
 
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn(), TimeRemainingColumn(), console=console or Console(stderr=True),
@@ -393,9 +508,6 @@ def run_batch(paths: Sequence[str | Path], solvers: Sequence[str], time_limit: f
                 pool.run(todo, time_limit, on_row)
             except KeyboardInterrupt:
                 summary.interrupted = True
-    summary.seconds = time.monotonic() - started
-    _record_run(results_csv, summary, command or f"run_batch(solvers={list(solvers)}, "
-                f"time_limit={time_limit:g}, jobs={jobs})", started_at)
     return summary
 
 
