@@ -69,3 +69,17 @@ def test_no_test_depends_on_files_outside_the_repository():
             continue
         text = path.read_text()
         assert "ROOT.parent" not in text and "parent.parent.parent" not in text, path.name
+
+
+def test_version_flag_prints_the_package_version():
+    import subprocess
+    import sys
+    import tomllib
+
+    from igniter_opt import __version__
+
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert __version__ == declared
+    res = subprocess.run([sys.executable, "-m", "igniter_opt", "--version"], capture_output=True, text=True,
+                         timeout=60)
+    assert res.returncode == 0 and res.stdout.strip() == f"igniter-opt {declared}"

@@ -1,11 +1,13 @@
 """Reports over a batch's results CSV: per family and size, exact vs greedy, time, broken SLOs.
 
 Definitions (also written into report.md):
-- a solver "has a plan" on an instance when its row has a GPU count and status optimal, feasible
-  or time_limit; mean GPUs is over the instances where it has one;
+- a solver "has a plan" on an instance when its row has a GPU count and status optimal,
+  heuristic, feasible, time_limit or interrupted; mean GPUs is over the instances where it has one,
+  and a mean marked † includes plans that break an SLO under the model (how many: last table);
 - the exact solver is compared with the baseline (greedy) on the instances where both have a plan
-  and the exact plan is feasible: "fewer" is the share where it uses fewer GPUs, "saved" the mean
-  of 100 (g - e) / g;
+  and both plans are verified (neither breaks an SLO under the model): "fewer" is the share where
+  the exact one uses fewer GPUs, "saved" the mean of 100 (g - e) / g; a baseline plan that breaks
+  the model is no plan to beat, so it is left out of the comparison;
 - solve-time percentiles cover every row that ran (timeouts count with the time they used);
 - "SLO broken" counts plans whose predicted latency or throughput breaks an SLO under the model;
 - gap is (gpus - best lower bound) / gpus over feasible plans, the best lower bound of an instance
@@ -118,12 +120,12 @@ def ordered_solvers(names: Iterable[str]) -> list[str]:
 
 
 def paired_savings(results: Sequence[ResultRow], exact: str, baseline: str) -> np.ndarray:
-    """(baseline GPUs, exact GPUs) per instance where both have a plan and exact's is feasible."""
+    """(baseline GPUs, exact GPUs) per instance where both have a plan and both plans verify."""
     by = {(r.instance, r.solver): r for r in results}
     pairs = [(by[(i, baseline)].gpus, by[(i, exact)].gpus)
              for i in sorted({r.instance for r in results})
              if (i, baseline) in by and (i, exact) in by and by[(i, baseline)].has_plan
-             and by[(i, exact)].has_plan and by[(i, exact)].feasible]
+             and by[(i, baseline)].feasible and by[(i, exact)].has_plan and by[(i, exact)].feasible]
     return np.array(pairs, dtype=float).reshape(-1, 2)
 
 
@@ -187,6 +189,16 @@ def _f(value: float | None, fmt: str = "{:.2f}") -> str:
     return "–" if value is None else fmt.format(value)
 
 
+BROKEN_MARK = "†"
+BROKEN_NOTE = f"{BROKEN_MARK}: the mean includes plans that break an SLO under the model (how many: last table)"
+
+
+def _mean(g: GroupStats, solver: str) -> str:
+    """Mean GPUs, marked when some of the plans it averages break an SLO under the model."""
+    text = _f(g.mean_gpus.get(solver))
+    return text + BROKEN_MARK if g.slo_broken.get(solver) and solver in g.mean_gpus else text
+
+
 def _times(t: tuple[float, ...] | None) -> str:
     return "–" if t is None else "/".join(f"{v:.2g}" for v in t)
 
@@ -202,7 +214,7 @@ def tables(report: Report) -> list[tuple[str, list[str], list[list[str]]]]:
         cmp_cols = [f"{report.exact} < {report.baseline} (%)", "GPUs saved (%)", f"{report.exact} optimal"]
     gpu_rows = []
     for g in report.groups:
-        row = [g.family, size(g), str(g.instances)] + [_f(g.mean_gpus.get(s)) for s in report.solvers]
+        row = [g.family, size(g), str(g.instances)] + [_mean(g, s) for s in report.solvers]
         if report.exact:
             row += [_f(g.fewer_pct, "{:.1f}"), _f(g.saved_pct, "{:.1f}"),
                     f"{g.optimal.get(report.exact, 0)}/{g.instances}"]
@@ -223,7 +235,8 @@ def tables(report: Report) -> list[tuple[str, list[str], list[list[str]]]]:
 def rich_tables(report: Report) -> list[Table]:
     out = []
     for title, header, rows in tables(report):
-        table = Table(title=title)
+        marked = any(BROKEN_MARK in c for row in rows for c in row)
+        table = Table(title=title, caption=BROKEN_NOTE if marked else None)
         for i, col in enumerate(header):
             table.add_column(col, justify="left" if i == 0 else "right", no_wrap=i < 3)
         for row in rows:
@@ -250,6 +263,8 @@ def markdown(report: Report, source: str, figures: Sequence[str] = (), meta: dic
                   "|" + "|".join("---" if i < 2 else "---:" for i in range(len(header))) + "|"]
         lines += ["| " + " | ".join(f"**{c}**" if row[1] == "all" and c else c for c in row) + " |"
                   for row in rows]
+        if any(BROKEN_MARK in c for row in rows for c in row):
+            lines += ["", BROKEN_NOTE]
     if figures:
         lines += ["", "## Figures", ""] + [f"![{Path(f).stem}]({Path(f).name})" for f in figures]
     definitions = (__doc__ or "").split("Definitions (also written into report.md):")[-1].strip()

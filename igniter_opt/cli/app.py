@@ -16,6 +16,22 @@ app = typer.Typer(help="Interference-aware GPU provisioning for DNN inference (i
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 profile_app = typer.Typer(help="Fit, show and measure GPU profiles.", no_args_is_help=True)
 instances_app = typer.Typer(help="Generate benchmark instances.", no_args_is_help=True)
+
+
+def _version(show: bool) -> None:
+    if show:
+        from igniter_opt import __version__
+
+        sys.stdout.write(f"igniter-opt {__version__}\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """Interference-aware GPU provisioning for DNN inference (iGniter)."""
+
+
 app.add_typer(profile_app, name="profile")
 app.add_typer(instances_app, name="instances")
 
