@@ -141,7 +141,19 @@ def test_server_command_and_env():
 
 
 def test_free_port_is_bindable():
-    assert 0 < free_port() < 65536
+    """The port it returns can really be bound and listened on, and it is not one in use."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        for _ in range(20):
+            port = free_port()
+            assert 0 < port < 65536 and port != taken
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.bind(("127.0.0.1", port))  # OSError (EADDRINUSE) if the port were not free
+                s.listen()
 
 
 def test_arrivals_constant_and_poisson():

@@ -2,6 +2,7 @@
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -148,13 +149,38 @@ def test_fixed_point_gives_least_shares(v100):
         assert lower[d] <= 0 or (p.latency_ms > slo).any() or (p.throughput_rps < rate).any()
 
 
-def test_dominance_pruning_keeps_an_optimum_and_shrinks_the_model(v100):
+def test_dominance_pruning_shrinks_the_model_and_every_dropped_configuration_has_a_kept_dominator(v100):
     inst = random_instance(8, 3)
     demands = size_instance(inst, v100)
     raw = shareable_configs(v100, demands, "joint")
     kept, _ = prune(v100.hardware, raw)
     assert sum(map(len, kept)) < sum(map(len, raw)) / 3
-    assert all(len(c) >= 1 for c in kept)
+    for before, after in zip(raw, kept):
+        assert before.demand == after.demand and len(after) >= 1
+        # a dropped configuration leaves one behind that takes no more share, power or L2
+        key_after = np.stack([after.units, after.power, after.l2])
+        for k in range(len(before)):
+            key = np.array([before.units[k], before.power[k], before.l2[k]])[:, None]
+            assert (key_after <= key + 1e-12).all(axis=0).any(), (before.demand, k)
+
+
+@pytest.mark.parametrize("inst", [
+    pytest.param(replace(random_instance(8, 3), batch_policy="joint"), id="random-8-3-joint"),
+    pytest.param(load_instance(SHOWCASE / "milp_beats_greedy_n12_s3.json"), id="showcase-n12"),
+])
+def test_dominance_pruning_keeps_an_optimum(inst):
+    """The optimum with pruning equals the optimum without it, on instances where the optimum is
+    below the greedy's (so neither the warm start nor the bound stop can hide a lost optimum)."""
+    def optimum(dominance: bool) -> int:
+        features = compact.CompactFeatures(dominance=dominance, bound_stop=False, pairs=False,
+                                           packing_bound=False, cliques=False)
+        plan = solve(inst, "milp", solver_options=compact.CompactOptions(time_limit=120, features=features))
+        assert plan.status == "optimal" and plan.feasible, plan.message
+        return plan.num_gpus
+
+    pruned, full = optimum(True), optimum(False)
+    assert pruned == full
+    assert full < solve(inst, "greedy").num_gpus
 
 
 def test_packing_bound_uses_conflicts():
