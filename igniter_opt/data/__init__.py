@@ -4,7 +4,7 @@ Everything else builds on these; nothing here imports the model or the solvers a
 """
 
 from igniter_opt.data.dnn import DNNS, MODEL_NAMES, ModelSpec, spec_for
-from igniter_opt.data.errors import InfeasibleError, InputError
+from igniter_opt.data.errors import InfeasibleError, InputError, SolveInterrupted
 from igniter_opt.data.export import export_igniter, igniter_configs
 from igniter_opt.data.instance import BATCH_POLICIES, Instance, Workload, check_models, load_instance, read_json
 from igniter_opt.data.plan import STATUSES, GpuPlan, PlacedWorkload, Plan, load_plan
@@ -19,7 +19,7 @@ from igniter_opt.data.profiles import (
 
 __all__ = [
     "DNNS", "MODEL_NAMES", "ModelSpec", "spec_for",
-    "InfeasibleError", "InputError",
+    "InfeasibleError", "InputError", "SolveInterrupted",
     "export_igniter", "igniter_configs",
     "BATCH_POLICIES", "Instance", "Workload", "check_models", "load_instance", "read_json",
     "STATUSES", "GpuPlan", "PlacedWorkload", "Plan", "load_plan",

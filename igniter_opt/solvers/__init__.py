@@ -8,7 +8,8 @@ check every plan passes. The solvers themselves live in heuristics/ and formulat
 imported only when an exact solver runs).
 """
 
-from igniter_opt.solvers.base import FunctionSolver, HighsOptions, NoOptions, SolveOptions, Solver
+from igniter_opt.solvers.base import (FunctionSolver, HighsOptions, NoOptions, SolveOptions, Solver,
+                                      check_time_limit)
 from igniter_opt.solvers.registry import (
     SOLVERS,
     SolverEntry,
@@ -23,7 +24,7 @@ from igniter_opt.solvers.solve import resolve_profile, solve
 from igniter_opt.solvers.verify import verify
 
 __all__ = [
-    "FunctionSolver", "HighsOptions", "NoOptions", "SolveOptions", "Solver",
+    "FunctionSolver", "HighsOptions", "NoOptions", "SolveOptions", "Solver", "check_time_limit",
     "SOLVERS", "SolverEntry", "check_solver", "exact_solvers", "get_solver", "register", "solver_names",
     "Demand", "lower_bound_gpus", "size_instance",
     "resolve_profile", "solve", "verify",
