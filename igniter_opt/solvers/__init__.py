@@ -8,16 +8,15 @@ check every plan passes. The solvers themselves live in heuristics/ and formulat
 imported only when an exact solver runs).
 """
 
-from igniter_opt.solvers.base import (FunctionSolver, HighsOptions, NoOptions, SolveOptions, Solver,
-                                      check_time_limit)
+from igniter_opt.solvers.base import FunctionSolver, HighsOptions, NoOptions, SolveOptions, Solver, check_time_limit
 from igniter_opt.solvers.registry import (
-    SOLVERS,
-    SolverEntry,
-    check_solver,
-    exact_solvers,
-    get_solver,
-    register,
-    solver_names,
+                                      SOLVERS,
+                                      SolverEntry,
+                                      check_solver,
+                                      exact_solvers,
+                                      get_solver,
+                                      register,
+                                      solver_names,
 )
 from igniter_opt.solvers.sizing import Demand, lower_bound_gpus, size_instance
 from igniter_opt.solvers.solve import resolve_profile, solve
