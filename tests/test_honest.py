@@ -227,3 +227,16 @@ def test_impossible_limits_are_exit_2_in_one_line(tmp_path, args, option):
     assert res.returncode == 2, (res.stdout, res.stderr)
     assert one_line(res.stderr) and option in res.stderr, res.stderr
     assert not (tmp_path / "r.csv").exists()
+
+
+def test_ctrl_c_while_milp_prepares_keeps_the_heuristic_incumbent(monkeypatch):
+    from igniter_opt.solvers.formulations import compact
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(compact, "interference_bounds", interrupted)
+    with pytest.raises(SolveInterrupted) as err:
+        solve(load_instance(PAPER / "paper-medium-n08-1.json"), "milp", options=SolveOptions(time_limit=30))
+    plan = err.value.plan
+    assert plan.status == "interrupted" and plan.solver == "milp" and plan.feasible and plan.num_gpus > 0

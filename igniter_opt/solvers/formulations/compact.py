@@ -12,6 +12,7 @@ model, `solve` runs HiGHS and returns a plan that `verify` accepts, all within t
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -165,9 +166,22 @@ def prepare(instance: Instance, profile: Profile, demands: list[Demand], policy:
     lower bound are ready as soon as possible; `solve` then stops before building the model.
     """
     features = features or CompactFeatures()
-    hw = profile.hardware
     cfgs = shareable_configs(profile, demands, policy)
     best = _heuristic(instance, profile, demands, cfgs)
+    try:
+        return _prepare_from(profile, demands, policy, deadline, features, cfgs, best)
+    except KeyboardInterrupt:  # Ctrl-C while preparing: the heuristic plan is the incumbent
+        if best is None:
+            raise
+        raise SolveInterrupted(dataclasses.replace(
+            best, solver="milp", status="interrupted",
+            message="interrupted while preparing the model: the best heuristic plan")) from None
+
+
+def _prepare_from(profile: Profile, demands: list[Demand], policy: str, deadline: float,
+                  features: CompactFeatures, cfgs: list[Configs], best: Plan | None) -> CompactData:
+    """prepare() once the heuristic incumbent is known."""
+    hw = profile.hardware
     keep: dict[int, set[tuple[int, float]]] = {c.demand: set() for c in cfgs}
     if best is not None:
         index = {demands[c.demand].name: c.demand for c in cfgs}
