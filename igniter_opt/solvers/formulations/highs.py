@@ -92,8 +92,10 @@ def run_highs(model: Any, time_limit: float, options: HighsOptions, warm: bool =
     opt = Highs()
     if not opt.available():
         raise InputError("HiGHS is not available: pip install highspy")
+    # Translate first: it counts against the deadline, solve() then only updates, and a Ctrl-C
+    # during the translation is a plain KeyboardInterrupt (the SIGINT handler needs HiGHS's object).
+    opt.set_instance(model)
     if deadline is not None:
-        opt.set_instance(model)  # translation counts against the deadline; solve() then only updates
         left = deadline - time.perf_counter()
         if left < MIN_SOLVE_SECONDS:
             return "time_limit", False, None
