@@ -240,3 +240,12 @@ def test_ctrl_c_while_milp_prepares_keeps_the_heuristic_incumbent(monkeypatch):
         solve(load_instance(PAPER / "paper-medium-n08-1.json"), "milp", options=SolveOptions(time_limit=30))
     plan = err.value.plan
     assert plan.status == "interrupted" and plan.solver == "milp" and plan.feasible and plan.num_gpus > 0
+
+
+def test_milp_refuses_a_model_past_its_memory_bound_in_one_line(monkeypatch):
+    from igniter_opt.solvers.formulations import compact
+
+    monkeypatch.setattr(compact, "MAX_MODEL_VARS", 10)
+    inst = load_instance(ROOT / "instances" / "showcase" / "milp_beats_greedy_n12_s3.json")
+    with pytest.raises(InputError, match="binary variables .* use --batch-policy paper"):
+        solve(inst, "milp", options=SolveOptions(time_limit=60))

@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 import pyomo.environ as pyo
 
-from igniter_opt.data.errors import SolveInterrupted
+from igniter_opt.data.errors import InputError, SolveInterrupted
 from igniter_opt.data.instance import Instance
 from igniter_opt.data.plan import GpuPlan, Plan
 from igniter_opt.model import Profile
@@ -75,6 +75,9 @@ NOT_BUILT = "time limit reached before the model could be built: heuristic plan 
 # Seconds per x variable that build_model plus appsi's translation take (measured ~2e-4 on a
 # 2-core machine at 64 and 100 workloads): the model is not built when the time left is below this.
 BUILD_SECONDS_PER_VAR = 2.5e-4
+# Memory bound of the model: Pyomo takes ~2.3 kB per x variable to build (measured at n=48, joint),
+# appsi's translation about as much again, so at most this many x variables (~2-3 GB) are built.
+MAX_MODEL_VARS = 500_000
 
 
 @dataclass
@@ -407,9 +410,14 @@ def _extract(model: pyo.ConcreteModel, data: CompactData) -> list[GpuPlan]:
     return [gpus[j] for j in sorted(gpus)]
 
 
+def x_count(data: CompactData) -> int:
+    """How many x variables build_model would create."""
+    return sum(len(c) * min(q + 1, data.gpus) for q, c in enumerate(data.cfgs))
+
+
 def build_seconds(data: CompactData) -> float:
     """Rough cost of build_model plus appsi's translation (BUILD_SECONDS_PER_VAR per x)."""
-    return BUILD_SECONDS_PER_VAR * sum(len(c) * min(q + 1, data.gpus) for q, c in enumerate(data.cfgs))
+    return BUILD_SECONDS_PER_VAR * x_count(data)
 
 
 def solve(instance: Instance, profile: Profile, demands: list[Demand], options: CompactOptions) -> Plan:
@@ -444,6 +452,10 @@ def _solve_prepared(plan: Plan, data: CompactData, replicas: list[GpuPlan], opti
     if time.perf_counter() + build_seconds(data) > deadline:
         plan.message = NOT_BUILT
         return _finish(plan, None, data, ("time_limit", False, None), replicas)
+    if x_count(data) > MAX_MODEL_VARS:
+        raise InputError(f"milp: the model would have {x_count(data):,} binary variables (at most "
+                         f"{MAX_MODEL_VARS:,}, ~5 kB each to build and hand to HiGHS); use --batch-policy "
+                         f"paper, fewer workloads, or --solver greedy")
     model = build_model(data)
     outcome = run_highs(model, options.time_limit, options, warm=_warm(model, data), deadline=deadline)
     return _finish(plan, model, data, outcome, replicas)
