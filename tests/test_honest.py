@@ -249,3 +249,12 @@ def test_milp_refuses_a_model_past_its_memory_bound_in_one_line(monkeypatch):
     inst = load_instance(ROOT / "instances" / "showcase" / "milp_beats_greedy_n12_s3.json")
     with pytest.raises(InputError, match="binary variables .* use --batch-policy paper"):
         solve(inst, "milp", options=SolveOptions(time_limit=60))
+
+
+def test_patterns_enumeration_is_bounded_in_memory_and_milp_does_without(monkeypatch):
+    monkeypatch.setattr(patterns, "MAX_PATTERNS", 5)
+    inst = load_instance(PAPER / "paper-loose-n08-1.json")
+    with pytest.raises(InputError, match="fitting .* pairs .* use --solver milp"):
+        solve(inst, "patterns", options=SolveOptions(time_limit=20))
+    plan = solve(inst, "milp", options=SolveOptions(time_limit=20))
+    assert plan.feasible and plan.status in ("optimal", "time_limit")

@@ -35,7 +35,7 @@ from igniter_opt.solvers.formulations.bounds import (
 )
 from igniter_opt.solvers.formulations.common import Configs, holds, inc_of, shareable_configs
 from igniter_opt.solvers.formulations.highs import run_highs
-from igniter_opt.solvers.formulations.patterns import TooManyBatchVectors, fitting
+from igniter_opt.solvers.formulations.patterns import EnumerationTooLarge, fitting
 from igniter_opt.solvers.heuristics.firstfit import best_heuristic
 from igniter_opt.solvers.sizing import Demand
 from igniter_opt.solvers.verify import verify
@@ -110,7 +110,7 @@ def _pairs(profile: Profile, demands: list[Demand], policy: str,
     the enumeration tries: an untried pair is no conflict, so the model stays exact)."""
     try:
         known, complete = fitting(profile, demands, policy, max_size=2, deadline=deadline)
-    except TooManyBatchVectors:
+    except EnumerationTooLarge:
         return None
     if not complete:
         return None

@@ -34,6 +34,9 @@ from igniter_opt.solvers.sizing import Demand, least_share
 
 LIMIT = 16
 MAX_BATCH_VECTORS = 4096
+# Memory bound of the enumeration: at most this many (subset, batch vector) least-share vectors are
+# kept (~300 bytes each); past it `patterns` stops with one line and `milp` skips its pair conflicts.
+MAX_PATTERNS = 2_000_000
 Pattern = tuple[tuple[int, ...], Array, Array]  # members, shares, batches
 
 
@@ -81,6 +84,7 @@ def fitting(profile: Profile, demands: list[Demand], policy: str, max_size: int 
     """
     options = batch_options(profile, demands, policy, deadline)
     known: Known = {}
+    stored = 0
     level: list[tuple[int, ...]] = [(i,) for i in sorted(options)]
     while level and (max_size is None or len(level[0]) <= max_size):
         fit = []
@@ -89,6 +93,9 @@ def fitting(profile: Profile, demands: list[Demand], policy: str, max_size: int 
                 return known, False
             if _fit_subset(profile, demands, members, options, known, deadline):
                 fit.append(members)
+                stored += len(known[members])
+                if stored > MAX_PATTERNS:
+                    raise TooManyPatterns(stored)
         if max_size is not None and len(level[0]) >= max_size:
             break  # the next level would be built only to be thrown away
         level = _extend(fit, sorted(options), set(known))
@@ -120,7 +127,20 @@ def _vectors(members: tuple[int, ...], options: dict[int, list[int]], known: Kno
     return out
 
 
-class TooManyBatchVectors(InputError):
+class EnumerationTooLarge(InputError):
+    """The enumeration would pass one of its memory bounds (milp then does without pair conflicts)."""
+
+
+class TooManyPatterns(EnumerationTooLarge):
+    """More fitting (subset, batch vector) pairs than MAX_PATTERNS: the memory bound."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(
+            f"patterns: more than {MAX_PATTERNS:,} fitting (subset, batch vector) pairs ({count:,} so far), "
+            f"the bound on its memory: too many workloads fit together for enumeration; use --solver milp")
+
+
+class TooManyBatchVectors(EnumerationTooLarge):
     """Policy `joint`: one subset has more batch combinations than the enumeration tries."""
 
     def __init__(self, demands: list[Demand], members: tuple[int, ...], count: int) -> None:
