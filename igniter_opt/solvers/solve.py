@@ -61,8 +61,7 @@ def solve(instance: Instance, solver: str = "greedy", profile: Profile | str | N
         plan.status = "interrupted"
     except KeyboardInterrupt:
         plan = _nothing_yet(instance, solver, prof)
-    if (plan.lower_bound is None and plan.status not in ("infeasible", "interrupted") and demands
-            and instance.batch_policy == "paper"):
+    if plan.lower_bound is None and plan.status != "infeasible" and demands and instance.batch_policy == "paper":
         plan.lower_bound = lower_bound_gpus(demands)
     plan.solve_seconds = round(time.perf_counter() - start, 6)
     checked, problems = verify(plan, prof)
