@@ -35,8 +35,8 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from igniter_opt.deploy.launcher import Endpoint, LaunchError
 from igniter_opt.deploy.repository import triton_name
-from igniter_opt.errors import InputError
-from igniter_opt.plan import Plan
+from igniter_opt.data.errors import InputError
+from igniter_opt.data.plan import Plan
 
 if TYPE_CHECKING:  # pragma: no cover
     from igniter_opt.deploy.session import Deployment, DeployOptions
