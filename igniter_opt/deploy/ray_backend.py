@@ -81,39 +81,38 @@ def actor_gpus(share_pct: float) -> float:
 
 
 def capacity_problem(bundles: list[dict[str, float]], nodes: list[dict[str, float]]) -> str | None:
-    """Why `bundles` cannot be placed on nodes with these free resources (None when they fit).
+    """Why `bundles` can never be placed on alive nodes with these total resources (None: they fit).
 
-    First-fit decreasing by GPU then CPU: exact enough to refuse a hopeless group at once and to
-    say what is missing; Ray's own placement is still what decides.
+    First-fit decreasing by CPU: enough to refuse a hopeless group at once and say what is missing.
+    Resources that exist but are busy (other jobs) are not a refusal: the placement wait is bounded.
     """
     need_gpu = sum(b.get("GPU", 0) for b in bundles)
     have_gpu = sum(math.floor(n.get("GPU", 0) + 1e-9) for n in nodes)
     if have_gpu < need_gpu:
-        return (f"the plan needs {need_gpu:g} GPUs, the Ray cluster has {have_gpu:g} free: {need_gpu - have_gpu:g} "
+        return (f"the plan needs {need_gpu:g} GPUs, the Ray cluster has {have_gpu:g}: {need_gpu - have_gpu:g} "
                 f"missing (add a node with `ray start --address ADDR --num-gpus N`)")
     free = [dict(n) for n in nodes]
-    for i, b in enumerate(sorted(bundles, key=lambda b: (-b.get("CPU", 0)))):
+    for b in sorted(bundles, key=lambda b: -b.get("CPU", 0)):
         for n in free:
             if all(n.get(k, 0) + 1e-9 >= v for k, v in b.items()):
                 for k, v in b.items():
                     n[k] = n.get(k, 0) - v
                 break
         else:
-            return (f"no node has a free GPU with {b.get('CPU', 0):g} CPUs for a plan GPU's bundle {b} (free per "
-                    f"node: {[{k: round(v, 2) for k, v in n.items() if k in ('GPU', 'CPU')} for n in nodes]}); "
-                    f"lower --cpus-per-server or add nodes")
+            per_node = [{k: round(v, 2) for k, v in n.items() if k in ("GPU", "CPU")} for n in nodes]
+            return (f"no node has a GPU with {b.get('CPU', 0):g} CPUs for a plan GPU's bundle {b} (nodes: "
+                    f"{per_node}); lower --cpus-per-server or add nodes")
     return None
 
 
-def _free_per_node(ray: Any) -> list[dict[str, float]]:
-    """Free GPU/CPU of each alive node (total minus what is in use; from the GCS)."""
-    try:
-        from ray._private.state import available_resources_per_node  # noqa: PLC0415
+def _node_totals(ray: Any) -> list[dict[str, float]]:
+    """Total resources of each alive node."""
+    return [{k: float(v) for k, v in n.get("Resources", {}).items()} for n in ray.nodes() if n.get("Alive")]
 
-        per_node = available_resources_per_node()
-        return [{k: float(v) for k, v in res.items()} for res in per_node.values()]
-    except Exception:  # noqa: BLE001 - private API gone: fall back to totals of alive nodes
-        return [dict(n.get("Resources", {})) for n in ray.nodes() if n.get("Alive")]
+
+def _free(ray: Any) -> str:
+    res = ray.available_resources()
+    return f"free now: {res.get('GPU', 0):g} GPUs, {res.get('CPU', 0):g} CPUs"
 
 
 @contextmanager
@@ -280,14 +279,14 @@ class RayDeployment:
         the cluster cannot hold it (checked first, then a bounded wait: never left pending)."""
         from ray.util.placement_group import placement_group, placement_group_table  # noqa: PLC0415
 
-        problem = capacity_problem(bundles, _free_per_node(self.ray))
+        problem = capacity_problem(bundles, _node_totals(self.ray))
         if problem:
             raise PlacementError(problem)
         self.pg = placement_group(bundles, strategy="PACK", name=f"igniter-{self.run_id}")
         ready, _ = self.ray.wait([self.pg.ready()], timeout=timeout_s)
         if not ready:
             raise PlacementError(f"the placement group of {len(bundles)} GPU bundles was not placed within "
-                                 f"{timeout_s:g} s (free per node: {_free_per_node(self.ray)})")
+                                 f"{timeout_s:g} s: the cluster's GPUs are busy ({_free(self.ray)})")
         table = placement_group_table(self.pg)
         return {int(k): v for k, v in table["bundles_to_node_id"].items()}
 
