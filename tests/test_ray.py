@@ -159,7 +159,8 @@ def test_placement_refused_when_gpus_are_missing(cluster, tmp_path):
 
 
 def _igniter(*args: str) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env["PYTHONPATH"] = str(ROOT)
     return subprocess.Popen([sys.executable, "-m", "igniter_opt", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env)
 
@@ -208,6 +209,39 @@ def test_cli_deploy_ctrl_c_and_run_sigterm(cluster, tmp_path):
     assert_nothing_left(run_dir)
     assert not (run_dir / ENDPOINTS).exists()
     assert ray.cluster_resources().get("GPU") == 4  # the given cluster is left running
+
+
+def gcs_servers() -> set[int]:
+    return {int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _comm(p) == "gcs_server"}
+
+
+def _comm(proc: Path) -> str:
+    try:
+        return (proc / "comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def test_cli_run_without_address_starts_and_stops_a_local_cluster(cluster, tmp_path):
+    plan_path = tmp_path / "plan.json"
+    Plan("one", "test", "v100", "feasible", [GpuPlan([light("p", "alexnet", 50, 10)]),
+                                             GpuPlan([light("q", "resnet50", 50, 10)])]).save(plan_path)
+    before = gcs_servers()
+    proc = _igniter("run", str(plan_path), "--backend", "ray", "--run-dir", str(tmp_path / "run"), "--device", "cpu",
+                    "--duration", "2", "--warmup", "1", "-o", str(tmp_path / "report.json"))
+    try:
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            out, err = _stop(proc, signal.SIGTERM)
+    assert proc.returncode == 0, err
+    assert "started a local Ray cluster with 2 declared GPUs (none present); it is stopped at the end" in err
+    assert all(w["errors"] == 0 for w in json.loads((tmp_path / "report.json").read_text())["workloads"])
+    deadline = time.monotonic() + 20
+    while gcs_servers() - before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not gcs_servers() - before  # the local cluster is gone, the module's is still there
+    assert triton_pids((tmp_path / "run").resolve()) == []
 
 
 def test_node_removed_mid_measure(cluster, tmp_path):

@@ -138,7 +138,8 @@ def ray_connection(address: str | None, plan: Plan, notes: list[str]) -> Iterato
 
         real = _local_gpu_count() if nvml_available() else 0
         gpus = real or plan.num_gpus
-        ray.init(num_gpus=gpus, include_dashboard=False, object_store_memory=100 * 2**20, **kw)
+        # "local": a new instance even when `ray start` left one on this host (that one needs --address)
+        ray.init(address="local", num_gpus=gpus, include_dashboard=False, object_store_memory=100 * 2**20, **kw)
         notes.append(f"no --address or RAY_ADDRESS: started a local Ray cluster with {gpus} "
                      f"{'GPUs' if real else 'declared GPUs (none present)'}; it is stopped at the end")
     try:
