@@ -7,6 +7,7 @@ Run: pytest -m ray (about 1.5 minutes on 2 cores).
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import signal
@@ -32,6 +33,16 @@ pytestmark = [pytest.mark.ray, pytest.mark.triton, pytest.mark.slow,
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = 80 * 2**20  # object store per node: the minimum Ray accepts, plenty here
+
+
+WATCHDOG_S = 150  # a test still running after this dumps its stacks and ends the run: CI never hangs
+
+
+@pytest.fixture(autouse=True)
+def watchdog():
+    faulthandler.dump_traceback_later(WATCHDOG_S, exit=True)
+    yield
+    faulthandler.cancel_dump_traceback_later()
 
 
 @pytest.fixture(scope="module")

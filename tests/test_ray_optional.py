@@ -47,3 +47,41 @@ def test_ray_backend_without_ray_says_how_to_install(tmp_path):
     lines = [line for line in done.stderr.splitlines() if "igniter-opt[cluster]" in line]
     assert len(lines) == 1 and "pip install 'igniter-opt[cluster]'" in lines[0], done.stderr
     assert "Traceback" not in done.stderr
+
+
+# ---- pure parts of the ray backend (no Ray needed) ------------------------------------------------
+
+import pytest  # noqa: E402
+
+from igniter_opt.data.errors import InputError  # noqa: E402
+from igniter_opt.data.plan import GpuPlan, PlacedWorkload, Plan  # noqa: E402
+from igniter_opt.deploy.ray_backend import _probe, actor_gpus, bundles_for, capacity_problem  # noqa: E402
+
+
+def test_bundles_and_actor_gpus():
+    w = lambda n, s: PlacedWorkload(n, "alexnet", batch=2, resource_pct=s, rate_rps=5, slo_ms=100)  # noqa: E731
+    plan = Plan("p", "t", "v100", "feasible", [GpuPlan([w("a", 37.5), w("b", 30), w("c", 32.5)]), GpuPlan([w("d", 100)])])
+    assert bundles_for(plan, 0.5) == [{"GPU": 1.0, "CPU": 1.5}, {"GPU": 1.0, "CPU": 0.5}]
+    assert [actor_gpus(x.resource_pct) for x in plan.gpus[0].workloads] == [0.375, 0.3, 0.325]
+    assert sum(actor_gpus(x.resource_pct) for x in plan.gpus[0].workloads) <= 1.0
+    assert actor_gpus(100) == 1.0 and actor_gpus(33.33333) == 0.3333
+
+
+def test_capacity_problem_says_what_is_missing():
+    two = [{"GPU": 2.0, "CPU": 4.0}, {"GPU": 2.0, "CPU": 4.0}]
+    assert capacity_problem([{"GPU": 1, "CPU": 1}] * 4, two) is None
+    assert capacity_problem([{"GPU": 1, "CPU": 1}] * 6, two).startswith(
+        "the plan needs 6 GPUs, the Ray cluster has 4: 2 missing")
+    assert capacity_problem([{"GPU": 1, "CPU": 1}] * 2, [{"CPU": 8.0}]).startswith(
+        "the plan needs 2 GPUs, the Ray cluster has 0: 2 missing")
+    # GPUs enough in total, but no node has the CPUs for a bundle / for both bundles together
+    assert "lower --cpus-per-server" in capacity_problem([{"GPU": 1, "CPU": 5}], two)
+    assert "lower --cpus-per-server" in capacity_problem([{"GPU": 1, "CPU": 3}] * 3, two)
+    assert capacity_problem([{"GPU": 1, "CPU": 3}] * 2, two) is None
+
+
+def test_unreachable_address_is_refused_at_once():
+    with pytest.raises(InputError, match="no Ray cluster answers there"):
+        _probe("127.0.0.1:1")
+    with pytest.raises(InputError, match="expected HOST:PORT"):
+        _probe("nonsense", "RAY_ADDRESS")

@@ -125,13 +125,15 @@ def ray_connection(address: str | None, plan: Plan, notes: list[str]) -> Iterato
     if ray.is_initialized():
         yield ray
         return
+    what = "--address" if address else "RAY_ADDRESS"
     address = address or os.environ.get("RAY_ADDRESS") or None
     kw: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
     if address:
+        _probe(address, what)
         try:
             ray.init(address=address, **kw)
         except (ConnectionError, ValueError, RuntimeError) as exc:
-            raise InputError(f"--address {address}: cannot connect to a Ray cluster ({exc})") from None
+            raise InputError(f"{what} {address}: cannot connect to a Ray cluster ({exc})") from None
         notes.append(f"connected to the Ray cluster at {address} (left running)")
     else:
         from igniter_opt.profiling.nvml import nvml_available  # noqa: PLC0415
@@ -146,6 +148,20 @@ def ray_connection(address: str | None, plan: Plan, notes: list[str]) -> Iterato
         yield ray
     finally:
         ray.shutdown()
+
+
+def _probe(address: str, what: str = "--address", timeout_s: float = 5.0) -> None:
+    """InputError at once when nothing listens at HOST:PORT (ray.init would retry for minutes)."""
+    import socket  # noqa: PLC0415
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise InputError(f"{what} {address}: expected HOST:PORT (the head's `ray start --head --port`)")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise InputError(f"{what} {address}: no Ray cluster answers there ({exc}); start one with "
+                         f"`ray start --head`") from None
 
 
 def _local_gpu_count() -> int:
