@@ -136,9 +136,9 @@ def ray_connection(address: str | None, plan: Plan, notes: list[str]) -> Iterato
             raise InputError(f"{what} {address}: cannot connect to a Ray cluster ({exc})") from None
         notes.append(f"connected to the Ray cluster at {address} (left running)")
     else:
-        from igniter_opt.profiling.nvml import nvml_available  # noqa: PLC0415
+        from igniter_opt.profiling.nvml import gpu_count, nvml_available  # noqa: PLC0415
 
-        real = _local_gpu_count() if nvml_available() else 0
+        real = gpu_count() if nvml_available() else 0
         gpus = real or plan.num_gpus
         # "local": a new instance even when `ray start` left one on this host (that one needs --address)
         ray.init(address="local", num_gpus=gpus, include_dashboard=False, object_store_memory=100 * 2**20, **kw)
@@ -162,12 +162,6 @@ def _probe(address: str, what: str = "--address", timeout_s: float = 5.0) -> Non
     except OSError as exc:
         raise InputError(f"{what} {address}: no Ray cluster answers there ({exc}); start one with "
                          f"`ray start --head`") from None
-
-
-def _local_gpu_count() -> int:
-    from igniter_opt.deploy.session import _gpu_count  # noqa: PLC0415
-
-    return _gpu_count()
 
 
 # ---- what runs on the cluster's nodes -------------------------------------------------------------
