@@ -55,7 +55,8 @@ import pytest  # noqa: E402
 
 from igniter_opt.data.errors import InputError  # noqa: E402
 from igniter_opt.data.plan import GpuPlan, PlacedWorkload, Plan  # noqa: E402
-from igniter_opt.deploy.ray_backend import _probe, actor_gpus, bundles_for, capacity_problem  # noqa: E402
+from igniter_opt.deploy.ray_backend import actor_gpus, bundles_for, capacity_problem  # noqa: E402
+from igniter_opt.raycluster import probe as _probe  # noqa: E402
 
 
 def test_bundles_and_actor_gpus():

@@ -23,7 +23,6 @@ Ray is imported lazily (`import_ray`): the core install never needs it.
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import time
@@ -35,27 +34,18 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from igniter_opt.deploy.launcher import Endpoint, LaunchError
 from igniter_opt.deploy.repository import triton_name
-from igniter_opt.data.errors import InputError
+from igniter_opt import raycluster
+from igniter_opt.raycluster import import_ray  # noqa: F401  (re-exported for session.py)
 from igniter_opt.data.plan import Plan
 
 if TYPE_CHECKING:  # pragma: no cover
     from igniter_opt.deploy.session import Deployment, DeployOptions
 
-RAY_MISSING = "Ray is not installed: pip install 'igniter-opt[cluster]'"
 STOP_TIMEOUT_S = 10.0
 
 
 class PlacementError(LaunchError):
     """The cluster cannot hold the plan's placement group (too few GPUs or CPUs)."""
-
-
-def import_ray() -> Any:
-    """The ray module, or InputError with the one-line install hint."""
-    try:
-        import ray  # noqa: PLC0415
-    except ImportError:
-        raise InputError(RAY_MISSING) from None
-    return ray
 
 
 @dataclass
@@ -117,51 +107,13 @@ def _free(ray: Any) -> str:
 
 @contextmanager
 def ray_connection(address: str | None, plan: Plan, notes: list[str]) -> Iterator[Any]:
-    """Connect to ADDR, or $RAY_ADDRESS, or start a local cluster (stopped on exit); yield ray.
+    """raycluster.ray_connection; a local cluster gets this host's GPUs, or (none here) as many
+    declared GPUs as the plan has, so the CPU stand-ins run."""
+    from igniter_opt.profiling.nvml import gpu_count, nvml_available  # noqa: PLC0415
 
-    A driver already connected (library use) is used as it is and left connected.
-    """
-    ray = import_ray()
-    if ray.is_initialized():
+    real = gpu_count() if nvml_available() else 0
+    with raycluster.ray_connection(address, notes, real or plan.num_gpus, local_gpus_declared=not real) as ray:
         yield ray
-        return
-    what = "--address" if address else "RAY_ADDRESS"
-    address = address or os.environ.get("RAY_ADDRESS") or None
-    kw: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
-    if address:
-        _probe(address, what)
-        try:
-            ray.init(address=address, **kw)
-        except (ConnectionError, ValueError, RuntimeError) as exc:
-            raise InputError(f"{what} {address}: cannot connect to a Ray cluster ({exc})") from None
-        notes.append(f"connected to the Ray cluster at {address} (left running)")
-    else:
-        from igniter_opt.profiling.nvml import gpu_count, nvml_available  # noqa: PLC0415
-
-        real = gpu_count() if nvml_available() else 0
-        gpus = real or plan.num_gpus
-        # "local": a new instance even when `ray start` left one on this host (that one needs --address)
-        ray.init(address="local", num_gpus=gpus, include_dashboard=False, object_store_memory=100 * 2**20, **kw)
-        notes.append(f"no --address or RAY_ADDRESS: started a local Ray cluster with {gpus} "
-                     f"{'GPUs' if real else 'declared GPUs (none present)'}; it is stopped at the end")
-    try:
-        yield ray
-    finally:
-        ray.shutdown()
-
-
-def _probe(address: str, what: str = "--address", timeout_s: float = 5.0) -> None:
-    """InputError at once when nothing listens at HOST:PORT (ray.init would retry for minutes)."""
-    import socket  # noqa: PLC0415
-
-    host, _, port = address.removeprefix("ray://").rpartition(":")
-    if not host or not port.isdigit():
-        raise InputError(f"{what} {address}: expected HOST:PORT (the head's `ray start --head --port`)")
-    try:
-        socket.create_connection((host, int(port)), timeout=timeout_s).close()
-    except OSError as exc:
-        raise InputError(f"{what} {address}: no Ray cluster answers there ({exc}); start one with "
-                         f"`ray start --head`") from None
 
 
 # ---- what runs on the cluster's nodes -------------------------------------------------------------
