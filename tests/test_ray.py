@@ -222,6 +222,82 @@ def test_cli_deploy_ctrl_c_and_run_sigterm(cluster, tmp_path):
     assert ray.cluster_resources().get("GPU") == 4  # the given cluster is left running
 
 
+# Task functions for batch on the cluster: a module-level function of a test module is sent to the
+# Ray workers by value (RayPool registers its module with cloudpickle).
+def sleepy_or_dying_task(path: str, solver: str, time_limit: float) -> dict:
+    if "slow" in Path(path).stem:
+        time.sleep(60)
+    if "die" in Path(path).stem:
+        os._exit(3)
+    from igniter_opt.bench.batch import solve_task
+
+    return solve_task(path, solver, time_limit)
+
+
+SAME = ("instance", "family", "workloads", "solver", "gpus", "lower_bound", "status", "feasible", "total_share",
+        "slo_violations", "error")
+
+
+def test_batch_on_the_cluster_gives_the_local_rows(cluster, tmp_path):
+    from igniter_opt.bench.batch import read_results, run_batch
+    from igniter_opt.bench.families import FamilySpec, write_family
+    from igniter_opt.bench.raypool import RayPool
+
+    folder = tmp_path / "set" / "paper"
+    write_family(FamilySpec("paper", sizes=(4, 8), count=1), folder)
+    solvers = ["greedy", "ffd"]
+    t0 = time.monotonic()
+    local = run_batch([folder.parent], solvers, time_limit=10, jobs=2, results_csv=tmp_path / "local.csv",
+                      progress=False)
+    t1 = time.monotonic()
+    on_ray = run_batch([folder.parent], solvers, time_limit=10, jobs=2, results_csv=tmp_path / "ray.csv",
+                       progress=False, pool=RayPool(jobs=2))
+    t2 = time.monotonic()
+    assert on_ray.total == local.total == on_ray.ran > 0 and on_ray.statuses == local.statuses
+    rows = lambda p: {(r["instance"], r["solver"]): {k: r[k] for k in SAME} for r in read_results(p)}  # noqa: E731
+    assert rows(tmp_path / "ray.csv") == rows(tmp_path / "local.csv")
+    again = run_batch([folder.parent], solvers, time_limit=10, jobs=2, results_csv=tmp_path / "ray.csv",
+                      progress=False, pool=RayPool(jobs=2))
+    assert again.ran == 0 and again.skipped == on_ray.total  # resumable as locally
+    print(f"\nbatch of {on_ray.ran} tasks, jobs=2: local pool {t1 - t0:.1f} s, Ray {t2 - t1:.1f} s")
+
+
+def test_batch_on_the_cluster_times_out_and_survives_dead_workers(cluster, tmp_path):
+    from igniter_opt.bench.batch import read_results, run_batch
+    from igniter_opt.bench.raypool import RayPool
+
+    src = ROOT / "instances" / "paper" / "motivation.json"
+    for name in ("ok", "slow", "die"):
+        (tmp_path / "set").mkdir(exist_ok=True)
+        (tmp_path / "set" / f"{name}.json").write_text(src.read_text())
+    out = tmp_path / "r.csv"
+    s = run_batch([tmp_path / "set"], ["greedy"], time_limit=1, jobs=3, results_csv=out, progress=False,
+                  pool=RayPool(jobs=3, margin=2.0, task_fn=sleepy_or_dying_task))
+    by = {Path(r["instance"]).stem: r for r in read_results(out)}
+    assert by["ok"]["status"] in ("optimal", "feasible", "heuristic") and by["ok"]["gpus"]
+    assert by["slow"]["status"] == "timeout" and "killed after" in by["slow"]["error"]
+    assert by["die"]["status"] == "crashed" and by["die"]["error"]
+    assert s.ran == 3
+    deadline = time.monotonic() + 10  # the force-cancelled worker is killed asynchronously
+    while live_batch_tasks() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not live_batch_tasks()
+
+
+def live_batch_tasks() -> list:
+    """Ray workers still running a batch task (their process title names the task function)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmd = (entry / "cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            if "ray::_ray_task" in cmd:
+                found.append(int(entry.name))
+    return found
+
+
 def gcs_servers() -> set[int]:
     return {int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _comm(p) == "gcs_server"}
 
