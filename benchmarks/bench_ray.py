@@ -1,6 +1,6 @@
 """Deploy and tear-down times of the ray backend on a local 3-node test cluster (no GPU needed).
 
-    PYTHONPATH=. python benchmarks/bench_ray.py --repeats 3 [--batch INSTANCES --jobs 2]
+    PYTHONPATH=. python benchmarks/bench_ray.py --repeats 3 [--batch INSTANCES --solvers S --time-limit T --jobs 2]
 
 A head and two worker nodes declaring 2 GPUs each (ray.cluster_utils.Cluster), the 3-GPU plan
 benchmarks/plans/cpu-ray-3gpu.json (4 CPU stand-in servers over both nodes): per repeat, seconds from
@@ -32,6 +32,7 @@ def main() -> None:
     ap.add_argument("--batch", nargs="*", default=None, help="instances for the batch comparison")
     ap.add_argument("--solvers", default="greedy,ffd")
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--time-limit", type=float, default=5.0)
     args = ap.parse_args()
     small = 80 * 2**20
     t0 = time.monotonic()
@@ -59,6 +60,7 @@ def main() -> None:
               f"tear-down: median {statistics.median(downs):.2f} s (max {max(downs):.2f})")
         if args.batch:
             from igniter_opt.bench.batch import run_batch  # noqa: PLC0415
+            from igniter_opt.bench.raypool import RayPool  # noqa: PLC0415
 
             solvers = args.solvers.split(",")
             with tempfile.TemporaryDirectory() as tmp:
@@ -66,8 +68,8 @@ def main() -> None:
                 for mode in ("local", "ray", "local", "ray"):
                     out = Path(tmp) / f"{mode}-{len(times)}.csv"
                     t3 = time.monotonic()
-                    s = run_batch(args.batch, solvers, time_limit=30, jobs=args.jobs, results_csv=out,
-                                  progress=False, ray=mode == "ray")
+                    s = run_batch(args.batch, solvers, time_limit=args.time_limit, jobs=args.jobs, results_csv=out,
+                                  progress=False, pool=RayPool(jobs=args.jobs) if mode == "ray" else None)
                     times.setdefault(mode, []).append(time.monotonic() - t3)
                     print(f"batch {mode}: {s.ran} tasks in {times[mode][-1]:.1f} s ({dict(s.statuses)})")
                 ratio = min(times["ray"]) / min(times["local"])
