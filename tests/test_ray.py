@@ -194,9 +194,10 @@ def _stop(proc: subprocess.Popen, sig: int) -> tuple[str, str]:
         return proc.communicate(timeout=30)
 
 
-def test_cli_deploy_ctrl_c_and_run_sigterm(cluster, tmp_path):
-    """`igniter deploy --backend ray --address` + Ctrl-C, then `igniter run` + SIGTERM mid-measure:
-    both leave no server, actor or placement group; the cluster stays up."""
+def test_cli_deploy_measure_ctrl_c_run_sigterm_deploy_sigkill(cluster, tmp_path):
+    """`igniter deploy --backend ray --address` + `igniter measure` + Ctrl-C, then `igniter run` +
+    SIGTERM mid-measure, then `igniter deploy` + SIGKILL: none leaves a server, actor or placement
+    group; the cluster stays up."""
     plan_path = tmp_path / "plan.json"
     Plan("two", "test", "v100", "feasible",
          [GpuPlan([light("p", "alexnet", 50, 10)]), GpuPlan([light("q", "resnet50", 50, 10)])]).save(plan_path)
@@ -207,6 +208,11 @@ def test_cli_deploy_ctrl_c_and_run_sigterm(cluster, tmp_path):
     doc = json.loads((run_dir / ENDPOINTS).read_text())
     assert doc["backend"] == "ray" and len(doc["servers"]) == 2
     assert len(our_actors()) == 2 and len(live_groups()) == 1
+    meas = _igniter("measure", str(plan_path), "--run-dir", str(run_dir), "--duration", "2", "--warmup", "1",
+                    "-o", str(tmp_path / "report.json"))
+    m_out, m_err = meas.communicate(timeout=90)
+    assert meas.returncode == 0, m_err  # the load generator drove the servers at NODE_IP:PORT
+    assert all(w["errors"] == 0 for w in json.loads((tmp_path / "report.json").read_text())["workloads"])
     out, err = _stop(proc, signal.SIGINT)
     assert proc.returncode == 0, err
     assert "all servers stopped" in out and f"connected to the Ray cluster at {cluster.address}" in err
@@ -219,6 +225,14 @@ def test_cli_deploy_ctrl_c_and_run_sigterm(cluster, tmp_path):
     assert proc.returncode != 0
     assert_nothing_left(run_dir)
     assert not (run_dir / ENDPOINTS).exists()
+    # SIGKILL: igniter cannot clean up; Ray ends the dead driver's actors and placement group, and
+    # the servers die with their actors (PR_SET_PDEATHSIG)
+    proc = _igniter("deploy", str(plan_path), "--backend", "ray", "--address", cluster.address,
+                    "--run-dir", str(run_dir), "--device", "cpu")
+    _wait_for(run_dir / ENDPOINTS, proc)
+    proc.kill()
+    proc.communicate(timeout=30)
+    assert_nothing_left(run_dir, timeout_s=30.0)
     assert ray.cluster_resources().get("GPU") == 4  # the given cluster is left running
 
 
