@@ -86,3 +86,17 @@ def test_unreachable_address_is_refused_at_once():
         _probe("127.0.0.1:1")
     with pytest.raises(InputError, match="expected HOST:PORT"):
         _probe("nonsense", "RAY_ADDRESS")
+
+
+def test_a_node_without_the_instance_file_solves_the_drivers_copy(tmp_path):
+    from igniter_opt.bench.batch import solve_task
+    from igniter_opt.bench.raypool import _ray_task
+
+    src = ROOT / "instances" / "paper" / "motivation.json"
+    here = _ray_task(solve_task, str(src), b"", "greedy", 5.0)
+    elsewhere = _ray_task(solve_task, str(tmp_path / "not-on-this-node" / "motivation.json"), src.read_bytes(),
+                          "greedy", 5.0)
+    assert here["gpus"] == elsewhere["gpus"] and here["status"] == elsewhere["status"]
+    assert not list(Path("/tmp").glob("igniter-batch-*motivation*"))
+    missing = _ray_task(solve_task, str(tmp_path / "nowhere.json"), b"", "greedy", 5.0)
+    assert missing["status"] == "error"
