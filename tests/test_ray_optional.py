@@ -61,7 +61,8 @@ from igniter_opt.raycluster import probe as _probe  # noqa: E402
 
 def test_bundles_and_actor_gpus():
     w = lambda n, s: PlacedWorkload(n, "alexnet", batch=2, resource_pct=s, rate_rps=5, slo_ms=100)  # noqa: E731
-    plan = Plan("p", "t", "v100", "feasible", [GpuPlan([w("a", 37.5), w("b", 30), w("c", 32.5)]), GpuPlan([w("d", 100)])])
+    plan = Plan("p", "t", "v100", "feasible",
+                [GpuPlan([w("a", 37.5), w("b", 30), w("c", 32.5)]), GpuPlan([w("d", 100)])])
     assert bundles_for(plan, 0.5) == [{"GPU": 1.0, "CPU": 1.5}, {"GPU": 1.0, "CPU": 0.5}]
     assert [actor_gpus(x.resource_pct) for x in plan.gpus[0].workloads] == [0.375, 0.3, 0.325]
     assert sum(actor_gpus(x.resource_pct) for x in plan.gpus[0].workloads) <= 1.0

@@ -20,8 +20,9 @@ import sys
 import tempfile
 import time
 from collections import deque
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from igniter_opt.bench.batch import RowSink, Task, TaskFn, run_task, solve_task
 from igniter_opt.raycluster import ray_connection

@@ -46,7 +46,7 @@ def batch_cmd(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     ray: bool = typer.Option(False, "--ray", help="Run each task as a Ray task on a cluster (--address, else "
                                                   "$RAY_ADDRESS, else a local Ray); -j 0: the cluster's CPUs."),
-    address: Optional[str] = typer.Option(None, "--address", help="--ray: the cluster's HOST:PORT."),
+    address: str | None = typer.Option(None, "--address", help="--ray: the cluster's HOST:PORT."),
 ) -> None:
     """Solve every (instance, solver) pair not yet in the results CSV, in parallel; resumable."""
     from igniter_opt.bench.batch import run_batch

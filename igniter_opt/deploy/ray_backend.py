@@ -27,16 +27,17 @@ import math
 import os
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
+from igniter_opt import raycluster
+from igniter_opt.data.plan import Plan
 from igniter_opt.deploy.launcher import Endpoint, LaunchError
 from igniter_opt.deploy.repository import triton_name
-from igniter_opt import raycluster
 from igniter_opt.raycluster import import_ray  # noqa: F401  (re-exported for session.py)
-from igniter_opt.data.plan import Plan
 
 if TYPE_CHECKING:  # pragma: no cover
     from igniter_opt.deploy.session import Deployment, DeployOptions
@@ -120,10 +121,10 @@ def ray_connection(address: str | None, plan: Plan, notes: list[str]) -> Iterato
 
 def node_setup(run_dir: str, device: str, mps: bool) -> dict[str, Any]:
     """On one node: is there a GPU, and an MPS daemon started for it (when asked and possible)."""
+    import ray  # noqa: PLC0415
+
     from igniter_opt.profiling.mps import MpsDaemon, mps_available  # noqa: PLC0415
     from igniter_opt.profiling.nvml import nvml_available  # noqa: PLC0415
-
-    import ray  # noqa: PLC0415
 
     has_gpu = nvml_available()
     out: dict[str, Any] = {"node_ip": ray.util.get_node_ip_address(), "gpu": False, "mps": False,
@@ -265,7 +266,7 @@ class RayDeployment:
         if errors:
             raise LaunchError("; ".join(errors))
 
-    def start_servers(self, plan: Plan, bundle_nodes: dict[int, str], run_dir: str, options: "DeployOptions",
+    def start_servers(self, plan: Plan, bundle_nodes: dict[int, str], run_dir: str, options: DeployOptions,
                       cpus_per_server: float) -> list[RayEndpoint]:
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy  # noqa: PLC0415
 
@@ -339,7 +340,7 @@ class RayDeployment:
 
 
 @contextmanager
-def deploy_on_ray(plan: Plan, options: "DeployOptions", dep: "Deployment") -> Iterator["Deployment"]:
+def deploy_on_ray(plan: Plan, options: DeployOptions, dep: Deployment) -> Iterator[Deployment]:
     """Place the plan on the cluster, start every server, fill `dep`; tear everything down on exit."""
     from igniter_opt.deploy.session import shares_warning  # noqa: PLC0415
 
