@@ -37,7 +37,6 @@ from igniter_opt import raycluster
 from igniter_opt.data.plan import Plan
 from igniter_opt.deploy.launcher import Endpoint, LaunchError
 from igniter_opt.deploy.repository import triton_name
-from igniter_opt.raycluster import import_ray  # noqa: F401  (re-exported for session.py)
 
 if TYPE_CHECKING:  # pragma: no cover
     from igniter_opt.deploy.session import Deployment, DeployOptions
@@ -56,7 +55,7 @@ class RayEndpoint(Endpoint):
     node_id: str = ""
     node_ip: str = ""
     cuda_visible_devices: str | None = None
-    ray_gpu_ids: list = field(default_factory=list)
+    ray_gpu_ids: list[str] = field(default_factory=list)
     actor_pid: int = 0
     server_pid: int = 0
 

@@ -147,7 +147,8 @@ def deploy(plan: Plan, options: DeployOptions) -> Iterator[Deployment]:
 @contextmanager
 def _deploy_ray(plan: Plan, options: DeployOptions) -> Iterator[Deployment]:
     """The ray backend (deploy/ray_backend.py): GPUs, MPS and servers are on the cluster's nodes."""
-    from igniter_opt.deploy.ray_backend import deploy_on_ray, import_ray  # noqa: PLC0415
+    from igniter_opt.deploy.ray_backend import deploy_on_ray  # noqa: PLC0415
+    from igniter_opt.raycluster import import_ray  # noqa: PLC0415
 
     import_ray()  # the install hint before anything else
     run_dir = options.run_dir
