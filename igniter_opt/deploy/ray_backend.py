@@ -332,7 +332,7 @@ class RayDeployment:
             from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy  # noqa: PLC0415
 
             teardown = _remote_classes(ray)["teardown"]
-            refs = [teardown.options(scheduling_strategy=NodeAffinitySchedulingStrategy(nid, soft=True))
+            refs = [teardown.options(scheduling_strategy=NodeAffinitySchedulingStrategy(nid, soft=False))
                     .remote(self.run_dir, n["pipe_dir"]) for nid, n in started.items()]
             ray.wait(refs, num_returns=len(refs), timeout=timeout_s)
         self.nodes.clear()
