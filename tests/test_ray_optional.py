@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -101,3 +102,52 @@ def test_a_node_without_the_instance_file_solves_the_drivers_copy(tmp_path):
     assert not list(Path("/tmp").glob("igniter-batch-*motivation*"))
     missing = _ray_task(solve_task, str(tmp_path / "nowhere.json"), b"", "greedy", 5.0)
     assert missing["status"] == "error"
+
+
+FAKE_CONTROL = """#!/usr/bin/env python3
+import json, os, sys
+from pathlib import Path
+stdin = "" if "-d" in sys.argv else sys.stdin.read()
+env = {k: v for k, v in os.environ.items() if k.startswith("CUDA_")}
+with open(os.environ["FAKE_MPS_LOG"], "a") as f:
+    f.write(json.dumps({"argv": sys.argv[1:], "env": env, "stdin": stdin}) + "\\n")
+control = Path(env["CUDA_MPS_PIPE_DIRECTORY"]) / "control"
+if "-d" in sys.argv:
+    control.touch()
+elif stdin == "quit\\n":
+    control.unlink(missing_ok=True)
+"""
+
+
+def test_node_setup_starts_mps_on_a_gpu_node_and_teardown_stops_it(tmp_path, monkeypatch):
+    """What the per-node tasks do on a GPU node (NVML answered yes, MPS control a recording stand-in)."""
+    import json
+
+    pytest.importorskip("ray")
+    from igniter_opt.deploy.ray_backend import node_setup, node_teardown
+    from igniter_opt.profiling import nvml
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "nvidia-cuda-mps-control").write_text(FAKE_CONTROL)
+    (bindir / "nvidia-cuda-mps-control").chmod(0o755)
+    log = tmp_path / "calls.jsonl"
+    monkeypatch.setenv("FAKE_MPS_LOG", str(log))
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")  # what Ray may leave in a worker: not for the daemon
+    monkeypatch.setattr(nvml, "nvml_available", lambda: True)
+    run = tmp_path / "r"
+    out = node_setup(str(run), "auto", True)
+    assert out["gpu"] and out["mps"] and out["started"] and out["error"] is None
+    assert out["pipe_dir"] == str(run / "mps" / "pipe")
+    start = json.loads(log.read_text().splitlines()[0])
+    assert start["argv"] == ["-d"] and "CUDA_VISIBLE_DEVICES" not in start["env"]
+    assert start["env"]["CUDA_MPS_PIPE_DIRECTORY"] == out["pipe_dir"]
+    node_teardown(str(run), out["pipe_dir"])
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    assert calls[-1]["stdin"] == "quit\n" and calls[-1]["env"]["CUDA_MPS_PIPE_DIRECTORY"] == out["pipe_dir"]
+    assert not (run / "mps" / "pipe" / "control").exists()
+    # no GPU on the node: no daemon; --device gpu there is an error naming the node
+    monkeypatch.setattr(nvml, "nvml_available", lambda: False)
+    assert node_setup(str(run), "auto", True)["mps"] is False
+    assert "NVML sees no GPU on node" in node_setup(str(run), "gpu", True)["error"]
