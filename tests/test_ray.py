@@ -273,6 +273,13 @@ def test_batch_on_the_cluster_gives_the_local_rows(cluster, tmp_path):
     again = run_batch([folder.parent], solvers, time_limit=10, jobs=2, results_csv=tmp_path / "ray.csv",
                       progress=False, pool=RayPool(jobs=2))
     assert again.ran == 0 and again.skipped == on_ray.total  # resumable as locally
+    # the CLI: `igniter batch --ray --address ADDR` writes the same rows
+    cli = _igniter("batch", str(folder.parent), "--solvers", "greedy,ffd", "--time-limit", "10", "--ray",
+                   "--address", cluster.address, "-o", str(tmp_path / "cli.csv"), "-q")
+    out, err = cli.communicate(timeout=120)
+    assert cli.returncode == 0, err
+    assert f"connected to the Ray cluster at {cluster.address}" in err and f"ran {local.ran}" in err
+    assert rows(tmp_path / "cli.csv") == rows(tmp_path / "local.csv")
     print(f"\nbatch of {on_ray.ran} tasks, jobs=2: local pool {t1 - t0:.1f} s, Ray {t2 - t1:.1f} s")
 
 
