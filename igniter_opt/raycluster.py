@@ -39,6 +39,17 @@ def probe(address: str, what: str = "--address", timeout_s: float = 5.0) -> None
                          f"`ray start --head`") from None
 
 
+def _auth_hint(exc: BaseException) -> str:
+    """A hint when the cause is Ray's token authentication (the head has it on, this driver off)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if "Authentication" in type(seen).__name__ or "InvalidAuthToken" in str(seen):
+            return ("; the cluster requires token authentication: set RAY_AUTH_MODE=token, with the "
+                    "cluster's token in ~/.ray/auth_token or RAY_AUTH_TOKEN")
+        seen = seen.__cause__ or seen.__context__
+    return ""
+
+
 @contextmanager
 def ray_connection(address: str | None, notes: list[str], local_gpus: int = 0,
                    local_gpus_declared: bool = False) -> Iterator[Any]:
@@ -59,7 +70,7 @@ def ray_connection(address: str | None, notes: list[str], local_gpus: int = 0,
         try:
             ray.init(address=address, **kw)
         except (ConnectionError, ValueError, RuntimeError) as exc:
-            raise InputError(f"{what} {address}: cannot connect to a Ray cluster ({exc})") from None
+            raise InputError(f"{what} {address}: cannot connect to a Ray cluster ({exc}){_auth_hint(exc)}") from None
         notes.append(f"connected to the Ray cluster at {address} (left running)")
     else:
         # "local": a new instance even when `ray start` left one on this host (that one needs --address)

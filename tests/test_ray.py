@@ -169,9 +169,11 @@ def test_placement_refused_when_gpus_are_missing(cluster, tmp_path):
     assert_nothing_left((tmp_path / "run").resolve(), timeout_s=5.0)
 
 
-def _igniter(*args: str) -> subprocess.Popen:
+def _igniter(*args: str, home: Path | None = None) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env["PYTHONPATH"] = str(ROOT)
+    if home is not None:  # a local ray.init() writes ~/.ray/auth_token (Ray >= 2.5x): keep it out of $HOME
+        env["HOME"] = str(home)
     return subprocess.Popen([sys.executable, "-m", "igniter_opt", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env)
 
@@ -336,7 +338,7 @@ def test_cli_run_without_address_starts_and_stops_a_local_cluster(cluster, tmp_p
                                              GpuPlan([light("q", "resnet50", 50, 10)])]).save(plan_path)
     before = gcs_servers()
     proc = _igniter("run", str(plan_path), "--backend", "ray", "--run-dir", str(tmp_path / "run"), "--device", "cpu",
-                    "--duration", "2", "--warmup", "1", "-o", str(tmp_path / "report.json"))
+                    "--duration", "2", "--warmup", "1", "-o", str(tmp_path / "report.json"), home=tmp_path)
     try:
         out, err = proc.communicate(timeout=120)
     finally:
