@@ -44,14 +44,28 @@ def batch_cmd(
         None, help="Kill a task this many seconds past its limit (default 10 + 25% of the limit)."),
     retry_failed: bool = typer.Option(False, help="Rerun tasks recorded as error, crashed or timeout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    ray: bool = typer.Option(False, "--ray", help="Run each task as a Ray task on a cluster (--address, else "
+                                                  "$RAY_ADDRESS, else a local Ray); -j 0: the cluster's CPUs."),
+    address: str | None = typer.Option(None, "--address", help="--ray: the cluster's HOST:PORT."),
 ) -> None:
     """Solve every (instance, solver) pair not yet in the results CSV, in parallel; resumable."""
     from igniter_opt.bench.batch import run_batch
 
+    if address and not ray:
+        raise InputError("--address is for --ray")
+    pool = None
+    if ray:
+        from igniter_opt.bench.raypool import RayPool
+        from igniter_opt.raycluster import import_ray
+
+        import_ray()  # the install hint before any work
+        pool = RayPool(address, jobs or None, kill_margin)
     summary = run_batch(instances, _csv_list(solvers, "--solvers"), time_limit=time_limit,
                         jobs=jobs or None, results_csv=output, kill_margin=kill_margin,
                         retry_failed=retry_failed, console=err_console, progress=not quiet,
-                        command=shlex.join(["igniter", *sys.argv[1:]]))
+                        command=shlex.join(["igniter", *sys.argv[1:]]), pool=pool)
+    for note in pool.notes if pool is not None else []:
+        err_console.print(note, highlight=False)
     counts = ", ".join(f"{k}: {v}" for k, v in sorted(summary.statuses.items())) or "nothing to run"
     err_console.print(f"{summary.total} tasks, {summary.skipped} already in {output}, ran {summary.ran} "
                       f"in {summary.seconds:.1f} s ({counts})", highlight=False)

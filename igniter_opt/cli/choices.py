@@ -24,6 +24,7 @@ class Backend(str, Enum):
 
     local = "local"
     docker = "docker"
+    ray = "ray"
 
 
 class Device(str, Enum):

@@ -26,7 +26,11 @@ from igniter_opt.deploy.report import report_table, save_report
 from igniter_opt.deploy.session import Deployment, DeployOptions, deploy, read_endpoints
 
 RUN_DIR_HELP = "Run directory: repositories, logs, MPS pipes and endpoints.json (how `measure` finds servers)."
-BackendOpt = typer.Option(Backend.local, "--backend", help="local (tritonserver processes) | docker (NGC containers).")
+BackendOpt = typer.Option(Backend.local, "--backend", help="local (tritonserver processes) | docker (NGC containers) | "
+                                                          "ray (a Ray cluster: pip install 'igniter-opt[cluster]').")
+AddressOpt = typer.Option(None, "--address", help="ray: the cluster's address HOST:PORT (else $RAY_ADDRESS, else a "
+                                                  "local cluster is started and stopped).")
+CpusOpt = typer.Option(0.5, "--cpus-per-server", help="ray: CPUs reserved per server in its GPU's bundle.")
 RunDirOpt = typer.Option(Path("igniter-run"), "--run-dir", help=RUN_DIR_HELP)
 NoMpsOpt = typer.Option(False, "--no-mps", help="Do not start MPS: shares are then NOT enforced.")
 TritonOpt = typer.Option(None, "--tritonserver",
@@ -61,9 +65,11 @@ def _with_predictions(plan: Plan) -> Plan:
 
 
 def _options(backend: Backend, run_dir: Path, no_mps: bool, tritonserver: str | None, image: str | None,
-             device: Device, fp16: bool) -> DeployOptions:
+             device: Device, fp16: bool, address: str | None = None, cpus: float = 0.5) -> DeployOptions:
+    if address and backend != Backend.ray:
+        raise InputError(f"--address is for --backend ray (got --backend {backend.value})")
     return DeployOptions(backend=backend.value, run_dir=run_dir, mps=not no_mps, tritonserver=tritonserver,
-                         image=image, device=device.value, fp16=fp16)
+                         image=image, device=device.value, fp16=fp16, address=address, cpus_per_server=cpus)
 
 
 def _load_options(duration: float, warmup: float, distribution: Distribution, seed: int) -> LoadOptions:
@@ -74,15 +80,20 @@ def _load_options(duration: float, warmup: float, distribution: Distribution, se
 
 
 def _announce(dep: Deployment, quiet_stdout: bool = False) -> None:
+    for note in dep.notes:
+        err_console.print(note, highlight=False, soft_wrap=True)
     for w in dep.warnings:
         err_console.print(f"[bold red]WARNING:[/bold red] [bold]{w}[/bold]", highlight=False, soft_wrap=True)
     table = Table(title=f"{dep.plan.instance}: {len(dep.endpoints)} server(s), backend {dep.backend}, "
                         f"{'GPU' if dep.gpu else 'CPU'}, MPS {'on' if dep.mps else 'off'}")
-    for col in ("workload", "model name", "gRPC", "HTTP", "GPU", "share %", "pid/container"):
+    ray = dep.backend == "ray"
+    for col in ("workload", "model name", "gRPC", "HTTP", "plan GPU" if ray else "GPU", "share %",
+                *(("node", "CUDA_VISIBLE_DEVICES") if ray else ()), "pid/container"):
         table.add_column(col)
     for e in dep.endpoints:
+        node = (getattr(e, "node_id", "")[:8], str(getattr(e, "cuda_visible_devices", None))) if ray else ()
         table.add_row(e.name, e.model_name, e.grpc_url, e.http_url, "-" if e.gpu is None else str(e.gpu),
-                      f"{e.share_pct:g}", e.handle[:12])
+                      f"{e.share_pct:g}", *node, e.handle[:12])
     (err_console if quiet_stdout else console).print(table)
 
 
@@ -108,11 +119,13 @@ def _finish(report: dict, results: list[WorkloadResult], output: Path | None, as
 @app.command("deploy")
 def deploy_cmd(plan: Path = typer.Argument(..., help="Plan JSON."), backend: Backend = BackendOpt,
                run_dir: Path = RunDirOpt, no_mps: bool = NoMpsOpt, tritonserver: str | None = TritonOpt,
-               image: str | None = ImageOpt, device: Device = DeviceOpt, fp16: bool = Fp16Opt) -> None:
+               image: str | None = ImageOpt, device: Device = DeviceOpt, fp16: bool = Fp16Opt,
+               address: str | None = AddressOpt, cpus_per_server: float = CpusOpt) -> None:
     """Start one Triton server per workload of the plan and keep them up until Ctrl-C."""
     loaded = _with_predictions(load_plan(plan))
+    options = _options(backend, run_dir, no_mps, tritonserver, image, device, fp16, address, cpus_per_server)
     try:
-        with deploy(loaded, _options(backend, run_dir, no_mps, tritonserver, image, device, fp16)) as dep:
+        with deploy(loaded, options) as dep:
             _announce(dep)
             console.print(f"servers up; endpoints in {dep.run_dir / 'endpoints.json'}; Ctrl-C stops them")
             try:
@@ -147,12 +160,14 @@ def run_cmd(plan: Path = typer.Argument(..., help="Plan JSON."), backend: Backen
             seed: int = typer.Option(0, help="Seed of the Poisson arrivals."),
             output: Path | None = OutOpt, tritonserver: str | None = TritonOpt,
             image: str | None = ImageOpt, device: Device = DeviceOpt, fp16: bool = Fp16Opt,
-            as_json: bool = JsonOpt) -> None:
+            as_json: bool = JsonOpt, address: str | None = AddressOpt,
+            cpus_per_server: float = CpusOpt) -> None:
     """Deploy the plan, measure it, tear everything down; print predicted vs measured per workload."""
     loaded = _with_predictions(load_plan(plan))
     load = _load_options(duration, warmup, distribution, seed)
+    options = _options(backend, run_dir, no_mps, tritonserver, image, device, fp16, address, cpus_per_server)
     try:
-        with deploy(loaded, _options(backend, run_dir, no_mps, tritonserver, image, device, fp16)) as dep:
+        with deploy(loaded, options) as dep:
             _announce(dep, quiet_stdout=as_json)
             report, results = measure(loaded, read_endpoints(dep.run_dir), load)
     except LaunchError as exc:

@@ -37,7 +37,9 @@ def measure(plan: Plan, endpoints: dict[str, Any], options: LoadOptions,
             interval_s: float = 0.1) -> tuple[dict[str, Any], list[WorkloadResult]]:
     """Drive all workloads at once; the report (with NVML figures when a GPU is present) and raw results."""
     targets = targets_for(plan, endpoints)
-    indices = gpu_indices(endpoints) if nvml_available() else []
+    # ray: the servers' GPUs are on the cluster's nodes, not necessarily this host's: not sampled
+    local = endpoints.get("backend") != "ray"
+    indices = gpu_indices(endpoints) if local and nvml_available() else []
     with ExitStack() as stack:
         samplers = {i: stack.enter_context(GpuSampler(i, interval_s)) for i in indices}
         results = run_load(targets, options)

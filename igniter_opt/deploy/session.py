@@ -25,7 +25,7 @@ from igniter_opt.profiling.mps import MpsDaemon, mps_available
 from igniter_opt.profiling.nvml import gpu_count, nvml_available
 
 ENDPOINTS = "endpoints.json"
-BACKENDS = ("local", "docker")
+BACKENDS = ("local", "docker", "ray")
 
 
 @dataclass
@@ -41,10 +41,15 @@ class DeployOptions:
     fp16: bool = False
     ready_timeout_s: float = 120.0
     response_cache: bool = False      # Triton's response cache (the load benchmark's trivial model)
+    address: str | None = None        # ray: the cluster (else $RAY_ADDRESS, else a local one)
+    cpus_per_server: float = 0.5      # ray: CPUs reserved per server (bundle CPU = this x members)
+    placement_timeout_s: float = 30.0 # ray: how long the placement group may stay pending
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise InputError(f"--backend: must be one of {BACKENDS}, got {self.backend!r}")
+        if self.cpus_per_server <= 0:
+            raise InputError(f"--cpus-per-server: must be > 0, got {self.cpus_per_server}")
         if self.device not in ("auto", "cpu", "gpu"):
             raise InputError(f"--device: must be auto, cpu or gpu, got {self.device!r}")
         self.run_dir = Path(self.run_dir).resolve()
@@ -61,10 +66,12 @@ class Deployment:
     mps: bool
     endpoints: list[Endpoint] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)   # backend-specific (ray: placement group, nodes)
 
     def to_dict(self) -> dict[str, Any]:
         return {"instance": self.plan.instance, "backend": self.backend, "gpu": self.gpu, "mps": self.mps,
-                "run_dir": str(self.run_dir), "started_unix": time.time(),
+                "run_dir": str(self.run_dir), "started_unix": time.time(), **self.extra,
                 "servers": [e.to_dict() for e in self.endpoints]}
 
 
@@ -97,6 +104,10 @@ def deploy(plan: Plan, options: DeployOptions) -> Iterator[Deployment]:
     names = [w.name for w in plan.workloads()]
     if len(set(map(triton_name, names))) != len(names):
         raise InputError("workload names must be unique to deploy a plan")
+    if options.backend == "ray":
+        with _deploy_ray(plan, options) as dep:
+            yield dep
+        return
     has_gpu = nvml_available()
     if options.device == "gpu" and not has_gpu:
         raise InputError("--device gpu: NVML sees no GPU on this host")
@@ -131,6 +142,24 @@ def deploy(plan: Plan, options: DeployOptions) -> Iterator[Deployment]:
         finally:
             if mps is not None:
                 mps.stop()
+
+
+@contextmanager
+def _deploy_ray(plan: Plan, options: DeployOptions) -> Iterator[Deployment]:
+    """The ray backend (deploy/ray_backend.py): GPUs, MPS and servers are on the cluster's nodes."""
+    from igniter_opt.deploy.ray_backend import deploy_on_ray  # noqa: PLC0415
+    from igniter_opt.raycluster import import_ray  # noqa: PLC0415
+
+    import_ray()  # the install hint before anything else
+    run_dir = options.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    dep = Deployment(plan=plan, run_dir=run_dir, backend="ray", gpu=False, mps=False)
+    with sigterm_as_interrupt(), deploy_on_ray(plan, options, dep):
+        (run_dir / ENDPOINTS).write_text(json.dumps(dep.to_dict(), indent=2) + "\n")
+        try:
+            yield dep
+        finally:
+            (run_dir / ENDPOINTS).unlink(missing_ok=True)
 
 
 def _server_spec(w: Any, gpu: int | None, run_dir: Path, options: DeployOptions,
