@@ -15,6 +15,7 @@ from igniter_opt.data.instance import BATCH_POLICIES, Instance
 from igniter_opt.data.plan import Plan
 from igniter_opt.model import Profile, load_profile
 from igniter_opt.solvers.base import SolveOptions
+from igniter_opt.solvers.margin import check_margin
 from igniter_opt.solvers.registry import check_solver, get_solver
 from igniter_opt.solvers.sizing import lower_bound_gpus, size_instance
 from igniter_opt.solvers.verify import verify
@@ -33,6 +34,8 @@ def solve(instance: Instance, solver: str = "greedy", profile: Profile | str | N
 
     `options` are the common options; `solver_options`, when given, is the solver's own options
     value (e.g. `CompactOptions(features=...)`) and replaces what it would build from `options`.
+    The margin is the solver options' `margin_pct` when they have one, else `options.margin_pct`;
+    the demands are sized at it, the plan records it and is verified at it.
     """
     check_solver(solver)
     options = options or SolveOptions()
@@ -40,18 +43,21 @@ def solve(instance: Instance, solver: str = "greedy", profile: Profile | str | N
         if options.batch_policy not in BATCH_POLICIES:
             raise InputError(f"batch policy {options.batch_policy!r}: must be one of {BATCH_POLICIES}")
         instance = replace(instance, batch_policy=options.batch_policy)
+    check_margin(options.margin_pct)
     prof = resolve_profile(instance, profile)
     start = time.perf_counter()
+    runner = get_solver(solver)
+    own = runner.options(options) if solver_options is None else solver_options
+    margin = check_margin(getattr(own, "margin_pct", options.margin_pct))
     try:
-        demands = size_instance(instance, prof)
-        runner = get_solver(solver)
-        own = runner.options(options) if solver_options is None else solver_options
+        demands = size_instance(instance, prof, margin)
         plan = runner.solve(instance, prof, demands, own)
         if plan.lower_bound is None and plan.status != "infeasible" and instance.batch_policy == "paper":
             plan.lower_bound = lower_bound_gpus(demands)
     except InfeasibleError as exc:
         plan = Plan(instance=instance.name, solver=solver, profile=prof.name, status="infeasible",
                     message=str(exc))
+    plan.margin_pct = margin
     plan.solve_seconds = round(time.perf_counter() - start, 6)
     checked, problems = verify(plan, prof)
     if problems:

@@ -36,7 +36,7 @@ from igniter_opt.solvers.formulations.highs import run_highs
 from igniter_opt.solvers.formulations.patterns import fitting
 from igniter_opt.solvers.heuristics import greedy
 from igniter_opt.solvers.heuristics.firstfit import first_fit
-from igniter_opt.solvers.sizing import Demand
+from igniter_opt.solvers.sizing import Demand, margin_of
 from igniter_opt.solvers.verify import verify
 
 
@@ -64,7 +64,7 @@ class CompactOptions(HighsOptions):
     @classmethod
     def from_common(cls, common: SolveOptions) -> CompactOptions:
         return cls(time_limit=common.time_limit, threads=common.threads, mip_gap=common.mip_gap,
-                   verbose=common.verbose)
+                   verbose=common.verbose, margin_pct=common.margin_pct)
 
 
 HEURISTIC_OPTIMAL = "the heuristic plan meets the lower bound: optimal without search"
@@ -100,7 +100,7 @@ def _heuristic(instance: Instance, profile: Profile, demands: list[Demand], cfgs
     ff = Plan(instance.name, "milp", profile.name, "feasible",
               gpus=replica_gpus(demands) + first_fit(profile, demands, order))
     for plan in (greedy.solve(instance, profile, demands), ff):
-        checked, problems = verify(plan, profile)
+        checked, problems = verify(plan, profile, margin_of(demands))
         if not problems:
             found.append(checked)
     return min(found, key=lambda p: p.num_gpus) if found else None
@@ -434,7 +434,8 @@ def _finish(plan: Plan, model: pyo.ConcreteModel | None, data: CompactData, outc
     """Pick the MILP incumbent, or the greedy when it is no worse; set status, bound and gap."""
     status, found, bound = outcome
     shared = _extract(model, data) if found else None
-    if shared is not None and verify(Plan("", "", "", "optimal", gpus=shared), data.profile)[1]:
+    if shared is not None and verify(Plan("", "", "", "optimal", gpus=shared), data.profile,
+                                     margin_of(data.demands))[1]:
         plan.message = "milp incumbent failed verify (formulation bug); heuristic plan returned"
         shared = None
     if data.incumbent is not None and (shared is None or len(data.incumbent.gpus) - len(replicas) < len(shared)):
