@@ -25,10 +25,13 @@ from igniter_opt.data.instance import load_instance
 from igniter_opt.data.plan import Plan, load_plan
 from igniter_opt.model import load_profile, predict
 from igniter_opt.solvers.base import SolveOptions
+from igniter_opt.solvers.margin import check_margin
 from igniter_opt.solvers.solve import solve
 from igniter_opt.solvers.verify import verify
 
 JsonOpt = typer.Option(False, "--json", help="Print JSON to stdout instead of a table.")
+MARGIN_HELP = ("Robustness margin (%, 0 <= PCT < 100): every workload must hold with predicted latency "
+               "<= (1 - PCT/100) SLO/2 and throughput >= (1 + PCT/100) rate.")
 
 
 def parse_colocation(spec: str) -> tuple[str, int, float]:
@@ -98,12 +101,14 @@ def solve_cmd(
     batch_policy: BatchPolicy | None = typer.Option(None, help="Batch policy (default: the instance's)."),
     profile: str | None = typer.Option(None, help="Override the instance's profile."),
     force: bool = typer.Option(False, help="patterns: enumerate even above the size limit."),
+    margin: float = typer.Option(0.0, "--margin", metavar="PCT", help=MARGIN_HELP),
     as_json: bool = JsonOpt,
 ) -> None:
     """Solve an instance: a verified plan (exit 1 if infeasible or an SLO is predicted broken)."""
     inst = load_instance(instance)
     options = SolveOptions(time_limit=time_limit, threads=threads, mip_gap=mip_gap,
-                           batch_policy=value(batch_policy), force=force)
+                           batch_policy=value(batch_policy), force=force,
+                           margin_pct=check_margin(margin, "--margin"))
     show_plan(solve(inst, solver.value, profile, options), as_json, output)
 
 
@@ -112,11 +117,14 @@ def verify_cmd(
     plan: Path = typer.Argument(..., help="Plan JSON."),
     profile: str | None = typer.Option(None, help="Override the plan's profile."),
     output: Path | None = typer.Option(None, "-o", "--output", help="Write the verified plan here."),
+    margin: float | None = typer.Option(None, "--margin", metavar="PCT",
+                                        help="Robustness margin (%) to check at (default: the plan's margin_pct)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Predict every workload of a plan; exit 1 when any SLO or share constraint is broken."""
     loaded = load_plan(plan)
-    checked, problems = verify(loaded, load_profile(profile or loaded.profile))
+    at = None if margin is None else check_margin(margin, "--margin")
+    checked, problems = verify(loaded, load_profile(profile or loaded.profile), at)
     checked.message = "; ".join(problems) or checked.message
     show_plan(checked, as_json, output)
 

@@ -20,7 +20,7 @@ def check_margin(margin_pct: float, what: str = "margin") -> float:
     except (TypeError, ValueError):
         raise InputError(f"{what} {margin_pct!r}: must be a number of percent in [0, 100)") from None
     if isinstance(margin_pct, bool) or not math.isfinite(value) or not 0 <= value < 100:
-        raise InputError(f"{what} {margin_pct!r}: must be a number of percent in [0, 100)")
+        raise InputError(f"{what} {value:g}: must be a number of percent in [0, 100)")
     return value
 
 
