@@ -122,8 +122,8 @@ def verify_cmd(
     as_json: bool = JsonOpt,
 ) -> None:
     """Predict every workload of a plan; exit 1 when any SLO or share constraint is broken."""
-    loaded = load_plan(plan)
     at = None if margin is None else check_margin(margin, "--margin")
+    loaded = load_plan(plan)
     checked, problems = verify(loaded, load_profile(profile or loaded.profile), at)
     checked.message = "; ".join(problems) or checked.message
     show_plan(checked, as_json, output)
