@@ -76,7 +76,8 @@ def batch_cmd(
 
 @app.command("report")
 def report_cmd(
-    results: Path = typer.Argument(..., help="Results CSV written by `igniter batch`."),
+    results: Path = typer.Argument(..., help="Results CSV written by `igniter batch`, or the JSON of "
+                                             "`igniter compare --margins ... --json` (price of robustness)."),
     output: Path = typer.Option(Path("report"), "-o", "--output", help="Folder for report.md and the PNGs."),
     exact: str | None = typer.Option(None, help="Solver compared with the baseline (default: milp, "
                                                    "else patterns)."),
@@ -90,6 +91,8 @@ def report_cmd(
 
     if not results.is_file():
         raise InputError(f"{results}: no such results file")
+    if results.suffix == ".json":
+        return _robustness_report(results, output, plots)
     report = load_report(results, exact, baseline, by_kind)
     if not report.results:
         err_console.print(f"{results}: no rows")
@@ -104,6 +107,18 @@ def report_cmd(
         figures = write_figures(report, output)
     (output / "report.md").write_text(markdown(report, str(results), [str(f) for f in figures],
                                                load_meta(results)))
+    console.print(f"report written to {output / 'report.md'} with {len(figures)} figures")
+
+
+def _robustness_report(source: Path, output: Path, plots: bool) -> None:
+    """`igniter report compare.json`: GPUs per solver per margin (table, report.md, margins.png)."""
+    from igniter_opt.bench.robustness import load_margin_rows, markdown, plot_margins, rich_table, summarize
+
+    summary = summarize(load_margin_rows(source))
+    console.print(rich_table(summary))
+    output.mkdir(parents=True, exist_ok=True)
+    figures = [str(plot_margins(summary, output / "margins.png"))] if plots else []
+    (output / "report.md").write_text(markdown(summary, str(source), figures))
     console.print(f"report written to {output / 'report.md'} with {len(figures)} figures")
 
 

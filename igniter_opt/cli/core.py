@@ -26,10 +26,13 @@ from igniter_opt.data.instance import load_instance
 from igniter_opt.data.plan import Plan, load_plan
 from igniter_opt.model import load_profile, predict
 from igniter_opt.solvers.base import SolveOptions
+from igniter_opt.solvers.margin import check_margin
 from igniter_opt.solvers.solve import solve
 from igniter_opt.solvers.verify import verify
 
 JsonOpt = typer.Option(False, "--json", help="Print JSON to stdout instead of a table.")
+MARGIN_HELP = ("Robustness margin (%, 0 <= PCT < 100): every workload must hold with predicted latency "
+               "<= (1 - PCT/100) SLO/2 and throughput >= (1 + PCT/100) rate.")
 
 
 def parse_colocation(spec: str) -> tuple[str, int, float]:
@@ -99,6 +102,7 @@ def solve_cmd(
     batch_policy: BatchPolicy | None = typer.Option(None, help="Batch policy (default: the instance's)."),
     profile: str | None = typer.Option(None, help="Override the instance's profile."),
     force: bool = typer.Option(False, help="patterns: enumerate even above the size limit."),
+    margin: float = typer.Option(0.0, "--margin", metavar="PCT", help=MARGIN_HELP),
     save_interrupted: bool = typer.Option(
         False, help="On Ctrl-C, still write the best plan found so far to -o (status interrupted)."),
     as_json: bool = JsonOpt,
@@ -110,7 +114,8 @@ def solve_cmd(
     if save_interrupted and output is None:
         raise InputError("--save-interrupted: needs -o/--output to write the plan to")
     options = SolveOptions(time_limit=time_limit, threads=threads, mip_gap=mip_gap,
-                           batch_policy=value(batch_policy), force=force)
+                           batch_policy=value(batch_policy), force=force,
+                           margin_pct=check_margin(margin, "--margin"))
     inst = load_instance(instance)
     try:
         plan = solve(inst, solver.value, profile, options)
@@ -144,11 +149,14 @@ def verify_cmd(
     plan: Path = typer.Argument(..., help="Plan JSON."),
     profile: str | None = typer.Option(None, help="Override the plan's profile."),
     output: Path | None = typer.Option(None, "-o", "--output", help="Write the verified plan here."),
+    margin: float | None = typer.Option(None, "--margin", metavar="PCT",
+                                        help="Robustness margin (%) to check at (default: the plan's margin_pct)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Predict every workload of a plan; exit 1 when any SLO or share constraint is broken."""
+    at = None if margin is None else check_margin(margin, "--margin")
     loaded = load_plan(plan)
-    checked, problems = verify(loaded, load_profile(profile or loaded.profile))
+    checked, problems = verify(loaded, load_profile(profile or loaded.profile), at)
     checked.message = "; ".join(problems) or checked.message
     show_plan(checked, as_json, output)
 

@@ -1,4 +1,5 @@
-"""`igniter compare`: every solver on one instance, side by side."""
+"""`igniter compare`: every solver on one instance, side by side (and, with --margins, at each
+robustness margin: the price of robustness)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from igniter_opt.data.errors import InputError
 from igniter_opt.data.instance import load_instance
 from igniter_opt.data.plan import Plan
 from igniter_opt.solvers.base import SolveOptions
+from igniter_opt.solvers.margin import check_margin
 from igniter_opt.solvers.registry import SOLVERS
 from igniter_opt.solvers.solve import solve
 
@@ -29,9 +31,25 @@ def parse_solvers(spec: str) -> list[str]:
     return names
 
 
+def parse_margins(spec: str) -> list[float]:
+    """'0,5,10' -> [0.0, 5.0, 10.0] (sorted, once each); each in [0, 100) or bad input."""
+    items = [s.strip() for s in spec.split(",") if s.strip()]
+    if not items:
+        raise InputError(f"--margins {spec!r}: expected comma-separated percents, e.g. 0,5,10,20")
+    margins = []
+    for item in items:
+        try:
+            number = float(item)
+        except ValueError:
+            raise InputError(f"--margins {spec!r}: {item!r} is not a number") from None
+        margins.append(check_margin(number, "--margins"))
+    return sorted(set(margins))
+
+
 def compare_row(plan: Plan) -> dict:
     """One solver's summary (the JSON row and the table row)."""
-    return {"solver": plan.solver, "num_gpus": plan.num_gpus, "lower_bound": plan.lower_bound,
+    return {"instance": plan.instance, "solver": plan.solver, "margin_pct": plan.margin_pct,
+            "num_gpus": plan.num_gpus, "lower_bound": plan.lower_bound,
             "status": plan.status, "gap": plan.gap, "total_share_pct": round(plan.total_share, 6),
             "feasible": plan.feasible, "solve_seconds": plan.solve_seconds, "message": plan.message}
 
@@ -48,6 +66,35 @@ def compare_table(title: str, rows: list[dict]) -> Table:
     return table
 
 
+def cell(row: dict) -> str:
+    """GPUs of one (solver, margin): '-' without a plan, '!' breaks the model, '~' not proven."""
+    if row["status"] in ("refused", "infeasible") or not row["num_gpus"]:
+        return "-"
+    mark = "" if row["feasible"] else "!"
+    if row["feasible"] and row["status"] == "time_limit":
+        mark = "~"
+    return f"{row['num_gpus']}{mark}"
+
+
+MARGIN_LEGEND = "-: no plan; !: the plan breaks the model at that margin; ~: time limit, not proven optimal"
+
+
+def margin_table(title: str, rows: list[dict], solvers: list[str], margins: list[float]) -> Table:
+    """GPUs per solver (rows) per margin (columns), plus the GPUs added from the first to the last."""
+    by = {(r["solver"], r["margin_pct"]): r for r in rows}
+    table = Table(title=title)
+    table.add_column("solver")
+    for m in margins:
+        table.add_column(f"{m:g}%", justify="right")
+    table.add_column(f"+GPUs {margins[0]:g}->{margins[-1]:g}%", justify="right")
+    for s in solvers:
+        first, last = by[(s, margins[0])], by[(s, margins[-1])]
+        usable = all(r["feasible"] and r["num_gpus"] for r in (first, last))
+        added = f"{last['num_gpus'] - first['num_gpus']:+d}" if usable else "-"
+        table.add_row(s, *(cell(by[(s, m)]) for m in margins), added)
+    return table
+
+
 @app.command("compare")
 def compare_cmd(
     instance: Path = typer.Argument(..., help="Instance JSON."),
@@ -56,25 +103,38 @@ def compare_cmd(
     threads: int = typer.Option(1, help="Exact solvers: HiGHS threads."),
     batch_policy: BatchPolicy | None = typer.Option(None, help="Batch policy (default: the instance's)."),
     force: bool = typer.Option(False, help="patterns: enumerate even above the size limit."),
+    margins: str = typer.Option("0", "--margins", metavar="PCT,...",
+                                help="Robustness margins (%) to solve at, e.g. 0,5,10,20: GPUs per solver per "
+                                     "margin (latency <= (1 - PCT/100) SLO/2, throughput >= (1 + PCT/100) rate)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table."),
 ) -> None:
     """Run several solvers on one instance: GPUs, bound, status, gap, share, feasibility, time."""
     names = parse_solvers(solvers)
+    levels = parse_margins(margins)
     inst = load_instance(instance)
-    options = SolveOptions(time_limit=time_limit, threads=threads, batch_policy=value(batch_policy), force=force)
     rows = []
-    for name in names:
-        try:
-            rows.append(compare_row(solve(inst, name, None, options)))
-        except InputError as exc:  # e.g. patterns above its size limit: report, keep comparing
-            if len(names) == 1:
-                raise
-            rows.append({"solver": name, "num_gpus": 0, "lower_bound": None, "status": "refused", "gap": None,
-                         "total_share_pct": 0.0, "feasible": False, "solve_seconds": 0.0, "message": str(exc)})
+    for margin in levels:
+        options = SolveOptions(time_limit=time_limit, threads=threads, batch_policy=value(batch_policy),
+                               force=force, margin_pct=margin)
+        for name in names:
+            try:
+                rows.append(compare_row(solve(inst, name, None, options)))
+            except InputError as exc:  # e.g. patterns above its size limit: report, keep comparing
+                if len(names) == 1:
+                    raise
+                rows.append({"instance": inst.name, "solver": name, "margin_pct": margin, "num_gpus": 0,
+                             "lower_bound": None, "status": "refused", "gap": None, "total_share_pct": 0.0,
+                             "feasible": False, "solve_seconds": 0.0, "message": str(exc)})
     if as_json:
         emit_json(rows)
         return
-    console.print(compare_table(f"{inst.name}: {len(inst.workloads)} workloads", rows))
+    title = f"{inst.name}: {len(inst.workloads)} workloads"
+    if len(levels) > 1:
+        console.print(margin_table(f"{title}, GPUs per solver per robustness margin", rows, names, levels))
+        console.print(MARGIN_LEGEND, highlight=False)
+    else:
+        console.print(compare_table(title + (f", margin {levels[0]:g}%" if levels[0] else ""), rows))
     for r in rows:
         if r["message"]:
-            console.print(f"{r['solver']}: {r['message']}", highlight=False, soft_wrap=True)
+            at = f" @ {r['margin_pct']:g}%" if len(levels) > 1 else ""
+            console.print(f"{r['solver']}{at}: {r['message']}", highlight=False, soft_wrap=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.table import Table
 
 from igniter_opt.data.plan import Plan
+from igniter_opt.solvers.margin import latency_limit_ms
 
 
 def _fmt(value, spec: str = ".3f") -> str:
@@ -29,22 +30,24 @@ def plan_header(plan: Plan) -> str:
     proof = PROOF.get(plan.status, plan.status)
     if plan.gap is not None and plan.status in ("time_limit", "interrupted"):
         proof = f"{proof[:-1]}, gap {plan.gap:.1%})"
+    margin = f"margin {plan.margin_pct:g}%, " if plan.margin_pct else ""
     return (f"{plan.instance} - {plan.solver}: {plan.num_gpus} GPU(s), {proof}, "
-            f"lower bound {_fmt(plan.lower_bound, 'd')}, {verdict(plan)}")
+            f"lower bound {_fmt(plan.lower_bound, 'd')}, {margin}{verdict(plan)}")
 
 
 def plan_table(plan: Plan) -> Table:
     """One row per placed workload, grouped by GPU, predicted vs SLO."""
     title = plan_header(plan)
     table = Table(title=title)
-    for col in ("GPU", "workload", "model", "batch", "share %", "rate req/s", "SLO/2 ms",
+    limit = "SLO/2 ms" if not plan.margin_pct else f"{100 - plan.margin_pct:g}% SLO/2 ms"
+    for col in ("GPU", "workload", "model", "batch", "share %", "rate req/s", limit,
                 "pred. latency ms", "pred. req/s", "meets SLO"):
         table.add_column(col, justify="right" if col not in ("workload", "model") else "left")
     for j, gpu in enumerate(plan.gpus):
         for w in gpu.workloads:
             ok = "[green]yes[/green]" if w.meets_slo else "[red]NO[/red]"
             table.add_row(str(j), w.name, w.model, str(w.batch), f"{w.resource_pct:g}", f"{w.rate_rps:g}",
-                          f"{w.slo_ms / 2:g}", _fmt(w.predicted_latency_ms),
+                          f"{latency_limit_ms(w.slo_ms, plan.margin_pct):g}", _fmt(w.predicted_latency_ms),
                           _fmt(w.predicted_throughput_rps, ".1f"), ok)
         table.add_section()
     return table

@@ -3,7 +3,9 @@
 JSON (docs/model.md, "Formats"): {"instance", "solver", "profile", "status", "num_gpus", "lower_bound",
 "solve_seconds", "feasible", "gpus": [{"workloads": [{"name", "model", "batch", "resource_pct",
 "rate_rps", "slo_ms", "predicted_latency_ms", "predicted_throughput_rps", "meets_slo"}]}]}
-plus "gap" and "message". The predicted fields are filled by `verify`, never by a solver.
+plus "gap", "message" and "margin_pct" (the robustness margin, %, the plan was solved for, or in
+`verify`'s output checked at; optional, 0 when absent, so older plans still load).
+The predicted fields are filled by `verify`, never by a solver.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ class Plan:
     solve_seconds: float = 0.0
     feasible: bool = False
     message: str = ""
+    margin_pct: float = 0.0  # latency <= (1 - m/100) SLO/2 and throughput >= (1 + m/100) rate
 
     @property
     def num_gpus(self) -> int:
@@ -78,7 +81,8 @@ class Plan:
     def to_dict(self) -> dict[str, Any]:
         return {
             "instance": self.instance, "solver": self.solver, "profile": self.profile,
-            "status": self.status, "num_gpus": self.num_gpus, "lower_bound": self.lower_bound,
+            "status": self.status, "margin_pct": self.margin_pct, "num_gpus": self.num_gpus,
+            "lower_bound": self.lower_bound,
             "gap": self.gap, "solve_seconds": self.solve_seconds, "feasible": self.feasible,
             "message": self.message,
             "gpus": [{"workloads": [asdict(w) for w in g.workloads]} for g in self.gpus],
@@ -106,7 +110,14 @@ class Plan:
             status=data["status"], gpus=gpus, lower_bound=data.get("lower_bound"),
             gap=data.get("gap"), solve_seconds=float(data.get("solve_seconds", 0.0)),
             feasible=bool(data.get("feasible", False)), message=str(data.get("message", "")),
+            margin_pct=_margin(data.get("margin_pct", 0.0), origin),
         )
+
+
+def _margin(value: Any, origin: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 100:
+        raise InputError(f"{origin}: field margin_pct: must be a number of percent in [0, 100), got {value!r}")
+    return float(value)
 
 
 def _workload_list(gpu: Any, j: int, origin: str) -> list:

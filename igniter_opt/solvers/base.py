@@ -28,7 +28,12 @@ OptionsT = TypeVar("OptionsT")
 
 @dataclass(frozen=True)
 class SolveOptions:
-    """Options of a solve call that every solver may read (the heuristics ignore them)."""
+    """Options of a solve call that every solver may read (the heuristics ignore them).
+
+    `margin_pct` is applied once for all solvers: `solve` sizes the demands at the margin, and each
+    Demand carries its tightened limits (latency_limit_ms, rate_target_rps); it is also in every
+    solver's own options for a solver that builds its own limits.
+    """
 
     time_limit: float = 60.0
     threads: int = 1
@@ -36,6 +41,7 @@ class SolveOptions:
     batch_policy: str | None = None  # None: the instance's own policy
     force: bool = False  # patterns: enumerate even above the size limit
     verbose: bool = False
+    margin_pct: float = 0.0  # robustness margin (%): latency <= (1 - m) SLO/2, throughput >= (1 + m) rate
 
     def __post_init__(self) -> None:
         check_highs_options(self)
@@ -91,11 +97,13 @@ class FunctionSolver(Generic[OptionsT]):
 
 @dataclass(frozen=True)
 class NoOptions:
-    """Options of a solver that has none (the heuristics)."""
+    """Options of a solver that has none but the margin (the heuristics)."""
+
+    margin_pct: float = 0.0
 
     @classmethod
     def from_common(cls, common: SolveOptions) -> NoOptions:
-        return cls()
+        return cls(margin_pct=common.margin_pct)
 
 
 @dataclass(frozen=True)
@@ -106,6 +114,7 @@ class HighsOptions:
     threads: int = 1
     mip_gap: float = 0.0
     verbose: bool = False
+    margin_pct: float = 0.0
 
     def __post_init__(self) -> None:
         check_highs_options(self)
@@ -113,4 +122,4 @@ class HighsOptions:
     @classmethod
     def from_common(cls, common: SolveOptions) -> HighsOptions:
         return cls(time_limit=common.time_limit, threads=common.threads, mip_gap=common.mip_gap,
-                   verbose=common.verbose)
+                   verbose=common.verbose, margin_pct=common.margin_pct)

@@ -36,6 +36,9 @@ def raise_violators(profile: Profile, demands: list[Demand], members: list[int],
                     throughput: bool = False) -> Array:
     """Raise by one unit each workload whose latency breaks SLO/2 until none does or sum > 100.
 
+    SLO/2 and the rate are the demands' limits at their margin (Demand.latency_limit_ms and
+    rate_target_rps), so every solver raises against the same tightened limits as `verify`.
+
     The reference checks latency only; with `throughput` a workload whose predicted throughput is
     below its rate is a violator too (the exact solvers' fixed point). `batch` overrides the
     demands' paper batches.
@@ -44,8 +47,8 @@ def raise_violators(profile: Profile, demands: list[Demand], members: list[int],
     arrays = ModelArrays.of(profile, [demands[i].model for i in members])
     if batch is None:
         batch = np.array([demands[i].batch for i in members], dtype=float)
-    slo_half = np.array([demands[i].slo_ms / 2 for i in members])
-    rates = np.array([demands[i].rate_rps for i in members]) if throughput else None
+    slo_half = np.array([demands[i].latency_limit_ms for i in members])
+    rates = np.array([demands[i].rate_target_rps for i in members]) if throughput else None
     shares = np.asarray(shares, dtype=float).copy()
     while shares.sum() <= FULL_SHARE:
         pred = predict_arrays(hw, arrays, batch, shares)

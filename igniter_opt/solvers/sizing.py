@@ -4,6 +4,9 @@ Before any solver runs, each workload is turned into one or more `Demand`s: a wo
 single GPU can carry is split into full-GPU replicas at 90% of the largest rate one GPU sustains
 under its SLO (predicted alone at 100% share, clock drop included), each with its own batch,
 until the rest fits on a share of one GPU.
+
+At a robustness margin (igniter_opt.solvers.margin) r_lower, "serves alone" and the replica
+rate use the tightened limits; the batch rule keeps the true SLO and rate.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from igniter_opt.data.errors import InfeasibleError
 from igniter_opt.data.instance import Instance, Workload, check_models
 from igniter_opt.model import Profile, predict
 from igniter_opt.model.coefficients import Hardware, ModelCoefficients
+from igniter_opt.solvers.margin import latency_limit_ms, rate_target_rps
 
 REPLICA_RATE_FRACTION = 0.9
 FULL_SHARE = 100.0
@@ -34,6 +38,17 @@ class Demand:
     r_lower: float  # least share at zero interference, on the unit grid (inf when impossible)
     replica_of: str | None = None
     full_gpu: bool = False  # a replica that takes a whole GPU alone at 100%
+    margin_pct: float = 0.0  # robustness margin the limits below are tightened by
+
+    @property
+    def latency_limit_ms(self) -> float:
+        """Most predicted latency allowed: (1 - margin) SLO/2."""
+        return latency_limit_ms(self.slo_ms, self.margin_pct)
+
+    @property
+    def rate_target_rps(self) -> float:
+        """Least predicted throughput required: (1 + margin) rate."""
+        return rate_target_rps(self.rate_rps, self.margin_pct)
 
 
 def paper_batch(coef: ModelCoefficients, hw: Hardware, slo_ms: float, rate_rps: float) -> int:
@@ -42,15 +57,18 @@ def paper_batch(coef: ModelCoefficients, hw: Hardware, slo_ms: float, rate_rps: 
     return max(1, math.ceil(slo * arrival * B / (B + coef.input_bytes * arrival)))
 
 
-def least_share(coef: ModelCoefficients, hw: Hardware, slo_ms: float, batch: int) -> float:
+def least_share(coef: ModelCoefficients, hw: Hardware, slo_ms: float, batch: int,
+                margin_pct: float = 0.0) -> float:
     """r_lower: t_solo inverted at zero interference for T_inf = SLO/2, rounded up to the unit.
+
+    At a margin the target is (1 - margin) SLO/2 instead.
 
     inf when no share can meet the SLO (the budget left after idle time, transfer and k5 is <= 0).
     Never below one unit: a share must be positive.
     """
     k1, k2, k3, k4, k5 = coef.k
     gamma = k1 * batch**2 + k2 * batch + k3
-    delta = (slo_ms / 2 - coef.t_idle_ms
+    delta = (latency_limit_ms(slo_ms, margin_pct) - coef.t_idle_ms
              - batch * (coef.input_bytes + coef.output_bytes) / hw.bandwidth_bytes_per_ms - k5)
     if delta <= 0:
         return math.inf
@@ -58,65 +76,76 @@ def least_share(coef: ModelCoefficients, hw: Hardware, slo_ms: float, batch: int
     return max(share, hw.unit_pct)
 
 
-def serves_alone(profile: Profile, model: str, slo_ms: float, rate_rps: float) -> bool:
-    """Does one GPU at 100% share, alone, meet the SLO at this rate with the paper batch?"""
+def serves_alone(profile: Profile, model: str, slo_ms: float, rate_rps: float,
+                 margin_pct: float = 0.0) -> bool:
+    """Does one GPU at 100% share, alone, meet the SLO at this rate with the paper batch (and the
+    margin's tightened limits)?"""
     coef, hw = profile.model(model), profile.hardware
     batch = paper_batch(coef, hw, slo_ms, rate_rps)
     pred = predict(profile, [model], [batch], [FULL_SHARE])
-    return bool(pred.latency_ms[0] <= slo_ms / 2 and pred.throughput_rps[0] >= rate_rps)
+    return bool(pred.latency_ms[0] <= latency_limit_ms(slo_ms, margin_pct)
+                and pred.throughput_rps[0] >= rate_target_rps(rate_rps, margin_pct))
 
 
-def max_rate_alone(profile: Profile, model: str, slo_ms: float, upper: float) -> float:
-    """Largest rate (<= upper) one GPU sustains alone under the SLO, by bisection; 0 if none."""
+def max_rate_alone(profile: Profile, model: str, slo_ms: float, upper: float, margin_pct: float = 0.0) -> float:
+    """Largest rate (<= upper) one GPU sustains alone under the SLO (at the margin), by bisection;
+    0 if none."""
     lo, hi = 0.0, upper
-    if not serves_alone(profile, model, slo_ms, 1e-6):
+    if not serves_alone(profile, model, slo_ms, 1e-6, margin_pct):
         return 0.0
     for _ in range(60):
         mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if serves_alone(profile, model, slo_ms, mid) else (lo, mid)
+        lo, hi = (mid, hi) if serves_alone(profile, model, slo_ms, mid, margin_pct) else (lo, mid)
     return lo
 
 
 def _demand(profile: Profile, w: Workload, name: str, rate: float, replica_of: str | None,
-            full_gpu: bool = False) -> Demand:
+            full_gpu: bool = False, margin_pct: float = 0.0) -> Demand:
     coef, hw = profile.model(w.model), profile.hardware
     batch = paper_batch(coef, hw, w.slo_ms, rate)
     return Demand(name=name, model=w.model, slo_ms=w.slo_ms, rate_rps=rate, batch=batch,
-                  r_lower=least_share(coef, hw, w.slo_ms, batch), replica_of=replica_of,
-                  full_gpu=full_gpu)
+                  r_lower=least_share(coef, hw, w.slo_ms, batch, margin_pct), replica_of=replica_of,
+                  full_gpu=full_gpu, margin_pct=margin_pct)
 
 
-def _fits_one_gpu(profile: Profile, w: Workload, rate: float) -> bool:
+def _fits_one_gpu(profile: Profile, w: Workload, rate: float, margin_pct: float = 0.0) -> bool:
     coef, hw = profile.model(w.model), profile.hardware
-    r_lower = least_share(coef, hw, w.slo_ms, paper_batch(coef, hw, w.slo_ms, rate))
-    return r_lower <= FULL_SHARE and serves_alone(profile, w.model, w.slo_ms, rate)
+    r_lower = least_share(coef, hw, w.slo_ms, paper_batch(coef, hw, w.slo_ms, rate), margin_pct)
+    return r_lower <= FULL_SHARE and serves_alone(profile, w.model, w.slo_ms, rate, margin_pct)
 
 
-def split_workload(profile: Profile, w: Workload) -> list[Demand]:
-    """The workload itself if one GPU can carry it, else full-GPU replicas plus the rest."""
-    if _fits_one_gpu(profile, w, w.rate_rps):
-        return [_demand(profile, w, w.name, w.rate_rps, None)]
-    r_max = max_rate_alone(profile, w.model, w.slo_ms, w.rate_rps)
+def split_workload(profile: Profile, w: Workload, margin_pct: float = 0.0) -> list[Demand]:
+    """The workload itself if one GPU can carry it, else full-GPU replicas plus the rest (every
+    check at the margin's tightened limits)."""
+    if _fits_one_gpu(profile, w, w.rate_rps, margin_pct):
+        return [_demand(profile, w, w.name, w.rate_rps, None, margin_pct=margin_pct)]
+    r_max = max_rate_alone(profile, w.model, w.slo_ms, w.rate_rps, margin_pct)
     if r_max <= 0:
+        at = f" with a {margin_pct:g}% margin" if margin_pct else ""
         raise InfeasibleError(f"workload {w.name!r} ({w.model}, SLO {w.slo_ms:g} ms): no GPU can serve "
-                              f"it under its SLO, even alone at 100% and batch 1")
+                              f"it under its SLO{at}, even alone at 100% and batch 1")
     replica_rate = REPLICA_RATE_FRACTION * r_max
     count = 0
     rest = w.rate_rps
-    while rest > 0 and not _fits_one_gpu(profile, w, rest):
+    while rest > 0 and not _fits_one_gpu(profile, w, rest, margin_pct):
         count += 1
         rest = w.rate_rps - count * replica_rate
-    demands = [_demand(profile, w, f"{w.name}#{i + 1}", replica_rate, w.name, full_gpu=True)
-               for i in range(count)]
+    demands = [_demand(profile, w, f"{w.name}#{i + 1}", replica_rate, w.name, full_gpu=True,
+                       margin_pct=margin_pct) for i in range(count)]
     if rest > 1e-9:
-        demands.append(_demand(profile, w, f"{w.name}#{count + 1}", rest, w.name))
+        demands.append(_demand(profile, w, f"{w.name}#{count + 1}", rest, w.name, margin_pct=margin_pct))
     return demands
 
 
-def size_instance(instance: Instance, profile: Profile) -> list[Demand]:
-    """Demands of every workload, in instance order (replicas next to their rest)."""
+def size_instance(instance: Instance, profile: Profile, margin_pct: float = 0.0) -> list[Demand]:
+    """Demands of every workload, in instance order (replicas next to their rest), at the margin."""
     check_models(instance, profile)
-    return [d for w in instance.workloads for d in split_workload(profile, w)]
+    return [d for w in instance.workloads for d in split_workload(profile, w, margin_pct)]
+
+
+def margin_of(demands: list[Demand]) -> float:
+    """The margin the demands were sized at (0 when there are none)."""
+    return demands[0].margin_pct if demands else 0.0
 
 
 def lower_bound_gpus(demands: list[Demand]) -> int:

@@ -20,6 +20,7 @@ from igniter_opt.data.instance import BATCH_POLICIES, Instance
 from igniter_opt.data.plan import Plan
 from igniter_opt.model import Profile, load_profile
 from igniter_opt.solvers.base import SolveOptions
+from igniter_opt.solvers.margin import check_margin
 from igniter_opt.solvers.registry import check_solver, get_solver
 from igniter_opt.solvers.sizing import lower_bound_gpus, size_instance
 from igniter_opt.solvers.verify import verify
@@ -38,6 +39,8 @@ def solve(instance: Instance, solver: str = "greedy", profile: Profile | str | N
 
     `options` are the common options; `solver_options`, when given, is the solver's own options
     value (e.g. `CompactOptions(features=...)`) and replaces what it would build from `options`.
+    The margin is the solver options' `margin_pct` when they have one, else `options.margin_pct`;
+    the demands are sized at it, the plan records it and is verified at it.
     """
     check_solver(solver)
     options = options or SolveOptions()
@@ -45,13 +48,15 @@ def solve(instance: Instance, solver: str = "greedy", profile: Profile | str | N
         if options.batch_policy not in BATCH_POLICIES:
             raise InputError(f"batch policy {options.batch_policy!r}: must be one of {BATCH_POLICIES}")
         instance = replace(instance, batch_policy=options.batch_policy)
+    check_margin(options.margin_pct)
     prof = resolve_profile(instance, profile)
     runner = get_solver(solver)
     start = time.perf_counter()
+    own = runner.options(options) if solver_options is None else solver_options
+    margin = check_margin(getattr(own, "margin_pct", options.margin_pct))
     demands = None
     try:
-        demands = size_instance(instance, prof)
-        own = runner.options(options) if solver_options is None else solver_options
+        demands = size_instance(instance, prof, margin)
         plan = runner.solve(instance, prof, demands, own)
     except InfeasibleError as exc:
         plan = Plan(instance=instance.name, solver=solver, profile=prof.name, status="infeasible",
@@ -63,6 +68,7 @@ def solve(instance: Instance, solver: str = "greedy", profile: Profile | str | N
         plan = _nothing_yet(instance, solver, prof)
     if plan.lower_bound is None and plan.status != "infeasible" and demands and instance.batch_policy == "paper":
         plan.lower_bound = lower_bound_gpus(demands)
+    plan.margin_pct = margin
     plan.solve_seconds = round(time.perf_counter() - start, 6)
     checked, problems = verify(plan, prof)
     if problems:

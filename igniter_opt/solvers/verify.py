@@ -3,6 +3,8 @@
 A plan is feasible when on every GPU the shares are positive multiples of the unit summing to at
 most 100, and every workload's predicted latency is within half its SLO and its predicted
 throughput covers its rate. The predicted fields of the plan are filled from the model.
+At a robustness margin m the limits are (1 - m/100) SLO/2 and (1 + m/100) rate
+(igniter_opt.solvers.margin, the same limits every solver uses).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import numpy as np
 
 from igniter_opt.data.plan import GpuPlan, Plan
 from igniter_opt.model import Profile, predict
+from igniter_opt.solvers.margin import check_margin, latency_limit_ms, rate_target_rps
 
 # Floating-point slack for comparisons (solvers work on the same model, so this is only noise).
 TOLERANCE = 1e-9
@@ -25,13 +28,16 @@ def on_unit_grid(share: float, unit: float) -> bool:
     return share > 0 and math.isclose(steps, round(steps), abs_tol=1e-6)
 
 
-def verify(plan: Plan, profile: Profile) -> tuple[Plan, list[str]]:
+def verify(plan: Plan, profile: Profile, margin_pct: float | None = None) -> tuple[Plan, list[str]]:
     """Return a copy of the plan with predictions filled in, and the list of problems found.
 
     The copy's `feasible` is True exactly when there are no problems and the solver did not
-    report the instance infeasible.
+    report the instance infeasible. The margin is the plan's own unless `margin_pct` is given;
+    the copy records the margin it was checked at.
     """
+    margin = check_margin(plan.margin_pct if margin_pct is None else margin_pct)
     checked = copy.deepcopy(plan)
+    checked.margin_pct = margin
     problems: list[str] = []
     unit = profile.hardware.unit_pct
     for j, gpu in enumerate(checked.gpus):
@@ -44,16 +50,18 @@ def verify(plan: Plan, profile: Profile) -> tuple[Plan, list[str]]:
                 problems.append(f"GPU {j}: {w.name}: share {w.resource_pct:g}% is not a multiple of {unit:g}%")
         if gpu.total_share > 100 + 1e-6:
             problems.append(f"GPU {j}: shares sum to {gpu.total_share:g}% > 100%")
-        problems += _predict_gpu(profile, gpu, j)
+        problems += _predict_gpu(profile, gpu, j, margin)
     checked.feasible = not problems and plan.status != "infeasible" and bool(checked.gpus)
     return checked, problems
 
 
-def _predict_gpu(profile: Profile, gpu: GpuPlan, j: int) -> list[str]:
+def _predict_gpu(profile: Profile, gpu: GpuPlan, j: int, margin: float = 0.0) -> list[str]:
     ws = gpu.workloads
     pred = predict(profile, [w.model for w in ws], [w.batch for w in ws], [w.resource_pct for w in ws])
-    slo_half = np.array([w.slo_ms / 2 for w in ws])
-    rates = np.array([w.rate_rps for w in ws])
+    slo_half = np.array([latency_limit_ms(w.slo_ms, margin) for w in ws])
+    rates = np.array([rate_target_rps(w.rate_rps, margin) for w in ws])
+    slo_text = f"(1 - {margin:g}%) SLO/2" if margin else "SLO/2"
+    rate_text = f"(1 + {margin:g}%) rate" if margin else "rate"
     latency_ok = pred.latency_ms <= slo_half * (1 + TOLERANCE)
     rate_ok = pred.throughput_rps >= rates * (1 - TOLERANCE)
     problems = []
@@ -63,8 +71,8 @@ def _predict_gpu(profile: Profile, gpu: GpuPlan, j: int) -> list[str]:
         w.meets_slo = bool(latency_ok[i] and rate_ok[i])
         if not latency_ok[i]:
             problems.append(f"GPU {j}: {w.name}: predicted latency {pred.latency_ms[i]:.3f} ms > "
-                            f"SLO/2 = {slo_half[i]:g} ms")
+                            f"{slo_text} = {slo_half[i]:g} ms")
         if not rate_ok[i]:
             problems.append(f"GPU {j}: {w.name}: predicted throughput {pred.throughput_rps[i]:.1f} req/s "
-                            f"< rate {rates[i]:g} req/s")
+                            f"< {rate_text} {rates[i]:g} req/s")
     return problems

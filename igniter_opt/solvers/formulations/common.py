@@ -90,8 +90,8 @@ def all_configs(profile: Profile, demand: Demand, index: int, policy: str) -> Co
     terms = solo_terms(arrays, batch, share)
     coef = profile.model(demand.model)
     B = hw.bandwidth_bytes_per_ms
-    lat = demand.slo_ms / 2 - (coef.input_bytes + coef.output_bytes) * batch / B
-    thr = 1000 * batch / demand.rate_rps - coef.output_bytes * batch / B
+    lat = demand.latency_limit_ms - (coef.input_bytes + coef.output_bytes) * batch / B  # at the margin
+    thr = 1000 * batch / demand.rate_target_rps - coef.output_bytes * batch / B
     return Configs(demand=index, batch=batch, share=share, units=unit, t_solo=terms.t_solo,
                    power=terms.power, l2=terms.l2, limit=np.minimum(lat, thr) * (1 - MARGIN),
                    kernels=float(coef.kernels), t_idle=coef.t_idle_ms, k_l2=coef.k_l2)

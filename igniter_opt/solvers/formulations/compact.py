@@ -37,7 +37,7 @@ from igniter_opt.solvers.formulations.common import Configs, holds, inc_of, shar
 from igniter_opt.solvers.formulations.highs import run_highs
 from igniter_opt.solvers.formulations.patterns import EnumerationTooLarge, fitting
 from igniter_opt.solvers.heuristics.firstfit import best_heuristic
-from igniter_opt.solvers.sizing import Demand
+from igniter_opt.solvers.sizing import Demand, margin_of
 from igniter_opt.solvers.verify import verify
 
 
@@ -65,7 +65,7 @@ class CompactOptions(HighsOptions):
     @classmethod
     def from_common(cls, common: SolveOptions) -> CompactOptions:
         return cls(time_limit=common.time_limit, threads=common.threads, mip_gap=common.mip_gap,
-                   verbose=common.verbose)
+                   verbose=common.verbose, margin_pct=common.margin_pct)
 
 
 HEURISTIC_OPTIMAL = "the heuristic plan meets the lower bound: optimal without search"
@@ -466,7 +466,8 @@ def _finish(plan: Plan, model: pyo.ConcreteModel | None, data: CompactData, outc
     """Pick the MILP incumbent, or the greedy when it is no worse; set status, bound and gap."""
     status, found, bound = outcome
     shared = _extract(model, data) if found else None
-    if shared is not None and verify(Plan("", "", "", "optimal", gpus=shared), data.profile)[1]:
+    if shared is not None and verify(Plan("", "", "", "optimal", gpus=shared), data.profile,
+                                     margin_of(data.demands))[1]:
         plan.message = "milp incumbent failed verify (formulation bug); heuristic plan returned"
         shared = None
     if data.incumbent is not None and (shared is None or len(data.incumbent.gpus) - len(replicas) < len(shared)):

@@ -52,14 +52,14 @@ class PatternsOptions(HighsOptions):
     @classmethod
     def from_common(cls, common: SolveOptions) -> PatternsOptions:
         return cls(time_limit=common.time_limit, threads=common.threads, mip_gap=common.mip_gap,
-                   verbose=common.verbose, force=common.force)
+                   verbose=common.verbose, margin_pct=common.margin_pct, force=common.force)
 
 
 def _start(profile: Profile, demands: list[Demand], members: tuple[int, ...], vec: tuple[float, ...],
            known: Known) -> Array:
     """Lower bound on the least shares: the zero-interference share, raised by known subsets."""
     start = np.array([least_share(profile.model(demands[i].model), profile.hardware, demands[i].slo_ms,
-                                  int(b)) for i, b in zip(members, vec)])
+                                  int(b), demands[i].margin_pct) for i, b in zip(members, vec)])
     for d in range(len(members)):
         sub = known.get(members[:d] + members[d + 1:], {}).get(vec[:d] + vec[d + 1:])
         if sub is not None:

@@ -15,7 +15,7 @@ from igniter_opt.data.plan import GpuPlan, Plan
 from igniter_opt.model import Profile
 from igniter_opt.model.predict import Array
 from igniter_opt.solvers.colocation import least_shares, placed, replica_gpus
-from igniter_opt.solvers.sizing import Demand
+from igniter_opt.solvers.sizing import Demand, margin_of
 
 
 def first_fit(profile: Profile, demands: list[Demand], order: list[int]) -> list[GpuPlan]:
@@ -54,7 +54,7 @@ def best_heuristic(instance: Instance, profile: Profile, demands: list[Demand], 
     ff = Plan(instance.name, solver, profile.name, "heuristic",
               gpus=replica_gpus(demands) + first_fit(profile, demands, order))
     for plan in (greedy.solve(instance, profile, demands), ff):
-        checked, problems = verify(plan, profile)
+        checked, problems = verify(plan, profile, margin_of(demands))
         if not problems:
             found.append(checked)
     return min(found, key=lambda p: p.num_gpus) if found else None
