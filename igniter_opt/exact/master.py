@@ -1,0 +1,112 @@
+"""The master problem: cover every workload type's demand with the fewest GPU configurations.
+
+    min sum_c z_c   s.t.   sum_c a_tc z_c >= d_t  (every type t),   z_c >= 0 (LP) or integer
+
+a_tc is how many members of type t configuration c holds and d_t how many identical workloads
+of type t the instance has (cutting-stock aggregation). Covering rather than partitioning keeps
+the duals non-negative; it is equivalent because feasibility is downward closed (dropping a
+member from a GPU keeps the rest feasible). The LP is kept in one highspy model and re-solved
+warm after each batch of priced columns; the integer master over the generated columns runs in a
+copy with a time limit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import highspy
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Column:
+    """One GPU configuration: option index per member (sorted) and least share per member."""
+
+    members: tuple[int, ...]
+    shares: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class LpResult:
+    """Optimal restricted-master LP: value, type duals and column values."""
+
+    value: float
+    duals: np.ndarray
+    z: np.ndarray
+
+
+def _quiet(h: highspy.Highs, threads: int) -> None:
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("threads", threads)
+
+
+class Master:
+    """Restricted master over the columns generated so far (one row per workload type)."""
+
+    def __init__(self, demand: np.ndarray, option_type: np.ndarray, threads: int = 1) -> None:
+        self.demand = np.asarray(demand, dtype=float)
+        self.option_type = option_type
+        self.columns: list[Column] = []
+        self._keys: set[tuple[int, ...]] = set()
+        self._lp = highspy.Highs()
+        _quiet(self._lp, threads)
+        self._threads = threads
+        inf = highspy.kHighsInf
+        for d in self.demand:
+            self._lp.addRow(float(d), inf, 0, np.array([], dtype=np.int32), np.array([]))
+        self._fixed_zero: set[int] = set()
+
+    def coverage(self, col: Column) -> tuple[np.ndarray, np.ndarray]:
+        """Row indices and counts of a column."""
+        types, counts = np.unique(self.option_type[list(col.members)], return_counts=True)
+        return types.astype(np.int32), counts.astype(float)
+
+    def add(self, col: Column) -> bool:
+        """Add a column unless one with the same members is there; True when added."""
+        if col.members in self._keys:
+            return False
+        self._keys.add(col.members)
+        self.columns.append(col)
+        rows, counts = self.coverage(col)
+        self._lp.addCol(1.0, 0.0, highspy.kHighsInf, len(rows), rows, counts)
+        return True
+
+    def forbid(self, allowed: np.ndarray) -> None:
+        """Fix to zero every column not allowed (branching); columns re-enter when allowed again."""
+        lower = np.zeros(len(self.columns))
+        upper = np.where(allowed, highspy.kHighsInf, 0.0)
+        idx = np.arange(len(self.columns), dtype=np.int32)
+        self._lp.changeColsBounds(len(idx), idx, lower, upper)
+
+    def solve_lp(self) -> LpResult | None:
+        """Solve the LP warm; None when infeasible (a branch no generated column can serve)."""
+        self._lp.run()
+        if self._lp.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            return None
+        sol = self._lp.getSolution()
+        value = self._lp.getInfo().objective_function_value
+        return LpResult(value=float(value), duals=np.maximum(np.array(sol.row_dual), 0.0),
+                        z=np.array(sol.col_value))
+
+    def solve_integer(self, time_limit: float, cutoff: float, allowed: np.ndarray | None = None
+                      ) -> tuple[float, np.ndarray] | None:
+        """Best integer cover over the generated columns within the time limit (None if none found)."""
+        h = highspy.Highs()
+        _quiet(h, self._threads)
+        lp = self._lp.getLp()
+        h.passModel(lp)
+        n = len(self.columns)
+        h.changeColsIntegrality(n, np.arange(n, dtype=np.int32),
+                                np.full(n, highspy.HighsVarType.kInteger))
+        if allowed is not None:
+            h.changeColsBounds(n, np.arange(n, dtype=np.int32), np.zeros(n),
+                               np.where(allowed, highspy.kHighsInf, 0.0))
+        h.setOptionValue("time_limit", max(0.05, float(time_limit)))
+        h.setOptionValue("objective_bound", float(cutoff))
+        h.setOptionValue("mip_rel_gap", 0.0)
+        h.run()
+        sol = h.getSolution()
+        if not sol.value_valid:
+            return None
+        z = np.round(np.array(sol.col_value))
+        return float(z.sum()), z

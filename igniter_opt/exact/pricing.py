@@ -1,0 +1,240 @@
+"""Pricing: the GPU configuration whose members' duals sum highest, under the full model.
+
+A configuration is a multiset of options (workload type, batch); its value is the sum of its
+members' type duals, and it prices out when that value exceeds 1 (the cost of a GPU). The search
+grows sets one member at a time in a fixed order of options. Each node expands all its children
+in one vectorised oracle call (and a memo remembers every set ever evaluated); a child that does
+not fit is never extended (feasibility is downward closed), and a child is extended only if its
+value plus a fractional-knapsack bound can still pass the threshold. The knapsack is tight
+because its weights are shares *as they are when shared*: a candidate's share in the parent plus
+that candidate, which its share in any larger set can only exceed; only candidates that fit
+beside the parent enter it (a conflict-graph cut).
+
+Two modes share that machinery: `beam` keeps the best few nodes per level (fast, heuristic);
+`exhaustive` is a depth-first search that either finds sets above the threshold or proves that
+none exists, which is what the bound argument of branch-and-price needs.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from igniter_opt.exact.master import Column
+from igniter_opt.exact.oracle import FULL, Options, least_shares
+from igniter_opt.perfmodel.coefficients import Hardware
+
+MEMO_LIMIT = 2_000_000
+
+
+@dataclass
+class Rules:
+    """Branching rules a priced column must obey: option pairs together or apart."""
+
+    together: list[tuple[int, int]] = field(default_factory=list)  # types
+    apart: list[tuple[int, int]] = field(default_factory=list)  # types
+
+    def admits(self, types: np.ndarray) -> bool:
+        """Does a column with these member types obey every rule?"""
+        present = set(types.tolist())
+        if any((a in present) != (b in present) for a, b in self.together):
+            return False
+        return not any(a in present and b in present for a, b in self.apart)
+
+    def partial_ok(self, types: set[int]) -> bool:
+        """Can a set with these member types still be extended into an admitted one? (apart only)"""
+        return not any(a in types and b in types for a, b in self.apart)
+
+
+@dataclass
+class PricingResult:
+    """Columns found above the threshold, and whether the search was exhaustive."""
+
+    columns: list[Column]
+    complete: bool
+    best: float
+    nodes: int
+
+
+class Pricer:
+    """Prices GPU configurations over a fixed set of options (memo shared across calls)."""
+
+    def __init__(self, hw: Hardware, options: Options, option_type: np.ndarray, demand: np.ndarray):
+        self.hw = hw
+        self.o = options
+        self.option_type = option_type
+        self.demand = demand.astype(int)
+        self.memo: dict[tuple[int, ...], np.ndarray | None] = {}
+        self.evaluations = 0
+
+    # -- the oracle with memo -------------------------------------------------------------
+    def children(self, members: tuple[int, ...], shares: np.ndarray, cands: np.ndarray
+                 ) -> list[np.ndarray | None]:
+        """Least shares of members + each candidate (None where it does not fit), memoised."""
+        keys = [tuple(sorted(members + (int(c),))) for c in cands]
+        todo = [k for k in dict.fromkeys(keys) if k not in self.memo]
+        if todo:
+            idx = np.array(todo, dtype=np.int64)
+            start = np.array([[self._start(k, members, shares, j) for j in range(len(k))] for k in todo])
+            res = least_shares(self.hw, self.o, idx, start)
+            self.evaluations += len(todo)
+            if len(self.memo) > MEMO_LIMIT:
+                self.memo.clear()
+            for k, r in zip(todo, res):
+                self.memo[k] = r if np.isfinite(r).all() else None
+        return [self.memo[k] for k in keys]
+
+    def _start(self, key: tuple[int, ...], members: tuple[int, ...], shares: np.ndarray, j: int) -> float:
+        """Lower bound on member j's least share in `key`: its share in the parent, or alone."""
+        opt = key[j]
+        if opt in members:
+            return float(max(shares[members.index(opt)], self.o.alone[opt]))
+        return float(self.o.alone[opt])
+
+    def shares_of(self, members: tuple[int, ...]) -> np.ndarray | None:
+        """Least shares of a set in sorted option order (memoised), None when it does not fit."""
+        key = tuple(sorted(members))
+        if key not in self.memo:
+            res = least_shares(self.hw, self.o, np.array([key]), None)[0]
+            self.memo[key] = res if np.isfinite(res).all() else None
+        return self.memo[key]
+
+    # -- the search -----------------------------------------------------------------------
+    def price(self, duals: np.ndarray, threshold: float, *, beam: int | None, deadline: float,
+              rules: Rules | None = None, max_columns: int = 40, max_nodes: int | None = None
+              ) -> PricingResult:
+        """Sets whose dual sum exceeds the threshold (beam search, or exhaustive when beam is None)."""
+        rules = rules or Rules()
+        value = duals[self.option_type]
+        order = np.nonzero(value > 1e-12)[0]
+        if order.size == 0:
+            return PricingResult([], True, 0.0, 0)
+        ratio = value[order] / np.maximum(self.o.alone[order], 1e-9)
+        order = order[np.argsort(-ratio, kind="stable")]
+        search = _Search(self, value, order, threshold, rules, max_columns, deadline, max_nodes)
+        if beam is None:
+            search.depth_first()
+        else:
+            search.beam(beam)
+        cols = sorted(search.found.values(), key=lambda c: -float(value[list(c.members)].sum()))
+        return PricingResult(cols[:max_columns], search.complete, search.best, search.nodes)
+
+
+class _Search:
+    """One pricing call: nodes are (positions in `order`, shares in member order, value)."""
+
+    def __init__(self, pricer: Pricer, value: np.ndarray, order: np.ndarray, threshold: float,
+                 rules: Rules, max_columns: int, deadline: float, max_nodes: int | None):
+        self.p = pricer
+        self.value = value
+        self.order = order
+        self.threshold = threshold
+        self.rules = rules
+        self.max_columns = max_columns
+        self.deadline = deadline
+        self.max_nodes = max_nodes
+        self.found: dict[tuple[int, ...], Column] = {}
+        self.best = 0.0
+        self.complete = True
+        self.nodes = 0
+        types = pricer.option_type[order]
+        self.cand_value = value[order]
+        self.cand_mult = pricer.demand[types].astype(float)
+
+    def _stop(self) -> bool:
+        if len(self.found) >= self.max_columns:
+            self.complete = False
+            return True
+        if time.perf_counter() > self.deadline or (self.max_nodes and self.nodes >= self.max_nodes):
+            self.complete = False
+            return True
+        return False
+
+    def expand(self, pos: tuple[int, ...], members: tuple[int, ...], shares: np.ndarray, val: float):
+        """Feasible children (positions >= the last one) and the bound on extending each."""
+        self.nodes += 1
+        first = pos[-1] if pos else 0
+        cand = np.arange(first, len(self.order))
+        opts = self.order[cand]
+        used = np.bincount(self.p.option_type[list(members)], minlength=len(self.p.demand)) \
+            if members else np.zeros(len(self.p.demand), dtype=int)
+        types = self.p.option_type[opts]
+        room = self.p.demand[types] - used[types]
+        cand, opts = cand[room > 0], opts[room > 0]
+        if self.rules.apart:
+            present = set(self.p.option_type[list(members)].tolist())
+            keep = [self.rules.partial_ok(present | {int(t)}) for t in self.p.option_type[opts]]
+            cand, opts = cand[np.array(keep, dtype=bool)], opts[np.array(keep, dtype=bool)]
+        if cand.size == 0:
+            return []
+        res = self.p.children(members, shares, opts)
+        ok = np.array([r is not None for r in res])
+        cand, opts = cand[ok], opts[ok]
+        res = [r for r in res if r is not None]
+        if cand.size == 0:
+            return []
+        child_shares = [r for r in res]
+        keys = [tuple(sorted(members + (int(o),))) for o in opts]
+        own = np.array([r[k.index(int(o))] for r, k, o in zip(child_shares, keys, opts)])
+        totals = np.array([r.sum() for r in child_shares])
+        vals = val + self.value[opts]
+        bounds = self._bounds(cand, own, totals, used)
+        out = []
+        for c, o, k, r, v, b in zip(cand, opts, keys, child_shares, vals, bounds):
+            out.append((pos + (int(c),), k, r, float(v), float(v + b)))
+        return out
+
+    def _bounds(self, cand: np.ndarray, own: np.ndarray, totals: np.ndarray, used: np.ndarray) -> np.ndarray:
+        """Fractional knapsack over candidates at positions >= each child's, capacity left."""
+        vals = self.cand_value[cand]
+        types = self.p.option_type[self.order[cand]]
+        mult = np.maximum(self.p.demand[types] - used[types], 0).astype(float)
+        w = np.maximum(own, 1e-9)
+        rank = np.argsort(-vals / w, kind="stable")
+        v_r, w_r, m_r, c_r = vals[rank], w[rank], mult[rank], cand[rank]
+        cap = np.maximum(FULL - totals, 0.0)  # (K,)
+        allowed = c_r[None, :] >= cand[:, None]  # (K, K) candidates usable after each child
+        allowed &= ~((c_r[None, :] == cand[:, None]) & (m_r[None, :] <= 1))
+        wm = np.where(allowed, w_r * m_r, 0.0)
+        vm = np.where(allowed, v_r * m_r, 0.0)
+        cum_w = np.cumsum(wm, axis=1)
+        before = cum_w - wm
+        take = np.clip((cap[:, None] - before) / np.maximum(wm, 1e-12), 0.0, 1.0)
+        take = np.where(allowed, take, 0.0)
+        return (take * vm).sum(axis=1)
+
+    def _record(self, key: tuple[int, ...], shares: np.ndarray, v: float) -> None:
+        self.best = max(self.best, v)
+        if v > self.threshold and key not in self.found:
+            if self.rules.together and not self.rules.admits(self.p.option_type[list(key)]):
+                return
+            self.found[key] = Column(members=key, shares=tuple(float(s) for s in shares))
+
+    def depth_first(self) -> None:
+        stack = [((), (), np.zeros(0), 0.0)]
+        while stack:
+            if self._stop():
+                return
+            pos, members, shares, val = stack.pop()
+            kids = self.expand(pos, members, shares, val)
+            for kpos, key, r, v, bound in reversed(kids):
+                self._record(key, r, v)
+                if bound > self.threshold + 1e-12 and bound > v + 1e-12:
+                    stack.append((kpos, key, r, v))
+
+    def beam(self, width: int) -> None:
+        level = [((), (), np.zeros(0), 0.0, np.inf)]
+        while level:
+            nxt = []
+            for pos, members, shares, val, _ in level:
+                if self._stop():
+                    return
+                for kpos, key, r, v, bound in self.expand(pos, members, shares, val):
+                    self._record(key, r, v)
+                    if bound > self.threshold + 1e-12 and bound > v + 1e-12:
+                        nxt.append((kpos, key, r, v, bound))
+            nxt.sort(key=lambda n: -(n[3] + 0.5 * (n[4] - n[3])))
+            level = nxt[:width]
+        self.complete = False
