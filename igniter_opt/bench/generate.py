@@ -35,3 +35,28 @@ def random_instance(n: int, seed: int, profile: str = "v100") -> Instance:
         rate = float(round(rng.uniform(rate_lo, rate_hi) / 10) * 10)
         workloads.append(Workload(name=f"{model}-{i}", model=model, slo_ms=slo, rate_rps=rate))
     return Instance(name=f"random-n{n}-s{seed}", profile=profile, workloads=tuple(workloads))
+
+
+# Per model: SLO range (ms) of the mixed family; rates are 50-400 req/s for every model.
+MIXED_SLO: dict[str, tuple[float, float]] = {
+    "alexnet": (10.0, 30.0), "resnet50": (25.0, 80.0), "vgg19": (40.0, 120.0), "ssd": (50.0, 150.0),
+}
+MIXED_RATE = (50.0, 400.0)
+
+
+def mixed_instance(n: int, seed: int, profile: str = "v100") -> Instance:
+    """n workloads of the `mixed` family (the datacenter-scale benchmark of the exact solver).
+
+    Model uniform over the four; SLO uniform in the model's range (alexnet 10-30, resnet50 25-80,
+    vgg19 40-120, ssd 50-150 ms), rate uniform in 50-400 req/s, both rounded to 1. Drawn with
+    numpy's default_rng(seed + 7919 n) so instances of different sizes are independent.
+    """
+    rng = np.random.default_rng(seed + 7919 * n)
+    models = list(MIXED_SLO)
+    workloads = []
+    for i in range(n):
+        model = models[int(rng.integers(len(models)))]
+        slo = float(round(rng.uniform(*MIXED_SLO[model])))
+        rate = float(round(rng.uniform(*MIXED_RATE)))
+        workloads.append(Workload(name=f"{model}-{i}", model=model, slo_ms=slo, rate_rps=rate))
+    return Instance(name=f"mixed-n{n}-s{seed}", profile=profile, workloads=tuple(workloads))

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from igniter_opt.perfmodel import Profile
-from igniter_opt.perfmodel.coefficients import Hardware
+from igniter_opt.model import Profile
+from igniter_opt.model.coefficients import Hardware
 
 FULL = 100.0
 MAX_ROUNDS = 200

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from igniter_opt.exact.master import Column
-from igniter_opt.exact.oracle import FULL, Options, least_shares
-from igniter_opt.perfmodel.coefficients import Hardware
+from igniter_opt.solvers.exact.master import Column
+from igniter_opt.solvers.exact.oracle import FULL, Options, least_shares
+from igniter_opt.model.coefficients import Hardware
 
 MEMO_LIMIT = 2_000_000
 
@@ -68,30 +68,61 @@ class Pricer:
         self.demand = demand.astype(int)
         self.memo: dict[tuple[int, ...], np.ndarray | None] = {}
         self.evaluations = 0
+        self.pair = self._pair_table()
+
+    def _pair_table(self) -> np.ndarray:
+        """pair[a, b]: least share of option b beside option a alone (inf when the pair cannot fit).
+
+        A member's share in any larger set is at least its share in each pair it is part of, so
+        these are the knapsack weights of the search ("shares as they are when shared").
+        """
+        n = len(self.option_type)
+        a, b = np.triu_indices(n)
+        keep = self.o.alone[a] + self.o.alone[b] <= FULL
+        keep &= (a != b) | (self.demand[self.option_type[a]] >= 2)
+        a, b = a[keep], b[keep]
+        table = np.full((n, n), np.inf)
+        for lo in range(0, a.size, 20000):
+            sa, sb = a[lo:lo + 20000], b[lo:lo + 20000]
+            idx = np.stack([sa, sb], axis=1)
+            start = np.stack([self.o.alone[sa], self.o.alone[sb]], axis=1)
+            r = least_shares(self.hw, self.o, idx, start)
+            table[sa, sb] = r[:, 1]
+            table[sb, sa] = r[:, 0]
+        return table
 
     # -- the oracle with memo -------------------------------------------------------------
     def children(self, members: tuple[int, ...], shares: np.ndarray, cands: np.ndarray
                  ) -> list[np.ndarray | None]:
-        """Least shares of members + each candidate (None where it does not fit), memoised."""
-        keys = [tuple(sorted(members + (int(c),))) for c in cands]
-        todo = [k for k in dict.fromkeys(keys) if k not in self.memo]
+        """Least shares of members + each candidate (None where it does not fit), memoised.
+
+        Members are kept sorted by option index; a child's start is its parent's shares with the
+        candidate's pair-bounded share inserted (a lower bound on the least shares).
+        """
+        k = len(cands)
+        idx = np.empty((k, len(members) + 1), dtype=np.int64)
+        start = np.empty(idx.shape)
+        idx[:, :-1] = members
+        idx[:, -1] = cands
+        start[:, :-1] = shares
+        lb = self.o.alone[cands]
+        if members:
+            lb = np.maximum(lb, self.pair[np.asarray(members, dtype=np.int64)][:, cands].max(axis=0))
+        start[:, -1] = lb
+        perm = np.argsort(idx, axis=1, kind="stable")
+        idx = np.take_along_axis(idx, perm, axis=1)
+        start = np.take_along_axis(start, perm, axis=1)
+        keys = list(map(tuple, idx.tolist()))
+        todo = [j for j, key in enumerate(keys) if key not in self.memo]
         if todo:
-            idx = np.array(todo, dtype=np.int64)
-            start = np.array([[self._start(k, members, shares, j) for j in range(len(k))] for k in todo])
-            res = least_shares(self.hw, self.o, idx, start)
+            res = least_shares(self.hw, self.o, idx[todo], start[todo])
             self.evaluations += len(todo)
             if len(self.memo) > MEMO_LIMIT:
                 self.memo.clear()
-            for k, r in zip(todo, res):
-                self.memo[k] = r if np.isfinite(r).all() else None
-        return [self.memo[k] for k in keys]
-
-    def _start(self, key: tuple[int, ...], members: tuple[int, ...], shares: np.ndarray, j: int) -> float:
-        """Lower bound on member j's least share in `key`: its share in the parent, or alone."""
-        opt = key[j]
-        if opt in members:
-            return float(max(shares[members.index(opt)], self.o.alone[opt]))
-        return float(self.o.alone[opt])
+            fits = np.isfinite(res).all(axis=1)
+            for j, r, f in zip(todo, res, fits):
+                self.memo[keys[j]] = r if f else None
+        return [self.memo[key] for key in keys]
 
     def shares_of(self, members: tuple[int, ...]) -> np.ndarray | None:
         """Least shares of a set in sorted option order (memoised), None when it does not fit."""
@@ -142,6 +173,7 @@ class _Search:
         types = pricer.option_type[order]
         self.cand_value = value[order]
         self.cand_mult = pricer.demand[types].astype(float)
+        self.dp_depth: int | None = 99
 
     def _stop(self) -> bool:
         if len(self.found) >= self.max_columns:
@@ -180,30 +212,66 @@ class _Search:
         own = np.array([r[k.index(int(o))] for r, k, o in zip(child_shares, keys, opts)])
         totals = np.array([r.sum() for r in child_shares])
         vals = val + self.value[opts]
-        bounds = self._bounds(cand, own, totals, used)
+        bounds = self._bounds(cand, opts, own, totals, used)
         out = []
         for c, o, k, r, v, b in zip(cand, opts, keys, child_shares, vals, bounds):
             out.append((pos + (int(c),), k, r, float(v), float(v + b)))
         return out
 
-    def _bounds(self, cand: np.ndarray, own: np.ndarray, totals: np.ndarray, used: np.ndarray) -> np.ndarray:
-        """Fractional knapsack over candidates at positions >= each child's, capacity left."""
+    def _bounds(self, cand: np.ndarray, opts: np.ndarray, own: np.ndarray, totals: np.ndarray,
+                used: np.ndarray) -> np.ndarray:
+        """Per child, a fractional knapsack over the candidates at positions >= its own.
+
+        Capacity: what the child's least shares leave of the GPU. Weight of candidate q after
+        child c: the larger of q's share beside the parent and q's share beside c alone.
+        """
         vals = self.cand_value[cand]
-        types = self.p.option_type[self.order[cand]]
+        types = self.p.option_type[opts]
         mult = np.maximum(self.p.demand[types] - used[types], 0).astype(float)
-        w = np.maximum(own, 1e-9)
-        rank = np.argsort(-vals / w, kind="stable")
-        v_r, w_r, m_r, c_r = vals[rank], w[rank], mult[rank], cand[rank]
-        cap = np.maximum(FULL - totals, 0.0)  # (K,)
-        allowed = c_r[None, :] >= cand[:, None]  # (K, K) candidates usable after each child
-        allowed &= ~((c_r[None, :] == cand[:, None]) & (m_r[None, :] <= 1))
-        wm = np.where(allowed, w_r * m_r, 0.0)
-        vm = np.where(allowed, v_r * m_r, 0.0)
-        cum_w = np.cumsum(wm, axis=1)
-        before = cum_w - wm
+        w = np.maximum(np.maximum(own[None, :], self.p.pair[opts][:, opts]), 1e-9)  # (K, K)
+        allowed = (cand[None, :] >= cand[:, None]) & np.isfinite(w)
+        allowed &= ~((cand[None, :] == cand[:, None]) & (mult[None, :] <= 1))
+        ratio = np.where(allowed, vals[None, :] / w, -1.0)
+        rank = np.argsort(-ratio, axis=1, kind="stable")
+        w_r = np.take_along_axis(np.where(allowed, w, 0.0), rank, axis=1)
+        wm = w_r * mult[rank]
+        vm = np.take_along_axis(np.where(allowed, 1.0, 0.0), rank, axis=1) * vals[rank] * mult[rank]
+        before = np.cumsum(wm, axis=1) - wm
+        cap = np.maximum(FULL - totals, 0.0)
         take = np.clip((cap[:, None] - before) / np.maximum(wm, 1e-12), 0.0, 1.0)
-        take = np.where(allowed, take, 0.0)
-        return (take * vm).sum(axis=1)
+        frac = (take * vm).sum(axis=1)
+        if self.dp_depth is None or len(cand) < 3:
+            return frac
+        return np.minimum(frac, self._knapsack(vals, w, allowed, mult, cap))
+
+    def _knapsack(self, vals: np.ndarray, w: np.ndarray, allowed: np.ndarray, mult: np.ndarray,
+                  cap: np.ndarray) -> np.ndarray:
+        """The 0-1 (bounded) knapsack in share units, one row per child, all rows at once.
+
+        Shares are multiples of the unit, so this integer bound is exact for the relaxation
+        "members only need their pair shares"; it is far tighter than the fractional one when
+        a GPU holds only a few members.
+        """
+        unit = self.p.hw.unit_pct
+        size = int(round(FULL / unit))
+        wu = np.where(allowed, np.round(w / unit), size + 1).astype(np.int64)
+        rows = np.arange(len(vals))
+        grid = np.arange(size + 1)[None, :]
+        dp = np.zeros((len(vals), size + 1))
+        for j in range(len(vals)):
+            col = wu[:, j]
+            live = col <= size
+            if not live.any():
+                continue
+            for _ in range(int(min(mult[j], size))):
+                src = grid - col[:, None]
+                gain = np.where(src >= 0, np.take_along_axis(dp, np.clip(src, 0, size), axis=1) + vals[j], -np.inf)
+                new = np.maximum(dp, gain)
+                if np.array_equal(new, dp):
+                    break
+                dp = new
+        capu = np.clip(np.floor(cap / unit + 1e-9).astype(np.int64), 0, size)
+        return dp[rows, capu]
 
     def _record(self, key: tuple[int, ...], shares: np.ndarray, v: float) -> None:
         self.best = max(self.best, v)

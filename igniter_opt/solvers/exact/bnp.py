@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from igniter_opt.exact.master import Column, LpResult, Master
-from igniter_opt.exact.pricing import Pricer, Rules
+from igniter_opt.solvers.exact.master import Column, LpResult, Master
+from igniter_opt.solvers.exact.pricing import Pricer, Rules
 
 EPS = 1e-6
 DELTA = 1e-4  # proves LP > UB - 1 + DELTA, well above the LP's numerical noise
@@ -150,7 +150,6 @@ class BranchAndPrice:
         """Depth-first branch-and-price from the root; the outcome holds incumbent and bound."""
         stack = [_Node(Rules())]
         root_bound: float | None = None
-        open_bounds: list[float] = []
         complete = True
         while stack:
             node = stack.pop()
@@ -170,12 +169,8 @@ class BranchAndPrice:
             if math.ceil(bound - 1e-6) >= self.upper:
                 continue
             pair = self._pair(lp) if lp is not None and branching else None
-            if pair is None:
-                complete = False if not branching or lp is None else complete
-                if branching and lp is not None:
-                    open_bounds.append(bound)  # integral LP above the incumbent? cannot happen
-                else:
-                    break
+            if pair is None:  # no branching here (aggregated rows) or an LP already integral
+                complete = False
                 continue
             a, b = pair
             stack.append(_Node(Rules(node.rules.together, node.rules.apart + [pair]), node.depth + 1))

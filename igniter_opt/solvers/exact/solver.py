@@ -1,0 +1,201 @@
+"""Solver `exact`: the minimum GPU count by branch-and-price, with proof.
+
+Demands that need a whole GPU are placed first (as every solver does). The rest are grouped
+into workload types (same model, SLO and rate: identical rows of the master with a demand count,
+as in cutting stock). Each type has options: the paper batch, or under policy `joint` every
+batch in 1..b_paper that the dominance rule keeps. The verified heuristic plans (greedy, first
+fit) seed the master and the incumbent; branch-and-price then proves the bound or improves the
+plan. Types are split back into single workloads (and the search rerun from its columns) only
+when the root cannot close the gap, because pair branching needs single rows.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from igniter_opt.data.errors import InfeasibleError
+from igniter_opt.data.plan import GpuPlan, Plan
+from igniter_opt.model import Profile
+from igniter_opt.solvers.colocation import placed, replica_gpus
+from igniter_opt.solvers.exact.bnp import BranchAndPrice, Outcome
+from igniter_opt.solvers.exact.master import Column, Master
+from igniter_opt.solvers.exact.oracle import Options, build_options
+from igniter_opt.solvers.exact.pricing import Pricer
+from igniter_opt.solvers.heuristics.firstfit import first_fit
+from igniter_opt.solvers.heuristics.greedy import place_greedy
+from igniter_opt.solvers.sizing import Demand
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """Workload types and their options: what the master's rows and the pricing's items are."""
+
+    type_demands: list[list[int]]  # demand indices of each type
+    option_type: np.ndarray
+    option_batch: np.ndarray
+    options: Options
+
+
+def catalogue(profile: Profile, demands: list[Demand], policy: str, aggregate: bool,
+              margin_pct: float = 0.0) -> Catalogue:
+    """Group the shareable demands into types and list each type's (batch) options."""
+    groups: dict[tuple, list[int]] = {}
+    for i, d in enumerate(demands):
+        if d.full_gpu:
+            continue
+        key = (d.model, d.slo_ms, d.rate_rps, d.batch) if aggregate else (i,)
+        groups.setdefault(key, []).append(i)
+    type_demands = list(groups.values())
+    batches = _batch_options(profile, demands, policy, [t[0] for t in type_demands])
+    rows = [(t, b) for t, members in enumerate(type_demands) for b in batches[members[0]]]
+    option_type = np.array([t for t, _ in rows], dtype=np.int64)
+    option_batch = np.array([b for _, b in rows], dtype=float)
+    reps = [demands[type_demands[t][0]] for t, _ in rows]
+    opts = build_options(profile, [d.model for d in reps], option_batch,
+                         np.array([d.slo_ms for d in reps]), np.array([d.rate_rps for d in reps]),
+                         margin_pct)
+    keep = np.isfinite(opts.alone)
+    served = set(option_type[keep].tolist())
+    for t, members in enumerate(type_demands):
+        if t not in served:
+            raise InfeasibleError(f"workload {demands[members[0]].name!r}: no share of one GPU meets "
+                                  f"its SLO and rate at any allowed batch")
+    return Catalogue(type_demands, option_type, option_batch, opts)
+
+
+def _batch_options(profile: Profile, demands: list[Demand], policy: str, reps: list[int]
+                   ) -> dict[int, list[int]]:
+    """Batches per representative demand: the paper batch, or the undominated 1..b_paper."""
+    if policy != "joint":
+        return {i: [demands[i].batch] for i in reps}
+    from igniter_opt.solvers.formulations.patterns import batch_options
+
+    sub = [demands[i] for i in reps]
+    found = batch_options(profile, sub, policy)
+    return {i: sorted(set(found.get(k, [])) | {demands[i].batch}) for k, i in enumerate(reps)}
+
+
+def _seed_columns(profile: Profile, demands: list[Demand], cat: Catalogue, pricer: Pricer
+                  ) -> list[list[Column]]:
+    """The heuristics' plans as columns (paper batches); plans with a GPU that does not fit dropped."""
+    where = {i: t for t, members in enumerate(cat.type_demands) for i in members}
+    paper_option = {}
+    for o, (t, b) in enumerate(zip(cat.option_type, cat.option_batch)):
+        if b == demands[cat.type_demands[t][0]].batch:
+            paper_option[int(t)] = o
+    shareable = [i for i, d in enumerate(demands) if not d.full_gpu]
+    plans = [[[i for i, _ in g] for g in place_greedy(profile, demands)]]
+    name_to_index = {demands[i].name: i for i in shareable}
+    for order in (sorted(shareable, key=lambda i: -demands[i].r_lower), shareable):
+        try:
+            plans.append([[name_to_index[w.name] for w in g.workloads] for g in first_fit(profile, demands, order)])
+        except InfeasibleError:
+            continue
+    seeds = []
+    for gpus in plans:
+        cols = []
+        for members in gpus:
+            opts = tuple(sorted(paper_option[where[i]] for i in members))
+            shares = pricer.shares_of(opts)
+            if shares is None:
+                break
+            cols.append(Column(opts, tuple(float(s) for s in shares)))
+        else:
+            seeds.append(cols)
+    return seeds
+
+
+def _to_gpus(demands: list[Demand], cat: Catalogue, pricer: Pricer, chosen: list[Column]) -> list[GpuPlan]:
+    """Assign the workloads of each type to the chosen columns' slots; least shares recomputed."""
+    queue = {t: list(members) for t, members in enumerate(cat.type_demands)}
+    gpus = []
+    for col in chosen:
+        members, opts = [], []
+        for o in col.members:
+            t = int(cat.option_type[o])
+            if queue[t]:
+                members.append(queue[t].pop())
+                opts.append(o)
+        if not members:
+            continue
+        shares = pricer.shares_of(tuple(opts))
+        assert shares is not None  # a subset of a fitting set fits
+        key = tuple(sorted(opts))
+        by_opt: dict[int, list[float]] = {}
+        for o, s in zip(key, shares):
+            by_opt.setdefault(o, []).append(float(s))
+        gpus.append(GpuPlan([placed(demands[i], by_opt[o].pop(), int(cat.option_batch[o]))
+                             for i, o in zip(members, opts)]))
+    return gpus
+
+
+def _search(profile: Profile, demands: list[Demand], policy: str, aggregate: bool, deadline: float,
+            threads: int, margin_pct: float, extra: list[list[int]] | None = None
+            ) -> tuple[Catalogue, Pricer, Outcome]:
+    cat = catalogue(profile, demands, policy, aggregate, margin_pct)
+    demand = np.array([len(m) for m in cat.type_demands], dtype=float)
+    pricer = Pricer(profile.hardware, cat.options, cat.option_type, demand)
+    master = Master(demand, cat.option_type, threads)
+    for o in range(len(cat.option_type)):
+        if np.isfinite(cat.options.alone[o]):
+            master.add(Column((o,), (float(cat.options.alone[o]),)))
+    seeds = _seed_columns(profile, demands, cat, pricer) if margin_pct == 0 else []
+    for cols in seeds:
+        for c in cols:
+            master.add(c)
+    incumbent = min(seeds, key=len) if seeds else _singletons(cat, demand)
+    lower = math.ceil(float(np.sum(demand * _cheapest(cat))) / 100 - 1e-9)
+    bnp = BranchAndPrice(pricer, master, incumbent, lower, deadline)
+    return cat, pricer, bnp.run(branching=not aggregate or bool(np.all(demand == 1)))
+
+
+def _cheapest(cat: Catalogue) -> np.ndarray:
+    """Least share alone of each type over its options (a valid size for the bin bound)."""
+    best = np.full(len(cat.type_demands), np.inf)
+    np.minimum.at(best, cat.option_type, cat.options.alone)
+    return best
+
+
+def _singletons(cat: Catalogue, demand: np.ndarray) -> list[Column]:
+    cols = []
+    cheapest = {}
+    for o, t in enumerate(cat.option_type):
+        if np.isfinite(cat.options.alone[o]) and (t not in cheapest or cat.options.alone[o] < cat.options.alone[cheapest[t]]):
+            cheapest[int(t)] = o
+    for t, o in cheapest.items():
+        cols += [Column((o,), (float(cat.options.alone[o]),))] * int(demand[t])
+    return cols
+
+
+def solve(instance, profile: Profile, demands: list[Demand], options) -> Plan:
+    """Minimum GPUs by branch-and-price; status optimal only with the bound proven."""
+    begin = time.perf_counter()
+    deadline = begin + options.time_limit
+    policy = options.batch_policy or instance.batch_policy
+    margin = float(getattr(options, "margin_pct", 0.0) or 0.0)
+    plan = Plan(instance=instance.name, solver="exact", profile=profile.name, status="optimal",
+                gpus=replica_gpus(demands))
+    replicas = plan.num_gpus
+    if not any(not d.full_gpu for d in demands):
+        plan.lower_bound, plan.gap = replicas, 0.0
+        return plan
+    cat, pricer, out = _search(profile, demands, policy, True, deadline, options.threads, margin)
+    if not out.complete and out.lower < out.upper and time.perf_counter() < deadline \
+            and any(len(m) > 1 for m in cat.type_demands):
+        cat2, pricer2, out2 = _search(profile, demands, policy, False, deadline, options.threads, margin)
+        if out2.upper < out.upper or out2.lower > out.lower:
+            lower = max(out.lower, out2.lower)
+            cat, pricer, out = cat2, pricer2, out2
+            out.lower = lower
+    plan.gpus += _to_gpus(demands, cat, pricer, out.chosen)
+    plan.lower_bound = replicas + out.lower
+    plan.status = "optimal" if out.lower >= out.upper else "time_limit"
+    plan.gap = round((plan.num_gpus - plan.lower_bound) / plan.num_gpus, 6)
+    s = out.stats
+    plan.message = (f"branch-and-price: root LP {s.root_lp:.4f}, {s.columns} columns, {s.nodes} nodes, "
+                    f"{s.lp_iterations} LP solves, {s.exhaustive_calls} exhaustive pricings")
+    return plan
