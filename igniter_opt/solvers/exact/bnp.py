@@ -25,7 +25,8 @@ from igniter_opt.solvers.exact.pricing import Pricer, Rules
 
 EPS = 1e-6
 DELTA = 1e-4  # proves LP > UB - 1 + DELTA, well above the LP's numerical noise
-BEAM = 12
+EXHAUSTIVE_COLUMNS = 150
+HEURISTIC_NODES = 300  # a truncated depth-first pricing first; exhaustive only when it finds nothing
 
 
 @dataclass
@@ -94,18 +95,25 @@ class BranchAndPrice:
                 return math.inf, None, True
             if time.perf_counter() > self.deadline:
                 return -math.inf, lp, False
-            res = self.pricer.price(lp.duals, 1 + EPS, beam=BEAM, deadline=self.deadline, rules=rules)
+            res = self.pricer.price(lp.duals, 1 + EPS, beam=None, deadline=self.deadline, rules=rules,
+                                    max_nodes=HEURISTIC_NODES)
             self.stats.pricing_nodes += res.nodes
             if self._add(res.columns):
                 self._maybe_integer(rules)
                 continue
+            if res.complete:  # the truncated search happened to finish: nothing prices out
+                return lp.value, lp, True
             theta = 1 + EPS
             if self.upper - 1 >= 1:
                 theta = max(theta, lp.value / (self.upper - 1 + DELTA))
-            res = self.pricer.price(lp.duals, theta, beam=None, deadline=self.deadline, rules=rules)
+            res = self.pricer.price(lp.duals, theta, beam=None, deadline=self.deadline, rules=rules,
+                                    max_columns=EXHAUSTIVE_COLUMNS)
             self.stats.exhaustive_calls += 1
             self.stats.pricing_nodes += res.nodes
+            if res.complete and not (rules.together or rules.apart):  # Lagrangian bound of the root
+                self.lower = max(self.lower, math.ceil(lp.value / max(res.best, theta) - 1e-6))
             if self._add(res.columns):
+                self._maybe_integer(rules)
                 continue
             if not res.complete:
                 return -math.inf, lp, False

@@ -27,6 +27,7 @@ from igniter_opt.solvers.exact.oracle import FULL, Options, least_shares
 from igniter_opt.model.coefficients import Hardware
 
 MEMO_LIMIT = 2_000_000
+DP_MAX = 80  # the integer knapsack bound costs O(K^2 units); above this, fractional only
 
 
 @dataclass
@@ -134,7 +135,7 @@ class Pricer:
 
     # -- the search -----------------------------------------------------------------------
     def price(self, duals: np.ndarray, threshold: float, *, beam: int | None, deadline: float,
-              rules: Rules | None = None, max_columns: int = 40, max_nodes: int | None = None
+              rules: Rules | None = None, max_columns: int = 60, max_nodes: int | None = None
               ) -> PricingResult:
         """Sets whose dual sum exceeds the threshold (beam search, or exhaustive when beam is None)."""
         rules = rules or Rules()
@@ -173,7 +174,6 @@ class _Search:
         types = pricer.option_type[order]
         self.cand_value = value[order]
         self.cand_mult = pricer.demand[types].astype(float)
-        self.dp_depth: int | None = 99
 
     def _stop(self) -> bool:
         if len(self.found) >= self.max_columns:
@@ -199,6 +199,10 @@ class _Search:
             present = set(self.p.option_type[list(members)].tolist())
             keep = [self.rules.partial_ok(present | {int(t)}) for t in self.p.option_type[opts]]
             cand, opts = cand[np.array(keep, dtype=bool)], opts[np.array(keep, dtype=bool)]
+        if members:  # pair shares: a cheap cut before any fixed point is computed
+            lb = np.maximum(self.p.o.alone[opts], self.p.pair[list(members)][:, opts].max(axis=0))
+            fits = lb + float(np.sum(shares)) <= FULL + 1e-9
+            cand, opts = cand[fits], opts[fits]
         if cand.size == 0:
             return []
         res = self.p.children(members, shares, opts)
@@ -240,7 +244,7 @@ class _Search:
         cap = np.maximum(FULL - totals, 0.0)
         take = np.clip((cap[:, None] - before) / np.maximum(wm, 1e-12), 0.0, 1.0)
         frac = (take * vm).sum(axis=1)
-        if self.dp_depth is None or len(cand) < 3:
+        if len(cand) < 3 or len(cand) > DP_MAX:
             return frac
         return np.minimum(frac, self._knapsack(vals, w, allowed, mult, cap))
 
