@@ -24,9 +24,10 @@ from igniter_opt.solvers.exact.master import Column, LpResult, Master
 from igniter_opt.solvers.exact.pricing import Pricer, Rules
 
 EPS = 1e-6
+FULL_LP = False  # debugging: converge the LP instead of stopping at the bound that proves the incumbent
 DELTA = 1e-4  # proves LP > UB - 1 + DELTA, well above the LP's numerical noise
 EXHAUSTIVE_COLUMNS = 150
-HEURISTIC_NODES = 300  # a truncated depth-first pricing first; exhaustive only when it finds nothing
+BEAM = 400  # heuristic pricing keeps the best sets of each size; exhaustive only when it finds nothing
 
 
 @dataclass
@@ -95,8 +96,7 @@ class BranchAndPrice:
                 return math.inf, None, True
             if time.perf_counter() > self.deadline:
                 return -math.inf, lp, False
-            res = self.pricer.price(lp.duals, 1 + EPS, beam=None, deadline=self.deadline, rules=rules,
-                                    max_nodes=HEURISTIC_NODES)
+            res = self.pricer.price(lp.duals, 1 + EPS, beam=BEAM, deadline=self.deadline, rules=rules)
             self.stats.pricing_nodes += res.nodes
             if self._add(res.columns):
                 self._maybe_integer(rules)
@@ -104,7 +104,7 @@ class BranchAndPrice:
             if res.complete:  # the truncated search happened to finish: nothing prices out
                 return lp.value, lp, True
             theta = 1 + EPS
-            if self.upper - 1 >= 1:
+            if self.upper - 1 >= 1 and not FULL_LP:
                 theta = max(theta, lp.value / (self.upper - 1 + DELTA))
             res = self.pricer.price(lp.duals, theta, beam=None, deadline=self.deadline, rules=rules,
                                     max_columns=EXHAUSTIVE_COLUMNS)

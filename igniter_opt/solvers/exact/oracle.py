@@ -85,27 +85,45 @@ def _with_alone(opts: Options, alone: np.ndarray) -> Options:
     return Options(**fields)
 
 
-def _terms(hw: Hardware, o: Options, idx: np.ndarray, r: np.ndarray):
-    """Solo active time, power and L2 demand of every member, and each row's clock ratio f/F."""
+def demand_terms(o: Options, idx: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Solo active time, power above idle and L2 demand of options idx at shares r (any shape)."""
     t_solo = o.gamma[idx] / (r + o.k4[idx]) + o.k5[idx]
     ability = 1000 * o.batch[idx] / t_solo
-    power = o.power[idx, 0] * ability + o.power[idx, 1]
-    l2 = o.l2[idx, 0] * ability + o.l2[idx, 1]
-    total_power = hw.idle_power_w + power.sum(axis=1)
-    freq = np.where(total_power > hw.power_cap_w,
-                    hw.a_f * (total_power - hw.power_cap_w) + hw.max_frequency_mhz,
-                    hw.max_frequency_mhz)
-    return t_solo, l2, (freq / hw.max_frequency_mhz)[:, None]
+    return t_solo, o.power[idx, 0] * ability + o.power[idx, 1], o.l2[idx, 0] * ability + o.l2[idx, 1]
 
 
-def _inc(hw: Hardware, m: int) -> float:
-    return hw.a_sch * m + hw.b_sch if m >= 2 else 0.0
+def clock_ratio(hw: Hardware, total_power: np.ndarray) -> np.ndarray:
+    """f/F: 1 up to the power cap, then falling by a_f/F per watt above it."""
+    drop = hw.a_f * (total_power - hw.power_cap_w) / hw.max_frequency_mhz
+    return np.where(total_power > hw.power_cap_w, 1 + drop, 1.0)
+
+
+def scheduling_inc(hw: Hardware, m) -> np.ndarray:
+    """Extra scheduling delay per kernel with m members on the GPU (0 alone)."""
+    m = np.asarray(m, dtype=float)
+    return np.where(m >= 2, hw.a_sch * m + hw.b_sch, 0.0)
+
+
+def needed_share(hw: Hardware, o: Options, idx: np.ndarray, others_l2: np.ndarray, ratio: np.ndarray,
+                 members) -> np.ndarray:
+    """Least grid share of option idx given the others' L2 demand, the clock ratio and the count.
+
+    Inverse of the model for one member: every argument is a lower bound on the interference,
+    so the answer is a lower bound on the member's least share (inf when none suffices).
+    """
+    budget = o.limit[idx] * ratio - o.kernels[idx] * scheduling_inc(hw, members) - o.t_idle[idx]
+    x = budget / (1 + o.k_l2[idx] * others_l2) - o.k5[idx]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(x > 0, o.gamma[idx] / x - o.k4[idx], np.inf)
+    units = np.ceil(share / hw.unit_pct - 1e-9)
+    return np.maximum(units, 1.0) * hw.unit_pct
 
 
 def gpu_time(hw: Hardware, o: Options, idx: np.ndarray, r: np.ndarray) -> np.ndarray:
     """T_gpu of every member of every row, computed forward exactly as the model predicts it."""
-    t_solo, l2, ratio = _terms(hw, o, idx, r)
-    t_sched = o.kernels[idx] * _inc(hw, idx.shape[1]) + o.t_idle[idx]
+    t_solo, power, l2 = demand_terms(o, idx, r)
+    ratio = clock_ratio(hw, hw.idle_power_w + power.sum(axis=1))[:, None]
+    t_sched = o.kernels[idx] * scheduling_inc(hw, idx.shape[1]) + o.t_idle[idx]
     t_act = t_solo * (1 + o.k_l2[idx] * (l2.sum(axis=1, keepdims=True) - l2))
     return (t_sched + t_act) / ratio
 
@@ -120,13 +138,9 @@ def violated(hw: Hardware, o: Options, idx: np.ndarray, r: np.ndarray) -> np.nda
 
 def _needed(hw: Hardware, o: Options, idx: np.ndarray, r: np.ndarray) -> np.ndarray:
     """Least grid share of each member given the others at r (inf when no share suffices)."""
-    t_solo, l2, ratio = _terms(hw, o, idx, r)
-    budget = o.limit[idx] * ratio - o.kernels[idx] * _inc(hw, idx.shape[1]) - o.t_idle[idx]
-    x = budget / (1 + o.k_l2[idx] * (l2.sum(axis=1, keepdims=True) - l2)) - o.k5[idx]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        share = np.where(x > 0, o.gamma[idx] / x - o.k4[idx], np.inf)
-    units = np.ceil(share / hw.unit_pct - 1e-9)
-    return np.maximum(units, 1.0) * hw.unit_pct
+    _, power, l2 = demand_terms(o, idx, r)
+    ratio = clock_ratio(hw, hw.idle_power_w + power.sum(axis=1))[:, None]
+    return needed_share(hw, o, idx, l2.sum(axis=1, keepdims=True) - l2, ratio, idx.shape[1])
 
 
 def least_shares(hw: Hardware, o: Options, idx: np.ndarray, start: np.ndarray | None = None) -> np.ndarray:

@@ -22,11 +22,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from igniter_opt.solvers.exact.levels import LevelSearch
 from igniter_opt.solvers.exact.master import Column
 from igniter_opt.solvers.exact.oracle import FULL, Options, least_shares
 from igniter_opt.model.coefficients import Hardware
 
 MEMO_LIMIT = 2_000_000
+LEVELS = True  # the level-wise vectorised search (False: the depth-first one, for comparison)
 DP_MAX = 80  # the integer knapsack bound costs O(K^2 units); above this, fractional only
 
 
@@ -145,6 +147,11 @@ class Pricer:
             return PricingResult([], True, 0.0, 0)
         ratio = value[order] / np.maximum(self.o.alone[order], 1e-9)
         order = order[np.argsort(-ratio, kind="stable")]
+        if LEVELS:
+            res = LevelSearch(self, order, value[order], threshold, rules, deadline, max_columns, beam,
+                              max_nodes).run()
+            cols = [Column(tuple(int(o) for o in opts), tuple(float(x) for x in sh)) for opts, sh, _ in res.found]
+            return PricingResult(cols, res.complete, res.best, res.evaluated)
         search = _Search(self, value, order, threshold, rules, max_columns, deadline, max_nodes)
         if beam is None:
             search.depth_first()

@@ -1,0 +1,291 @@
+"""Level-wise pricing search: every candidate GPU of one size evaluated in a few numpy calls.
+
+The search grows sets one member at a time in a fixed order of options (positions), so each set
+is generated once. A level holds the frontier: all sets of m members still worth extending. The
+next level is every frontier set plus every later option, built with index arithmetic, cut by
+pair shares, then the least-share fixed point of all of them runs as one block. Each surviving
+child is kept for the next level only if its value plus a knapsack bound on what later options
+could add still passes the threshold. The bound's weights are the candidates' shares as they are
+when shared: q's least share beside the child's parent (from the siblings just computed) and
+beside the child's own new member (the pair table), whichever is larger; its capacity is what the
+child's least shares leave. A fractional bound runs on every child and an integer one (shares are
+multiples of the unit) on the survivors.
+
+Exhaustive mode keeps every child that passes; beam mode keeps the best `beam` children per
+level (a fast heuristic). Both stop early once enough columns are found.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from igniter_opt.solvers.exact.oracle import FULL, clock_ratio, demand_terms, least_shares, needed_share
+
+GHOSTS = 5  # additions counted exactly in the bound; beyond, 'GHOSTS or more'
+INTEGER_BOUND = False  # measured: the integer knapsack bound costs more than the sets it cuts
+DFS_BATCH = 2000  # sets expanded per step of the exhaustive search
+CHUNK = 20000  # rows per oracle call
+CHUNK_CELLS = 4_000_000  # rows x options x members per bound block (memory)
+
+
+class _OutOfTime(Exception):
+    """The deadline passed inside a level (the search is then incomplete)."""
+
+
+@dataclass
+class Frontier:
+    """Sets of equal size: option positions (sorted), least shares, dual value."""
+
+    pos: np.ndarray  # (N, m) int
+    shares: np.ndarray  # (N, m)
+    value: np.ndarray  # (N,)
+
+    def __len__(self) -> int:
+        return len(self.value)
+
+    def take(self, rows) -> Frontier:
+        return Frontier(self.pos[rows], self.shares[rows], self.value[rows])
+
+
+@dataclass
+class LevelResult:
+    found: list[tuple[np.ndarray, np.ndarray, float]]  # options, shares, value
+    complete: bool
+    best: float
+    evaluated: int
+
+
+def _knapsack(value: np.ndarray, w: np.ndarray, ok: np.ndarray, mult: np.ndarray, cap: np.ndarray,
+              limit: int | None) -> np.ndarray:
+    """Fractional bounded knapsack per row (values per column, weights per cell), at most `limit` items."""
+    wm = np.where(ok, w, 0.0) * mult
+    vm = np.where(ok, value[None, :], 0.0) * mult
+    ratio = np.where(ok, value[None, :] / np.maximum(np.where(ok, w, 1.0), 1e-9), -1.0)
+    rank = np.argsort(-ratio, axis=1, kind="stable")
+    wm, vm = np.take_along_axis(wm, rank, axis=1), np.take_along_axis(vm, rank, axis=1)
+    before = np.cumsum(wm, axis=1) - wm
+    take = np.clip((cap[:, None] - before) / np.maximum(wm, 1e-12), 0.0, 1.0)
+    frac = (take * vm).sum(axis=1)
+    if limit is None:
+        return frac
+    top = -np.sort(-np.where(ok, value[None, :], 0.0), axis=1)[:, :limit].sum(axis=1)
+    return np.minimum(frac, top)
+
+
+class LevelSearch:
+    """One pricing call over options in `order` (positions) with values `value` per position."""
+
+    def __init__(self, pricer, order: np.ndarray, value: np.ndarray, threshold: float, rules,
+                 deadline: float, max_columns: int, beam: int | None, max_evaluations: int | None):
+        self.p = pricer
+        self.order = order
+        self.value = value  # per position
+        self.opt_type = pricer.option_type[order]
+        self.mult = pricer.demand[self.opt_type]
+        self.alone = pricer.o.alone[order]
+        self.pair = pricer.pair[np.ix_(order, order)]
+        self.threshold = threshold
+        self.rules = rules
+        self.deadline = deadline
+        self.max_columns = max_columns
+        self.beam = beam
+        self.max_evaluations = max_evaluations
+        self.found: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray, float]] = {}
+        self.best = 0.0
+        self.evaluated = 0
+        self.unit = pricer.hw.unit_pct
+        fits = np.isfinite(self.alone)
+        _, g_power, g_l2 = demand_terms(pricer.o, order[fits], self.alone[fits])
+        self.ghost_l2 = max(0.0, float(g_l2.min())) if g_l2.size else 0.0
+        self.ghost_power = max(0.0, float(g_power.min())) if g_power.size else 0.0
+
+    def run(self) -> LevelResult:
+        k = len(self.order)
+        fits = np.isfinite(self.alone) & (self.alone <= FULL)
+        pos = np.nonzero(fits)[0]
+        level = Frontier(pos[:, None], self.alone[pos][:, None], self.value[pos])
+        self._record(level)
+        level = self._survivors(level, np.full(len(level), -1), self.alone[None, :].repeat(len(level), 0)
+                                if len(level) else np.zeros((0, k)))
+        complete = True
+        try:
+            if self.beam is None:
+                complete = self._depth_first(level)
+            else:
+                while len(level) and not self._stop():
+                    level = self._next(level)
+        except _OutOfTime:
+            complete = False
+        if self.beam is not None:
+            complete = False
+        found = sorted(self.found.values(), key=lambda f: -f[2])
+        return LevelResult(found[:self.max_columns], complete, self.best, self.evaluated)
+
+    def _depth_first(self, level: Frontier) -> bool:
+        """Exhaustive search in batches, deepest level first: columns show up early, memory stays
+        small; True when every set worth extending was extended."""
+        stack = [level]
+        while stack:
+            if self._stop():
+                return False
+            top = stack.pop()
+            batch, rest = top.take(slice(0, DFS_BATCH)), top.take(slice(DFS_BATCH, None))
+            if len(rest):
+                stack.append(rest)
+            nxt = self._next(batch)
+            if len(nxt):
+                stack.append(nxt)
+        return True
+
+    def _check_time(self) -> None:
+        if time.perf_counter() > self.deadline:
+            raise _OutOfTime
+
+    def _stop(self) -> bool:
+        if len(self.found) >= self.max_columns or time.perf_counter() > self.deadline:
+            return True
+        return self.max_evaluations is not None and self.evaluated >= self.max_evaluations
+
+    # -- one level ------------------------------------------------------------------------
+    def _children(self, level: Frontier) -> tuple[np.ndarray, np.ndarray]:
+        """(parent index, candidate position) of every child: positions from the parent's last."""
+        k = len(self.order)
+        last = level.pos[:, -1]
+        counts = k - last
+        parent = np.repeat(np.arange(len(level)), counts)
+        offsets = np.cumsum(counts) - counts
+        cand = last[parent] + (np.arange(counts.sum()) - offsets[parent])
+        same_type = (self.opt_type[level.pos[parent]] == self.opt_type[cand][:, None]).sum(axis=1)
+        keep = same_type < self.mult[cand]
+        for a, b in self.rules.apart:
+            has_a = (self.opt_type[level.pos[parent]] == a).any(axis=1)
+            has_b = (self.opt_type[level.pos[parent]] == b).any(axis=1)
+            keep &= ~((has_a & (self.opt_type[cand] == b)) | (has_b & (self.opt_type[cand] == a)))
+        parent, cand = parent[keep], cand[keep]
+        lb = np.maximum(self.alone[cand], self.pair[level.pos[parent], cand[:, None]].max(axis=1))
+        keep = level.shares[parent].sum(axis=1) + lb <= FULL + 1e-9
+        return parent[keep], cand[keep], lb[keep]
+
+    def _next(self, level: Frontier) -> Frontier:
+        parent, cand, lb = self._children(level)
+        if parent.size == 0:
+            return Frontier(np.zeros((0, level.pos.shape[1] + 1), dtype=np.int64), np.zeros((0, 0)), np.zeros(0))
+        pos = np.concatenate([level.pos[parent], cand[:, None]], axis=1)
+        start = np.concatenate([level.shares[parent], lb[:, None]], axis=1)
+        shares = np.empty_like(start)
+        for lo in range(0, len(pos), CHUNK):
+            self._check_time()
+            sl = slice(lo, lo + CHUNK)
+            shares[sl] = least_shares(self.p.hw, self.p.o, self.order[pos[sl]], start[sl])
+        self.evaluated += len(pos)
+        ok = np.isfinite(shares).all(axis=1)
+        parent, cand, pos, shares = parent[ok], cand[ok], pos[ok], shares[ok]
+        child = Frontier(pos, shares, level.value[parent] + self.value[cand])
+        self._record(child)
+        # own share of each candidate beside each parent (the siblings), inf where it did not fit
+        own = np.full((len(level), len(self.order)), np.inf)
+        own[parent, cand] = shares[:, -1]
+        return self._survivors(child, parent, own)
+
+    def _survivors(self, child: Frontier, parent: np.ndarray, own: np.ndarray) -> Frontier:
+        """Children whose value plus the knapsack bound passes the threshold (beam: the best)."""
+        if len(child) == 0:
+            return child
+        last = child.pos[:, -1]
+        bound = np.empty(len(child))
+        rows = max(256, CHUNK_CELLS // (len(self.order) * child.pos.shape[1]))
+        for lo in range(0, len(child), rows):
+            self._check_time()
+            sl = slice(lo, lo + rows)
+            bound[sl] = self._bound(child, sl, own[np.maximum(parent[sl], 0)] if parent[0] >= 0
+                                    else own[sl], last[sl])
+        keep = child.value + bound > self.threshold + 1e-12
+        keep &= bound > 1e-12
+        idx = np.nonzero(keep)[0]
+        idx = idx[np.argsort(-(child.value[idx] + 0.5 * bound[idx]), kind="stable")]
+        if self.beam is not None:
+            idx = idx[:self.beam]
+        return Frontier(child.pos[idx], child.shares[idx], child.value[idx])
+
+    def _bound(self, child: Frontier, sl: slice, own: np.ndarray, last: np.ndarray) -> np.ndarray:
+        """Upper bound on the value later options can add to each child, over the count they add.
+
+        For a additions (a = 1..GHOSTS, and "GHOSTS or more"), everyone's interference is bounded
+        from below by the child's members at their least shares plus a-1 (a, for the child's own
+        members) "ghosts", each demanding the least L2 and power any option demands alone, at
+        m + a members' scheduling delay. One inverse step per member then gives shares that
+        the final set can only exceed: the child's members need at least r_s(a), so capacity is
+        100 - sum r_s(a), and candidate q weighs at least w_q(a). A fractional knapsack with at
+        most a items bounds each count; the bound is the best over counts.
+        """
+        hw, o, k = self.p.hw, self.p.o, len(self.order)
+        opts = self.order[child.pos[sl]]
+        r = child.shares[sl]
+        n, m = opts.shape
+        _, power, l2 = demand_terms(o, opts, r)
+        l2_sum, power_sum = l2.sum(axis=1), hw.idle_power_w + power.sum(axis=1)
+        w0 = np.maximum(own, self.pair[last])  # (n, K): q beside the parent, and beside the new member
+        allowed = (np.arange(k)[None, :] >= last[:, None]) & np.isfinite(w0)
+        used = np.zeros((n, len(self.p.demand)), dtype=np.int64)
+        for j in range(m):
+            used[np.arange(n), self.opt_type[child.pos[sl][:, j]]] += 1
+        mult = np.maximum(self.mult[None, :] - used[:, self.opt_type], 0)
+        allowed &= mult > 0
+        q = np.broadcast_to(self.order[None, :], (n, k))
+        _, q_power, q_l2 = demand_terms(o, q, np.where(allowed, w0, FULL))
+        # a ghost demands the least L2 and power of any candidate this child may still take
+        ghost_l2 = np.maximum(np.where(allowed, q_l2, np.inf).min(axis=1, initial=np.inf), 0.0)[:, None]
+        ghost_power = np.maximum(np.where(allowed, q_power, np.inf).min(axis=1, initial=np.inf), 0.0)
+        ghost_l2 = np.where(np.isfinite(ghost_l2), ghost_l2, 0.0)
+        ghost_power = np.where(np.isfinite(ghost_power), ghost_power, 0.0)
+        best = np.zeros(n)
+        for a in range(1, GHOSTS + 1):
+            ratio_s = clock_ratio(hw, power_sum + a * ghost_power)[:, None]
+            r_a = np.maximum(r, needed_share(hw, o, opts, l2_sum[:, None] - l2 + a * ghost_l2,
+                                             ratio_s, m + a))
+            cap = FULL - r_a.sum(axis=1)
+            ratio_q = clock_ratio(hw, power_sum[:, None] + q_power + (a - 1) * ghost_power[:, None])
+            w = np.maximum(w0, needed_share(hw, o, q, l2_sum[:, None] + (a - 1) * ghost_l2,
+                                            ratio_q, m + a))
+            ok = allowed & (w <= cap[:, None] + 1e-9)
+            limit = a if a < GHOSTS else None
+            best = np.maximum(best, np.where(cap >= 0, _knapsack(self.value, w, ok, mult, cap, limit), 0.0))
+        return best
+
+    def _integer(self, w: np.ndarray, vals: np.ndarray, allowed: np.ndarray, mult: np.ndarray,
+                 cap: np.ndarray) -> np.ndarray:
+        """Bounded knapsack in share units, all rows at once (a loop over the options only)."""
+        size = int(round(FULL / self.unit))
+        wu = np.where(allowed, np.round(w / self.unit), size + 1)
+        wu = np.where(np.isfinite(wu), wu, size + 1).astype(np.int64)
+        grid = np.arange(size + 1)[None, :]
+        dp = np.zeros((len(w), size + 1))
+        cols = np.nonzero(allowed.any(axis=0))[0]
+        for j in cols:
+            col = wu[:, j]
+            for _ in range(int(min(mult[:, j].max(), size))):
+                src = grid - col[:, None]
+                gain = np.take_along_axis(dp, np.clip(src, 0, size), axis=1) + vals[:, j:j + 1]
+                new = np.maximum(dp, np.where(src >= 0, gain, -np.inf))
+                if np.array_equal(new, dp):
+                    break
+                dp = new
+        capu = np.clip(np.floor(cap / self.unit + 1e-9).astype(np.int64), 0, size)
+        return dp[np.arange(len(w)), capu]
+
+    def _record(self, level: Frontier) -> None:
+        if len(level) == 0:
+            return
+        self.best = max(self.best, float(level.value.max()))
+        hit = np.nonzero(level.value > self.threshold)[0]
+        for i in hit[np.argsort(-level.value[hit])][: self.max_columns * 2]:
+            opts = self.order[level.pos[i]]
+            if self.rules.together and not self.rules.admits(self.p.option_type[opts]):
+                continue
+            key = tuple(np.sort(opts).tolist())
+            if key not in self.found:
+                perm = np.argsort(opts, kind="stable")
+                self.found[key] = (opts[perm], level.shares[i][perm], float(level.value[i]))
