@@ -29,6 +29,7 @@ SOLVERS: dict[str, SolverEntry] = {
     "ffd": SolverEntry("igniter_opt.solvers.heuristics.ffd:SOLVER"),
     "milp": SolverEntry("igniter_opt.solvers.formulations.compact:SOLVER", exact=True),
     "patterns": SolverEntry("igniter_opt.solvers.formulations.patterns:SOLVER", exact=True),
+    "exact": SolverEntry("igniter_opt.solvers.exact.solver:SOLVER", exact=True),
 }
 
 _loaded: dict[str, Solver[Any]] = {}

@@ -12,6 +12,8 @@ copy with a time limit.
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass
 
 import highspy
@@ -35,9 +37,20 @@ class LpResult:
     z: np.ndarray
 
 
-def _quiet(h: highspy.Highs, threads: int) -> None:
+def _new_highs(threads: int) -> highspy.Highs:
+    """A silent HiGHS instance (highspy prints its banner from C++ on construction: fd 1 is muted)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 1)
+            h = highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
     h.setOptionValue("output_flag", False)
     h.setOptionValue("threads", threads)
+    return h
 
 
 class Master:
@@ -48,8 +61,7 @@ class Master:
         self.option_type = option_type
         self.columns: list[Column] = []
         self._keys: set[tuple[int, ...]] = set()
-        self._lp = highspy.Highs()
-        _quiet(self._lp, threads)
+        self._lp = _new_highs(threads)
         self._threads = threads
         inf = highspy.kHighsInf
         for d in self.demand:
@@ -91,8 +103,7 @@ class Master:
     def solve_integer(self, time_limit: float, cutoff: float, allowed: np.ndarray | None = None
                       ) -> tuple[float, np.ndarray] | None:
         """Best integer cover over the generated columns within the time limit (None if none found)."""
-        h = highspy.Highs()
-        _quiet(h, self._threads)
+        h = _new_highs(self._threads)
         lp = self._lp.getLp()
         h.passModel(lp)
         n = len(self.columns)

@@ -15,6 +15,9 @@ import math
 import time
 from dataclasses import dataclass
 
+from igniter_opt.data.instance import Instance
+from igniter_opt.solvers.base import FunctionSolver, HighsOptions, SolveOptions
+
 import numpy as np
 
 from igniter_opt.data.errors import InfeasibleError
@@ -28,6 +31,18 @@ from igniter_opt.solvers.exact.pricing import Pricer
 from igniter_opt.solvers.heuristics.firstfit import first_fit
 from igniter_opt.solvers.heuristics.greedy import place_greedy
 from igniter_opt.solvers.sizing import Demand
+
+
+@dataclass(frozen=True)
+class ExactOptions(HighsOptions):
+    """Options of branch-and-price: the whole-call time limit, threads, and the SLO margin (%)."""
+
+    margin_pct: float = 0.0
+
+    @classmethod
+    def from_common(cls, common: SolveOptions) -> ExactOptions:
+        return cls(time_limit=common.time_limit, threads=common.threads, mip_gap=common.mip_gap,
+                   verbose=common.verbose, margin_pct=float(getattr(common, "margin_pct", 0.0) or 0.0))
 
 
 @dataclass(frozen=True)
@@ -171,12 +186,12 @@ def _singletons(cat: Catalogue, demand: np.ndarray) -> list[Column]:
     return cols
 
 
-def solve(instance, profile: Profile, demands: list[Demand], options) -> Plan:
+def solve(instance: Instance, profile: Profile, demands: list[Demand], options: ExactOptions) -> Plan:
     """Minimum GPUs by branch-and-price; status optimal only with the bound proven."""
     begin = time.perf_counter()
     deadline = begin + options.time_limit
-    policy = options.batch_policy or instance.batch_policy
-    margin = float(getattr(options, "margin_pct", 0.0) or 0.0)
+    policy = instance.batch_policy
+    margin = options.margin_pct
     plan = Plan(instance=instance.name, solver="exact", profile=profile.name, status="optimal",
                 gpus=replica_gpus(demands))
     replicas = plan.num_gpus
@@ -199,3 +214,6 @@ def solve(instance, profile: Profile, demands: list[Demand], options) -> Plan:
     plan.message = (f"branch-and-price: root LP {s.root_lp:.4f}, {s.columns} columns, {s.nodes} nodes, "
                     f"{s.lp_iterations} LP solves, {s.exhaustive_calls} exhaustive pricings")
     return plan
+
+
+SOLVER = FunctionSolver("exact", solve, ExactOptions.from_common)

@@ -1,0 +1,133 @@
+"""Solver `exact` (branch-and-price): the oracle, agreement with milp, patterns and a brute force,
+the proof contract under a time limit, aggregation of identical workloads, the joint policy."""
+
+import time
+
+import numpy as np
+import pytest
+
+from igniter_opt.bench.generate import mixed_instance, random_instance
+from igniter_opt.data.instance import Instance, Workload
+from igniter_opt.model import load_profile
+from igniter_opt.solvers.colocation import least_shares as reference_least_shares
+from igniter_opt.solvers.exact.oracle import build_options, least_shares
+from igniter_opt.solvers.exact.solver import catalogue
+from igniter_opt.solvers.sizing import size_instance
+from igniter_opt.solvers.solve import SolveOptions, solve
+
+V100 = load_profile("v100")
+
+
+def _optimal(inst, solver, **kw):
+    plan = solve(inst, solver, options=SolveOptions(time_limit=60, **kw))
+    assert plan.feasible, plan.message
+    assert plan.status == "optimal", plan.message
+    assert plan.lower_bound == plan.num_gpus
+    return plan
+
+
+def _partitions(items):
+    """Every set partition of a list (Bell(n) of them)."""
+    if not items:
+        yield []
+        return
+    first, rest = items[0], items[1:]
+    for part in _partitions(rest):
+        yield [[first]] + part
+        for k in range(len(part)):
+            yield part[:k] + [[first] + part[k]] + part[k + 1:]
+
+
+def _brute_force(inst: Instance) -> int:
+    """Fewest GPUs over every partition of the demands, each block checked by the reference's
+    raise-the-violators fixed point (paper batches): independent of the exact solver's code."""
+    demands = size_instance(inst, V100)
+    shareable = [i for i, d in enumerate(demands) if not d.full_gpu]
+    fits: dict[tuple[int, ...], bool] = {}
+
+    def fit(block):
+        key = tuple(sorted(block))
+        if key not in fits:
+            batch = np.array([demands[i].batch for i in key], dtype=float)
+            start = np.array([demands[i].r_lower for i in key])
+            fits[key] = reference_least_shares(V100, demands, list(key), batch, start) is not None
+        return fits[key]
+
+    best = min(len(p) for p in _partitions(shareable) if all(fit(b) for b in p))
+    return best + sum(d.full_gpu for d in demands)
+
+
+def test_oracle_matches_the_reference_fixed_point():
+    rng = np.random.default_rng(7)
+    inst = mixed_instance(24, 5)
+    demands = [d for d in size_instance(inst, V100) if not d.full_gpu]
+    opts = build_options(V100, [d.model for d in demands], np.array([d.batch for d in demands]),
+                         np.array([d.slo_ms for d in demands]), np.array([d.rate_rps for d in demands]))
+    small = np.argsort([d.r_lower for d in demands])[:12]  # small shares: many subsets fit
+    fitting = 0
+    for m in (1, 2, 3, 4, 5):
+        idx = np.array([np.sort(rng.choice(small, m, replace=False)) for _ in range(60)])
+        ours = least_shares(V100.hardware, opts, idx)
+        for row, got in zip(idx, ours):
+            ref = reference_least_shares(V100, demands, list(row), np.array([demands[i].batch for i in row], float),
+                                         np.array([demands[i].r_lower for i in row]))
+            if ref is None:
+                assert not np.isfinite(got).all()
+            else:
+                fitting += 1
+                np.testing.assert_allclose(got, ref)
+    assert fitting > 100  # the comparison covered many fitting sets, not only rejections
+
+
+@pytest.mark.parametrize("n,seed", [(3, 0), (4, 1), (5, 2), (6, 3), (6, 4)])
+def test_exact_equals_brute_force(n, seed):
+    inst = mixed_instance(n, seed)
+    assert _optimal(inst, "exact").num_gpus == _brute_force(inst)
+
+
+@pytest.mark.parametrize("make,n,seed", [(random_instance, 8, 3), (random_instance, 12, 0),
+                                         (mixed_instance, 10, 1), (mixed_instance, 12, 2)])
+def test_exact_milp_patterns_agree(make, n, seed):
+    inst = make(n, seed)
+    counts = {s: _optimal(inst, s).num_gpus for s in ("exact", "milp", "patterns")}
+    assert len(set(counts.values())) == 1, counts
+
+
+def test_identical_workloads_are_one_row_with_a_demand():
+    workloads = tuple(Workload(f"r{i}", "resnet50", 40.0, 120.0) for i in range(9)) + \
+        tuple(Workload(f"a{i}", "alexnet", 20.0, 200.0) for i in range(5))
+    inst = Instance("twins", "v100", workloads)
+    cat = catalogue(V100, size_instance(inst, V100), "paper", aggregate=True)
+    assert sorted(len(t) for t in cat.type_demands) == [5, 9]
+    assert _optimal(inst, "exact").num_gpus == _optimal(inst, "milp").num_gpus
+
+
+@pytest.mark.parametrize("n,seed", [(6, 0), (8, 1)])
+def test_joint_policy_agrees_with_patterns(n, seed):
+    inst = mixed_instance(n, seed)
+    exact = _optimal(inst, "exact", batch_policy="joint")
+    assert exact.num_gpus == _optimal(inst, "patterns", batch_policy="joint").num_gpus
+    assert exact.num_gpus <= _optimal(inst, "exact").num_gpus  # more freedom never costs GPUs
+
+
+def test_time_limit_returns_a_verified_incumbent_and_a_valid_bound():
+    inst = mixed_instance(100, 0)
+    begin = time.perf_counter()
+    plan = solve(inst, "exact", options=SolveOptions(time_limit=3))
+    assert time.perf_counter() - begin < 8
+    assert plan.feasible, plan.message
+    assert plan.status in ("optimal", "time_limit")
+    assert plan.lower_bound is not None and plan.lower_bound <= plan.num_gpus
+    greedy = solve(inst, "greedy")
+    if greedy.feasible:
+        assert plan.num_gpus <= greedy.num_gpus
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_exact_never_worse_than_a_verified_heuristic(seed):
+    inst = mixed_instance(20, seed)
+    plan = _optimal(inst, "exact")
+    for heuristic in ("greedy", "ffd"):
+        other = solve(inst, heuristic)
+        if other.feasible:
+            assert plan.num_gpus <= other.num_gpus
