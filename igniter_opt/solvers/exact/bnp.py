@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from igniter_opt.model.predict import Array
 from igniter_opt.solvers.exact.master import Column, LpResult, Master
 from igniter_opt.solvers.exact.pricing import Pricer, Rules
 
@@ -76,7 +77,7 @@ class BranchAndPrice:
         self._last_integer = 0
 
     # -- column generation ----------------------------------------------------------------
-    def _allowed(self, rules: Rules) -> np.ndarray:
+    def _allowed(self, rules: Rules) -> Array:
         types = self.pricer.option_type
         return np.array([rules.admits(types[list(c.members)]) for c in self.master.columns])
 

@@ -19,14 +19,19 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from igniter_opt.model.predict import Array
 from igniter_opt.solvers.exact.oracle import FULL, clock_ratio, demand_terms, least_shares, needed_share
 
 GHOSTS = 5  # additions counted exactly in the bound; beyond, 'GHOSTS or more'
 INTEGER_BOUND = False  # measured: the integer knapsack bound costs more than the sets it cuts
 DFS_BATCH = 2000  # sets expanded per step of the exhaustive search
+if TYPE_CHECKING:
+    from igniter_opt.solvers.exact.pricing import Pricer, Rules
+
 CHUNK = 20000  # rows per oracle call
 CHUNK_CELLS = 4_000_000  # rows x options x members per bound block (memory)
 
@@ -39,46 +44,46 @@ class _OutOfTime(Exception):
 class Frontier:
     """Sets of equal size: option positions (sorted), least shares, dual value."""
 
-    pos: np.ndarray  # (N, m) int
-    shares: np.ndarray  # (N, m)
-    value: np.ndarray  # (N,)
+    pos: Array  # (N, m) int
+    shares: Array  # (N, m)
+    value: Array  # (N,)
 
     def __len__(self) -> int:
         return len(self.value)
 
-    def take(self, rows) -> Frontier:
+    def take(self, rows: slice) -> Frontier:
         return Frontier(self.pos[rows], self.shares[rows], self.value[rows])
 
 
 @dataclass
 class LevelResult:
-    found: list[tuple[np.ndarray, np.ndarray, float]]  # options, shares, value
+    found: list[tuple[Array, Array, float]]  # options, shares, value
     complete: bool
     best: float
     evaluated: int
 
 
-def _knapsack(value: np.ndarray, w: np.ndarray, ok: np.ndarray, mult: np.ndarray, cap: np.ndarray,
-              limit: int | None) -> np.ndarray:
+def _knapsack(value: Array, w: Array, ok: Array, mult: Array, cap: Array,
+              limit: int | None) -> Array:
     """Fractional bounded knapsack per row (values per column, weights per cell), at most `limit` items."""
     wm = np.where(ok, w, 0.0) * mult
     vm = np.where(ok, value[None, :], 0.0) * mult
     ratio = np.where(ok, value[None, :] / np.maximum(np.where(ok, w, 1.0), 1e-9), -1.0)
     rank = np.argsort(-ratio, axis=1, kind="stable")
     wm, vm = np.take_along_axis(wm, rank, axis=1), np.take_along_axis(vm, rank, axis=1)
-    before = np.cumsum(wm, axis=1) - wm
+    before: Array = np.cumsum(wm, axis=1) - wm
     take = np.clip((cap[:, None] - before) / np.maximum(wm, 1e-12), 0.0, 1.0)
     frac = (take * vm).sum(axis=1)
     if limit is None:
-        return frac
+        return np.asarray(frac)
     top = -np.sort(-np.where(ok, value[None, :], 0.0), axis=1)[:, :limit].sum(axis=1)
-    return np.minimum(frac, top)
+    return np.asarray(np.minimum(frac, top))
 
 
 class LevelSearch:
     """One pricing call over options in `order` (positions) with values `value` per position."""
 
-    def __init__(self, pricer, order: np.ndarray, value: np.ndarray, threshold: float, rules,
+    def __init__(self, pricer: Pricer, order: Array, value: Array, threshold: float, rules: Rules,
                  deadline: float, max_columns: int, beam: int | None, max_evaluations: int | None):
         self.p = pricer
         self.order = order
@@ -93,7 +98,7 @@ class LevelSearch:
         self.max_columns = max_columns
         self.beam = beam
         self.max_evaluations = max_evaluations
-        self.found: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray, float]] = {}
+        self.found: dict[tuple[int, ...], tuple[Array, Array, float]] = {}
         self.best = 0.0
         self.evaluated = 0
         self.unit = pricer.hw.unit_pct
@@ -150,7 +155,7 @@ class LevelSearch:
         return self.max_evaluations is not None and self.evaluated >= self.max_evaluations
 
     # -- one level ------------------------------------------------------------------------
-    def _children(self, level: Frontier) -> tuple[np.ndarray, np.ndarray]:
+    def _children(self, level: Frontier) -> tuple[Array, Array, Array]:
         """(parent index, candidate position) of every child: positions from the parent's last."""
         k = len(self.order)
         last = level.pos[:, -1]
@@ -190,7 +195,7 @@ class LevelSearch:
         own[parent, cand] = shares[:, -1]
         return self._survivors(child, parent, own)
 
-    def _survivors(self, child: Frontier, parent: np.ndarray, own: np.ndarray) -> Frontier:
+    def _survivors(self, child: Frontier, parent: Array, own: Array) -> Frontier:
         """Children whose value plus the knapsack bound passes the threshold (beam: the best)."""
         if len(child) == 0:
             return child
@@ -210,7 +215,7 @@ class LevelSearch:
             idx = idx[:self.beam]
         return Frontier(child.pos[idx], child.shares[idx], child.value[idx])
 
-    def _bound(self, child: Frontier, sl: slice, own: np.ndarray, last: np.ndarray) -> np.ndarray:
+    def _bound(self, child: Frontier, sl: slice, own: Array, last: Array) -> Array:
         """Upper bound on the value later options can add to each child, over the count they add.
 
         For a additions (a = 1..GHOSTS, and "GHOSTS or more"), everyone's interference is bounded
@@ -255,8 +260,8 @@ class LevelSearch:
             best = np.maximum(best, np.where(cap >= 0, _knapsack(self.value, w, ok, mult, cap, limit), 0.0))
         return best
 
-    def _integer(self, w: np.ndarray, vals: np.ndarray, allowed: np.ndarray, mult: np.ndarray,
-                 cap: np.ndarray) -> np.ndarray:
+    def _integer(self, w: Array, vals: Array, allowed: Array, mult: Array,
+                 cap: Array) -> Array:
         """Bounded knapsack in share units, all rows at once (a loop over the options only)."""
         size = int(round(FULL / self.unit))
         wu = np.where(allowed, np.round(w / self.unit), size + 1)
@@ -274,7 +279,7 @@ class LevelSearch:
                     break
                 dp = new
         capu = np.clip(np.floor(cap / self.unit + 1e-9).astype(np.int64), 0, size)
-        return dp[np.arange(len(w)), capu]
+        return np.asarray(dp[np.arange(len(w)), capu])
 
     def _record(self, level: Frontier) -> None:
         if len(level) == 0:

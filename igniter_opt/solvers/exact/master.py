@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import highspy
 import numpy as np
 
+from igniter_opt.model.predict import Array
+
 
 @dataclass(frozen=True)
 class Column:
@@ -33,8 +35,8 @@ class LpResult:
     """Optimal restricted-master LP: value, type duals and column values."""
 
     value: float
-    duals: np.ndarray
-    z: np.ndarray
+    duals: Array
+    z: Array
 
 
 def _new_highs(threads: int) -> highspy.Highs:
@@ -44,7 +46,7 @@ def _new_highs(threads: int) -> highspy.Highs:
     try:
         with open(os.devnull, "wb") as null:
             os.dup2(null.fileno(), 1)
-            h = highspy.Highs()
+            h = highspy.Highs()  # type: ignore[no-untyped-call]
     finally:
         os.dup2(saved, 1)
         os.close(saved)
@@ -56,7 +58,7 @@ def _new_highs(threads: int) -> highspy.Highs:
 class Master:
     """Restricted master over the columns generated so far (one row per workload type)."""
 
-    def __init__(self, demand: np.ndarray, option_type: np.ndarray, threads: int = 1) -> None:
+    def __init__(self, demand: Array, option_type: Array, threads: int = 1) -> None:
         self.demand = np.asarray(demand, dtype=float)
         self.option_type = option_type
         self.columns: list[Column] = []
@@ -68,7 +70,7 @@ class Master:
             self._lp.addRow(float(d), inf, 0, np.array([], dtype=np.int32), np.array([]))
         self._fixed_zero: set[int] = set()
 
-    def coverage(self, col: Column) -> tuple[np.ndarray, np.ndarray]:
+    def coverage(self, col: Column) -> tuple[Array, Array]:
         """Row indices and counts of a column."""
         types, counts = np.unique(self.option_type[list(col.members)], return_counts=True)
         return types.astype(np.int32), counts.astype(float)
@@ -83,7 +85,7 @@ class Master:
         self._lp.addCol(1.0, 0.0, highspy.kHighsInf, len(rows), rows, counts)
         return True
 
-    def forbid(self, allowed: np.ndarray) -> None:
+    def forbid(self, allowed: Array) -> None:
         """Fix to zero every column not allowed (branching); columns re-enter when allowed again."""
         lower = np.zeros(len(self.columns))
         upper = np.where(allowed, highspy.kHighsInf, 0.0)
@@ -100,8 +102,8 @@ class Master:
         return LpResult(value=float(value), duals=np.maximum(np.array(sol.row_dual), 0.0),
                         z=np.array(sol.col_value))
 
-    def solve_integer(self, time_limit: float, cutoff: float, allowed: np.ndarray | None = None
-                      ) -> tuple[float, np.ndarray] | None:
+    def solve_integer(self, time_limit: float, cutoff: float, allowed: Array | None = None
+                      ) -> tuple[float, Array] | None:
         """Best integer cover over the generated columns within the time limit (None if none found)."""
         h = _new_highs(self._threads)
         lp = self._lp.getLp()

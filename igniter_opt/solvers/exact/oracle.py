@@ -23,6 +23,7 @@ import numpy as np
 
 from igniter_opt.model import Profile
 from igniter_opt.model.coefficients import Hardware
+from igniter_opt.model.predict import Array
 
 FULL = 100.0
 MAX_ROUNDS = 200
@@ -32,30 +33,30 @@ MAX_ROUNDS = 200
 class Options:
     """Stacked coefficients of every option (one row each): what the oracle needs, nothing else."""
 
-    gamma: np.ndarray  # k1 b^2 + k2 b + k3
-    k4: np.ndarray
-    k5: np.ndarray
-    batch: np.ndarray
-    power: np.ndarray  # (n, 2): a_p, b_p
-    l2: np.ndarray  # (n, 2): a_c, b_c
-    k_l2: np.ndarray
-    kernels: np.ndarray
-    t_idle: np.ndarray
-    latency_cap: np.ndarray  # on T_inf (ms): SLO/2, margin applied
-    rate_need: np.ndarray  # on throughput (req/s): rate, margin applied
-    transfer_in_out: np.ndarray  # (d_in + d_out) b / B, ms
-    transfer_out: np.ndarray  # d_out b / B, ms
-    alone: np.ndarray  # least share alone (inf when none)
+    gamma: Array  # k1 b^2 + k2 b + k3
+    k4: Array
+    k5: Array
+    batch: Array
+    power: Array  # (n, 2): a_p, b_p
+    l2: Array  # (n, 2): a_c, b_c
+    k_l2: Array
+    kernels: Array
+    t_idle: Array
+    latency_cap: Array  # on T_inf (ms): SLO/2, margin applied
+    rate_need: Array  # on throughput (req/s): rate, margin applied
+    transfer_in_out: Array  # (d_in + d_out) b / B, ms
+    transfer_out: Array  # d_out b / B, ms
+    alone: Array  # least share alone (inf when none)
 
     @property
-    def limit(self) -> np.ndarray:
+    def limit(self) -> Array:
         """L: the bound on GPU time T_gpu that carries both the latency and the throughput limit."""
         return np.minimum(self.latency_cap - self.transfer_in_out,
                           1000 * self.batch / self.rate_need - self.transfer_out)
 
 
-def build_options(profile: Profile, models: list[str], batches: np.ndarray, slo_ms: np.ndarray,
-                  rate_rps: np.ndarray, margin_pct: float = 0.0) -> Options:
+def build_options(profile: Profile, models: list[str], batches: Array, slo_ms: Array,
+                  rate_rps: Array, margin_pct: float = 0.0) -> Options:
     """Options from per-row model names, batches, SLOs and rates (margin shrinks the limits)."""
     coefs = [profile.model(m) for m in models]
     B = profile.hardware.bandwidth_bytes_per_ms
@@ -79,33 +80,33 @@ def build_options(profile: Profile, models: list[str], batches: np.ndarray, slo_
     return _with_alone(opts, alone[:, 0])
 
 
-def _with_alone(opts: Options, alone: np.ndarray) -> Options:
+def _with_alone(opts: Options, alone: Array) -> Options:
     fields = {f: getattr(opts, f) for f in opts.__dataclass_fields__}
     fields["alone"] = alone
     return Options(**fields)
 
 
-def demand_terms(o: Options, idx: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def demand_terms(o: Options, idx: Array, r: Array) -> tuple[Array, Array, Array]:
     """Solo active time, power above idle and L2 demand of options idx at shares r (any shape)."""
     t_solo = o.gamma[idx] / (r + o.k4[idx]) + o.k5[idx]
     ability = 1000 * o.batch[idx] / t_solo
     return t_solo, o.power[idx, 0] * ability + o.power[idx, 1], o.l2[idx, 0] * ability + o.l2[idx, 1]
 
 
-def clock_ratio(hw: Hardware, total_power: np.ndarray) -> np.ndarray:
+def clock_ratio(hw: Hardware, total_power: Array) -> Array:
     """f/F: 1 up to the power cap, then falling by a_f/F per watt above it."""
     drop = hw.a_f * (total_power - hw.power_cap_w) / hw.max_frequency_mhz
     return np.where(total_power > hw.power_cap_w, 1 + drop, 1.0)
 
 
-def scheduling_inc(hw: Hardware, m) -> np.ndarray:
+def scheduling_inc(hw: Hardware, m: int | Array) -> Array:
     """Extra scheduling delay per kernel with m members on the GPU (0 alone)."""
     m = np.asarray(m, dtype=float)
     return np.where(m >= 2, hw.a_sch * m + hw.b_sch, 0.0)
 
 
-def needed_share(hw: Hardware, o: Options, idx: np.ndarray, others_l2: np.ndarray, ratio: np.ndarray,
-                 members) -> np.ndarray:
+def needed_share(hw: Hardware, o: Options, idx: Array, others_l2: Array, ratio: Array,
+                 members: int | Array) -> Array:
     """Least grid share of option idx given the others' L2 demand, the clock ratio and the count.
 
     Inverse of the model for one member: every argument is a lower bound on the interference,
@@ -116,34 +117,34 @@ def needed_share(hw: Hardware, o: Options, idx: np.ndarray, others_l2: np.ndarra
     with np.errstate(divide="ignore", invalid="ignore"):
         share = np.where(x > 0, o.gamma[idx] / x - o.k4[idx], np.inf)
     units = np.ceil(share / hw.unit_pct - 1e-9)
-    return np.maximum(units, 1.0) * hw.unit_pct
+    return np.asarray(np.maximum(units, 1.0) * hw.unit_pct)
 
 
-def gpu_time(hw: Hardware, o: Options, idx: np.ndarray, r: np.ndarray) -> np.ndarray:
+def gpu_time(hw: Hardware, o: Options, idx: Array, r: Array) -> Array:
     """T_gpu of every member of every row, computed forward exactly as the model predicts it."""
     t_solo, power, l2 = demand_terms(o, idx, r)
     ratio = clock_ratio(hw, hw.idle_power_w + power.sum(axis=1))[:, None]
     t_sched = o.kernels[idx] * scheduling_inc(hw, idx.shape[1]) + o.t_idle[idx]
     t_act = t_solo * (1 + o.k_l2[idx] * (l2.sum(axis=1, keepdims=True) - l2))
-    return (t_sched + t_act) / ratio
+    return np.asarray((t_sched + t_act) / ratio)
 
 
-def violated(hw: Hardware, o: Options, idx: np.ndarray, r: np.ndarray) -> np.ndarray:
+def violated(hw: Hardware, o: Options, idx: Array, r: Array) -> Array:
     """Members whose latency or throughput breaks its limit at shares r (forward model)."""
     gpu = gpu_time(hw, o, idx, r)
     latency = gpu + o.transfer_in_out[idx]
     throughput = o.batch[idx] * 1000 / (gpu + o.transfer_out[idx])
-    return (latency > o.latency_cap[idx]) | (throughput < o.rate_need[idx])
+    return np.asarray((latency > o.latency_cap[idx]) | (throughput < o.rate_need[idx]))
 
 
-def _needed(hw: Hardware, o: Options, idx: np.ndarray, r: np.ndarray) -> np.ndarray:
+def _needed(hw: Hardware, o: Options, idx: Array, r: Array) -> Array:
     """Least grid share of each member given the others at r (inf when no share suffices)."""
     _, power, l2 = demand_terms(o, idx, r)
     ratio = clock_ratio(hw, hw.idle_power_w + power.sum(axis=1))[:, None]
     return needed_share(hw, o, idx, l2.sum(axis=1, keepdims=True) - l2, ratio, idx.shape[1])
 
 
-def least_shares(hw: Hardware, o: Options, idx: np.ndarray, start: np.ndarray | None = None) -> np.ndarray:
+def least_shares(hw: Hardware, o: Options, idx: Array, start: Array | None = None) -> Array:
     """Least feasible grid shares of each row's members; rows that cannot fit get inf shares.
 
     idx: (K, m) option indices, one candidate GPU per row. start: a lower bound on the least

@@ -15,14 +15,14 @@ import math
 import time
 from dataclasses import dataclass
 
-from igniter_opt.data.instance import Instance
-from igniter_opt.solvers.base import FunctionSolver, HighsOptions, SolveOptions
-
 import numpy as np
 
 from igniter_opt.data.errors import InfeasibleError
+from igniter_opt.data.instance import Instance
 from igniter_opt.data.plan import GpuPlan, Plan
 from igniter_opt.model import Profile
+from igniter_opt.model.predict import Array
+from igniter_opt.solvers.base import FunctionSolver, HighsOptions, SolveOptions
 from igniter_opt.solvers.colocation import placed, replica_gpus
 from igniter_opt.solvers.exact.bnp import BranchAndPrice, Outcome
 from igniter_opt.solvers.exact.master import Column, Master
@@ -50,15 +50,15 @@ class Catalogue:
     """Workload types and their options: what the master's rows and the pricing's items are."""
 
     type_demands: list[list[int]]  # demand indices of each type
-    option_type: np.ndarray
-    option_batch: np.ndarray
+    option_type: Array
+    option_batch: Array
     options: Options
 
 
 def catalogue(profile: Profile, demands: list[Demand], policy: str, aggregate: bool,
               margin_pct: float = 0.0) -> Catalogue:
     """Group the shareable demands into types and list each type's (batch) options."""
-    groups: dict[tuple, list[int]] = {}
+    groups: dict[tuple[object, ...], list[int]] = {}
     for i, d in enumerate(demands):
         if d.full_gpu:
             continue
@@ -168,18 +168,19 @@ def _search(profile: Profile, demands: list[Demand], policy: str, aggregate: boo
     return cat, pricer, bnp.run(branching=not aggregate or bool(np.all(demand == 1)))
 
 
-def _cheapest(cat: Catalogue) -> np.ndarray:
+def _cheapest(cat: Catalogue) -> Array:
     """Least share alone of each type over its options (a valid size for the bin bound)."""
     best = np.full(len(cat.type_demands), np.inf)
     np.minimum.at(best, cat.option_type, cat.options.alone)
     return best
 
 
-def _singletons(cat: Catalogue, demand: np.ndarray) -> list[Column]:
+def _singletons(cat: Catalogue, demand: Array) -> list[Column]:
     cols = []
-    cheapest = {}
+    cheapest: dict[int, int] = {}
     for o, t in enumerate(cat.option_type):
-        if np.isfinite(cat.options.alone[o]) and (t not in cheapest or cat.options.alone[o] < cat.options.alone[cheapest[t]]):
+        alone = cat.options.alone
+        if np.isfinite(alone[o]) and (t not in cheapest or alone[o] < alone[cheapest[t]]):
             cheapest[int(t)] = o
     for t, o in cheapest.items():
         cols += [Column((o,), (float(cat.options.alone[o]),))] * int(demand[t])
