@@ -9,7 +9,8 @@ import numpy as np
 
 from igniter_opt.bench.report import ALL_SIZES, Report, gaps
 
-COLORS = {"greedy": "tab:blue", "ffd": "tab:orange", "milp": "tab:green", "patterns": "tab:red"}
+COLORS = {"greedy": "tab:blue", "ffd": "tab:orange", "milp": "tab:green", "patterns": "tab:red",
+          "exact": "tab:purple"}
 
 
 def _plt():

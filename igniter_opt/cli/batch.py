@@ -36,7 +36,7 @@ def _int_list(text: str, what: str) -> tuple[int, ...]:
 @app.command("batch")
 def batch_cmd(
     instances: list[str] = typer.Argument(..., help="Instance folders (recursive), globs or files."),
-    solvers: str = typer.Option("greedy,ffd", help="Comma-separated solvers: greedy,ffd,milp,patterns."),
+    solvers: str = typer.Option("greedy,ffd", help="Comma-separated solvers: greedy,ffd,exact,milp,patterns."),
     time_limit: float = typer.Option(60.0, "--time-limit", help="Seconds per task (exact solvers)."),
     jobs: int = typer.Option(0, "-j", "--jobs", help="Parallel workers (0: one per core)."),
     output: Path = typer.Option(Path("results.csv"), "-o", "--output", help="Results CSV (appended)."),
@@ -79,7 +79,7 @@ def report_cmd(
     results: Path = typer.Argument(..., help="Results CSV written by `igniter batch`, or the JSON of "
                                              "`igniter compare --margins ... --json` (price of robustness)."),
     output: Path = typer.Option(Path("report"), "-o", "--output", help="Folder for report.md and the PNGs."),
-    exact: str | None = typer.Option(None, help="Solver compared with the baseline (default: milp, "
+    exact: str | None = typer.Option(None, help="Solver compared with the baseline (default: exact, milp, "
                                                    "else patterns)."),
     baseline: str = typer.Option("greedy", help="Solver the exact one is compared with."),
     by_kind: bool = typer.Option(False, help="Split families by kind from the file names "

@@ -18,7 +18,7 @@ from igniter_opt.solvers.margin import check_margin
 from igniter_opt.solvers.registry import SOLVERS
 from igniter_opt.solvers.solve import solve
 
-DEFAULT_SOLVERS = "greedy,ffd,milp,patterns"
+DEFAULT_SOLVERS = "greedy,ffd,exact"  # milp and patterns stay available as cross-checks
 
 
 def parse_solvers(spec: str) -> list[str]:

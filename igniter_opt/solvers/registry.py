@@ -27,9 +27,9 @@ class SolverEntry:
 SOLVERS: dict[str, SolverEntry] = {
     "greedy": SolverEntry("igniter_opt.solvers.heuristics.greedy:SOLVER"),
     "ffd": SolverEntry("igniter_opt.solvers.heuristics.ffd:SOLVER"),
+    "exact": SolverEntry("igniter_opt.solvers.exact.solver:SOLVER", exact=True),
     "milp": SolverEntry("igniter_opt.solvers.formulations.compact:SOLVER", exact=True),
     "patterns": SolverEntry("igniter_opt.solvers.formulations.patterns:SOLVER", exact=True),
-    "exact": SolverEntry("igniter_opt.solvers.exact.solver:SOLVER", exact=True),
 }
 
 _loaded: dict[str, Solver[Any]] = {}
