@@ -28,7 +28,7 @@ EPS = 1e-6
 FULL_LP = False  # debugging: converge the LP instead of stopping at the bound that proves the incumbent
 DELTA = 1e-4  # proves LP > UB - 1 + DELTA, well above the LP's numerical noise
 EXHAUSTIVE_COLUMNS = 150
-BEAM = 400  # heuristic pricing keeps the best sets of each size; exhaustive only when it finds nothing
+BEAMS = (400,)  # heuristic pricing keeps the best sets of each size; exhaustive only when both fail
 
 
 @dataclass
@@ -97,13 +97,16 @@ class BranchAndPrice:
                 return math.inf, None, True
             if time.perf_counter() > self.deadline:
                 return -math.inf, lp, False
-            res = self.pricer.price(lp.duals, 1 + EPS, beam=BEAM, deadline=self.deadline, rules=rules)
-            self.stats.pricing_nodes += res.nodes
-            if self._add(res.columns):
+            found = False
+            for width in BEAMS:  # heuristic pricing, wider when narrower finds nothing
+                res = self.pricer.price(lp.duals, 1 + EPS, beam=width, deadline=self.deadline, rules=rules)
+                self.stats.pricing_nodes += res.nodes
+                if self._add(res.columns):
+                    found = True
+                    break
+            if found:
                 self._maybe_integer(rules)
                 continue
-            if res.complete:  # the truncated search happened to finish: nothing prices out
-                return lp.value, lp, True
             theta = 1 + EPS
             if self.upper - 1 >= 1 and not FULL_LP:
                 theta = max(theta, lp.value / (self.upper - 1 + DELTA))
