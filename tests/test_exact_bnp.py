@@ -131,3 +131,22 @@ def test_exact_never_worse_than_a_verified_heuristic(seed):
         other = solve(inst, heuristic)
         if other.feasible:
             assert plan.num_gpus <= other.num_gpus
+
+
+def test_ctrl_c_keeps_the_incumbent_and_the_bound():
+    import os
+    import signal
+    import threading
+
+    from igniter_opt.data.errors import SolveInterrupted
+
+    timer = threading.Timer(2.0, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(SolveInterrupted) as caught:
+            solve(mixed_instance(64, 1), "exact", options=SolveOptions(time_limit=120))
+    finally:
+        timer.cancel()
+    plan = caught.value.plan
+    assert plan.status == "interrupted" and plan.feasible, plan.message
+    assert plan.num_gpus > 0 and plan.lower_bound is not None and plan.lower_bound <= plan.num_gpus

@@ -189,5 +189,9 @@ class BranchAndPrice:
             stack.append(_Node(Rules(node.rules.together + [pair], node.rules.apart), node.depth + 1))
         if root_bound is not None and complete and not stack:
             self.lower = self.upper
+        return self.outcome(complete)
+
+    def outcome(self, complete: bool) -> Outcome:
+        """The incumbent and the bound proven so far (also after an interruption)."""
         return Outcome(self.incumbent, self.upper, min(self.lower, self.upper),
                        complete and self.lower >= self.upper, self.stats)

@@ -17,14 +17,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from igniter_opt.data.errors import InfeasibleError
+from igniter_opt.data.errors import InfeasibleError, SolveInterrupted
 from igniter_opt.data.instance import Instance
 from igniter_opt.data.plan import GpuPlan, Plan
 from igniter_opt.model import Profile
 from igniter_opt.model.predict import Array
 from igniter_opt.solvers.base import FunctionSolver, HighsOptions, SolveOptions
 from igniter_opt.solvers.colocation import placed, replica_gpus
-from igniter_opt.solvers.exact.bnp import BranchAndPrice, Outcome
+from igniter_opt.solvers.exact.bnp import BranchAndPrice
 from igniter_opt.solvers.exact.master import Column, Master
 from igniter_opt.solvers.exact.oracle import Options, build_options
 from igniter_opt.solvers.exact.pricing import Pricer
@@ -148,9 +148,9 @@ def _to_gpus(demands: list[Demand], cat: Catalogue, pricer: Pricer, chosen: list
     return gpus
 
 
-def _search(profile: Profile, demands: list[Demand], policy: str, aggregate: bool, deadline: float,
-            threads: int, margin_pct: float, extra: list[list[int]] | None = None
-            ) -> tuple[Catalogue, Pricer, Outcome]:
+def _prepare(profile: Profile, demands: list[Demand], policy: str, aggregate: bool, deadline: float,
+             threads: int, margin_pct: float) -> tuple[Catalogue, Pricer, BranchAndPrice]:
+    """Types, options, pricer and master seeded with the heuristics' columns; the search not run."""
     cat = catalogue(profile, demands, policy, aggregate, margin_pct)
     demand = np.array([len(m) for m in cat.type_demands], dtype=float)
     pricer = Pricer(profile.hardware, cat.options, cat.option_type, demand)
@@ -164,8 +164,7 @@ def _search(profile: Profile, demands: list[Demand], policy: str, aggregate: boo
             master.add(c)
     incumbent = min(seeds, key=len) if seeds else _singletons(cat, demand)
     lower = math.ceil(float(np.sum(demand * _cheapest(cat))) / 100 - 1e-9)
-    bnp = BranchAndPrice(pricer, master, incumbent, lower, deadline)
-    return cat, pricer, bnp.run(branching=not aggregate or bool(np.all(demand == 1)))
+    return cat, pricer, BranchAndPrice(pricer, master, incumbent, lower, deadline)
 
 
 def _cheapest(cat: Catalogue) -> Array:
@@ -199,14 +198,27 @@ def solve(instance: Instance, profile: Profile, demands: list[Demand], options: 
     if not any(not d.full_gpu for d in demands):
         plan.lower_bound, plan.gap = replicas, 0.0
         return plan
-    cat, pricer, out = _search(profile, demands, policy, True, deadline, options.threads, margin)
-    if not out.complete and out.lower < out.upper and time.perf_counter() < deadline \
-            and any(len(m) > 1 for m in cat.type_demands):
-        cat2, pricer2, out2 = _search(profile, demands, policy, False, deadline, options.threads, margin)
-        if out2.upper < out.upper or out2.lower > out.lower:
+    bnp: BranchAndPrice | None = None
+    try:
+        cat, pricer, bnp = _prepare(profile, demands, policy, True, deadline, options.threads, margin)
+        active = cat
+        out = bnp.run(branching=all(len(m) == 1 for m in cat.type_demands))
+        if not out.complete and out.lower < out.upper and time.perf_counter() < deadline \
+                and any(len(m) > 1 for m in cat.type_demands):  # pair branching needs single rows
+            cat2, pricer2, bnp = _prepare(profile, demands, policy, False, deadline, options.threads, margin)
+            active = cat2
+            out2 = bnp.run(branching=True)
             lower = max(out.lower, out2.lower)
-            cat, pricer, out = cat2, pricer2, out2
+            if out2.upper < out.upper or out2.lower > out.lower:
+                cat, pricer, out = cat2, pricer2, out2
             out.lower = lower
+    except KeyboardInterrupt:
+        if bnp is None:
+            raise
+        snapshot = bnp.outcome(complete=False)
+        plan.gpus += _to_gpus(demands, active, bnp.pricer, snapshot.chosen)
+        plan.lower_bound, plan.status = replicas + snapshot.lower, "interrupted"
+        raise SolveInterrupted(plan) from None
     plan.gpus += _to_gpus(demands, cat, pricer, out.chosen)
     plan.lower_bound = replicas + out.lower
     plan.status = "optimal" if out.lower >= out.upper else "time_limit"
