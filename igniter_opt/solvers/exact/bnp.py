@@ -28,6 +28,7 @@ EPS = 1e-6
 FULL_LP = False  # debugging: converge the LP instead of stopping at the bound that proves the incumbent
 DELTA = 1e-4  # proves LP > UB - 1 + DELTA, well above the LP's numerical noise
 EXHAUSTIVE_COLUMNS = 150
+HEURISTIC_COLUMNS = 200
 BEAMS = (400,)  # heuristic pricing keeps the best sets of each size; exhaustive only when both fail
 
 
@@ -99,7 +100,8 @@ class BranchAndPrice:
                 return -math.inf, lp, False
             found = False
             for width in BEAMS:  # heuristic pricing, wider when narrower finds nothing
-                res = self.pricer.price(lp.duals, 1 + EPS, beam=width, deadline=self.deadline, rules=rules)
+                res = self.pricer.price(lp.duals, 1 + EPS, beam=width, deadline=self.deadline, rules=rules,
+                                        max_columns=HEURISTIC_COLUMNS)
                 self.stats.pricing_nodes += res.nodes
                 if self._add(res.columns):
                     found = True
