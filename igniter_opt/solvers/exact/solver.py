@@ -30,19 +30,17 @@ from igniter_opt.solvers.exact.oracle import Options, build_options
 from igniter_opt.solvers.exact.pricing import Pricer
 from igniter_opt.solvers.heuristics.firstfit import first_fit
 from igniter_opt.solvers.heuristics.greedy import place_greedy
-from igniter_opt.solvers.sizing import Demand
+from igniter_opt.solvers.sizing import Demand, margin_of
 
 
 @dataclass(frozen=True)
 class ExactOptions(HighsOptions):
-    """Options of branch-and-price: the whole-call time limit, threads, and the SLO margin (%)."""
-
-    margin_pct: float = 0.0
+    """Options of branch-and-price: the whole-call time limit, threads and the SLO margin (%)."""
 
     @classmethod
     def from_common(cls, common: SolveOptions) -> ExactOptions:
         return cls(time_limit=common.time_limit, threads=common.threads, mip_gap=common.mip_gap,
-                   verbose=common.verbose, margin_pct=float(getattr(common, "margin_pct", 0.0) or 0.0))
+                   verbose=common.verbose, margin_pct=common.margin_pct)
 
 
 @dataclass(frozen=True)
@@ -158,7 +156,7 @@ def _prepare(profile: Profile, demands: list[Demand], policy: str, aggregate: bo
     for o in range(len(cat.option_type)):
         if np.isfinite(cat.options.alone[o]):
             master.add(Column((o,), (float(cat.options.alone[o]),)))
-    seeds = _seed_columns(profile, demands, cat, pricer) if margin_pct == 0 else []
+    seeds = _seed_columns(profile, demands, cat, pricer)
     for cols in seeds:
         for c in cols:
             master.add(c)
@@ -191,7 +189,7 @@ def solve(instance: Instance, profile: Profile, demands: list[Demand], options: 
     begin = time.perf_counter()
     deadline = begin + options.time_limit
     policy = instance.batch_policy
-    margin = options.margin_pct
+    margin = margin_of(demands)  # the demands were sized at the margin; the oracle uses the same limits
     plan = Plan(instance=instance.name, solver="exact", profile=profile.name, status="optimal",
                 gpus=replica_gpus(demands))
     replicas = plan.num_gpus
