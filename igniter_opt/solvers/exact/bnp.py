@@ -116,8 +116,11 @@ class BranchAndPrice:
                                     max_columns=EXHAUSTIVE_COLUMNS)
             self.stats.exhaustive_calls += 1
             self.stats.pricing_nodes += res.nodes
-            if res.complete and not (rules.together or rules.apart):  # Lagrangian bound of the root
-                self.lower = max(self.lower, math.ceil(lp.value / max(res.best, theta) - 1e-6))
+            if not (rules.together or rules.apart):  # Lagrangian (Farley) bound of the root
+                # every set's value is at most max(best seen, theta, what is left unexplored)
+                v_max = max(res.best, theta, res.open_reach)
+                if math.isfinite(v_max):
+                    self.lower = max(self.lower, math.ceil(lp.value / v_max - 1e-6))
             if self._add(res.columns):
                 self._maybe_integer(rules)
                 continue

@@ -42,25 +42,35 @@ class _OutOfTime(Exception):
 
 @dataclass
 class Frontier:
-    """Sets of equal size: option positions (sorted), least shares, dual value."""
+    """Sets of equal size: option positions (sorted), least shares, dual value, and `reach`: an
+    upper bound on the value of the set and of every extension the search may still make of it."""
 
     pos: Array  # (N, m) int
     shares: Array  # (N, m)
     value: Array  # (N,)
+    reach: Array | None = None  # (N,); None: not bounded yet
 
     def __len__(self) -> int:
         return len(self.value)
 
     def take(self, rows: slice) -> Frontier:
-        return Frontier(self.pos[rows], self.shares[rows], self.value[rows])
+        return Frontier(self.pos[rows], self.shares[rows], self.value[rows],
+                        None if self.reach is None else self.reach[rows])
+
+    def top(self) -> float:
+        """The largest reach (the value when unbounded); -inf when empty."""
+        if len(self) == 0:
+            return -np.inf
+        return float(np.max(self.value if self.reach is None else self.reach))
 
 
 @dataclass
 class LevelResult:
     found: list[tuple[Array, Array, float]]  # options, shares, value
     complete: bool
-    best: float
+    best: float  # the largest value of any set evaluated
     evaluated: int
+    open_reach: float  # exhaustive mode: no set left unexplored is worth more than this
 
 
 def _knapsack(value: Array, w: Array, ok: Array, mult: Array, cap: Array,
@@ -102,6 +112,7 @@ class LevelSearch:
         self.best = 0.0
         self.evaluated = 0
         self.unit = pricer.hw.unit_pct
+        self.open_reach = np.inf
         fits = np.isfinite(self.alone)
         _, g_power, g_l2 = demand_terms(pricer.o, order[fits], self.alone[fits])
         self.ghost_l2 = max(0.0, float(g_l2.min())) if g_l2.size else 0.0
@@ -127,12 +138,14 @@ class LevelSearch:
         if self.beam is not None:
             complete = False
         found = sorted(self.found.values(), key=lambda f: -f[2])
-        return LevelResult(found[:self.max_columns], complete, self.best, self.evaluated)
+        return LevelResult(found[:self.max_columns], complete, self.best, self.evaluated,
+                           -np.inf if complete else self.open_reach)
 
     def _depth_first(self, level: Frontier) -> bool:
         """Exhaustive search in batches, deepest level first: columns show up early, memory stays
         small; True when every set worth extending was extended."""
         stack = [level]
+        self.open_reach = level.top()
         while stack:
             if self._stop():
                 return False
@@ -140,6 +153,8 @@ class LevelSearch:
             batch, rest = top.take(slice(0, DFS_BATCH)), top.take(slice(DFS_BATCH, None))
             if len(rest):
                 stack.append(rest)
+            # were the search cut from here on, the batch and the stack are what is left unexplored
+            self.open_reach = max([batch.top(), *(f.top() for f in stack)])
             nxt = self._next(batch)
             if len(nxt):
                 stack.append(nxt)
@@ -213,7 +228,7 @@ class LevelSearch:
         idx = idx[np.argsort(-(child.value[idx] + 0.5 * bound[idx]), kind="stable")]
         if self.beam is not None:
             idx = idx[:self.beam]
-        return Frontier(child.pos[idx], child.shares[idx], child.value[idx])
+        return Frontier(child.pos[idx], child.shares[idx], child.value[idx], child.value[idx] + bound[idx])
 
     def _bound(self, child: Frontier, sl: slice, own: Array, last: Array) -> Array:
         """Upper bound on the value later options can add to each child, over the count they add.

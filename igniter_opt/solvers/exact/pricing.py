@@ -23,6 +23,7 @@ from igniter_opt.solvers.exact.master import Column
 from igniter_opt.solvers.exact.oracle import FULL, Options, least_shares
 
 MEMO_LIMIT = 2_000_000
+ORDER_BY_VALUE = True  # canonical order of the search: by dual (later candidates are worth less, so bounds are tighter)
 
 
 @dataclass
@@ -52,6 +53,7 @@ class PricingResult:
     complete: bool
     best: float
     nodes: int
+    open_reach: float = np.inf  # an incomplete exhaustive search: no unexplored set is worth more
 
 
 class Pricer:
@@ -105,9 +107,9 @@ class Pricer:
         order = np.nonzero(value > 1e-12)[0]
         if order.size == 0:
             return PricingResult([], True, 0.0, 0)
-        ratio = value[order] / np.maximum(self.o.alone[order], 1e-9)
+        ratio = value[order] if ORDER_BY_VALUE else value[order] / np.maximum(self.o.alone[order], 1e-9)
         order = order[np.argsort(-ratio, kind="stable")]
         res = LevelSearch(self, order, value[order], threshold, rules, deadline, max_columns, beam,
                           max_nodes).run()
         cols = [Column(tuple(int(o) for o in opts), tuple(float(x) for x in sh)) for opts, sh, _ in res.found]
-        return PricingResult(cols, res.complete, res.best, res.evaluated)
+        return PricingResult(cols, res.complete, res.best, res.evaluated, res.open_reach)
