@@ -124,10 +124,10 @@ class LevelSearch:
         pos = np.nonzero(fits)[0]
         level = Frontier(pos[:, None], self.alone[pos][:, None], self.value[pos])
         self._record(level)
-        level = self._survivors(level, np.full(len(level), -1), self.alone[None, :].repeat(len(level), 0)
-                                if len(level) else np.zeros((0, k)))
         complete = True
         try:
+            level = self._survivors(level, np.full(len(level), -1), self.alone[None, :].repeat(len(level), 0)
+                                    if len(level) else np.zeros((0, k)))
             if self.beam is None:
                 complete = self._depth_first(level)
             else:
