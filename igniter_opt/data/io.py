@@ -20,15 +20,15 @@ def _why(exc: OSError) -> str:
     return exc.strerror or type(exc).__name__
 
 
-def read_text(path: str | Path, what: str = "file") -> str:
+def read_text(path: str | Path, what: str = "a file") -> str:
     """The UTF-8 text of a file (a leading BOM is dropped)."""
     path = Path(path)
     try:
         data = path.read_bytes()
     except IsADirectoryError:
-        raise InputError(f"{path}: is a folder, not a {what}") from None
+        raise InputError(f"{path}: is a folder, not {what}") from None
     except FileNotFoundError:
-        raise InputError(f"{path}: no such {what}") from None
+        raise InputError(f"{path}: no such file") from None
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({_why(exc)})") from None
     try:
@@ -60,7 +60,7 @@ def loads_strict(text: str, origin: str) -> Any:
         raise InputError(f"{origin}: JSON nested too deeply") from None
 
 
-def read_json(path: str | Path, what: str = "file") -> Any:
+def read_json(path: str | Path, what: str = "a file") -> Any:
     """Read a JSON file strictly (see loads_strict)."""
     return loads_strict(read_text(path, what), str(path))
 

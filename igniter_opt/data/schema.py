@@ -150,6 +150,7 @@ class PlanSpec(_Schema):
     solve_seconds: NonNegative = 0.0
     feasible: Flag = False
     message: Text = ""
+    margin_pct: Annotated[float, Field(strict=True, ge=0, lt=100, allow_inf_nan=False)] = 0.0
 
     def check(self, origin: str, prefix: str = "") -> None:
         if self.num_gpus is not None and self.num_gpus != len(self.gpus):
