@@ -70,18 +70,24 @@ def paper_batch(coef: ModelCoefficients, hw: Hardware, slo_ms: float, rate_rps: 
 
 
 def least_share(coef: ModelCoefficients, hw: Hardware, slo_ms: float, batch: int,
-                margin_pct: float = 0.0) -> float:
+                margin_pct: float = 0.0, rate_rps: float | None = None) -> float:
     """r_lower: t_solo inverted at zero interference for T_inf = SLO/2, rounded up to the unit.
 
     At a margin the target is (1 - margin) SLO/2 instead.
 
     inf when no share can meet the SLO (the budget left after idle time, transfer and k5 is <= 0).
-    Never below one unit: a share must be positive.
+    Never below one unit: a share must be positive. With `rate_rps` the share must also give that
+    throughput alone (needed for a batch clamped to the profiled range; the unclamped paper
+    batch implies it whenever the latency holds).
     """
     k1, k2, k3, k4, k5 = coef.k
     gamma = k1 * batch**2 + k2 * batch + k3
-    delta = (latency_limit_ms(slo_ms, margin_pct) - coef.t_idle_ms
-             - batch * (coef.input_bytes + coef.output_bytes) / hw.bandwidth_bytes_per_ms - k5)
+    B = hw.bandwidth_bytes_per_ms
+    budget = latency_limit_ms(slo_ms, margin_pct) - coef.t_idle_ms - batch * (coef.input_bytes + coef.output_bytes) / B
+    if rate_rps is not None:
+        budget = min(budget, 1000 * batch / rate_target_rps(rate_rps, margin_pct) - coef.t_idle_ms
+                     - batch * coef.output_bytes / B)
+    delta = budget - k5
     if delta <= 0:
         return math.inf
     share = math.ceil((gamma / delta - k4) / hw.unit_pct) * hw.unit_pct
@@ -105,7 +111,9 @@ def max_rate_alone(profile: Profile, model: str, slo_ms: float, upper: float, ma
     lo, hi = 0.0, upper
     if not serves_alone(profile, model, slo_ms, 1e-6, margin_pct):
         return 0.0
-    for _ in range(60):
+    for step in range(2100):  # 60 halvings, more while a huge upper leaves the bracket wide
+        if step >= 60 and hi - lo <= 1e-12 * hi:
+            break
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if serves_alone(profile, model, slo_ms, mid, margin_pct) else (lo, mid)
     return lo
@@ -116,13 +124,21 @@ def _demand(profile: Profile, w: Workload, name: str, rate: float, replica_of: s
     coef, hw = profile.model(w.model), profile.hardware
     batch = paper_batch(coef, hw, w.slo_ms, rate, profile.max_batch)
     return Demand(name=name, model=w.model, slo_ms=w.slo_ms, rate_rps=rate, batch=batch,
-                  r_lower=least_share(coef, hw, w.slo_ms, batch, margin_pct), replica_of=replica_of,
+                  r_lower=_least_share(profile, coef, w.slo_ms, batch, rate, margin_pct), replica_of=replica_of,
                   full_gpu=full_gpu, margin_pct=margin_pct)
+
+
+def _least_share(profile: Profile, coef: ModelCoefficients, slo_ms: float, batch: int, rate: float,
+                 margin_pct: float = 0.0) -> float:
+    """least_share, with the throughput budget when the batch sits at the profile's largest."""
+    return least_share(coef, profile.hardware, slo_ms, batch, margin_pct,
+                       rate if batch >= profile.max_batch else None)
 
 
 def _fits_one_gpu(profile: Profile, w: Workload, rate: float, margin_pct: float = 0.0) -> bool:
     coef, hw = profile.model(w.model), profile.hardware
-    r_lower = least_share(coef, hw, w.slo_ms, paper_batch(coef, hw, w.slo_ms, rate, profile.max_batch), margin_pct)
+    batch = paper_batch(coef, hw, w.slo_ms, rate, profile.max_batch)
+    r_lower = _least_share(profile, coef, w.slo_ms, batch, rate, margin_pct)
     return r_lower <= FULL_SHARE and serves_alone(profile, w.model, w.slo_ms, rate, margin_pct)
 
 
