@@ -8,14 +8,16 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from igniter_opt.cli.app import app, console, emit_json
+from igniter_opt.cli.app import app, at_least, console, emit_json, positive
 from igniter_opt.cli.choices import BatchPolicy, value
-from igniter_opt.data.errors import InputError
+from igniter_opt.data.errors import InfeasibleError, InputError
 from igniter_opt.data.instance import load_instance
 from igniter_opt.data.plan import Plan
+from igniter_opt.model import load_profile
 from igniter_opt.solvers.base import SolveOptions
 from igniter_opt.solvers.margin import check_margin
 from igniter_opt.solvers.registry import SOLVERS
+from igniter_opt.solvers.sizing import size_instance
 from igniter_opt.solvers.solve import solve
 
 DEFAULT_SOLVERS = "greedy,ffd,milp,patterns"
@@ -99,8 +101,9 @@ def margin_table(title: str, rows: list[dict], solvers: list[str], margins: list
 def compare_cmd(
     instance: Path = typer.Argument(..., help="Instance JSON."),
     solvers: str = typer.Option(DEFAULT_SOLVERS, help="Comma-separated solvers to run."),
-    time_limit: float = typer.Option(60.0, help="Exact solvers: seconds before giving the best found."),
-    threads: int = typer.Option(1, help="Exact solvers: HiGHS threads."),
+    time_limit: float = typer.Option(60.0, help="Exact solvers: seconds before giving the best found.",
+                                     callback=positive),
+    threads: int = typer.Option(1, help="Exact solvers: HiGHS threads.", callback=at_least(1)),
     batch_policy: BatchPolicy | None = typer.Option(None, help="Batch policy (default: the instance's)."),
     force: bool = typer.Option(False, help="patterns: enumerate even above the size limit."),
     margins: str = typer.Option("0", "--margins", metavar="PCT,...",
@@ -112,6 +115,10 @@ def compare_cmd(
     names = parse_solvers(solvers)
     levels = parse_margins(margins)
     inst = load_instance(instance)
+    try:  # what every solver would refuse (e.g. an absurd rate) is bad input, not a per-solver row
+        size_instance(inst, load_profile(inst.profile))
+    except InfeasibleError:
+        pass
     rows = []
     for margin in levels:
         options = SolveOptions(time_limit=time_limit, threads=threads, batch_policy=value(batch_policy),
@@ -137,4 +144,4 @@ def compare_cmd(
     for r in rows:
         if r["message"]:
             at = f" @ {r['margin_pct']:g}%" if len(levels) > 1 else ""
-            console.print(f"{r['solver']}{at}: {r['message']}", highlight=False, soft_wrap=True)
+            console.print(f"{r['solver']}{at}: {r['message']}", highlight=False, soft_wrap=True, markup=False)
