@@ -38,7 +38,7 @@ def _integral(value: Any) -> Any:
 
 def _not_blank(value: Any) -> Any:
     if isinstance(value, str) and not value.strip():
-        raise PydanticCustomError("blank", "must be a non-empty name")
+        raise PydanticCustomError("blank", "must be a non-empty string")
     return value
 
 

@@ -147,8 +147,8 @@ def check_colocation(profile: Profile, models: Sequence[str], batch: Sequence[fl
         if isinstance(b, (float, np.floating)) and float(b).is_integer():
             b = int(b)
         if not (isinstance(b, (int, np.integer)) and lo <= b <= hi):
-            raise InputError(f"{label}: batch {short(b)} is outside profile {profile.name!r}'s fitted range "
-                             f"{lo:g}..{hi:g} (the model does not extrapolate)")
+            raise InputError(f"{label}: batch {short(b)} is outside the fitted range {lo:g}..{hi:g} of profile "
+                             f"{profile.name!r} (the model does not extrapolate)")
         if not 0 < r <= 100:
             raise InputError(f"{label}: share {r:g}% is not in (0, 100]")
     total = float(np.sum(np.asarray(share, dtype=float)))

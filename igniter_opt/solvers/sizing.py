@@ -88,9 +88,10 @@ def least_share(coef: ModelCoefficients, hw: Hardware, slo_ms: float, batch: int
         budget = min(budget, 1000 * batch / rate_target_rps(rate_rps, margin_pct) - coef.t_idle_ms
                      - batch * coef.output_bytes / B)
     delta = budget - k5
-    if delta <= 0:
+    steps = (gamma / delta - k4) / hw.unit_pct if delta > 0 else math.inf
+    if not math.isfinite(steps):  # no budget left, or coefficients that overflow: no share will do
         return math.inf
-    share = math.ceil((gamma / delta - k4) / hw.unit_pct) * hw.unit_pct
+    share = math.ceil(steps) * hw.unit_pct
     return max(share, hw.unit_pct)
 
 
