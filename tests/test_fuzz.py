@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import RAW_V100, ROOT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from conftest import RAW_V100, ROOT
 from igniter_opt.bench.batch import COLUMNS
 from igniter_opt.cli import app
 from igniter_opt.data.instance import load_instance
@@ -30,7 +30,8 @@ from igniter_opt.solvers.solve import solve
 MOTIVATION = ROOT / "instances" / "paper" / "motivation.json"
 V100_JSON = ROOT / "igniter_opt" / "profiles" / "v100.json"
 # IGNITER_FUZZ_EXAMPLES=1000 for a longer hunt; the default keeps the suite fast.
-FUZZ = settings(max_examples=int(os.environ.get("IGNITER_FUZZ_EXAMPLES", "60")), deadline=None, suppress_health_check=list(HealthCheck), database=None)
+FUZZ = settings(max_examples=int(os.environ.get("IGNITER_FUZZ_EXAMPLES", "60")), deadline=None,
+                suppress_health_check=list(HealthCheck), database=None)
 
 # What each reader is fed through: {f} is the fuzzed file, {d} a scratch folder, {plan} a valid plan.
 READERS = {

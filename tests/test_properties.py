@@ -101,7 +101,8 @@ def test_the_paper_batch_rule_clamps_to_the_largest_profiled_batch():
 loose_workload = st.tuples(st.sampled_from(MODELS), st.floats(1.0, 400.0) | st.floats(400.0, 1e5),
                            st.floats(1.0, 3000.0))
 small_instances = st.lists(loose_workload, min_size=1, max_size=5).map(
-    lambda items: Instance("lb", "v100", tuple(Workload(f"w{i}", m, slo, rate) for i, (m, slo, rate) in enumerate(items))))
+    lambda items: Instance("lb", "v100", tuple(Workload(f"w{i}", m, slo, rate)
+                                               for i, (m, slo, rate) in enumerate(items))))
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

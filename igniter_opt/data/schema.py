@@ -15,7 +15,8 @@ validated models (igniter_opt.data.instance, .plan, igniter_opt.model.coefficien
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Iterable, Literal, Optional, TypeVar
+from collections.abc import Iterable
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticCustomError
@@ -129,9 +130,9 @@ class PlacedSpec(_Schema):
     resource_pct: Share
     rate_rps: Positive
     slo_ms: Positive
-    predicted_latency_ms: Optional[Number] = None
-    predicted_throughput_rps: Optional[Number] = None
-    meets_slo: Optional[Flag] = None
+    predicted_latency_ms: Number | None = None
+    predicted_throughput_rps: Number | None = None
+    meets_slo: Flag | None = None
 
 
 class GpuSpec(_Schema):
@@ -144,9 +145,9 @@ class PlanSpec(_Schema):
     profile: Name
     status: Text
     gpus: list[GpuSpec]
-    num_gpus: Optional[NonNegativeInt] = None
-    lower_bound: Optional[NonNegativeInt] = None
-    gap: Optional[Number] = None
+    num_gpus: NonNegativeInt | None = None
+    lower_bound: NonNegativeInt | None = None
+    gap: Number | None = None
     solve_seconds: NonNegative = 0.0
     feasible: Flag = False
     message: Text = ""
@@ -211,7 +212,7 @@ class ProfileSpec(_Schema):
     notes: list[Text] = []
     hardware: HardwareSpec
     models: Annotated[dict[Name, ModelSpec], Field(min_length=1)]
-    fitted_range: Optional[RangeSpec] = None
+    fitted_range: RangeSpec | None = None
 
     def check(self, origin: str, prefix: str = "") -> None:
         if self.fitted_range is not None:
@@ -302,13 +303,13 @@ def _cell(kind: type) -> Any:
 class ResultRowSpec(_Schema):
     instance: Annotated[str, Field(min_length=1)]
     family: str = ""
-    workloads: Annotated[Optional[int], _cell(int)] = None
+    workloads: Annotated[int | None, _cell(int)] = None
     solver: Annotated[str, Field(min_length=1)]
     status: Annotated[str, Field(min_length=1)]
-    gpus: Annotated[Optional[int], _cell(int)] = None
-    lower_bound: Annotated[Optional[int], _cell(int)] = None
-    gap: Annotated[Optional[float], _cell(float)] = None
-    seconds: Annotated[Optional[float], _cell(float)] = None
+    gpus: Annotated[int | None, _cell(int)] = None
+    lower_bound: Annotated[int | None, _cell(int)] = None
+    gap: Annotated[float | None, _cell(float)] = None
+    seconds: Annotated[float | None, _cell(float)] = None
     feasible: Literal["True", "False", ""] = ""
 
 
@@ -316,7 +317,7 @@ class ServerSpec(_Schema):
     name: Name
     model_name: Name
     grpc_url: Name
-    gpu: Optional[NonNegativeInt] = None
+    gpu: NonNegativeInt | None = None
 
 
 class EndpointsSpec(_Schema):

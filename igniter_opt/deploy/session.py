@@ -18,8 +18,8 @@ from typing import Any
 
 from igniter_opt.data.errors import InputError, require
 from igniter_opt.data.io import read_json
-from igniter_opt.data.schema import EndpointsSpec, parse
 from igniter_opt.data.plan import Plan
+from igniter_opt.data.schema import EndpointsSpec, parse
 from igniter_opt.deploy.launcher import Endpoint, Launcher, ServerSpec
 from igniter_opt.deploy.repository import ModelConfig, queue_delay_us, triton_name, write_repository
 from igniter_opt.processes import sigterm_as_interrupt

@@ -147,7 +147,8 @@ def fit(raw: RawProfile, name: str = "profile", gpu: str = "", origin: str = "<r
     except InputError:
         raise
     except FIT_ERRORS as exc:
-        raise InputError(f"{origin}: the fit failed ({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:120]})") from None
+        first = (str(exc).splitlines() or [""])[0][:120]
+        raise InputError(f"{origin}: the fit failed ({type(exc).__name__}: {first})") from None
     try:  # the fitted coefficients pass the same schema as a profile file
         return Profile.from_dict(profile.to_dict(), origin)
     except InputError as exc:
