@@ -54,8 +54,13 @@ Text = Annotated[str, Field(strict=True)]
 Flag = Annotated[bool, Field(strict=True)]
 
 
-def _fixed(kind: Any, n: int) -> Any:
-    return Annotated[list[kind], Field(min_length=n, max_length=n)]  # type: ignore[valid-type]
+Numbers2 = Annotated[list[Number], Field(min_length=2, max_length=2)]
+Numbers3 = Annotated[list[Number], Field(min_length=3, max_length=3)]
+Numbers5 = Annotated[list[Number], Field(min_length=5, max_length=5)]
+CountPair = Annotated[list[Count], Field(min_length=2, max_length=2)]
+SharePair = Annotated[list[Share], Field(min_length=2, max_length=2)]
+GridRow = Annotated[list[Positive], Field(min_length=3, max_length=3)]
+Grid = Annotated[list[GridRow], Field(min_length=3, max_length=3)]  # batch (rows) x share (columns)
 
 
 class _Schema(BaseModel):
@@ -186,17 +191,17 @@ class ModelSpec(_Schema):
     t_idle_ms: NonNegative
     input_bytes: NonNegative
     output_bytes: NonNegative
-    k: _fixed(Number, 5)  # type: ignore[valid-type]
-    power: _fixed(Number, 2)  # type: ignore[valid-type]
-    l2: _fixed(Number, 2)  # type: ignore[valid-type]
+    k: Numbers5
+    power: Numbers2
+    l2: Numbers2
     k_l2: Number
 
 
 class RangeSpec(_Schema):
     """The grid a profile was fitted on: smallest and largest batch and share (%)."""
 
-    batch: _fixed(Count, 2)  # type: ignore[valid-type]
-    share_pct: _fixed(Share, 2)  # type: ignore[valid-type]
+    batch: CountPair
+    share_pct: SharePair
 
     def check(self, origin: str, prefix: str = "") -> None:
         for key in ("batch", "share_pct"):
@@ -221,7 +226,6 @@ class ProfileSpec(_Schema):
 
 # -- raw profile (JSON lines, sections merged) -------------------------------------------------
 
-Grid = _fixed(_fixed(Positive, 3), 3)  # batch (rows) x share (columns) of the fitting grid
 
 
 class RawHardwareSpec(_Schema):
@@ -252,10 +256,10 @@ class RawModelSpec(_Schema):
     activetime_1: Positive
     activetime_2: Positive
     frequency_2: Positive
-    gpulatency: Grid  # type: ignore[valid-type]
-    frequency: Grid  # type: ignore[valid-type]
-    power: Grid  # type: ignore[valid-type]
-    l2caches: _fixed(Number, 3)  # type: ignore[valid-type]
+    gpulatency: Grid
+    frequency: Grid
+    power: Grid
+    l2caches: Numbers3
 
     def check(self, origin: str, prefix: str = "") -> None:
         low = min(min(row) for row in self.gpulatency)

@@ -156,7 +156,7 @@ def check_colocation(profile: Profile, models: Sequence[str], batch: Sequence[fl
         raise InputError(f"{group}: shares sum to {total:g}% > 100%")
 
 
-def predict_checked(profile: Profile, models: Sequence[str], batch: Sequence[float], share: Sequence[float],
+def predict_checked(profile: Profile, models: Sequence[str], batch: Sequence[int], share: Sequence[float],
                     labels: Sequence[str], group: str) -> Prediction:
     """predict() for what a user gives: inputs checked by check_colocation, and a prediction that
     is not positive and finite (a profile whose coefficients break down there) refused too."""
