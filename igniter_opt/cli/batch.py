@@ -157,5 +157,5 @@ def generate_cmd(
 
     spec = FamilySpec(family.value, _int_list(sizes, "--sizes"), count, seed,
                       tuple(_csv_list(kinds, "--kinds")) if kinds else (), profile)
-    paths = write_family(spec, io.output_dir(output))
+    paths = write_family(spec, io.output_dir(output, create=False))
     console.print(f"{len(paths)} instances written to {output}")

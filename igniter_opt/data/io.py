@@ -93,8 +93,12 @@ def output_file(path: str | Path) -> Path:
     return path
 
 
-def output_dir(path: str | Path, what: str = "") -> Path:
-    """Create a folder (and its parents) for output; InputError when it cannot be one."""
+def output_dir(path: str | Path, what: str = "", create: bool = True) -> Path:
+    """Create a folder (and its parents) for output; InputError when it cannot be one.
+
+    With create=False only check (nothing on the path is a file), for a command that validates
+    more of its input before it writes anything.
+    """
     path = Path(path)
     label = f"{what} {path}" if what else str(path)
     for parent in (path, *path.parents):
@@ -102,6 +106,8 @@ def output_dir(path: str | Path, what: str = "") -> Path:
             raise InputError(f"{label}: {parent} is a file, not a folder")
         if parent.exists():
             break
+    if not create:
+        return path
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
