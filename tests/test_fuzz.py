@@ -70,7 +70,8 @@ PLAN_TEXT = json.dumps(solve(load_instance(MOTIVATION), "greedy").to_dict())
 # -- strategies -------------------------------------------------------------------------------
 
 EXTREMES = [0, -0.0, -1, 1, 2.5, 1e-324, 5e-324, 1e-300, 1e20, 1e308, -1e308, 10**30, 2**63, -(2**63),
-            float("nan"), float("inf"), float("-inf"), True, False, None, "", " ", "x", "1e3", [], {}, [1], {"a": 1}]
+            float("nan"), float("inf"), float("-inf"), True, False, None, "", " ", "x", "1e3", "[/b]", "[red]",
+            "\u00e9\u2028", [], {}, [1], {"a": 1}]
 scalars = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True, allow_infinity=True)
            | st.text(max_size=8) | st.sampled_from(EXTREMES))
 json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
@@ -172,3 +173,16 @@ def test_results_csv_cells(cells):
     writer.writeheader()
     writer.writerows(cells)
     run_reader("results CSV", out.getvalue().encode(), (0, 1, 2))
+
+
+@FUZZ
+@given(name=st.text(max_size=12) | st.sampled_from(["[/b]", "[red]x[/red]", "[bold", "a\nb", "\x00", "é\u2028"]))
+def test_any_name_is_printed_as_it_is(name):
+    doc = {"name": name, "profile": "v100", "workloads": [
+        {"name": name, "model": "alexnet", "slo_ms": 15, "rate_rps": 500},
+        {"name": name + "'", "model": "vgg19", "slo_ms": 60, "rate_rps": 100}]}
+    run_reader("instance", dump(doc), (0, 1, 2))
+    plan = json.loads(PLAN_TEXT)
+    plan["instance"] = name
+    plan["gpus"][0]["workloads"][0]["name"] = name
+    run_reader("plan", dump(plan), (0, 1, 2))

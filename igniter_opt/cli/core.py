@@ -200,7 +200,7 @@ def profile_show_cmd(
     console.print(f"[bold]{escape(prof.name)}[/bold] {escape(prof.gpu)} (from {escape(prof.source or '?')})\n"
                   f"F={hw.max_frequency_mhz:g} MHz  P_max={hw.power_cap_w:g} W  P_idle={hw.idle_power_w:g} W  "
                   f"B={hw.bandwidth_bytes_per_ms:g} B/ms  u={hw.unit_pct:g}%  a_f={hw.a_f:.6g}  "
-                  f"a_sch={hw.a_sch:.6g}  b_sch={hw.b_sch:.6g}")
+                  f"a_sch={hw.a_sch:.6g}  b_sch={hw.b_sch:.6g}", markup=True)
     table = Table()
     for col in ("model", "kernels", "t_idle ms", "d_in B", "d_out B", "k1..k5", "a_p, b_p", "a_c, b_c", "k_l2"):
         table.add_column(col)

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from igniter_opt.cli.app import (
@@ -77,12 +78,12 @@ def _with_predictions(plan: Plan) -> Plan:
     try:
         checked, problems = verify(plan, load_profile(plan.profile))
     except InputError as exc:
-        err_console.print(f"[yellow]warning:[/yellow] no predictions for this plan ({exc})", highlight=False,
-                          soft_wrap=True)
+        err_console.print(f"[yellow]warning:[/yellow] no predictions for this plan ({escape(str(exc))})",
+                          highlight=False, soft_wrap=True, markup=True)
         return plan
     if problems:
-        err_console.print(f"[red]warning: the model predicts this plan breaks its SLOs:[/red] {'; '.join(problems)}",
-                          highlight=False, soft_wrap=True)
+        err_console.print(f"[red]warning: the model predicts this plan breaks its SLOs:[/red] "
+                          f"{escape('; '.join(problems))}", highlight=False, soft_wrap=True, markup=True)
     return checked
 
 
@@ -105,7 +106,8 @@ def _announce(dep: Deployment, quiet_stdout: bool = False) -> None:
     for note in dep.notes:
         err_console.print(note, highlight=False, soft_wrap=True)
     for w in dep.warnings:
-        err_console.print(f"[bold red]WARNING:[/bold red] [bold]{w}[/bold]", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]WARNING:[/bold red] [bold]{escape(w)}[/bold]", highlight=False, soft_wrap=True,
+                          markup=True)
     table = Table(title=f"{dep.plan.instance}: {len(dep.endpoints)} server(s), backend {dep.backend}, "
                         f"{'GPU' if dep.gpu else 'CPU'}, MPS {'on' if dep.mps else 'off'}")
     ray = dep.backend == "ray"
@@ -131,7 +133,7 @@ def _finish(report: dict, results: list[WorkloadResult], output: Path | None, as
     bad = [r.name for r in results if r.errors or r.measured_throughput_rps < 0.9 * r.offered_rps]
     if bad:
         err_console.print(f"[red]failed:[/red] errors, or under 90% of the arrivals offered in the window, "
-                          f"for {', '.join(bad)}", highlight=False)
+                          f"for {escape(', '.join(bad))}", highlight=False, markup=True)
         for r in results:
             for message in r.error_samples:
                 err_console.print(f"  {r.name}: {message}", highlight=False, markup=False, soft_wrap=True)

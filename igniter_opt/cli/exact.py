@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from igniter_opt.cli.app import app, at_least, console, emit_json, positive
 from igniter_opt.cli.choices import BatchPolicy, value
@@ -61,7 +62,7 @@ def compare_table(title: str, rows: list[dict]) -> Table:
     for col in ("solver", "GPUs", "lower bound", "status", "gap", "total share %", "feasible", "seconds"):
         table.add_column(col, justify="left" if col in ("solver", "status") else "right")
     for r in rows:
-        ok = "[green]yes[/green]" if r["feasible"] else "[red]NO[/red]"
+        ok = Text("yes", style="green") if r["feasible"] else Text("NO", style="red")
         table.add_row(r["solver"], str(r["num_gpus"]), "-" if r["lower_bound"] is None else str(r["lower_bound"]),
                       r["status"], "-" if r["gap"] is None else f"{r['gap']:.1%}", f"{r['total_share_pct']:g}",
                       ok, f"{r['solve_seconds']:.2f}")
