@@ -276,6 +276,12 @@ def test_malformed_raw_profiles_in_profile_fit(tmp_path, case):
     assert str(raw) in res.stderr and expect in res.stderr, res.stderr
 
 
+def test_profile_fit_records_the_fitted_range(tmp_path):
+    assert run("profile", "fit", RAW_V100, "-o", tmp_path / "p.json").exit_code == 0
+    assert io.read_json(tmp_path / "p.json")["fitted_range"] == {"batch": [1, 32], "share_pct": [10, 100]}
+    assert io.read_json(V100_JSON)["fitted_range"] == {"batch": [1, 32], "share_pct": [10, 100]}
+
+
 def test_raw_profile_lines(tmp_path):
     refused("profile", "fit", write(tmp_path / "a.jsonl", '{"hardware": [1]}\n'), "-o", tmp_path / "p.json",
             expect="a.jsonl:1: each line must be")
@@ -396,6 +402,8 @@ def test_report_without_matplotlib_writes_tables_and_markdown(tmp_path, monkeypa
                                                              "pip install 'igniter-opt[deploy]'"),
     ("grpc", ["measure", "{plan}"], "grpc is not installed; pip install 'igniter-opt[deploy]'"),
     ("tritonclient", ["run", "{plan}"], "tritonclient is not installed; pip install 'igniter-opt[deploy]'"),
+    ("pynvml", ["deploy", "{plan}", "--device", "gpu"], "--device gpu (NVML): pynvml is not installed; "
+                                                         "pip install 'igniter-opt[deploy]'"),
 ])
 def test_missing_extras_say_which(tmp_path, plan_dict, monkeypatch, module, args, expect):
     plan = write(tmp_path / "plan.json", plan_dict)

@@ -54,6 +54,8 @@ class DeployOptions:
             raise InputError(f"--cpus-per-server: must be > 0, got {self.cpus_per_server}")
         if self.backend == "docker":
             require("docker", "deploy", "--backend docker")
+        if self.device == "gpu":
+            require("pynvml", "deploy", "--device gpu (NVML)")
         if self.device not in ("auto", "cpu", "gpu"):
             raise InputError(f"--device: must be auto, cpu or gpu, got {self.device!r}")
         self.run_dir = Path(self.run_dir).resolve()
