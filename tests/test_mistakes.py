@@ -115,6 +115,9 @@ def test_a_loose_slo_never_extrapolates_the_batch(tmp_path, slo):
     plan = json.loads(res.stdout)
     assert plan["num_gpus"] == 1 and plan["feasible"]
     assert [w["batch"] for g in plan["gpus"] for w in g["workloads"]] == [32]
+    if slo == 1e9:  # milp once "proved" a lower bound of 2 here, with batch 3,122,022
+        rows = json.loads(run("compare", path, "--solvers", "greedy,milp", "--json").stdout)
+        assert [(r["num_gpus"], r["lower_bound"], r["feasible"]) for r in rows] == [(1, 1, True)] * 2
 
 
 @pytest.mark.parametrize("field,value,expect", [
