@@ -144,6 +144,8 @@ def test_instance_shapes(tmp_path):
     refused("solve", write(tmp_path / "c.json", {**instance(("alexnet", 15, 5)), "batch_polcy": "joint"}),
             expect="field batch_polcy: unknown field")
     refused("solve", write(tmp_path / "d.json", "1e999"), expect="too large")
+    text = json.dumps(instance(("alexnet", 15, 5))).replace('"slo_ms": 15', '"slo_ms": 15, "slo_ms": 1e9')
+    refused("solve", write(tmp_path / "e.json", text), expect="duplicate key 'slo_ms'")
 
 
 # -- plans ------------------------------------------------------------------------------------

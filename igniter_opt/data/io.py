@@ -48,10 +48,21 @@ def _finite_float(text: str) -> float:
     return value
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key[:40]!r} in an object (JSON keeps only the last one)")
+        out[key] = value
+    return out
+
+
 def loads_strict(text: str, origin: str) -> Any:
-    """Parse standard JSON: no NaN/Infinity, every number finite; errors name the origin."""
+    """Parse standard JSON: no NaN/Infinity, every number finite, no key twice in an object;
+    errors name the origin."""
     try:
-        return json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
+        return json.loads(text, parse_constant=_no_constant, parse_float=_finite_float,
+                          object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as exc:
         raise InputError(f"{origin}: malformed JSON at line {exc.lineno} column {exc.colno} ({exc.msg})") from None
     except ValueError as exc:  # NaN/Infinity, a float overflow, an integer of over 4300 digits
