@@ -37,7 +37,8 @@ FUZZ = settings(max_examples=int(os.environ.get("IGNITER_FUZZ_EXAMPLES", "60")),
 READERS = {
     "instance": [["solve", "{f}", "-o", "{d}/out/plan.json"], ["compare", "{f}", "--solvers", "greedy,ffd"]],
     "plan": [["verify", "{f}", "-o", "{d}/out/v.json"], ["export-igniter", "{f}", "{d}/cfg"]],
-    "profile": [["profile", "show", "{f}", "--json"], ["predict", "--profile", "{f}", "alexnet:4:10", "vgg19:16:50"]],
+    "profile": [["profile", "show", "{f}", "--json"], ["predict", "--profile", "{f}", "alexnet:4:10", "vgg19:16:50"],
+                ["solve", "{d}/uses-profile.json", "--solver", "greedy"]],
     "raw profile": [["profile", "fit", "{f}", "-o", "{d}/out/p.json"]],
     "results CSV": [["report", "{f}", "-o", "{d}/rep", "--no-plots"]],
     "endpoints.json": [["measure", "{plan}", "--run-dir", "{d}", "--duration", "0.1"]],
@@ -53,6 +54,7 @@ def run_reader(kind: str, content: bytes, allowed: tuple[int, ...]) -> None:
         f.write_bytes(content)
         plan = d / "plan.json"
         plan.write_text(PLAN_TEXT)
+        (d / "uses-profile.json").write_text(json.dumps({**INSTANCE, "profile": str(f)}))
         for command in READERS[kind]:
             args = [a.format(f=f, d=d, plan=plan) for a in command]
             res = CliRunner().invoke(app, args)

@@ -21,6 +21,7 @@ from igniter_opt.cli.app import (
     positive,
     profile_app,
     share_pct,
+    unit_pct,
 )
 from igniter_opt.cli.choices import Dtype, L2Source
 from igniter_opt.data.errors import InputError
@@ -43,7 +44,7 @@ def profile_run_cmd(
     dtype: Dtype = typer.Option(Dtype.float32, help="Compute dtype."),
     eager: bool = typer.Option(False, "--eager", help="Time eager PyTorch instead of CUDA graphs."),
     l2_source: L2Source = typer.Option(L2Source.ncu, "--l2", help="L2 demand from ncu, or none (unit proxy)."),
-    unit: float | None = typer.Option(None, help="Share step in % (default: 100 / (SMs / 2)).", callback=share_pct),
+    unit: float | None = typer.Option(None, help="Share step in % (default: 100 / (SMs / 2)).", callback=unit_pct),
     work_dir: Path | None = typer.Option(None, help="Where worker logs and ncu reports go."),
 ) -> None:
     """Measure a raw profile of this host's GPU (needs a GPU, torch, MPS; ncu for L2)."""

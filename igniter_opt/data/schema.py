@@ -47,6 +47,10 @@ Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 Positive = Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)]
 NonNegative = Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
 Share = Annotated[float, Field(strict=True, gt=0, le=100, allow_inf_nan=False)]
+# The share step of a GPU: at most 1000 steps per GPU (MPS takes whole percents; a V100 step is
+# 2.5%), so that no solver iterates or enumerates over billions of steps.
+MIN_UNIT_PCT = 0.1
+Unit = Annotated[float, Field(strict=True, ge=MIN_UNIT_PCT, le=100, allow_inf_nan=False)]
 Count = Annotated[int, BeforeValidator(_integral), Field(strict=True, ge=1)]
 NonNegativeInt = Annotated[int, BeforeValidator(_integral), Field(strict=True, ge=0)]
 Name = Annotated[str, Field(strict=True, min_length=1, max_length=200), BeforeValidator(_not_blank)]
@@ -180,7 +184,7 @@ class HardwareSpec(_Schema):
     power_cap_w: Positive
     idle_power_w: NonNegative
     bandwidth_bytes_per_ms: Positive
-    unit_pct: Share
+    unit_pct: Unit
     a_f: Number
     a_sch: Number
     b_sch: Number
@@ -235,7 +239,7 @@ class RawHardwareSpec(_Schema):
     idletime: Annotated[list[NonNegative], Field(min_length=3)]
     maxGPUfrequency: Positive
     maxGPUpower: Positive
-    unit: Share
+    unit: Unit
     bandwidth: Positive
     gpu: Text = ""
 
