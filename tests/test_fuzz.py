@@ -41,9 +41,11 @@ READERS = {
                 ["solve", "{d}/uses-profile.json", "--solver", "greedy"]],
     "raw profile": [["profile", "fit", "{f}", "-o", "{d}/out/p.json"]],
     "results CSV": [["report", "{f}", "-o", "{d}/rep", "--no-plots"]],
+    "compare JSON": [["report", "{f}", "-o", "{d}/rep", "--no-plots"]],
     "endpoints.json": [["measure", "{plan}", "--run-dir", "{d}", "--duration", "0.1"]],
 }
-FILE_NAME = {"endpoints.json": "endpoints.json", "raw profile": "raw.jsonl", "results CSV": "results.csv"}
+FILE_NAME = {"endpoints.json": "endpoints.json", "raw profile": "raw.jsonl", "results CSV": "results.csv",
+             "compare JSON": "compare.json"}
 
 
 def run_reader(kind: str, content: bytes, allowed: tuple[int, ...]) -> None:
@@ -119,7 +121,11 @@ RAW_LINES = [line for line in RAW_V100.read_text().splitlines() if line.strip()]
 ENDPOINTS = {"instance": "motivation", "servers": [
     {"name": f"s{i}", "model_name": f"m{i}", "grpc_url": "127.0.0.1:1", "http_url": "127.0.0.1:2", "gpu": i}
     for i in range(2)]}
-VALID = {"instance": INSTANCE, "plan": PLAN, "profile": PROFILE, "endpoints.json": {"servers": []}}
+COMPARE = [{"instance": "motivation", "solver": s, "margin_pct": m, "num_gpus": 1, "lower_bound": 1,
+            "status": "optimal", "gap": 0.0, "total_share_pct": 77.5, "feasible": True, "solve_seconds": 0.1,
+            "message": ""} for s in ("greedy", "milp") for m in (0, 10)]
+VALID = {"instance": INSTANCE, "plan": PLAN, "profile": PROFILE, "endpoints.json": {"servers": []},
+         "compare JSON": COMPARE}
 
 
 # -- random bytes and random JSON: never valid, always exit 1 or 2 ----------------------------

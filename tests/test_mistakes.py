@@ -313,6 +313,13 @@ def test_report_with_non_numeric_cells(tmp_path):
     refused("report", path, "-o", tmp_path / "rep", expect=str(path))
 
 
+def test_report_of_a_bad_compare_json(tmp_path):
+    rows = [{"solver": "greedy", "margin_pct": "ten", "num_gpus": 1, "status": "optimal", "feasible": True}]
+    path = write(tmp_path / "compare.json", rows)
+    refused("report", path, "-o", tmp_path / "rep", expect="row 0: field margin_pct: must be a number, got 'ten'")
+    refused("report", write(tmp_path / "c2.json", {"a": 1}), "-o", tmp_path / "rep", expect="non-empty JSON list")
+
+
 @pytest.mark.parametrize("endpoints,expect", [
     ([1, 2], "endpoints.json must be a JSON object"),
     ({"servers": {}}, "field servers: must be a list"),

@@ -135,9 +135,15 @@ def _robustness_report(source: Path, output: Path, plots: bool) -> None:
 
     summary = summarize(load_margin_rows(source))
     console.print(rich_table(summary))
-    output.mkdir(parents=True, exist_ok=True)
-    figures = [str(plot_margins(summary, output / "margins.png"))] if plots else []
-    (output / "report.md").write_text(markdown(summary, str(source), figures))
+    io.output_dir(output)
+    figures = []
+    if plots:
+        try:
+            require("matplotlib", "plot", "report figures")
+            figures = [str(plot_margins(summary, output / "margins.png"))]
+        except MissingExtraError as exc:
+            print_error(f"{exc}; writing the table and report.md without them", label="warning:")
+    io.write_text(output / "report.md", markdown(summary, str(source), figures))
     console.print(f"report written to {output / 'report.md'} with {len(figures)} figures")
 
 

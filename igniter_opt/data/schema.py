@@ -321,6 +321,17 @@ class ResultRowSpec(_Schema):
     feasible: Literal["True", "False", ""] = ""
 
 
+class MarginRowSpec(_Schema):
+    """One row of `igniter compare --json` (read back by `igniter report compare.json`)."""
+
+    instance: Text = ""
+    solver: Name
+    margin_pct: Annotated[float, Field(strict=True, ge=0, lt=100, allow_inf_nan=False)]
+    num_gpus: NonNegativeInt | None
+    status: Name
+    feasible: Flag
+
+
 class ServerSpec(_Schema):
     name: Name
     model_name: Name
