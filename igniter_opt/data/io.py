@@ -100,7 +100,7 @@ def output_file(path: str | Path) -> Path:
     path = Path(path)
     if path.is_dir():
         raise InputError(f"{path}: is a folder; give a file name")
-    output_dir(path.parent, what=f"{path}: parent")
+    output_dir(path.parent, what=str(path))
     return path
 
 
@@ -111,7 +111,7 @@ def output_dir(path: str | Path, what: str = "", create: bool = True) -> Path:
     more of its input before it writes anything.
     """
     path = Path(path)
-    label = f"{what} {path}" if what else str(path)
+    label = what or str(path)
     for parent in (path, *path.parents):
         if parent.exists() and not parent.is_dir():
             raise InputError(f"{label}: {parent} is a file, not a folder")
