@@ -114,7 +114,8 @@ def output_dir(path: str | Path, what: str = "", create: bool = True) -> Path:
     label = what or str(path)
     for parent in (path, *path.parents):
         if parent.exists() and not parent.is_dir():
-            raise InputError(f"{label}: {parent} is a file, not a folder")
+            where = "" if parent == path else f"{parent} "
+            raise InputError(f"{label}: {where}is a file, not a folder")
         if parent.exists():
             break
     if not create:
