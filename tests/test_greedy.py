@@ -5,6 +5,7 @@ import math
 import pytest
 from conftest import ROOT
 
+from igniter_opt.data.errors import InputError
 from igniter_opt.data.instance import Instance, Workload, load_instance
 from igniter_opt.model import predict
 from igniter_opt.solvers.sizing import least_share, lower_bound_gpus, max_rate_alone, paper_batch, size_instance
@@ -97,10 +98,12 @@ def test_lower_bound_never_exceeds_greedy(v100):
     assert lower_bound_gpus(size_instance(inst, v100)) <= solve(inst, "greedy").num_gpus
 
 
-def test_verify_rejects_off_grid_and_overfull_shares(v100):
+def test_verify_rejects_off_grid_and_refuses_overfull_shares(v100):
     plan = solve(load_instance(MOTIVATION), "greedy")
-    plan.gpus[0].workloads[0].resource_pct = 61.0
+    plan.gpus[0].workloads[0].resource_pct = 36.0
     checked, problems = verify(plan, v100)
     assert not checked.feasible
     assert any("not a multiple" in p for p in problems)
-    assert any("sum to 101" in p for p in problems)
+    plan.gpus[0].workloads[0].resource_pct = 61.0  # the model cannot judge a GPU past 100%: refused
+    with pytest.raises(InputError, match=r"gpus\[0\].workloads: shares sum to 101% > 100%"):
+        verify(plan, v100)

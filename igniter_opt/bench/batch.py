@@ -165,11 +165,16 @@ def read_results(path: str | Path) -> list[dict[str, str]]:
     path = Path(path)
     if not path.is_file() or path.stat().st_size == 0:
         return []
-    with path.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        if tuple(reader.fieldnames or ()) not in (COLUMNS, LEGACY_COLUMNS):
-            raise InputError(f"{path}: not a results file of this version (columns {reader.fieldnames})")
-        rows = [row for row in reader if row.get("error") is not None and row.get("status")]
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            if tuple(reader.fieldnames or ()) not in (COLUMNS, LEGACY_COLUMNS):
+                raise InputError(f"{path}: not a results file of this version (columns {reader.fieldnames})")
+            rows = [row for row in reader if row.get("error") is not None and row.get("status")]
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(f"{path}: not a results CSV ({exc})") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
     for row in rows:
         row.setdefault("options", "")
         row.setdefault("instance_sha256", "")

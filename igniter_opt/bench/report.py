@@ -27,6 +27,7 @@ import numpy as np
 from rich.table import Table
 
 from igniter_opt.bench.batch import latest_rows, read_results
+from igniter_opt.data.schema import ResultRowSpec, parse
 from igniter_opt.solvers.registry import exact_solvers, solver_names
 
 PLAN_STATUSES = ("optimal", "heuristic", "feasible", "time_limit", "interrupted")
@@ -56,14 +57,6 @@ class ResultRow:
         return self.status in PLAN_STATUSES and self.gpus is not None
 
 
-def _num(text: str, kind: type) -> float | int | None:
-    return kind(float(text)) if text not in ("", None) else None
-
-
-def _int(text: str) -> int | None:
-    return int(float(text)) if text not in ("", None) else None
-
-
 def kind_of(instance: str, family: str) -> str:
     """`family/kind` when the file is named <family>-<kind>-n<N>-..., else the family."""
     parts = Path(instance).stem.split("-")
@@ -72,18 +65,21 @@ def kind_of(instance: str, family: str) -> str:
     return family
 
 
-def parse_rows(rows: Iterable[dict[str, str]], by_kind: bool = False) -> list[ResultRow]:
+def parse_rows(rows: Iterable[dict[str, str]], by_kind: bool = False, origin: str = "results") -> list[ResultRow]:
     """Typed results from CSV rows (the last row per (instance, solver) wins).
 
-    by_kind: label each row `family/kind` from its file name (stress/tight, paper/loose, ...).
+    Each row is validated (data/schema.py: ResultRowSpec); a bad cell is an InputError naming
+    `origin`, the row and the column. by_kind: label each row `family/kind` from its file name
+    (stress/tight, paper/loose, ...).
     """
     label = kind_of if by_kind else (lambda instance, family: family)
-    return [ResultRow(instance=r["instance"], family=label(r["instance"], r["family"] or "-"),
-                   workloads=_int(r["workloads"]) or 0,
-                   solver=r["solver"], status=r["status"], gpus=_int(r["gpus"]),
-                   lower_bound=_int(r["lower_bound"]), gap=_num(r["gap"], float),
-                   seconds=_num(r["seconds"], float), feasible=r["feasible"] == "True")
-            for r in latest_rows(rows).values()]
+    rows = list(rows)
+    checked = {id(r): parse(ResultRowSpec, r, f"{origin}: row {i + 1}") for i, r in enumerate(rows)}
+    typed = [checked[id(r)] for r in latest_rows(rows).values()]
+    return [ResultRow(instance=r.instance, family=label(r.instance, r.family or "-"), workloads=r.workloads or 0,
+                   solver=r.solver, status=r.status, gpus=r.gpus, lower_bound=r.lower_bound, gap=r.gap,
+                   seconds=r.seconds, feasible=r.feasible == "True")
+            for r in typed]
 
 
 @dataclass
@@ -182,7 +178,7 @@ def gaps(report: Report, solver: str) -> np.ndarray:
 
 def load_report(csv_path: str | Path, exact: str | None = None, baseline: str = "greedy",
                 by_kind: bool = False) -> Report:
-    return build_report(parse_rows(read_results(csv_path), by_kind), exact, baseline)
+    return build_report(parse_rows(read_results(csv_path), by_kind, str(csv_path)), exact, baseline)
 
 
 def _f(value: float | None, fmt: str = "{:.2f}") -> str:

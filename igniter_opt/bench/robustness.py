@@ -8,7 +8,6 @@ where the solver has a plan that holds at that margin.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,8 @@ from rich.table import Table
 
 from igniter_opt.bench.report import PLAN_STATUSES, ordered_solvers
 from igniter_opt.data.errors import InputError
+from igniter_opt.data.io import read_json
+from igniter_opt.data.schema import MarginRowSpec, parse
 
 FIELDS = ("solver", "margin_pct", "num_gpus", "status", "feasible")
 
@@ -42,20 +43,14 @@ class MarginRow:
 
 def load_margin_rows(path: str | Path) -> list[MarginRow]:
     """Rows of a `compare --json` output; an InputError names the file and the bad row."""
-    try:
-        data: Any = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: not a JSON file of `igniter compare --json` ({exc})") from None
+    data: Any = read_json(path, "a compare --json file")
     if not isinstance(data, list) or not data:
         raise InputError(f"{path}: expected the non-empty JSON list that `igniter compare --json` prints")
     rows = []
     for i, item in enumerate(data):
-        missing = [f for f in FIELDS if not isinstance(item, dict) or f not in item]
-        if missing:
-            raise InputError(f"{path}: row {i}: missing {', '.join(missing)} (written by `igniter compare --json`?)")
-        rows.append(MarginRow(instance=str(item.get("instance", "")), solver=str(item["solver"]),
-                              margin=float(item["margin_pct"]), gpus=int(item["num_gpus"] or 0),
-                              status=str(item["status"]), feasible=bool(item["feasible"])))
+        spec = parse(MarginRowSpec, item, f"{path}: row {i}", what="a row of `igniter compare --json`")
+        rows.append(MarginRow(instance=spec.instance, solver=spec.solver, margin=spec.margin_pct,
+                              gpus=spec.num_gpus or 0, status=spec.status, feasible=spec.feasible))
     return rows
 
 

@@ -11,12 +11,18 @@ import typer
 from igniter_opt.cli.app import (
     EXIT_CHECK_FAILED,
     app,
+    at_least,
     console,
     err_console,
     instances_app,
+    non_negative,
+    output_file,
+    positive,
+    print_error,
 )
 from igniter_opt.cli.choices import Family
-from igniter_opt.data.errors import InputError
+from igniter_opt.data import io
+from igniter_opt.data.errors import InputError, MissingExtraError, require
 
 
 def _csv_list(text: str, what: str) -> list[str]:
@@ -28,20 +34,38 @@ def _csv_list(text: str, what: str) -> list[str]:
 
 def _int_list(text: str, what: str) -> tuple[int, ...]:
     try:
-        return tuple(int(t) for t in _csv_list(text, what))
+        values = tuple(int(t) for t in _csv_list(text, what))
     except ValueError:
         raise InputError(f"{what}: expected comma-separated integers, got {text!r}") from None
+    if min(values) < 1:
+        raise InputError(f"{what}: every value must be >= 1, got {text!r}")
+    return values
+
+
+def _figures(report, output: Path) -> list[Path]:
+    """The report's PNGs, or none (one warning line) without the plot extra."""
+    try:
+        require("matplotlib", "plot", "report figures")
+    except MissingExtraError as exc:
+        print_error(f"{exc}; writing the tables and report.md without them", label="warning:")
+        return []
+    from igniter_opt.bench.plots import write_figures
+
+    return write_figures(report, output)
 
 
 @app.command("batch")
 def batch_cmd(
     instances: list[str] = typer.Argument(..., help="Instance folders (recursive), globs or files."),
     solvers: str = typer.Option("greedy,ffd", help="Comma-separated solvers: greedy,ffd,exact,milp,patterns."),
-    time_limit: float = typer.Option(60.0, "--time-limit", help="Seconds per task (exact solvers)."),
-    jobs: int = typer.Option(0, "-j", "--jobs", help="Parallel workers (0: one per core)."),
-    output: Path = typer.Option(Path("results.csv"), "-o", "--output", help="Results CSV (appended)."),
+    time_limit: float = typer.Option(60.0, "--time-limit", help="Seconds per task (exact solvers).",
+                                     callback=positive),
+    jobs: int = typer.Option(0, "-j", "--jobs", help="Parallel workers (0: one per core).", callback=at_least(0)),
+    output: Path = typer.Option(Path("results.csv"), "-o", "--output", help="Results CSV (appended).",
+                                callback=output_file),
     kill_margin: float | None = typer.Option(
-        None, help="Kill a task this many seconds past its limit (default 10 + 25% of the limit)."),
+        None, help="Kill a task this many seconds past its limit (default 10 + 25% of the limit).",
+        callback=non_negative),
     retry_failed: bool = typer.Option(False, help="Rerun tasks recorded as error, crashed or timeout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     ray: bool = typer.Option(False, "--ray", help="Run each task as a Ray task on a cluster (--address, else "
@@ -89,8 +113,7 @@ def report_cmd(
     """Per family and size: mean GPUs, exact vs greedy, solve times, broken SLOs (table, Markdown, PNGs)."""
     from igniter_opt.bench.report import load_meta, load_report, markdown, rich_tables
 
-    if not results.is_file():
-        raise InputError(f"{results}: no such results file")
+    io.read_text(results, "a results file")  # a folder, a missing or non-UTF-8 file: one line
     if results.suffix == ".json":
         return _robustness_report(results, output, plots)
     report = load_report(results, exact, baseline, by_kind)
@@ -99,14 +122,10 @@ def report_cmd(
         raise typer.Exit(EXIT_CHECK_FAILED)
     for table in rich_tables(report):
         console.print(table)
-    output.mkdir(parents=True, exist_ok=True)
-    figures = []
-    if plots:
-        from igniter_opt.bench.plots import write_figures
-
-        figures = write_figures(report, output)
-    (output / "report.md").write_text(markdown(report, str(results), [str(f) for f in figures],
-                                               load_meta(results)))
+    io.output_dir(output)
+    figures = _figures(report, output) if plots else []
+    io.write_text(output / "report.md", markdown(report, str(results), [str(f) for f in figures],
+                                                 load_meta(results)))
     console.print(f"report written to {output / 'report.md'} with {len(figures)} figures")
 
 
@@ -116,9 +135,15 @@ def _robustness_report(source: Path, output: Path, plots: bool) -> None:
 
     summary = summarize(load_margin_rows(source))
     console.print(rich_table(summary))
-    output.mkdir(parents=True, exist_ok=True)
-    figures = [str(plot_margins(summary, output / "margins.png"))] if plots else []
-    (output / "report.md").write_text(markdown(summary, str(source), figures))
+    io.output_dir(output)
+    figures = []
+    if plots:
+        try:
+            require("matplotlib", "plot", "report figures")
+            figures = [str(plot_margins(summary, output / "margins.png"))]
+        except MissingExtraError as exc:
+            print_error(f"{exc}; writing the table and report.md without them", label="warning:")
+    io.write_text(output / "report.md", markdown(summary, str(source), figures))
     console.print(f"report written to {output / 'report.md'} with {len(figures)} figures")
 
 
@@ -126,7 +151,8 @@ def _robustness_report(source: Path, output: Path, plots: bool) -> None:
 def generate_cmd(
     family: Family = typer.Option(..., help="Instance family."),
     sizes: str = typer.Option(..., help="Comma-separated workload counts, e.g. 8,16,24,32,48."),
-    count: int = typer.Option(1, help="Instances per size (paper: load steps per size and SLO level)."),
+    count: int = typer.Option(1, help="Instances per size (paper: load steps per size and SLO level).",
+                              callback=at_least(1)),
     seed: int = typer.Option(0, help="Family seed (paper ignores it: it is deterministic)."),
     kinds: str | None = typer.Option(None, help="stress: tight,replicas,small,powercap (default: all)."),
     profile: str = typer.Option("v100", help="Profile whose models the instances use."),
@@ -137,5 +163,5 @@ def generate_cmd(
 
     spec = FamilySpec(family.value, _int_list(sizes, "--sizes"), count, seed,
                       tuple(_csv_list(kinds, "--kinds")) if kinds else (), profile)
-    paths = write_family(spec, output)
+    paths = write_family(spec, io.output_dir(output, create=False))
     console.print(f"{len(paths)} instances written to {output}")

@@ -2,29 +2,35 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from igniter_opt.cli.app import (
     EXIT_CHECK_FAILED,
     EXIT_INTERRUPTED,
     app,
+    at_least,
     console,
     emit_json,
     err_console,
+    non_negative,
+    output_file,
+    positive,
+    print_error,
     profile_app,
 )
 from igniter_opt.cli.choices import BatchPolicy, SolverName, value
 from igniter_opt.cli.render import plan_table
+from igniter_opt.data import io
 from igniter_opt.data.errors import InputError, SolveInterrupted
 from igniter_opt.data.export import export_igniter
 from igniter_opt.data.instance import load_instance
 from igniter_opt.data.plan import Plan, load_plan
-from igniter_opt.model import load_profile, predict
+from igniter_opt.model import load_profile, predict_checked
 from igniter_opt.solvers.base import SolveOptions
 from igniter_opt.solvers.margin import check_margin
 from igniter_opt.solvers.solve import solve
@@ -58,7 +64,8 @@ def predict_cmd(
     specs = [parse_colocation(s) for s in workloads]
     prof = load_profile(profile)
     models, batches, shares = zip(*specs)
-    pred = predict(prof, models, batches, shares)
+    pred = predict_checked(prof, models, batches, shares, [f"argument {s!r}" for s in workloads],
+                           "arguments " + " ".join(workloads))
     rows: list[dict[str, Any]] = [
         {"model": m, "batch": b, "resource_pct": s, "latency_ms": float(lat), "throughput_rps": float(h)}
         for (m, b, s), lat, h in zip(specs, pred.latency_ms, pred.throughput_rps)]
@@ -86,8 +93,7 @@ def show_plan(plan: Plan, as_json: bool, output: Path | None) -> None:
         if output is not None:
             console.print(f"plan written to {output}")
     if not plan.feasible:
-        err_console.print(f"[red]not feasible:[/red] {plan.message or plan.status}", highlight=False,
-                          soft_wrap=True)
+        print_error(plan.message or plan.status, label="not feasible:")
         raise typer.Exit(EXIT_CHECK_FAILED)
 
 
@@ -95,10 +101,12 @@ def show_plan(plan: Plan, as_json: bool, output: Path | None) -> None:
 def solve_cmd(
     instance: Path = typer.Argument(..., help="Instance JSON."),
     solver: SolverName = typer.Option(SolverName["greedy"], help="Solver to run."),
-    output: Path | None = typer.Option(None, "-o", "--output", help="Write the plan JSON here."),
-    time_limit: float = typer.Option(60.0, help="Exact solvers: seconds before giving the best found."),
-    threads: int = typer.Option(1, help="Exact solvers: HiGHS threads."),
-    mip_gap: float = typer.Option(0.0, help="Exact solvers: relative MIP gap to stop at."),
+    output: Path | None = typer.Option(None, "-o", "--output", help="Write the plan JSON here.",
+                                       callback=output_file),
+    time_limit: float = typer.Option(60.0, help="Exact solvers: seconds before giving the best found.",
+                                     callback=positive),
+    threads: int = typer.Option(1, help="Exact solvers: HiGHS threads.", callback=at_least(1)),
+    mip_gap: float = typer.Option(0.0, help="Exact solvers: relative MIP gap to stop at.", callback=non_negative),
     batch_policy: BatchPolicy | None = typer.Option(None, help="Batch policy (default: the instance's)."),
     profile: str | None = typer.Option(None, help="Override the instance's profile."),
     force: bool = typer.Option(False, help="patterns: enumerate even above the size limit."),
@@ -148,7 +156,8 @@ def interrupted(plan: Plan | None, output: Path | None) -> NoReturn:
 def verify_cmd(
     plan: Path = typer.Argument(..., help="Plan JSON."),
     profile: str | None = typer.Option(None, help="Override the plan's profile."),
-    output: Path | None = typer.Option(None, "-o", "--output", help="Write the verified plan here."),
+    output: Path | None = typer.Option(None, "-o", "--output", help="Write the verified plan here.",
+                                       callback=output_file),
     margin: float | None = typer.Option(None, "--margin", metavar="PCT",
                                         help="Robustness margin (%) to check at (default: the plan's margin_pct)."),
     as_json: bool = JsonOpt,
@@ -156,7 +165,7 @@ def verify_cmd(
     """Predict every workload of a plan; exit 1 when any SLO or share constraint is broken."""
     at = None if margin is None else check_margin(margin, "--margin")
     loaded = load_plan(plan)
-    checked, problems = verify(loaded, load_profile(profile or loaded.profile), at)
+    checked, problems = verify(loaded, load_profile(profile or loaded.profile), at, origin=str(plan))
     checked.message = "; ".join(problems) or checked.message
     show_plan(checked, as_json, output)
 
@@ -164,7 +173,7 @@ def verify_cmd(
 @profile_app.command("fit")
 def profile_fit_cmd(
     raw: Path = typer.Argument(..., help="Raw profile (iGniter JSON lines)."),
-    output: Path = typer.Option(..., "-o", "--output", help="Fitted profile JSON to write."),
+    output: Path = typer.Option(..., "-o", "--output", help="Fitted profile JSON to write.", callback=output_file),
     name: str | None = typer.Option(None, help="Profile name (default: the output file's stem)."),
     gpu: str = typer.Option("", help="GPU description stored with the profile."),
 ) -> None:
@@ -188,15 +197,15 @@ def profile_show_cmd(
         emit_json(prof.to_dict())
         return
     hw = prof.hardware
-    console.print(f"[bold]{prof.name}[/bold] {prof.gpu} (from {prof.source or '?'})\n"
+    console.print(f"[bold]{escape(prof.name)}[/bold] {escape(prof.gpu)} (from {escape(prof.source or '?')})\n"
                   f"F={hw.max_frequency_mhz:g} MHz  P_max={hw.power_cap_w:g} W  P_idle={hw.idle_power_w:g} W  "
                   f"B={hw.bandwidth_bytes_per_ms:g} B/ms  u={hw.unit_pct:g}%  a_f={hw.a_f:.6g}  "
-                  f"a_sch={hw.a_sch:.6g}  b_sch={hw.b_sch:.6g}")
+                  f"a_sch={hw.a_sch:.6g}  b_sch={hw.b_sch:.6g}", markup=True)
     table = Table()
     for col in ("model", "kernels", "t_idle ms", "d_in B", "d_out B", "k1..k5", "a_p, b_p", "a_c, b_c", "k_l2"):
         table.add_column(col)
     for m in prof.models.values():
-        table.add_row(m.name, str(m.kernels), f"{m.t_idle_ms:.4g}", f"{m.input_bytes:g}", f"{m.output_bytes:g}",
+        table.add_row(escape(m.name), str(m.kernels), f"{m.t_idle_ms:.4g}", f"{m.input_bytes:g}", f"{m.output_bytes:g}",
                       ", ".join(f"{v:.4g}" for v in m.k), ", ".join(f"{v:.4g}" for v in m.power),
                       ", ".join(f"{v:.4g}" for v in m.l2), f"{m.k_l2:.4g}")
     console.print(table)
@@ -208,5 +217,6 @@ def export_igniter_cmd(
     directory: Path = typer.Argument(..., help="Folder for config_gpuN.json files."),
 ) -> None:
     """Write the reference's per-GPU config_gpuN.json files for a plan."""
-    paths = export_igniter(load_plan(plan), directory)
-    console.print(json.dumps([str(p) for p in paths]))
+    loaded = load_plan(plan)
+    paths = export_igniter(loaded, io.output_dir(directory))
+    console.print(io.dumps([str(p) for p in paths], indent=None), highlight=False, soft_wrap=True, markup=False)

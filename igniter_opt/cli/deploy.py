@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from igniter_opt.cli.app import (
@@ -15,12 +16,17 @@ from igniter_opt.cli.app import (
     emit_json,
     err_console,
     fail,
+    non_negative,
+    output_file,
+    positive,
 )
 from igniter_opt.cli.choices import Backend, Device, Distribution
+from igniter_opt.data import io
+from igniter_opt.data.dnn import ALIASES, SPECS
 from igniter_opt.data.errors import InputError
 from igniter_opt.data.plan import Plan, load_plan
 from igniter_opt.deploy.launcher import LaunchError
-from igniter_opt.deploy.loadgen import LoadError, LoadOptions, WorkloadResult
+from igniter_opt.deploy.loadgen import LoadError, LoadOptions, WorkloadResult, require_load_client
 from igniter_opt.deploy.measure import measure
 from igniter_opt.deploy.report import report_table, save_report
 from igniter_opt.deploy.session import Deployment, DeployOptions, deploy, read_endpoints
@@ -39,11 +45,28 @@ ImageOpt = typer.Option(None, "--image",
                         help="docker: image (default nvcr.io/nvidia/tritonserver:24.08-pyt-python-py3).")
 DeviceOpt = typer.Option(Device.auto, "--device", help="auto (GPU when NVML sees one) | cpu | gpu.")
 Fp16Opt = typer.Option(False, "--fp16", help="GPU: run the torchvision models in fp16.")
-DurationOpt = typer.Option(10.0, "--duration", help="Measured window, seconds.")
-WarmupOpt = typer.Option(2.0, "--warmup", help="Warm-up before the window, seconds (not measured).")
+DurationOpt = typer.Option(10.0, "--duration", help="Measured window, seconds.", callback=positive)
+WarmupOpt = typer.Option(2.0, "--warmup", help="Warm-up before the window, seconds (not measured).",
+                         callback=non_negative)
 DistOpt = typer.Option(Distribution["constant"], "--distribution", help="Arrival process.")
-OutOpt = typer.Option(None, "-o", "--output", help="Write the report JSON here.")
+OutOpt = typer.Option(None, "-o", "--output", help="Write the report JSON here.", callback=output_file)
 JsonOpt = typer.Option(False, "--json", help="Print the report JSON to stdout instead of a table.")
+
+
+def check_deployable(plan: Plan, origin: str) -> None:
+    """Every workload of the plan must have a servable model (InputError naming the field)."""
+    for j, gpu in enumerate(plan.gpus):
+        for i, w in enumerate(gpu.workloads):
+            if ALIASES.get(w.model, w.model) not in SPECS:
+                raise InputError(f"{origin}: field gpus[{j}].workloads[{i}].model: no deployable model "
+                                 f"{w.model!r} (known: {', '.join(sorted(SPECS) + sorted(ALIASES))})")
+
+
+def _load(path: Path) -> Plan:
+    """The plan file, validated, with deployable models and fresh predictions."""
+    plan = load_plan(path)
+    check_deployable(plan, str(path))
+    return _with_predictions(plan)
 
 
 def _with_predictions(plan: Plan) -> Plan:
@@ -55,12 +78,12 @@ def _with_predictions(plan: Plan) -> Plan:
     try:
         checked, problems = verify(plan, load_profile(plan.profile))
     except InputError as exc:
-        err_console.print(f"[yellow]warning:[/yellow] no predictions for this plan ({exc})", highlight=False,
-                          soft_wrap=True)
+        err_console.print(f"[yellow]warning:[/yellow] no predictions for this plan ({escape(str(exc))})",
+                          highlight=False, soft_wrap=True, markup=True)
         return plan
     if problems:
-        err_console.print(f"[red]warning: the model predicts this plan breaks its SLOs:[/red] {'; '.join(problems)}",
-                          highlight=False, soft_wrap=True)
+        err_console.print(f"[red]warning: the model predicts this plan breaks its SLOs:[/red] "
+                          f"{escape('; '.join(problems))}", highlight=False, soft_wrap=True, markup=True)
     return checked
 
 
@@ -83,7 +106,8 @@ def _announce(dep: Deployment, quiet_stdout: bool = False) -> None:
     for note in dep.notes:
         err_console.print(note, highlight=False, soft_wrap=True)
     for w in dep.warnings:
-        err_console.print(f"[bold red]WARNING:[/bold red] [bold]{w}[/bold]", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]WARNING:[/bold red] [bold]{escape(w)}[/bold]", highlight=False, soft_wrap=True,
+                          markup=True)
     table = Table(title=f"{dep.plan.instance}: {len(dep.endpoints)} server(s), backend {dep.backend}, "
                         f"{'GPU' if dep.gpu else 'CPU'}, MPS {'on' if dep.mps else 'off'}")
     ray = dep.backend == "ray"
@@ -109,7 +133,7 @@ def _finish(report: dict, results: list[WorkloadResult], output: Path | None, as
     bad = [r.name for r in results if r.errors or r.measured_throughput_rps < 0.9 * r.offered_rps]
     if bad:
         err_console.print(f"[red]failed:[/red] errors, or under 90% of the arrivals offered in the window, "
-                          f"for {', '.join(bad)}", highlight=False)
+                          f"for {escape(', '.join(bad))}", highlight=False, markup=True)
         for r in results:
             for message in r.error_samples:
                 err_console.print(f"  {r.name}: {message}", highlight=False, markup=False, soft_wrap=True)
@@ -122,7 +146,8 @@ def deploy_cmd(plan: Path = typer.Argument(..., help="Plan JSON."), backend: Bac
                image: str | None = ImageOpt, device: Device = DeviceOpt, fp16: bool = Fp16Opt,
                address: str | None = AddressOpt, cpus_per_server: float = CpusOpt) -> None:
     """Start one Triton server per workload of the plan and keep them up until Ctrl-C."""
-    loaded = _with_predictions(load_plan(plan))
+    loaded = _load(plan)
+    io.output_dir(run_dir)
     options = _options(backend, run_dir, no_mps, tritonserver, image, device, fp16, address, cpus_per_server)
     try:
         with deploy(loaded, options) as dep:
@@ -144,7 +169,8 @@ def measure_cmd(plan: Path = typer.Argument(..., help="Plan JSON (the one deploy
                 seed: int = typer.Option(0, help="Seed of the Poisson arrivals."),
                 output: Path | None = OutOpt, as_json: bool = JsonOpt) -> None:
     """Drive servers started by `igniter deploy --run-dir D` (found in D/endpoints.json) at the plan's rates."""
-    loaded = _with_predictions(load_plan(plan))
+    require_load_client()
+    loaded = _load(plan)
     endpoints = read_endpoints(run_dir)
     try:
         report, results = measure(loaded, endpoints, _load_options(duration, warmup, distribution, seed))
@@ -163,7 +189,9 @@ def run_cmd(plan: Path = typer.Argument(..., help="Plan JSON."), backend: Backen
             as_json: bool = JsonOpt, address: str | None = AddressOpt,
             cpus_per_server: float = CpusOpt) -> None:
     """Deploy the plan, measure it, tear everything down; print predicted vs measured per workload."""
-    loaded = _with_predictions(load_plan(plan))
+    require_load_client()
+    loaded = _load(plan)
+    io.output_dir(run_dir)
     load = _load_options(duration, warmup, distribution, seed)
     options = _options(backend, run_dir, no_mps, tritonserver, image, device, fp16, address, cpus_per_server)
     try:

@@ -7,15 +7,18 @@ from pathlib import Path
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from igniter_opt.cli.app import app, console, emit_json
+from igniter_opt.cli.app import app, at_least, console, emit_json, positive
 from igniter_opt.cli.choices import BatchPolicy, value
-from igniter_opt.data.errors import InputError
+from igniter_opt.data.errors import InfeasibleError, InputError
 from igniter_opt.data.instance import load_instance
 from igniter_opt.data.plan import Plan
+from igniter_opt.model import load_profile
 from igniter_opt.solvers.base import SolveOptions
 from igniter_opt.solvers.margin import check_margin
 from igniter_opt.solvers.registry import SOLVERS
+from igniter_opt.solvers.sizing import size_instance
 from igniter_opt.solvers.solve import solve
 
 DEFAULT_SOLVERS = "greedy,ffd,exact"  # milp and patterns stay available as cross-checks
@@ -59,7 +62,7 @@ def compare_table(title: str, rows: list[dict]) -> Table:
     for col in ("solver", "GPUs", "lower bound", "status", "gap", "total share %", "feasible", "seconds"):
         table.add_column(col, justify="left" if col in ("solver", "status") else "right")
     for r in rows:
-        ok = "[green]yes[/green]" if r["feasible"] else "[red]NO[/red]"
+        ok = Text("yes", style="green") if r["feasible"] else Text("NO", style="red")
         table.add_row(r["solver"], str(r["num_gpus"]), "-" if r["lower_bound"] is None else str(r["lower_bound"]),
                       r["status"], "-" if r["gap"] is None else f"{r['gap']:.1%}", f"{r['total_share_pct']:g}",
                       ok, f"{r['solve_seconds']:.2f}")
@@ -99,8 +102,9 @@ def margin_table(title: str, rows: list[dict], solvers: list[str], margins: list
 def compare_cmd(
     instance: Path = typer.Argument(..., help="Instance JSON."),
     solvers: str = typer.Option(DEFAULT_SOLVERS, help="Comma-separated solvers to run."),
-    time_limit: float = typer.Option(60.0, help="Exact solvers: seconds before giving the best found."),
-    threads: int = typer.Option(1, help="Exact solvers: HiGHS threads."),
+    time_limit: float = typer.Option(60.0, help="Exact solvers: seconds before giving the best found.",
+                                     callback=positive),
+    threads: int = typer.Option(1, help="Exact solvers: HiGHS threads.", callback=at_least(1)),
     batch_policy: BatchPolicy | None = typer.Option(None, help="Batch policy (default: the instance's)."),
     force: bool = typer.Option(False, help="patterns: enumerate even above the size limit."),
     margins: str = typer.Option("0", "--margins", metavar="PCT,...",
@@ -112,6 +116,10 @@ def compare_cmd(
     names = parse_solvers(solvers)
     levels = parse_margins(margins)
     inst = load_instance(instance)
+    try:  # what every solver would refuse (e.g. an absurd rate) is bad input, not a per-solver row
+        size_instance(inst, load_profile(inst.profile))
+    except InfeasibleError:
+        pass
     rows = []
     for margin in levels:
         options = SolveOptions(time_limit=time_limit, threads=threads, batch_policy=value(batch_policy),
@@ -137,4 +145,4 @@ def compare_cmd(
     for r in rows:
         if r["message"]:
             at = f" @ {r['margin_pct']:g}%" if len(levels) > 1 else ""
-            console.print(f"{r['solver']}{at}: {r['message']}", highlight=False, soft_wrap=True)
+            console.print(f"{r['solver']}{at}: {r['message']}", highlight=False, soft_wrap=True, markup=False)

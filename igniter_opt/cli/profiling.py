@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +12,16 @@ from rich.table import Table
 from igniter_opt.cli.app import (
     EXIT_CHECK_FAILED,
     app,
+    at_least,
     console,
     emit_json,
     err_console,
+    fraction,
+    output_file,
+    positive,
     profile_app,
+    share_pct,
+    unit_pct,
 )
 from igniter_opt.cli.choices import Dtype, L2Source
 from igniter_opt.data.errors import InputError
@@ -33,12 +38,13 @@ def _progress() -> Progress:
 @profile_app.command("run")
 def profile_run_cmd(
     models: str = typer.Option("alexnet,resnet50,vgg19,ssd", help="DNNs to profile, comma separated."),
-    out: Path = typer.Option(..., "--out", "-o", help="Raw profile (JSON lines) to write."),
-    budget_s: float = typer.Option(360.0, "--budget-s", help="Time budget of the whole run, seconds."),
+    out: Path = typer.Option(..., "--out", "-o", help="Raw profile (JSON lines) to write.", callback=output_file),
+    budget_s: float = typer.Option(360.0, "--budget-s", help="Time budget of the whole run, seconds.",
+                                   callback=positive),
     dtype: Dtype = typer.Option(Dtype.float32, help="Compute dtype."),
     eager: bool = typer.Option(False, "--eager", help="Time eager PyTorch instead of CUDA graphs."),
     l2_source: L2Source = typer.Option(L2Source.ncu, "--l2", help="L2 demand from ncu, or none (unit proxy)."),
-    unit: float | None = typer.Option(None, help="Share step in % (default: 100 / (SMs / 2))."),
+    unit: float | None = typer.Option(None, help="Share step in % (default: 100 / (SMs / 2)).", callback=unit_pct),
     work_dir: Path | None = typer.Option(None, help="Where worker logs and ncu reports go."),
 ) -> None:
     """Measure a raw profile of this host's GPU (needs a GPU, torch, MPS; ncu for L2)."""
@@ -96,25 +102,31 @@ def stats_table(stats: dict, title: str) -> Table:
 @app.command("validate")
 def validate_cmd(
     profile: str = typer.Option(..., help="Fitted profile (bundled name or JSON) of this host's GPU."),
-    samples: int = typer.Option(20, help="Random co-locations to measure."),
+    samples: int = typer.Option(20, help="Random co-locations to measure.", callback=at_least(1)),
     seed: int = typer.Option(0, help="Seed of the co-location sampler."),
-    seconds: float = typer.Option(3.0, help="Measured window per co-location, seconds."),
-    budget_s: float = typer.Option(540.0, "--budget-s", help="Stop starting new co-locations after this."),
-    min_share: float = typer.Option(10.0, help="Smallest share a sampled workload gets, %."),
+    seconds: float = typer.Option(3.0, help="Measured window per co-location, seconds.", callback=positive),
+    budget_s: float = typer.Option(540.0, "--budget-s", help="Stop starting new co-locations after this.",
+                                   callback=positive),
+    min_share: float = typer.Option(10.0, help="Smallest share a sampled workload gets, %.", callback=share_pct),
     dtype: Dtype = typer.Option(Dtype.float32, help="Compute dtype (use the profile's)."),
     eager: bool = typer.Option(False, "--eager", help="Eager PyTorch instead of CUDA graphs (as profiled)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Only sample and predict; no GPU needed."),
     max_median_error: float | None = typer.Option(None, help="Exit 1 if the median latency error (fraction) "
-                                                                 "exceeds this."),
+                                                                 "exceeds this.", callback=fraction),
     as_json: bool = typer.Option(False, "--json", help="Print JSON to stdout instead of tables."),
-    output: Path | None = typer.Option(None, "-o", "--output", help="Also write the JSON report here."),
+    output: Path | None = typer.Option(None, "-o", "--output", help="Also write the JSON report here.",
+                                       callback=output_file),
 ) -> None:
     """Measure random co-locations under MPS and report predicted vs measured error per model."""
     if samples < 1:
         raise InputError("--samples must be >= 1")
     prof = load_profile(profile)
     models = sorted(prof.models)
-    colocations = val.sample_colocations(models, samples, prof.hardware.unit_pct, seed, min_share=min_share)
+    try:
+        colocations = val.sample_colocations(models, samples, prof.hardware.unit_pct, seed, min_share=min_share,
+                                             max_batch=min(val.MAX_BATCH, prof.max_batch))
+    except ValueError as exc:
+        raise InputError(f"--min-share {min_share:g}: {exc}") from None
     if dry_run:
         _dry_run(profile, colocations, as_json)
         return
@@ -132,7 +144,7 @@ def validate_cmd(
               "median_latency_error": stats["all"]["latency"]["median"] if results else None,
               "errors": stats, "results": [r.to_dict() for r in results]}
     if output is not None:
-        output.write_text(json.dumps(report, indent=2) + "\n")
+        emit_json(report, output)
     if as_json:
         emit_json(report)
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.table import Table
+from rich.text import Text
 
 from igniter_opt.data.plan import Plan
 from igniter_opt.solvers.margin import latency_limit_ms
@@ -45,7 +46,7 @@ def plan_table(plan: Plan) -> Table:
         table.add_column(col, justify="right" if col not in ("workload", "model") else "left")
     for j, gpu in enumerate(plan.gpus):
         for w in gpu.workloads:
-            ok = "[green]yes[/green]" if w.meets_slo else "[red]NO[/red]"
+            ok = Text("yes", style="green") if w.meets_slo else Text("NO", style="red")
             table.add_row(str(j), w.name, w.model, str(w.batch), f"{w.resource_pct:g}", f"{w.rate_rps:g}",
                           f"{latency_limit_ms(w.slo_ms, plan.margin_pct):g}", _fmt(w.predicted_latency_ms),
                           _fmt(w.predicted_throughput_rps, ".1f"), ok)

@@ -1,5 +1,10 @@
 """Errors the CLI turns into one line and an exit code instead of a traceback."""
 
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
 
 class InputError(ValueError):
     """Bad input: a file, field or value the user gave. The CLI exits with code 2."""
@@ -21,3 +26,17 @@ class SolveInterrupted(KeyboardInterrupt):
     def __init__(self, plan=None, message: str = "interrupted"):
         super().__init__(message)
         self.plan = plan
+
+
+class MissingExtraError(InputError):
+    """An optional dependency is missing; the message names the extra that installs it."""
+
+
+def require(module: str, extra: str, what: str) -> ModuleType:
+    """Import an optional dependency, or raise MissingExtraError saying which extra to install:
+    `report figures: matplotlib is not installed; pip install 'igniter-opt[plot]'`."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise MissingExtraError(f"{what}: {module.split('.')[0]} is not installed; "
+                                f"pip install 'igniter-opt[{extra}]'") from None

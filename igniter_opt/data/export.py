@@ -7,9 +7,9 @@ published code, which writes each workload's index into "batches", the batch siz
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from igniter_opt.data.io import dumps, output_dir, write_text
 from igniter_opt.data.plan import Plan
 
 
@@ -26,11 +26,6 @@ def igniter_configs(plan: Plan) -> list[dict]:
 
 def export_igniter(plan: Plan, directory: str | Path) -> list[Path]:
     """Write config_gpu1.json ... into directory; returns the paths written."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for n, config in enumerate(igniter_configs(plan), 1):
-        path = directory / f"config_gpu{n}.json"
-        path.write_text(json.dumps(config) + "\n")
-        paths.append(path)
-    return paths
+    directory = output_dir(directory)
+    return [write_text(directory / f"config_gpu{n}.json", dumps(config, indent=None) + "\n")
+            for n, config in enumerate(igniter_configs(plan), 1)]

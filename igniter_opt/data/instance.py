@@ -7,13 +7,13 @@ the field and the value.
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from igniter_opt.data.errors import InputError
+from igniter_opt.data.io import read_json, write_json
+from igniter_opt.data.schema import InstanceSpec, parse
 
 if TYPE_CHECKING:
     from igniter_opt.model import Profile
@@ -45,68 +45,14 @@ class Instance:
                 "workloads": [asdict(w) for w in self.workloads]}
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        write_json(path, self.to_dict())
 
     @classmethod
     def from_dict(cls, data: Any, origin: str = "<instance>") -> Instance:
-        """Validate and build an instance; errors say `origin: field: problem (value)`."""
-        if not isinstance(data, dict):
-            raise InputError(f"{origin}: an instance must be a JSON object")
-        name = _get(data, "name", str, origin)
-        profile = _get(data, "profile", str, origin)
-        policy = data.get("batch_policy", "paper")
-        if policy not in BATCH_POLICIES:
-            raise InputError(f"{origin}: field batch_policy: must be one of {BATCH_POLICIES}, got {policy!r}")
-        items = data.get("workloads")
-        if not isinstance(items, list) or not items:
-            raise InputError(f"{origin}: field workloads: must be a non-empty list, got {items!r}")
-        workloads = tuple(_workload(w, f"workloads[{i}]", origin) for i, w in enumerate(items))
-        seen: set[str] = set()
-        for i, w in enumerate(workloads):
-            if w.name in seen:
-                raise InputError(f"{origin}: field workloads[{i}].name: duplicate workload name {w.name!r}")
-            seen.add(w.name)
-        return cls(name=name, profile=profile, workloads=workloads, batch_policy=policy)
-
-
-def _get(data: dict, key: str, kind: type, origin: str, where: str = "") -> Any:
-    field = f"{where}.{key}" if where else key
-    if key not in data:
-        raise InputError(f"{origin}: field {field}: missing")
-    value = data[key]
-    if kind is str and (not isinstance(value, str) or not value):
-        raise InputError(f"{origin}: field {field}: must be a non-empty string, got {value!r}")
-    if kind is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise InputError(f"{origin}: field {field}: must be a number, got {value!r}")
-        if value <= 0:
-            raise InputError(f"{origin}: field {field}: must be > 0, got {value!r}")
-        value = float(value)
-    return value
-
-
-def _workload(item: Any, where: str, origin: str) -> Workload:
-    if not isinstance(item, dict):
-        raise InputError(f"{origin}: field {where}: must be an object, got {item!r}")
-    return Workload(
-        name=_get(item, "name", str, origin, where),
-        model=_get(item, "model", str, origin, where),
-        slo_ms=_get(item, "slo_ms", float, origin, where),
-        rate_rps=_get(item, "rate_rps", float, origin, where),
-    )
-
-
-def read_json(path: str | Path) -> Any:
-    """Read a JSON file; a missing file or malformed JSON is an InputError naming the file."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: malformed JSON at line {exc.lineno} column {exc.colno} ({exc.msg})") from None
+        """Validate and build an instance; errors say `origin: field F: problem, got V`."""
+        spec = parse(InstanceSpec, data, origin, what="an instance")
+        workloads = tuple(Workload(w.name, w.model, w.slo_ms, w.rate_rps) for w in spec.workloads)
+        return cls(name=spec.name, profile=spec.profile, workloads=workloads, batch_policy=spec.batch_policy)
 
 
 def check_models(instance: Instance, profile: Profile, origin: str = "") -> None:
@@ -125,7 +71,7 @@ def load_instance(path: str | Path, check_profile: bool = True) -> Instance:
     """
     from igniter_opt.model import load_profile
 
-    inst = Instance.from_dict(read_json(path), origin=str(path))
+    inst = Instance.from_dict(read_json(path, "an instance file"), origin=str(path))
     if inst.profile.endswith(".json") and not Path(inst.profile).is_absolute():
         candidate = Path(path).parent / inst.profile
         if candidate.is_file():

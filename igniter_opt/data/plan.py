@@ -10,13 +10,12 @@ The predicted fields are filled by `verify`, never by a solver.
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from igniter_opt.data.errors import InputError
-from igniter_opt.data.instance import read_json
+from igniter_opt.data.io import read_json, write_json
+from igniter_opt.data.schema import PlanSpec, fail, parse
 
 # What the solver proved (the verify verdict is the separate boolean `feasible`):
 # optimal: the GPU count meets a proven lower bound; heuristic: a heuristic's plan, no proof;
@@ -89,64 +88,20 @@ class Plan:
         }
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        write_json(path, self.to_dict())
 
     @classmethod
     def from_dict(cls, data: Any, origin: str = "<plan>") -> Plan:
-        if not isinstance(data, dict):
-            raise InputError(f"{origin}: a plan must be a JSON object")
-        for key in ("instance", "solver", "profile", "status", "gpus"):
-            if key not in data:
-                raise InputError(f"{origin}: field {key}: missing")
-        if data["status"] not in STATUSES:
-            raise InputError(f"{origin}: field status: must be one of {STATUSES}, got {data['status']!r}")
-        if not isinstance(data["gpus"], list):
-            raise InputError(f"{origin}: field gpus: must be a list, got {data['gpus']!r}")
-        gpus = [GpuPlan([_placed(w, f"gpus[{j}].workloads[{i}]", origin)
-                         for i, w in enumerate(_workload_list(g, j, origin))])
-                for j, g in enumerate(data["gpus"])]
-        return cls(
-            instance=str(data["instance"]), solver=str(data["solver"]), profile=str(data["profile"]),
-            status=data["status"], gpus=gpus, lower_bound=data.get("lower_bound"),
-            gap=data.get("gap"), solve_seconds=float(data.get("solve_seconds", 0.0)),
-            feasible=bool(data.get("feasible", False)), message=str(data.get("message", "")),
-            margin_pct=_margin(data.get("margin_pct", 0.0), origin),
-        )
-
-
-def _margin(value: Any, origin: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 100:
-        raise InputError(f"{origin}: field margin_pct: must be a number of percent in [0, 100), got {value!r}")
-    return float(value)
-
-
-def _workload_list(gpu: Any, j: int, origin: str) -> list:
-    if not isinstance(gpu, dict) or not isinstance(gpu.get("workloads"), list):
-        raise InputError(f"{origin}: field gpus[{j}].workloads: must be a list")
-    return gpu["workloads"]
-
-
-_NUMERIC = {"batch": int, "resource_pct": float, "rate_rps": float, "slo_ms": float}
-
-
-def _placed(item: Any, where: str, origin: str) -> PlacedWorkload:
-    if not isinstance(item, dict):
-        raise InputError(f"{origin}: field {where}: must be an object")
-    known = {f.name for f in fields(PlacedWorkload)}
-    values = {k: v for k, v in item.items() if k in known}
-    for key in ("name", "model", *_NUMERIC):
-        if key not in values:
-            raise InputError(f"{origin}: field {where}.{key}: missing")
-    for key, kind in _NUMERIC.items():
-        value = values[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise InputError(f"{origin}: field {where}.{key}: must be a number > 0, got {value!r}")
-        if kind is int and value != int(value):
-            raise InputError(f"{origin}: field {where}.{key}: must be an integer, got {value!r}")
-        values[key] = kind(value)
-    return PlacedWorkload(**values)
+        """Validate and build a plan (data/schema.py: PlanSpec); errors name file, field and value."""
+        spec = parse(PlanSpec, data, origin, what="a plan")
+        if spec.status not in STATUSES:
+            raise fail(origin, "status", f"must be one of {STATUSES}", spec.status)
+        gpus = [GpuPlan([PlacedWorkload(**w.model_dump()) for w in g.workloads]) for g in spec.gpus]
+        return cls(instance=spec.instance, solver=spec.solver, profile=spec.profile, status=spec.status,
+                   gpus=gpus, lower_bound=spec.lower_bound, gap=spec.gap, solve_seconds=spec.solve_seconds,
+                   feasible=spec.feasible, message=spec.message, margin_pct=spec.margin_pct)
 
 
 def load_plan(path: str | Path) -> Plan:
     """Load a plan file, validating its structure."""
-    return Plan.from_dict(read_json(path), origin=str(path))
+    return Plan.from_dict(read_json(path, "a plan file"), origin=str(path))

@@ -6,15 +6,17 @@ profile is what igniter_opt.model.fit fits and igniter_opt.profiling writes.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from igniter_opt.data.errors import InputError
+from igniter_opt.data.io import loads_strict, read_json, read_text
 
 # The raw profile's measurement grid (batch x MPS share %) that k1..k5 are fitted on.
 GRID_BATCHES = (1, 16, 32)
 GRID_SHARES = (10, 50, 100)
+# A profile file without "fitted_range" was fitted on this grid.
+GRID_RANGE = {"batch": (min(GRID_BATCHES), max(GRID_BATCHES)), "share_pct": (min(GRID_SHARES), max(GRID_SHARES))}
 
 RawProfile = dict[str, dict[str, Any]]
 
@@ -23,17 +25,10 @@ def load_raw(path: str | Path) -> RawProfile:
     """Read a raw profile (JSON lines, sections merged key by key)."""
     raw: RawProfile = {}
     path = Path(path)
-    try:
-        lines = path.read_text().splitlines()
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read raw profile ({exc.strerror})") from None
-    for number, line in enumerate(lines, 1):
+    for number, line in enumerate(read_text(path, "a raw profile").splitlines(), 1):
         if not line.strip():
             continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}:{number}: malformed JSON ({exc.msg})") from None
+        record = loads_strict(line, f"{path}:{number}")
         if not isinstance(record, dict) or not all(isinstance(v, dict) for v in record.values()):
             raise InputError(f"{path}:{number}: each line must be {{section: {{key: value}}}}")
         for section, values in record.items():
@@ -49,7 +44,7 @@ def bundled_profiles() -> list[str]:
     return sorted(p.stem for p in BUNDLED_DIR.glob("*.json"))
 
 
-def read_profile_json(name_or_path: str | Path) -> tuple[dict[str, Any], Path]:
+def read_profile_json(name_or_path: str | Path) -> tuple[Any, Path]:
     """The JSON object of a bundled profile (by name, ``v100``) or a fitted profile file, and its path.
 
     igniter_opt.model.load_profile turns it into a Profile.
@@ -58,13 +53,7 @@ def read_profile_json(name_or_path: str | Path) -> tuple[dict[str, Any], Path]:
     path = Path(text)
     if not path.suffix and (BUNDLED_DIR / f"{text}.json").is_file():
         path = BUNDLED_DIR / f"{text}.json"
-    if not path.is_file():
+    if not path.exists():
         known = ", ".join(bundled_profiles())
         raise InputError(f"profile {text!r}: no such bundled profile or file (bundled: {known})")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: malformed JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise InputError(f"{path}: a profile must be a JSON object")
-    return data, path
+    return read_json(path, "a profile file"), path

@@ -32,11 +32,12 @@ from typing import IO
 
 import numpy as np
 
+from igniter_opt.data.errors import require
 from igniter_opt.deploy.loadproto import DISTRIBUTIONS, READY, LoadError, LoadOptions, Shard, Target, recv, send
 from igniter_opt.processes import kill_and_reap
 
 __all__ = ["DISTRIBUTIONS", "LoadError", "LoadOptions", "Shard", "Target", "WorkloadResult", "arrivals",
-           "make_shards", "run_load", "summarize"]
+           "make_shards", "require_load_client", "run_load", "summarize"]
 
 
 @dataclass
@@ -113,6 +114,12 @@ def summarize(target: Target, arr: np.ndarray, done: np.ndarray, ok: np.ndarray,
         error_samples=sorted(errors, key=lambda e: errors[e], reverse=True)[:3], latencies_ms=lat)
 
 
+def require_load_client() -> None:
+    """The load generator's gRPC client, or one line naming the extra that installs it."""
+    require("grpc", "deploy", "measuring (the gRPC load generator)")
+    require("tritonclient.grpc", "deploy", "measuring (the gRPC load generator)")
+
+
 def run_load(targets: list[Target], options: LoadOptions, ready_timeout_s: float = 120.0) -> list[WorkloadResult]:
     """Drive every target at its rate at once; one result per target, in order.
 
@@ -120,6 +127,7 @@ def run_load(targets: list[Target], options: LoadOptions, ready_timeout_s: float
     __main__, a REPL included); each gets its shards, connects, answers ready, and starts at a common
     wall-clock time. Every worker is killed on the way out, whatever happened.
     """
+    require_load_client()
     shards = make_shards(targets, options)
     nproc = max(1, min(len(shards), options.processes or os.cpu_count() or 1))
     groups: list[list[Shard]] = [[] for _ in range(nproc)]

@@ -9,12 +9,12 @@ three are {"mean", "max", "min"} over the measurement.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
+from igniter_opt.data.io import write_json
 from igniter_opt.data.plan import Plan
 from igniter_opt.deploy.loadgen import WorkloadResult
 
@@ -36,7 +36,7 @@ def measurement_report(plan: Plan, results: list[WorkloadResult], gpu: dict[str,
 
 
 def save_report(report: dict[str, Any], path: str | Path) -> None:
-    Path(path).write_text(json.dumps(report, indent=2) + "\n")
+    write_json(path, report)
 
 
 def _f(value: float | None, spec: str = ".2f") -> str:

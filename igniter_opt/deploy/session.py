@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from igniter_opt.data.errors import InputError
+from igniter_opt.data.errors import InputError, require
+from igniter_opt.data.io import read_json
 from igniter_opt.data.plan import Plan
+from igniter_opt.data.schema import EndpointsSpec, parse
 from igniter_opt.deploy.launcher import Endpoint, Launcher, ServerSpec
 from igniter_opt.deploy.repository import ModelConfig, queue_delay_us, triton_name, write_repository
 from igniter_opt.processes import sigterm_as_interrupt
@@ -50,6 +52,10 @@ class DeployOptions:
             raise InputError(f"--backend: must be one of {BACKENDS}, got {self.backend!r}")
         if self.cpus_per_server <= 0:
             raise InputError(f"--cpus-per-server: must be > 0, got {self.cpus_per_server}")
+        if self.backend == "docker":
+            require("docker", "deploy", "--backend docker")
+        if self.device == "gpu":
+            require("pynvml", "deploy", "--device gpu (NVML)")
         if self.device not in ("auto", "cpu", "gpu"):
             raise InputError(f"--device: must be auto, cpu or gpu, got {self.device!r}")
         self.run_dir = Path(self.run_dir).resolve()
@@ -179,11 +185,10 @@ def _server_spec(w: Any, gpu: int | None, run_dir: Path, options: DeployOptions,
 def read_endpoints(run_dir: str | Path) -> dict[str, Any]:
     """The endpoints.json a running `igniter deploy` wrote (InputError when there is none)."""
     path = Path(run_dir) / ENDPOINTS
-    if not path.is_file():
+    if not path.exists():
         raise InputError(f"{path}: not found: start the servers with `igniter deploy PLAN --run-dir "
                          f"{run_dir}` first")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: not valid JSON ({exc})") from None
+    data = read_json(path, "an endpoints file")
+    parse(EndpointsSpec, data, str(path), what="endpoints.json")
+    return data
 

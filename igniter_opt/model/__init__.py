@@ -8,9 +8,11 @@ from igniter_opt.model.predict import (
     ModelArrays,
     Prediction,
     SoloTerms,
+    check_colocation,
     frequency_under_cap,
     predict,
     predict_arrays,
+    predict_checked,
     scheduling_increase,
     solo_active_time,
     solo_terms,
@@ -18,6 +20,6 @@ from igniter_opt.model.predict import (
 
 __all__ = [
     "Hardware", "ModelCoefficients", "Profile", "load_profile",
-    "ModelArrays", "Prediction", "SoloTerms", "frequency_under_cap", "predict", "predict_arrays",
-    "scheduling_increase", "solo_active_time", "solo_terms",
+    "ModelArrays", "Prediction", "SoloTerms", "check_colocation", "frequency_under_cap", "predict",
+    "predict_arrays", "predict_checked", "scheduling_increase", "solo_active_time", "solo_terms",
 ]

@@ -7,13 +7,14 @@ igniter_opt.data.profiles).
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from igniter_opt.data.errors import InputError
-from igniter_opt.data.profiles import read_profile_json
+from igniter_opt.data.io import write_json
+from igniter_opt.data.profiles import GRID_RANGE, read_profile_json
+from igniter_opt.data.schema import ProfileSpec, parse
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,14 @@ class Profile:
     models: dict[str, ModelCoefficients]
     source: str = ""
     notes: list[str] = field(default_factory=list)
+    # The grid the coefficients were fitted on: batches and shares (%) as [smallest, largest].
+    # Batches beyond it are extrapolation the model refuses (see docs/decisions.md).
+    fitted_range: dict[str, tuple[float, float]] = field(default_factory=lambda: dict(GRID_RANGE))
+
+    @property
+    def max_batch(self) -> int:
+        """The largest batch the profile measured: the batch rule never goes above it."""
+        return int(self.fitted_range["batch"][1])
 
     def model(self, name: str) -> ModelCoefficients:
         """Coefficients of one DNN; a clear error when the profile does not know it."""
@@ -82,26 +91,24 @@ class Profile:
             "notes": list(self.notes),
             "hardware": asdict(self.hardware),
             "models": {k: _model_to_dict(m) for k, m in self.models.items()},
+            "fitted_range": {k: list(v) for k, v in self.fitted_range.items()},
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], origin: str = "<profile>") -> Profile:
-        try:
-            hw = Hardware(**{k: float(v) for k, v in data["hardware"].items()})
-            models = {k: _model_from_dict(k, v) for k, v in data["models"].items()}
-            return cls(
-                name=str(data["name"]),
-                gpu=str(data.get("gpu", "")),
-                hardware=hw,
-                models=models,
-                source=str(data.get("source", "")),
-                notes=list(data.get("notes", [])),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InputError(f"{origin}: not a fitted profile ({type(exc).__name__}: {exc})") from None
+    def from_dict(cls, data: Any, origin: str = "<profile>") -> Profile:
+        """Validate (data/schema.py: ProfileSpec) and build; a profile without fitted_range was
+        fitted on the standard grid."""
+        spec = parse(ProfileSpec, data, origin, what="a profile")
+        fitted = spec.fitted_range.model_dump() if spec.fitted_range else GRID_RANGE
+        return cls(
+            name=spec.name, gpu=spec.gpu, source=spec.source, notes=list(spec.notes),
+            hardware=Hardware(**spec.hardware.model_dump()),
+            models={k: _model_from_dict(k, v.model_dump()) for k, v in spec.models.items()},
+            fitted_range={k: (v[0], v[1]) for k, v in fitted.items()},
+        )
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        write_json(path, self.to_dict())
 
 
 def _model_to_dict(m: ModelCoefficients) -> dict[str, Any]:

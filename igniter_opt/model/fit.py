@@ -9,15 +9,17 @@ digits match the published V100 values.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.optimize import curve_fit
+from scipy.optimize import OptimizeWarning, curve_fit
 
 from igniter_opt.data.errors import InputError
 from igniter_opt.data.profiles import GRID_BATCHES, GRID_SHARES, RawProfile
+from igniter_opt.data.schema import check_raw
 from igniter_opt.model.coefficients import Hardware, ModelCoefficients, Profile
 from igniter_opt.model.predict import solo_active_time
 
@@ -126,11 +128,34 @@ def fit_model(raw: RawProfile, name: str, hw: Hardware, origin: str) -> ModelCoe
     )
 
 
-def fit(raw: RawProfile, name: str = "profile", gpu: str = "", origin: str = "<raw>") -> Profile:
-    """Fit a Profile from a raw profile (see load_raw)."""
-    if "hardware" not in raw:
-        raise InputError(f"{origin}: section 'hardware' is missing")
+FIT_ERRORS = (RuntimeError, ValueError, TypeError, ZeroDivisionError, OverflowError, FloatingPointError,
+              np.linalg.LinAlgError)
 
+
+def fit(raw: RawProfile, name: str = "profile", gpu: str = "", origin: str = "<raw>") -> Profile:
+    """Fit a Profile from a raw profile (see load_raw).
+
+    The raw profile is validated first (data/schema.py: RawHardwareSpec, RawModelSpec); a fit that
+    fails or gives a non-finite coefficient is an InputError naming the raw file.
+    """
+    check_raw(raw, origin)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", OptimizeWarning)
+            warnings.simplefilter("ignore", RuntimeWarning)
+            profile = _fit(raw, name, gpu, origin)
+    except InputError:
+        raise
+    except FIT_ERRORS as exc:
+        first = (str(exc).splitlines() or [""])[0][:120]
+        raise InputError(f"{origin}: the fit failed ({type(exc).__name__}: {first})") from None
+    try:  # the fitted coefficients pass the same schema as a profile file
+        return Profile.from_dict(profile.to_dict(), origin)
+    except InputError as exc:
+        raise InputError(f"fitting gave an unusable profile: {exc}") from None
+
+
+def _fit(raw: RawProfile, name: str, gpu: str, origin: str) -> Profile:
     def hwf(key: str) -> Any:
         return _field(raw, "hardware", key, origin)
 

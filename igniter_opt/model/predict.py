@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from igniter_opt.data.errors import InputError
+from igniter_opt.data.schema import short
 from igniter_opt.model.coefficients import Hardware, Profile
 
 Array = NDArray[Any]  # numpy arrays of the model and the solvers (float unless said otherwise)
@@ -125,3 +127,46 @@ def predict(profile: Profile, models: Sequence[str], batch: Sequence[int],
     if not (len(models) == len(batch) == len(share)):
         raise ValueError("models, batch and share must have the same length")
     return predict_arrays(profile.hardware, ModelArrays.of(profile, models), batch, share)
+
+
+SHARE_SLACK = 1e-6  # float noise allowed on a GPU's share sum
+
+
+def check_colocation(profile: Profile, models: Sequence[str], batch: Sequence[float], share: Sequence[float],
+                     labels: Sequence[str], group: str) -> None:
+    """Refuse what the model was not fitted for, as one-line InputErrors naming the label.
+
+    Every model must be in the profile, every batch an integer inside the profile's fitted batch
+    range, every share in (0, 100], and the shares of one GPU (`group`) must sum to at most 100.
+    """
+    lo, hi = profile.fitted_range["batch"]
+    for label, m, b, r in zip(labels, models, batch, share):
+        if m not in profile.models:
+            known = ", ".join(sorted(profile.models))
+            raise InputError(f"{label}: model {m!r} is not in profile {profile.name!r} (known: {known})")
+        if isinstance(b, (float, np.floating)) and float(b).is_integer():
+            b = int(b)
+        if not (isinstance(b, (int, np.integer)) and lo <= b <= hi):
+            raise InputError(f"{label}: batch {short(b)} is outside the fitted range {lo:g}..{hi:g} of profile "
+                             f"{profile.name!r} (the model does not extrapolate)")
+        if not 0 < r <= 100:
+            raise InputError(f"{label}: share {r:g}% is not in (0, 100]")
+    total = float(np.sum(np.asarray(share, dtype=float)))
+    if total > 100 + SHARE_SLACK:
+        raise InputError(f"{group}: shares sum to {total:g}% > 100%")
+
+
+def predict_checked(profile: Profile, models: Sequence[str], batch: Sequence[int], share: Sequence[float],
+                    labels: Sequence[str], group: str) -> Prediction:
+    """predict() for what a user gives: inputs checked by check_colocation, and a prediction that
+    is not positive and finite (a profile whose coefficients break down there) refused too."""
+    check_colocation(profile, models, batch, share, labels, group)
+    pred = predict(profile, models, batch, share)
+    ok = (np.isfinite(pred.latency_ms) & np.isfinite(pred.throughput_rps) & (pred.latency_ms > 0)
+          & (pred.throughput_rps > 0))
+    if not ok.all():
+        i = int(np.argmin(ok))
+        raise InputError(f"{labels[i]}: profile {profile.name!r} predicts latency {pred.latency_ms[i]:.4g} ms "
+                         f"and throughput {pred.throughput_rps[i]:.4g} req/s here: outside where its "
+                         f"coefficients hold (clock {pred.frequency_mhz:.4g} MHz)")
+    return pred

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from igniter_opt.data.errors import InfeasibleError
+from igniter_opt.data.errors import InfeasibleError, InputError
 from igniter_opt.data.instance import Instance, Workload, check_models
 from igniter_opt.model import Profile, predict
 from igniter_opt.model.coefficients import Hardware, ModelCoefficients
@@ -24,6 +24,8 @@ from igniter_opt.solvers.margin import latency_limit_ms, rate_target_rps
 
 REPLICA_RATE_FRACTION = 0.9
 FULL_SHARE = 100.0
+# More full-GPU replicas than this for one workload is a typo in its rate (or SLO), not a plan.
+MAX_REPLICAS = 10_000
 
 
 @dataclass(frozen=True)
@@ -51,28 +53,45 @@ class Demand:
         return rate_target_rps(self.rate_rps, self.margin_pct)
 
 
-def paper_batch(coef: ModelCoefficients, hw: Hardware, slo_ms: float, rate_rps: float) -> int:
-    """b = ceil((SLO/2) R B / (B + d_in R)), R in requests/ms: the reference's batch rule."""
+def paper_batch(coef: ModelCoefficients, hw: Hardware, slo_ms: float, rate_rps: float,
+                max_batch: int | None = None) -> int:
+    """b = ceil((SLO/2) R B / (B + d_in R)), R in requests/ms: the reference's batch rule,
+    clamped to `max_batch` (the profile's largest profiled batch: the model is not extrapolated).
+    """
     slo, arrival, B = slo_ms / 2, rate_rps / 1000, hw.bandwidth_bytes_per_ms
-    return max(1, math.ceil(slo * arrival * B / (B + coef.input_bytes * arrival)))
+    batch = slo * arrival * B / (B + coef.input_bytes * arrival)
+    if not math.isfinite(batch):  # overflow at huge SLOs or rates: the same rule, rearranged
+        batch = slo * B / (B / arrival + coef.input_bytes)
+    if max_batch is not None:
+        batch = min(batch, max_batch)
+    if not math.isfinite(batch):
+        raise InputError(f"SLO {slo_ms:g} ms at {rate_rps:g} req/s: the batch rule overflows")
+    return max(1, math.ceil(batch))
 
 
 def least_share(coef: ModelCoefficients, hw: Hardware, slo_ms: float, batch: int,
-                margin_pct: float = 0.0) -> float:
+                margin_pct: float = 0.0, rate_rps: float | None = None) -> float:
     """r_lower: t_solo inverted at zero interference for T_inf = SLO/2, rounded up to the unit.
 
     At a margin the target is (1 - margin) SLO/2 instead.
 
     inf when no share can meet the SLO (the budget left after idle time, transfer and k5 is <= 0).
-    Never below one unit: a share must be positive.
+    Never below one unit: a share must be positive. With `rate_rps` the share must also give that
+    throughput alone (needed for a batch clamped to the profiled range; the unclamped paper
+    batch implies it whenever the latency holds).
     """
     k1, k2, k3, k4, k5 = coef.k
     gamma = k1 * batch**2 + k2 * batch + k3
-    delta = (latency_limit_ms(slo_ms, margin_pct) - coef.t_idle_ms
-             - batch * (coef.input_bytes + coef.output_bytes) / hw.bandwidth_bytes_per_ms - k5)
-    if delta <= 0:
+    B = hw.bandwidth_bytes_per_ms
+    budget = latency_limit_ms(slo_ms, margin_pct) - coef.t_idle_ms - batch * (coef.input_bytes + coef.output_bytes) / B
+    if rate_rps is not None:
+        budget = min(budget, 1000 * batch / rate_target_rps(rate_rps, margin_pct) - coef.t_idle_ms
+                     - batch * coef.output_bytes / B)
+    delta = budget - k5
+    steps = (gamma / delta - k4) / hw.unit_pct if delta > 0 else math.inf
+    if not math.isfinite(steps):  # no budget left, or coefficients that overflow: no share will do
         return math.inf
-    share = math.ceil((gamma / delta - k4) / hw.unit_pct) * hw.unit_pct
+    share = math.ceil(steps) * hw.unit_pct
     return max(share, hw.unit_pct)
 
 
@@ -81,7 +100,7 @@ def serves_alone(profile: Profile, model: str, slo_ms: float, rate_rps: float,
     """Does one GPU at 100% share, alone, meet the SLO at this rate with the paper batch (and the
     margin's tightened limits)?"""
     coef, hw = profile.model(model), profile.hardware
-    batch = paper_batch(coef, hw, slo_ms, rate_rps)
+    batch = paper_batch(coef, hw, slo_ms, rate_rps, profile.max_batch)
     pred = predict(profile, [model], [batch], [FULL_SHARE])
     return bool(pred.latency_ms[0] <= latency_limit_ms(slo_ms, margin_pct)
                 and pred.throughput_rps[0] >= rate_target_rps(rate_rps, margin_pct))
@@ -93,7 +112,9 @@ def max_rate_alone(profile: Profile, model: str, slo_ms: float, upper: float, ma
     lo, hi = 0.0, upper
     if not serves_alone(profile, model, slo_ms, 1e-6, margin_pct):
         return 0.0
-    for _ in range(60):
+    for step in range(2100):  # 60 halvings, more while a huge upper leaves the bracket wide
+        if step >= 60 and hi - lo <= 1e-12 * hi:
+            break
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if serves_alone(profile, model, slo_ms, mid, margin_pct) else (lo, mid)
     return lo
@@ -102,15 +123,23 @@ def max_rate_alone(profile: Profile, model: str, slo_ms: float, upper: float, ma
 def _demand(profile: Profile, w: Workload, name: str, rate: float, replica_of: str | None,
             full_gpu: bool = False, margin_pct: float = 0.0) -> Demand:
     coef, hw = profile.model(w.model), profile.hardware
-    batch = paper_batch(coef, hw, w.slo_ms, rate)
+    batch = paper_batch(coef, hw, w.slo_ms, rate, profile.max_batch)
     return Demand(name=name, model=w.model, slo_ms=w.slo_ms, rate_rps=rate, batch=batch,
-                  r_lower=least_share(coef, hw, w.slo_ms, batch, margin_pct), replica_of=replica_of,
+                  r_lower=_least_share(profile, coef, w.slo_ms, batch, rate, margin_pct), replica_of=replica_of,
                   full_gpu=full_gpu, margin_pct=margin_pct)
+
+
+def _least_share(profile: Profile, coef: ModelCoefficients, slo_ms: float, batch: int, rate: float,
+                 margin_pct: float = 0.0) -> float:
+    """least_share, with the throughput budget when the batch sits at the profile's largest."""
+    return least_share(coef, profile.hardware, slo_ms, batch, margin_pct,
+                       rate if batch >= profile.max_batch else None)
 
 
 def _fits_one_gpu(profile: Profile, w: Workload, rate: float, margin_pct: float = 0.0) -> bool:
     coef, hw = profile.model(w.model), profile.hardware
-    r_lower = least_share(coef, hw, w.slo_ms, paper_batch(coef, hw, w.slo_ms, rate), margin_pct)
+    batch = paper_batch(coef, hw, w.slo_ms, rate, profile.max_batch)
+    r_lower = _least_share(profile, coef, w.slo_ms, batch, rate, margin_pct)
     return r_lower <= FULL_SHARE and serves_alone(profile, w.model, w.slo_ms, rate, margin_pct)
 
 
@@ -125,6 +154,10 @@ def split_workload(profile: Profile, w: Workload, margin_pct: float = 0.0) -> li
         raise InfeasibleError(f"workload {w.name!r} ({w.model}, SLO {w.slo_ms:g} ms): no GPU can serve "
                               f"it under its SLO{at}, even alone at 100% and batch 1")
     replica_rate = REPLICA_RATE_FRACTION * r_max
+    if w.rate_rps / replica_rate > MAX_REPLICAS:
+        raise InputError(f"workload {w.name!r} ({w.model}, SLO {w.slo_ms:g} ms): {w.rate_rps:g} req/s needs about "
+                         f"{w.rate_rps / replica_rate:.3g} GPUs (one serves {replica_rate:.4g} req/s); "
+                         f"igniter plans at most {MAX_REPLICAS} per workload")
     count = 0
     rest = w.rate_rps
     while rest > 0 and not _fits_one_gpu(profile, w, rest, margin_pct):

@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from igniter_opt.data.plan import GpuPlan, Plan
-from igniter_opt.model import Profile, predict
+from igniter_opt.model import Profile, predict_checked
 from igniter_opt.solvers.margin import check_margin, latency_limit_ms, rate_target_rps
 
 # Floating-point slack for comparisons (solvers work on the same model, so this is only noise).
@@ -28,12 +28,15 @@ def on_unit_grid(share: float, unit: float) -> bool:
     return share > 0 and math.isclose(steps, round(steps), abs_tol=1e-6)
 
 
-def verify(plan: Plan, profile: Profile, margin_pct: float | None = None) -> tuple[Plan, list[str]]:
+def verify(plan: Plan, profile: Profile, margin_pct: float | None = None,
+           origin: str = "") -> tuple[Plan, list[str]]:
     """Return a copy of the plan with predictions filled in, and the list of problems found.
 
     The copy's `feasible` is True exactly when there are no problems and the solver did not
     report the instance infeasible. The margin is the plan's own unless `margin_pct` is given;
-    the copy records the margin it was checked at.
+    the copy records the margin it was checked at. What the model cannot judge is refused with an
+    InputError naming `origin` and the field (model.predict_checked): an unknown model, a batch
+    outside the profile's fitted range, shares of one GPU summing past 100%.
     """
     margin = check_margin(plan.margin_pct if margin_pct is None else margin_pct)
     checked = copy.deepcopy(plan)
@@ -45,19 +48,18 @@ def verify(plan: Plan, profile: Profile, margin_pct: float | None = None) -> tup
             problems.append(f"GPU {j}: no workloads")
             continue
         for w in gpu.workloads:
-            profile.model(w.model)
             if not on_unit_grid(w.resource_pct, unit):
                 problems.append(f"GPU {j}: {w.name}: share {w.resource_pct:g}% is not a multiple of {unit:g}%")
-        if gpu.total_share > 100 + 1e-6:
-            problems.append(f"GPU {j}: shares sum to {gpu.total_share:g}% > 100%")
-        problems += _predict_gpu(profile, gpu, j, margin)
+        problems += _predict_gpu(profile, gpu, j, margin, origin or f"plan {plan.instance!r}")
     checked.feasible = not problems and plan.status != "infeasible" and bool(checked.gpus)
     return checked, problems
 
 
-def _predict_gpu(profile: Profile, gpu: GpuPlan, j: int, margin: float = 0.0) -> list[str]:
+def _predict_gpu(profile: Profile, gpu: GpuPlan, j: int, margin: float, origin: str) -> list[str]:
     ws = gpu.workloads
-    pred = predict(profile, [w.model for w in ws], [w.batch for w in ws], [w.resource_pct for w in ws])
+    pred = predict_checked(profile, [w.model for w in ws], [w.batch for w in ws], [w.resource_pct for w in ws],
+                           [f"{origin}: field gpus[{j}].workloads[{i}]" for i in range(len(ws))],
+                           f"{origin}: field gpus[{j}].workloads")
     slo_half = np.array([latency_limit_ms(w.slo_ms, margin) for w in ws])
     rates = np.array([rate_target_rps(w.rate_rps, margin) for w in ws])
     slo_text = f"(1 - {margin:g}%) SLO/2" if margin else "SLO/2"
