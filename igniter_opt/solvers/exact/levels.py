@@ -26,7 +26,8 @@ import numpy as np
 from igniter_opt.model.predict import Array
 from igniter_opt.solvers.exact.oracle import FULL, clock_ratio, demand_terms, least_shares, needed_share
 
-GHOSTS = 5  # additions counted exactly in the bound; beyond, 'GHOSTS or more'
+GHOSTS = 3  # additions counted exactly in the bound; beyond, 'GHOSTS or more'
+BEAM_SPAN = 64  # beam mode: a set is extended only by the next this many options (by dual)
 INTEGER_BOUND = False  # measured: the integer knapsack bound costs more than the sets it cuts
 DFS_BATCH = 2000  # sets expanded per step of the exhaustive search
 if TYPE_CHECKING:
@@ -174,7 +175,7 @@ class LevelSearch:
         """(parent index, candidate position) of every child: positions from the parent's last."""
         k = len(self.order)
         last = level.pos[:, -1]
-        counts = k - last
+        counts = k - last if self.beam is None else np.minimum(k - last, BEAM_SPAN)
         parent = np.repeat(np.arange(len(level)), counts)
         offsets = np.cumsum(counts) - counts
         cand = last[parent] + (np.arange(counts.sum()) - offsets[parent])
@@ -262,7 +263,8 @@ class LevelSearch:
         ghost_l2 = np.where(np.isfinite(ghost_l2), ghost_l2, 0.0)
         ghost_power = np.where(np.isfinite(ghost_power), ghost_power, 0.0)
         best = np.zeros(n)
-        for a in range(1, GHOSTS + 1):
+        ghosts = GHOSTS if self.beam is None else 1  # the beam only ranks: the cheap bound will do
+        for a in range(1, ghosts + 1):
             ratio_s = clock_ratio(hw, power_sum + a * ghost_power)[:, None]
             r_a = np.maximum(r, needed_share(hw, o, opts, l2_sum[:, None] - l2 + a * ghost_l2,
                                              ratio_s, m + a))
@@ -271,7 +273,7 @@ class LevelSearch:
             w = np.maximum(w0, needed_share(hw, o, q, l2_sum[:, None] + (a - 1) * ghost_l2,
                                             ratio_q, m + a))
             ok = allowed & (w <= cap[:, None] + 1e-9)
-            limit = a if a < GHOSTS else None
+            limit = a if a < ghosts else None
             best = np.maximum(best, np.where(cap >= 0, _knapsack(self.value, w, ok, mult, cap, limit), 0.0))
         return best
 
