@@ -290,9 +290,11 @@ def test_batch_on_the_cluster_times_out_and_survives_dead_workers(cluster, tmp_p
     from igniter_opt.bench.raypool import RayPool
 
     src = ROOT / "instances" / "paper" / "motivation.json"
-    for name in ("ok", "slow", "die"):
+    for name in ("ok", "slow", "die"):  # distinct contents: batch keys tasks by the instance's hash
         (tmp_path / "set").mkdir(exist_ok=True)
-        (tmp_path / "set" / f"{name}.json").write_text(src.read_text())
+        data = json.loads(src.read_text())
+        data["name"] = name
+        (tmp_path / "set" / f"{name}.json").write_text(json.dumps(data))
     out = tmp_path / "r.csv"
     s = run_batch([tmp_path / "set"], ["greedy"], time_limit=1, jobs=3, results_csv=out, progress=False,
                   pool=RayPool(jobs=3, margin=2.0, task_fn=sleepy_or_dying_task))
