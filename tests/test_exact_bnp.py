@@ -150,3 +150,30 @@ def test_ctrl_c_keeps_the_incumbent_and_the_bound():
     plan = caught.value.plan
     assert plan.status == "interrupted" and plan.feasible, plan.message
     assert plan.num_gpus > 0 and plan.lower_bound is not None and plan.lower_bound <= plan.num_gpus
+
+
+@pytest.mark.parametrize("path", ["instances/stress/stress-small-n24-00.json", "instances/random/random-n24-01.json"])
+def test_cardinality_bound_holds_every_verified_gpu(path):
+    from pathlib import Path
+
+    from igniter_opt.data.instance import load_instance
+    from igniter_opt.solvers.exact.solver import max_members
+
+    inst = load_instance(Path(__file__).resolve().parent.parent / path)
+    demands = size_instance(inst, V100)
+    cat = catalogue(V100, demands, "paper", aggregate=True)
+    m_max = max_members(V100, cat, np.array([len(t) for t in cat.type_demands], dtype=float))
+    for solver in ("greedy", "exact"):
+        plan = solve(inst, solver, options=SolveOptions(time_limit=60))
+        if plan.feasible:
+            assert max(len(g.workloads) for g in plan.gpus) <= m_max
+
+
+def test_few_gpus_run_the_compact_model_first_and_agree_with_milp():
+    from pathlib import Path
+
+    from igniter_opt.data.instance import load_instance
+
+    inst = load_instance(Path(__file__).resolve().parent.parent / "instances/stress/stress-small-n32-04.json")
+    exact = _optimal(inst, "exact")
+    assert exact.num_gpus == _optimal(inst, "milp").num_gpus

@@ -165,6 +165,8 @@ class BranchAndPrice:
 
     def run(self, branching: bool) -> Outcome:
         """Depth-first branch-and-price from the root; the outcome holds incumbent and bound."""
+        if self.lower >= self.upper:  # the a-priori bounds already prove the seed plan
+            return self.outcome(True)
         stack = [_Node(Rules())]
         root_bound: float | None = None
         complete = True

@@ -71,7 +71,7 @@ class LevelResult:
     complete: bool
     best: float  # the largest value of any set evaluated
     evaluated: int
-    open_reach: float  # exhaustive mode: no set left unexplored is worth more than this
+    open_reach: float = np.inf  # exhaustive mode: no set left unexplored is worth more than this
 
 
 def _knapsack(value: Array, w: Array, ok: Array, mult: Array, cap: Array,
@@ -87,7 +87,12 @@ def _knapsack(value: Array, w: Array, ok: Array, mult: Array, cap: Array,
     frac = (take * vm).sum(axis=1)
     if limit is None:
         return np.asarray(frac)
-    top = -np.sort(-np.where(ok, value[None, :], 0.0), axis=1)[:, :limit].sum(axis=1)
+    # the `limit` most valuable items, an option counted as often as its multiplicity allows
+    order = np.argsort(-np.where(ok, value[None, :], 0.0), axis=1, kind="stable")
+    v_sorted = np.take_along_axis(np.where(ok, value[None, :], 0.0), order, axis=1)
+    m_sorted = np.take_along_axis(np.where(ok, mult, 0), order, axis=1)
+    before_count = np.cumsum(m_sorted, axis=1) - m_sorted
+    top = (np.clip(limit - before_count, 0, m_sorted) * v_sorted).sum(axis=1)
     return np.asarray(np.minimum(frac, top))
 
 

@@ -22,7 +22,13 @@ from igniter_opt.solvers.exact.levels import LevelSearch
 from igniter_opt.solvers.exact.master import Column
 from igniter_opt.solvers.exact.oracle import FULL, Options, least_shares
 
+try:  # the compiled exhaustive search (numba); without numba, LevelSearch does it in numpy
+    from igniter_opt.solvers.exact import kernel as _kernel
+except ImportError:  # pragma: no cover - numba missing
+    _kernel = None  # type: ignore[assignment]
+
 MEMO_LIMIT = 2_000_000
+KERNEL = True  # exhaustive pricing on the numba kernel when numba imports
 ORDER_BY_VALUE = True  # canonical order of the search: by dual (later candidates are worth less, so bounds are tighter)
 
 
@@ -109,7 +115,10 @@ class Pricer:
             return PricingResult([], True, 0.0, 0)
         ratio = value[order] if ORDER_BY_VALUE else value[order] / np.maximum(self.o.alone[order], 1e-9)
         order = order[np.argsort(-ratio, kind="stable")]
-        res = LevelSearch(self, order, value[order], threshold, rules, deadline, max_columns, beam,
-                          max_nodes).run()
+        if beam is None and KERNEL and _kernel is not None and self.hw.unit_pct * _kernel.MAX_MEMBERS > FULL:
+            res = _kernel.search(self, order, value[order], threshold, rules, deadline, max_columns, max_nodes)
+        else:
+            res = LevelSearch(self, order, value[order], threshold, rules, deadline, max_columns, beam,
+                              max_nodes).run()
         cols = [Column(tuple(int(o) for o in opts), tuple(float(x) for x in sh)) for opts, sh, _ in res.found]
         return PricingResult(cols, res.complete, res.best, res.evaluated, res.open_reach)

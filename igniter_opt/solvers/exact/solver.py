@@ -26,11 +26,13 @@ from igniter_opt.solvers.base import FunctionSolver, HighsOptions, SolveOptions
 from igniter_opt.solvers.colocation import placed, replica_gpus
 from igniter_opt.solvers.exact.bnp import BranchAndPrice
 from igniter_opt.solvers.exact.master import Column, Master
-from igniter_opt.solvers.exact.oracle import Options, build_options
+from igniter_opt.solvers.exact.oracle import Options, build_options, clock_ratio, demand_terms, needed_share
 from igniter_opt.solvers.exact.pricing import Pricer
 from igniter_opt.solvers.heuristics.firstfit import first_fit
 from igniter_opt.solvers.heuristics.greedy import place_greedy
 from igniter_opt.solvers.sizing import Demand, margin_of
+
+FEW_GPUS = 4  # at most this many shareable GPUs in the seed plan: the compact MILP runs first
 
 
 @dataclass(frozen=True)
@@ -161,8 +163,36 @@ def _prepare(profile: Profile, demands: list[Demand], policy: str, aggregate: bo
         for c in cols:
             master.add(c)
     incumbent = min(seeds, key=len) if seeds else _singletons(cat, demand)
-    lower = math.ceil(float(np.sum(demand * _cheapest(cat))) / 100 - 1e-9)
+    volume = math.ceil(float(np.sum(demand * _cheapest(cat))) / 100 - 1e-9)
+    lower = max(volume, math.ceil(float(demand.sum()) / max_members(profile, cat, demand) - 1e-9))
     return cat, pricer, BranchAndPrice(pricer, master, incumbent, lower, deadline)
+
+
+def max_members(profile: Profile, cat: Catalogue, demand: Array) -> int:
+    """Most workloads one GPU can hold: the largest m for which the m cheapest workloads, each at
+    its least share beside m-1 "ghosts" (co-runners demanding the least L2 and power of any
+    option alone) and m members' scheduling delay, fit in 100%. Every real co-runner interferes at
+    least as much as a ghost, so no GPU holds more; n / m_max GPUs is a lower bound (the bound
+    that matters for many small workloads, where the volume bound is weak)."""
+    hw, o = profile.hardware, cat.options
+    alone = o.alone
+    fits = np.isfinite(alone)
+    idx = np.nonzero(fits)[0]
+    _, power, l2 = demand_terms(o, idx, alone[idx])
+    ghost_l2, ghost_power = max(0.0, float(l2.min())), max(0.0, float(power.min()))
+    best = 1
+    for m in range(2, int(demand.sum()) + 1):
+        ratio = clock_ratio(hw, hw.idle_power_w + power + (m - 1) * ghost_power)
+        need = np.maximum(alone[idx], needed_share(hw, o, idx, np.full(idx.size, (m - 1) * ghost_l2), ratio, m))
+        per_type = np.full(len(demand), np.inf)
+        np.minimum.at(per_type, cat.option_type[idx], need)
+        order = np.argsort(per_type)
+        counts = demand[order]
+        taken = np.clip(m - (np.cumsum(counts) - counts), 0, counts)
+        if float(np.sum(np.where(taken > 0, per_type[order] * taken, 0.0))) > 100 + 1e-9:
+            break
+        best = m
+    return best
 
 
 def _cheapest(cat: Catalogue) -> Array:
@@ -197,9 +227,16 @@ def solve(instance: Instance, profile: Profile, demands: list[Demand], options: 
         plan.lower_bound, plan.gap = replicas, 0.0
         return plan
     bnp: BranchAndPrice | None = None
+    compact_plan: Plan | None = None
     try:
         cat, pricer, bnp = _prepare(profile, demands, policy, True, deadline, options.threads, margin)
         active = cat
+        if bnp.lower < bnp.upper <= FEW_GPUS:
+            compact_plan = _compact_first(instance, profile, demands, options, deadline)
+            if compact_plan.status == "optimal" and compact_plan.feasible:
+                return compact_plan
+            if compact_plan.lower_bound is not None:
+                bnp.lower = max(bnp.lower, compact_plan.lower_bound - replicas)
         out = bnp.run(branching=all(len(m) == 1 for m in cat.type_demands))
         if not out.complete and out.lower < out.upper and time.perf_counter() < deadline \
                 and any(len(m) > 1 for m in cat.type_demands):  # pair branching needs single rows
@@ -219,12 +256,37 @@ def solve(instance: Instance, profile: Profile, demands: list[Demand], options: 
         raise SolveInterrupted(plan) from None
     plan.gpus += _to_gpus(demands, cat, pricer, out.chosen)
     plan.lower_bound = replicas + out.lower
-    plan.status = "optimal" if out.lower >= out.upper else "time_limit"
+    if compact_plan is not None and compact_plan.feasible and compact_plan.num_gpus < plan.num_gpus:
+        plan.gpus = compact_plan.gpus
+    if compact_plan is not None and compact_plan.lower_bound is not None:
+        plan.lower_bound = max(plan.lower_bound, compact_plan.lower_bound)
+    plan.status = "optimal" if plan.lower_bound >= plan.num_gpus else "time_limit"
     plan.gap = round((plan.num_gpus - plan.lower_bound) / plan.num_gpus, 6)
     s = out.stats
     plan.message = (f"branch-and-price: root LP {s.root_lp:.4f}, {s.columns} columns, {s.nodes} nodes, "
-                    f"{s.lp_iterations} LP solves, {s.exhaustive_calls} exhaustive pricings")
+                    f"{s.lp_iterations} LP solves, {s.exhaustive_calls} exhaustive pricings") if s.nodes else \
+        "the heuristic plan meets the volume and cardinality bounds: optimal without search"
     return plan
+
+
+def _compact_first(instance: Instance, profile: Profile, demands: list[Demand], options: ExactOptions,
+                   deadline: float) -> Plan:
+    """The compact MILP on half the time left: with few GPUs its size is small and its pair
+    conflicts strong, while pricing must search sets of many small members (a portfolio step;
+    its plan and bound are kept if branch-and-price does not do better)."""
+    from igniter_opt.solvers.formulations.compact import CompactOptions
+    from igniter_opt.solvers.formulations.compact import solve as compact_solve
+    from igniter_opt.solvers.verify import verify
+
+    left = max(1.0, 0.5 * (deadline - time.perf_counter()))
+    sub = CompactOptions(time_limit=left, threads=options.threads, mip_gap=0.0, verbose=options.verbose,
+                         margin_pct=options.margin_pct)
+    plan = compact_solve(instance, profile, demands, sub)
+    checked, problems = verify(plan, profile, options.margin_pct)
+    checked.solver = "exact"
+    checked.feasible = not problems and bool(checked.gpus)
+    checked.message = f"few GPUs: the compact MILP ran first ({plan.status}). {plan.message}".strip()
+    return checked
 
 
 SOLVER = FunctionSolver("exact", solve, ExactOptions.from_common)

@@ -1,0 +1,619 @@
+"""The exhaustive pricing search compiled with numba: LevelSearch(beam=None) one set at a time.
+
+Same search as `levels.LevelSearch` in exhaustive mode: sets of option *positions* grown in the
+fixed order (a child is its parent plus any later position, the same position again while its
+type's multiplicity allows, apart rules respected), the pair-share cut, the least-share fixed
+point, every feasible set whose dual value passes the threshold recorded, and a child extended
+only when its value plus the ghost knapsack bound of `LevelSearch._bound` passes the threshold.
+Here the search is a depth-first one with an explicit stack inside one compiled function: a
+node is expanded whole (all its children evaluated, so each child's bound can use its siblings'
+shares, as the numpy search does), and its surviving children are pushed best-last so the most
+promising one is expanded next.
+
+Arithmetic. `_least` is `oracle.least_shares` for one set, operation for operation: the same
+Jacobi step from the same start (the parent's shares plus the candidate's pair-bounded share),
+the same grid rounding ceil(x / unit - 1e-9), the same forward confirmation that bumps float-
+noise violators by one unit, and sums taken in numpy's pairwise order (`_psum`), so the shares
+are bit for bit those the numpy search computes. Members are kept in position order, as there.
+
+Bound. With INTEGER_BOUND off, the keep decision is exactly that of the numpy ghost bound
+(the same sets are evaluated), except that (i) its "at most a items" cap counts a position's
+multiplicity (the numpy one counts each position once, which is not an upper bound when one
+option may be added twice) and (ii) positions an apart rule excludes are left out of the
+knapsack (they can never join). It is reached through cheaper valid relaxations first, each of
+which can only be larger than the numpy quantity it stands for: the total value of all positions
+still allowed (>= any knapsack over them); per ghost count a, the top-a values among positions
+whose *pair* weight w0 fits the capacity (w(a) >= w0, so fewer fit); and for "GHOSTS or more",
+capacity times the best value per w0 (>= the fractional knapsack). Only when a relaxation passes
+is the exact per-a knapsack computed. Survival is decided as soon as one a passes, so a kept
+child's bound (it only orders the stack) may be smaller than the numpy one.
+
+With INTEGER_BOUND on (the default), a count a >= 2 whose fractional bound passes is re-checked
+by the integer knapsack over the same items, weights and capacity (`_integer`): every least share
+is a multiple of the unit, so weights are whole units and the capacity rounds down to whole units
+without losing a feasible completion; the integer optimum of the same relaxation is therefore
+still an upper bound on what a completions with that many additions can add, and never above the
+fractional one. Fewer sets are extended; the sets above the threshold found are the same.
+
+Budget. numba cannot read a clock cheaply, so the kernel returns after `max_evals` evaluations
+(or when its found-buffer may overflow) with the whole search state in the stack arrays; the
+caller checks its deadline and calls again to resume. `search` sizes the chunks so that one
+call lasts about CHUNK_SECONDS.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from numba import njit
+
+from igniter_opt.solvers.exact.levels import GHOSTS, LevelResult
+from igniter_opt.solvers.exact.oracle import FULL, MAX_ROUNDS
+
+CHUNK_SECONDS = 0.2  # target wall time of one kernel call (the deadline is checked between calls)
+FIRST_CHUNK = 5000  # evaluations in the first call, before the rate is known
+INTEGER_BOUND = True  # tighten the fractional knapsack by the integer one (share units) per ghost count
+
+# rows of the coefficient block (one column per position)
+GAMMA, K4, K5, BATCH, P0, P1, C0, C1, KL2, KERN, TIDLE, LIMIT, LATCAP, RATE, TIO, TOUT = range(16)
+N_COEF = 16
+# hardware vector
+HF, HCAP, HIDLE, HUNIT, HAF, HASCH, HBSCH = range(7)
+
+DONE, OUT_OF_EVALS, BUFFER_FULL = 0, 1, 2
+
+# Compiled without numba's runtime (NRT): no reference counting. With it, every array handed to
+# a helper costs an atomic increment and decrement, which measured ~70% of the search's time;
+# without it nothing may be allocated inside, so `search` passes every scratch array in.
+_compiled = njit(cache=True, _nrt=False)  # type: ignore[call-overload]
+SCRATCH_F, SCRATCH_I = 25, 6  # scratch rows of _run: 14 + 11 of _survives, 3 + 3
+MAX_MEMBERS = 128  # _psum's single block; Pricer uses the kernel only when unit_pct * 128 > 100
+
+
+@_compiled
+def _psum(a, lo, n):  # pragma: no cover - compiled
+    """numpy's pairwise summation of a[lo:lo+n] (what ndarray.sum(axis=1) does per row), for
+    n <= 128 (one block: numpy recurses only above; not here, since cached recursive functions
+    crash numba when loaded back, see MAX_MEMBERS)."""
+    if n < 8:
+        res = -0.0
+        for i in range(n):
+            res += a[lo + i]
+        return res
+    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+    i = 8
+    while i < n - (n % 8):
+        r0 += a[lo + i]
+        r1 += a[lo + i + 1]
+        r2 += a[lo + i + 2]
+        r3 += a[lo + i + 3]
+        r4 += a[lo + i + 4]
+        r5 += a[lo + i + 5]
+        r6 += a[lo + i + 6]
+        r7 += a[lo + i + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += a[lo + i]
+        i += 1
+    return res
+
+
+@_compiled
+def _clock(hw, total_power):  # pragma: no cover - compiled
+    """oracle.clock_ratio for one GPU."""
+    if total_power > hw[HCAP]:
+        return 1 + hw[HAF] * (total_power - hw[HCAP]) / hw[HF]
+    return 1.0
+
+
+@_compiled
+def _sched(hw, members):  # pragma: no cover - compiled
+    """oracle.scheduling_inc."""
+    m = float(members)
+    if m >= 2:
+        return hw[HASCH] * m + hw[HBSCH]
+    return 0.0
+
+
+@_compiled
+def _needed(hw, c, others_l2, ratio, inc):  # pragma: no cover - compiled
+    """oracle.needed_share of the option with coefficients c (a tuple: one column of C) given the
+    others' L2 demand, the clock ratio and inc, the scheduling_inc of the member count."""
+    budget = c[LIMIT] * ratio - c[KERN] * inc - c[TIDLE]
+    x = budget / (1 + c[KL2] * others_l2) - c[K5]
+    if x > 0:
+        share = c[GAMMA] / x - c[K4]
+    else:
+        share = np.inf
+    units = np.ceil(share / hw[HUNIT] - 1e-9)
+    return max(units, 1.0) * hw[HUNIT]
+
+
+@_compiled
+def _demand(c, r):  # pragma: no cover - compiled
+    """oracle.demand_terms of the option with coefficients c at share r: (t_solo, power, L2)."""
+    t_solo = c[GAMMA] / (r + c[K4]) + c[K5]
+    ability = 1000 * c[BATCH] / t_solo
+    return t_solo, c[P0] * ability + c[P1], c[C0] * ability + c[C1]
+
+
+@_compiled
+def _col(C, p):  # pragma: no cover - compiled
+    """Column p of the coefficient block: one option's coefficients, as a tuple."""
+    return (C[0, p], C[1, p], C[2, p], C[3, p], C[4, p], C[5, p], C[6, p], C[7, p], C[8, p], C[9, p],
+            C[10, p], C[11, p], C[12, p], C[13, p], C[14, p], C[15, p])
+
+
+@_compiled
+def _least(hw, C, pos, m, r, pw, l2, ts, new, known):  # pragma: no cover - compiled
+    """oracle.least_shares of the set pos[:m] from the start r[:m] (updated in place).
+
+    True when the set fits (r holds its least shares); new is scratch. ts, pw, l2 hold the
+    demand terms of the members at r: the first `known` are given (the parent's members at
+    their shares), the others are computed here, and later rounds recompute only the members
+    whose share moved (same inputs, same floats).
+    """
+    unit = hw[HUNIT]
+    inc = _sched(hw, m)
+    for j in range(known, m):
+        ts[j], pw[j], l2[j] = _demand(_col(C, pos[j]), r[j])
+    for _ in range(MAX_ROUNDS):
+        ratio = _clock(hw, hw[HIDLE] + _psum(pw, 0, m))
+        l2s = _psum(l2, 0, m)
+        finite = True
+        same = True
+        for j in range(m):
+            v = max(r[j], _needed(hw, _col(C, pos[j]), l2s - l2[j], ratio, inc))
+            new[j] = v
+            if not np.isfinite(v):
+                finite = False
+            if v != r[j]:
+                same = False
+        if not finite or _psum(new, 0, m) > FULL + 1e-9:
+            return False
+        if same:  # converged: confirm with the forward model (oracle.violated)
+            late_any = False
+            for j in range(m):
+                p = pos[j]
+                t_sched = C[KERN, p] * inc + C[TIDLE, p]
+                t_act = ts[j] * (1 + C[KL2, p] * (l2s - l2[j]))
+                gpu = (t_sched + t_act) / ratio
+                latency = gpu + C[TIO, p]
+                throughput = C[BATCH, p] * 1000 / (gpu + C[TOUT, p])
+                if latency > C[LATCAP, p] or throughput < C[RATE, p]:
+                    new[j] += unit
+                    late_any = True
+            if not late_any:
+                return True
+        for j in range(m):
+            if new[j] != r[j]:
+                r[j] = new[j]
+                ts[j], pw[j], l2[j] = _demand(_col(C, pos[j]), r[j])
+    return False
+
+
+@_compiled
+def _fractional(vals, ws, ms, n, cap, key):  # pragma: no cover - compiled
+    """Fractional bounded knapsack over n items (value, weight, multiplicity) of capacity cap:
+    items by decreasing value per weight (picked one by one: few fit), the last one in part."""
+    for i in range(n):
+        key[i] = vals[i] / max(ws[i], 1e-9)
+    total = 0.0
+    left = cap
+    while left > 0:
+        i = -1
+        for t in range(n):
+            if key[t] >= 0 and (i < 0 or key[t] > key[i]):
+                i = t
+        if i < 0:
+            break
+        key[i] = -1.0
+        wm = ws[i] * ms[i]
+        vm = vals[i] * ms[i]
+        if wm <= left:
+            total += vm
+            left -= wm
+        else:
+            if wm > 1e-12:
+                total += vm * left / wm
+            break
+    return total
+
+
+@_compiled
+def _top(vals, ms, ws, n, cap, a, buf):  # pragma: no cover - compiled
+    """Sum of the a largest values among the n items whose weight fits cap, each item counted
+    up to its multiplicity (buf: a slots, kept in decreasing order)."""
+    for k in range(a):
+        buf[k] = 0.0
+    for i in range(n):
+        if ws[i] > cap + 1e-9:
+            continue
+        x = vals[i]
+        for _ in range(min(ms[i], a)):
+            if x <= buf[a - 1]:
+                break
+            k = a - 1
+            while k > 0 and buf[k - 1] < x:
+                buf[k] = buf[k - 1]
+                k -= 1
+            buf[k] = x
+    total = 0.0
+    for k in range(a):
+        total += buf[k]
+    return total
+
+
+@_compiled
+def _integer(vals, ws, ms, n, cap, unit, limit, dp):  # pragma: no cover - compiled
+    """0-1 knapsack over n items (each copied up to its multiplicity) in share units: the best
+    value of at most `limit` items whose weights sum to at most cap (dp: scratch rows).
+
+    Exact for the relaxation the fractional knapsack relaxes further (every share is a multiple
+    of the unit, so rounding weights and capacity to units loses nothing), hence a valid and
+    tighter bound: weights round to the nearest unit, the capacity down with the 1e-9 slack of
+    the fractional bound's `w <= cap + 1e-9`.
+    """
+    size = int(np.floor(cap / unit + 1e-9))
+    if size <= 0:
+        return 0.0
+    if limit >= size:  # every item takes a unit at least: the count cannot bind, one row
+        for x in range(size + 1):
+            dp[0, x] = 0.0
+        for i in range(n):
+            wu = max(int(np.rint(ws[i] / unit)), 1)
+            if wu > size:
+                continue
+            for _ in range(min(ms[i], size // wu)):
+                for x in range(size, wu - 1, -1):
+                    cand = dp[0, x - wu] + vals[i]
+                    dp[0, x] = max(dp[0, x], cand)
+        return dp[0, size]
+    rows = limit
+    for c in range(rows + 1):
+        for x in range(size + 1):
+            dp[c, x] = 0.0
+    for i in range(n):
+        wu = max(int(np.rint(ws[i] / unit)), 1)
+        if wu > size:
+            continue
+        for _ in range(min(ms[i], rows, size // wu)):
+            for c in range(rows, 0, -1):
+                for x in range(size, wu - 1, -1):
+                    cand = dp[c - 1, x - wu] + vals[i]
+                    dp[c, x] = max(dp[c, x], cand)
+    return dp[rows, size]
+
+
+@_compiled
+def _survives(hw, C, value, ptype, mult_type, pair, apart, threshold, pos, m, r, v, own, own_pw,
+              own_l2, used, sf, si, dp, integer):  # pragma: no cover - compiled
+    """Keep decision of LevelSearch._survivors for the child pos[:m] at shares r[:m], value v.
+
+    Returns (keep, bound): a kept child's bound is the first one that passes (it orders the
+    stack); a cut child's is the largest one computed. own_pw, own_l2: demand terms of each
+    position at its share `own` beside the parent (computed once per parent: w0 is mostly own).
+    sf, si: float and int scratch rows.
+    """
+    K = value.shape[0]
+    last = pos[m - 1]
+    s_pw, s_l2, r_a = sf[0], sf[1], sf[2]
+    q_pw, q_l2, w0, vals, rv, rw, key = sf[3], sf[4], sf[5], sf[6], sf[7], sf[8], sf[9]
+    allow, ims, rm = si[0], si[1], si[2]
+    top_buf = sf[10]
+    for j in range(m):
+        _, s_pw[j], s_l2[j] = _demand(_col(C, pos[j]), r[j])
+    l2_sum = _psum(s_l2, 0, m)
+    power_sum = hw[HIDLE] + _psum(s_pw, 0, m)
+    n = 0
+    total = 0.0
+    g_l2 = np.inf
+    g_pw = np.inf
+    for q in range(last, K):
+        t = ptype[q]
+        room = mult_type[t] - used[t]
+        if room <= 0:
+            continue
+        w = max(own[q], pair[last, q])
+        if not np.isfinite(w):
+            continue
+        ok = True
+        for k in range(apart.shape[0]):  # a valid extra cut (the numpy bound ignores the rules)
+            a0, b0 = apart[k, 0], apart[k, 1]
+            if (t == a0 and used[b0] > 0) or (t == b0 and used[a0] > 0):
+                ok = False
+        if not ok:
+            continue
+        allow[n] = q
+        w0[n] = w
+        ims[n] = room
+        vals[n] = value[q]
+        if w == own[q]:
+            q_pw[n], q_l2[n] = own_pw[q], own_l2[q]
+        else:
+            _, q_pw[n], q_l2[n] = _demand(_col(C, q), w)
+        g_l2 = min(g_l2, q_l2[n])
+        g_pw = min(g_pw, q_pw[n])
+        total += value[q] * room
+        n += 1
+    if n == 0 or not (total > 1e-12 and v + total > threshold + 1e-12):
+        return False, total
+    g_l2 = max(g_l2, 0.0)
+    g_pw = max(g_pw, 0.0)
+    best = 0.0
+    for a in range(1, GHOSTS + 1):
+        inc = _sched(hw, m + a)
+        ratio_s = _clock(hw, power_sum + a * g_pw)
+        for j in range(m):
+            r_a[j] = max(r[j], _needed(hw, _col(C, pos[j]), l2_sum - s_l2[j] + a * g_l2, ratio_s, inc))
+        cap = FULL - _psum(r_a, 0, m)
+        if cap < 0:
+            continue
+        limited = a < GHOSTS
+        # a cheap relaxation first: the pair weights w0 <= w(a)
+        if limited:
+            cheap = _top(vals, ims, w0, n, cap, a, top_buf)
+        else:
+            best_ratio = 0.0
+            fit = 0.0
+            for i in range(n):
+                if w0[i] <= cap + 1e-9:
+                    best_ratio = max(best_ratio, vals[i] / max(w0[i], 1e-9))
+                    fit += vals[i] * ims[i]
+            cheap = min(fit, cap * best_ratio)
+        if not (cheap > 1e-12 and v + cheap > threshold + 1e-12):
+            best = max(best, cheap)
+            continue
+        cnt = 0
+        for i in range(n):  # the ghost weights w(a)
+            q = allow[i]
+            ratio_q = _clock(hw, power_sum + q_pw[i] + (a - 1) * g_pw)
+            w = max(w0[i], _needed(hw, _col(C, q), l2_sum + (a - 1) * g_l2, ratio_q, inc))
+            if w <= cap + 1e-9:
+                rv[cnt] = vals[i]
+                rw[cnt] = w
+                rm[cnt] = ims[i]
+                cnt += 1
+        if cnt == 0:
+            continue
+        kn = _fractional(rv, rw, rm, cnt, cap, key)
+        if limited:
+            kn = min(kn, _top(rv, rm, rw, cnt, cap, a, top_buf))
+        if integer and a > 1 and kn > 1e-12 and v + kn > threshold + 1e-12:
+            kn = min(kn, _integer(rv, rw, rm, cnt, cap, hw[HUNIT], a if limited else dp.shape[0] - 1, dp))
+        if kn > 1e-12 and v + kn > threshold + 1e-12:
+            return True, kn
+        best = max(best, kn)
+    return False, best
+
+
+@_compiled
+def _run(hw, C, alone, value, ptype, mult_type, pair, apart, threshold, stk_pos, stk_sh, stk_val,
+         stk_len, istate, fstate, f_pos, f_sh, f_val, f_len, max_evals, max_found, integer,
+         used, fs, is_, ch_sh, dp):  # pragma: no cover
+    """Resume the depth-first search from the stack; returns DONE, OUT_OF_EVALS or BUFFER_FULL
+    (also when max_found sets are in the found buffer: the caller has enough columns).
+
+    istate: [stack size, evaluations so far, sets in the found buffer]; fstate: [best value].
+    Stack rows: positions and shares of a set (member order = position order), value, size.
+    Scratch (compiled without the runtime's reference counting, so nothing is allocated here):
+    used (types), fs (SCRATCH_F rows, floats), is_ (SCRATCH_I rows, ints), ch_sh (K, D) and
+    dp (D + 1, D + 1).
+    """
+    K = value.shape[0]
+    D = stk_pos.shape[1]
+    own, own_pw, own_l2, ch_val, prio = fs[0], fs[1], fs[2], fs[3], fs[4]
+    ps, r, pw, l2, ts, new = fs[5], fs[6], fs[7], fs[8], fs[9], fs[10]
+    par_ts, par_pw, par_l2 = fs[11], fs[12], fs[13]
+    sf = fs[14:]
+    ch_q, kidx, pos = is_[0], is_[1], is_[2]
+    si = is_[3:]
+    sp = istate[0]
+    evaluated = istate[1]
+    nf = istate[2]
+    best = fstate[0]
+    start = evaluated
+    status = DONE
+    while sp > 0:
+        if evaluated - start >= max_evals:
+            status = OUT_OF_EVALS
+            break
+        if nf >= max_found or nf + K > f_val.shape[0] or sp + K > stk_val.shape[0]:
+            status = BUFFER_FULL
+            break
+        sp -= 1
+        m = stk_len[sp]
+        v = stk_val[sp]
+        for j in range(m):
+            pos[j] = stk_pos[sp, j]
+            ps[j] = stk_sh[sp, j]
+        for t in range(used.shape[0]):
+            used[t] = 0
+        for j in range(m):
+            used[ptype[pos[j]]] += 1
+        nch = 0
+        if m == 0:  # the root: singletons at their shares alone (no evaluation)
+            for q in range(K):
+                own[q] = alone[q]
+                if np.isfinite(alone[q]) and alone[q] <= FULL:
+                    ch_q[nch] = q
+                    ch_sh[nch, 0] = alone[q]
+                    ch_val[nch] = value[q]
+                    nch += 1
+        elif m < D:
+            last = pos[m - 1]
+            parent_sum = _psum(ps, 0, m)
+            for j in range(m):
+                par_ts[j], par_pw[j], par_l2[j] = _demand(_col(C, pos[j]), ps[j])
+            for q in range(K):
+                own[q] = np.inf
+            for q in range(last, K):
+                t = ptype[q]
+                if used[t] >= mult_type[t]:
+                    continue
+                ok = True
+                for k in range(apart.shape[0]):
+                    a0, b0 = apart[k, 0], apart[k, 1]
+                    if (t == a0 and used[b0] > 0) or (t == b0 and used[a0] > 0):
+                        ok = False
+                if not ok:
+                    continue
+                lb = alone[q]
+                for j in range(m):
+                    lb = max(lb, pair[pos[j], q])
+                if not (parent_sum + lb <= FULL + 1e-9):
+                    continue
+                for j in range(m):
+                    r[j] = ps[j]
+                pos[m] = q
+                r[m] = lb
+                evaluated += 1
+                for j in range(m):
+                    ts[j], pw[j], l2[j] = par_ts[j], par_pw[j], par_l2[j]
+                if _least(hw, C, pos, m + 1, r, pw, l2, ts, new, m):
+                    ch_q[nch] = q
+                    for j in range(m + 1):
+                        ch_sh[nch, j] = r[j]
+                    ch_val[nch] = v + value[q]
+                    own[q] = r[m]
+                    nch += 1
+        for c in range(nch):  # record
+            cv = ch_val[c]
+            best = max(best, cv)
+            if cv > threshold:
+                for j in range(m):
+                    f_pos[nf, j] = pos[j]
+                f_pos[nf, m] = ch_q[c]
+                for j in range(m + 1):
+                    f_sh[nf, j] = ch_sh[c, j]
+                f_val[nf] = cv
+                f_len[nf] = m + 1
+                nf += 1
+        nkeep = 0
+        if m + 1 < D:
+            for q in range(K):
+                if np.isfinite(own[q]):
+                    _, own_pw[q], own_l2[q] = _demand(_col(C, q), own[q])
+            for c in range(nch):  # the bound on extending each child
+                q = ch_q[c]
+                pos[m] = q
+                used[ptype[q]] += 1
+                keep, bound = _survives(hw, C, value, ptype, mult_type, pair, apart, threshold, pos,
+                                        m + 1, ch_sh[c], ch_val[c], own, own_pw, own_l2, used, sf, si, dp,
+                                        integer)
+                used[ptype[q]] -= 1
+                if keep:
+                    kidx[nkeep] = c
+                    prio[nkeep] = ch_val[c] + 0.5 * bound
+                    nkeep += 1
+        for t in range(1, nkeep):  # insertion sort by priority (stable): best last
+            c, x = kidx[t], prio[t]
+            u = t
+            while u > 0 and prio[u - 1] > x:
+                kidx[u], prio[u] = kidx[u - 1], prio[u - 1]
+                u -= 1
+            kidx[u], prio[u] = c, x
+        for t in range(nkeep):  # best last: it is expanded next
+            c = kidx[t]
+            for j in range(m):
+                stk_pos[sp, j] = pos[j]
+            stk_pos[sp, m] = ch_q[c]
+            for j in range(m + 1):
+                stk_sh[sp, j] = ch_sh[c, j]
+            stk_val[sp] = ch_val[c]
+            stk_len[sp] = m + 1
+            sp += 1
+    istate[0] = sp
+    istate[1] = evaluated
+    istate[2] = nf
+    fstate[0] = best
+    return status
+
+
+def _coefficients(o, order: np.ndarray) -> np.ndarray:
+    """The (N_COEF, K) block of option coefficients in position order."""
+    rows = [o.gamma, o.k4, o.k5, o.batch, o.power[:, 0], o.power[:, 1], o.l2[:, 0], o.l2[:, 1],
+            o.k_l2, o.kernels, o.t_idle, o.limit, o.latency_cap, o.rate_need, o.transfer_in_out,
+            o.transfer_out]
+    return np.ascontiguousarray(np.stack([np.asarray(x, dtype=float)[order] for x in rows]))
+
+
+def _hardware(hw) -> np.ndarray:
+    return np.array([hw.max_frequency_mhz, hw.power_cap_w, hw.idle_power_w, hw.unit_pct, hw.a_f,
+                     hw.a_sch, hw.b_sch], dtype=float)
+
+
+def search(pricer, order: np.ndarray, value: np.ndarray, threshold: float, rules, deadline: float,
+           max_columns: int, max_evaluations: int | None = None) -> LevelResult:
+    """LevelSearch(..., beam=None).run() on the compiled kernel: sets above the threshold, and
+    whether the search completed (then no other set's value exceeds the threshold)."""
+    o, hw = pricer.o, pricer.hw
+    order = np.asarray(order, dtype=np.int64)
+    k = len(order)
+    C = _coefficients(o, order)
+    hwv = _hardware(hw)
+    alone = np.ascontiguousarray(o.alone[order], dtype=float)
+    value = np.ascontiguousarray(value, dtype=float)
+    ptype = np.ascontiguousarray(pricer.option_type[order], dtype=np.int64)
+    mult_type = np.ascontiguousarray(pricer.demand, dtype=np.int64)
+    pair = np.ascontiguousarray(pricer.pair[np.ix_(order, order)], dtype=float)
+    apart = np.array(rules.apart, dtype=np.int64).reshape(-1, 2)
+    depth = int(FULL / hw.unit_pct + 1e-9) + 1  # members of a set: each holds at least one unit
+    rows = 4 * k + 1
+    stk_pos, stk_sh = np.zeros((rows, depth), dtype=np.int64), np.zeros((rows, depth))
+    stk_val, stk_len = np.zeros(rows), np.zeros(rows, dtype=np.int64)
+    istate = np.array([1, 0, 0], dtype=np.int64)  # the root: the empty set
+    fstate = np.zeros(1)
+    cap = max(4 * k, 256)
+    f_pos, f_sh = np.zeros((cap, depth), dtype=np.int64), np.zeros((cap, depth))
+    f_val, f_len = np.zeros(cap), np.zeros(cap, dtype=np.int64)
+    width = max(k, depth) + 1
+    scratch = (np.zeros(len(pricer.demand), dtype=np.int64), np.zeros((SCRATCH_F, width)),
+               np.zeros((SCRATCH_I, width), dtype=np.int64), np.zeros((k, depth)),
+               np.zeros((depth + 1, depth + 1)))
+    found: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray, float]] = {}
+    chunk = FIRST_CHUNK
+    complete = False
+    while time.perf_counter() <= deadline:
+        budget = chunk if max_evaluations is None else max(min(chunk, max_evaluations - int(istate[1])), 1)
+        before, t0 = int(istate[1]), time.perf_counter()
+        status = _run(hwv, C, alone, value, ptype, mult_type, pair, apart, float(threshold), stk_pos,
+                      stk_sh, stk_val, stk_len, istate, fstate, f_pos, f_sh, f_val, f_len, budget,
+                      max(max_columns - len(found), 1), INTEGER_BOUND, *scratch)
+        dt = time.perf_counter() - t0
+        for i in range(int(istate[2])):
+            _keep(found, pricer, rules, order, f_pos[i, :f_len[i]], f_sh[i, :f_len[i]], float(f_val[i]))
+        istate[2] = 0
+        if status == DONE:
+            complete = True
+            break
+        if istate[0] + k > len(stk_val):  # the stack may overflow: grow it
+            grow = len(stk_val)
+            stk_pos = np.concatenate([stk_pos, np.zeros((grow, depth), dtype=np.int64)])
+            stk_sh = np.concatenate([stk_sh, np.zeros((grow, depth))])
+            stk_val = np.concatenate([stk_val, np.zeros(grow)])
+            stk_len = np.concatenate([stk_len, np.zeros(grow, dtype=np.int64)])
+        if len(found) >= max_columns:
+            break
+        if max_evaluations is not None and istate[1] >= max_evaluations:
+            break
+        done = int(istate[1]) - before
+        if status == OUT_OF_EVALS and dt > 0:
+            chunk = int(min(max(done / dt * CHUNK_SECONDS, 1000), 50_000_000))
+    ranked = sorted(found.values(), key=lambda f: -f[2])
+    return LevelResult(ranked[:max_columns], complete, float(fstate[0]), int(istate[1]))
+
+
+def _keep(found: dict, pricer, rules, order: np.ndarray, pos: np.ndarray, shares: np.ndarray,
+          value: float) -> None:
+    """LevelSearch._record for one set: together rules, then options sorted with their shares."""
+    opts = order[pos]
+    if rules.together and not rules.admits(pricer.option_type[opts]):
+        return
+    key = tuple(np.sort(opts).tolist())
+    if key not in found:
+        perm = np.argsort(opts, kind="stable")
+        found[key] = (opts[perm], shares[perm].copy(), value)

@@ -1,0 +1,254 @@
+"""The numba exhaustive pricing kernel against the numpy LevelSearch and the oracle."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from functools import cache
+
+import numpy as np
+import pytest
+
+pytest.importorskip("numba")
+
+from igniter_opt.bench.generate import mixed_instance
+from igniter_opt.data.instance import Instance
+from igniter_opt.model import load_profile
+from igniter_opt.solvers.exact import kernel, pricing
+from igniter_opt.solvers.exact.levels import LevelSearch
+from igniter_opt.solvers.exact.oracle import least_shares
+from igniter_opt.solvers.exact.pricing import Pricer, Rules
+from igniter_opt.solvers.exact.solver import catalogue
+from igniter_opt.solvers.sizing import size_instance
+
+ALL = 10**6  # max_columns large enough to return every set above the threshold
+
+
+@cache
+def _pricer(n: int, seed: int, policy: str = "paper") -> Pricer:
+    profile = load_profile("v100")
+    cat = catalogue(profile, size_instance(mixed_instance(n, seed), profile), policy, True)
+    demand = np.array([len(m) for m in cat.type_demands], dtype=float)
+    return Pricer(profile.hardware, cat.options, cat.option_type, demand)
+
+
+def _duals(p: Pricer, seed: int, spread: float) -> np.ndarray:
+    """Non-negative duals near each type's cheapest share / 100 (so sets near full price near 1)."""
+    cheapest = np.full(len(p.demand), np.inf)
+    np.minimum.at(cheapest, p.option_type, p.o.alone)
+    rng = np.random.default_rng(seed)
+    d = cheapest / 100 * rng.uniform(1 - spread, 1 + spread, len(cheapest))
+    d[rng.random(len(d)) < 0.1] = 0.0  # some types priced out entirely
+    return d
+
+
+def _order(p: Pricer, duals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The positions and values Pricer.price searches (same code path)."""
+    value = duals[p.option_type]
+    order = np.nonzero(value > 1e-12)[0]
+    ratio = value[order] / np.maximum(p.o.alone[order], 1e-9)
+    order = order[np.argsort(-ratio, kind="stable")]
+    return order, value[order]
+
+
+def _both(p: Pricer, duals: np.ndarray, threshold: float, rules: Rules, max_columns: int = ALL):
+    order, value = _order(p, duals)
+    far = time.perf_counter() + 600
+    ref = LevelSearch(p, order, value, threshold, rules, far, max_columns, None, None).run()
+    got = kernel.search(p, order, value, threshold, rules, far, max_columns)
+    return ref, got
+
+
+def _as_dict(found) -> dict[tuple[int, ...], np.ndarray]:
+    return {tuple(int(o) for o in opts): shares for opts, shares, _ in found}
+
+
+def _check_oracle(p: Pricer, found, threshold: float) -> None:
+    for opts, shares, value in found:
+        assert value > threshold
+        assert np.all(np.diff(opts) >= 0)
+        assert np.array_equal(least_shares(p.hw, p.o, np.asarray(opts)[None, :])[0], shares)
+
+
+@pytest.mark.parametrize("integer", [False, True])
+@pytest.mark.parametrize("n,seed,spread,threshold", [
+    (12, 0, 0.3, 1.0), (16, 1, 0.3, 1.0), (20, 2, 0.4, 1.05), (24, 3, 0.3, 1.0),
+    (28, 4, 0.4, 1.05), (32, 5, 0.3, 1.02), (32, 6, 0.2, 1.0)])
+def test_kernel_equals_level_search(n, seed, spread, threshold, integer, monkeypatch):
+    monkeypatch.setattr(kernel, "INTEGER_BOUND", integer)
+    p = _pricer(n, seed)
+    ref, got = _both(p, _duals(p, seed, spread), threshold, Rules())
+    assert ref.complete and got.complete
+    a, b = _as_dict(ref.found), _as_dict(got.found)
+    assert a and set(a) == set(b)
+    for key in a:
+        assert np.array_equal(a[key], b[key])
+    assert got.best == ref.best  # the largest value above the threshold
+    if integer:  # a tighter bound: fewer sets extended
+        assert got.evaluated <= ref.evaluated
+    elif np.all(p.demand == 1):  # the numpy bound's decisions: the same sets evaluated
+        assert got.evaluated == ref.evaluated
+    _check_oracle(p, got.found, threshold)
+
+
+@pytest.mark.parametrize("integer", [False, True])
+@pytest.mark.parametrize("n,seed,spread", [(12, 3, 0.4), (14, 2, 0.3)])
+def test_kernel_equals_level_search_with_batch_options(n, seed, spread, integer, monkeypatch):
+    """Policy joint: several options (batches) per type, the type's multiplicity shared."""
+    monkeypatch.setattr(kernel, "INTEGER_BOUND", integer)
+    p = _pricer(n, seed, "joint")
+    assert len(p.option_type) > len(p.demand)
+    ref, got = _both(p, _duals(p, seed, spread), 1.0, Rules())
+    assert ref.complete and got.complete
+    a, b = _as_dict(ref.found), _as_dict(got.found)
+    assert a and set(a) == set(b) and all(np.array_equal(a[k], b[k]) for k in a)
+    if not integer:
+        assert got.evaluated == ref.evaluated
+    _check_oracle(p, got.found, 1.0)
+
+
+@pytest.mark.parametrize("n,seed", [(20, 7), (28, 8)])
+def test_kernel_with_apart_and_together_rules(n, seed):
+    p = _pricer(n, seed)
+    duals = _duals(p, seed, 0.3)
+    _, plain = _both(p, duals, 1.0, Rules())
+    types = [sorted(set(p.option_type[list(o)].tolist())) for o, _, _ in plain.found]
+    pairs = [(t[0], t[1]) for t in types if len(t) >= 2][:3]
+    assert pairs
+    apart = Rules(apart=pairs)
+    ref, got = _both(p, duals, 1.0, apart)
+    assert ref.complete and got.complete
+    a, b = _as_dict(ref.found), _as_dict(got.found)
+    assert set(a) == set(b) and all(np.array_equal(a[k], b[k]) for k in a)
+    assert all(apart.admits(p.option_type[list(k)]) for k in b)
+    assert len(b) < len(plain.found)
+    _check_oracle(p, got.found, 1.0)
+    together = Rules(together=pairs[:1], apart=pairs[1:])
+    ref, got = _both(p, duals, 1.0, together)
+    assert ref.complete and got.complete
+    a, b = _as_dict(ref.found), _as_dict(got.found)
+    assert set(a) == set(b) and all(np.array_equal(a[k], b[k]) for k in a)
+    assert all(together.admits(p.option_type[list(k)]) for k in b)
+
+
+@pytest.mark.parametrize("n,seed", [(16, 1), (32, 5)])
+def test_nothing_above_threshold(n, seed):
+    p = _pricer(n, seed)
+    duals = _duals(p, seed, 0.3)
+    _, full = _both(p, duals, 1.0, Rules())
+    ref, got = _both(p, duals, full.best + 1e-3, Rules())
+    assert ref.complete and got.complete
+    assert ref.found == [] and got.found == []
+    assert got.best <= full.best + 1e-3
+
+
+def test_resumed_in_small_chunks_is_the_same_search(monkeypatch):
+    p = _pricer(24, 3)
+    duals = _duals(p, 3, 0.3)
+    _, whole = _both(p, duals, 1.0, Rules())
+    monkeypatch.setattr(kernel, "FIRST_CHUNK", 7)
+    monkeypatch.setattr(kernel, "CHUNK_SECONDS", 1e-9)  # every call stops after 1000 evaluations
+    order, value = _order(p, duals)
+    got = kernel.search(p, order, value, 1.0, Rules(), time.perf_counter() + 600, ALL)
+    assert got.complete and got.evaluated == whole.evaluated
+    assert _as_dict(got.found).keys() == _as_dict(whole.found).keys()
+
+
+def test_limits_make_the_search_incomplete():
+    p = _pricer(32, 5)
+    duals = _duals(p, 5, 0.3)
+    order, value = _order(p, duals)
+    far = time.perf_counter() + 600
+    few = kernel.search(p, order, value, 1.02, Rules(), far, 3)
+    assert not few.complete and len(few.found) == 3
+    assert all(v > 1.02 for _, _, v in few.found)
+    short = kernel.search(p, order, value, 1.02, Rules(), far, ALL, max_evaluations=50)
+    assert not short.complete and short.evaluated < 50 + len(order)
+    late = kernel.search(p, order, value, 1.02, Rules(), time.perf_counter() - 1, ALL)
+    assert not late.complete
+
+
+def test_pricer_uses_the_kernel_for_exhaustive_calls(monkeypatch):
+    p = _pricer(24, 3)
+    duals = _duals(p, 3, 0.3)
+    calls = []
+    real = kernel.search
+    monkeypatch.setattr(kernel, "search", lambda *a, **k: calls.append(1) or real(*a, **k))
+    far = time.perf_counter() + 600
+    fast = p.price(duals, 1.0, beam=None, deadline=far, max_columns=ALL)
+    assert calls == [1]
+    p.price(duals, 1.0, beam=50, deadline=far)  # beam pricing stays in numpy
+    assert calls == [1]
+    monkeypatch.setattr(pricing, "KERNEL", False)
+    slow = p.price(duals, 1.0, beam=None, deadline=far, max_columns=ALL)
+    assert calls == [1]
+    assert fast.complete and slow.complete
+    assert {c.members: c.shares for c in fast.columns} == {c.members: c.shares for c in slow.columns}
+    monkeypatch.setattr(pricing, "KERNEL", True)
+    monkeypatch.setattr(pricing, "_kernel", None)  # numba missing: the numpy search
+    missing = p.price(duals, 1.0, beam=None, deadline=far, max_columns=ALL)
+    assert calls == [1]
+    assert {c.members: c.shares for c in missing.columns} == {c.members: c.shares for c in slow.columns}
+
+
+def _with_copies(n: int, seed: int) -> Pricer:
+    """mixed_instance(n, seed) with each workload repeated 1-3 times: types with demand > 1,
+    so an option may appear several times in one set."""
+    rng = np.random.default_rng(seed)
+    workloads = [dataclasses.replace(w, name=f"{w.name}-{c}") for w in mixed_instance(n, seed).workloads
+                 for c in range(int(rng.integers(1, 4)))]
+    profile = load_profile("v100")
+    inst = Instance(name=f"copies-{n}-{seed}", profile="v100", workloads=tuple(workloads))
+    cat = catalogue(profile, size_instance(inst, profile), "paper", True)
+    demand = np.array([len(m) for m in cat.type_demands], dtype=float)
+    return Pricer(profile.hardware, cat.options, cat.option_type, demand)
+
+
+def _brute_force(p: Pricer, order: np.ndarray, value: np.ndarray) -> dict:
+    """Every feasible set (multiset of positions within the multiplicities), by the oracle alone:
+    feasibility is downward closed, so growing only feasible sets reaches them all."""
+    types = p.option_type[order]
+    out: dict[tuple[int, ...], tuple[np.ndarray, float]] = {}
+
+    def grow(pos: list[int], used: dict[int, int], v: float) -> None:
+        for q in range(pos[-1] if pos else 0, len(order)):
+            t = int(types[q])
+            if used.get(t, 0) >= p.demand[t]:
+                continue
+            opts = np.sort(order[pos + [q]])
+            shares = least_shares(p.hw, p.o, opts[None, :])[0]
+            if not np.isfinite(shares).all():
+                continue
+            out[tuple(opts.tolist())] = (shares, v + value[q])
+            used[t] = used.get(t, 0) + 1
+            grow(pos + [q], used, v + value[q])
+            used[t] -= 1
+
+    grow([], {}, 0.0)
+    return out
+
+
+@pytest.mark.parametrize("integer", [False, True])
+@pytest.mark.parametrize("seed,copies", [(4, True), (9, True), (1, True), (3, False)])
+def test_kernel_finds_exactly_the_sets_brute_force_finds(seed, copies, integer, monkeypatch):
+    """Exhaustive means exhaustive: the kernel's sets above the threshold are all the feasible
+    sets above it, with options repeated too (the numpy search's "at most a items" bound counts
+    each option once and can miss such sets; the kernel finds a superset of its sets)."""
+    monkeypatch.setattr(kernel, "INTEGER_BOUND", integer)
+    p = _with_copies(8, seed) if copies else _pricer(10, seed)
+    rng = np.random.default_rng(seed)
+    cheapest = np.full(len(p.demand), np.inf)
+    np.minimum.at(cheapest, p.option_type, p.o.alone)
+    order, value = _order(p, cheapest / 100 * rng.uniform(0.8, 1.3, len(cheapest)))
+    every = _brute_force(p, order, value)
+    for threshold in (1.0, 1.1):
+        want = {k for k, (_, v) in every.items() if v > threshold}
+        assert want or threshold > 1.0
+        far = time.perf_counter() + 600
+        got = kernel.search(p, order, value, threshold, Rules(), far, ALL)
+        assert got.complete
+        found = _as_dict(got.found)
+        assert set(found) == want
+        assert all(np.array_equal(found[k], every[k][0]) for k in found)
+        ref = LevelSearch(p, order, value, threshold, Rules(), far, ALL, None, None).run()
+        assert set(_as_dict(ref.found)) <= set(found)
