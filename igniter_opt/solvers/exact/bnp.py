@@ -29,7 +29,9 @@ FULL_LP = False  # debugging: converge the LP instead of stopping at the bound t
 DELTA = 1e-4  # proves LP > UB - 1 + DELTA, well above the LP's numerical noise
 EXHAUSTIVE_COLUMNS = 150
 HEURISTIC_COLUMNS = 200
-BEAMS = (400,)  # heuristic pricing keeps the best sets of each size; exhaustive only when both fail
+BEAM = 400  # numpy heuristic pricing keeps the best sets of each size
+HEURISTIC = "truncated"  # or "beam": how columns are found before an exhaustive search
+HEURISTIC_EVALUATIONS = 200_000  # sets the truncated compiled search may evaluate per call
 
 
 @dataclass
@@ -98,17 +100,22 @@ class BranchAndPrice:
                 return math.inf, None, True
             if time.perf_counter() > self.deadline:
                 return -math.inf, lp, False
-            found = False
-            for width in BEAMS:  # heuristic pricing, wider when narrower finds nothing
-                res = self.pricer.price(lp.duals, 1 + EPS, beam=width, deadline=self.deadline, rules=rules,
+            if HEURISTIC == "truncated" and self.pricer.compiled:
+                # the compiled depth-first search, cut after a budget of sets: in dual order it
+                # meets good columns first, and when it finishes it proves the LP solved
+                res = self.pricer.price(lp.duals, 1 + EPS, beam=None, deadline=self.deadline, rules=rules,
+                                        max_columns=HEURISTIC_COLUMNS, max_nodes=HEURISTIC_EVALUATIONS)
+            else:
+                res = self.pricer.price(lp.duals, 1 + EPS, beam=BEAM, deadline=self.deadline, rules=rules,
                                         max_columns=HEURISTIC_COLUMNS)
-                self.stats.pricing_nodes += res.nodes
-                if self._add(res.columns):
-                    found = True
-                    break
-            if found:
+            self.stats.pricing_nodes += res.nodes
+            if self._add(res.columns):
                 self._maybe_integer(rules)
                 continue
+            if res.complete:  # nothing prices out at all: the LP is solved
+                if not (rules.together or rules.apart):
+                    self.lower = max(self.lower, math.ceil(lp.value - 1e-6))
+                return lp.value, lp, True
             theta = 1 + EPS
             if self.upper - 1 >= 1 and not FULL_LP:
                 theta = max(theta, lp.value / (self.upper - 1 + DELTA))

@@ -95,6 +95,11 @@ class Pricer:
             table[sb, sa] = r[:, 0]
         return table
 
+    @property
+    def compiled(self) -> bool:
+        """Does exhaustive pricing run on the numba kernel here?"""
+        return KERNEL and _kernel is not None and self.hw.unit_pct * _kernel.MAX_MEMBERS > FULL
+
     def shares_of(self, members: tuple[int, ...]) -> Array | None:
         """Least shares of a set in sorted option order (memoised), None when it does not fit."""
         key = tuple(sorted(members))
@@ -115,7 +120,7 @@ class Pricer:
             return PricingResult([], True, 0.0, 0)
         ratio = value[order] if ORDER_BY_VALUE else value[order] / np.maximum(self.o.alone[order], 1e-9)
         order = order[np.argsort(-ratio, kind="stable")]
-        if beam is None and KERNEL and _kernel is not None and self.hw.unit_pct * _kernel.MAX_MEMBERS > FULL:
+        if beam is None and self.compiled:
             res = _kernel.search(self, order, value[order], threshold, rules, deadline, max_columns, max_nodes)
         else:
             res = LevelSearch(self, order, value[order], threshold, rules, deadline, max_columns, beam,
