@@ -28,6 +28,7 @@ EPS = 1e-6
 FULL_LP = False  # debugging: converge the LP instead of stopping at the bound that proves the incumbent
 DELTA = 1e-4  # proves LP > UB - 1 + DELTA, well above the LP's numerical noise
 EXHAUSTIVE_COLUMNS = 150
+FINAL_SHARE = 0.2  # of the time limit, kept for the last integer master
 HEURISTIC_COLUMNS = 200
 BEAM = 400  # numpy heuristic pricing keeps the best sets of each size
 HEURISTIC = "truncated"  # or "beam": how columns are found before an exhaustive search
@@ -74,7 +75,11 @@ class BranchAndPrice:
         self.incumbent = list(incumbent)
         self.upper = len(incumbent)
         self.lower = lower
-        self.deadline = deadline
+        self.final_deadline = deadline
+        # the last FINAL_SHARE of the time goes to one integer master over all columns when the
+        # bound is not proven by then (the LP's columns usually hold a better plan than the seed)
+        now = time.perf_counter()
+        self.deadline = now + (1 - FINAL_SHARE) * max(0.0, deadline - now)
         self.integer_share = integer_share
         self.stats = Stats()
         self._last_integer = 0
@@ -146,7 +151,7 @@ class BranchAndPrice:
             return
         self.stats.integer_solves += 1
         budget = min(left * self.integer_share, 10.0 if not force else left * 0.5)
-        res = self.master.solve_integer(budget, self.upper - 0.5, self._allowed(rules))
+        res = self.master.solve_integer(budget, self._allowed(rules))
         if res is not None and res[0] < self.upper - 0.5:
             value, z = res
             self.upper = int(round(value))
@@ -203,7 +208,18 @@ class BranchAndPrice:
             stack.append(_Node(Rules(node.rules.together + [pair], node.rules.apart), node.depth + 1))
         if root_bound is not None and complete and not stack:
             self.lower = self.upper
+        if self.lower < self.upper and time.perf_counter() < self.final_deadline - 0.2:
+            self._final_integer()
         return self.outcome(complete)
+
+    def _final_integer(self) -> None:
+        """The integer master over every generated column, in the time kept for it."""
+        self.master.forbid(np.ones(len(self.master.columns), dtype=bool))
+        self.stats.integer_solves += 1
+        res = self.master.solve_integer(self.final_deadline - time.perf_counter() - 0.1)
+        if res is not None and res[0] < self.upper - 0.5:
+            self.upper = int(round(res[0]))
+            self.incumbent = [c for c, k in zip(self.master.columns, res[1]) for _ in range(int(k))]
 
     def outcome(self, complete: bool) -> Outcome:
         """The incumbent and the bound proven so far (also after an interruption)."""

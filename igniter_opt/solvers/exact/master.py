@@ -102,7 +102,7 @@ class Master:
         return LpResult(value=float(value), duals=np.maximum(np.array(sol.row_dual), 0.0),
                         z=np.array(sol.col_value))
 
-    def solve_integer(self, time_limit: float, cutoff: float, allowed: Array | None = None
+    def solve_integer(self, time_limit: float, allowed: Array | None = None
                       ) -> tuple[float, Array] | None:
         """Best integer cover over the generated columns within the time limit (None if none found)."""
         h = _new_highs(self._threads)
@@ -115,7 +115,6 @@ class Master:
             h.changeColsBounds(n, np.arange(n, dtype=np.int32), np.zeros(n),
                                np.where(allowed, highspy.kHighsInf, 0.0))
         h.setOptionValue("time_limit", max(0.05, float(time_limit)))
-        h.setOptionValue("objective_bound", float(cutoff))
         h.setOptionValue("mip_rel_gap", 0.0)
         h.run()
         sol = h.getSolution()
