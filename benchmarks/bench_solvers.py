@@ -1,5 +1,8 @@
 """Benchmark greedy, milp and patterns on generated instances (igniter_opt.bench.generate.random_instance).
 
+The datacenter sizes (32, 64, 100, 200, 500 mixed workloads) of the branch-and-price solver `exact`
+are benchmarked by benchmarks/bench_exact.py (one process per solve, for its peak memory).
+
     python benchmarks/bench_solvers.py                      # sizes 4..32, 3 seeds each
     python benchmarks/bench_solvers.py --large              # plus 64 and 100 (60 s limit)
     python benchmarks/bench_solvers.py --ablate cliques     # milp with one strengthening off
