@@ -143,7 +143,7 @@ class BranchAndPrice:
     def _maybe_integer(self, rules: Rules, force: bool = False) -> None:
         """Integer master over the columns, now and then (an upper bound from the LP's columns)."""
         grown = len(self.master.columns) - self._last_integer
-        if not force and grown < max(50, len(self.master.columns) // 4):
+        if not force and grown < max(50, len(self.master.columns) // 2):  # pool grew by half (x1.5)
             return
         self._last_integer = len(self.master.columns)
         left = self.deadline - time.perf_counter()
