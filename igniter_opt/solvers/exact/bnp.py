@@ -25,7 +25,6 @@ from igniter_opt.solvers.exact.master import Column, LpResult, Master
 from igniter_opt.solvers.exact.pricing import Pricer, Rules
 
 EPS = 1e-6
-FULL_LP = False  # debugging: converge the LP instead of stopping at the bound that proves the incumbent
 DELTA = 1e-4  # proves LP > UB - 1 + DELTA, well above the LP's numerical noise
 EXHAUSTIVE_COLUMNS = 150
 FINAL_SHARE = 0.2  # of the time limit, kept for the last integer master
@@ -122,7 +121,7 @@ class BranchAndPrice:
                     self.lower = max(self.lower, math.ceil(lp.value - 1e-6))
                 return lp.value, lp, True
             theta = 1 + EPS
-            if self.upper - 1 >= 1 and not FULL_LP:
+            if self.upper - 1 >= 1:
                 theta = max(theta, lp.value / (self.upper - 1 + DELTA))
             res = self.pricer.price(lp.duals, theta, beam=None, deadline=self.deadline, rules=rules,
                                     max_columns=EXHAUSTIVE_COLUMNS)
@@ -152,10 +151,7 @@ class BranchAndPrice:
         self.stats.integer_solves += 1
         budget = min(left * self.integer_share, 10.0 if not force else left * 0.5)
         res = self.master.solve_integer(budget, self._allowed(rules))
-        if res is not None and res[0] < self.upper - 0.5:
-            value, z = res
-            self.upper = int(round(value))
-            self.incumbent = [c for c, k in zip(self.master.columns, z) for _ in range(int(k))]
+        self._take(res)
 
     # -- branching ------------------------------------------------------------------------
     def _pair(self, lp: LpResult) -> tuple[int, int] | None:
@@ -217,6 +213,10 @@ class BranchAndPrice:
         self.master.forbid(np.ones(len(self.master.columns), dtype=bool))
         self.stats.integer_solves += 1
         res = self.master.solve_integer(self.final_deadline - time.perf_counter() - 0.1)
+        self._take(res)
+
+    def _take(self, res: tuple[float, Array] | None) -> None:
+        """An integer master's cover becomes the incumbent when it uses fewer GPUs."""
         if res is not None and res[0] < self.upper - 0.5:
             self.upper = int(round(res[0]))
             self.incumbent = [c for c, k in zip(self.master.columns, res[1]) for _ in range(int(k))]

@@ -28,7 +28,6 @@ from igniter_opt.solvers.exact.oracle import FULL, clock_ratio, demand_terms, le
 
 GHOSTS = 3  # additions counted exactly in the bound; beyond, 'GHOSTS or more'
 BEAM_SPAN = 64  # beam mode: a set is extended only by the next this many options (by dual)
-INTEGER_BOUND = False  # measured: the integer knapsack bound costs more than the sets it cuts
 DFS_BATCH = 2000  # sets expanded per step of the exhaustive search
 if TYPE_CHECKING:
     from igniter_opt.solvers.exact.pricing import Pricer, Rules
@@ -119,10 +118,6 @@ class LevelSearch:
         self.evaluated = 0
         self.unit = pricer.hw.unit_pct
         self.open_reach = np.inf
-        fits = np.isfinite(self.alone)
-        _, g_power, g_l2 = demand_terms(pricer.o, order[fits], self.alone[fits])
-        self.ghost_l2 = max(0.0, float(g_l2.min())) if g_l2.size else 0.0
-        self.ghost_power = max(0.0, float(g_power.min())) if g_power.size else 0.0
 
     def run(self) -> LevelResult:
         k = len(self.order)
@@ -281,27 +276,6 @@ class LevelSearch:
             limit = a if a < ghosts else None
             best = np.maximum(best, np.where(cap >= 0, _knapsack(self.value, w, ok, mult, cap, limit), 0.0))
         return best
-
-    def _integer(self, w: Array, vals: Array, allowed: Array, mult: Array,
-                 cap: Array) -> Array:
-        """Bounded knapsack in share units, all rows at once (a loop over the options only)."""
-        size = int(round(FULL / self.unit))
-        wu = np.where(allowed, np.round(w / self.unit), size + 1)
-        wu = np.where(np.isfinite(wu), wu, size + 1).astype(np.int64)
-        grid = np.arange(size + 1)[None, :]
-        dp = np.zeros((len(w), size + 1))
-        cols = np.nonzero(allowed.any(axis=0))[0]
-        for j in cols:
-            col = wu[:, j]
-            for _ in range(int(min(mult[:, j].max(), size))):
-                src = grid - col[:, None]
-                gain = np.take_along_axis(dp, np.clip(src, 0, size), axis=1) + vals[:, j:j + 1]
-                new = np.maximum(dp, np.where(src >= 0, gain, -np.inf))
-                if np.array_equal(new, dp):
-                    break
-                dp = new
-        capu = np.clip(np.floor(cap / self.unit + 1e-9).astype(np.int64), 0, size)
-        return np.asarray(dp[np.arange(len(w)), capu])
 
     def _record(self, level: Frontier) -> None:
         if len(level) == 0:

@@ -17,7 +17,7 @@ so a configuration it returns passes `verify`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -77,13 +77,7 @@ def build_options(profile: Profile, models: list[str], batches: Array, slo_ms: A
         transfer_in_out=(d_in + d_out) * b / B, transfer_out=d_out * b / B,
         alone=np.zeros(len(models)))
     alone = least_shares(profile.hardware, opts, np.arange(len(models))[:, None])
-    return _with_alone(opts, alone[:, 0])
-
-
-def _with_alone(opts: Options, alone: Array) -> Options:
-    fields = {f: getattr(opts, f) for f in opts.__dataclass_fields__}
-    fields["alone"] = alone
-    return Options(**fields)
+    return replace(opts, alone=alone[:, 0])
 
 
 def demand_terms(o: Options, idx: Array, r: Array) -> tuple[Array, Array, Array]:

@@ -46,10 +46,6 @@ class Rules:
             return False
         return not any(a in present and b in present for a, b in self.apart)
 
-    def partial_ok(self, types: set[int]) -> bool:
-        """Can a set with these member types still be extended into an admitted one? (apart only)"""
-        return not any(a in types and b in types for a, b in self.apart)
-
 
 @dataclass
 class PricingResult:

@@ -203,15 +203,12 @@ def _cheapest(cat: Catalogue) -> Array:
 
 
 def _singletons(cat: Catalogue, demand: Array) -> list[Column]:
-    cols = []
-    cheapest: dict[int, int] = {}
-    for o, t in enumerate(cat.option_type):
-        alone = cat.options.alone
-        if np.isfinite(alone[o]) and (t not in cheapest or alone[o] < alone[cheapest[t]]):
-            cheapest[int(t)] = o
-    for t, o in cheapest.items():
-        cols += [Column((o,), (float(cat.options.alone[o]),))] * int(demand[t])
-    return cols
+    """Every workload alone on a GPU at its type's cheapest option (the incumbent of last resort)."""
+    alone = cat.options.alone
+    order = np.lexsort((alone, cat.option_type))  # by type, cheapest (then lowest index) first
+    first = order[np.r_[True, np.diff(cat.option_type[order]) != 0]]
+    return [Column((int(o),), (float(alone[o]),)) for o in first if np.isfinite(alone[o])
+            for _ in range(int(demand[cat.option_type[o]]))]
 
 
 def solve(instance: Instance, profile: Profile, demands: list[Demand], options: ExactOptions) -> Plan:
