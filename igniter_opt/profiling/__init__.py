@@ -3,8 +3,7 @@ profile against measured co-locations."""
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from igniter_opt.lazy import lazy_getattr
 
 # Public API, imported on first use (these modules pull in optional or heavy dependencies).
 _EXPORTS = {
@@ -26,8 +25,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
