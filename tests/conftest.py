@@ -24,3 +24,37 @@ def reference() -> dict:
 @pytest.fixture(scope="session")
 def v100():
     return load_profile("v100")
+
+
+def fake_mps_control(env_prefix: str) -> str:
+    """A stand-in for nvidia-cuda-mps-control: it records argv, the environment variables starting
+    with `env_prefix` and stdin (one JSON line per call in $FAKE_MPS_LOG), creates the control pipe
+    on -d and removes it on "quit"."""
+    return f"""#!/usr/bin/env python3
+import json, os, sys
+from pathlib import Path
+stdin = "" if "-d" in sys.argv else sys.stdin.read()
+env = {{k: v for k, v in os.environ.items() if k.startswith({env_prefix!r})}}
+with open(os.environ["FAKE_MPS_LOG"], "a") as f:
+    f.write(json.dumps({{"argv": sys.argv[1:], "env": env, "stdin": stdin}}) + "\\n")
+control = Path(env["CUDA_MPS_PIPE_DIRECTORY"]) / "control"
+if "-d" in sys.argv:
+    control.touch()
+elif stdin == "quit\\n":
+    control.unlink(missing_ok=True)
+"""
+
+
+def triton_pids(run_dir: Path) -> list[int]:
+    """tritonserver or python stub processes whose command line mentions the run directory."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(run_dir) in cmd and ("tritonserver" in cmd or "triton_python_backend_stub" in cmd):
+            found.append(int(entry.name))
+    return found

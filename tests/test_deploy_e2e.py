@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import triton_pids
 
 from igniter_opt.data.plan import GpuPlan, PlacedWorkload, Plan
 from igniter_opt.deploy.launcher import LaunchError
@@ -31,20 +32,6 @@ def two_workloads() -> Plan:
           PlacedWorkload("det", "ssd", batch=2, resource_pct=50.0, rate_rps=RATES["det"], slo_ms=200.0)]
     return Plan("e2e", "test", "v100", "feasible", [GpuPlan(ws)])
 
-
-def triton_pids(run_dir: Path) -> list[int]:
-    """Processes (tritonserver or python stub) whose command line mentions the run directory."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if str(run_dir) in cmd and ("tritonserver" in cmd or "triton_python_backend_stub" in cmd):
-            found.append(int(entry.name))
-    return found
 
 
 def shm_regions(prefix: str = "igniter_") -> set[str]:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import fake_mps_control
 
 from igniter_opt.profiling.mps import (
     MAX_PIPE_DIR_LEN,
@@ -21,20 +22,7 @@ from igniter_opt.profiling.mps import (
 )
 from igniter_opt.profiling.nvml import GpuSampler, GpuSamples, gpu_info, nvml_available
 
-# A stand-in for nvidia-cuda-mps-control that records argv, the MPS variables and stdin.
-FAKE_CONTROL = """#!/usr/bin/env python3
-import json, os, sys
-from pathlib import Path
-stdin = "" if "-d" in sys.argv else sys.stdin.read()
-env = {k: v for k, v in os.environ.items() if k.startswith("CUDA_MPS")}
-with open(os.environ["FAKE_MPS_LOG"], "a") as f:
-    f.write(json.dumps({"argv": sys.argv[1:], "env": env, "stdin": stdin}) + "\\n")
-control = Path(env["CUDA_MPS_PIPE_DIRECTORY"]) / "control"
-if "-d" in sys.argv:
-    control.touch()
-elif stdin == "quit\\n":
-    control.unlink(missing_ok=True)
-"""
+FAKE_CONTROL = fake_mps_control("CUDA_MPS")
 
 
 @pytest.fixture

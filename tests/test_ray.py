@@ -21,6 +21,8 @@ import pytest
 
 ray = pytest.importorskip("ray", reason="pip install 'igniter-opt[cluster]'")
 
+from conftest import triton_pids  # noqa: E402
+
 from igniter_opt.data.plan import GpuPlan, PlacedWorkload, Plan  # noqa: E402
 from igniter_opt.deploy.loadgen import LoadOptions  # noqa: E402
 from igniter_opt.deploy.local import find_tritonserver  # noqa: E402
@@ -73,19 +75,6 @@ def three_gpu_plan() -> Plan:
                 [GpuPlan([light("a", "resnet50", 50, 20), light("b", "alexnet", 40, 20)]),
                  GpuPlan([light("c", "vgg19", 60, 15)]), GpuPlan([light("d", "ssd", 70, 10)])])
 
-
-def triton_pids(run_dir: Path) -> list[int]:
-    """tritonserver or python stub processes whose command line mentions the run directory."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if str(run_dir) in cmd and ("tritonserver" in cmd or "triton_python_backend_stub" in cmd):
-                found.append(int(entry.name))
-    return found
 
 
 def environ_of(pid: int) -> dict[str, str]:

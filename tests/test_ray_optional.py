@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from conftest import fake_mps_control
+
 ROOT = Path(__file__).resolve().parent.parent
 
 RUN = """
@@ -104,19 +106,7 @@ def test_a_node_without_the_instance_file_solves_the_drivers_copy(tmp_path):
     assert missing["status"] == "error"
 
 
-FAKE_CONTROL = """#!/usr/bin/env python3
-import json, os, sys
-from pathlib import Path
-stdin = "" if "-d" in sys.argv else sys.stdin.read()
-env = {k: v for k, v in os.environ.items() if k.startswith("CUDA_")}
-with open(os.environ["FAKE_MPS_LOG"], "a") as f:
-    f.write(json.dumps({"argv": sys.argv[1:], "env": env, "stdin": stdin}) + "\\n")
-control = Path(env["CUDA_MPS_PIPE_DIRECTORY"]) / "control"
-if "-d" in sys.argv:
-    control.touch()
-elif stdin == "quit\\n":
-    control.unlink(missing_ok=True)
-"""
+FAKE_CONTROL = fake_mps_control("CUDA_")
 
 
 def test_node_setup_starts_mps_on_a_gpu_node_and_teardown_stops_it(tmp_path, monkeypatch):
