@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from igniter_opt.model.predict import Array
+from igniter_opt.solvers.exact.dive import dive
 from igniter_opt.solvers.exact.master import Column, LpResult, Master
-from igniter_opt.solvers.exact.pricing import Pricer, Rules
+from igniter_opt.solvers.exact.pricing import Pricer, PricingResult, Rules
 
 EPS = 1e-6
 DELTA = 1e-4  # proves LP > UB - 1 + DELTA, well above the LP's numerical noise
@@ -32,6 +33,10 @@ HEURISTIC_COLUMNS = 200
 BEAM = 400  # numpy heuristic pricing keeps the best sets of each size
 HEURISTIC = "truncated"  # or "beam": how columns are found before an exhaustive search
 HEURISTIC_EVALUATIONS = 200_000  # sets the truncated compiled search may evaluate per call
+DIVE_GAIN = 0.5  # a new dive when the root LP fell this much since the last one
+DIVE_SHARE = 0.3  # of the time left, at most, per dive
+DIVE_AFTER = 0.25  # of the time limit: a first dive then even while the LP still moves
+DIVE_MIP_SECONDS = 20.0  # the integer master after a dive that found no better plan
 
 
 @dataclass
@@ -45,6 +50,7 @@ class Stats:
     pricing_nodes: int = 0
     exhaustive_calls: int = 0
     integer_solves: int = 0
+    dives: int = 0
 
 
 @dataclass
@@ -68,7 +74,7 @@ class BranchAndPrice:
     """One search over a fixed option set; `run` may be called once."""
 
     def __init__(self, pricer: Pricer, master: Master, incumbent: list[Column], lower: int,
-                 deadline: float, integer_share: float = 0.15):
+                 deadline: float):
         self.pricer = pricer
         self.master = master
         self.incumbent = list(incumbent)
@@ -79,9 +85,9 @@ class BranchAndPrice:
         # bound is not proven by then (the LP's columns usually hold a better plan than the seed)
         now = time.perf_counter()
         self.deadline = now + (1 - FINAL_SHARE) * max(0.0, deadline - now)
-        self.integer_share = integer_share
         self.stats = Stats()
-        self._last_integer = 0
+        self._dived_at = math.inf
+        self._dive_due = now + DIVE_AFTER * max(0.0, deadline - now)
 
     # -- column generation ----------------------------------------------------------------
     def _allowed(self, rules: Rules) -> Array:
@@ -104,25 +110,22 @@ class BranchAndPrice:
                 return math.inf, None, True
             if time.perf_counter() > self.deadline:
                 return -math.inf, lp, False
-            if HEURISTIC == "truncated" and self.pricer.compiled:
-                # the compiled depth-first search, cut after a budget of sets: in dual order it
-                # meets good columns first, and when it finishes it proves the LP solved
-                res = self.pricer.price(lp.duals, 1 + EPS, beam=None, deadline=self.deadline, rules=rules,
-                                        max_columns=HEURISTIC_COLUMNS, max_nodes=HEURISTIC_EVALUATIONS)
-            else:
-                res = self.pricer.price(lp.duals, 1 + EPS, beam=BEAM, deadline=self.deadline, rules=rules,
-                                        max_columns=HEURISTIC_COLUMNS)
-            self.stats.pricing_nodes += res.nodes
+            res = self._heuristic(lp.duals, rules)
             if self._add(res.columns):
-                self._maybe_integer(rules)
+                if not (rules.together or rules.apart):
+                    self._maybe_dive(lp, stalled=False)
                 continue
             if res.complete:  # nothing prices out at all: the LP is solved
                 if not (rules.together or rules.apart):
                     self.lower = max(self.lower, math.ceil(lp.value - 1e-6))
                 return lp.value, lp, True
-            theta = 1 + EPS
-            if self.upper - 1 >= 1:
-                theta = max(theta, lp.value / (self.upper - 1 + DELTA))
+            if not (rules.together or rules.apart) and self._maybe_dive(lp, stalled=True):
+                continue
+            # the largest bound this LP can give is ceil(LP) (optimality when that is the
+            # incumbent): finding no set worth more than LP / (ceil(LP) - 1 + DELTA) proves it,
+            # long before the LP converges, and a search at a higher threshold is far smaller
+            target = min(self.upper, math.ceil(lp.value - 1e-6))
+            theta = max(1 + EPS, lp.value / (target - 1 + DELTA)) if target > 1 else 1 + EPS
             res = self.pricer.price(lp.duals, theta, beam=None, deadline=self.deadline, rules=rules,
                                     max_columns=EXHAUSTIVE_COLUMNS)
             self.stats.exhaustive_calls += 1
@@ -133,25 +136,65 @@ class BranchAndPrice:
                 if math.isfinite(v_max):
                     self.lower = max(self.lower, math.ceil(lp.value / v_max - 1e-6))
             if self._add(res.columns):
-                self._maybe_integer(rules)
                 continue
             if not res.complete:
                 return -math.inf, lp, False
             return lp.value / theta, lp, True
 
-    def _maybe_integer(self, rules: Rules, force: bool = False) -> None:
-        """Integer master over the columns, now and then (an upper bound from the LP's columns)."""
-        grown = len(self.master.columns) - self._last_integer
-        if not force and grown < max(50, len(self.master.columns) // 2):  # pool grew by half (x1.5)
-            return
-        self._last_integer = len(self.master.columns)
-        left = self.deadline - time.perf_counter()
-        if left <= 0.1 or self.upper <= self.lower:
+    def _heuristic(self, duals: Array, rules: Rules) -> PricingResult:
+        """Columns of negative reduced cost from the truncated compiled search (in dual order it
+        meets good columns first, and when it finishes it proves the LP solved), or the beam."""
+        if HEURISTIC == "truncated" and self.pricer.compiled:
+            res = self.pricer.price(duals, 1 + EPS, beam=None, deadline=self.deadline, rules=rules,
+                                    max_columns=HEURISTIC_COLUMNS, max_nodes=HEURISTIC_EVALUATIONS)
+        else:
+            res = self.pricer.price(duals, 1 + EPS, beam=BEAM, deadline=self.deadline, rules=rules,
+                                    max_columns=HEURISTIC_COLUMNS)
+        self.stats.pricing_nodes += res.nodes
+        return res
+
+    def _maybe_dive(self, lp: LpResult, stalled: bool) -> bool:
+        """At the root, dive for a plan of fewer GPUs than the incumbent when ceil(LP) allows one
+        and either heuristic pricing stalls with the LP DIVE_GAIN below the last dive, or no dive
+        has run by DIVE_AFTER of the time (large instances, where the LP converges slowly). A
+        better incumbent also lowers the bound the proof must reach. True when the pool grew."""
+        if math.ceil(lp.value - 1e-6) >= self.upper:
+            return False
+        due = lp.value <= self._dived_at - DIVE_GAIN if stalled else \
+            (self._dived_at == math.inf and time.perf_counter() >= self._dive_due)
+        if not due:
+            return False
+        self._dived_at = lp.value
+        before = len(self.master.columns)
+        end = min(self.deadline, time.perf_counter() + DIVE_SHARE * (self.deadline - time.perf_counter()))
+        out = dive(self.master, lambda duals: self._heuristic(duals, Rules()).columns, self.upper, end)
+        self.stats.columns = len(self.master.columns)
+        self.stats.lp_iterations += out.lp_solves
+        self.stats.dives += 1
+        if out.cover is not None and len(out.cover) < self.upper:
+            self.upper, self.incumbent = len(out.cover), out.cover
+        else:  # the dive's columns often complete a plan its rounding missed
+            left = self.deadline - time.perf_counter()
+            if left > 0.5:
+                self._pool_integer(Rules(), min(DIVE_SHARE * left, DIVE_MIP_SECONDS))
+        return len(self.master.columns) > before
+
+    def _pool_integer(self, rules: Rules, budget: float) -> None:
+        """The integer master over the columns that can be in a plan of fewer GPUs than the
+        incumbent. With LP duals pi, a cover z costs sum_c z_c = LP + sum_c rc_c z_c + pi (A z - d)
+        >= LP + sum_c rc_c z_c, and every rc_c >= 0: a column of reduced cost above UB - 1 - LP
+        is in no cover of UB - 1 GPUs (reduced-cost fixing), which leaves a small MIP."""
+        lp = self.master.solve_lp()
+        if lp is None or budget <= 0.05:
             return
         self.stats.integer_solves += 1
-        budget = min(left * self.integer_share, 10.0 if not force else left * 0.5)
-        res = self.master.solve_integer(budget, self._allowed(rules))
-        self._take(res)
+        useful = self.master.reduced_costs(lp.duals) <= self.upper - 1 - lp.value + 1e-7
+        self._take(self.master.solve_integer(budget, self._allowed(rules) & useful, below=self.upper))
+
+    def _node_integer(self, rules: Rules) -> None:
+        """The integer master over the node's columns, on half the time left (an upper bound)."""
+        if self.upper > self.lower:
+            self._pool_integer(rules, 0.5 * (self.deadline - time.perf_counter()))
 
     # -- branching ------------------------------------------------------------------------
     def _pair(self, lp: LpResult) -> tuple[int, int] | None:
@@ -192,7 +235,7 @@ class BranchAndPrice:
                 break
             if math.ceil(bound - 1e-6) >= self.upper:
                 continue
-            self._maybe_integer(node.rules, force=True)
+            self._node_integer(node.rules)
             if math.ceil(bound - 1e-6) >= self.upper:
                 continue
             pair = self._pair(lp) if lp is not None and branching else None
@@ -211,9 +254,7 @@ class BranchAndPrice:
     def _final_integer(self) -> None:
         """The integer master over every generated column, in the time kept for it."""
         self.master.forbid(np.ones(len(self.master.columns), dtype=bool))
-        self.stats.integer_solves += 1
-        res = self.master.solve_integer(self.final_deadline - time.perf_counter() - 0.1)
-        self._take(res)
+        self._pool_integer(Rules(), self.final_deadline - time.perf_counter() - 0.1)
 
     def _take(self, res: tuple[float, Array] | None) -> None:
         """An integer master's cover becomes the incumbent when it uses fewer GPUs."""

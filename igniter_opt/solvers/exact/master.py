@@ -68,7 +68,8 @@ class Master:
         inf = highspy.kHighsInf
         for d in self.demand:
             self._lp.addRow(float(d), inf, 0, np.array([], dtype=np.int32), np.array([]))
-        self._fixed_zero: set[int] = set()
+        self._rows: list[Array] = []  # per column: the rows it covers, and how many times
+        self._counts: list[Array] = []
 
     def coverage(self, col: Column) -> tuple[Array, Array]:
         """Row indices and counts of a column."""
@@ -82,15 +83,31 @@ class Master:
         self._keys.add(col.members)
         self.columns.append(col)
         rows, counts = self.coverage(col)
+        self._rows.append(rows)
+        self._counts.append(counts)
         self._lp.addCol(1.0, 0.0, highspy.kHighsInf, len(rows), rows, counts)
         return True
 
+    def reduced_costs(self, duals: Array) -> Array:
+        """1 - sum_t pi_t a_tc of every column (what a unit of it adds to the LP value)."""
+        sizes = np.fromiter((len(r) for r in self._rows), dtype=np.int64, count=len(self._rows))
+        rows, counts = np.concatenate(self._rows), np.concatenate(self._counts)
+        starts = np.r_[0, np.cumsum(sizes)[:-1]]
+        return 1.0 - np.add.reduceat(duals[rows] * counts, starts)
+
     def forbid(self, allowed: Array) -> None:
         """Fix to zero every column not allowed (branching); columns re-enter when allowed again."""
-        lower = np.zeros(len(self.columns))
-        upper = np.where(allowed, highspy.kHighsInf, 0.0)
-        idx = np.arange(len(self.columns), dtype=np.int32)
-        self._lp.changeColsBounds(len(idx), idx, lower, upper)
+        self.bound(np.zeros(len(self.columns)), allowed)
+
+    def bound(self, lower: Array, allowed: Array | None = None) -> None:
+        """Column bounds: at least `lower` (a dive's fixings; columns added later start at 0),
+        at most 0 where not allowed."""
+        n = len(self.columns)
+        low = np.zeros(n)
+        low[:len(lower)] = lower[:n]
+        upper = np.full(n, highspy.kHighsInf) if allowed is None else np.where(allowed, highspy.kHighsInf, 0.0)
+        idx = np.arange(n, dtype=np.int32)
+        self._lp.changeColsBounds(n, idx, low, upper)
 
     def solve_lp(self) -> LpResult | None:
         """Solve the LP warm; None when infeasible (a branch no generated column can serve)."""
@@ -102,9 +119,10 @@ class Master:
         return LpResult(value=float(value), duals=np.maximum(np.array(sol.row_dual), 0.0),
                         z=np.array(sol.col_value))
 
-    def solve_integer(self, time_limit: float, allowed: Array | None = None
+    def solve_integer(self, time_limit: float, allowed: Array | None = None, below: float | None = None
                       ) -> tuple[float, Array] | None:
-        """Best integer cover over the generated columns within the time limit (None if none found)."""
+        """Best integer cover over the generated columns within the time limit (None if none found);
+        with `below`, only covers of fewer GPUs count (HiGHS prunes with it as its cutoff)."""
         h = _new_highs(self._threads)
         lp = self._lp.getLp()
         h.passModel(lp)
@@ -116,6 +134,8 @@ class Master:
                                np.where(allowed, highspy.kHighsInf, 0.0))
         h.setOptionValue("time_limit", max(0.05, float(time_limit)))
         h.setOptionValue("mip_rel_gap", 0.0)
+        if below is not None:
+            h.setOptionValue("objective_bound", float(below) - 0.5)
         h.run()
         sol = h.getSolution()
         if not sol.value_valid:

@@ -1,0 +1,90 @@
+"""Diving: an upper bound from the master LP, rounded step by step with columns priced on the way.
+
+The LP's columns alone often hold no plan of ceil(LP) GPUs (the integer master over them finds
+one GPU more), because each column was priced for a fractional solution. A dive fixes what the
+LP already decided — every column at the integer part of its value — re-solves, prices columns
+that complete the fixed ones (duals of rows the fixings cover drop to zero, so pricing looks
+only at what is left), and when nothing is integral yet rounds up the most nearly whole column.
+This is the residual-rounding heuristic of cutting stock with column generation, which almost
+always ends at ceil(LP) there. A dive stops as soon as its LP shows it cannot beat the
+incumbent, when its LP is integral (the plan) or at the deadline; the fixings are undone after.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from igniter_opt.model.predict import Array
+from igniter_opt.solvers.exact.master import Column, LpResult, Master
+
+ROUNDS = 8  # pricing rounds per dive step (the pricing is heuristic: the dive needs no proof)
+SLACK = 0.25  # a dive goes on while its LP is below incumbent - 1 + SLACK (its LP is not converged)
+INTEGRAL = 1e-6
+
+
+@dataclass
+class DiveResult:
+    """A cover found by the dive (None: no better than the incumbent), and what the dive did."""
+
+    cover: list[Column] | None
+    steps: int
+    lp_solves: int
+
+
+def dive(master: Master, price: Callable[[Array], list[Column]], upper: int, deadline: float
+         ) -> DiveResult:
+    """One dive from the current master (no fixings in place); the fixings are undone on return."""
+    fixed = np.zeros(0)
+    steps = solves = 0
+    try:
+        while time.perf_counter() < deadline:
+            lp, n = _priced_lp(master, price, deadline)
+            solves += n
+            if lp is None or lp.value > upper - 1 + SLACK:
+                return DiveResult(None, steps, solves)
+            z = lp.z
+            if np.all(np.abs(z - np.round(z)) < INTEGRAL):
+                count = np.round(z).astype(int)
+                if count.sum() >= upper:
+                    return DiveResult(None, steps, solves)
+                return DiveResult([c for c, k in zip(master.columns, count) for _ in range(k)], steps, solves)
+            steps += 1
+            fixed = _round(fixed, z)
+            master.bound(fixed)
+        return DiveResult(None, steps, solves)
+    finally:
+        master.bound(np.zeros(0))
+
+
+def _priced_lp(master: Master, price: Callable[[Array], list[Column]], deadline: float
+               ) -> tuple[LpResult | None, int]:
+    """The LP under the fixings after up to ROUNDS rounds of pricing (fewer when none prices out)."""
+    lp = master.solve_lp()
+    solves = 1
+    for _ in range(ROUNDS):
+        if lp is None or time.perf_counter() > deadline:
+            break
+        if not sum(master.add(c) for c in price(lp.duals)):
+            break
+        lp = master.solve_lp()
+        solves += 1
+    return lp, solves
+
+
+def _round(fixed: Array, z: Array) -> Array:
+    """New fixings: every column at least the integer part of its LP value; when that fixes
+    nothing new, the column of largest fractional part rounded up."""
+    old = np.zeros(len(z))
+    old[:len(fixed)] = fixed
+    new = np.maximum(old, np.floor(z + INTEGRAL))
+    if np.any(new > old):
+        return new
+    up = np.ceil(z - INTEGRAL)
+    frac = np.where(up > new, z - np.floor(z + INTEGRAL), -1.0)
+    j = int(np.argmax(frac))
+    new[j] = max(new[j], up[j])
+    return new
