@@ -28,11 +28,14 @@ from igniter_opt.solvers.exact.pricing import Pricer, PricingResult, Rules
 EPS = 1e-6
 DELTA = 1e-4  # proves LP > UB - 1 + DELTA, well above the LP's numerical noise
 EXHAUSTIVE_COLUMNS = 150
-FINAL_SHARE = 0.2  # of the time limit, kept for the last integer master
+FINAL_SHARE = 0.2  # of the time limit, kept for the last bound search and integer master
+BOUND_SHARE = 0.5  # of that, for the bound search
 HEURISTIC_COLUMNS = 200
 BEAM = 400  # numpy heuristic pricing keeps the best sets of each size
 HEURISTIC = "truncated"  # or "beam": how columns are found before an exhaustive search
 HEURISTIC_EVALUATIONS = 200_000  # sets the truncated compiled search may evaluate per call
+DIVERSE_PASSES = 3  # heuristic pricing passes that leave out the types already crowded
+CROWDED = 8  # columns a type may be in before later passes leave it out
 DIVE_GAIN = 0.5  # a new dive when the root LP fell this much since the last one
 DIVE_SHARE = 0.3  # of the time left, at most, per dive
 DIVE_AFTER = 0.25  # of the time limit: a first dive then even while the LP still moves
@@ -144,14 +147,31 @@ class BranchAndPrice:
     def _heuristic(self, duals: Array, rules: Rules) -> PricingResult:
         """Columns of negative reduced cost from the truncated compiled search (in dual order it
         meets good columns first, and when it finishes it proves the LP solved), or the beam."""
-        if HEURISTIC == "truncated" and self.pricer.compiled:
-            res = self.pricer.price(duals, 1 + EPS, beam=None, deadline=self.deadline, rules=rules,
-                                    max_columns=HEURISTIC_COLUMNS, max_nodes=HEURISTIC_EVALUATIONS)
-        else:
+        if not (HEURISTIC == "truncated" and self.pricer.compiled):
             res = self.pricer.price(duals, 1 + EPS, beam=BEAM, deadline=self.deadline, rules=rules,
                                     max_columns=HEURISTIC_COLUMNS)
-        self.stats.pricing_nodes += res.nodes
-        return res
+            self.stats.pricing_nodes += res.nodes
+            return res
+        first = res = self.pricer.price(duals, 1 + EPS, beam=None, deadline=self.deadline, rules=rules,
+                                        max_columns=HEURISTIC_COLUMNS // 2, max_nodes=HEURISTIC_EVALUATIONS)
+        found, nodes = list(res.columns), res.nodes
+        # the depth-first search meets columns around the few types of largest dual: price
+        # again without the types already in CROWDED columns, so the rows the LP can move are
+        # many (at 200 workloads, 200 columns of one pass held 22-50 of the 200 types)
+        blocked = duals.copy()
+        for _ in range(DIVERSE_PASSES):
+            if not res.columns or time.perf_counter() > self.deadline:
+                break
+            types, uses = np.unique(self.pricer.option_type[np.concatenate([c.members for c in found])],
+                                    return_counts=True)
+            blocked[types[uses >= CROWDED]] = 0.0
+            res = self.pricer.price(blocked, 1 + EPS, beam=None, deadline=self.deadline, rules=rules,
+                                    max_columns=HEURISTIC_COLUMNS // (2 * DIVERSE_PASSES),
+                                    max_nodes=HEURISTIC_EVALUATIONS // 2)
+            found += res.columns
+            nodes += res.nodes
+        self.stats.pricing_nodes += nodes
+        return PricingResult(found, first.complete, first.best, nodes)
 
     def _maybe_dive(self, lp: LpResult, stalled: bool) -> bool:
         """At the root, dive for a plan of fewer GPUs than the incumbent when ceil(LP) allows one
@@ -167,7 +187,8 @@ class BranchAndPrice:
         self._dived_at = lp.value
         before = len(self.master.columns)
         end = min(self.deadline, time.perf_counter() + DIVE_SHARE * (self.deadline - time.perf_counter()))
-        out = dive(self.master, lambda duals: self._heuristic(duals, Rules()).columns, self.upper, end)
+        out = dive(self.master, lambda duals: self._heuristic(duals, Rules()).columns, self.upper, end,
+                   min(DIVE_MIP_SECONDS, DIVE_SHARE * (self.deadline - time.perf_counter())))
         self.stats.columns = len(self.master.columns)
         self.stats.lp_iterations += out.lp_solves
         self.stats.dives += 1
@@ -220,12 +241,14 @@ class BranchAndPrice:
             return self.outcome(True)
         stack = [_Node(Rules())]
         root_bound: float | None = None
+        root_lp: LpResult | None = None
         complete = True
         while stack:
             node = stack.pop()
             self.stats.nodes += 1
             bound, lp, proven = self.column_generation(node.rules)
             if node.depth == 0:
+                root_lp = lp
                 self.stats.root_lp = lp.value if lp is not None else math.inf
                 root_bound = bound if proven else None
                 if proven:
@@ -247,9 +270,26 @@ class BranchAndPrice:
             stack.append(_Node(Rules(node.rules.together + [pair], node.rules.apart), node.depth + 1))
         if root_bound is not None and complete and not stack:
             self.lower = self.upper
+        if root_lp is not None and self.lower < self.upper:
+            now = time.perf_counter()
+            self._final_bound(root_lp, now + BOUND_SHARE * (self.final_deadline - now))
         if self.lower < self.upper and time.perf_counter() < self.final_deadline - 0.2:
             self._final_integer()
         return self.outcome(complete)
+
+    def _final_bound(self, lp: LpResult, until: float) -> None:
+        """The best Lagrangian bound the root's last duals give in the time left: for each bound
+        B above the proven one, up to ceil(LP), search for a configuration worth more than
+        LP / (B - 1 + DELTA); finding none proves B. Small B first: their thresholds are high and
+        their searches short; the first B with a configuration above it ends the climb."""
+        for target in range(max(self.lower + 1, 2), min(self.upper, math.ceil(lp.value - 1e-6)) + 1):
+            res = self.pricer.price(lp.duals, lp.value / (target - 1 + DELTA), beam=None, deadline=until,
+                                    max_columns=1)
+            self.stats.exhaustive_calls += 1
+            self.stats.pricing_nodes += res.nodes
+            if res.columns or not res.complete:
+                return
+            self.lower = target
 
     def _final_integer(self) -> None:
         """The integer master over every generated column, in the time kept for it."""

@@ -24,6 +24,8 @@ from igniter_opt.solvers.exact.master import Column, LpResult, Master
 ROUNDS = 8  # pricing rounds per dive step (the pricing is heuristic: the dive needs no proof)
 SLACK = 0.25  # a dive goes on while its LP is below incumbent - 1 + SLACK (its LP is not converged)
 INTEGRAL = 1e-6
+ROUND_UP = 0.2  # columns this close to their ceiling are rounded up together
+FINISH_RC = 0.05  # the closing MIP keeps columns of reduced cost up to the dive's slack plus this
 
 
 @dataclass
@@ -35,29 +37,51 @@ class DiveResult:
     lp_solves: int
 
 
-def dive(master: Master, price: Callable[[Array], list[Column]], upper: int, deadline: float
-         ) -> DiveResult:
-    """One dive from the current master (no fixings in place); the fixings are undone on return."""
+def dive(master: Master, price: Callable[[Array], list[Column]], upper: int, deadline: float,
+         finish_seconds: float) -> DiveResult:
+    """One dive from the current master (no fixings in place); the fixings are undone on return.
+    A dive stopped by its slack or its deadline ends with the integer master on what is left
+    (the fixings as lower bounds, columns cut by reduced cost): a small MIP by then."""
     fixed = np.zeros(0)
     steps = solves = 0
+    lp: LpResult | None = None
     try:
         while time.perf_counter() < deadline:
             lp, n = _priced_lp(master, price, deadline)
             solves += n
-            if lp is None or lp.value > upper - 1 + SLACK:
+            if lp is None:
                 return DiveResult(None, steps, solves)
+            if lp.value > upper - 1 + SLACK:
+                break
             z = lp.z
             if np.all(np.abs(z - np.round(z)) < INTEGRAL):
-                count = np.round(z).astype(int)
-                if count.sum() >= upper:
-                    return DiveResult(None, steps, solves)
-                return DiveResult([c for c, k in zip(master.columns, count) for _ in range(k)], steps, solves)
+                return DiveResult(_cover(master, np.round(z), upper), steps, solves)
             steps += 1
             fixed = _round(fixed, z)
             master.bound(fixed)
-        return DiveResult(None, steps, solves)
+        if lp is None:
+            return DiveResult(None, steps, solves)
+        return DiveResult(_finish(master, lp, fixed, upper, finish_seconds), steps, solves)
     finally:
         master.bound(np.zeros(0))
+
+
+def _finish(master: Master, lp: LpResult, fixed: Array, upper: int, seconds: float) -> list[Column] | None:
+    """The integer master under the dive's fixings, over the columns of small reduced cost."""
+    if seconds <= 0.05:
+        return None
+    keep = master.reduced_costs(lp.duals) <= max(upper - 1 - lp.value, 0.0) + FINISH_RC
+    keep[:len(fixed)] |= fixed > 0
+    res = master.solve_integer(seconds, keep, below=upper, lower=fixed)
+    return None if res is None else _cover(master, res[1], upper)
+
+
+def _cover(master: Master, count: Array, upper: int) -> list[Column] | None:
+    """The columns of an integer solution, each as often as it is used; None unless it beats `upper`."""
+    count = np.round(count).astype(int)
+    if count.sum() >= upper:
+        return None
+    return [c for c, k in zip(master.columns, count) for _ in range(k)]
 
 
 def _priced_lp(master: Master, price: Callable[[Array], list[Column]], deadline: float
@@ -77,7 +101,7 @@ def _priced_lp(master: Master, price: Callable[[Array], list[Column]], deadline:
 
 def _round(fixed: Array, z: Array) -> Array:
     """New fixings: every column at least the integer part of its LP value; when that fixes
-    nothing new, the column of largest fractional part rounded up."""
+    nothing new, the columns within ROUND_UP of their ceiling (or else the nearest one) rounded up."""
     old = np.zeros(len(z))
     old[:len(fixed)] = fixed
     new = np.maximum(old, np.floor(z + INTEGRAL))
@@ -85,6 +109,8 @@ def _round(fixed: Array, z: Array) -> Array:
         return new
     up = np.ceil(z - INTEGRAL)
     frac = np.where(up > new, z - np.floor(z + INTEGRAL), -1.0)
-    j = int(np.argmax(frac))
-    new[j] = max(new[j], up[j])
+    pick = frac >= 1 - ROUND_UP
+    if not pick.any():
+        pick[int(np.argmax(frac))] = True
+    new[pick] = np.maximum(new[pick], up[pick])
     return new

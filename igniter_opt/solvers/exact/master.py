@@ -119,19 +119,23 @@ class Master:
         return LpResult(value=float(value), duals=np.maximum(np.array(sol.row_dual), 0.0),
                         z=np.array(sol.col_value))
 
-    def solve_integer(self, time_limit: float, allowed: Array | None = None, below: float | None = None
-                      ) -> tuple[float, Array] | None:
+    def solve_integer(self, time_limit: float, allowed: Array | None = None, below: float | None = None,
+                      lower: Array | None = None) -> tuple[float, Array] | None:
         """Best integer cover over the generated columns within the time limit (None if none found);
-        with `below`, only covers of fewer GPUs count (HiGHS prunes with it as its cutoff)."""
+        only `allowed` columns, at least `lower` of each; with `below`, only covers of fewer GPUs
+        count (HiGHS prunes with it as its cutoff)."""
         h = _new_highs(self._threads)
         lp = self._lp.getLp()
         h.passModel(lp)
         n = len(self.columns)
         h.changeColsIntegrality(n, np.arange(n, dtype=np.int32),
                                 np.full(n, highspy.HighsVarType.kInteger))
-        if allowed is not None:
-            h.changeColsBounds(n, np.arange(n, dtype=np.int32), np.zeros(n),
-                               np.where(allowed, highspy.kHighsInf, 0.0))
+        if allowed is not None or lower is not None:
+            low = np.zeros(n)
+            if lower is not None:
+                low[:len(lower)] = lower[:n]
+            up = np.full(n, highspy.kHighsInf) if allowed is None else np.where(allowed, highspy.kHighsInf, 0.0)
+            h.changeColsBounds(n, np.arange(n, dtype=np.int32), low, np.maximum(up, low))
         h.setOptionValue("time_limit", max(0.05, float(time_limit)))
         h.setOptionValue("mip_rel_gap", 0.0)
         if below is not None:
