@@ -36,10 +36,10 @@ HEURISTIC = "truncated"  # or "beam": how columns are found before an exhaustive
 HEURISTIC_EVALUATIONS = 200_000  # sets the truncated compiled search may evaluate per call
 DIVERSE_PASSES = 3  # heuristic pricing passes that leave out the types already crowded
 CROWDED = 8  # columns a type may be in before later passes leave it out
-DIVE_GAIN = 0.5  # a new dive when the root LP fell this much since the last one
+DIVE_GAIN = 0.3  # a new dive when the root LP fell this much since the last one
 DIVE_SHARE = 0.3  # of the time left, at most, per dive
-DIVE_AFTER = 0.25  # of the time limit: a first dive then even while the LP still moves
-DIVE_MIP_SECONDS = 20.0  # the integer master after a dive that found no better plan
+DIVE_AFTER = 0.25  # of the time limit: a dive then (after the start or the last one) even while the LP moves
+DIVE_MIP_SECONDS = 5.0  # the integer master after a dive that found no better plan
 
 
 @dataclass
@@ -90,7 +90,8 @@ class BranchAndPrice:
         self.deadline = now + (1 - FINAL_SHARE) * max(0.0, deadline - now)
         self.stats = Stats()
         self._dived_at = math.inf
-        self._dive_due = now + DIVE_AFTER * max(0.0, deadline - now)
+        self._dive_period = DIVE_AFTER * max(0.0, deadline - now)
+        self._dive_due = now + self._dive_period
 
     # -- column generation ----------------------------------------------------------------
     def _allowed(self, rules: Rules) -> Array:
@@ -174,17 +175,17 @@ class BranchAndPrice:
         return PricingResult(found, first.complete, first.best, nodes)
 
     def _maybe_dive(self, lp: LpResult, stalled: bool) -> bool:
-        """At the root, dive for a plan of fewer GPUs than the incumbent when ceil(LP) allows one
-        and either heuristic pricing stalls with the LP DIVE_GAIN below the last dive, or no dive
-        has run by DIVE_AFTER of the time (large instances, where the LP converges slowly). A
-        better incumbent also lowers the bound the proof must reach. True when the pool grew."""
-        if math.ceil(lp.value - 1e-6) >= self.upper:
+        """At the root, dive for a plan of fewer GPUs than the incumbent when ceil(LP) allows one,
+        the LP fell by DIVE_GAIN since the last dive, and either heuristic pricing stalls or
+        DIVE_AFTER of the time passed since the start or the last dive (large instances, whose LP
+        converges slowly). A better incumbent also lowers the bound the proof must reach. True
+        when the pool grew."""
+        if math.ceil(lp.value - 1e-6) >= self.upper or lp.value > self._dived_at - DIVE_GAIN:
             return False
-        due = lp.value <= self._dived_at - DIVE_GAIN if stalled else \
-            (self._dived_at == math.inf and time.perf_counter() >= self._dive_due)
-        if not due:
+        if not stalled and time.perf_counter() < self._dive_due:
             return False
         self._dived_at = lp.value
+        self._dive_due = time.perf_counter() + self._dive_period
         before = len(self.master.columns)
         end = min(self.deadline, time.perf_counter() + DIVE_SHARE * (self.deadline - time.perf_counter()))
         out = dive(self.master, lambda duals: self._heuristic(duals, Rules()).columns, self.upper, end,

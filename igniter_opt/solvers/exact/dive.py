@@ -21,10 +21,11 @@ import numpy as np
 from igniter_opt.model.predict import Array
 from igniter_opt.solvers.exact.master import Column, LpResult, Master
 
-ROUNDS = 8  # pricing rounds per dive step (the pricing is heuristic: the dive needs no proof)
+ROUNDS = 6  # pricing rounds per dive step (the pricing is heuristic: the dive needs no proof)
 SLACK = 0.25  # a dive goes on while its LP is below incumbent - 1 + SLACK (its LP is not converged)
 INTEGRAL = 1e-6
 ROUND_UP = 0.2  # columns this close to their ceiling are rounded up together
+ROUND_SHARE = 30  # and at least one in this many of the fractional columns
 FINISH_RC = 0.05  # the closing MIP keeps columns of reduced cost up to the dive's slack plus this
 
 
@@ -101,7 +102,8 @@ def _priced_lp(master: Master, price: Callable[[Array], list[Column]], deadline:
 
 def _round(fixed: Array, z: Array) -> Array:
     """New fixings: every column at least the integer part of its LP value; when that fixes
-    nothing new, the columns within ROUND_UP of their ceiling (or else the nearest one) rounded up."""
+    nothing new, the columns within ROUND_UP of their ceiling rounded up, and at least one in
+    ROUND_SHARE of the fractional ones (the nearest to their ceiling: large dives go faster)."""
     old = np.zeros(len(z))
     old[:len(fixed)] = fixed
     new = np.maximum(old, np.floor(z + INTEGRAL))
@@ -110,7 +112,8 @@ def _round(fixed: Array, z: Array) -> Array:
     up = np.ceil(z - INTEGRAL)
     frac = np.where(up > new, z - np.floor(z + INTEGRAL), -1.0)
     pick = frac >= 1 - ROUND_UP
-    if not pick.any():
-        pick[int(np.argmax(frac))] = True
+    least = max(1, int(np.sum(frac > 0)) // ROUND_SHARE)
+    if pick.sum() < least:
+        pick[np.argsort(-frac)[:least]] = True
     new[pick] = np.maximum(new[pick], up[pick])
     return new
