@@ -123,7 +123,7 @@ class Master:
                       lower: Array | None = None) -> tuple[float, Array] | None:
         """Best integer cover over the generated columns within the time limit (None if none found);
         only `allowed` columns, at least `lower` of each; with `below`, only covers of fewer GPUs
-        count (HiGHS prunes with it as its cutoff)."""
+        (a cutoff row HiGHS prunes with)."""
         h = _new_highs(self._threads)
         lp = self._lp.getLp()
         h.passModel(lp)
@@ -138,8 +138,8 @@ class Master:
             h.changeColsBounds(n, np.arange(n, dtype=np.int32), low, np.maximum(up, low))
         h.setOptionValue("time_limit", max(0.05, float(time_limit)))
         h.setOptionValue("mip_rel_gap", 0.0)
-        if below is not None:
-            h.setOptionValue("objective_bound", float(below) - 0.5)
+        if below is not None:  # a cutoff row: sum_c z_c <= below - 1 (HiGHS has no hard cutoff option)
+            h.addRow(-highspy.kHighsInf, float(below) - 1, n, np.arange(n, dtype=np.int32), np.ones(n))
         h.run()
         sol = h.getSolution()
         if not sol.value_valid:

@@ -261,7 +261,8 @@ def solve(instance: Instance, profile: Profile, demands: list[Demand], options: 
     plan.gap = round((plan.num_gpus - plan.lower_bound) / plan.num_gpus, 6)
     s = out.stats
     plan.message = (f"branch-and-price: root LP {s.root_lp:.4f}, {s.columns} columns, {s.nodes} nodes, "
-                    f"{s.lp_iterations} LP solves, {s.exhaustive_calls} exhaustive pricings") if s.nodes else \
+                    f"{s.lp_iterations} LP solves, {s.exhaustive_calls} exhaustive pricings, {s.dives} dives, "
+                    f"{s.integer_solves} integer masters") if s.nodes else \
         "the heuristic plan meets the volume and cardinality bounds: optimal without search"
     return plan
 

@@ -1,0 +1,134 @@
+"""The upper and lower bound machinery of branch-and-price: reduced costs and the integer master
+under bounds, the dive's rounding and its covers, the Lagrangian bound search after the root."""
+
+import math
+import time
+
+import numpy as np
+import pytest
+
+from igniter_opt.bench.generate import mixed_instance
+from igniter_opt.model import load_profile
+from igniter_opt.solvers.exact import bnp as bnp_module
+from igniter_opt.solvers.exact.bnp import BranchAndPrice
+from igniter_opt.solvers.exact.dive import _round, dive
+from igniter_opt.solvers.exact.master import Column, Master
+from igniter_opt.solvers.exact.pricing import Rules
+from igniter_opt.solvers.exact.solver import _prepare
+from igniter_opt.solvers.sizing import size_instance
+from igniter_opt.solvers.solve import SolveOptions, solve
+
+V100 = load_profile("v100")
+
+
+def _random_master(seed: int, types: int = 6, columns: int = 40) -> Master:
+    rng = np.random.default_rng(seed)
+    demand = rng.integers(1, 4, types).astype(float)
+    master = Master(demand, np.arange(types))
+    for t in range(types):  # every type alone: the LP is feasible
+        master.add(Column((t,), (10.0,)))
+    for _ in range(columns):
+        members = tuple(sorted(rng.choice(types, size=rng.integers(2, 5), replace=True).tolist()))
+        master.add(Column(members, tuple(10.0 for _ in members)))
+    return master
+
+
+def _prepared(n: int, seed: int, limit: float = 60.0) -> BranchAndPrice:
+    inst = mixed_instance(n, seed)
+    demands = size_instance(inst, V100)
+    _, _, bnp = _prepare(V100, demands, "paper", False, time.perf_counter() + limit, 1, 0.0)
+    return bnp
+
+
+def _covers(master: Master, cover: list[Column]) -> bool:
+    got = np.zeros(len(master.demand))
+    for col in cover:
+        rows, counts = master.coverage(col)
+        got[rows] += counts
+    return bool(np.all(got >= master.demand - 1e-9))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_reduced_costs_are_one_minus_the_dual_value_of_each_column(seed):
+    master = _random_master(seed)
+    lp = master.solve_lp()
+    dense = np.zeros((len(master.demand), len(master.columns)))
+    for c, col in enumerate(master.columns):
+        for o in col.members:
+            dense[o, c] += 1
+    assert np.allclose(master.reduced_costs(lp.duals), 1 - lp.duals @ dense)
+    assert master.reduced_costs(lp.duals).min() >= -1e-7  # optimal LP: no column prices out
+
+
+def test_integer_master_respects_lower_bounds_allowed_columns_and_the_cutoff():
+    master = _random_master(3)
+    best, z = master.solve_integer(10.0)
+    assert _covers(master, [c for c, k in zip(master.columns, z) for _ in range(int(k))])
+    # nothing beats the optimum: asked for fewer GPUs than it, the MIP has no solution
+    assert master.solve_integer(10.0, below=best) is None
+    lower = np.zeros(len(master.columns))
+    lower[-1] = 2
+    _, z2 = master.solve_integer(10.0, lower=lower)
+    assert z2[-1] >= 2
+    allowed = np.ones(len(master.columns), dtype=bool)
+    allowed[np.nonzero(z)[0]] = False
+    allowed[:len(master.demand)] = True  # singletons stay: still feasible
+    _, z3 = master.solve_integer(10.0, allowed)
+    assert np.all(z3[~allowed] == 0)
+
+
+def test_round_fixes_integer_parts_first_then_rounds_up_near_columns():
+    z = np.array([1.0, 2.4, 0.3, 0.9, 0.0])
+    first = _round(np.zeros(0), z)
+    assert first.tolist() == [1, 2, 0, 0, 0]  # the integer parts, nothing rounded up yet
+    second = _round(first, z)
+    assert second.tolist() == [1, 2, 0, 1, 0]  # 0.9 is within ROUND_UP of its ceiling
+    third = _round(second, np.array([1.0, 2.4, 0.3, 1.0, 0.0]))
+    assert third.tolist() == [1, 3, 0, 1, 0]  # else the one nearest its ceiling
+
+
+def test_dive_returns_a_fitting_cover_or_nothing_and_undoes_its_fixings():
+    bnp = _prepared(40, 11)
+    bnp.column_generation(Rules())
+    master, pricer = bnp.master, bnp.pricer
+    lp = master.solve_lp()
+    target = math.ceil(lp.value - 1e-6) + 1  # ask for a plan of at most ceil(LP) GPUs
+    out = dive(master, lambda d: bnp._heuristic(d, Rules()).columns, target, time.perf_counter() + 30, 5.0)
+    assert out.cover is not None and len(out.cover) < target
+    assert _covers(master, out.cover)
+    for col in out.cover:  # every GPU fits under the model
+        assert pricer.shares_of(col.members) is not None
+    after = master.solve_lp()
+    assert after.value <= lp.value + 1e-6  # the fixings are gone
+
+
+def test_the_final_bound_search_proves_ceil_lp_once_the_lp_is_solved():
+    bnp = _prepared(40, 12)
+    bound, lp, proven = bnp.column_generation(Rules())
+    assert proven
+    optimum = solve(mixed_instance(40, 12), "exact", options=SolveOptions(time_limit=60))
+    assert optimum.status == "optimal"
+    replicas = sum(d.full_gpu for d in size_instance(mixed_instance(40, 12), V100))
+    bnp.lower = 0
+    lp = bnp.master.solve_lp()  # the root LP with every column: solved, so ceil(LP) is provable
+    bnp._final_bound(lp, time.perf_counter() + 30)
+    assert bnp.lower == min(bnp.upper, math.ceil(lp.value - 1e-6))
+    assert bnp.lower <= optimum.num_gpus - replicas  # a bound, never above the optimum
+
+
+@pytest.mark.parametrize("seed", [15, 16])
+def test_from_a_bad_incumbent_the_dives_reach_the_proven_optimum(seed, monkeypatch):
+    # every workload alone as the incumbent: the plan must come from the dives (and the integer
+    # masters), and the answer must be the optimum the default run proves
+    monkeypatch.setattr(bnp_module, "DIVE_AFTER", 0.0)  # a dive at every LP that moved by DIVE_GAIN
+    inst = mixed_instance(24, seed)
+    optimum = solve(inst, "exact", options=SolveOptions(time_limit=60))
+    assert optimum.status == "optimal"
+    replicas = sum(d.full_gpu for d in size_instance(inst, V100))
+    bnp = _prepared(24, seed)
+    alone = [Column((o,), (float(bnp.pricer.o.alone[o]),)) for o in range(len(bnp.pricer.option_type))]
+    bnp.incumbent, bnp.upper = alone, len(alone)
+    out = bnp.run(branching=True)
+    assert out.stats.dives >= 1
+    assert out.complete and out.upper == out.lower == optimum.num_gpus - replicas
+    assert _covers(bnp.master, out.chosen)
