@@ -78,11 +78,12 @@ def test_every_status_round_trips_through_a_plan_file(tmp_path):
 @pytest.mark.parametrize("policy", ["paper", "joint"])
 def test_patterns_cut_short_is_time_limit_with_incumbent_and_bound(policy):
     inst = load_instance(RANDOM / "random-n16-00.json")
-    plan = solve(inst, "patterns", options=SolveOptions(time_limit=0.5, batch_policy=policy, force=True))
+    # the whole enumeration takes about 0.5 s here (paper): 0.15 s cuts it short on any machine
+    plan = solve(inst, "patterns", options=SolveOptions(time_limit=0.15, batch_policy=policy, force=True))
     assert plan.status == "time_limit", plan.message
     assert plan.feasible and plan.num_gpus > 0
     assert plan.lower_bound is not None and plan.lower_bound <= plan.num_gpus
-    assert plan.solve_seconds < 0.5 + 1.5
+    assert plan.solve_seconds < 0.15 + 1.5
     assert "time limit" in plan.message
 
 
