@@ -28,8 +28,9 @@ from igniter_opt.solvers.exact.pricing import Pricer, PricingResult, Rules
 EPS = 1e-6
 DELTA = 1e-4  # proves LP > UB - 1 + DELTA, well above the LP's numerical noise
 EXHAUSTIVE_COLUMNS = 150
-FINAL_SHARE = 0.2  # of the time limit, kept for the last bound search and integer master
-BOUND_SHARE = 0.5  # of that, for the bound search
+FINAL_SHARE = 0.2  # of the time limit, kept for a last dive, the bound search and the integer master
+FINAL_DIVE_SHARE = 0.5  # of that, for a last dive when ceil(LP) is below the incumbent
+BOUND_SHARE = 0.5  # of what is left then, for the bound search
 HEURISTIC_COLUMNS = 200
 BEAM = 400  # numpy heuristic pricing keeps the best sets of each size
 HEURISTIC = "truncated"  # or "beam": how columns are found before an exhaustive search
@@ -186,8 +187,13 @@ class BranchAndPrice:
             return False
         self._dived_at = lp.value
         self._dive_due = time.perf_counter() + self._dive_period
+        return self._dive(time.perf_counter() + DIVE_SHARE * (self.deadline - time.perf_counter()))
+
+    def _dive(self, end: float) -> bool:
+        """One dive until `end`, then (if it found nothing better) the integer master over the
+        pool; the incumbent is updated. True when the pool grew."""
         before = len(self.master.columns)
-        end = min(self.deadline, time.perf_counter() + DIVE_SHARE * (self.deadline - time.perf_counter()))
+        end = min(self.deadline, end)
         out = dive(self.master, lambda duals: self._heuristic(duals, Rules()).columns, self.upper, end,
                    min(DIVE_MIP_SECONDS, DIVE_SHARE * (self.deadline - time.perf_counter())))
         self.stats.columns = len(self.master.columns)
@@ -272,6 +278,11 @@ class BranchAndPrice:
         if root_bound is not None and complete and not stack:
             self.lower = self.upper
         if root_lp is not None and self.lower < self.upper:
+            self.deadline = self.final_deadline  # the search is over: what is left is the final phase's
+            self.master.forbid(np.ones(len(self.master.columns), dtype=bool))
+            if math.ceil(root_lp.value - 1e-6) < self.upper:  # a last dive, from the LP as it ended
+                now = time.perf_counter()
+                self._dive(now + FINAL_DIVE_SHARE * (self.final_deadline - now))
             now = time.perf_counter()
             self._final_bound(root_lp, now + BOUND_SHARE * (self.final_deadline - now))
         if self.lower < self.upper and time.perf_counter() < self.final_deadline - 0.2:
