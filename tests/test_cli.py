@@ -144,3 +144,36 @@ def test_deploying_a_plan_the_model_says_is_broken_warns(tmp_path, capsys):
     assert checked.feasible is False
     err = capsys.readouterr().err
     assert "breaks its SLOs" in err and "vgg19" in err
+
+
+@pytest.mark.parametrize("margins", ["0", "0,10"])
+def test_compare_interrupted_shows_the_finished_solves_and_exits_130(monkeypatch, margins):
+    from typer.testing import CliRunner
+
+    import igniter_opt.cli.exact as cli_exact
+    from igniter_opt.cli.app import app
+    from igniter_opt.data.errors import SolveInterrupted
+
+    real = cli_exact.solve
+
+    def solve(inst, name, profile, options):  # Ctrl-C while the second solver runs, at margin 0
+        if name == "ffd":
+            plan = real(inst, "greedy", profile, options)
+            plan.solver, plan.status = "ffd", "interrupted"
+            raise SolveInterrupted(plan)
+        return real(inst, name, profile, options)
+
+    monkeypatch.setattr(cli_exact, "solve", solve)
+    result = CliRunner().invoke(app, ["compare", str(MOTIVATION), "--solvers", "greedy,ffd,exact",
+                                      "--margins", margins])
+    assert result.exit_code == 130
+    assert "interrupted in ffd" in result.output
+    lines = result.stdout.splitlines()
+    greedy = next(line for line in lines if "greedy" in line)
+    assert "1" in greedy  # the finished solve: one GPU
+    if margins == "0":  # one table row per solve: ffd's best so far is marked, exact never ran
+        assert any("ffd" in line and "interrupted" in line for line in lines)
+        assert "exact" not in result.stdout
+    else:  # the margin table: what did not run is "-"
+        exact = next(line for line in lines if "exact" in line)
+        assert exact.count("-") >= 3

@@ -3,16 +3,17 @@ robustness margin: the price of robustness)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from igniter_opt.cli.app import app, at_least, console, emit_json, positive
+from igniter_opt.cli.app import EXIT_INTERRUPTED, app, at_least, console, emit_json, err_console, positive
 from igniter_opt.cli.choices import BatchPolicy, value
-from igniter_opt.data.errors import InfeasibleError, InputError
-from igniter_opt.data.instance import load_instance
+from igniter_opt.data.errors import InfeasibleError, InputError, SolveInterrupted
+from igniter_opt.data.instance import Instance, load_instance
 from igniter_opt.data.plan import Plan
 from igniter_opt.model import load_profile
 from igniter_opt.solvers.base import SolveOptions
@@ -90,11 +91,12 @@ def margin_table(title: str, rows: list[dict], solvers: list[str], margins: list
     for m in margins:
         table.add_column(f"{m:g}%", justify="right")
     table.add_column(f"+GPUs {margins[0]:g}->{margins[-1]:g}%", justify="right")
-    for s in solvers:
-        first, last = by[(s, margins[0])], by[(s, margins[-1])]
-        usable = all(r["feasible"] and r["num_gpus"] for r in (first, last))
-        added = f"{last['num_gpus'] - first['num_gpus']:+d}" if usable else "-"
-        table.add_row(s, *(cell(by[(s, m)]) for m in margins), added)
+    for s in solvers:  # a (solver, margin) missing (an interrupted comparison) is "-"
+        first, last = by.get((s, margins[0])), by.get((s, margins[-1]))
+        added = "-"
+        if first is not None and last is not None and all(r["feasible"] and r["num_gpus"] for r in (first, last)):
+            added = f"{last['num_gpus'] - first['num_gpus']:+d}"
+        table.add_row(s, *(cell(by[(s, m)]) if (s, m) in by else "-" for m in margins), added)
     return table
 
 
@@ -120,22 +122,44 @@ def compare_cmd(
         size_instance(inst, load_profile(inst.profile))
     except InfeasibleError:
         pass
-    rows = []
+    options = SolveOptions(time_limit=time_limit, threads=threads, batch_policy=value(batch_policy), force=force)
+    rows, stop = _compare_rows(inst, names, levels, options)
+    if as_json:
+        emit_json(rows)
+    elif rows:
+        _print_comparison(inst, names, levels, rows)
+    if stop is not None:
+        err_console.print(f"interrupted in {stop}: the rows shown are the solves that finished (and the "
+                          "interrupted one's best plan so far, status interrupted)", highlight=False,
+                          soft_wrap=True, markup=False)
+        raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def _compare_rows(inst: Instance, names: list[str], levels: list[float], options: SolveOptions
+                  ) -> tuple[list[dict], str | None]:
+    """One row per (margin, solver); on Ctrl-C the rows so far, the interrupted solve's best plan
+    (when it had one) and that solver's name."""
+    rows: list[dict] = []
     for margin in levels:
-        options = SolveOptions(time_limit=time_limit, threads=threads, batch_policy=value(batch_policy),
-                               force=force, margin_pct=margin)
+        at_margin = replace(options, margin_pct=margin)
         for name in names:
             try:
-                rows.append(compare_row(solve(inst, name, None, options)))
+                rows.append(compare_row(solve(inst, name, None, at_margin)))
+            except SolveInterrupted as exc:
+                if exc.plan is not None and exc.plan.gpus:
+                    rows.append(compare_row(exc.plan))
+                return rows, name
             except InputError as exc:  # e.g. patterns above its size limit: report, keep comparing
                 if len(names) == 1:
                     raise
                 rows.append({"instance": inst.name, "solver": name, "margin_pct": margin, "num_gpus": 0,
                              "lower_bound": None, "status": "refused", "gap": None, "total_share_pct": 0.0,
                              "feasible": False, "solve_seconds": 0.0, "message": str(exc)})
-    if as_json:
-        emit_json(rows)
-        return
+    return rows, None
+
+
+def _print_comparison(inst: Instance, names: list[str], levels: list[float], rows: list[dict]) -> None:
+    """The comparison table (or the margin table), then each solve's message."""
     title = f"{inst.name}: {len(inst.workloads)} workloads"
     if len(levels) > 1:
         console.print(margin_table(f"{title}, GPUs per solver per robustness margin", rows, names, levels))
