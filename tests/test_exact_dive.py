@@ -93,7 +93,8 @@ def test_dive_returns_a_fitting_cover_or_nothing_and_undoes_its_fixings():
     master, pricer = bnp.master, bnp.pricer
     lp = master.solve_lp()
     target = math.ceil(lp.value - 1e-6) + 1  # ask for a plan of at most ceil(LP) GPUs
-    out = dive(master, lambda d: bnp._heuristic(d, Rules()).columns, target, time.perf_counter() + 30, 5.0)
+    out = dive(master, lambda d: bnp._heuristic(d, Rules()).columns, target, time.perf_counter() + 30,
+               time.perf_counter() + 35)
     assert out.cover is not None and len(out.cover) < target
     assert _covers(master, out.cover)
     for col in out.cover:  # every GPU fits under the model

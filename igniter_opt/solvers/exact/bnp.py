@@ -40,6 +40,7 @@ CROWDED = 8  # columns a type may be in before later passes leave it out
 DIVE_GAIN = 0.3  # a new dive when the root LP fell this much since the last one
 DIVE_SHARE = 0.3  # of the time left, at most, per dive
 DIVE_AFTER = 0.25  # of the time limit: a dive then (after the start or the last one) even while the LP moves
+MIN_MIP_SECONDS = 0.5  # no integer master on less (setting one up can take longer at 200 workloads)
 DIVE_MIP_SECONDS = 5.0  # the integer master after a dive that found no better plan
 
 
@@ -146,15 +147,16 @@ class BranchAndPrice:
                 return -math.inf, lp, False
             return lp.value / theta, lp, True
 
-    def _heuristic(self, duals: Array, rules: Rules) -> PricingResult:
+    def _heuristic(self, duals: Array, rules: Rules, deadline: float | None = None) -> PricingResult:
         """Columns of negative reduced cost from the truncated compiled search (in dual order it
         meets good columns first, and when it finishes it proves the LP solved), or the beam."""
+        deadline = self.deadline if deadline is None else deadline
         if not (HEURISTIC == "truncated" and self.pricer.compiled):
-            res = self.pricer.price(duals, 1 + EPS, beam=BEAM, deadline=self.deadline, rules=rules,
+            res = self.pricer.price(duals, 1 + EPS, beam=BEAM, deadline=deadline, rules=rules,
                                     max_columns=HEURISTIC_COLUMNS)
             self.stats.pricing_nodes += res.nodes
             return res
-        first = res = self.pricer.price(duals, 1 + EPS, beam=None, deadline=self.deadline, rules=rules,
+        first = res = self.pricer.price(duals, 1 + EPS, beam=None, deadline=deadline, rules=rules,
                                         max_columns=HEURISTIC_COLUMNS // 2, max_nodes=HEURISTIC_EVALUATIONS)
         found, nodes = list(res.columns), res.nodes
         # the depth-first search meets columns around the few types of largest dual: price
@@ -162,12 +164,12 @@ class BranchAndPrice:
         # many (at 200 workloads, 200 columns of one pass held 22-50 of the 200 types)
         blocked = duals.copy()
         for _ in range(DIVERSE_PASSES):
-            if not res.columns or time.perf_counter() > self.deadline:
+            if not res.columns or time.perf_counter() > deadline:
                 break
             types, uses = np.unique(self.pricer.option_type[np.concatenate([c.members for c in found])],
                                     return_counts=True)
             blocked[types[uses >= CROWDED]] = 0.0
-            res = self.pricer.price(blocked, 1 + EPS, beam=None, deadline=self.deadline, rules=rules,
+            res = self.pricer.price(blocked, 1 + EPS, beam=None, deadline=deadline, rules=rules,
                                     max_columns=HEURISTIC_COLUMNS // (2 * DIVERSE_PASSES),
                                     max_nodes=HEURISTIC_EVALUATIONS // 2)
             found += res.columns
@@ -194,8 +196,9 @@ class BranchAndPrice:
         pool; the incumbent is updated. True when the pool grew."""
         before = len(self.master.columns)
         end = min(self.deadline, end)
-        out = dive(self.master, lambda duals: self._heuristic(duals, Rules()).columns, self.upper, end,
-                   min(DIVE_MIP_SECONDS, DIVE_SHARE * (self.deadline - time.perf_counter())))
+        finish_by = min(self.deadline, end + min(DIVE_MIP_SECONDS, DIVE_SHARE * (self.deadline - time.perf_counter())))
+        out = dive(self.master, lambda duals: self._heuristic(duals, Rules(), end).columns, self.upper, end,
+                   finish_by)
         self.stats.columns = len(self.master.columns)
         self.stats.lp_iterations += out.lp_solves
         self.stats.dives += 1
@@ -212,8 +215,10 @@ class BranchAndPrice:
         incumbent. With LP duals pi, a cover z costs sum_c z_c = LP + sum_c rc_c z_c + pi (A z - d)
         >= LP + sum_c rc_c z_c, and every rc_c >= 0: a column of reduced cost above UB - 1 - LP
         is in no cover of UB - 1 GPUs (reduced-cost fixing), which leaves a small MIP."""
+        if budget < MIN_MIP_SECONDS:
+            return
         lp = self.master.solve_lp()
-        if lp is None or budget <= 0.05:
+        if lp is None:
             return
         self.stats.integer_solves += 1
         useful = self.master.reduced_costs(lp.duals) <= self.upper - 1 - lp.value + 1e-7

@@ -26,6 +26,7 @@ SLACK = 0.25  # a dive goes on while its LP is below incumbent - 1 + SLACK (its 
 INTEGRAL = 1e-6
 ROUND_UP = 0.2  # columns this close to their ceiling are rounded up together
 ROUND_SHARE = 30  # and at least one in this many of the fractional columns
+MIN_MIP_SECONDS = 0.5  # no closing MIP on less (setting one up can take longer at 200 workloads)
 FINISH_RC = 0.05  # the closing MIP keeps columns of reduced cost up to the dive's slack plus this
 
 
@@ -39,10 +40,11 @@ class DiveResult:
 
 
 def dive(master: Master, price: Callable[[Array], list[Column]], upper: int, deadline: float,
-         finish_seconds: float) -> DiveResult:
+         finish_by: float) -> DiveResult:
     """One dive from the current master (no fixings in place); the fixings are undone on return.
     A dive stopped by its slack or its deadline ends with the integer master on what is left
-    (the fixings as lower bounds, columns cut by reduced cost): a small MIP by then."""
+    (the fixings as lower bounds, columns cut by reduced cost; a small MIP by then), until
+    `finish_by`."""
     fixed = np.zeros(0)
     steps = solves = 0
     lp: LpResult | None = None
@@ -62,14 +64,14 @@ def dive(master: Master, price: Callable[[Array], list[Column]], upper: int, dea
             master.bound(fixed)
         if lp is None:
             return DiveResult(None, steps, solves)
-        return DiveResult(_finish(master, lp, fixed, upper, finish_seconds), steps, solves)
+        return DiveResult(_finish(master, lp, fixed, upper, finish_by - time.perf_counter()), steps, solves)
     finally:
         master.bound(np.zeros(0))
 
 
 def _finish(master: Master, lp: LpResult, fixed: Array, upper: int, seconds: float) -> list[Column] | None:
     """The integer master under the dive's fixings, over the columns of small reduced cost."""
-    if seconds <= 0.05:
+    if seconds < MIN_MIP_SECONDS:
         return None
     keep = master.reduced_costs(lp.duals) <= max(upper - 1 - lp.value, 0.0) + FINISH_RC
     keep[:len(fixed)] |= fixed > 0

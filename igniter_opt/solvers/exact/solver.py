@@ -32,6 +32,7 @@ from igniter_opt.solvers.heuristics.firstfit import first_fit
 from igniter_opt.solvers.heuristics.greedy import place_greedy
 from igniter_opt.solvers.sizing import Demand, margin_of
 
+RERUN_SHARE = 0.2  # of the limit, at least left for the search over single workloads
 FEW_GPUS = 4  # at most this many shareable GPUs in the seed plan: the compact MILP runs first
 
 
@@ -235,8 +236,10 @@ def solve(instance: Instance, profile: Profile, demands: list[Demand], options: 
             if compact_plan.lower_bound is not None:
                 bnp.lower = max(bnp.lower, compact_plan.lower_bound - replicas)
         out = bnp.run(branching=all(len(m) == 1 for m in cat.type_demands))
-        if not out.complete and out.lower < out.upper and time.perf_counter() < deadline \
-                and any(len(m) > 1 for m in cat.type_demands):  # pair branching needs single rows
+        # pair branching needs single rows: the search again with every workload its own type,
+        # when a fifth of the limit is left for it (its preparation alone takes seconds at 500)
+        if not out.complete and out.lower < out.upper and time.perf_counter() < deadline - RERUN_SHARE * \
+                options.time_limit and any(len(m) > 1 for m in cat.type_demands):
             cat2, pricer2, bnp = _prepare(profile, demands, policy, False, deadline, options.threads, margin)
             active = cat2
             out2 = bnp.run(branching=True)
