@@ -21,23 +21,25 @@ def _repo_files() -> list[Path]:
     return out
 
 
-# Names of files that live outside a user's clone (the project's original design card and device
-# notes, and the folder beside the checkout that held them). Spelled in pieces so that this file,
-# which must name them to forbid them, does not itself read as citing them.
-FOREIGN = tuple("".join(parts) for parts in (("DESIGN", ".md"), ("..", "/", "shared"), ("shared", "/data"),
-                                               ("DEVICE", ".md")))
+ESCAPING = re.compile(r"(?:\.\./)+[\w.-]+")
+
+
+def _inside(path: Path) -> bool:
+    return path.resolve().is_relative_to(ROOT.resolve())
 
 
 def test_nothing_cites_files_outside_the_repository():
-    this = Path(__file__).resolve()
+    """Every relative path climbing out with ../ stays inside the clone: in markdown read from the
+    citing file's folder; in code, tests and scripts also from the repository root (where commands
+    and tests run)."""
     offenders = []
     for path in _repo_files():
-        if path.resolve() == this or path.suffix == ".csv":
+        if path.suffix == ".csv":
             continue
-        text = path.read_text(errors="replace")
-        for needle in FOREIGN:
-            if needle in text:
-                offenders.append(f"{path.relative_to(ROOT)}: {needle}")
+        for cited in ESCAPING.findall(path.read_text(errors="replace")):
+            bases = [path.parent] if path.suffix == ".md" else [path.parent, ROOT]
+            if not all(_inside(base / cited) for base in bases):
+                offenders.append(f"{path.relative_to(ROOT)}: {cited}")
     assert not offenders, offenders
 
 
@@ -49,7 +51,8 @@ def test_markdown_links_resolve():
         for target in re.findall(r"\]\(([^)\s]+)\)", path.read_text()):
             if re.match(r"[a-z]+:", target) or target.startswith("#"):
                 continue
-            if not (path.parent / target.split("#")[0]).exists():
+            where = path.parent / target.split("#")[0]
+            if not where.exists() or not _inside(where):  # a link out of the clone breaks in a user's
                 broken.append(f"{path.relative_to(ROOT)} -> {target}")
     assert not broken, broken
 
