@@ -22,7 +22,7 @@ import numpy as np
 
 from igniter_opt.model.predict import Array
 from igniter_opt.solvers.exact.dive import dive
-from igniter_opt.solvers.exact.master import Column, LpResult, Master
+from igniter_opt.solvers.exact.master import MIN_MIP_SECONDS, Column, LpResult, Master
 from igniter_opt.solvers.exact.pricing import Pricer, PricingResult, Rules
 
 EPS = 1e-6
@@ -40,7 +40,6 @@ CROWDED = 8  # columns a type may be in before later passes leave it out
 DIVE_GAIN = 0.3  # a new dive when the root LP fell this much since the last one
 DIVE_SHARE = 0.3  # of the time left, at most, per dive
 DIVE_AFTER = 0.25  # of the time limit: a dive then (after the start or the last one) even while the LP moves
-MIN_MIP_SECONDS = 0.5  # no integer master on less (setting one up can take longer at 200 workloads)
 DIVE_MIP_SECONDS = 5.0  # the integer master after a dive that found no better plan
 
 
@@ -206,8 +205,7 @@ class BranchAndPrice:
             self.upper, self.incumbent = len(out.cover), out.cover
         else:  # the dive's columns often complete a plan its rounding missed
             left = self.deadline - time.perf_counter()
-            if left > 0.5:
-                self._pool_integer(Rules(), min(DIVE_SHARE * left, DIVE_MIP_SECONDS))
+            self._pool_integer(Rules(), min(DIVE_SHARE * left, DIVE_MIP_SECONDS))
         return len(self.master.columns) > before
 
     def _pool_integer(self, rules: Rules, budget: float) -> None:

@@ -26,7 +26,6 @@ SLACK = 0.25  # a dive goes on while its LP is below incumbent - 1 + SLACK (its 
 INTEGRAL = 1e-6
 ROUND_UP = 0.2  # columns this close to their ceiling are rounded up together
 ROUND_SHARE = 30  # and at least one in this many of the fractional columns
-MIN_MIP_SECONDS = 0.5  # no closing MIP on less (setting one up can take longer at 200 workloads)
 FINISH_RC = 0.05  # the closing MIP keeps columns of reduced cost up to the dive's slack plus this
 
 
@@ -71,8 +70,6 @@ def dive(master: Master, price: Callable[[Array], list[Column]], upper: int, dea
 
 def _finish(master: Master, lp: LpResult, fixed: Array, upper: int, seconds: float) -> list[Column] | None:
     """The integer master under the dive's fixings, over the columns of small reduced cost."""
-    if seconds < MIN_MIP_SECONDS:
-        return None
     keep = master.reduced_costs(lp.duals) <= max(upper - 1 - lp.value, 0.0) + FINISH_RC
     keep[:len(fixed)] |= fixed > 0
     res = master.solve_integer(seconds, keep, below=upper, lower=fixed)

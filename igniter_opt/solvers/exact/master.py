@@ -21,6 +21,8 @@ import numpy as np
 
 from igniter_opt.model.predict import Array
 
+MIN_MIP_SECONDS = 0.5  # no integer master on less (setting one up took 1 s at 200 workloads)
+
 
 @dataclass(frozen=True)
 class Column:
@@ -103,11 +105,8 @@ class Master:
         """Column bounds: at least `lower` (a dive's fixings; columns added later start at 0),
         at most 0 where not allowed."""
         n = len(self.columns)
-        low = np.zeros(n)
-        low[:len(lower)] = lower[:n]
-        upper = np.full(n, highspy.kHighsInf) if allowed is None else np.where(allowed, highspy.kHighsInf, 0.0)
-        idx = np.arange(n, dtype=np.int32)
-        self._lp.changeColsBounds(n, idx, low, upper)
+        low, up = _column_bounds(n, lower, allowed)
+        self._lp.changeColsBounds(n, np.arange(n, dtype=np.int32), low, up)
 
     def solve_lp(self) -> LpResult | None:
         """Solve the LP warm; None when infeasible (a branch no generated column can serve)."""
@@ -121,9 +120,11 @@ class Master:
 
     def solve_integer(self, time_limit: float, allowed: Array | None = None, below: float | None = None,
                       lower: Array | None = None) -> tuple[float, Array] | None:
-        """Best integer cover over the generated columns within the time limit (None if none found);
-        only `allowed` columns, at least `lower` of each; with `below`, only covers of fewer GPUs
-        (a cutoff row HiGHS prunes with)."""
+        """Best integer cover over the generated columns within the time limit (None if none found,
+        and none tried on less than MIN_MIP_SECONDS); only `allowed` columns, at least `lower` of
+        each; with `below`, only covers of fewer GPUs (a cutoff row HiGHS prunes with)."""
+        if time_limit < MIN_MIP_SECONDS:
+            return None
         h = _new_highs(self._threads)
         lp = self._lp.getLp()
         h.passModel(lp)
@@ -131,12 +132,9 @@ class Master:
         h.changeColsIntegrality(n, np.arange(n, dtype=np.int32),
                                 np.full(n, highspy.HighsVarType.kInteger))
         if allowed is not None or lower is not None:
-            low = np.zeros(n)
-            if lower is not None:
-                low[:len(lower)] = lower[:n]
-            up = np.full(n, highspy.kHighsInf) if allowed is None else np.where(allowed, highspy.kHighsInf, 0.0)
+            low, up = _column_bounds(n, np.zeros(0) if lower is None else lower, allowed)
             h.changeColsBounds(n, np.arange(n, dtype=np.int32), low, np.maximum(up, low))
-        h.setOptionValue("time_limit", max(0.05, float(time_limit)))
+        h.setOptionValue("time_limit", float(time_limit))
         h.setOptionValue("mip_rel_gap", 0.0)
         if below is not None:  # a cutoff row: sum_c z_c <= below - 1 (HiGHS has no hard cutoff option)
             h.addRow(-highspy.kHighsInf, float(below) - 1, n, np.arange(n, dtype=np.int32), np.ones(n))
@@ -146,3 +144,11 @@ class Master:
             return None
         z = np.round(np.array(sol.col_value))
         return float(z.sum()), z
+
+
+def _column_bounds(n: int, lower: Array, allowed: Array | None) -> tuple[Array, Array]:
+    """Bounds of n columns: `lower` padded with zeros (later columns), upper 0 where not allowed."""
+    low = np.zeros(n)
+    low[:len(lower)] = lower[:n]
+    up = np.full(n, highspy.kHighsInf) if allowed is None else np.where(allowed, highspy.kHighsInf, 0.0)
+    return low, up
