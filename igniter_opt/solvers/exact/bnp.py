@@ -28,9 +28,11 @@ from igniter_opt.solvers.exact.pricing import Pricer, PricingResult, Rules
 EPS = 1e-6
 DELTA = 1e-4  # proves LP > UB - 1 + DELTA, well above the LP's numerical noise
 EXHAUSTIVE_COLUMNS = 150
+EXHAUSTIVE_SHARE = 0.05  # of the time limit: an exhaustive call that found columns returns then
 FINAL_SHARE = 0.2  # of the time limit, kept for a last dive, the bound search and the integer master
 FINAL_DIVE_SHARE = 0.5  # of that, for a last dive when ceil(LP) is below the incumbent
 BOUND_SHARE = 0.5  # of what is left then, for the bound search
+FINAL_RESERVE = 0.03  # of the time limit, for the bound search when the root's search ran into the final phase
 HEURISTIC_COLUMNS = 200
 BEAM = 400  # numpy heuristic pricing keeps the best sets of each size
 HEURISTIC = "truncated"  # or "beam": how columns are found before an exhaustive search
@@ -91,7 +93,8 @@ class BranchAndPrice:
         self.deadline = now + (1 - FINAL_SHARE) * max(0.0, deadline - now)
         self.stats = Stats()
         self._dived_at = math.inf
-        self._dive_period = DIVE_AFTER * max(0.0, deadline - now)
+        self._limit = max(0.0, deadline - now)
+        self._dive_period = DIVE_AFTER * self._limit
         self._dive_due = now + self._dive_period
 
     # -- column generation ----------------------------------------------------------------
@@ -113,7 +116,7 @@ class BranchAndPrice:
             self.stats.lp_iterations += 1
             if lp is None:
                 return math.inf, None, True
-            if time.perf_counter() > self.deadline:
+            if time.perf_counter() > self.deadline and not self._extend(lp, rules):
                 return -math.inf, lp, False
             res = self._heuristic(lp.duals, rules)
             if self._add(res.columns):
@@ -131,8 +134,11 @@ class BranchAndPrice:
             # long before the LP converges, and a search at a higher threshold is far smaller
             target = min(self.upper, math.ceil(lp.value - 1e-6))
             theta = max(1 + EPS, lp.value / (target - 1 + DELTA)) if target > 1 else 1 + EPS
+            # one exhaustive call ends after EXHAUSTIVE_SHARE of the limit when it found columns
+            # (the LP moves on with them); without any it runs to the deadline (the bound)
             res = self.pricer.price(lp.duals, theta, beam=None, deadline=self.deadline, rules=rules,
-                                    max_columns=EXHAUSTIVE_COLUMNS)
+                                    max_columns=EXHAUSTIVE_COLUMNS,
+                                    soft_deadline=time.perf_counter() + EXHAUSTIVE_SHARE * self._limit)
             self.stats.exhaustive_calls += 1
             self.stats.pricing_nodes += res.nodes
             if not (rules.together or rules.apart):  # Lagrangian (Farley) bound of the root
@@ -143,8 +149,22 @@ class BranchAndPrice:
             if self._add(res.columns):
                 continue
             if not res.complete:
+                if time.perf_counter() > self.deadline and self._extend(lp, rules):
+                    continue
                 return -math.inf, lp, False
             return lp.value / theta, lp, True
+
+    def _extend(self, lp: LpResult, rules: Rules) -> bool:
+        """The final phase is for dives and integer masters, which cannot beat the incumbent when
+        ceil(root LP) reaches it: then the root's column generation (and its bound) goes on
+        until FINAL_RESERVE of the limit is left, once."""
+        if rules.together or rules.apart or math.ceil(lp.value - 1e-6) < self.upper:
+            return False
+        end = self.final_deadline - FINAL_RESERVE * self._limit
+        if end <= self.deadline:
+            return False
+        self.deadline = end
+        return True
 
     def _heuristic(self, duals: Array, rules: Rules, deadline: float | None = None) -> PricingResult:
         """Columns of negative reduced cost from the truncated compiled search (in dual order it

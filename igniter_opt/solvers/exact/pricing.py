@@ -22,6 +22,11 @@ from igniter_opt.solvers.exact.levels import LevelSearch
 from igniter_opt.solvers.exact.master import Column
 from igniter_opt.solvers.exact.oracle import FULL, Options, least_shares
 
+try:  # the compiled pieces of the interference-state search (numba)
+    from igniter_opt.solvers.exact import statespace as _statespace
+except ImportError:  # pragma: no cover - numba missing
+    _statespace = None  # type: ignore[assignment]
+
 try:  # the compiled exhaustive search (numba); without numba, LevelSearch does it in numpy
     from igniter_opt.solvers.exact import kernel as _kernel
 except ImportError:  # pragma: no cover - numba missing
@@ -29,6 +34,8 @@ except ImportError:  # pragma: no cover - numba missing
 
 MEMO_LIMIT = 2_000_000
 KERNEL = True  # exhaustive pricing on the numba kernel when numba imports
+STATE_SPACE = True  # exact pricing without branching rules over bins of interference states
+SET_FIRST = 2_000_000  # sets the compiled set search may evaluate before the state search takes over
 ORDER_BY_VALUE = True  # canonical order of the search: by dual (later candidates are worth less, so bounds are tighter)
 
 
@@ -69,6 +76,7 @@ class Pricer:
         self.memo: dict[tuple[int, ...], Array | None] = {}
         self.evaluations = 0
         self.pair = self._pair_table()
+        self.state_space = STATE_SPACE and _statespace is not None and _statespace.applicable(options, option_type)
 
     def _pair_table(self) -> Array:
         """pair[a, b]: least share of option b beside option a alone (inf when the pair cannot fit).
@@ -106,8 +114,8 @@ class Pricer:
 
     # -- the search -----------------------------------------------------------------------
     def price(self, duals: Array, threshold: float, *, beam: int | None, deadline: float,
-              rules: Rules | None = None, max_columns: int = 60, max_nodes: int | None = None
-              ) -> PricingResult:
+              rules: Rules | None = None, max_columns: int = 60, max_nodes: int | None = None,
+              soft_deadline: float | None = None) -> PricingResult:
         """Sets whose dual sum exceeds the threshold (beam search, or exhaustive when beam is None)."""
         rules = rules or Rules()
         value = duals[self.option_type]
@@ -116,6 +124,15 @@ class Pricer:
             return PricingResult([], True, 0.0, 0)
         ratio = value[order] if ORDER_BY_VALUE else value[order] / np.maximum(self.o.alone[order], 1e-9)
         order = order[np.argsort(-ratio, kind="stable")]
+        free = not (rules.together or rules.apart)
+        if beam is None and max_nodes is None and self.state_space and self.compiled and free:
+            # the set search is fastest on small instances; where it would list millions of
+            # near-optimal sets, the state search proves the same in far fewer bins
+            first = self.price(duals, threshold, beam=None, deadline=deadline, max_columns=max_columns,
+                               max_nodes=SET_FIRST)
+            if first.complete or first.columns:
+                return first
+            return self._state_price(duals, threshold, deadline, max_columns, soft_deadline)
         if beam is None and self.compiled:
             res = _kernel.search(self, order, value[order], threshold, rules, deadline, max_columns, max_nodes)
         else:
@@ -123,3 +140,11 @@ class Pricer:
                               max_nodes).run()
         cols = [Column(tuple(int(o) for o in opts), tuple(float(x) for x in sh)) for opts, sh, _ in res.found]
         return PricingResult(cols, res.complete, res.best, res.evaluated, res.open_reach)
+
+    def _state_price(self, duals: Array, threshold: float, deadline: float, max_columns: int,
+                     soft_deadline: float | None = None) -> PricingResult:
+        """Exhaustive pricing by the interference-state search (`statespace.py`); it returns at
+        soft_deadline when it found columns by then."""
+        res = _statespace.StateSpaceSearch(self, duals, threshold, deadline, max_columns, soft_deadline).run()
+        cols = [Column(key, tuple(float(x) for x in shares)) for key, shares, _ in res.found]
+        return PricingResult(cols, res.complete, res.best, res.bins, res.open_reach)

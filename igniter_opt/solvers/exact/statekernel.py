@@ -1,0 +1,197 @@
+"""Compiled pieces of the interference-state pricing (`statespace.py`): weights, knapsacks, leaves.
+
+Everything here works on *items* (an option, repeated as often as its type's demand allows) and
+on a *bin* of interference states: m members, total L2 demand C in [C_lo, C_hi), total power P
+in [P_lo, P_hi). `weights` gives each item the least grid share it needs when the state is at
+least the bin's lower corner; `lagrangian` bounds the best set of the bin (the knapsack over
+those weights with exactly m items, its side rows sum c <= C_hi and sum p <= P_hi - P_idle
+moved into the objective); `leaf` finds the best set of the bin exactly. Arrays are allocated
+by the caller and reused.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+NEG = -1e18
+# rows of the item coefficient block
+GAMMA, K4, K5, BATCH, P0, P1, C0, C1, KL2, KERN, TIDLE, LIMIT, ALONE = range(13)
+N_COEF = 13
+# hardware vector
+H_UNIT, H_CAP, H_AF, H_F, H_ASCH, H_BSCH = range(6)
+
+_compiled = njit(cache=True)
+
+
+@_compiled
+def weights(m, c_lo, p_lo, coef, hw, units, w, c, p):  # pragma: no cover - compiled
+    """Per item: the least grid share (in units; -1 when none) at which it meets its limit when
+    the GPU holds m members, the others' L2 demand is at least c_lo minus its own and the total
+    power at least p_lo; its own L2 demand c and power above idle p at that share.
+
+    The test is `needed_share` of the oracle with those lower bounds, so a member's least share
+    in any set whose state is at least (m, c_lo, p_lo) is at least this weight."""
+    unit = hw[H_UNIT]
+    ratio = 1.0
+    if p_lo > hw[H_CAP]:
+        ratio = 1.0 + hw[H_AF] * (p_lo - hw[H_CAP]) / hw[H_F]
+    inc = hw[H_ASCH] * m + hw[H_BSCH] if m >= 2 else 0.0
+    for i in range(coef.shape[1]):
+        w[i] = -1
+        g, k4, k5 = coef[GAMMA, i], coef[K4, i], coef[K5, i]
+        budget = coef[LIMIT, i] * ratio - coef[KERN, i] * inc - coef[TIDLE, i]
+        for u in range(max(1, int(round(coef[ALONE, i] / unit))), units + 1):
+            t_solo = g / (u * unit + k4) + k5
+            ability = 1000.0 * coef[BATCH, i] / t_solo
+            own = coef[C0, i] * ability + coef[C1, i]
+            x = budget / (1.0 + coef[KL2, i] * (c_lo - own)) - k5
+            if x <= 0:
+                continue
+            need = max(1.0, np.ceil((g / x - k4) / unit - 1e-9))
+            if u >= need:
+                w[i] = u
+                c[i] = own
+                p[i] = coef[P0, i] * ability + coef[P1, i]
+                break
+
+
+@_compiled
+def knapsack(m, w, v, units, best, take, chosen):  # pragma: no cover - compiled
+    """Max sum v over exactly m items with sum w <= units (items with w < 0 left out); the
+    chosen items in `chosen`. Returns NEG when no m items fit."""
+    n = w.size
+    best[:m + 1, :units + 1] = NEG
+    best[0, 0] = 0.0
+    for i in range(n):
+        if w[i] < 0:
+            continue
+        take[i, :m + 1, :units + 1] = False
+        for k in range(m, 0, -1):
+            for s in range(units, w[i] - 1, -1):
+                cand = best[k - 1, s - w[i]] + v[i]
+                if cand > best[k, s]:
+                    best[k, s] = cand
+                    take[i, k, s] = True
+    res, at = NEG, 0
+    for s in range(units + 1):
+        if best[m, s] > res:
+            res, at = best[m, s], s
+    chosen[:] = False
+    if res <= NEG / 2:
+        return NEG
+    k = m
+    for i in range(n - 1, -1, -1):
+        if k > 0 and w[i] >= 0 and take[i, k, at]:
+            chosen[i] = True
+            k -= 1
+            at -= w[i]
+    return res
+
+
+@_compiled
+def lagrangian(m, w, val, c, p, units, c_cap, p_cap, target, iters, best, take, chosen, vbuf, out,
+               cand):  # pragma: no cover - compiled
+    """An upper bound on the bin's best set: for multipliers lam, mu >= 0,
+    max sum (val - lam c - mu p) + lam c_cap + mu p_cap over the knapsack is one, and Polyak
+    steps towards `target` search the multipliers. out: [lam, mu, exact] of the best bound;
+    exact = 1 when its knapsack solution meets both side rows with complementary slackness (the
+    bound is then the bin's optimum and `chosen` holds it). Of the knapsack solutions met on the
+    way, the best of those meeting both side rows is kept in `cand`, its value in out[3] (a
+    candidate column: the bin's sets, though not necessarily its best)."""
+    n = w.size
+    lam, mu, ub = 0.0, 0.0, np.inf
+    out[0], out[1], out[2], out[3] = 0.0, 0.0, 0.0, NEG
+    for _ in range(iters):
+        for i in range(n):
+            vbuf[i] = val[i] - lam * c[i] - mu * p[i]
+        got = knapsack(m, w, vbuf, units, best, take, chosen)
+        if got <= NEG / 2:
+            return NEG
+        bound = got + lam * c_cap + mu * p_cap
+        if bound < ub:
+            ub, out[0], out[1] = bound, lam, mu
+        sc, sp, sv = 0.0, 0.0, 0.0
+        for i in range(n):
+            if chosen[i]:
+                sc += c[i]
+                sp += p[i]
+                sv += val[i]
+        if sc <= c_cap and sp <= p_cap and sv > out[3]:
+            out[3] = sv
+            cand[:] = chosen
+        gc, gp = (c_cap - sc) / 40.0, (p_cap - sp) / 500.0  # scaled: C is tens, P hundreds
+        if gc >= 0 and gp >= 0 and abs(lam * gc) + abs(mu * gp) < 1e-12:
+            out[0], out[1], out[2] = lam, mu, 1.0
+            return bound
+        if ub <= target:
+            return ub
+        if lam <= 0 and gc > 0:
+            gc = 0.0
+        if mu <= 0 and gp > 0:
+            gp = 0.0
+        norm = gc * gc + gp * gp
+        if norm <= 0:
+            break
+        step = (bound - target) / norm
+        lam = max(0.0, lam - step * gc / 40.0)
+        mu = max(0.0, mu - step * gp / 500.0)
+    return ub
+
+
+@_compiled
+def leaf(m, w, val, c, p, units, c_cap, p_cap, lam, mu, tau, max_sets, suffix, vbuf, picks, starts,
+         room, acc, best_set):  # pragma: no cover - compiled
+    """The bin's best set worth more than tau, exactly: every set of m items whose Lagrangian
+    value (multipliers lam, mu) can pass tau is listed by a depth-first search cut by suffix
+    knapsack bounds, and the best one meeting both side rows is kept in best_set. A set passing
+    tau must pass it in Lagrangian value too, so none is missed. Returns (value or NEG, cut):
+    cut = 1 when max_sets sets were listed first (the answer is then not proven)."""
+    n = w.size
+    const = lam * c_cap + mu * p_cap
+    for i in range(n):
+        vbuf[i] = val[i] - lam * c[i] - mu * p[i]
+    suffix[n, 0, :units + 1] = 0.0
+    suffix[n, 1:m + 1, :units + 1] = NEG
+    for i in range(n - 1, -1, -1):
+        for k in range(m + 1):
+            for s in range(units + 1):
+                b = suffix[i + 1, k, s]
+                if w[i] >= 0 and k >= 1 and s >= w[i]:
+                    b = max(b, suffix[i + 1, k - 1, s - w[i]] + vbuf[i])
+                suffix[i, k, s] = b
+    found = NEG
+    if suffix[0, m, units] + const <= tau:
+        return found, 0
+    sets, level = 0, 0
+    starts[0], room[0], acc[0] = 0, units, 0.0
+    while level >= 0:
+        if level == m:
+            sets += 1
+            sc, sp, sv = 0.0, 0.0, 0.0
+            for q in range(m):
+                sc += c[picks[q]]
+                sp += p[picks[q]]
+                sv += val[picks[q]]
+            if sc <= c_cap and sp <= p_cap and sv > tau:
+                tau = found = sv
+                best_set[:] = False
+                for q in range(m):
+                    best_set[picks[q]] = True
+            if sets >= max_sets:
+                return found, 1
+            level -= 1
+            continue
+        j, moved = starts[level], False
+        while j < n:
+            if 0 <= w[j] <= room[level]:
+                value = acc[level] + vbuf[j]
+                if value + suffix[j + 1, m - level - 1, room[level] - w[j]] + const > tau:
+                    picks[level] = j
+                    starts[level] = j + 1
+                    starts[level + 1], room[level + 1], acc[level + 1] = j + 1, room[level] - w[j], value
+                    moved = True
+                    break
+            j += 1
+        level = level + 1 if moved else level - 1
+    return found, 0

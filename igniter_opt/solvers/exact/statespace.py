@@ -1,0 +1,235 @@
+"""Exact pricing over interference states: a best-first search on bins of (members, L2, power).
+
+A member's least share depends on its co-runners only through three numbers of the GPU: the
+member count m (scheduling delay), the total L2 demand C (cache contention) and the total power P
+(the clock drop). Fix a *bin* of states — m, C in [C_lo, C_hi), P in [P_lo, P_hi) — and every
+member of any set whose state lies in the bin needs at least its share at the bin's lower corner
+(`statekernel.weights`: every term of the model only grows with C, P and m), while the set's
+L2 and power at those shares can only be below its true C < C_hi and P < P_hi. So the set is a
+solution of the bin's knapsack: exactly m items, shares summing to at most 100%, sum c < C_hi,
+sum p < P_hi - P_idle, maximising the sum of duals. The best of every bin bounds every
+configuration; the bins together cover every state a configuration can have.
+
+The search is best first over bins: a bin's bound is the Lagrangian of its knapsack (the two
+side rows priced into the objective), a bin above the threshold is halved along C or P, and a
+bin that small gets its exact optimum (`statekernel.leaf`). An optimum that fits in truth (the
+oracle's least shares) is a column and settles its bin; one that does not is split further,
+down to a floor where its bound is kept as unresolved. The top of the heap bounds every
+configuration at any time, so a search cut by the deadline still gives a Farley bound. Where
+the depth-first search over sets (`kernel.py`) must list millions of near-optimal sets at 200
+workloads, the bins are a few thousand: the knapsack does the combinatorics in share units.
+
+Used for the root's exhaustive pricing when every type has one option (the paper batch policy)
+and no branching rule applies; the set search does the rest.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from igniter_opt.model.predict import Array
+from igniter_opt.solvers.exact import statekernel as sk
+from igniter_opt.solvers.exact.oracle import FULL, Options, demand_terms
+
+if TYPE_CHECKING:
+    from igniter_opt.solvers.exact.pricing import Pricer
+
+LEAF_C = 0.25  # bins this narrow in L2 demand and (LEAF_P) in watts get their exact optimum
+LEAF_P = 2.0
+FLOOR = 16.0  # bins LEAF / FLOOR narrow are not split again: their bound stays unresolved
+ITERATIONS = 20  # multiplier steps of one Lagrangian bound
+MAX_SETS = 20_000  # sets one leaf may list before its exact optimum is given up (split instead)
+EDGE = 1e-9  # bins are closed below by this much less, against float noise in C and P
+
+
+@dataclass(order=True)
+class _Bin:
+    key: float  # minus the bound (heapq is a min-heap)
+    m: int = field(compare=False)
+    c_lo: float = field(compare=False)
+    c_hi: float = field(compare=False)
+    p_lo: float = field(compare=False)
+    p_hi: float = field(compare=False)
+    floor: bool = field(compare=False, default=False)
+
+
+@dataclass
+class StateResult:
+    """Sets found above the threshold (option tuples, shares, value) and what bounds the rest."""
+
+    found: list[tuple[tuple[int, ...], Array, float]]
+    complete: bool
+    best: float
+    bins: int
+    open_reach: float
+
+
+class StateSpaceSearch:
+    """One pricing call: items from the duals, then best-first over bins until done or cut."""
+
+    def __init__(self, pricer: Pricer, duals: Array, threshold: float, deadline: float, max_columns: int,
+                 soft_deadline: float | None = None):
+        hw, options, option_type = pricer.hw, pricer.o, pricer.option_type
+        self.hw, self.shares_of = hw, pricer.shares_of
+        self.threshold, self.deadline, self.max_columns = threshold, deadline, max_columns
+        self.soft_deadline = deadline if soft_deadline is None else min(deadline, soft_deadline)
+        self.units = int(round(FULL / hw.unit_pct))
+        value = duals[option_type]
+        opts = np.nonzero((value > 1e-12) & np.isfinite(options.alone))[0]
+        copies = np.minimum(pricer.demand[option_type[opts]], np.floor(FULL / options.alone[opts] + 1e-9)).astype(int)
+        self.option = np.repeat(opts, copies)  # items: options repeated by multiplicity
+        self.value = value[self.option]
+        o, i = options, self.option
+        self.coef = np.stack([o.gamma[i], o.k4[i], o.k5[i], o.batch[i], o.power[i, 0], o.power[i, 1],
+                              o.l2[i, 0], o.l2[i, 1], o.k_l2[i], o.kernels[i], o.t_idle[i], o.limit[i],
+                              o.alone[i]])
+        self.hwv = np.array([hw.unit_pct, hw.power_cap_w, hw.a_f, hw.max_frequency_mhz, hw.a_sch, hw.b_sch])
+        n, u = self.option.size, self.units
+        self.max_m = self._max_members()
+        mm = self.max_m + 1
+        self.w = np.empty(n, dtype=np.int64)
+        self.c, self.p, self.vbuf = np.empty(n), np.empty(n), np.empty(n)
+        self.best, self.take = np.empty((mm, u + 1)), np.zeros((n, mm, u + 1), dtype=np.bool_)
+        self.chosen, self.best_set = np.zeros(n, dtype=np.bool_), np.zeros(n, dtype=np.bool_)
+        self.suffix = np.empty((n + 1, mm, u + 1))
+        self.picks, self.starts, self.room = (np.zeros(mm + 1, dtype=np.int64) for _ in range(3))
+        self.acc, self.out = np.zeros(mm + 1), np.zeros(4)
+        self.cand = np.zeros(n, dtype=np.bool_)
+        self.p_alone, self.c_alone = self._demand(self.coef[sk.ALONE])
+        self.p_full, self.c_full = self._demand(np.full(n, FULL))
+        self.found: dict[tuple[int, ...], tuple[Array, float]] = {}
+        self.bins = 0
+        self.unresolved = -np.inf
+
+    def _demand(self, shares: Array) -> tuple[Array, Array]:
+        """Power above idle and L2 demand of every item at the given shares."""
+        _, power, l2 = demand_terms(_view(self.coef), np.arange(shares.size)[:, None], shares[:, None])
+        return power[:, 0], l2[:, 0]
+
+    def _max_members(self) -> int:
+        """Most items whose alone shares fit one GPU together."""
+        alone = np.sort(np.round(self.coef[sk.ALONE] / self.hw.unit_pct))
+        return int(np.searchsorted(np.cumsum(alone), self.units, side="right"))
+
+    def _root(self, m: int) -> _Bin | None:
+        """The bin of every state m members can have: C and P between their least (members at
+        their shares alone) and their most (members at a full GPU each)."""
+        if m > self.option.size:
+            return None
+        c_lo, c_hi = np.sort(self.c_alone)[:m].sum(), np.sort(self.c_full)[-m:].sum()
+        p_lo, p_hi = np.sort(self.p_alone)[:m].sum(), np.sort(self.p_full)[-m:].sum()
+        idle = self.hw.idle_power_w
+        return _Bin(0.0, m, c_lo - 1e-6, c_hi + 1e-6, idle + p_lo - 1e-6, idle + p_hi + 1e-6)
+
+    # -- one bin ----------------------------------------------------------------------------
+    def _bound(self, b: _Bin) -> float:
+        """Lagrangian bound of the bin (exact when out[2] says so; `chosen` then holds the set)."""
+        sk.weights(b.m, b.c_lo - EDGE, b.p_lo - EDGE, self.coef, self.hwv, self.units, self.w, self.c, self.p)
+        self._caps(b)
+        self.bins += 1
+        return float(sk.lagrangian(b.m, self.w, self.value, self.c, self.p, self.units, b.c_hi,
+                                   b.p_hi - self.hw.idle_power_w, self.threshold, ITERATIONS, self.best,
+                                   self.take, self.chosen, self.vbuf, self.out, self.cand))
+
+    def _caps(self, b: _Bin) -> None:
+        """Items whose own L2 or power already passes the bin's top cannot be in its sets."""
+        self.w[(self.c >= b.c_hi) | (self.p >= b.p_hi - self.hw.idle_power_w)] = -1
+
+    def _exact(self, b: _Bin) -> tuple[float, bool]:
+        """The bin's optimum above the threshold (value, proven) with the set in best_set."""
+        lam, mu = self.out[0], self.out[1]
+        got, cut = sk.leaf(b.m, self.w, self.value, self.c, self.p, self.units, b.c_hi,
+                           b.p_hi - self.hw.idle_power_w, lam, mu, self.threshold, MAX_SETS, self.suffix,
+                           self.vbuf, self.picks, self.starts, self.room, self.acc, self.best_set)
+        return float(got), not cut
+
+    def _settles(self, chosen: Array) -> bool:
+        """Does the set fit in truth? Then it is recorded (when above the threshold)."""
+        key = tuple(sorted(int(x) for x in self.option[chosen]))
+        if key in self.found:
+            return True
+        shares = self.shares_of(key)
+        if shares is None:
+            return False
+        value = float(self.value[chosen].sum())
+        if value > self.threshold:
+            self.found[key] = (shares, value)
+        return True
+
+    def _visit(self, b: _Bin, heap: list[_Bin]) -> None:
+        """Bound a bin; settle it by a true column or its exact optimum, or queue it."""
+        ub = self._bound(b)
+        if ub <= self.threshold:
+            return
+        if self.out[3] > self.threshold and not self.out[2]:
+            self._settles(self.cand)  # a column met on the way (the bin stays open)
+        leaf = b.c_hi - b.c_lo <= LEAF_C and b.p_hi - b.p_lo <= LEAF_P
+        if self.out[2]:
+            if self._settles(self.chosen):
+                return
+        elif leaf:
+            got, proven = self._exact(b)
+            if proven:
+                if got <= self.threshold or self._settles(self.best_set):
+                    return
+                ub = got
+        b.key = -ub
+        b.floor = b.c_hi - b.c_lo <= LEAF_C / FLOOR and b.p_hi - b.p_lo <= LEAF_P / FLOOR
+        heapq.heappush(heap, b)
+
+    @staticmethod
+    def _halves(b: _Bin) -> list[_Bin]:
+        """Halve the bin along the dimension widest relative to its leaf size."""
+        if (b.c_hi - b.c_lo) / LEAF_C >= (b.p_hi - b.p_lo) / LEAF_P:
+            mid = (b.c_lo + b.c_hi) / 2
+            return [_Bin(0.0, b.m, b.c_lo, mid, b.p_lo, b.p_hi), _Bin(0.0, b.m, mid, b.c_hi, b.p_lo, b.p_hi)]
+        mid = (b.p_lo + b.p_hi) / 2
+        return [_Bin(0.0, b.m, b.c_lo, b.c_hi, b.p_lo, mid), _Bin(0.0, b.m, b.c_lo, b.c_hi, mid, b.p_hi)]
+
+    def run(self) -> StateResult:
+        """Best first until no bin passes the threshold, enough columns, or the deadline."""
+        heap: list[_Bin] = []
+        for m in range(1, self.max_m + 1):
+            root = self._root(m)
+            if root is not None:
+                self._visit(root, heap)
+        complete = True
+        while heap and -heap[0].key > self.threshold:
+            now = time.perf_counter()
+            if len(self.found) >= self.max_columns or now > self.deadline or (self.found and now > self.soft_deadline):
+                complete = False
+                break
+            b = heapq.heappop(heap)
+            if b.floor:
+                self.unresolved = max(self.unresolved, -b.key)
+                continue
+            for half in self._halves(b):
+                self._visit(half, heap)
+        best = max((v for _, v in self.found.values()), default=0.0)
+        top = -heap[0].key if heap and not complete else -np.inf
+        found = [(k, s, v) for k, (s, v) in self.found.items()]
+        found.sort(key=lambda f: -f[2])
+        return StateResult(found, complete and self.unresolved <= self.threshold, best, self.bins,
+                           max(top, self.unresolved))
+
+
+def _view(coef: Array) -> Options:
+    """The few Options fields `demand_terms` reads, over the item coefficient block."""
+    n = coef.shape[1]
+    zeros = np.zeros(n)
+    return Options(gamma=coef[sk.GAMMA], k4=coef[sk.K4], k5=coef[sk.K5], batch=coef[sk.BATCH],
+                   power=np.stack([coef[sk.P0], coef[sk.P1]], axis=1), l2=np.stack([coef[sk.C0], coef[sk.C1]], axis=1),
+                   k_l2=coef[sk.KL2], kernels=coef[sk.KERN], t_idle=coef[sk.TIDLE], latency_cap=zeros,
+                   rate_need=zeros, transfer_in_out=zeros, transfer_out=zeros, alone=coef[sk.ALONE])
+
+
+def applicable(options: Options, option_type: Array) -> bool:
+    """One option per type (so item multiplicities are the demands) and L2 and power growing
+    with the share (so members at a full GPU bound a state from above)."""
+    one_each = np.unique(option_type).size == option_type.size
+    return bool(one_each and (options.l2[:, 0] >= 0).all() and (options.power[:, 0] >= 0).all())
