@@ -133,3 +133,21 @@ def test_from_a_bad_incumbent_the_dives_reach_the_proven_optimum(seed, monkeypat
     assert out.stats.dives >= 1
     assert out.complete and out.upper == out.lower == optimum.num_gpus - replicas
     assert _covers(bnp.master, out.chosen)
+
+
+def test_the_root_takes_the_final_phase_when_no_dive_can_beat_the_incumbent():
+    """With ceil(LP) at the incumbent, dives and integer masters cannot help: the root's column
+    generation goes on into the final phase (once), keeping FINAL_RESERVE for the bound search."""
+    bnp = _prepared(32, 3, limit=10)
+    lp = bnp.master.solve_lp()
+    bnp.upper = math.ceil(lp.value - 1e-6)
+    before = bnp.deadline
+    assert not bnp._extend(lp, Rules(apart=[(0, 1)]))  # not below the root
+    assert bnp._extend(lp, Rules())
+    assert bnp.deadline > before
+    assert bnp.deadline == pytest.approx(bnp.final_deadline - bnp_module.FINAL_RESERVE * bnp._limit)
+    assert not bnp._extend(lp, Rules())
+    other = _prepared(32, 3, limit=10)
+    lp = other.master.solve_lp()
+    other.upper = math.ceil(lp.value - 1e-6) + 1  # a dive could still find a better plan
+    assert not other._extend(lp, Rules())
