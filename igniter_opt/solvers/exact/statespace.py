@@ -82,7 +82,9 @@ class StateSpaceSearch:
         value = duals[option_type]
         opts = np.nonzero((value > 1e-12) & np.isfinite(options.alone))[0]
         copies = np.minimum(pricer.demand[option_type[opts]], np.floor(FULL / options.alone[opts] + 1e-9)).astype(int)
-        self.option = np.repeat(opts, copies)  # items: options repeated by multiplicity
+        opts, copies = opts[np.argsort(-value[opts], kind="stable")], copies[np.argsort(-value[opts], kind="stable")]
+        # items: options repeated by multiplicity, largest dual first (a leaf meets good sets first)
+        self.option = np.repeat(opts, copies)
         self.value = value[self.option]
         o, i = options, self.option
         self.coef = np.stack([o.gamma[i], o.k4[i], o.k5[i], o.batch[i], o.power[i, 0], o.power[i, 1],
