@@ -98,7 +98,16 @@ def assert_nothing_left(run_dir: Path, timeout_s: float = 20.0) -> None:
         if not any(left):
             return
         time.sleep(0.2)
-    raise AssertionError(f"left behind: servers {left[0]}, actors {left[1]}, placement groups {left[2]}")
+    raise AssertionError(f"left behind: servers {[(pid, _command(pid)) for pid in left[0]]}, actors {left[1]}, "
+                         f"placement groups {left[2]}")
+
+
+def _command(pid: int) -> str:
+    """The start of a process's command line (which tritonserver or stub was left)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:100]
+    except OSError:
+        return "(gone)"
 
 
 def test_deploy_across_nodes_measure_and_tear_down(cluster, tmp_path):
@@ -374,6 +383,10 @@ def test_node_removed_mid_measure(cluster, tmp_path):
         assert servers[name].node_id != lone
         assert rows[name]["errors"] == 0, rows[name]
         assert abs(rows[name]["measured_throughput_rps"] - rows[name]["rate_rps"]) <= 0.1 * rows[name]["rate_rps"]
-    assert_nothing_left(run_dir)
+    # the lost node's processes (its actors' workers, and with them their servers and stubs)
+    # exit on their own once its raylet is killed; on a real cluster they die with the host.
+    # Under CI load one of its servers or stubs was still there after 20 s (the failure
+    # message now names which), so this is a hang guard, not a speed goal
+    assert_nothing_left(run_dir, timeout_s=90.0)
     assert not any(Path(f"/proc/{pid}").exists() for pid in doomed)
     print(f"\ntear-down after a node loss: {teardown_s:.1f} s")
