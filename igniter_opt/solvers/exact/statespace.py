@@ -74,39 +74,45 @@ class StateSpaceSearch:
 
     def __init__(self, pricer: Pricer, duals: Array, threshold: float, deadline: float, max_columns: int,
                  soft_deadline: float | None = None):
-        hw, options, option_type = pricer.hw, pricer.o, pricer.option_type
-        self.hw, self.shares_of = hw, pricer.shares_of
+        self.hw, self.shares_of = pricer.hw, pricer.shares_of
         self.threshold, self.deadline, self.max_columns = threshold, deadline, max_columns
         self.soft_deadline = deadline if soft_deadline is None else min(deadline, soft_deadline)
-        self.units = int(round(FULL / hw.unit_pct))
-        value = duals[option_type]
-        opts = np.nonzero((value > 1e-12) & np.isfinite(options.alone))[0]
-        copies = np.minimum(pricer.demand[option_type[opts]], np.floor(FULL / options.alone[opts] + 1e-9)).astype(int)
-        opts, copies = opts[np.argsort(-value[opts], kind="stable")], copies[np.argsort(-value[opts], kind="stable")]
-        # items: options repeated by multiplicity, largest dual first (a leaf meets good sets first)
-        self.option = np.repeat(opts, copies)
-        self.value = value[self.option]
-        o, i = options, self.option
+        self.units = int(round(FULL / self.hw.unit_pct))
+        self._items(pricer, duals)
+        self.max_m = self._max_members()
+        self._scratch(self.option.size, self.max_m + 1)
+        self.p_alone, self.c_alone = self._demand(self.coef[sk.ALONE])
+        self.p_full, self.c_full = self._demand(np.full(self.option.size, FULL))
+        self.found: dict[tuple[int, ...], tuple[Array, float]] = {}
+        self.bins = 0
+        self.unresolved = -np.inf
+
+    def _items(self, pricer: Pricer, duals: Array) -> None:
+        """Items: the options of positive dual, each repeated as often as its type's demand (and
+        its share alone) allows, largest dual first (a leaf meets good sets first); their
+        coefficients stacked for the kernels."""
+        o, hw = pricer.o, self.hw
+        value = duals[pricer.option_type]
+        opts = np.nonzero((value > 1e-12) & np.isfinite(o.alone))[0]
+        opts = opts[np.argsort(-value[opts], kind="stable")]
+        copies = np.minimum(pricer.demand[pricer.option_type[opts]], np.floor(FULL / o.alone[opts] + 1e-9))
+        self.option = i = np.repeat(opts, copies.astype(int))
+        self.value = value[i]
         self.coef = np.stack([o.gamma[i], o.k4[i], o.k5[i], o.batch[i], o.power[i, 0], o.power[i, 1],
                               o.l2[i, 0], o.l2[i, 1], o.k_l2[i], o.kernels[i], o.t_idle[i], o.limit[i],
                               o.alone[i]])
         self.hwv = np.array([hw.unit_pct, hw.power_cap_w, hw.a_f, hw.max_frequency_mhz, hw.a_sch, hw.b_sch])
-        n, u = self.option.size, self.units
-        self.max_m = self._max_members()
-        mm = self.max_m + 1
+
+    def _scratch(self, n: int, mm: int) -> None:
+        """The kernels' working arrays, allocated once per call (n items, up to mm - 1 members)."""
+        u = self.units
         self.w = np.empty(n, dtype=np.int64)
         self.c, self.p, self.vbuf = np.empty(n), np.empty(n), np.empty(n)
         self.best, self.take = np.empty((mm, u + 1)), np.zeros((n, mm, u + 1), dtype=np.bool_)
-        self.chosen, self.best_set = np.zeros(n, dtype=np.bool_), np.zeros(n, dtype=np.bool_)
+        self.chosen, self.best_set, self.cand = (np.zeros(n, dtype=np.bool_) for _ in range(3))
         self.suffix = np.empty((n + 1, mm, u + 1))
         self.picks, self.starts, self.room = (np.zeros(mm + 1, dtype=np.int64) for _ in range(3))
         self.acc, self.out = np.zeros(mm + 1), np.zeros(4)
-        self.cand = np.zeros(n, dtype=np.bool_)
-        self.p_alone, self.c_alone = self._demand(self.coef[sk.ALONE])
-        self.p_full, self.c_full = self._demand(np.full(n, FULL))
-        self.found: dict[tuple[int, ...], tuple[Array, float]] = {}
-        self.bins = 0
-        self.unresolved = -np.inf
 
     def _demand(self, shares: Array) -> tuple[Array, Array]:
         """Power above idle and L2 demand of every item at the given shares."""
