@@ -109,7 +109,7 @@ class BranchAndPrice:
 
     def column_generation(self, rules: Rules) -> tuple[float, LpResult | None, bool]:
         """Proven LP bound of the node, its last LP, and whether the bound is proven."""
-        if rules.together or rules.apart:
+        if not rules.root:
             self.master.forbid(self._allowed(rules))
         while True:
             lp = self.master.solve_lp()
@@ -120,14 +120,14 @@ class BranchAndPrice:
                 return -math.inf, lp, False
             res = self._heuristic(lp.duals, rules)
             if self._add(res.columns):
-                if not (rules.together or rules.apart):
+                if rules.root:
                     self._maybe_dive(lp, stalled=False)
                 continue
             if res.complete:  # nothing prices out at all: the LP is solved
-                if not (rules.together or rules.apart):
+                if rules.root:
                     self.lower = max(self.lower, math.ceil(lp.value - 1e-6))
                 return lp.value, lp, True
-            if not (rules.together or rules.apart) and self._maybe_dive(lp, stalled=True):
+            if rules.root and self._maybe_dive(lp, stalled=True):
                 continue
             # the largest bound this LP can give is ceil(LP) (optimality when that is the
             # incumbent): finding no set worth more than LP / (ceil(LP) - 1 + DELTA) proves it,
@@ -141,7 +141,7 @@ class BranchAndPrice:
                                     soft_deadline=time.perf_counter() + EXHAUSTIVE_SHARE * self._limit)
             self.stats.exhaustive_calls += 1
             self.stats.pricing_nodes += res.nodes
-            if not (rules.together or rules.apart):  # Lagrangian (Farley) bound of the root
+            if rules.root:  # Lagrangian (Farley) bound of the root
                 # every set's value is at most max(best seen, theta, what is left unexplored)
                 v_max = max(res.best, theta, res.open_reach)
                 if math.isfinite(v_max):
@@ -158,7 +158,7 @@ class BranchAndPrice:
         """The final phase is for dives and integer masters, which cannot beat the incumbent when
         ceil(root LP) reaches it: then the root's column generation (and its bound) goes on
         until FINAL_RESERVE of the limit is left, once."""
-        if rules.together or rules.apart or math.ceil(lp.value - 1e-6) < self.upper:
+        if not rules.root or math.ceil(lp.value - 1e-6) < self.upper:
             return False
         end = self.final_deadline - FINAL_RESERVE * self._limit
         if end <= self.deadline:

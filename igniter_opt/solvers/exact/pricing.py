@@ -46,6 +46,11 @@ class Rules:
     together: list[tuple[int, int]] = field(default_factory=list)  # types
     apart: list[tuple[int, int]] = field(default_factory=list)  # types
 
+    @property
+    def root(self) -> bool:
+        """No rule at all: the root's column generation (its bound is the whole problem's)."""
+        return not (self.together or self.apart)
+
     def admits(self, types: Array) -> bool:
         """Does a column with these member types obey every rule?"""
         present = set(types.tolist())
@@ -124,8 +129,7 @@ class Pricer:
             return PricingResult([], True, 0.0, 0)
         ratio = value[order] if ORDER_BY_VALUE else value[order] / np.maximum(self.o.alone[order], 1e-9)
         order = order[np.argsort(-ratio, kind="stable")]
-        free = not (rules.together or rules.apart)
-        if beam is None and max_nodes is None and self.state_space and self.compiled and free:
+        if beam is None and max_nodes is None and self.state_space and self.compiled and rules.root:
             # the set search is fastest on small instances; where it would list millions of
             # near-optimal sets, the state search proves the same in far fewer bins
             first = self.price(duals, threshold, beam=None, deadline=deadline, max_columns=max_columns,
