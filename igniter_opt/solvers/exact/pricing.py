@@ -129,16 +129,15 @@ class Pricer:
             return PricingResult([], True, 0.0, 0)
         ratio = value[order] if ORDER_BY_VALUE else value[order] / np.maximum(self.o.alone[order], 1e-9)
         order = order[np.argsort(-ratio, kind="stable")]
-        if beam is None and max_nodes is None and self.state_space and self.compiled and rules.root:
-            # the set search is fastest on small instances; where it would list millions of
-            # near-optimal sets, the state search proves the same in far fewer bins
-            first = self.price(duals, threshold, beam=None, deadline=deadline, max_columns=max_columns,
-                               max_nodes=SET_FIRST)
-            if first.complete or first.columns:
-                return first
-            return self._state_price(duals, threshold, deadline, max_columns, soft_deadline)
+        # the set search is fastest on small instances; where it would list millions of
+        # near-optimal sets (SET_FIRST evaluated, none found), the state search proves the same
+        # in far fewer bins
+        hand_off = beam is None and max_nodes is None and self.state_space and self.compiled and rules.root
         if beam is None and self.compiled:
-            res = _kernel.search(self, order, value[order], threshold, rules, deadline, max_columns, max_nodes)
+            res = _kernel.search(self, order, value[order], threshold, rules, deadline, max_columns,
+                                 SET_FIRST if hand_off else max_nodes)
+            if hand_off and not (res.complete or res.found):
+                return self._state_price(duals, threshold, deadline, max_columns, soft_deadline)
         else:
             res = LevelSearch(self, order, value[order], threshold, rules, deadline, max_columns, beam,
                               max_nodes).run()
