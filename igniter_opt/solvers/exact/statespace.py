@@ -81,8 +81,8 @@ class StateSpaceSearch:
         self._items(pricer, duals)
         self.max_m = self._max_members()
         self._scratch(self.option.size, self.max_m + 1)
-        self.p_alone, self.c_alone = self._demand(self.coef[sk.ALONE])
-        self.p_full, self.c_full = self._demand(np.full(self.option.size, FULL))
+        self.p_alone, self.c_alone = self._demand(pricer.o, self.coef[sk.ALONE])
+        self.p_full, self.c_full = self._demand(pricer.o, np.full(self.option.size, FULL))
         self.found: dict[tuple[int, ...], tuple[Array, float]] = {}
         self.bins = 0
         self.unresolved = -np.inf
@@ -114,9 +114,9 @@ class StateSpaceSearch:
         self.picks, self.starts, self.room = (np.zeros(mm + 1, dtype=np.int64) for _ in range(3))
         self.acc, self.out = np.zeros(mm + 1), np.zeros(4)
 
-    def _demand(self, shares: Array) -> tuple[Array, Array]:
+    def _demand(self, options: Options, shares: Array) -> tuple[Array, Array]:
         """Power above idle and L2 demand of every item at the given shares."""
-        _, power, l2 = demand_terms(_view(self.coef), np.arange(shares.size)[:, None], shares[:, None])
+        _, power, l2 = demand_terms(options, self.option[:, None], shares[:, None])
         return power[:, 0], l2[:, 0]
 
     def _max_members(self) -> int:
@@ -124,11 +124,9 @@ class StateSpaceSearch:
         alone = np.sort(np.round(self.coef[sk.ALONE] / self.hw.unit_pct))
         return int(np.searchsorted(np.cumsum(alone), self.units, side="right"))
 
-    def _root(self, m: int) -> _Bin | None:
+    def _root(self, m: int) -> _Bin:
         """The bin of every state m members can have: C and P between their least (members at
         their shares alone) and their most (members at a full GPU each)."""
-        if m > self.option.size:
-            return None
         c_lo, c_hi = np.sort(self.c_alone)[:m].sum(), np.sort(self.c_full)[-m:].sum()
         p_lo, p_hi = np.sort(self.p_alone)[:m].sum(), np.sort(self.p_full)[-m:].sum()
         idle = self.hw.idle_power_w
@@ -202,10 +200,8 @@ class StateSpaceSearch:
     def run(self) -> StateResult:
         """Best first until no bin passes the threshold, enough columns, or the deadline."""
         heap: list[_Bin] = []
-        for m in range(1, self.max_m + 1):
-            root = self._root(m)
-            if root is not None:
-                self._visit(root, heap)
+        for m in range(1, self.max_m + 1):  # max_m never exceeds the number of items
+            self._visit(self._root(m), heap)
         complete = True
         while heap and -heap[0].key > self.threshold:
             now = time.perf_counter()
@@ -224,16 +220,6 @@ class StateSpaceSearch:
         found.sort(key=lambda f: -f[2])
         return StateResult(found, complete and self.unresolved <= self.threshold, best, self.bins,
                            max(top, self.unresolved))
-
-
-def _view(coef: Array) -> Options:
-    """The few Options fields `demand_terms` reads, over the item coefficient block."""
-    n = coef.shape[1]
-    zeros = np.zeros(n)
-    return Options(gamma=coef[sk.GAMMA], k4=coef[sk.K4], k5=coef[sk.K5], batch=coef[sk.BATCH],
-                   power=np.stack([coef[sk.P0], coef[sk.P1]], axis=1), l2=np.stack([coef[sk.C0], coef[sk.C1]], axis=1),
-                   k_l2=coef[sk.KL2], kernels=coef[sk.KERN], t_idle=coef[sk.TIDLE], latency_cap=zeros,
-                   rate_need=zeros, transfer_in_out=zeros, transfer_out=zeros, alone=coef[sk.ALONE])
 
 
 def applicable(options: Options, option_type: Array) -> bool:
