@@ -5,6 +5,7 @@ clone runs every test that does not need a GPU or docker.
 """
 
 import json
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,23 @@ def reference() -> dict:
 @pytest.fixture(scope="session")
 def v100():
     return load_profile("v100")
+
+
+@cache
+def mixed_pricer(n: int, seed: int, policy: str = "paper", aggregate: bool = True):
+    """The branch-and-price Pricer of `mixed_instance(n, seed)` on the V100 (types aggregated
+    unless told), built once per session; the pricing tests' common subject."""
+    import numpy as np  # noqa: PLC0415 - only the pricing tests need these
+
+    from igniter_opt.bench.generate import mixed_instance  # noqa: PLC0415
+    from igniter_opt.solvers.exact.pricing import Pricer  # noqa: PLC0415
+    from igniter_opt.solvers.exact.solver import catalogue  # noqa: PLC0415
+    from igniter_opt.solvers.sizing import size_instance  # noqa: PLC0415
+
+    profile = load_profile("v100")
+    cat = catalogue(profile, size_instance(mixed_instance(n, seed), profile), policy, aggregate)
+    demand = np.array([len(m) for m in cat.type_demands], dtype=float)
+    return Pricer(profile.hardware, cat.options, cat.option_type, demand)
 
 
 def fake_mps_control(env_prefix: str) -> str:

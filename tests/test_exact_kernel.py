@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from functools import cache
 
 import numpy as np
 import pytest
+from conftest import mixed_pricer
 
 pytest.importorskip("numba")
 
@@ -24,12 +24,8 @@ from igniter_opt.solvers.sizing import size_instance
 ALL = 10**6  # max_columns large enough to return every set above the threshold
 
 
-@cache
 def _pricer(n: int, seed: int, policy: str = "paper") -> Pricer:
-    profile = load_profile("v100")
-    cat = catalogue(profile, size_instance(mixed_instance(n, seed), profile), policy, True)
-    demand = np.array([len(m) for m in cat.type_demands], dtype=float)
-    return Pricer(profile.hardware, cat.options, cat.option_type, demand)
+    return mixed_pricer(n, seed, policy)
 
 
 def _duals(p: Pricer, seed: int, spread: float) -> np.ndarray:

@@ -6,33 +6,26 @@ from __future__ import annotations
 
 import itertools
 import time
-from functools import cache
 
 import numpy as np
 import pytest
+from conftest import mixed_pricer
 
 pytest.importorskip("numba")
 
 from igniter_opt.bench.generate import mixed_instance
-from igniter_opt.model import load_profile
 from igniter_opt.solvers.exact import bnp, pricing
 from igniter_opt.solvers.exact import statekernel as sk
 from igniter_opt.solvers.exact.oracle import demand_terms, least_shares
 from igniter_opt.solvers.exact.pricing import Pricer
-from igniter_opt.solvers.exact.solver import catalogue
 from igniter_opt.solvers.exact.statespace import StateSpaceSearch, applicable
-from igniter_opt.solvers.sizing import size_instance
 from igniter_opt.solvers.solve import SolveOptions, solve
 
-V100 = load_profile("v100")
 FAR = 600.0
 
 
-@cache
 def _pricer(n: int, seed: int, aggregate: bool = True) -> Pricer:
-    cat = catalogue(V100, size_instance(mixed_instance(n, seed), V100), "paper", aggregate)
-    demand = np.array([len(m) for m in cat.type_demands], dtype=float)
-    return Pricer(V100.hardware, cat.options, cat.option_type, demand)
+    return mixed_pricer(n, seed, "paper", aggregate)
 
 
 def _duals(p: Pricer, seed: int) -> np.ndarray:
