@@ -21,9 +21,10 @@ from rich.console import Console
 from rich.table import Table
 
 from igniter_opt.data.plan import GpuPlan, PlacedWorkload, Plan
-from igniter_opt.deploy.loadgen import LoadOptions, Target, WorkloadResult, run_load
+from igniter_opt.deploy.load.generator import LoadOptions, Target, WorkloadResult, run_load
 from igniter_opt.deploy.models import spec_for
-from igniter_opt.deploy.session import DeployOptions, deploy
+from igniter_opt.deploy.session import deploy
+from igniter_opt.deploy.types import DeployOptions
 
 
 def trivial_plan(total_rps: float, workloads: int, batch: int, slo_ms: float) -> Plan:

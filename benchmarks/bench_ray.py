@@ -21,7 +21,8 @@ import ray
 from ray.cluster_utils import Cluster
 
 from igniter_opt.data.plan import load_plan
-from igniter_opt.deploy.session import DeployOptions, deploy
+from igniter_opt.deploy.session import deploy
+from igniter_opt.deploy.types import DeployOptions
 
 ROOT = Path(__file__).resolve().parent.parent
 

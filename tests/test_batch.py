@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from igniter_opt.bench.batch import COLUMNS, read_results, run_batch, solve_task
+from igniter_opt.bench.batch import run_batch
 from igniter_opt.bench.families import COMMITTED, FamilySpec, generate, write_family
+from igniter_opt.bench.pool import solve_task
 from igniter_opt.bench.report import build_report, gaps, load_report, markdown, parse_rows
+from igniter_opt.bench.results import COLUMNS, read_results
 from igniter_opt.data.errors import InputError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -338,7 +340,7 @@ def test_a_second_writer_is_refused_in_one_line(small_set: Path, tmp_path: Path)
 
 
 def test_old_results_files_are_read_by_report_but_not_appended_to(tmp_path: Path) -> None:
-    from igniter_opt.bench.batch import LEGACY_COLUMNS
+    from igniter_opt.bench.results import LEGACY_COLUMNS
 
     old = tmp_path / "old.csv"
     with old.open("w", newline="") as fh:

@@ -16,10 +16,10 @@ import sys
 import pytest
 
 from igniter_opt.data.plan import GpuPlan, PlacedWorkload, Plan
-from igniter_opt.deploy.docker_backend import LABEL, DockerLauncher, docker_client, image_ref
-from igniter_opt.deploy.launcher import LaunchError, ServerSpec
+from igniter_opt.deploy.backends.docker import LABEL, DockerLauncher, docker_client, image_ref
 from igniter_opt.deploy.repository import ModelConfig, write_repository
-from igniter_opt.profiling.mps import mps_available
+from igniter_opt.deploy.types import LaunchError, ServerSpec
+from igniter_opt.platform.mps import mps_available
 
 
 def _engine():

@@ -13,12 +13,12 @@ import pytest
 from conftest import triton_pids
 
 from igniter_opt.data.plan import GpuPlan, PlacedWorkload, Plan
-from igniter_opt.deploy.launcher import LaunchError
-from igniter_opt.deploy.loadgen import LoadOptions
-from igniter_opt.deploy.local import find_tritonserver
+from igniter_opt.deploy.backends.local import find_tritonserver
+from igniter_opt.deploy.load.generator import LoadOptions
 from igniter_opt.deploy.measure import measure
 from igniter_opt.deploy.report import KEYS
-from igniter_opt.deploy.session import ENDPOINTS, DeployOptions, deploy, read_endpoints
+from igniter_opt.deploy.session import deploy, read_endpoints
+from igniter_opt.deploy.types import ENDPOINTS, DeployOptions, LaunchError
 
 pytestmark = [pytest.mark.triton, pytest.mark.slow,
               pytest.mark.skipif(find_tritonserver() is None,

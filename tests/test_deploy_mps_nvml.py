@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import fake_mps_control
 
-from igniter_opt.profiling.mps import (
+from igniter_opt.platform.mps import (
     MAX_PIPE_DIR_LEN,
     MpsDaemon,
     mps_available,
@@ -20,7 +20,7 @@ from igniter_opt.profiling.mps import (
     share_value,
     start_command,
 )
-from igniter_opt.profiling.nvml import GpuSampler, GpuSamples, gpu_info, nvml_available
+from igniter_opt.platform.nvml import GpuSampler, GpuSamples, gpu_info, nvml_available
 
 FAKE_CONTROL = fake_mps_control("CUDA_MPS")
 

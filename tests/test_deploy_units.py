@@ -11,14 +11,21 @@ import pytest
 
 from igniter_opt.data.errors import InputError
 from igniter_opt.data.plan import GpuPlan, PlacedWorkload, Plan
-from igniter_opt.deploy.docker_backend import container_command, container_spec, image_ref
-from igniter_opt.deploy.launcher import ServerSpec, free_port
-from igniter_opt.deploy.loadgen import LoadOptions, Target, WorkloadResult, arrivals, make_shards, summarize
-from igniter_opt.deploy.local import TritonInstall, find_tritonserver, python_libdir, server_command, server_env
+from igniter_opt.deploy.backends.docker import container_command, container_spec, image_ref
+from igniter_opt.deploy.backends.launcher import free_port
+from igniter_opt.deploy.backends.local import (
+    TritonInstall,
+    find_tritonserver,
+    python_libdir,
+    server_command,
+    server_env,
+)
+from igniter_opt.deploy.load.generator import LoadOptions, Target, WorkloadResult, arrivals, make_shards, summarize
 from igniter_opt.deploy.models import SPECS, cpu_standin, spec_for
 from igniter_opt.deploy.report import KEYS, measurement_report
 from igniter_opt.deploy.repository import ModelConfig, config_pbtxt, queue_delay_us, triton_name, write_repository
-from igniter_opt.deploy.session import DeployOptions, read_endpoints, shares_warning
+from igniter_opt.deploy.session import read_endpoints
+from igniter_opt.deploy.types import DeployOptions, ServerSpec, shares_warning
 
 
 def test_model_shapes_match_the_profile_sizes():

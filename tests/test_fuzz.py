@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from igniter_opt.bench.batch import COLUMNS
+from igniter_opt.bench.results import COLUMNS
 from igniter_opt.cli import app
 from igniter_opt.data.instance import load_instance
 from igniter_opt.solvers.solve import solve

@@ -299,7 +299,7 @@ def test_raw_profile_lines(tmp_path):
 
 
 def test_report_with_non_numeric_cells(tmp_path):
-    from igniter_opt.bench.batch import COLUMNS
+    from igniter_opt.bench.results import COLUMNS
 
     path = tmp_path / "results.csv"
     row = {c: "" for c in COLUMNS} | {"instance": "a.json", "solver": "greedy", "status": "feasible",
@@ -387,7 +387,7 @@ def test_json_output_is_strict(tmp_path):
 
 
 def _results_csv(tmp_path) -> Path:
-    from igniter_opt.bench.batch import COLUMNS
+    from igniter_opt.bench.results import COLUMNS
 
     path = tmp_path / "results.csv"
     with path.open("w", newline="") as fh:

@@ -395,7 +395,7 @@ def igniter(*args):
 def _gpu_host() -> bool:
     import importlib.util
 
-    from igniter_opt.profiling.nvml import nvml_available
+    from igniter_opt.platform.nvml import nvml_available
     return importlib.util.find_spec("torch") is not None and nvml_available()
 
 

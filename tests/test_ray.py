@@ -24,11 +24,12 @@ ray = pytest.importorskip("ray", reason="pip install 'igniter-opt[cluster]'")
 from conftest import triton_pids  # noqa: E402
 
 from igniter_opt.data.plan import GpuPlan, PlacedWorkload, Plan  # noqa: E402
-from igniter_opt.deploy.loadgen import LoadOptions  # noqa: E402
-from igniter_opt.deploy.local import find_tritonserver  # noqa: E402
+from igniter_opt.deploy.backends.local import find_tritonserver  # noqa: E402
+from igniter_opt.deploy.backends.ray import PlacementError  # noqa: E402
+from igniter_opt.deploy.load.generator import LoadOptions  # noqa: E402
 from igniter_opt.deploy.measure import measure  # noqa: E402
-from igniter_opt.deploy.ray_backend import PlacementError  # noqa: E402
-from igniter_opt.deploy.session import ENDPOINTS, DeployOptions, deploy, read_endpoints  # noqa: E402
+from igniter_opt.deploy.session import deploy, read_endpoints  # noqa: E402
+from igniter_opt.deploy.types import ENDPOINTS, DeployOptions  # noqa: E402
 
 pytestmark = [pytest.mark.ray, pytest.mark.triton, pytest.mark.slow,
               pytest.mark.skipif(find_tritonserver() is None, reason="no tritonserver (pip install nvidia-pytriton)")]
@@ -245,7 +246,7 @@ def sleepy_or_dying_task(path: str, solver: str, time_limit: float) -> dict:
         time.sleep(60)
     if "die" in Path(path).stem:
         os._exit(3)
-    from igniter_opt.bench.batch import solve_task
+    from igniter_opt.bench.pool import solve_task
 
     return solve_task(path, solver, time_limit)
 
@@ -255,9 +256,10 @@ SAME = ("instance", "family", "workloads", "solver", "gpus", "lower_bound", "sta
 
 
 def test_batch_on_the_cluster_gives_the_local_rows(cluster, tmp_path):
-    from igniter_opt.bench.batch import read_results, run_batch
+    from igniter_opt.bench.batch import run_batch
     from igniter_opt.bench.families import FamilySpec, write_family
     from igniter_opt.bench.raypool import RayPool
+    from igniter_opt.bench.results import read_results
 
     folder = tmp_path / "set" / "paper"
     write_family(FamilySpec("paper", sizes=(4, 8), count=1), folder)
@@ -286,8 +288,9 @@ def test_batch_on_the_cluster_gives_the_local_rows(cluster, tmp_path):
 
 
 def test_batch_on_the_cluster_times_out_and_survives_dead_workers(cluster, tmp_path):
-    from igniter_opt.bench.batch import read_results, run_batch
+    from igniter_opt.bench.batch import run_batch
     from igniter_opt.bench.raypool import RayPool
+    from igniter_opt.bench.results import read_results
 
     src = ROOT / "instances" / "paper" / "motivation.json"
     for name in ("ok", "slow", "die"):  # distinct contents: batch keys tasks by the instance's hash

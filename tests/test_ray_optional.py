@@ -58,8 +58,8 @@ import pytest  # noqa: E402
 
 from igniter_opt.data.errors import InputError  # noqa: E402
 from igniter_opt.data.plan import GpuPlan, PlacedWorkload, Plan  # noqa: E402
-from igniter_opt.deploy.ray_backend import actor_gpus, bundles_for, capacity_problem  # noqa: E402
-from igniter_opt.raycluster import probe as _probe  # noqa: E402
+from igniter_opt.deploy.backends.ray import actor_gpus, bundles_for, capacity_problem  # noqa: E402
+from igniter_opt.platform.raycluster import probe as _probe  # noqa: E402
 
 
 def test_bundles_and_actor_gpus():
@@ -93,7 +93,7 @@ def test_unreachable_address_is_refused_at_once():
 
 
 def test_a_node_without_the_instance_file_solves_the_drivers_copy(tmp_path):
-    from igniter_opt.bench.batch import solve_task
+    from igniter_opt.bench.pool import solve_task
     from igniter_opt.bench.raypool import _ray_task
 
     src = ROOT / "instances" / "paper" / "motivation.json"
@@ -114,8 +114,8 @@ def test_node_setup_starts_mps_on_a_gpu_node_and_teardown_stops_it(tmp_path, mon
     import json
 
     pytest.importorskip("ray")
-    from igniter_opt.deploy.ray_backend import node_setup, node_teardown
-    from igniter_opt.profiling import nvml
+    from igniter_opt.deploy.backends.ray import node_setup, node_teardown
+    from igniter_opt.platform import nvml
 
     bindir = tmp_path / "bin"
     bindir.mkdir()

@@ -24,8 +24,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from igniter_opt.bench.batch import RowSink, Task, TaskFn, run_task, solve_task
-from igniter_opt.raycluster import ray_connection
+from igniter_opt.bench.pool import RowSink, TaskFn, run_task, solve_task
+from igniter_opt.bench.results import Task
+from igniter_opt.platform.raycluster import ray_connection
 
 POLL_S = 0.25
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from rich.table import Table
 
-from igniter_opt.bench.batch import latest_rows, read_results
+from igniter_opt.bench.results import latest_rows, read_results
 from igniter_opt.data.schema import ResultRowSpec, parse
 from igniter_opt.solvers.registry import exact_solvers, solver_names
 

@@ -80,7 +80,7 @@ def batch_cmd(
     pool = None
     if ray:
         from igniter_opt.bench.raypool import RayPool
-        from igniter_opt.raycluster import import_ray
+        from igniter_opt.platform.raycluster import import_ray
 
         import_ray()  # the install hint before any work
         pool = RayPool(address, jobs or None, kill_margin)

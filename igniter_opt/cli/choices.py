@@ -10,7 +10,7 @@ from enum import Enum
 
 from igniter_opt.bench.families import FAMILIES
 from igniter_opt.data.instance import BATCH_POLICIES
-from igniter_opt.deploy.loadproto import DISTRIBUTIONS
+from igniter_opt.deploy.load.protocol import DISTRIBUTIONS
 from igniter_opt.solvers.registry import solver_names
 
 SolverName = Enum("SolverName", {name: name for name in solver_names()}, type=str)  # type: ignore[misc]

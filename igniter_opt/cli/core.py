@@ -28,9 +28,9 @@ from igniter_opt.cli.render import plan_table
 from igniter_opt.data import io
 from igniter_opt.data.errors import InputError, SolveInterrupted
 from igniter_opt.data.export import export_igniter
-from igniter_opt.data.instance import load_instance
 from igniter_opt.data.plan import Plan, load_plan
 from igniter_opt.model import load_profile, predict_checked
+from igniter_opt.model.instances import load_checked_instance
 from igniter_opt.solvers.base import SolveOptions
 from igniter_opt.solvers.margin import check_margin
 from igniter_opt.solvers.solve import solve
@@ -124,7 +124,7 @@ def solve_cmd(
     options = SolveOptions(time_limit=time_limit, threads=threads, mip_gap=mip_gap,
                            batch_policy=value(batch_policy), force=force,
                            margin_pct=check_margin(margin, "--margin"))
-    inst = load_instance(instance)
+    inst = load_checked_instance(instance)
     try:
         plan = solve(inst, solver.value, profile, options)
     except SolveInterrupted as exc:

@@ -25,11 +25,11 @@ from igniter_opt.data import io
 from igniter_opt.data.dnn import ALIASES, SPECS
 from igniter_opt.data.errors import InputError
 from igniter_opt.data.plan import Plan, load_plan
-from igniter_opt.deploy.launcher import LaunchError
-from igniter_opt.deploy.loadgen import LoadError, LoadOptions, WorkloadResult, require_load_client
+from igniter_opt.deploy.load.generator import LoadError, LoadOptions, WorkloadResult, require_load_client
 from igniter_opt.deploy.measure import measure
 from igniter_opt.deploy.report import report_table, save_report
-from igniter_opt.deploy.session import Deployment, DeployOptions, deploy, read_endpoints
+from igniter_opt.deploy.session import deploy, read_endpoints
+from igniter_opt.deploy.types import Deployment, DeployOptions, LaunchError
 
 RUN_DIR_HELP = "Run directory: repositories, logs, MPS pipes and endpoints.json (how `measure` finds servers)."
 BackendOpt = typer.Option(Backend.local, "--backend", help="local (tritonserver processes) | docker (NGC containers) | "

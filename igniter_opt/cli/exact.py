@@ -13,9 +13,10 @@ from rich.text import Text
 from igniter_opt.cli.app import EXIT_INTERRUPTED, app, at_least, console, emit_json, err_console, positive
 from igniter_opt.cli.choices import BatchPolicy, value
 from igniter_opt.data.errors import InfeasibleError, InputError, SolveInterrupted
-from igniter_opt.data.instance import Instance, load_instance
+from igniter_opt.data.instance import Instance
 from igniter_opt.data.plan import Plan
 from igniter_opt.model import load_profile
+from igniter_opt.model.instances import load_checked_instance
 from igniter_opt.solvers.base import SolveOptions
 from igniter_opt.solvers.margin import check_margin
 from igniter_opt.solvers.registry import SOLVERS
@@ -117,7 +118,7 @@ def compare_cmd(
     """Run several solvers on one instance: GPUs, bound, status, gap, share, feasibility, time."""
     names = parse_solvers(solvers)
     levels = parse_margins(margins)
-    inst = load_instance(instance)
+    inst = load_checked_instance(instance)
     try:  # what every solver would refuse (e.g. an absurd rate) is bad input, not a per-solver row
         size_instance(inst, load_profile(inst.profile))
     except InfeasibleError:

@@ -9,14 +9,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from igniter_opt.data.errors import InputError
 from igniter_opt.data.io import read_json, write_json
 from igniter_opt.data.schema import InstanceSpec, parse
-
-if TYPE_CHECKING:
-    from igniter_opt.model import Profile
 
 BATCH_POLICIES = ("paper", "joint")
 
@@ -55,31 +51,13 @@ class Instance:
         return cls(name=spec.name, profile=spec.profile, workloads=workloads, batch_policy=spec.batch_policy)
 
 
-def check_models(instance: Instance, profile: Profile, origin: str = "") -> None:
-    """Every workload's model must be in the profile; the error names file, field and value."""
-    for i, w in enumerate(instance.workloads):
-        if w.model not in profile.models:
-            known = ", ".join(sorted(profile.models))
-            raise InputError(f"{origin or instance.name}: field workloads[{i}].model: {w.model!r} is not "
-                             f"in profile {profile.name!r} (known: {known})")
-
-
-def load_instance(path: str | Path, check_profile: bool = True) -> Instance:
-    """Load and validate an instance file, its profile and its models against that profile.
-
-    A relative profile path is taken from the instance file's folder.
-    """
-    from igniter_opt.model import load_profile
-
+def load_instance(path: str | Path) -> Instance:
+    """Load and validate an instance file (its fields; a relative profile path is taken from the
+    file's folder). Whether its models are in its profile is the model's check:
+    `igniter_opt.model.instances.load_checked_instance` does both."""
     inst = Instance.from_dict(read_json(path, "an instance file"), origin=str(path))
     if inst.profile.endswith(".json") and not Path(inst.profile).is_absolute():
         candidate = Path(path).parent / inst.profile
         if candidate.is_file():
             inst = Instance(inst.name, str(candidate), inst.workloads, inst.batch_policy)
-    if check_profile:
-        try:
-            profile = load_profile(inst.profile)
-        except InputError as exc:
-            raise InputError(f"{path}: field profile: {exc}") from None
-        check_models(inst, profile, str(path))
     return inst

@@ -8,10 +8,10 @@ from typing import Any
 
 from igniter_opt.data.errors import InputError
 from igniter_opt.data.plan import Plan
-from igniter_opt.deploy.loadgen import LoadOptions, Target, WorkloadResult, run_load
+from igniter_opt.deploy.load.generator import LoadOptions, Target, WorkloadResult, run_load
 from igniter_opt.deploy.models import spec_for
 from igniter_opt.deploy.report import measurement_report
-from igniter_opt.profiling.nvml import GpuSampler, gpu_info, nvml_available
+from igniter_opt.platform.nvml import GpuSampler, gpu_info, nvml_available
 
 
 def targets_for(plan: Plan, endpoints: dict[str, Any]) -> list[Target]:

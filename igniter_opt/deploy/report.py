@@ -16,7 +16,7 @@ from rich.table import Table
 
 from igniter_opt.data.io import write_json
 from igniter_opt.data.plan import Plan
-from igniter_opt.deploy.loadgen import WorkloadResult
+from igniter_opt.deploy.load.generator import WorkloadResult
 
 KEYS = ("name", "model", "rate_rps", "slo_ms", "measured_throughput_rps", "p50_ms", "p95_ms", "p99_ms",
         "slo_violation_pct", "errors", "predicted_latency_ms")

@@ -9,95 +9,31 @@ measure` reads it and it is removed on tear-down.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from igniter_opt.data.errors import InputError, require
+from igniter_opt.data.errors import InputError
 from igniter_opt.data.io import read_json
 from igniter_opt.data.plan import Plan
 from igniter_opt.data.schema import EndpointsSpec, parse
-from igniter_opt.deploy.launcher import Endpoint, Launcher, ServerSpec
+from igniter_opt.deploy.backends.launcher import Launcher
 from igniter_opt.deploy.repository import ModelConfig, queue_delay_us, triton_name, write_repository
-from igniter_opt.processes import sigterm_as_interrupt
-from igniter_opt.profiling.mps import MpsDaemon, mps_available
-from igniter_opt.profiling.nvml import gpu_count, nvml_available
-
-ENDPOINTS = "endpoints.json"
-BACKENDS = ("local", "docker", "ray")
-
-
-@dataclass
-class DeployOptions:
-    """How to deploy: backend, where, MPS or not, which binary/image, device and precision."""
-
-    backend: str = "local"
-    run_dir: Path = Path("igniter-run")
-    mps: bool = True
-    tritonserver: str | None = None
-    image: str | None = None
-    device: str = "auto"              # auto | cpu | gpu
-    fp16: bool = False
-    ready_timeout_s: float = 120.0
-    response_cache: bool = False      # Triton's response cache (the load benchmark's trivial model)
-    address: str | None = None        # ray: the cluster (else $RAY_ADDRESS, else a local one)
-    cpus_per_server: float = 0.5      # ray: CPUs reserved per server (bundle CPU = this x members)
-    placement_timeout_s: float = 30.0 # ray: how long the placement group may stay pending
-
-    def __post_init__(self) -> None:
-        if self.backend not in BACKENDS:
-            raise InputError(f"--backend: must be one of {BACKENDS}, got {self.backend!r}")
-        if self.cpus_per_server <= 0:
-            raise InputError(f"--cpus-per-server: must be > 0, got {self.cpus_per_server}")
-        if self.backend == "docker":
-            require("docker", "deploy", "--backend docker")
-        if self.device == "gpu":
-            require("pynvml", "deploy", "--device gpu (NVML)")
-        if self.device not in ("auto", "cpu", "gpu"):
-            raise InputError(f"--device: must be auto, cpu or gpu, got {self.device!r}")
-        self.run_dir = Path(self.run_dir).resolve()
-
-
-@dataclass
-class Deployment:
-    """What is up: the endpoints, whether GPUs and MPS shares are in use, and warnings to show."""
-
-    plan: Plan
-    run_dir: Path
-    backend: str
-    gpu: bool
-    mps: bool
-    endpoints: list[Endpoint] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)   # backend-specific (ray: placement group, nodes)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"instance": self.plan.instance, "backend": self.backend, "gpu": self.gpu, "mps": self.mps,
-                "run_dir": str(self.run_dir), "started_unix": time.time(), **self.extra,
-                "servers": [e.to_dict() for e in self.endpoints]}
-
-
-def shares_warning(gpu: bool, mps: bool) -> str | None:
-    """The loud line to print when MPS shares are not enforced, else None."""
-    if not gpu:
-        return "no GPU on this host: models run on the CPU and MPS shares are NOT enforced (CPU)"
-    if not mps:
-        return "MPS is off: every server may use the whole GPU, the plan's shares are NOT enforced"
-    return None
+from igniter_opt.deploy.types import ENDPOINTS, Deployment, DeployOptions, ServerSpec, shares_warning
+from igniter_opt.platform.mps import MpsDaemon, mps_available
+from igniter_opt.platform.nvml import gpu_count, nvml_available
+from igniter_opt.platform.processes import sigterm_as_interrupt
 
 
 def _make_launcher(options: DeployOptions, mps: MpsDaemon | None) -> Launcher:
     if options.backend == "docker":
-        from igniter_opt.deploy.docker_backend import DockerLauncher, image_ref  # noqa: PLC0415
+        from igniter_opt.deploy.backends.docker import DockerLauncher, image_ref  # noqa: PLC0415
 
         return DockerLauncher(options.run_dir, image=options.image or image_ref(),
                               mps_pipe_dir=mps.pipe_dir if mps else None,
                               ready_timeout_s=max(options.ready_timeout_s, 300.0))
-    from igniter_opt.deploy.local import LocalLauncher  # noqa: PLC0415
+    from igniter_opt.deploy.backends.local import LocalLauncher  # noqa: PLC0415
 
     return LocalLauncher(options.run_dir, options.tritonserver, ready_timeout_s=options.ready_timeout_s)
 
@@ -152,9 +88,9 @@ def deploy(plan: Plan, options: DeployOptions) -> Iterator[Deployment]:
 
 @contextmanager
 def _deploy_ray(plan: Plan, options: DeployOptions) -> Iterator[Deployment]:
-    """The ray backend (deploy/ray_backend.py): GPUs, MPS and servers are on the cluster's nodes."""
-    from igniter_opt.deploy.ray_backend import deploy_on_ray  # noqa: PLC0415
-    from igniter_opt.raycluster import import_ray  # noqa: PLC0415
+    """The ray backend (deploy/backends/ray.py): GPUs, MPS and servers are on the cluster's nodes."""
+    from igniter_opt.deploy.backends.ray import deploy_on_ray  # noqa: PLC0415
+    from igniter_opt.platform.raycluster import import_ray  # noqa: PLC0415
 
     import_ray()  # the install hint before anything else
     run_dir = options.run_dir

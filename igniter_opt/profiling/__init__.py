@@ -14,12 +14,6 @@ _EXPORTS = {
     "ValidationResult": "igniter_opt.profiling.validate",
     "run_validation": "igniter_opt.profiling.validate",
     "sample_colocations": "igniter_opt.profiling.validate",
-    "MpsDaemon": "igniter_opt.profiling.mps",
-    "mps_available": "igniter_opt.profiling.mps",
-    "GpuSampler": "igniter_opt.profiling.nvml",
-    "gpu_count": "igniter_opt.profiling.nvml",
-    "gpu_info": "igniter_opt.profiling.nvml",
-    "nvml_available": "igniter_opt.profiling.nvml",
     "parse_models": "igniter_opt.profiling.grid",
     "plan_budget": "igniter_opt.profiling.grid",
 }

@@ -176,7 +176,7 @@ def run_validation(profile: Profile, colocations: list[list[Colocated]], seconds
                    budget_s: float = 540.0, dtype: str = "float32", eager: bool = False,
                    step: Callable[[str], None] = lambda _: None) -> list[ValidationResult]:
     """Measure co-locations until done or the budget is spent (the ones measured are returned)."""
-    from igniter_opt.profiling.mps import MpsDaemon  # noqa: PLC0415
+    from igniter_opt.platform.mps import MpsDaemon  # noqa: PLC0415
 
     results: list[ValidationResult] = []
     t_begin = time.monotonic()

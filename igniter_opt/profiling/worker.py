@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from igniter_opt.processes import kill_and_reap
+from igniter_opt.platform.processes import kill_and_reap
 
 PROTOCOL_FD_ENV = "IGNITER_WORKER"
 

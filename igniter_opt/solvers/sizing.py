@@ -17,9 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from igniter_opt.data.errors import InfeasibleError, InputError
-from igniter_opt.data.instance import Instance, Workload, check_models
+from igniter_opt.data.instance import Instance, Workload
 from igniter_opt.model import Profile, predict
 from igniter_opt.model.coefficients import Hardware, ModelCoefficients
+from igniter_opt.model.instances import check_models
 from igniter_opt.solvers.margin import latency_limit_ms, rate_target_rps
 
 REPLICA_RATE_FRACTION = 0.9

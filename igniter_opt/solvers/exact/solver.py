@@ -88,7 +88,7 @@ def _batch_options(profile: Profile, demands: list[Demand], policy: str, reps: l
     """Batches per representative demand: the paper batch, or the undominated 1..b_paper."""
     if policy != "joint":
         return {i: [demands[i].batch] for i in reps}
-    from igniter_opt.solvers.formulations.patterns import batch_options
+    from igniter_opt.solvers.formulations.batches import batch_options
 
     sub = [demands[i] for i in reps]
     found = batch_options(profile, sub, policy)

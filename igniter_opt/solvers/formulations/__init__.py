@@ -1,5 +1,6 @@
 """Exact formulations on HiGHS through Pyomo: the compact MILP (`milp`) and set partitioning over
-fitting subsets (`patterns`), their shared configurations (common), bounds and HiGHS runner."""
+fitting subsets (`patterns`), their shared configurations (common), the batches a demand may use
+(batches, also used by the exact solver), bounds and HiGHS runner."""
 
 from igniter_opt.solvers.formulations import compact, patterns
 from igniter_opt.solvers.formulations.common import Configs, shareable_configs

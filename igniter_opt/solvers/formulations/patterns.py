@@ -26,7 +26,7 @@ from igniter_opt.model import Profile
 from igniter_opt.model.predict import Array
 from igniter_opt.solvers.base import FunctionSolver, HighsOptions, SolveOptions
 from igniter_opt.solvers.colocation import least_shares, placed, replica_gpus
-from igniter_opt.solvers.formulations.bounds import prune
+from igniter_opt.solvers.formulations.batches import batch_options
 from igniter_opt.solvers.formulations.common import Configs, capacity_units, shareable_configs
 from igniter_opt.solvers.formulations.highs import run_highs
 from igniter_opt.solvers.heuristics.firstfit import best_heuristic
@@ -65,15 +65,6 @@ def _start(profile: Profile, demands: list[Demand], members: tuple[int, ...], ve
         if sub is not None:
             start = np.maximum(start, np.insert(sub, d, 0.0))
     return start
-
-
-def batch_options(profile: Profile, demands: list[Demand], policy: str,
-                  deadline: float = math.inf) -> dict[int, list[int]]:
-    """Batches each shareable demand may use (paper batch, or the undominated ones of `joint`)."""
-    if policy != "joint":
-        return {i: [d.batch] for i, d in enumerate(demands) if not d.full_gpu}
-    cfgs, _ = prune(profile.hardware, shareable_configs(profile, demands, policy), deadline=deadline)
-    return {c.demand: sorted({int(b) for b in c.batch}) for c in cfgs}
 
 
 def fitting(profile: Profile, demands: list[Demand], policy: str, max_size: int | None = None,

@@ -1,7 +1,7 @@
 """A load worker process: drives its shards of the open-loop load and sends back per-request times.
 
-Run as `python -m igniter_opt.deploy.loadworker` by loadgen.run_load; the pipe protocol and the
-types both sides pass are in loadproto.py (this module never imports loadgen).
+Run as `python -m igniter_opt.deploy.load.worker` by generator.run_load; the pipe protocol and the
+types both sides pass are in protocol.py (this module never imports the generator).
 
 Requests go through tritonclient's generated gRPC service stub on a grpc.aio channel, each a
 ModelInferRequest built once per workload (batch 1, ones): rebuilding it per call, as
@@ -18,7 +18,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from igniter_opt.deploy.loadproto import READY, LoadOptions, Shard, Target, recv, send
+from igniter_opt.deploy.load.protocol import READY, LoadOptions, Shard, Target, recv, send
 
 
 def describe(exc: BaseException) -> str:

@@ -13,7 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from igniter_opt.deploy.launcher import Endpoint, Launcher, LaunchError, ServerSpec, free_port, wait_ready
+from igniter_opt.deploy.backends.launcher import Launcher, free_port, wait_ready
+from igniter_opt.deploy.types import Endpoint, LaunchError, ServerSpec
 
 DEFAULT_IMAGE = "nvcr.io/nvidia/tritonserver"
 DEFAULT_TAG = "24.08-pyt-python-py3"

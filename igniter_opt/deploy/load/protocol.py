@@ -1,4 +1,4 @@
-"""What the load generator (loadgen.py) and its worker processes (loadworker.py) share: the
+"""What the load generator (generator.py) and its worker processes (worker.py) share: the
 targets, options and shards they pass, and the pipe protocol between them.
 
 Protocol on the worker's stdin/stdout, each message a pickle preceded by its 8-byte length:

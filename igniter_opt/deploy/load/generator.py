@@ -1,6 +1,6 @@
 """Open-loop load generator: tritonclient gRPC asyncio, all workloads at once, several processes.
 
-The sending side is in loadworker.py; what both sides share is in loadproto.py.
+The sending side is in worker.py; what both sides share is in protocol.py.
 
 Each workload's arrivals are fixed in advance (constant spacing or Poisson at its rate) and every
 request is sent at its arrival time whether or not earlier ones have returned (open loop). A
@@ -33,8 +33,8 @@ from typing import IO
 import numpy as np
 
 from igniter_opt.data.errors import require
-from igniter_opt.deploy.loadproto import DISTRIBUTIONS, READY, LoadError, LoadOptions, Shard, Target, recv, send
-from igniter_opt.processes import kill_and_reap
+from igniter_opt.deploy.load.protocol import DISTRIBUTIONS, READY, LoadError, LoadOptions, Shard, Target, recv, send
+from igniter_opt.platform.processes import kill_and_reap
 
 __all__ = ["DISTRIBUTIONS", "LoadError", "LoadOptions", "Shard", "Target", "WorkloadResult", "arrivals",
            "make_shards", "require_load_client", "run_load", "summarize"]
@@ -123,7 +123,7 @@ def require_load_client() -> None:
 def run_load(targets: list[Target], options: LoadOptions, ready_timeout_s: float = 120.0) -> list[WorkloadResult]:
     """Drive every target at its rate at once; one result per target, in order.
 
-    Workers are `python -m igniter_opt.deploy.loadworker` processes (so this works from any
+    Workers are `python -m igniter_opt.deploy.load.worker` processes (so this works from any
     __main__, a REPL included); each gets its shards, connects, answers ready, and starts at a common
     wall-clock time. Every worker is killed on the way out, whatever happened.
     """
@@ -137,7 +137,7 @@ def run_load(targets: list[Target], options: LoadOptions, ready_timeout_s: float
     parts: list[dict] = []
     try:
         for g in groups:
-            proc = subprocess.Popen([sys.executable, "-m", "igniter_opt.deploy.loadworker"], stdin=subprocess.PIPE,
+            proc = subprocess.Popen([sys.executable, "-m", "igniter_opt.deploy.load.worker"], stdin=subprocess.PIPE,
                                     stdout=subprocess.PIPE)
             procs.append(proc)
             send(_pipes(proc)[0], (g, options))

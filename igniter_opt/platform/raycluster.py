@@ -1,4 +1,4 @@
-"""Connecting to a Ray cluster, shared by `deploy --backend ray` and `batch --ray`.
+"""Connecting to a Ray cluster: the one `ray_connection`, shared by `deploy --backend ray` and `batch --ray`.
 
 Ray is an extra (`pip install 'igniter-opt[cluster]'`): nothing here imports it at module level, and
 `import_ray` turns its absence into a one-line InputError.
@@ -39,6 +39,16 @@ def probe(address: str, what: str = "--address", timeout_s: float = 5.0) -> None
                          f"`ray start --head`") from None
 
 
+def _local_gpus(wanted: int) -> tuple[int, bool]:
+    """GPUs for a local cluster: this host's (NVML) when work needs any, else `wanted` declared."""
+    if not wanted:
+        return 0, False
+    from igniter_opt.platform.nvml import gpu_count, nvml_available  # noqa: PLC0415
+
+    real = gpu_count() if nvml_available() else 0
+    return (real, False) if real else (wanted, True)
+
+
 def _auth_hint(exc: BaseException) -> str:
     """A hint when the cause is Ray's token authentication (the head has it on, this driver off)."""
     seen: BaseException | None = exc
@@ -51,12 +61,13 @@ def _auth_hint(exc: BaseException) -> str:
 
 
 @contextmanager
-def ray_connection(address: str | None, notes: list[str], local_gpus: int = 0,
-                   local_gpus_declared: bool = False) -> Iterator[Any]:
+def ray_connection(address: str | None, notes: list[str], gpus: int = 0) -> Iterator[Any]:
     """Connect to ADDRESS, or $RAY_ADDRESS, or start a local Ray (stopped on exit); yield ray.
 
     A driver already connected (library use, tests) is used as it is and left connected. A line
-    saying which of the three happened is appended to `notes`.
+    saying which of the three happened is appended to `notes`. A local cluster started for work
+    that needs `gpus` GPUs (deploy: the plan's) gets this host's GPUs (NVML), or, where it has
+    none, `gpus` declared GPUs so that the CPU stand-ins can be placed; `gpus=0` (batch): none.
     """
     ray = import_ray()
     if ray.is_initialized():
@@ -73,12 +84,13 @@ def ray_connection(address: str | None, notes: list[str], local_gpus: int = 0,
             raise InputError(f"{what} {address}: cannot connect to a Ray cluster ({exc}){_auth_hint(exc)}") from None
         notes.append(f"connected to the Ray cluster at {address} (left running)")
     else:
+        local_gpus, declared = _local_gpus(gpus)
         # "local": a new instance even when `ray start` left one on this host (that one needs --address)
         ray.init(address="local", num_gpus=local_gpus, include_dashboard=False, object_store_memory=100 * 2**20,
                  **kw)
-        gpus = f" with {local_gpus} {'declared GPUs (none present)' if local_gpus_declared else 'GPUs'}" \
+        with_gpus = f" with {local_gpus} {'declared GPUs (none present)' if declared else 'GPUs'}" \
             if local_gpus else ""
-        notes.append(f"no --address or RAY_ADDRESS: started a local Ray cluster{gpus}; it is stopped at the end")
+        notes.append(f"no --address or RAY_ADDRESS: started a local Ray cluster{with_gpus}; it is stopped at the end")
     try:
         yield ray
     finally:

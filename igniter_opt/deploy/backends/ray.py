@@ -31,15 +31,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from igniter_opt import raycluster
 from igniter_opt.data.plan import Plan
-from igniter_opt.deploy.launcher import Endpoint, LaunchError
 from igniter_opt.deploy.repository import triton_name
-
-if TYPE_CHECKING:  # pragma: no cover
-    from igniter_opt.deploy.session import Deployment, DeployOptions
+from igniter_opt.deploy.types import Deployment, DeployOptions, Endpoint, LaunchError, ServerSpec, shares_warning
+from igniter_opt.platform.raycluster import ray_connection
 
 STOP_TIMEOUT_S = 10.0
 
@@ -105,25 +102,14 @@ def _free(ray: Any) -> str:
     return f"free now: {res.get('GPU', 0):g} GPUs, {res.get('CPU', 0):g} CPUs"
 
 
-@contextmanager
-def ray_connection(address: str | None, plan: Plan, notes: list[str]) -> Iterator[Any]:
-    """raycluster.ray_connection; a local cluster gets this host's GPUs, or (none here) as many
-    declared GPUs as the plan has, so the CPU stand-ins run."""
-    from igniter_opt.profiling.nvml import gpu_count, nvml_available  # noqa: PLC0415
-
-    real = gpu_count() if nvml_available() else 0
-    with raycluster.ray_connection(address, notes, real or plan.num_gpus, local_gpus_declared=not real) as ray:
-        yield ray
-
-
 # ---- what runs on the cluster's nodes -------------------------------------------------------------
 
 def node_setup(run_dir: str, device: str, mps: bool) -> dict[str, Any]:
     """On one node: is there a GPU, and an MPS daemon started for it (when asked and possible)."""
     import ray  # noqa: PLC0415
 
-    from igniter_opt.profiling.mps import MpsDaemon, mps_available  # noqa: PLC0415
-    from igniter_opt.profiling.nvml import nvml_available  # noqa: PLC0415
+    from igniter_opt.platform.mps import MpsDaemon, mps_available  # noqa: PLC0415
+    from igniter_opt.platform.nvml import nvml_available  # noqa: PLC0415
 
     has_gpu = nvml_available()
     out: dict[str, Any] = {"node_ip": ray.util.get_node_ip_address(), "gpu": False, "mps": False,
@@ -146,7 +132,7 @@ def node_setup(run_dir: str, device: str, mps: bool) -> dict[str, Any]:
 
 def node_teardown(run_dir: str, pipe_dir: str) -> None:
     """Stop the MPS daemon node_setup started on this node."""
-    from igniter_opt.profiling.mps import MpsDaemon  # noqa: PLC0415
+    from igniter_opt.platform.mps import MpsDaemon  # noqa: PLC0415
 
     daemon = MpsDaemon(_node_dir(run_dir))
     daemon.pipe_dir = Path(pipe_dir)
@@ -176,10 +162,9 @@ class ServerActor:
               options: dict[str, Any]) -> dict[str, Any]:
         import ray  # noqa: PLC0415
 
-        from igniter_opt.deploy.launcher import ServerSpec  # noqa: PLC0415
-        from igniter_opt.deploy.local import LocalLauncher  # noqa: PLC0415
+        from igniter_opt.deploy.backends.local import LocalLauncher  # noqa: PLC0415
         from igniter_opt.deploy.repository import ModelConfig, queue_delay_us, write_repository  # noqa: PLC0415
-        from igniter_opt.profiling.mps import share_value  # noqa: PLC0415
+        from igniter_opt.platform.mps import share_value  # noqa: PLC0415
 
         root = _node_dir(run_dir)
         w = workload
@@ -341,10 +326,8 @@ class RayDeployment:
 @contextmanager
 def deploy_on_ray(plan: Plan, options: DeployOptions, dep: Deployment) -> Iterator[Deployment]:
     """Place the plan on the cluster, start every server, fill `dep`; tear everything down on exit."""
-    from igniter_opt.deploy.session import shares_warning  # noqa: PLC0415
-
     notes: list[str] = []
-    with ray_connection(options.address, plan, notes) as ray:
+    with ray_connection(options.address, notes, gpus=plan.num_gpus) as ray:
         dep.notes.extend(notes)
         rd = RayDeployment(ray=ray, run_id=uuid.uuid4().hex[:8], run_dir=str(options.run_dir))
         try:

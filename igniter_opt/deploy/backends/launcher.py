@@ -1,4 +1,6 @@
-"""The launcher interface: start one Triton server per workload, stop everything it started."""
+"""The launcher interface: start one Triton server per workload, stop everything it started.
+
+The records it passes (ServerSpec, Endpoint, LaunchError) are in deploy/types.py."""
 
 from __future__ import annotations
 
@@ -8,42 +10,8 @@ import urllib.error
 import urllib.request
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
-
-class LaunchError(RuntimeError):
-    """A server did not start or did not become ready."""
-
-
-@dataclass
-class ServerSpec:
-    """One server to start: a workload's repository, its GPU (None: CPU) and its MPS client env."""
-
-    name: str
-    model_name: str
-    repository: Path
-    gpu: int | None = None
-    share_pct: float = 100.0
-    env: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class Endpoint:
-    """A started server: where to reach it and how to find it again (pid or container id)."""
-
-    name: str
-    model_name: str
-    grpc_url: str
-    http_url: str
-    handle: str
-    log: str
-    gpu: int | None = None
-    share_pct: float = 100.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+from igniter_opt.deploy.types import Endpoint, LaunchError, ServerSpec
 
 
 def free_port() -> int:

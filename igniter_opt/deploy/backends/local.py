@@ -21,7 +21,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from igniter_opt.deploy.launcher import Endpoint, Launcher, LaunchError, ServerSpec, free_port, wait_ready
+from igniter_opt.deploy.backends.launcher import Launcher, free_port, wait_ready
+from igniter_opt.deploy.types import Endpoint, LaunchError, ServerSpec
 
 CACHE_BYTES = 16 * 2**20
 
