@@ -60,8 +60,8 @@ def main() -> None:
         print(f"deploy to all ready: median {statistics.median(ups):.2f} s (max {max(ups):.2f}); "
               f"tear-down: median {statistics.median(downs):.2f} s (max {max(downs):.2f})")
         if args.batch:
-            from igniter_opt.bench.batch import run_batch  # noqa: PLC0415
-            from igniter_opt.bench.raypool import RayPool  # noqa: PLC0415
+            from igniter_opt.bench.batch import run_batch
+            from igniter_opt.bench.raypool import RayPool
 
             solvers = args.solvers.split(",")
             with tempfile.TemporaryDirectory() as tmp:

@@ -31,12 +31,12 @@ def v100():
 def mixed_pricer(n: int, seed: int, policy: str = "paper", aggregate: bool = True):
     """The branch-and-price Pricer of `mixed_instance(n, seed)` on the V100 (types aggregated
     unless told), built once per session; the pricing tests' common subject."""
-    import numpy as np  # noqa: PLC0415 - only the pricing tests need these
+    import numpy as np  # only the pricing tests need these
 
-    from igniter_opt.bench.generate import mixed_instance  # noqa: PLC0415
-    from igniter_opt.solvers.exact.pricing import Pricer  # noqa: PLC0415
-    from igniter_opt.solvers.exact.solver import catalogue  # noqa: PLC0415
-    from igniter_opt.solvers.sizing import size_instance  # noqa: PLC0415
+    from igniter_opt.bench.generate import mixed_instance
+    from igniter_opt.solvers.exact.pricing import Pricer
+    from igniter_opt.solvers.exact.solver import catalogue
+    from igniter_opt.solvers.sizing import size_instance
 
     profile = load_profile("v100")
     cat = catalogue(profile, size_instance(mixed_instance(n, seed), profile), policy, aggregate)

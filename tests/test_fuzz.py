@@ -87,8 +87,8 @@ def _paths(value: Any, prefix: tuple = ()) -> list[tuple]:
     out = []
     items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else []
     for key, child in items:
-        out.append(prefix + (key,))
-        out += _paths(child, prefix + (key,))
+        out.append((*prefix, key))
+        out += _paths(child, (*prefix, key))
     return out
 
 

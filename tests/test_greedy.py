@@ -52,7 +52,7 @@ def test_motivation_plan_matches_reference(reference):
     assert [w.slo_ms / 2 for w in got] == ref["slos"]
 
 
-def test_new_gpu_opened_without_prediction_is_flagged(v100):
+def test_new_gpu_opened_without_prediction_is_flagged():
     # Two VGG-19 at 500 req/s: the second opens GPU 1 alone at r_lower = 87.5% without prediction;
     # the model says it breaks its SLO there (the power cap drops the clock). Reproduced, and flagged.
     plan = solve(two_vgg19(500), "greedy")

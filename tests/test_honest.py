@@ -173,7 +173,7 @@ def test_run_highs_ctrl_c_stops_highs_with_incumbent_and_bound():
 
 
 def test_ctrl_c_in_any_solver_is_solve_interrupted_with_a_verified_plan(monkeypatch):
-    def interrupted(*args, **kwargs):
+    def interrupted(*_args, **_kwargs):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(greedy, "place_greedy", interrupted)
@@ -240,7 +240,7 @@ def test_impossible_limits_are_exit_2_in_one_line(tmp_path, args, option):
 def test_ctrl_c_while_milp_prepares_keeps_the_heuristic_incumbent(monkeypatch):
     from igniter_opt.solvers.formulations import compact
 
-    def interrupted(*args, **kwargs):
+    def interrupted(*_args, **_kwargs):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(compact, "interference_bounds", interrupted)
@@ -255,14 +255,14 @@ def test_milp_refuses_a_model_past_its_memory_bound_in_one_line(monkeypatch):
 
     monkeypatch.setattr(compact, "MAX_MODEL_VARS", 10)
     inst = load_instance(ROOT / "instances" / "showcase" / "milp_beats_greedy_n12_s3.json")
-    with pytest.raises(InputError, match="binary variables .* use --batch-policy paper"):
+    with pytest.raises(InputError, match=r"binary variables .* use --batch-policy paper"):
         solve(inst, "milp", options=SolveOptions(time_limit=60))
 
 
 def test_patterns_enumeration_is_bounded_in_memory_and_milp_does_without(monkeypatch):
     monkeypatch.setattr(patterns, "MAX_PATTERNS", 5)
     inst = load_instance(PAPER / "paper-loose-n08-1.json")
-    with pytest.raises(InputError, match="fitting .* pairs .* use --solver milp"):
+    with pytest.raises(InputError, match=r"fitting .* pairs .* use --solver milp"):
         solve(inst, "patterns", options=SolveOptions(time_limit=20))
     plan = solve(inst, "milp", options=SolveOptions(time_limit=20))
     assert plan.feasible and plan.status in ("optimal", "time_limit")

@@ -51,7 +51,7 @@ def write(path: Path, data) -> Path:
 
 
 @pytest.fixture
-def plan_dict(tmp_path) -> dict:
+def plan_dict() -> dict:
     return solve(load_instance(MOTIVATION), "greedy").to_dict()
 
 
@@ -91,7 +91,7 @@ def test_missing_and_unreadable_files(tmp_path, monkeypatch):
     refused("report", tmp_path / "nope.csv", expect="no such file")
     path = write(tmp_path / "i.json", instance(("alexnet", 15, 500)))
 
-    def denied(self):
+    def denied(_self):
         raise PermissionError(13, "Permission denied")
     monkeypatch.setattr(Path, "read_bytes", denied)
     refused("solve", path, expect="cannot read (Permission denied)")
@@ -252,7 +252,8 @@ RAW_MUTATIONS = {
     "idletime missing": (lambda r: r["hardware"].pop("idletime"), "hardware.idletime: missing"),
     "grid rows": (lambda r: r["alexnet"].update(gpulatency=r["alexnet"]["gpulatency"][:2]), "alexnet.gpulatency"),
     "grid cell": (lambda r: r["alexnet"]["gpulatency"][1].__setitem__(2, "x"), "alexnet.gpulatency[1][2]"),
-    "grid flat": (lambda r: r["alexnet"].update(power=sum(r["alexnet"]["power"], [])), "alexnet.power: must have"),
+    "grid flat": (lambda r: r["alexnet"].update(power=[x for row in r["alexnet"]["power"] for x in row]),
+                  "alexnet.power: must have"),
     "frequency grid zero": (lambda r: r["ssd"]["frequency"][0].__setitem__(0, 0), "ssd.frequency[0][0]: must be > 0"),
     "l2cache zero": (lambda r: r["vgg19"].update(l2cache=0), "vgg19.l2cache: must be > 0"),
     "activetime zero": (lambda r: r["vgg19"].update(activetime_1=0), "vgg19.activetime_1: must be > 0"),
@@ -370,7 +371,7 @@ def test_output_paths(tmp_path):
 
 
 def test_unwritable_output(tmp_path, monkeypatch):
-    def denied(self, *args, **kwargs):
+    def denied(_self, *_args, **_kwargs):
         raise PermissionError(13, "Permission denied")
     monkeypatch.setattr(Path, "write_text", denied)
     refused("solve", MOTIVATION, "-o", tmp_path / "plan.json", expect="cannot write (Permission denied)")

@@ -109,7 +109,7 @@ def test_round_trip_measurements_raw_fit_recovers_coefficients(tmp_path):
         np.testing.assert_allclose(b.throughput_rps, a.throughput_rps, rtol=1e-4)
 
 
-def test_raw_file_matches_reference_layout(tmp_path):
+def test_raw_file_matches_reference_layout():
     hwm, models = synthesize(truth_profile())
     lines = raw.raw_lines(hwm, models)
     assert all(len(line) == 1 and len(next(iter(line.values()))) == 1 for line in lines)

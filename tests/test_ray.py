@@ -154,7 +154,8 @@ def test_deploy_across_nodes_measure_and_tear_down(cluster, tmp_path):
     assert deploy_s < 60.0 and teardown_s < 60.0
 
 
-def test_placement_refused_when_gpus_are_missing(cluster, tmp_path):
+@pytest.mark.usefixtures("cluster")
+def test_placement_refused_when_gpus_are_missing(tmp_path):
     plan = Plan("too-big", "test", "v100", "feasible",
                 [GpuPlan([light(f"w{j}", "alexnet", 50, 5)]) for j in range(5)])
     t0 = time.monotonic()
@@ -213,7 +214,7 @@ def test_cli_deploy_measure_ctrl_c_run_sigterm_deploy_sigkill(cluster, tmp_path)
     assert len(our_actors()) == 2 and len(live_groups()) == 1
     meas = _igniter("measure", str(plan_path), "--run-dir", str(run_dir), "--duration", "2", "--warmup", "1",
                     "-o", str(tmp_path / "report.json"))
-    m_out, m_err = meas.communicate(timeout=90)
+    _m_out, m_err = meas.communicate(timeout=90)
     assert meas.returncode == 0, m_err  # the load generator drove the servers at NODE_IP:PORT
     assert all(w["errors"] == 0 for w in json.loads((tmp_path / "report.json").read_text())["workloads"])
     out, err = _stop(proc, signal.SIGINT)
@@ -280,14 +281,15 @@ def test_batch_on_the_cluster_gives_the_local_rows(cluster, tmp_path):
     # the CLI: `igniter batch --ray --address ADDR` writes the same rows
     cli = _igniter("batch", str(folder.parent), "--solvers", "greedy,ffd", "--time-limit", "10", "--ray",
                    "--address", cluster.address, "-o", str(tmp_path / "cli.csv"), "-q")
-    out, err = cli.communicate(timeout=120)
+    _out, err = cli.communicate(timeout=120)
     assert cli.returncode == 0, err
     assert f"connected to the Ray cluster at {cluster.address}" in err and f"ran {local.ran}" in err
     assert rows(tmp_path / "cli.csv") == rows(tmp_path / "local.csv")
     print(f"\nbatch of {on_ray.ran} tasks, jobs=2: local pool {t1 - t0:.1f} s, Ray {t2 - t1:.1f} s")
 
 
-def test_batch_on_the_cluster_times_out_and_survives_dead_workers(cluster, tmp_path):
+@pytest.mark.usefixtures("cluster")
+def test_batch_on_the_cluster_times_out_and_survives_dead_workers(tmp_path):
     from igniter_opt.bench.batch import run_batch
     from igniter_opt.bench.raypool import RayPool
     from igniter_opt.bench.results import read_results
@@ -337,7 +339,8 @@ def _comm(proc: Path) -> str:
         return ""
 
 
-def test_cli_run_without_address_starts_and_stops_a_local_cluster(cluster, tmp_path):
+@pytest.mark.usefixtures("cluster")
+def test_cli_run_without_address_starts_and_stops_a_local_cluster(tmp_path):
     plan_path = tmp_path / "plan.json"
     Plan("one", "test", "v100", "feasible", [GpuPlan([light("p", "alexnet", 50, 10)]),
                                              GpuPlan([light("q", "resnet50", 50, 10)])]).save(plan_path)
@@ -345,10 +348,10 @@ def test_cli_run_without_address_starts_and_stops_a_local_cluster(cluster, tmp_p
     proc = _igniter("run", str(plan_path), "--backend", "ray", "--run-dir", str(tmp_path / "run"), "--device", "cpu",
                     "--duration", "2", "--warmup", "1", "-o", str(tmp_path / "report.json"), home=tmp_path)
     try:
-        out, err = proc.communicate(timeout=120)
+        _out, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
-            out, err = _stop(proc, signal.SIGTERM)
+            _out, err = _stop(proc, signal.SIGTERM)
     assert proc.returncode == 0, err
     assert "started a local Ray cluster with 2 declared GPUs (none present); it is stopped at the end" in err
     assert all(w["errors"] == 0 for w in json.loads((tmp_path / "report.json").read_text())["workloads"])

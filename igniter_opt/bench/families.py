@@ -87,7 +87,7 @@ def paper_instance(n: int, level: str, k: int, count: int) -> Instance:
     return Instance(name=f"paper-{level}-n{n:02d}-{k}", profile="v100", workloads=tuple(workloads))
 
 
-def _stress_draw(rng: np.random.Generator, profile: Profile, kind: str, i: int, n: int) -> Workload:
+def _stress_draw(rng: np.random.Generator, profile: Profile, kind: str, i: int) -> Workload:
     """One workload of a stress kind (may be unservable; the caller redraws)."""
     if kind == "tight":  # SLOs just above the least each model can meet
         model = str(rng.choice(MODELS))
@@ -119,7 +119,7 @@ def stress_instance(kind: str, n: int, k: int, seed: int, profile: Profile) -> I
     workloads = []
     for i in range(n):
         for _ in range(100):
-            w = _stress_draw(rng, profile, kind, i, n)
+            w = _stress_draw(rng, profile, kind, i)
             if _servable(profile, w):
                 break
         else:  # pragma: no cover - the ranges above always leave servable draws
@@ -137,8 +137,8 @@ def random_generator() -> Callable[..., Instance]:
         raise InputError(f"family random: the generator igniter_opt.bench.generate is unavailable ({exc})") from None
 
 
-def generate(spec: FamilySpec) -> Iterator[Instance]:
-    """Every instance of a spec, in a fixed order."""
+def _check(spec: FamilySpec) -> None:
+    """InputError for a spec no family can generate."""
     if spec.family not in FAMILIES:
         raise InputError(f"family {spec.family!r}: unknown (choose from {', '.join(FAMILIES)})")
     if spec.count < 1 or not spec.sizes or min(spec.sizes) < 1:
@@ -146,26 +146,37 @@ def generate(spec: FamilySpec) -> Iterator[Instance]:
     bad = [k for k in spec.kinds if k not in STRESS_KINDS]
     if bad or (spec.kinds and spec.family != "stress"):
         raise InputError(f"--kinds {','.join(spec.kinds)}: only for stress, from {', '.join(STRESS_KINDS)}")
-    if spec.family == "paper":
-        if spec.profile != "v100":
-            raise InputError("family paper: only the v100 profile has the paper's models")
-        for n in spec.sizes:
-            for level in SLO_LEVELS:
-                for k in range(spec.count):
-                    yield paper_instance(n, level, k, spec.count)
-    elif spec.family == "random":
-        make = random_generator()
+    if spec.family == "paper" and spec.profile != "v100":
+        raise InputError("family paper: only the v100 profile has the paper's models")
+
+
+def _paper(spec: FamilySpec) -> Iterator[Instance]:
+    for n in spec.sizes:
+        for level in SLO_LEVELS:
+            for k in range(spec.count):
+                yield paper_instance(n, level, k, spec.count)
+
+
+def _random(spec: FamilySpec) -> Iterator[Instance]:
+    make = random_generator()
+    for n in spec.sizes:
+        for k in range(spec.count):
+            inst = make(n, instance_seed(spec.seed, n, k), profile=spec.profile)
+            yield replace(inst, name=f"random-n{n:02d}-{k:02d}")
+
+
+def _stress(spec: FamilySpec) -> Iterator[Instance]:
+    profile = load_profile(spec.profile)
+    for kind in spec.kinds or STRESS_KINDS:
         for n in spec.sizes:
             for k in range(spec.count):
-                inst = make(n, instance_seed(spec.seed, n, k), profile=spec.profile)
-                yield replace(inst, name=f"random-n{n:02d}-{k:02d}")
-    else:
-        kinds = spec.kinds or STRESS_KINDS
-        profile = load_profile(spec.profile)
-        for kind in kinds:
-            for n in spec.sizes:
-                for k in range(spec.count):
-                    yield stress_instance(kind, n, k, spec.seed, profile)
+                yield stress_instance(kind, n, k, spec.seed, profile)
+
+
+def generate(spec: FamilySpec) -> Iterator[Instance]:
+    """Every instance of a spec, in a fixed order."""
+    _check(spec)
+    yield from {"paper": _paper, "random": _random, "stress": _stress}[spec.family](spec)
 
 
 def write_family(spec: FamilySpec, out: str | Path) -> list[Path]:

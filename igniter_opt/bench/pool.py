@@ -53,7 +53,7 @@ def run_task(fn: TaskFn, path: str, solver: str, time_limit: float) -> dict[str,
     start = time.perf_counter()
     try:
         return fn(path, solver, time_limit)
-    except Exception as exc:  # noqa: BLE001 - any failure becomes a row
+    except Exception as exc:  # any failure becomes a row
         last = traceback.extract_tb(exc.__traceback__)[-1:]
         where = f" at {Path(last[0].filename).name}:{last[0].lineno}" if last else ""
         return {"status": "error", "seconds": time.perf_counter() - start,
@@ -117,60 +117,66 @@ class ProcessPool:
 
     def run(self, tasks: Sequence[Task], time_limit: float, on_row: RowSink) -> None:
         pending, slots = deque(tasks), list[_Slot]()
-        margin = self.margin
-
-        def finish(i: int, row: dict[str, Any], replace: bool = False) -> None:
-            slot = slots[i]
-            assert slot.task is not None
-            on_row(slot.task, row)
-            slot.task = None
-            if replace:  # the worker was killed or died: start a fresh one
-                _stop(slot)
-                slots[i] = self._new_slot()
-
         interrupted = False
         try:
             slots.extend(self._new_slot() for _ in range(min(self.jobs, len(tasks))))
             while True:
-                for i, slot in enumerate(slots):
-                    if slot.task is None and pending:
-                        task = pending.popleft()
-                        try:
-                            slot.conn.send((task.path, task.solver, time_limit))
-                        except OSError:
-                            pending.appendleft(task)
-                            _stop(slot)
-                            slots[i] = self._new_slot()
-                            continue
-                        now = time.monotonic()
-                        slot.task, slot.start, slot.deadline = task, now, now + time_limit + margin
+                self._hand_out(slots, pending, time_limit)
                 busy = [i for i, s in enumerate(slots) if s.task is not None]
                 if not busy:
                     break
                 wait([slots[i].conn for i in busy] + [slots[i].proc.sentinel for i in busy], timeout=0.25)
-                now = time.monotonic()
                 for i in busy:
-                    slot = slots[i]
-                    if slot.conn.poll():
-                        try:
-                            finish(i, slot.conn.recv())
-                            continue
-                        except (EOFError, OSError):
-                            pass
-                    if not slot.proc.is_alive():
-                        finish(i, {"status": "crashed", "seconds": now - slot.start,
-                                   "error": f"worker died (exit code {slot.proc.exitcode})"}, replace=True)
-                    elif now > slot.deadline:
-                        kill_and_reap(slot.proc)
-                        finish(i, {"status": "timeout", "seconds": now - slot.start,
-                                   "error": f"killed after {now - slot.start:.1f} s (limit "
-                                            f"{time_limit:g} s + margin {margin:g} s)"}, replace=True)
+                    self._collect(slots, i, time_limit, on_row)
         except KeyboardInterrupt:
             interrupted = True
             raise
         finally:
             for slot in slots:
                 _stop(slot, polite=slot.task is None and not interrupted)
+
+    def _hand_out(self, slots: list[_Slot], pending: deque[Task], time_limit: float) -> None:
+        """Give every idle worker the next pending task (a worker whose pipe broke is replaced)."""
+        for i, slot in enumerate(slots):
+            if slot.task is None and pending:
+                task = pending.popleft()
+                try:
+                    slot.conn.send((task.path, task.solver, time_limit))
+                except OSError:
+                    pending.appendleft(task)
+                    _stop(slot)
+                    slots[i] = self._new_slot()
+                    continue
+                now = time.monotonic()
+                slot.task, slot.start, slot.deadline = task, now, now + time_limit + self.margin
+
+    def _collect(self, slots: list[_Slot], i: int, time_limit: float, on_row: RowSink) -> None:
+        """Worker i's row if it answered; "crashed" if it died, "timeout" (killed) past its deadline;
+        a dead or killed worker is replaced by a fresh one."""
+        slot, now = slots[i], time.monotonic()
+        if slot.conn.poll():
+            try:
+                self._finish(slots, i, slot.conn.recv(), on_row)
+                return
+            except (EOFError, OSError):
+                pass
+        if not slot.proc.is_alive():
+            self._finish(slots, i, {"status": "crashed", "seconds": now - slot.start,
+                                    "error": f"worker died (exit code {slot.proc.exitcode})"}, on_row, replace=True)
+        elif now > slot.deadline:
+            kill_and_reap(slot.proc)
+            self._finish(slots, i, {"status": "timeout", "seconds": now - slot.start,
+                                    "error": f"killed after {now - slot.start:.1f} s (limit {time_limit:g} s + "
+                                             f"margin {self.margin:g} s)"}, on_row, replace=True)
+
+    def _finish(self, slots: list[_Slot], i: int, row: dict[str, Any], on_row: RowSink, replace: bool = False) -> None:
+        slot = slots[i]
+        assert slot.task is not None
+        on_row(slot.task, row)
+        slot.task = None
+        if replace:
+            _stop(slot)
+            slots[i] = self._new_slot()
 
 
 def _stop(slot: _Slot, polite: bool = False) -> None:

@@ -87,7 +87,7 @@ class RayPool:
                 for ref in running:  # Ctrl-C or an error: no task left running on the cluster
                     try:
                         ray.cancel(ref, force=True)
-                    except Exception:  # noqa: BLE001 - already finished or gone
+                    except Exception:  # already finished or gone
                         pass
 
     @staticmethod

@@ -72,7 +72,7 @@ def parse_rows(rows: Iterable[dict[str, str]], by_kind: bool = False, origin: st
     `origin`, the row and the column. by_kind: label each row `family/kind` from its file name
     (stress/tight, paper/loose, ...).
     """
-    label = kind_of if by_kind else (lambda instance, family: family)
+    label = kind_of if by_kind else (lambda _instance, family: family)
     rows = list(rows)
     checked = {id(r): parse(ResultRowSpec, r, f"{origin}: row {i + 1}") for i, r in enumerate(rows)}
     typed = [checked[id(r)] for r in latest_rows(rows).values()]

@@ -72,8 +72,8 @@ def _load(path: Path) -> Plan:
 def _with_predictions(plan: Plan) -> Plan:
     """Verify the plan under its own profile: fresh predictions, and a loud warning when the model
     predicts it breaks an SLO (a plan is never deployed as if it were fine when it is not)."""
-    from igniter_opt.model import load_profile  # noqa: PLC0415
-    from igniter_opt.solvers.verify import verify  # noqa: PLC0415
+    from igniter_opt.model import load_profile
+    from igniter_opt.solvers.verify import verify
 
     try:
         checked, problems = verify(plan, load_profile(plan.profile))

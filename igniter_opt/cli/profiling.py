@@ -48,7 +48,7 @@ def profile_run_cmd(
     work_dir: Path | None = typer.Option(None, help="Where worker logs and ncu reports go."),
 ) -> None:
     """Measure a raw profile of this host's GPU (needs a GPU, torch, MPS; ncu for L2)."""
-    from igniter_opt.profiling.run import RunOptions, check_environment, profile_run  # noqa: PLC0415
+    from igniter_opt.profiling.run import RunOptions, check_environment, profile_run
 
     names = grid.parse_models(models)
     dtype_name, l2_name = dtype.value, l2_source.value
@@ -130,7 +130,7 @@ def validate_cmd(
     if dry_run:
         _dry_run(profile, colocations, as_json)
         return
-    from igniter_opt.profiling.run import check_environment  # noqa: PLC0415
+    from igniter_opt.profiling.run import check_environment
 
     check_environment(l2_source="none")
     with _progress() as progress:

@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticCustomError
+from typing_extensions import override
 
 from igniter_opt.data.errors import InputError
 
@@ -121,6 +122,7 @@ class InstanceSpec(_Closed):
     batch_policy: Literal["paper", "joint"] = "paper"
     workloads: Annotated[list[WorkloadSpec], Field(min_length=1)]
 
+    @override
     def check(self, origin: str, prefix: str = "") -> None:
         dup = duplicates(w.name for w in self.workloads)
         if dup:
@@ -162,6 +164,7 @@ class PlanSpec(_Schema):
     message: Text = ""
     margin_pct: Annotated[float, Field(strict=True, ge=0, lt=100, allow_inf_nan=False)] = 0.0
 
+    @override
     def check(self, origin: str, prefix: str = "") -> None:
         if self.num_gpus is not None and self.num_gpus != len(self.gpus):
             raise fail(origin, "num_gpus", f"does not match the {len(self.gpus)} GPU(s) listed", self.num_gpus)
@@ -223,6 +226,7 @@ class ProfileSpec(_Schema):
     models: Annotated[dict[Name, ModelSpec], Field(min_length=1)]
     fitted_range: RangeSpec | None = None
 
+    @override
     def check(self, origin: str, prefix: str = "") -> None:
         if self.fitted_range is not None:
             self.fitted_range.check(origin, "fitted_range")

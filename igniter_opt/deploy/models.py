@@ -59,8 +59,8 @@ def cpu_standin(model: str) -> Callable[[np.ndarray], np.ndarray]:
 
 def torch_model(model: str, fp16: bool = False, device: str = "cuda") -> Callable[[np.ndarray], np.ndarray]:
     """The torchvision DNN (weights=None) as a numpy-in, numpy-out function on `device`."""
-    import torch  # noqa: PLC0415  (GPU hosts only)
-    import torchvision  # noqa: PLC0415
+    import torch  # GPU hosts only
+    import torchvision
 
     spec = spec_for(model)
     if spec.name == "ssd":

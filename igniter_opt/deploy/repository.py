@@ -27,7 +27,7 @@ _NAME_OK = re.compile(r"[^A-Za-z0-9_.-]")
 def queue_delay_us(slo_ms: float, batch: int, rate_rps: float) -> int:
     """The dynamic batcher's max queue delay in microseconds (rule in the module docstring)."""
     fill_ms = (batch - 1) * 1000.0 / rate_rps
-    return int(round(1000.0 * min(slo_ms / 2.0, fill_ms)))
+    return round(1000.0 * min(slo_ms / 2.0, fill_ms))
 
 
 def triton_name(workload: str) -> str:

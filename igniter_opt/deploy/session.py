@@ -28,12 +28,12 @@ from igniter_opt.platform.processes import sigterm_as_interrupt
 
 def _make_launcher(options: DeployOptions, mps: MpsDaemon | None) -> Launcher:
     if options.backend == "docker":
-        from igniter_opt.deploy.backends.docker import DockerLauncher, image_ref  # noqa: PLC0415
+        from igniter_opt.deploy.backends.docker import DockerLauncher, image_ref
 
         return DockerLauncher(options.run_dir, image=options.image or image_ref(),
                               mps_pipe_dir=mps.pipe_dir if mps else None,
                               ready_timeout_s=max(options.ready_timeout_s, 300.0))
-    from igniter_opt.deploy.backends.local import LocalLauncher  # noqa: PLC0415
+    from igniter_opt.deploy.backends.local import LocalLauncher
 
     return LocalLauncher(options.run_dir, options.tritonserver, ready_timeout_s=options.ready_timeout_s)
 
@@ -89,8 +89,8 @@ def deploy(plan: Plan, options: DeployOptions) -> Iterator[Deployment]:
 @contextmanager
 def _deploy_ray(plan: Plan, options: DeployOptions) -> Iterator[Deployment]:
     """The ray backend (deploy/backends/ray.py): GPUs, MPS and servers are on the cluster's nodes."""
-    from igniter_opt.deploy.backends.ray import deploy_on_ray  # noqa: PLC0415
-    from igniter_opt.platform.raycluster import import_ray  # noqa: PLC0415
+    from igniter_opt.deploy.backends.ray import deploy_on_ray
+    from igniter_opt.platform.raycluster import import_ray
 
     import_ray()  # the install hint before anything else
     run_dir = options.run_dir

@@ -22,7 +22,7 @@ def mps_available() -> bool:
     """True when the MPS control binary is on PATH and a GPU is present."""
     if shutil.which(CONTROL) is None:
         return False
-    from igniter_opt.platform.nvml import nvml_available  # noqa: PLC0415
+    from igniter_opt.platform.nvml import nvml_available
 
     return nvml_available()
 

@@ -18,7 +18,7 @@ Reading = tuple[float, float, float]  # power W, SM clock MHz, GPU utilisation %
 
 
 def _pynvml() -> Any:
-    import pynvml  # noqa: PLC0415  (optional dependency: the `deploy` extra)
+    import pynvml  # optional dependency: the `deploy` extra
 
     return pynvml
 

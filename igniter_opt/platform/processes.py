@@ -27,7 +27,7 @@ def sigterm_as_interrupt(signals: Sequence[int] = (signal.SIGTERM, signal.SIGHUP
         yield
         return
 
-    def handler(signum: int, frame: FrameType | None) -> None:
+    def handler(signum: int, _frame: FrameType | None) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
 
     old = {s: signal.signal(s, handler) for s in signals}

@@ -21,7 +21,7 @@ RAY_MISSING = "Ray is not installed: pip install 'igniter-opt[cluster]'"
 def import_ray() -> Any:
     """The ray module, or InputError with the one-line install hint."""
     try:
-        import ray  # noqa: PLC0415
+        import ray
     except ImportError:
         raise InputError(RAY_MISSING) from None
     return ray
@@ -43,7 +43,7 @@ def _local_gpus(wanted: int) -> tuple[int, bool]:
     """GPUs for a local cluster: this host's (NVML) when work needs any, else `wanted` declared."""
     if not wanted:
         return 0, False
-    from igniter_opt.platform.nvml import gpu_count, nvml_available  # noqa: PLC0415
+    from igniter_opt.platform.nvml import gpu_count, nvml_available
 
     real = gpu_count() if nvml_available() else 0
     return (real, False) if real else (wanted, True)

@@ -68,7 +68,7 @@ class Budget:
     estimate_s: float       # predicted total
 
 
-def workers(models: list[str], l2: bool = True) -> list[WorkerSpec]:
+def workers(models: list[str]) -> list[WorkerSpec]:
     """Worker processes of a run: one per grid share holding every model, a co-location partner,
     and HW_MAX_CONCURRENT VGG-19 workers at HW_SHARE for the hardware steps."""
     specs = [WorkerSpec(f"s{s:g}", float(s), tuple(models), tuple(GRID_BATCHES)) for s in GRID_SHARES]

@@ -9,6 +9,7 @@ span from first kernel start to last kernel end = active time).
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,7 +89,7 @@ def split_iterations(trace: KernelTrace, iterations: int) -> list[KernelTrace]:
     gaps = trace.start_us[1:] - running_end[:-1]
     cuts = np.sort(np.argsort(gaps, kind="stable")[::-1][: iterations - 1]) + 1
     bounds = np.concatenate(([0], cuts, [trace.count]))
-    return [KernelTrace(trace.start_us[a:b], trace.end_us[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+    return [KernelTrace(trace.start_us[a:b], trace.end_us[a:b]) for a, b in itertools.pairwise(bounds)]
 
 
 def idle_us(trace: KernelTrace) -> float:

@@ -134,7 +134,7 @@ def weighted_demand(kernels: list[KernelMetrics], reps: int = 1) -> L2Demand:
     pct_w = float(np.average(pct[ok], weights=dur[ok]))
     ok_hit = ok & np.isfinite(hit)
     hit_w = float(np.average(hit[ok_hit], weights=dur[ok_hit])) if ok_hit.any() else float("nan")
-    return L2Demand(pct_of_peak=pct_w, hit_rate_pct=hit_w, kernels=int(round(len(kernels) / max(reps, 1))))
+    return L2Demand(pct_of_peak=pct_w, hit_rate_pct=hit_w, kernels=round(len(kernels) / max(reps, 1)))
 
 
 def demands_by_model(csv_text: str, models: list[str], reps: int = 1) -> dict[str, L2Demand]:

@@ -34,8 +34,8 @@ def check_environment(l2_source: str = "ncu") -> None:
     if missing:
         raise InputError(f"profiling needs {', '.join(missing)} (pip install torch torchvision nvidia-ml-py) "
                          "and an NVIDIA GPU")
-    from igniter_opt.platform.mps import mps_available  # noqa: PLC0415
-    from igniter_opt.platform.nvml import nvml_available  # noqa: PLC0415
+    from igniter_opt.platform.mps import mps_available
+    from igniter_opt.platform.nvml import nvml_available
 
     if not nvml_available():
         raise InputError("no NVIDIA GPU found (NVML reports none): profiling needs a GPU host")
@@ -183,8 +183,8 @@ class Profiler:
 
     # -- the run -------------------------------------------------------------------------------
     def run(self) -> list[dict[str, Any]]:
-        from igniter_opt.platform.mps import MpsDaemon  # noqa: PLC0415
-        from igniter_opt.platform.nvml import GpuSampler, gpu_info  # noqa: PLC0415
+        from igniter_opt.platform.mps import MpsDaemon
+        from igniter_opt.platform.nvml import GpuSampler, gpu_info
 
         opts = self.opts
         info = gpu_info()

@@ -41,8 +41,8 @@ def wait_until(t: float | None) -> None:
 
 def build_forward(name: str, dtype: Any, device: str = "cuda") -> Any:
     """The DNN as a callable on a batch tensor (SSD: backbone + head, raw boxes and scores, no NMS)."""
-    import torch  # noqa: PLC0415
-    import torchvision  # noqa: PLC0415
+    import torch
+    import torchvision
 
     if name == "ssd":
         net = torchvision.models.detection.ssd300_vgg16(weights=None, weights_backbone=None,
@@ -60,7 +60,7 @@ class Runner:
 
     def __init__(self, name: str, batches: list[int], dtype: str = "float32", graphs: bool = True,
                  transfer: bool = False) -> None:
-        import torch  # noqa: PLC0415
+        import torch
 
         self.torch, self.name, self.transfer = torch, name, transfer
         self.dtype = getattr(torch, dtype)
@@ -86,7 +86,7 @@ class Runner:
                         with torch.cuda.graph(g):
                             self.outputs[b] = self.fwd(x)
                         self.graphs[b] = g
-                    except Exception as exc:  # noqa: BLE001  (fall back to eager, say why)
+                    except Exception as exc:  # fall back to eager, say why
                         self.graph_error = repr(exc)
         if transfer:
             self.host_in = {b: torch.randn((b, *INPUT_SHAPES[name])).pin_memory() for b in batches}
@@ -178,7 +178,7 @@ class Runner:
     def trace(self, b: int, iters: int, start_at: float | None = None) -> dict[str, Any]:
         """Kernel start/end times (us) of `iters` synchronised inferences, from torch.profiler."""
         torch = self.torch
-        from torch.profiler import ProfilerActivity, profile  # noqa: PLC0415
+        from torch.profiler import ProfilerActivity, profile
 
         wait_until(start_at)
         with profile(activities=[ProfilerActivity.CUDA]) as prof:
@@ -206,8 +206,8 @@ class Runner:
 
 def device_facts() -> dict[str, Any]:
     """SM count, name and versions of the current CUDA device (inside a worker)."""
-    import torch  # noqa: PLC0415
-    import torchvision  # noqa: PLC0415
+    import torch
+    import torchvision
 
     props = torch.cuda.get_device_properties(0)
     return {"device": props.name, "sm_count": int(props.multi_processor_count), "torch": torch.__version__,
@@ -216,7 +216,7 @@ def device_facts() -> dict[str, Any]:
 
 def h2d_bandwidth(nbytes: int = 64 << 20, reps: int = 8) -> dict[str, Any]:
     """Pinned and pageable host-to-device copy times (ms) of `nbytes`, timed with CUDA events."""
-    import torch  # noqa: PLC0415
+    import torch
 
     dev = torch.empty(nbytes, dtype=torch.uint8, device="cuda")
     out: dict[str, Any] = {"bytes": nbytes}

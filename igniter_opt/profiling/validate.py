@@ -150,7 +150,7 @@ def summarize_transfer(answer: dict[str, Any], batch: int, start: float, end: fl
 def measure(colocation: list[Colocated], mps: Any, work: Path, seconds: float, dtype: str = "float32",
             eager: bool = False) -> list[dict[str, float]]:
     """Run one co-location on the GPU (one MPS client per workload) and measure each workload."""
-    from igniter_opt.profiling.worker import WorkerProcess, run_together, worker_argv  # noqa: PLC0415
+    from igniter_opt.profiling.worker import WorkerProcess, run_together, worker_argv
 
     workers = [WorkerProcess(f"w{i}", worker_argv([w.model], [w.batch], dtype, eager, transfer=True),
                              mps.client_env(w.share), work / "logs" / f"w{i}.log") for i, w in enumerate(colocation)]
@@ -176,7 +176,7 @@ def run_validation(profile: Profile, colocations: list[list[Colocated]], seconds
                    budget_s: float = 540.0, dtype: str = "float32", eager: bool = False,
                    step: Callable[[str], None] = lambda _: None) -> list[ValidationResult]:
     """Measure co-locations until done or the budget is spent (the ones measured are returned)."""
-    from igniter_opt.platform.mps import MpsDaemon  # noqa: PLC0415
+    from igniter_opt.platform.mps import MpsDaemon
 
     results: list[ValidationResult] = []
     t_begin = time.monotonic()

@@ -34,9 +34,9 @@ class WorkerError(RuntimeError):
 
 
 def _serve(args: argparse.Namespace, proto: IO[str]) -> None:
-    import torch  # noqa: PLC0415
+    import torch
 
-    from igniter_opt.profiling import timing  # noqa: PLC0415  (imports torch lazily)
+    from igniter_opt.profiling import timing  # imports torch lazily
 
     def say(obj: dict[str, Any]) -> None:
         proto.write(json.dumps(obj) + "\n")
@@ -70,18 +70,18 @@ def _serve(args: argparse.Namespace, proto: IO[str]) -> None:
                 say({"ok": True, **r.trace(cmd["batch"], cmd["iters"], cmd.get("start_at"))})
             else:
                 say({"ok": False, "error": f"unknown op {op!r}"})
-        except Exception as exc:  # noqa: BLE001  (report, keep serving)
+        except Exception as exc:  # report, keep serving
             try:
                 torch.cuda.synchronize()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
             say({"ok": False, "error": repr(exc)})
 
 
 def _ncu_pass(args: argparse.Namespace) -> None:
-    import torch  # noqa: PLC0415
+    import torch
 
-    from igniter_opt.profiling import timing  # noqa: PLC0415
+    from igniter_opt.profiling import timing
 
     (batch,) = args.batches
     runners = [timing.Runner(m, [batch], args.dtype, graphs=not args.eager) for m in args.models]
@@ -135,7 +135,7 @@ class WorkerProcess:
 
     def start(self) -> WorkerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(self.log_path, "w")  # noqa: SIM115  (closed in close())
+        self._log = open(self.log_path, "w")  # closed in close()
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
                                      env={**os.environ, **self.env}, text=True, bufsize=1)
         return self

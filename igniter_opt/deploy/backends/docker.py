@@ -67,7 +67,7 @@ def container_spec(spec: ServerSpec, image: str, host_ports: tuple[int, int], ru
 def docker_client() -> Any:
     """A docker SDK client for the host engine, or LaunchError when none answers."""
     try:
-        import docker  # noqa: PLC0415
+        import docker
 
         client = docker.from_env(timeout=10)
         client.ping()
@@ -91,7 +91,7 @@ class DockerLauncher(Launcher):
         self.containers: list[tuple[Any, Path]] = []
 
     def start(self, spec: ServerSpec) -> Endpoint:
-        from docker.types import DeviceRequest  # noqa: PLC0415
+        from docker.types import DeviceRequest
 
         ports = (free_port(), free_port())
         kwargs = container_spec(spec, self.image, ports, self.run_dir, self.mps_pipe_dir)

@@ -41,7 +41,7 @@ class TritonInstall:
 
 def _pytriton_install() -> TritonInstall | None:
     try:
-        import pytriton  # noqa: PLC0415
+        import pytriton
     except ImportError:
         return None
     root = Path(pytriton.__file__).resolve().parent
@@ -112,7 +112,7 @@ def prepare_backends(install: TritonInstall, run_dir: Path) -> Path | None:
 def _die_with_parent() -> None:
     """In the child before exec (Linux): SIGKILL the server when igniter dies, even by SIGKILL."""
     try:
-        import ctypes  # noqa: PLC0415
+        import ctypes
 
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except Exception:  # not Linux/glibc: the context managers still stop what they started

@@ -106,10 +106,10 @@ def _free(ray: Any) -> str:
 
 def node_setup(run_dir: str, device: str, mps: bool) -> dict[str, Any]:
     """On one node: is there a GPU, and an MPS daemon started for it (when asked and possible)."""
-    import ray  # noqa: PLC0415
+    import ray
 
-    from igniter_opt.platform.mps import MpsDaemon, mps_available  # noqa: PLC0415
-    from igniter_opt.platform.nvml import nvml_available  # noqa: PLC0415
+    from igniter_opt.platform.mps import MpsDaemon, mps_available
+    from igniter_opt.platform.nvml import nvml_available
 
     has_gpu = nvml_available()
     out: dict[str, Any] = {"node_ip": ray.util.get_node_ip_address(), "gpu": False, "mps": False,
@@ -132,7 +132,7 @@ def node_setup(run_dir: str, device: str, mps: bool) -> dict[str, Any]:
 
 def node_teardown(run_dir: str, pipe_dir: str) -> None:
     """Stop the MPS daemon node_setup started on this node."""
-    from igniter_opt.platform.mps import MpsDaemon  # noqa: PLC0415
+    from igniter_opt.platform.mps import MpsDaemon
 
     daemon = MpsDaemon(_node_dir(run_dir))
     daemon.pipe_dir = Path(pipe_dir)
@@ -147,7 +147,7 @@ def _node_dir(run_dir: str) -> Path:
         path.mkdir(parents=True, exist_ok=True)
         return path
     except OSError:
-        import tempfile  # noqa: PLC0415
+        import tempfile
 
         return Path(tempfile.mkdtemp(prefix="igniter-run-"))
 
@@ -160,11 +160,11 @@ class ServerActor:
 
     def start(self, run_dir: str, workload: dict[str, Any], gpu: bool, pipe_dir: str | None,
               options: dict[str, Any]) -> dict[str, Any]:
-        import ray  # noqa: PLC0415
+        import ray
 
-        from igniter_opt.deploy.backends.local import LocalLauncher  # noqa: PLC0415
-        from igniter_opt.deploy.repository import ModelConfig, queue_delay_us, write_repository  # noqa: PLC0415
-        from igniter_opt.platform.mps import share_value  # noqa: PLC0415
+        from igniter_opt.deploy.backends.local import LocalLauncher
+        from igniter_opt.deploy.repository import ModelConfig, queue_delay_us, write_repository
+        from igniter_opt.platform.mps import share_value
 
         root = _node_dir(run_dir)
         w = workload
@@ -225,7 +225,7 @@ class RayDeployment:
     def place(self, bundles: list[dict[str, float]], timeout_s: float) -> dict[int, str]:
         """Create and wait for the placement group; bundle index -> node id. PlacementError when
         the cluster cannot hold it (checked first, then a bounded wait: never left pending)."""
-        from ray.util.placement_group import placement_group, placement_group_table  # noqa: PLC0415
+        from ray.util.placement_group import placement_group, placement_group_table
 
         problem = capacity_problem(bundles, _node_totals(self.ray))
         if problem:
@@ -239,7 +239,7 @@ class RayDeployment:
         return {int(k): v for k, v in table["bundles_to_node_id"].items()}
 
     def setup_nodes(self, node_ids: set[str], run_dir: str, device: str, mps: bool, timeout_s: float) -> None:
-        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy  # noqa: PLC0415
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         setup = _remote_classes(self.ray)["setup"]
         refs = {nid: setup.options(scheduling_strategy=NodeAffinitySchedulingStrategy(nid, soft=False))
@@ -252,7 +252,7 @@ class RayDeployment:
 
     def start_servers(self, plan: Plan, bundle_nodes: dict[int, str], run_dir: str, options: DeployOptions,
                       cpus_per_server: float) -> list[RayEndpoint]:
-        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy  # noqa: PLC0415
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
         server = _remote_classes(self.ray)["server"]
         opts = {"fp16": options.fp16, "response_cache": options.response_cache, "tritonserver": options.tritonserver,
@@ -294,27 +294,27 @@ class RayDeployment:
         for a in self.actors:
             try:
                 refs.append(a.stop.remote())
-            except Exception:  # noqa: BLE001 - a dead actor: nothing to stop
+            except Exception:  # a dead actor: nothing to stop
                 pass
         if refs:
             ray.wait(refs, num_returns=len(refs), timeout=timeout_s)
         for a in self.actors:
             try:
                 ray.kill(a, no_restart=True)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
         self.actors.clear()
         if self.pg is not None:
-            from ray.util.placement_group import remove_placement_group  # noqa: PLC0415
+            from ray.util.placement_group import remove_placement_group
 
             try:
                 remove_placement_group(self.pg)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
             self.pg = None
         started = {nid: n for nid, n in self.nodes.items() if n.get("started") and n.get("pipe_dir")}
         if started:
-            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy  # noqa: PLC0415
+            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
             teardown = _remote_classes(ray)["teardown"]
             refs = [teardown.options(scheduling_strategy=NodeAffinitySchedulingStrategy(nid, soft=False))

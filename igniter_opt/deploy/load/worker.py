@@ -68,7 +68,7 @@ async def _drive(shard: Shard, client: Any, request: Any, mono0: float, options:
 
 def infer_request(target: Target) -> Any:
     """One serialised ModelInferRequest (batch 1, ones), built once and sent many times."""
-    from tritonclient.grpc import service_pb2  # noqa: PLC0415
+    from tritonclient.grpc import service_pb2
 
     shape = [1, *target.input_dims]
     tensor = service_pb2.ModelInferRequest.InferInputTensor(name="INPUT0", datatype="FP32", shape=shape)
@@ -87,7 +87,7 @@ class _Client:
     METHOD = "/inference.GRPCInferenceService/ModelInfer"
 
     def __init__(self, url: str) -> None:
-        import grpc  # noqa: PLC0415
+        import grpc
 
         options = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
         self.channel = grpc.aio.insecure_channel(url, options=options)

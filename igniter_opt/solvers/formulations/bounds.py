@@ -85,7 +85,7 @@ def interference_bounds(hw: Hardware, cfgs: list[Configs]) -> Bounds:
     tables = {v: _tables(cfgs, cap, v) for v in ("l2", "power", "count")}
     excl = {v: [_max_plus(pre[q], suf[q + 1]) for q in range(len(cfgs))] for v, (pre, suf) in tables.items()}
     inc_table = np.maximum.accumulate(inc_of(hw, np.arange(len(cfgs) + 2)))
-    n_all = int(round(tables["count"][0][-1][cap]))
+    n_all = round(tables["count"][0][-1][cap])
     return Bounds(
         cap=cap,
         l2_all=float(tables["l2"][0][-1][cap]),

@@ -69,7 +69,7 @@ class Configs:
 
 def capacity_units(hw: Hardware) -> int:
     """How many share units one GPU holds."""
-    return int(math.floor(FULL_SHARE / hw.unit_pct + 1e-9))
+    return math.floor(FULL_SHARE / hw.unit_pct + 1e-9)
 
 
 def batch_choices(demand: Demand, policy: str) -> Array:

@@ -50,7 +50,7 @@ def cancel_on_sigint(opt: Any) -> Iterator[list[bool]]:
         yield hit
         return
 
-    def handler(signum: int, frame: object) -> None:
+    def handler(_signum: int, _frame: object) -> None:
         hit[0] = True
         solver = getattr(opt, "_solver_model", None)
         if solver is not None and hasattr(solver, "cancelSolve"):

@@ -111,7 +111,7 @@ def _vectors(members: tuple[int, ...], options: dict[int, list[int]], known: Kno
     out = []
     for head in known.get(members[:-1], {}):
         for b in options[members[-1]]:
-            vec = head + (float(b),)
+            vec = (*head, float(b))
             if all(vec[:d] + vec[d + 1:] in known.get(members[:d] + members[d + 1:], {})
                    for d in range(len(members) - 1)):
                 out.append(vec)
@@ -169,7 +169,7 @@ def _extend(fitting: list[tuple[int, ...]], items: list[int], fits: set[tuple[in
         for j in items:
             if j <= members[-1]:
                 continue
-            cand = members + (j,)
+            cand = (*members, j)
             if all(cand[:d] + cand[d + 1:] in fits for d in range(len(cand))):
                 out.append(cand)
     return out

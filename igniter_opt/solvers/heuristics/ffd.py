@@ -16,7 +16,7 @@ from igniter_opt.solvers.sizing import FULL_SHARE, Demand
 
 
 def solve(instance: Instance, profile: Profile, demands: list[Demand],
-          options: NoOptions | None = None) -> Plan:
+          _options: NoOptions | None = None) -> Plan:
     """Plan of first-fit decreasing (status 'heuristic': it proves nothing)."""
     bins: list[GpuPlan] = []
     for i in by_least_share(demands):

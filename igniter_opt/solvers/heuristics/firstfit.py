@@ -27,7 +27,7 @@ def first_fit(profile: Profile, demands: list[Demand], order: list[int]) -> list
     gpus: list[tuple[list[int], Array]] = []
     for i in order:
         for g, (members, shares) in enumerate(gpus):
-            trial = members + [i]
+            trial = [*members, i]
             batch = np.array([demands[m].batch for m in trial], dtype=float)
             new = least_shares(profile, demands, trial, batch, np.append(shares, demands[i].r_lower))
             if new is not None:

@@ -53,7 +53,7 @@ def place_greedy(profile: Profile, demands: list[Demand]) -> list[list[Slot]]:
 
 
 def solve(instance: Instance, profile: Profile, demands: list[Demand],
-          options: NoOptions | None = None) -> Plan:
+          _options: NoOptions | None = None) -> Plan:
     """Plan of the reference greedy (status 'heuristic': it proves nothing)."""
     gpus = replica_gpus(demands)
     gpus += [GpuPlan([placed(demands[i], s) for i, s in g]) for g in place_greedy(profile, demands)]
