@@ -1,9 +1,12 @@
 """Shared fixtures: the reference values published with the V100 profile, and the bundled profile.
 
 Everything a test reads lives in this repository (tests/data, the bundled profiles), so a fresh
-clone runs every test that does not need a GPU or docker.
+clone runs every test that does not need a GPU or docker. A test that needs an optional extra is
+marked `@pytest.mark.extra("deploy")` (or plot, cluster, triton): without it, it is skipped with
+a reason naming the extra and the install command.
 """
 
+import importlib.util
 import json
 from functools import cache
 from pathlib import Path
@@ -15,6 +18,32 @@ from igniter_opt.model import load_profile
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
 RAW_V100 = ROOT / "igniter_opt" / "profiles" / "v100-raw.jsonl"
+
+
+# The modules each extra of pyproject.toml brings that tests rely on.
+EXTRAS = {
+    "deploy": ("tritonclient", "grpc", "docker", "pynvml"),
+    "plot": ("matplotlib",),
+    "cluster": ("ray",),
+    "triton": ("pytriton",),
+}
+
+
+def _missing(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is None
+    except (ImportError, ValueError):
+        return True
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skip a test marked `extra(NAME, ...)` when one of those extras is not installed."""
+    for mark in item.iter_markers("extra"):
+        for name in mark.args:
+            missing = [m for m in EXTRAS[name] if _missing(m)]
+            if missing:
+                pytest.skip(f"needs the '{name}' extra ({', '.join(missing)} missing): "
+                            f"pip install -e '.[{name}]'")
 
 
 @pytest.fixture(scope="session")

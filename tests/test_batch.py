@@ -212,6 +212,7 @@ def test_report_numbers_on_a_hand_made_csv(tmp_path: Path) -> None:
     assert "milp timeout: 1" in text
 
 
+@pytest.mark.extra("plot")
 def test_report_cli_writes_markdown_and_figures(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 

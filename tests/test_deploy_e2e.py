@@ -22,7 +22,8 @@ from igniter_opt.deploy.types import ENDPOINTS, DeployOptions, LaunchError
 
 pytestmark = [pytest.mark.triton, pytest.mark.slow,
               pytest.mark.skipif(find_tritonserver() is None,
-                                 reason="no tritonserver binary (pip install nvidia-pytriton)")]
+                                 reason="no tritonserver: needs the 'triton' extra (pip install -e '.[triton]') "
+                                        "or one on PATH")]
 
 RATES = {"cls": 30.0, "det": 20.0}
 

@@ -215,6 +215,7 @@ def test_shares_warning_and_options(tmp_path):
         read_endpoints(tmp_path)
 
 
+@pytest.mark.extra("deploy")
 def test_cli_errors_are_one_line(tmp_path):
     import subprocess
 

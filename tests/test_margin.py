@@ -130,7 +130,7 @@ def test_compare_margins_table_and_json():
 
 
 def test_report_plots_compare_margins_json(tmp_path):
-    pytest.importorskip("matplotlib")
+    pytest.importorskip("matplotlib", reason="needs the 'plot' extra: pip install -e '.[plot]'")
     runner = CliRunner()
     res = runner.invoke(app, ["compare", str(MOTIVATION), "--margins", "0,20", "--solvers", "greedy,milp", "--json"])
     source = tmp_path / "compare.json"

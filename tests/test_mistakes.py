@@ -70,7 +70,8 @@ BINARY = b"\x89PNG\r\n\x1a\n\xff\xfe\x00\x01"
 @pytest.mark.parametrize("command", [
     ["solve", "{f}"], ["verify", "{f}"], ["compare", "{f}", "--solvers", "greedy"],
     ["export-igniter", "{f}", "{d}/cfg"], ["deploy", "{f}"], ["profile", "fit", "{f}", "-o", "{d}/p.json"],
-    ["profile", "show", "{f}"], ["report", "{f}", "-o", "{d}/rep"], ["measure", "{f}"],
+    ["profile", "show", "{f}"], ["report", "{f}", "-o", "{d}/rep"],
+    pytest.param(["measure", "{f}"], marks=pytest.mark.extra("deploy")),
     ["predict", "--profile", "{f}", "alexnet:1:10"],
 ])
 def test_binary_input_is_one_line(tmp_path, command):
@@ -327,6 +328,7 @@ def test_report_of_a_bad_compare_json(tmp_path):
     ({"servers": [{"name": "a"}]}, "servers[0].model_name: missing"),
     ({"servers": [{"name": "a", "model_name": "m", "grpc_url": "x", "gpu": -1}]}, "servers[0].gpu: must be >= 0"),
 ])
+@pytest.mark.extra("deploy")
 def test_measure_with_endpoints_of_the_wrong_shape(tmp_path, plan_dict, endpoints, expect):
     plan = write(tmp_path / "plan.json", plan_dict)
     (tmp_path / "run").mkdir()
@@ -415,7 +417,9 @@ def test_report_without_matplotlib_writes_tables_and_markdown(tmp_path, monkeypa
     ("docker", ["deploy", "{plan}", "--backend", "docker"], "--backend docker: docker is not installed; "
                                                              "pip install 'igniter-opt[deploy]'"),
     ("grpc", ["measure", "{plan}"], "grpc is not installed; pip install 'igniter-opt[deploy]'"),
-    ("tritonclient", ["run", "{plan}"], "tritonclient is not installed; pip install 'igniter-opt[deploy]'"),
+    # run checks grpc before tritonclient: only with the rest of the extra installed is tritonclient the one named
+    pytest.param("tritonclient", ["run", "{plan}"], "tritonclient is not installed; pip install 'igniter-opt[deploy]'",
+                 marks=pytest.mark.extra("deploy")),
     ("pynvml", ["deploy", "{plan}", "--device", "gpu"], "--device gpu (NVML): pynvml is not installed; "
                                                          "pip install 'igniter-opt[deploy]'"),
 ])

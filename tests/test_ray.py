@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-ray = pytest.importorskip("ray", reason="pip install 'igniter-opt[cluster]'")
+ray = pytest.importorskip("ray", reason="needs the 'cluster' extra: pip install -e '.[cluster]'")
 
 from conftest import triton_pids  # noqa: E402
 
@@ -32,7 +32,8 @@ from igniter_opt.deploy.session import deploy, read_endpoints  # noqa: E402
 from igniter_opt.deploy.types import ENDPOINTS, DeployOptions  # noqa: E402
 
 pytestmark = [pytest.mark.ray, pytest.mark.triton, pytest.mark.slow,
-              pytest.mark.skipif(find_tritonserver() is None, reason="no tritonserver (pip install nvidia-pytriton)")]
+              pytest.mark.skipif(find_tritonserver() is None,
+                                 reason="no tritonserver: needs the 'triton' extra (pip install -e '.[triton]')")]
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = 80 * 2**20  # object store per node: the minimum Ray accepts, plenty here

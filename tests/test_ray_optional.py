@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import fake_mps_control
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,6 +41,7 @@ def test_core_commands_never_import_ray(tmp_path):
     assert done.stdout.strip().endswith("0"), done.stderr
 
 
+@pytest.mark.extra("deploy")  # `run` needs the load client before it gets to Ray
 def test_ray_backend_without_ray_says_how_to_install(tmp_path):
     plan = tmp_path / "p.json"
     assert _igniter(["solve", str(ROOT / "instances" / "paper" / "motivation.json"), "-o", str(plan)],
@@ -113,7 +115,7 @@ def test_node_setup_starts_mps_on_a_gpu_node_and_teardown_stops_it(tmp_path, mon
     """What the per-node tasks do on a GPU node (NVML answered yes, MPS control a recording stand-in)."""
     import json
 
-    pytest.importorskip("ray")
+    pytest.importorskip("ray", reason="needs the 'cluster' extra: pip install -e '.[cluster]'")
     from igniter_opt.deploy.backends.ray import node_setup, node_teardown
     from igniter_opt.platform import nvml
 
