@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import HANG_GUARD_S
 from typer.testing import CliRunner
 
 from igniter_opt.bench.generate import random_instance
@@ -27,7 +28,7 @@ NOT_EXACT = "failed verify"  # the milp's message when its own plan broke the mo
 
 
 def _exact(inst, solver, **kw):
-    plan = solve(inst, solver, options=SolveOptions(time_limit=30, **kw))
+    plan = solve(inst, solver, options=SolveOptions(time_limit=HANG_GUARD_S, **kw))
     assert plan.feasible, plan.message
     assert NOT_EXACT not in plan.message
     assert plan.status == "optimal"
@@ -96,7 +97,7 @@ def test_milp_time_limit_bounds_the_whole_solve(limit):
     inst = random_instance(64, 0)
     start = time.perf_counter()
     plan = solve(inst, "milp", options=SolveOptions(time_limit=limit))
-    assert time.perf_counter() - start <= limit + 10
+    assert time.perf_counter() - start <= limit + 60  # a hang guard; the overruns are in bench_limits.py
     assert plan.feasible, plan.message
     assert NOT_EXACT not in plan.message
     assert plan.status in ("optimal", "time_limit")

@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import HANG_GUARD_S
 
 from igniter_opt.bench.generate import mixed_instance
 from igniter_opt.model import load_profile
@@ -107,7 +108,7 @@ def test_the_final_bound_search_proves_ceil_lp_once_the_lp_is_solved():
     bnp = _prepared(40, 12)
     bound, lp, proven = bnp.column_generation(Rules())
     assert proven
-    optimum = solve(mixed_instance(40, 12), "exact", options=SolveOptions(time_limit=60))
+    optimum = solve(mixed_instance(40, 12), "exact", options=SolveOptions(time_limit=HANG_GUARD_S))
     assert optimum.status == "optimal"
     replicas = sum(d.full_gpu for d in size_instance(mixed_instance(40, 12), V100))
     bnp.lower = 0
@@ -123,7 +124,7 @@ def test_from_a_bad_incumbent_the_dives_reach_the_proven_optimum(seed, monkeypat
     # masters), and the answer must be the optimum the default run proves
     monkeypatch.setattr(bnp_module, "DIVE_AFTER", 0.0)  # a dive at every LP that moved by DIVE_GAIN
     inst = mixed_instance(24, seed)
-    optimum = solve(inst, "exact", options=SolveOptions(time_limit=60))
+    optimum = solve(inst, "exact", options=SolveOptions(time_limit=HANG_GUARD_S))
     assert optimum.status == "optimal"
     replicas = sum(d.full_gpu for d in size_instance(inst, V100))
     bnp = _prepared(24, seed)

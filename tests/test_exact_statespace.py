@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import mixed_pricer
+from conftest import HANG_GUARD_S, mixed_pricer
 
 pytest.importorskip("numba")
 
@@ -168,13 +168,13 @@ def test_pricer_hands_exhaustive_root_calls_to_the_state_search(monkeypatch):
 def test_exact_proves_the_same_optimum_when_the_state_search_prices_the_root(n, seed, monkeypatch):
     """Every exhaustive root call handed to the state search at once: same GPUs, still proven."""
     inst = mixed_instance(n, seed)
-    ref = solve(inst, "exact", options=SolveOptions(time_limit=60))
+    ref = solve(inst, "exact", options=SolveOptions(time_limit=HANG_GUARD_S))
     monkeypatch.setattr(pricing, "SET_FIRST", 1)
     monkeypatch.setattr(bnp, "HEURISTIC_EVALUATIONS", 500)  # the heuristic stalls: exhaustive calls
     calls = []
     real = Pricer._state_price
     monkeypatch.setattr(Pricer, "_state_price", lambda *a, **k: calls.append(1) or real(*a, **k))
-    got = solve(inst, "exact", options=SolveOptions(time_limit=60))
+    got = solve(inst, "exact", options=SolveOptions(time_limit=HANG_GUARD_S))
     assert ref.status == got.status == "optimal" and got.feasible
     assert got.num_gpus == ref.num_gpus == got.lower_bound
     assert calls  # the state search did price
