@@ -1,5 +1,10 @@
-"""Deploy a plan: Triton model repositories, launchers (local processes, docker), MPS shares,
-the open-loop load generator and the measurement report."""
+"""Deploy a plan and measure it.
+
+types (the records every part shares), session (`deploy`: one Triton server per workload on a
+backend, MPS shares, endpoints.json, tear-down), repository + models (Triton model repositories),
+backends/ (the launcher interface, local processes, docker, a Ray cluster), load/ (the open-loop
+load generator and its workers), measure and report.
+"""
 
 from __future__ import annotations
 
