@@ -32,6 +32,8 @@ class Target:
     rate_rps: float
     slo_ms: float
     input_dims: tuple[int, ...]
+    follow_url: str | None = None     # an `igniter serve` endpoint resource: switch servers when it changes
+    follow_token: str | None = None   # its bearer token
 
 
 @dataclass(frozen=True)

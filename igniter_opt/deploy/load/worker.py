@@ -3,6 +3,10 @@
 Run as `python -m igniter_opt.deploy.load.worker` by generator.run_load; the pipe protocol and the
 types both sides pass are in protocol.py (this module never imports the generator).
 
+A target with `follow_url` (an `igniter serve` workload's /v1/workloads/NAME/endpoint) is
+followed: a task long-polls it, and when the version grows new requests go to the new server
+(connected first) while requests in flight finish on the old one (docs/service.md).
+
 Requests go through tritonclient's generated gRPC service stub on a grpc.aio channel, each a
 ModelInferRequest built once per workload (batch 1, ones): rebuilding it per call, as
 `tritonclient.grpc.aio.InferenceServerClient.infer` does, costs more CPU than the call itself.
@@ -11,9 +15,12 @@ ModelInferRequest built once per workload (batch 1, ones): rebuilding it per cal
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import time
+import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from typing import IO, Any
 
 import numpy as np
@@ -30,7 +37,8 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:200]
 
 
-async def _drive(shard: Shard, client: Any, request: Any, mono0: float, options: LoadOptions) -> dict:
+async def _drive(shard: Shard, client_of: Callable[[], Any], request: Any, mono0: float,
+                 options: LoadOptions) -> dict:
     arr = shard.arrivals
     done = np.full(arr.size, np.nan)
     ok = np.zeros(arr.size, dtype=bool)
@@ -39,7 +47,7 @@ async def _drive(shard: Shard, client: Any, request: Any, mono0: float, options:
 
     async def one(i: int) -> None:
         try:
-            await client.infer(request, options.timeout_s)
+            await client_of().infer(request, options.timeout_s)
             ok[i] = True
         except Exception as exc:  # every failure is counted, a few messages kept
             errors[describe(exc)] += 1
@@ -90,6 +98,7 @@ class _Client:
         import grpc
 
         options = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
+        self.url = url
         self.channel = grpc.aio.insecure_channel(url, options=options)
         self.model_infer = self.channel.unary_unary(self.METHOD)
 
@@ -100,25 +109,80 @@ class _Client:
         await self.channel.close()
 
 
+def poll_endpoint(url: str, token: str | None, after_version: int, wait_s: float) -> dict:
+    """One long-poll of an `igniter serve` endpoint resource (blocking; run in a thread)."""
+    req = urllib.request.Request(f"{url}?after_version={after_version}&wait={wait_s:g}")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(req, timeout=wait_s + 10.0) as resp:
+        return dict(json.loads(resp.read()))
+
+
+class _Follower:
+    """The current client of one followed target, switched when its endpoint's version grows."""
+
+    def __init__(self, target: Target, client: _Client, request: bytes, version: int) -> None:
+        self.target, self.client, self.request, self.version = target, client, request, version
+        self.retired: list[_Client] = []
+        self.switches = 0
+
+    async def run(self, wait_s: float = 10.0) -> None:
+        t = self.target
+        assert t.follow_url is not None
+        while True:
+            try:
+                ep = await asyncio.to_thread(poll_endpoint, t.follow_url, t.follow_token, self.version, wait_s)
+            except Exception:  # the controller restarting or away: the servers still serve; retry
+                await asyncio.sleep(0.5)
+                continue
+            if ep.get("version", -1) > self.version:
+                url = ep.get("grpc_url")
+                if url and url != self.client.url:
+                    new = _Client(url)
+                    await new.infer(self.request, 30.0)  # connected and answering before the switch
+                    self.retired.append(self.client)
+                    self.client = new
+                    self.switches += 1
+                self.version = int(ep["version"])
+
+
 async def _run(shards: list[Shard], options: LoadOptions, stdin: IO[bytes], stdout: IO[bytes]) -> list:
     clients: dict[str, _Client] = {}
     requests: dict[str, Any] = {}
+    followers: dict[str, _Follower] = {}
+    tasks: list[asyncio.Task] = []
     try:
         for s in shards:
             t = s.target
-            if t.url not in clients:
-                clients[t.url] = _Client(t.url)
             if t.name not in requests:
                 requests[t.name] = infer_request(t)
+            if t.follow_url is not None and t.name not in followers:
+                ep = await asyncio.to_thread(poll_endpoint, t.follow_url, t.follow_token, -1, 0.0)
+                client = _Client(ep.get("grpc_url") or t.url)
+                followers[t.name] = _Follower(t, client, requests[t.name], int(ep.get("version", -1)))
+                await client.infer(requests[t.name], 60.0)
+            elif t.follow_url is None and t.url not in clients:
+                clients[t.url] = _Client(t.url)
                 await clients[t.url].infer(requests[t.name], 60.0)  # connected and the model answers
         stdout.write(READY)
         stdout.flush()
         start_at = await asyncio.get_running_loop().run_in_executor(None, recv, stdin)
         mono0 = time.monotonic() + (start_at - time.time())
-        return await asyncio.gather(*[_drive(s, clients[s.target.url], requests[s.target.name], mono0, options)
+        tasks = [asyncio.ensure_future(f.run()) for f in followers.values()]
+
+        def client_of(t: Target) -> Callable[[], Any]:
+            if t.name in followers:
+                f = followers[t.name]
+                return lambda: f.client
+            c = clients[t.url]
+            return lambda: c
+        return await asyncio.gather(*[_drive(s, client_of(s.target), requests[s.target.name], mono0, options)
                                       for s in shards])
     finally:
-        for c in clients.values():
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for c in [*clients.values(), *(c for f in followers.values() for c in [f.client, *f.retired])]:
             await c.close()
 
 

@@ -1,0 +1,84 @@
+"""CLI: `igniter serve`, the provisioning controller (igniter_opt/controller; docs/service.md)."""
+
+from __future__ import annotations
+
+import os
+from enum import Enum
+from pathlib import Path
+
+import typer
+
+from igniter_opt.cli.app import app, at_least, non_negative, positive
+from igniter_opt.cli.choices import BatchPolicy, Device
+from igniter_opt.data.errors import InputError, require
+from igniter_opt.solvers.margin import check_margin
+
+
+class Policy(str, Enum):
+    """Placement policy of the service."""
+
+    igniter = "igniter"
+    exact = "exact"
+
+
+class ServeBackend(str, Enum):
+    """Where the service starts servers (none: placement and state only)."""
+
+    local = "local"
+    none = "none"
+
+
+@app.command("serve")
+def serve_cmd(gpus: int = typer.Option(..., "--gpus", help="GPUs of the fleet (plan GPU slots 0..N-1).",
+                                       callback=at_least(1)),
+              profile: str = typer.Option("v100", "--profile", help="GPU profile (bundled name or JSON path)."),
+              policy: Policy = typer.Option(Policy.igniter, "--policy",
+                                            help="igniter (the reference greedy per arrival) | exact (re-plan "
+                                                 "all: fewest GPUs, then fewest changed workloads)."),
+              backend: ServeBackend = typer.Option(ServeBackend.local, "--backend",
+                                                   help="local (tritonserver processes) | none (dry run)."),
+              state_dir: Path = typer.Option(Path("igniter-state"), "--state-dir",
+                                             help="SQLite state, server repositories and logs; the same DIR "
+                                                  "re-adopts running servers after a restart."),
+              host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (beyond loopback a token "
+                                                                   "is required)."),
+              port: int = typer.Option(8080, "--port", help="TCP port.", callback=at_least(1)),
+              token_file: Path | None = typer.Option(None, "--token-file",
+                                                     help="Bearer token file (else $IGNITER_TOKEN)."),
+              max_changes: int | None = typer.Option(None, "--max-changes", callback=at_least(0),
+                                                     help="exact: at most K running workloads changed per "
+                                                          "re-plan (409 otherwise)."),
+              time_limit: float = typer.Option(10.0, "--time-limit", callback=positive,
+                                               help="exact: seconds per re-plan stage."),
+              margin: float = typer.Option(0.0, "--margin", help="Robustness margin % (0 <= PCT < 100)."),
+              batch_policy: BatchPolicy = typer.Option(BatchPolicy["paper"], "--batch-policy",
+                                                       help="exact: paper or joint batches."),
+              grace: float = typer.Option(5.0, "--grace", callback=non_negative,
+                                          help="Seconds a replaced server keeps serving after its endpoint "
+                                               "switched."),
+              teardown: bool = typer.Option(False, "--teardown",
+                                            help="On SIGTERM/Ctrl-C stop every server too (else they keep "
+                                                 "serving for the next controller)."),
+              tritonserver: str | None = typer.Option(None, "--tritonserver",
+                                                      help="tritonserver binary (else $PATH, else nvidia-pytriton's)."),
+              device: Device = typer.Option(Device.auto, "--device", help="auto | cpu | gpu.")) -> None:
+    """Run the provisioning controller: an HTTP JSON API that admits, changes and removes workloads."""
+    for module in ("fastapi", "uvicorn", "prometheus_client"):
+        require(module, "service", "igniter serve")
+    from igniter_opt.controller.core import Config  # noqa: PLC0415  (fastapi only when serving)
+    from igniter_opt.controller.server import ServeOptions, serve  # noqa: PLC0415
+    from igniter_opt.deploy.launcher import LaunchError  # noqa: PLC0415
+
+    check_margin(margin, "--margin")
+    config = Config(state_dir=state_dir.resolve(), gpus=gpus, profile=profile, policy=policy.value,
+                    margin_pct=margin, batch_policy=str(batch_policy.value), max_changes=max_changes,
+                    time_limit_s=time_limit, grace_s=grace)
+    if state_dir.exists() and not state_dir.is_dir():
+        raise InputError(f"--state-dir {state_dir}: not a directory")
+    os.makedirs(state_dir, exist_ok=True)
+    options = ServeOptions(host=host, port=port, backend=backend.value, token_file=token_file,
+                           tritonserver=tritonserver, device=device.value, teardown=teardown)
+    try:
+        serve(config, options)
+    except LaunchError as exc:
+        raise InputError(str(exc)) from None
