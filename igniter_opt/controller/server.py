@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,6 +84,23 @@ def make_plane(config: Config, options: ServeOptions) -> DataPlane:
     return LocalPlane(config.state_dir, options.tritonserver, device=options.device)
 
 
+@contextmanager
+def _signals_recorded() -> Iterator[None]:
+    """While open (main thread), SIGTERM and SIGINT do nothing but stop uvicorn, which installs its
+    own handlers and, after shutting down, raises the signal again: then ours swallows it, so the
+    controller's clean stop (below) runs instead of the default action killing the process."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    sigs = (signal.SIGTERM, signal.SIGINT)
+    old = {s: signal.signal(s, lambda signum, frame: None) for s in sigs}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
 def serve(config: Config, options: ServeOptions) -> None:
     """Start the controller and the API; return after SIGTERM/Ctrl-C, once stopped."""
     uvicorn = require("uvicorn", "service", "igniter serve")
@@ -97,7 +118,8 @@ def serve(config: Config, options: ServeOptions) -> None:
         print(f"igniter serve: http://{options.host}:{options.port} (policy {config.policy}, backend "
               f"{plane.kind}, {config.gpus} GPUs, state {config.state_dir}); API docs at /docs",
               file=sys.stderr, flush=True)
-        server.run()
+        with _signals_recorded():  # uvicorn re-raises the stop signal after its shutdown: recorded here
+            server.run()
     finally:
         ctl.close(teardown=options.teardown)
         print("igniter serve: stopped" + (" and tore down every server" if options.teardown else
