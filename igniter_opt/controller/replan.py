@@ -45,6 +45,43 @@ class Column:
     unchanged: int
 
 
+MAX_NEIGHBOURS = 4000
+
+
+def _entry(profile: Profile, specs: list[Spec], batches: list[int], margin_pct: float
+           ) -> tuple[tuple[str, ...], tuple[int, ...], tuple[float, ...]]:
+    """A candidate set: names, batches, and the shares to start from off its home slot (least
+    share alone at the paper batch, else the unit)."""
+    starts = []
+    for s, b in zip(specs, batches):
+        d = demand(profile, s, margin_pct)
+        starts.append(d.r_lower if b == d.batch else profile.hardware.unit_pct)
+    return tuple(s.name for s in specs), tuple(batches), tuple(starts)
+
+
+def _neighbours(profile: Profile, kept: Plan, loose: list[Spec], margin_pct: float
+                ) -> list[tuple[tuple[str, ...], tuple[int, ...], tuple[float, ...]]]:
+    """Running GPUs with one change: an arriving workload added (or swapped for a member), or a
+    running workload moved in from another GPU; at most MAX_NEIGHBOURS sets."""
+    out = []
+    gpus = list(gpus_of(kept).values())
+    batch = {s.name: demand(profile, s, margin_pct).batch for s in loose}
+    for members in gpus:
+        specs, batches = [m.spec for m in members], [m.batch for m in members]
+        for x in loose:
+            out.append(_entry(profile, specs + [x], batches + [batch[x.name]], margin_pct))
+            for i in range(len(members)):
+                out.append(_entry(profile, specs[:i] + specs[i + 1:] + [x], batches[:i] + batches[i + 1:] +
+                                  [batch[x.name]], margin_pct))
+        for other in gpus:
+            if other is not members:
+                for m in other:
+                    out.append(_entry(profile, specs + [m.spec], batches + [m.batch], margin_pct))
+        if len(out) > MAX_NEIGHBOURS:
+            break
+    return out[:MAX_NEIGHBOURS]
+
+
 def _stage1(profile: Profile, specs: list[Spec], margin_pct: float, time_limit: float,
             batch_policy: str) -> SolverPlan:
     instance = Instance("service", profile.name, tuple(Workload(s.name, s.model, s.slo_ms, s.rate_rps)
@@ -139,9 +176,8 @@ def replan_exact(profile: Profile, fleet: int, current: Plan, specs: list[Spec],
              tuple(w.resource_pct for w in g.workloads)) for g in exact.gpus]
     for plan in (incremental, kept):
         for members in gpus_of(plan or {}).values():
-            sets.append((tuple(m.name for m in members), tuple(m.batch for m in members),
-                         tuple(demand(profile, m.spec, margin_pct).r_lower if m.batch ==
-                               demand(profile, m.spec, margin_pct).batch else m.share_pct for m in members)))
+            sets.append(_entry(profile, [m.spec for m in members], [m.batch for m in members], margin_pct))
+    sets += _neighbours(profile, kept, [by_name[n] for n in sorted(set(by_name) - others)], margin_pct)
     sets = [(ms, bs, fs) for ms, bs, fs in sets if ms]
     columns = _columns(profile, current, others, sets, by_name, margin_pct)
     need = len(others) - max_changes if max_changes is not None else 0
