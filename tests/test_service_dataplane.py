@@ -1,0 +1,104 @@
+"""The service's data plane with a stand-in tritonserver (a real process answering Triton's health
+endpoint; it exits at once when its repository is named bad*): a failed start rolls the change
+back, and a restarted controller re-adopts live servers, restarts dead ones and kills orphans."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi")
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from igniter_opt.controller.api import create_app  # noqa: E402
+from igniter_opt.controller.apply import ApplyError  # noqa: E402
+from igniter_opt.controller.core import Config, Controller  # noqa: E402
+from igniter_opt.controller.dataplane import LocalPlane, _running  # noqa: E402
+from igniter_opt.controller.records import Server, Spec  # noqa: E402
+
+pytestmark = pytest.mark.service
+
+FAKE = f"""#!{sys.executable}
+import http.server, sys
+args = dict(a[2:].split("=", 1) for a in sys.argv[1:] if a.startswith("--") and "=" in a)
+if "/bad" in args["model-repository"]:
+    sys.exit(1)
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200 if self.path == "/v2/health/ready" else 404)
+        self.end_headers()
+    def log_message(self, *a):
+        pass
+http.server.HTTPServer(("127.0.0.1", int(args["http-port"])), H).serve_forever()
+"""
+
+
+@pytest.fixture()
+def fake(tmp_path: Path) -> str:
+    path = tmp_path / "bin" / "tritonserver"
+    path.parent.mkdir()
+    path.write_text(FAKE)
+    path.chmod(0o755)
+    return str(path)
+
+
+def servers_under(state: Path) -> list[int]:
+    marker = str(state.resolve() / "servers")
+    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _running(int(p.name))
+            and marker in (p / "cmdline").read_bytes().decode(errors="replace") if (p / "cmdline").exists()]
+
+
+def make(state: Path, fake: str) -> Controller:
+    ctl = Controller(Config(state_dir=state, gpus=2, grace_s=0.2), LocalPlane(state, fake, ready_timeout_s=20))
+    ctl.start()
+    return ctl
+
+
+def test_a_failed_start_rolls_the_change_back(tmp_path, fake):
+    state = tmp_path / "state"
+    ctl = make(state, fake)
+    try:
+        ctl.add([Spec("good", "resnet50", 100.0, 30.0)])
+        before = (ctl.plan(), ctl.store.endpoints(), ctl.version(), ctl.store.servers())
+        with pytest.raises(ApplyError, match="exited before it was ready"):
+            ctl.add([Spec("bad1", "vgg19", 100.0, 30.0)])
+        assert (ctl.plan(), ctl.store.endpoints(), ctl.version(), ctl.store.servers()) == before
+        r = TestClient(create_app(ctl)).post("/v1/workloads", json={"name": "bad2", "model": "alexnet",
+                                                                    "slo_ms": 100, "rate_rps": 30})
+        assert r.status_code == 503 and r.json()["field"] == "server" and "rolled back" in r.json()["reason"]
+        assert (ctl.plan(), ctl.store.endpoints(), ctl.version(), ctl.store.servers()) == before
+        assert len(servers_under(state)) == 1  # only good's
+    finally:
+        ctl.close(teardown=True)
+    assert servers_under(state) == []
+
+
+def test_restart_readopts_restarts_the_dead_and_kills_orphans(tmp_path, fake):
+    state = tmp_path / "state"
+    first = make(state, fake)
+    first.add([Spec("a", "resnet50", 100.0, 30.0)])
+    first.add([Spec("b", "vgg19", 200.0, 10.0)])
+    endpoints = first.store.endpoints()
+    servers = {s.workload: s for s in first.store.servers()}
+    orphan = first.plane.spawn(Server(id="zz-s99", workload="zz", status="starting"),
+                               first.plan()["a"])  # started, never committed: a crash in between
+    first.plane.stop(servers["b"])  # b's server died while the controller was away
+    first._stop.set()  # the controller "crashes": nothing closed, servers left running
+    assert _running(orphan.pid) and _running(servers["a"].pid)
+    second = make(state, fake)
+    try:
+        now = second.store.endpoints()
+        assert now["a"] == endpoints["a"]  # adopted: same server, same version
+        assert now["b"].server_id != endpoints["b"].server_id and now["b"].version > endpoints["b"].version
+        assert not _running(orphan.pid)
+        assert set(second.plan()) == {"a", "b"} and "adopted 1 server(s)" in second.notes[0]
+        assert sorted(s.workload for s in second.store.servers()) == ["a", "b"]
+    finally:
+        second.close(teardown=True)
+        first.store.close()
+    assert servers_under(state) == []
+    assert os.path.isdir(state / "servers")
