@@ -1,4 +1,4 @@
-"""CLI: `igniter client add|set|rm|ls|plan|endpoint` against a running `igniter serve`.
+"""CLI: `igniter client add|set|rm|ls|plan|endpoint|measure` against a running `igniter serve`.
 
 Standard library HTTP only. The service unreachable: one line, exit 1; a 4xx answer: its field and
 reason in one line, exit 2; 5xx: exit 1.
@@ -16,7 +16,19 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from igniter_opt.cli.app import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, OneLineErrors, app, console, emit_json, fail
+from igniter_opt.cli.app import (
+    EXIT_BAD_INPUT,
+    EXIT_CHECK_FAILED,
+    OneLineErrors,
+    app,
+    console,
+    emit_json,
+    fail,
+    non_negative,
+    output_file,
+    positive,
+)
+from igniter_opt.cli.choices import Distribution
 
 client_app = typer.Typer(cls=OneLineErrors, help="Talk to a running `igniter serve`.", no_args_is_help=True)
 app.add_typer(client_app, name="client")
@@ -130,3 +142,50 @@ def endpoint_cmd(name: str = typer.Argument(...), after_version: int = typer.Opt
     """A workload's endpoint (JSON); with --after-version N --wait S, the next one."""
     emit_json(request(url, "GET", f"/v1/workloads/{name}/endpoint?after_version={after_version}&wait={wait}",
                       None, token_file))
+
+
+def _token(token_file: Path | None) -> str | None:
+    if token_file is not None:
+        return token_file.read_text().strip()
+    return os.environ.get("IGNITER_TOKEN", "").strip() or None
+
+
+@client_app.command("measure")
+def measure_cmd(names: list[str] = typer.Argument(None, help="Workloads to drive (default: all)."),
+                duration: float = typer.Option(10.0, "--duration", callback=positive, help="Measured window, s."),
+                warmup: float = typer.Option(2.0, "--warmup", callback=non_negative, help="Warm-up, s."),
+                distribution: Distribution = typer.Option(Distribution["constant"], "--distribution"),
+                seed: int = typer.Option(0, "--seed"), url: str = UrlOpt, token_file: Path | None = TokenOpt,
+                output: Path | None = typer.Option(None, "-o", "--output", callback=output_file),
+                as_json: bool = JsonOpt) -> None:
+    """Drive the service's workloads at their rates with the open-loop load generator, following
+    each workload's endpoint (long-poll) so moves and re-shares lose no request."""
+    from igniter_opt.cli.deploy import _finish, _load_options  # noqa: PLC0415
+    from igniter_opt.data.dnn import spec_for  # noqa: PLC0415
+    from igniter_opt.data.plan import GpuPlan, PlacedWorkload, Plan  # noqa: PLC0415
+    from igniter_opt.deploy.loadgen import LoadError, Target, require_load_client, run_load  # noqa: PLC0415
+    from igniter_opt.deploy.report import measurement_report  # noqa: PLC0415
+
+    require_load_client()
+    listing = request(url, "GET", "/v1/workloads", None, token_file)["workloads"]
+    chosen = [w for w in listing if not names or w["name"] in names]
+    unknown = sorted(set(names or []) - {w["name"] for w in listing})
+    if unknown:
+        fail(f"no workload {', '.join(unknown)} in the service (it has {', '.join(w['name'] for w in listing)})",
+             EXIT_BAD_INPUT)
+    if not chosen or any(not (w.get("endpoint") or {}).get("grpc_url") for w in chosen):
+        fail("nothing to measure: no workloads, or the service runs without servers (--backend none)",
+             EXIT_BAD_INPUT)
+    token = _token(token_file)
+    targets = [Target(name=w["name"], model_name=w["endpoint"]["model_name"], url=w["endpoint"]["grpc_url"],
+                      rate_rps=w["rate_rps"], slo_ms=w["slo_ms"], input_dims=spec_for(w["model"]).input_dims,
+                      follow_url=f"{url.rstrip('/')}/v1/workloads/{w['name']}/endpoint", follow_token=token)
+               for w in chosen]
+    plan = Plan("service", "service", "v100", "feasible", [GpuPlan([
+        PlacedWorkload(w["name"], w["model"], w["batch"], w["share_pct"], w["rate_rps"], w["slo_ms"],
+                       w["predicted_latency_ms"]) for w in chosen])])
+    try:
+        results = run_load(targets, _load_options(duration, warmup, distribution, seed))
+    except LoadError as exc:
+        fail(str(exc))
+    _finish(measurement_report(plan, results, None), results, output, as_json, "service: predicted vs measured")
