@@ -25,6 +25,7 @@ class ServeBackend(str, Enum):
     """Where the service starts servers (none: placement and state only)."""
 
     local = "local"
+    ray = "ray"
     none = "none"
 
 
@@ -36,7 +37,8 @@ def serve_cmd(gpus: int = typer.Option(..., "--gpus", help="GPUs of the fleet (p
                                             help="igniter (the reference greedy per arrival) | exact (re-plan "
                                                  "all: fewest GPUs, then fewest changed workloads)."),
               backend: ServeBackend = typer.Option(ServeBackend.local, "--backend",
-                                                   help="local (tritonserver processes) | none (dry run)."),
+                                                   help="local (tritonserver processes) | ray (detached actors "
+                                                        "on a running cluster) | none (dry run)."),
               state_dir: Path = typer.Option(Path("igniter-state"), "--state-dir",
                                              help="SQLite state, server repositories and logs; the same DIR "
                                                   "re-adopts running servers after a restart."),
@@ -61,7 +63,9 @@ def serve_cmd(gpus: int = typer.Option(..., "--gpus", help="GPUs of the fleet (p
                                                  "serving for the next controller)."),
               tritonserver: str | None = typer.Option(None, "--tritonserver",
                                                       help="tritonserver binary (else $PATH, else nvidia-pytriton's)."),
-              device: Device = typer.Option(Device.auto, "--device", help="auto | cpu | gpu.")) -> None:
+              device: Device = typer.Option(Device.auto, "--device", help="auto | cpu | gpu."),
+              address: str | None = typer.Option(None, "--address", help="ray: the cluster HOST:PORT (else "
+                                                                         "$RAY_ADDRESS).")) -> None:
     """Run the provisioning controller: an HTTP JSON API that admits, changes and removes workloads."""
     for module in ("fastapi", "uvicorn", "prometheus_client"):
         require(module, "service", "igniter serve")
@@ -77,7 +81,7 @@ def serve_cmd(gpus: int = typer.Option(..., "--gpus", help="GPUs of the fleet (p
         raise InputError(f"--state-dir {state_dir}: not a directory")
     os.makedirs(state_dir, exist_ok=True)
     options = ServeOptions(host=host, port=port, backend=backend.value, token_file=token_file,
-                           tritonserver=tritonserver, device=device.value, teardown=teardown)
+                           tritonserver=tritonserver, device=device.value, teardown=teardown, address=address)
     try:
         serve(config, options)
     except LaunchError as exc:

@@ -18,7 +18,7 @@ from igniter_opt.controller.apply import apply_plan, drain_due
 from igniter_opt.controller.dataplane import DataPlane
 from igniter_opt.controller.metrics import Metrics
 from igniter_opt.controller.placement import Unplaceable, gpus_of, place_igniter, verified
-from igniter_opt.controller.records import Endpoint, Placement, Plan, PlanInfo, Spec
+from igniter_opt.controller.records import Endpoint, Placement, Plan, PlanInfo, Server, Spec
 from igniter_opt.controller.replan import replan_exact
 from igniter_opt.controller.state import Store
 from igniter_opt.data.dnn import ALIASES, SPECS
@@ -90,13 +90,13 @@ class Controller:
     def _adopt(self) -> None:
         plan = self.store.plan()
         endpoints = self.store.endpoints()
-        keep: set[int] = set()
+        keep: list[Server] = []
         dead: list[str] = []
         for s in self.store.servers():
             current = endpoints.get(s.workload)
             if s.status == "serving" and s.workload in plan and current is not None and current.server_id == s.id \
                     and self.plane.alive(s):
-                keep.add(s.pid)
+                keep.append(s)
                 continue
             self.plane.stop(s)
             with self.store.transaction() as db:
@@ -133,7 +133,7 @@ class Controller:
                     self.plane.stop(s)
                     with self.store.transaction() as db:
                         self.store.delete_server(db, s.id)
-                self.plane.sweep(set())
+                self.plane.sweep([])
             self.plane.close(teardown)
             self.store.close()
 

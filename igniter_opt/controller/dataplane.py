@@ -49,8 +49,8 @@ class DataPlane(ABC):
     def alive(self, server: Server) -> bool:
         """Is this very server (not a reused pid) running and ready?"""
 
-    def sweep(self, keep: set[int]) -> list[int]:
-        """Kill servers under the state directory whose pid is not in `keep`; the pids killed."""
+    def sweep(self, keep: list[Server]) -> list[str]:
+        """Kill servers of this state directory that are not in `keep` (orphans); what was killed."""
         return []
 
     def close(self, teardown: bool) -> None:  # noqa: B027  (most planes hold nothing)
@@ -208,7 +208,8 @@ class LocalPlane(DataPlane):
             return False
         return True
 
-    def sweep(self, keep: set[int]) -> list[int]:
+    def sweep(self, keep: list[Server]) -> list[str]:
+        pids = {s.pid for s in keep}
         marker = str(self.root) + os.sep
         killed: list[int] = []
         ids: set[str] = set()
@@ -223,7 +224,7 @@ class LocalPlane(DataPlane):
                 pgid = os.getpgid(pid)
             except ProcessLookupError:
                 continue
-            if pgid in keep or pid in keep:
+            if pgid in pids or pid in pids:
                 continue
             self._signal(pgid, signal.SIGKILL)
             killed.append(pid)
@@ -234,7 +235,7 @@ class LocalPlane(DataPlane):
                 child.wait()
         for server_id in ids:
             remove_shm(f"igniter_{server_id}_")
-        return killed
+        return [str(pid) for pid in killed]
 
     def close(self, teardown: bool) -> None:
         if teardown and self.mps is not None:

@@ -25,7 +25,7 @@ from igniter_opt.data.errors import InputError, require
 
 TOKEN_ENV = "IGNITER_TOKEN"
 MIN_TOKEN = 16
-BACKENDS = ("local", "none")
+BACKENDS = ("local", "ray", "none")
 
 
 @dataclass
@@ -40,6 +40,7 @@ class ServeOptions:
     device: str = "auto"
     teardown: bool = False
     max_body: int = MAX_BODY_BYTES
+    address: str | None = None        # ray: the cluster (else $RAY_ADDRESS)
 
 
 def is_loopback(host: str) -> bool:
@@ -81,6 +82,10 @@ def make_plane(config: Config, options: ServeOptions) -> DataPlane:
         raise InputError(f"--backend {options.backend!r}: must be one of {BACKENDS}")
     if options.backend == "none":
         return NoPlane()
+    if options.backend == "ray":
+        from igniter_opt.controller.rayplane import RayPlane  # noqa: PLC0415  (ray only when asked)
+
+        return RayPlane(config.state_dir, options.address, options.tritonserver)
     return LocalPlane(config.state_dir, options.tritonserver, device=options.device)
 
 
