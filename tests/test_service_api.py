@@ -78,7 +78,7 @@ BAD = [  # (method, path, body, raw, expected status, expected field)
     ("post", "/v1/workloads", None, b'{"name":"x","model":"resnet50","slo_ms":100,"rate_rps":Infinity}', 422,
      "rate_rps"),
     ("post", "/v1/workloads", W("x", rate=1e12), None, 422, "rate_rps"),
-    ("post", "/v1/workloads", W("x", rate=0), None, 422, "rate_rps"),
+    ("post", "/v1/workloads", W("x"), "WRONG-TOKEN", 401, "authorization"),
     ("post", "/v1/workloads", W("x", slo=-1), None, 422, "slo_ms"),
     ("post", "/v1/workloads", None, b'{"name":"x","model":"resnet50","slo_ms":NaN,"rate_rps":5}', 422, "slo_ms"),
     ("post", "/v1/workloads", W("x", slo=1e9), None, 422, "slo_ms"),
@@ -106,13 +106,17 @@ def test_25_bad_requests_each_a_4xx_json_and_nothing_changes(tmp_path):
     assert len(BAD) == 25
     ctl = controller(tmp_path, gpus=2)
     try:
-        c = TestClient(create_app(ctl))
+        c = TestClient(create_app(ctl, token=TOKEN), headers={"Authorization": f"Bearer {TOKEN}"})
         assert c.post("/v1/workloads", json=W("keep")).status_code == 201
         before = snapshot(ctl)
         for method, path, body, raw, status, field in BAD:
-            kwargs = {"content": raw, "headers": {"content-type": "application/json"}} if raw is not None else \
-                {"json": body} if body is not None else {}
-            r = getattr(c, method)(path, **kwargs) if method != "delete" else c.delete(path)
+            headers = {"content-type": "application/json"}
+            kwargs: dict = {"json": body} if body is not None else {}
+            if raw == "WRONG-TOKEN":
+                headers["Authorization"] = "Bearer " + TOKEN[::-1]
+            elif raw is not None:
+                kwargs = {"content": raw}
+            r = c.request(method.upper(), path, headers=headers, **kwargs)
             assert r.status_code == status, (path, body, raw and raw[:80], r.text)
             answer = r.json()
             assert set(answer) == {"field", "reason"} and answer["reason"], answer
@@ -120,6 +124,22 @@ def test_25_bad_requests_each_a_4xx_json_and_nothing_changes(tmp_path):
             assert snapshot(ctl) == before
     finally:
         ctl.close()
+
+
+def test_serve_refuses_bad_options_in_one_line(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from igniter_opt.cli import app
+
+    monkeypatch.delenv("IGNITER_TOKEN", raising=False)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    runner = CliRunner()
+    for args, message in ((["--host", "0.0.0.0"], "needs a bearer token"),
+                          (["--backend", "ray"], "needs a running cluster"),
+                          (["--margin", "120"], "--margin 120")):
+        result = runner.invoke(app, ["serve", "--gpus", "2", "--state-dir", str(tmp_path / "s"), *args])
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.output and "Traceback" not in result.output
 
 
 def test_token_rules(tmp_path, monkeypatch):

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from igniter_opt.controller.apply import apply_plan, drain_due
 from igniter_opt.controller.dataplane import DataPlane
@@ -56,7 +55,6 @@ class Config:
     max_changes: int | None = None
     time_limit_s: float = 10.0
     grace_s: float = 5.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Controller:
