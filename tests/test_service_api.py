@@ -13,17 +13,17 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 
-import httpx  # noqa: E402
-from fastapi.testclient import TestClient  # noqa: E402
+import httpx
+from fastapi.testclient import TestClient
 
-from igniter_opt.controller.api import create_app  # noqa: E402
-from igniter_opt.controller.core import Config, Controller  # noqa: E402
-from igniter_opt.controller.dataplane import NoPlane  # noqa: E402
-from igniter_opt.controller.placement import gpus_of, to_solver_plan  # noqa: E402
-from igniter_opt.controller.server import check_binding, read_token  # noqa: E402
-from igniter_opt.data.errors import InputError  # noqa: E402
-from igniter_opt.model import load_profile  # noqa: E402
-from igniter_opt.solvers.verify import verify  # noqa: E402
+from igniter_opt.controller.api import create_app
+from igniter_opt.controller.core import Config, Controller
+from igniter_opt.controller.dataplane import NoPlane
+from igniter_opt.controller.placement import gpus_of, to_solver_plan
+from igniter_opt.controller.server import check_binding, read_token
+from igniter_opt.data.errors import InputError
+from igniter_opt.model import load_profile
+from igniter_opt.solvers.verify import verify
 
 pytestmark = pytest.mark.service
 TOKEN = "s3cret-token-0123456789"
@@ -142,7 +142,7 @@ def test_serve_refuses_bad_options_in_one_line(tmp_path, monkeypatch):
         assert message in result.output and "Traceback" not in result.output
 
 
-def test_token_rules(tmp_path, monkeypatch):
+def test_token_rules(tmp_path):
     with pytest.raises(InputError, match="needs a bearer token"):
         check_binding("0.0.0.0", None)
     check_binding("127.0.0.1", None)

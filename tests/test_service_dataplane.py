@@ -12,13 +12,13 @@ import pytest
 
 pytest.importorskip("fastapi")
 
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
 
-from igniter_opt.controller.api import create_app  # noqa: E402
-from igniter_opt.controller.apply import ApplyError  # noqa: E402
-from igniter_opt.controller.core import Config, Controller  # noqa: E402
-from igniter_opt.controller.dataplane import LocalPlane, _running  # noqa: E402
-from igniter_opt.controller.records import Server, Spec  # noqa: E402
+from igniter_opt.controller.api import create_app
+from igniter_opt.controller.apply import ApplyError
+from igniter_opt.controller.core import Config, Controller
+from igniter_opt.controller.dataplane import LocalPlane, _running
+from igniter_opt.controller.records import Server, Spec
 
 pytestmark = pytest.mark.service
 

@@ -19,14 +19,14 @@ from conftest import triton_pids
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
-from igniter_opt.controller.placement import to_solver_plan  # noqa: E402
-from igniter_opt.controller.records import Placement, Spec  # noqa: E402
-from igniter_opt.data.dnn import spec_for  # noqa: E402
-from igniter_opt.deploy.launcher import free_port  # noqa: E402
-from igniter_opt.deploy.loadgen import LoadOptions, Target, WorkloadResult, run_load  # noqa: E402
-from igniter_opt.deploy.local import find_tritonserver  # noqa: E402
-from igniter_opt.model import load_profile  # noqa: E402
-from igniter_opt.solvers.verify import verify  # noqa: E402
+from igniter_opt.controller.placement import to_solver_plan
+from igniter_opt.controller.records import Placement, Spec
+from igniter_opt.data.dnn import spec_for
+from igniter_opt.deploy.backends.launcher import free_port
+from igniter_opt.deploy.backends.local import find_tritonserver
+from igniter_opt.deploy.load.generator import LoadOptions, Target, WorkloadResult, run_load
+from igniter_opt.model import load_profile
+from igniter_opt.solvers.verify import verify
 
 pytestmark = [pytest.mark.triton, pytest.mark.slow, pytest.mark.service,
               pytest.mark.skipif(find_tritonserver() is None, reason="no tritonserver (pip install nvidia-pytriton)")]

@@ -20,8 +20,8 @@ pytest.importorskip("fastapi")
 from conftest import triton_pids  # noqa: E402
 from test_service_e2e import Service, in_background, stable, targets  # noqa: E402
 
-from igniter_opt.deploy.launcher import free_port  # noqa: E402
-from igniter_opt.deploy.local import find_tritonserver  # noqa: E402
+from igniter_opt.deploy.backends.launcher import free_port  # noqa: E402
+from igniter_opt.deploy.backends.local import find_tritonserver  # noqa: E402
 
 pytestmark = [pytest.mark.ray, pytest.mark.triton, pytest.mark.slow, pytest.mark.service,
               pytest.mark.skipif(find_tritonserver() is None, reason="no tritonserver (pip install nvidia-pytriton)")]

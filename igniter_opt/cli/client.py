@@ -160,11 +160,11 @@ def measure_cmd(names: list[str] = typer.Argument(None, help="Workloads to drive
                 as_json: bool = JsonOpt) -> None:
     """Drive the service's workloads at their rates with the open-loop load generator, following
     each workload's endpoint (long-poll) so moves and re-shares lose no request."""
-    from igniter_opt.cli.deploy import _finish, _load_options  # noqa: PLC0415
-    from igniter_opt.data.dnn import spec_for  # noqa: PLC0415
-    from igniter_opt.data.plan import GpuPlan, PlacedWorkload, Plan  # noqa: PLC0415
-    from igniter_opt.deploy.loadgen import LoadError, Target, require_load_client, run_load  # noqa: PLC0415
-    from igniter_opt.deploy.report import measurement_report  # noqa: PLC0415
+    from igniter_opt.cli.deploy import _finish, _load_options
+    from igniter_opt.data.dnn import spec_for
+    from igniter_opt.data.plan import GpuPlan, PlacedWorkload, Plan
+    from igniter_opt.deploy.load.generator import LoadError, Target, require_load_client, run_load
+    from igniter_opt.deploy.report import measurement_report
 
     require_load_client()
     listing = request(url, "GET", "/v1/workloads", None, token_file)["workloads"]

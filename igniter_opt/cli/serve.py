@@ -69,9 +69,9 @@ def serve_cmd(gpus: int = typer.Option(..., "--gpus", help="GPUs of the fleet (p
     """Run the provisioning controller: an HTTP JSON API that admits, changes and removes workloads."""
     for module in ("fastapi", "uvicorn", "prometheus_client"):
         require(module, "service", "igniter serve")
-    from igniter_opt.controller.core import Config  # noqa: PLC0415  (fastapi only when serving)
-    from igniter_opt.controller.server import ServeOptions, serve  # noqa: PLC0415
-    from igniter_opt.deploy.launcher import LaunchError  # noqa: PLC0415
+    from igniter_opt.controller.core import Config
+    from igniter_opt.controller.server import ServeOptions, serve
+    from igniter_opt.deploy.types import LaunchError
 
     check_margin(margin, "--margin")
     config = Config(state_dir=state_dir.resolve(), gpus=gpus, profile=profile, policy=policy.value,

@@ -115,9 +115,17 @@ def create_app(ctl: Controller, token: str | None = None, max_body: int = MAX_BO
         return await call_next(request)
 
     app.add_middleware(BodyLimit, limit=max_body)
+    _errors(app)
+    _workload_routes(app, ctl)
+    _service_routes(app, ctl)
+    return app
+
+
+def _errors(app: FastAPI) -> None:
+    """Every error as {"field", "reason"} with its status (module docstring)."""
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         first: dict[str, Any] = dict(exc.errors()[0]) if exc.errors() else {"loc": ("body",), "msg": "invalid"}
         if first.get("type") == "json_invalid":
             return error(422, "body", f"malformed JSON: {dict(first.get('ctx') or {}).get('error', 'invalid')}")
@@ -125,24 +133,28 @@ def create_app(ctl: Controller, token: str | None = None, max_body: int = MAX_BO
         return error(422, ".".join(loc), str(first.get("msg", "invalid")))
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return error(exc.status_code, "path", str(exc.detail))
 
     @app.exception_handler(Unplaceable)
-    async def conflict(request: Request, exc: Unplaceable) -> JSONResponse:
+    async def conflict(_request: Request, exc: Unplaceable) -> JSONResponse:
         return error(409, exc.field, exc.reason)
 
     @app.exception_handler(NotFound)
-    async def not_found(request: Request, exc: NotFound) -> JSONResponse:
+    async def not_found(_request: Request, exc: NotFound) -> JSONResponse:
         return error(404, exc.field, exc.reason)
 
     @app.exception_handler(BadRequest)
-    async def bad(request: Request, exc: BadRequest) -> JSONResponse:
+    async def bad(_request: Request, exc: BadRequest) -> JSONResponse:
         return error(422, exc.field, exc.reason)
 
     @app.exception_handler(ApplyError)
-    async def failed(request: Request, exc: ApplyError) -> JSONResponse:
+    async def failed(_request: Request, exc: ApplyError) -> JSONResponse:
         return error(503, "server", f"a server did not start; the change was rolled back: {exc}")
+
+
+def _workload_routes(app: FastAPI, ctl: Controller) -> None:
+    """/v1/workloads: admit, list, get, change, remove, and the endpoint long-poll."""
 
     def views(names: list[str]) -> list[WorkloadOut]:
         plan, eps = ctl.plan(), ctl.store.endpoints()
@@ -191,10 +203,14 @@ def create_app(ctl: Controller, token: str | None = None, max_body: int = MAX_BO
         deadline = loop.time() + wait
         while True:
             e = await asyncio.to_thread(ctl.endpoint, name)
-            if e is not None and e.version > after_version or loop.time() >= deadline:
+            if (e is not None and e.version > after_version) or loop.time() >= deadline:
                 out = _endpoint(e, name)
                 return out if out is not None else error(404, "endpoint", f"workload {name!r} has no endpoint yet")
             await asyncio.sleep(0.05)
+
+
+def _service_routes(app: FastAPI, ctl: Controller) -> None:
+    """/v1/plan, health, readiness and metrics."""
 
     @app.get("/v1/plan", response_model=PlanOut)
     def plan() -> PlanOut:
@@ -213,5 +229,3 @@ def create_app(ctl: Controller, token: str | None = None, max_body: int = MAX_BO
     @app.get("/metrics")
     def metrics() -> Response:
         return Response(ctl.metrics.text(), media_type="text/plain; version=0.0.4")
-
-    return app

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from igniter_opt.controller.dataplane import DataPlane
 from igniter_opt.controller.records import Endpoint, Plan, PlanInfo, Server
 from igniter_opt.controller.state import Store
-from igniter_opt.deploy.launcher import LaunchError
+from igniter_opt.deploy.types import LaunchError
 
 
 class ApplyError(RuntimeError):

@@ -17,12 +17,21 @@ import time
 from abc import ABC, abstractmethod
 from pathlib import Path
 
+from typing_extensions import override
+
 from igniter_opt.controller.records import Placement, Server
-from igniter_opt.deploy.launcher import LaunchError, free_port, wait_ready
-from igniter_opt.deploy.local import find_tritonserver, prepare_backends, remove_shm, server_command, server_env
+from igniter_opt.deploy.backends.launcher import free_port, wait_ready
+from igniter_opt.deploy.backends.local import (
+    find_tritonserver,
+    prepare_backends,
+    remove_shm,
+    server_command,
+    server_env,
+)
 from igniter_opt.deploy.repository import ModelConfig, queue_delay_us, write_repository
-from igniter_opt.profiling.mps import MpsDaemon, mps_available
-from igniter_opt.profiling.nvml import gpu_count, nvml_available
+from igniter_opt.deploy.types import LaunchError
+from igniter_opt.platform.mps import MpsDaemon, mps_available
+from igniter_opt.platform.nvml import gpu_count, nvml_available
 
 SERVERS = "servers"
 
@@ -49,9 +58,9 @@ class DataPlane(ABC):
     def alive(self, server: Server) -> bool:
         """Is this very server (not a reused pid) running and ready?"""
 
+    @abstractmethod
     def sweep(self, keep: list[Server]) -> list[str]:
         """Kill servers of this state directory that are not in `keep` (orphans); what was killed."""
-        return []
 
     def close(self, teardown: bool) -> None:  # noqa: B027  (most planes hold nothing)
         """Release what the plane holds (MPS daemon on teardown)."""
@@ -65,17 +74,25 @@ class NoPlane(DataPlane):
     def __init__(self) -> None:
         self.warnings = ["dry run (--backend none): no servers are started"]
 
+    @override
     def spawn(self, server: Server, placement: Placement) -> Server:
         return server
 
+    @override
     def await_ready(self, server: Server) -> None:
         return None
 
+    @override
     def stop(self, server: Server) -> None:
         return None
 
+    @override
     def alive(self, server: Server) -> bool:
         return True
+
+    @override
+    def sweep(self, keep: list[Server]) -> list[str]:
+        return []
 
 
 def _cmdline(pid: int) -> str:

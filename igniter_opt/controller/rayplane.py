@@ -27,9 +27,10 @@ from typing import Any
 from igniter_opt.controller.dataplane import DataPlane
 from igniter_opt.controller.records import Placement, Server
 from igniter_opt.data.errors import InputError
-from igniter_opt.deploy.launcher import LaunchError, wait_ready
-from igniter_opt.deploy.ray_backend import _remote_classes
-from igniter_opt.raycluster import import_ray, probe
+from igniter_opt.deploy.backends.launcher import wait_ready
+from igniter_opt.deploy.backends.ray import _remote_classes
+from igniter_opt.deploy.types import LaunchError
+from igniter_opt.platform.raycluster import import_ray, probe
 
 TOKEN_GPU = 1e-4
 
@@ -62,8 +63,8 @@ class RayPlane(DataPlane):
 
     def _slot(self, slot: int) -> tuple[Any, dict[str, Any]]:
         """The slot's placement group (created and placed on first use) and its node's set-up."""
-        from ray.util.placement_group import get_placement_group, placement_group, remove_placement_group  # noqa: PLC0415
-        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy  # noqa: PLC0415
+        from ray.util.placement_group import get_placement_group, placement_group, remove_placement_group
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
         name = f"{self.ns}-gpu{slot}"
         try:
@@ -86,7 +87,7 @@ class RayPlane(DataPlane):
         return pg, self._nodes[slot]
 
     def spawn(self, server: Server, placement: Placement) -> Server:
-        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy  # noqa: PLC0415
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
         pg, node = self._slot(placement.gpu)
         actor = _remote_classes(self.ray)["server"].options(
@@ -138,15 +139,15 @@ class RayPlane(DataPlane):
             return
         try:
             self.ray.get(actor.stop.remote(), timeout=30)
-        except Exception:  # noqa: BLE001 - killed below anyway
+        except Exception:
             pass
         try:
             self.ray.kill(actor, no_restart=True)
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
 
     def sweep(self, keep: list[Server]) -> list[str]:
-        from ray.util import list_named_actors  # noqa: PLC0415
+        from ray.util import list_named_actors
 
         known = {s.id for s in keep}
         killed = []
@@ -158,12 +159,12 @@ class RayPlane(DataPlane):
 
     def close(self, teardown: bool) -> None:
         if teardown:
-            from ray.util.placement_group import get_placement_group, placement_group_table, remove_placement_group  # noqa: PLC0415,E501
+            from ray.util.placement_group import get_placement_group, placement_group_table, remove_placement_group
 
             for info in placement_group_table().values():
                 if str(info.get("name", "")).startswith(f"{self.ns}-gpu") and info.get("state") != "REMOVED":
                     try:
                         remove_placement_group(get_placement_group(info["name"]))
-                    except Exception:  # noqa: BLE001 - already gone
+                    except Exception:
                         pass
         self.ray.shutdown()

@@ -69,14 +69,14 @@ def _neighbours(profile: Profile, kept: Plan, loose: list[Spec], margin_pct: flo
     for members in gpus:
         specs, batches = [m.spec for m in members], [m.batch for m in members]
         for x in loose:
-            out.append(_entry(profile, specs + [x], batches + [batch[x.name]], margin_pct))
+            out.append(_entry(profile, [*specs, x], [*batches, batch[x.name]], margin_pct))
             for i in range(len(members)):
-                out.append(_entry(profile, specs[:i] + specs[i + 1:] + [x], batches[:i] + batches[i + 1:] +
-                                  [batch[x.name]], margin_pct))
+                out.append(_entry(profile, [*specs[:i], *specs[i + 1:], x],
+                                  [*batches[:i], *batches[i + 1:], batch[x.name]], margin_pct))
         for other in gpus:
             if other is not members:
                 for m in other:
-                    out.append(_entry(profile, specs + [m.spec], batches + [m.batch], margin_pct))
+                    out.append(_entry(profile, [*specs, m.spec], [*batches, m.batch], margin_pct))
         if len(out) > MAX_NEIGHBOURS:
             break
     return out[:MAX_NEIGHBOURS]
@@ -118,7 +118,7 @@ def _columns(profile: Profile, current: Plan, others: set[str], sets: list[tuple
     return out
 
 
-def _choose(columns: list[Column], names: list[str], k: int, fleet: int, need_unchanged: int,
+def _choose(columns: list[Column], names: list[str], k: int, need_unchanged: int,
             time_limit: float) -> tuple[list[Column], bool]:
     """The MILP: exactly k columns covering every name once, one per slot, most unchanged."""
     index = {n: i for i, n in enumerate(names)}
@@ -181,7 +181,7 @@ def replan_exact(profile: Profile, fleet: int, current: Plan, specs: list[Spec],
     sets = [(ms, bs, fs) for ms, bs, fs in sets if ms]
     columns = _columns(profile, current, others, sets, by_name, margin_pct)
     need = len(others) - max_changes if max_changes is not None else 0
-    chosen, proven = _choose(columns, sorted(by_name), k, fleet, max(0, need), time_limit)
+    chosen, proven = _choose(columns, sorted(by_name), k, max(0, need), time_limit)
     if not chosen:
         if max_changes is not None:
             raise Unplaceable("max_changes", f"no re-plan on {k} GPUs changes at most {max_changes} running "

@@ -83,7 +83,7 @@ def make_plane(config: Config, options: ServeOptions) -> DataPlane:
     if options.backend == "none":
         return NoPlane()
     if options.backend == "ray":
-        from igniter_opt.controller.rayplane import RayPlane  # noqa: PLC0415  (ray only when asked)
+        from igniter_opt.controller.rayplane import RayPlane
 
         return RayPlane(config.state_dir, options.address, options.tritonserver)
     return LocalPlane(config.state_dir, options.tritonserver, device=options.device)
@@ -98,7 +98,7 @@ def _signals_recorded() -> Iterator[None]:
         yield
         return
     sigs = (signal.SIGTERM, signal.SIGINT)
-    old = {s: signal.signal(s, lambda signum, frame: None) for s in sigs}
+    old = {s: signal.signal(s, lambda _signum, _frame: None) for s in sigs}
     try:
         yield
     finally:
