@@ -158,8 +158,7 @@ def measure_cmd(names: list[str] = typer.Argument(None, help="Workloads to drive
                 seed: int = typer.Option(0, "--seed"), url: str = UrlOpt, token_file: Path | None = TokenOpt,
                 output: Path | None = typer.Option(None, "-o", "--output", callback=output_file),
                 as_json: bool = JsonOpt) -> None:
-    """Drive the service's workloads at their rates with the open-loop load generator, following
-    each workload's endpoint (long-poll) so moves and re-shares lose no request."""
+    """Load the service's workloads at their rates, following each endpoint (moves lose no request)."""
     from igniter_opt.cli.deploy import _finish, _load_options
     from igniter_opt.data.dnn import spec_for
     from igniter_opt.data.plan import GpuPlan, PlacedWorkload, Plan
