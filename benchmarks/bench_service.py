@@ -46,7 +46,7 @@ def draw(rng: np.random.Generator, profile: Profile, name: str) -> Spec:
         model = models[int(rng.integers(len(models)))]
         spec = Spec(name, model, float(round(rng.uniform(*MIXED_SLO[model]))), float(round(rng.uniform(*MIXED_RATE))))
         try:
-            demand(profile, spec, 0.0)
+            demand(profile, spec)
             return spec
         except Unplaceable:
             continue
@@ -54,7 +54,7 @@ def draw(rng: np.random.Generator, profile: Profile, name: str) -> Spec:
 
 def running(ctl: Controller, specs: list[Spec]) -> None:
     """Make `specs` the controller's running plan (the igniter policy's placement, committed)."""
-    plan = verified(place_igniter(ctl.profile, ctl.config.gpus, {}, specs, 0.0), ctl.profile, 0.0)
+    plan = verified(place_igniter(ctl.profile, ctl.config.gpus, {}, specs), ctl.profile)
     with ctl.store.transaction() as db:
         ctl.store.write_plan(db, plan, PlanInfo())
 
@@ -105,7 +105,7 @@ def disturbance(changes: int, seed: int, time_limit: float) -> list[dict]:
     specs = [draw(rng, profile, f"w{i}") for i in range(32)]
     fleet = 100
     current, _ = replan_exact(profile, fleet, {}, specs, set(s.name for s in specs), time_limit=time_limit)
-    current = verified(current, profile, 0.0)
+    current = verified(current, profile)
     rows = []
     for k in range(changes):
         names = sorted(current)
@@ -125,7 +125,7 @@ def disturbance(changes: int, seed: int, time_limit: float) -> list[dict]:
         else:
             del specs_now[subject]
         try:
-            demand(profile, specs_now.get(subject, old), 0.0)
+            demand(profile, specs_now.get(subject, old))
         except Unplaceable:
             continue
         subjects = {subject} if subject in specs_now else set()
@@ -133,7 +133,7 @@ def disturbance(changes: int, seed: int, time_limit: float) -> list[dict]:
         t0 = time.perf_counter()
         new, info = replan_exact(profile, fleet, current, list(specs_now.values()), subjects, time_limit=time_limit)
         seconds = time.perf_counter() - t0
-        new = verified(new, profile, 0.0)
+        new = verified(new, profile)
         scratch_plan = _stage1(profile, list(specs_now.values()), 0.0, time_limit, "paper")
         scratch = {w.name: Placement(specs_now[w.name], j, w.resource_pct, w.batch)
                    for j, g in enumerate(scratch_plan.gpus) for w in g.workloads}

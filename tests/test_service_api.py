@@ -42,7 +42,7 @@ def snapshot(ctl: Controller) -> tuple:
 def assert_verifies(ctl: Controller) -> None:
     plan = ctl.plan()
     profile = load_profile("v100")
-    checked, problems = verify(to_solver_plan(plan, profile, 0.0), profile)
+    checked, problems = verify(to_solver_plan(plan, profile), profile)
     assert problems == [] and (checked.feasible or not plan)
     for members in gpus_of(plan).values():
         assert sum(m.share_pct for m in members) <= 100 + 1e-9
@@ -272,3 +272,19 @@ def test_exact_policy_reports_both_objectives_and_respects_max_changes(tmp_path)
             assert all(strict.plan()[n].same_place(before[0][n]) for n in ("a", "b"))
     finally:
         strict.close()
+
+
+def test_a_workload_at_a_margin_gets_headroom(tmp_path):
+    ctl = controller(tmp_path, gpus=2)
+    try:
+        c = TestClient(create_app(ctl))
+        plain = c.post("/v1/workloads", json=W("plain", "vgg19", 60.0, 100.0)).json()["workloads"][0]
+        safe = c.post("/v1/workloads", json={**W("safe", "vgg19", 60.0, 100.0), "margin_pct": 20.0}).json()
+        safe = safe["workloads"][0]
+        assert plain["margin_pct"] == 0.0 and safe["margin_pct"] == 20.0
+        assert safe["predicted_latency_ms"] <= 0.8 * 30.0 + 1e-9 < plain["predicted_latency_ms"]
+        r = c.post("/v1/workloads", json={**W("x"), "margin_pct": 80.0})
+        assert r.status_code == 422 and r.json()["field"] == "margin_pct"
+        assert c.patch("/v1/workloads/safe", json={"rate_rps": 90.0}).json()["margin_pct"] == 20.0  # kept
+    finally:
+        ctl.close()

@@ -125,7 +125,7 @@ def test_serve_admit_change_remove_kill_readopt_teardown(tmp_path):
         profile = load_profile("v100")
         placed = {w["name"]: Placement(Spec(w["name"], w["model"], w["slo_ms"], w["rate_rps"]), w["gpu"],
                                        w["share_pct"], w["batch"]) for w in listing["workloads"]}
-        assert verify(to_solver_plan(placed, profile, 0.0), profile)[1] == []
+        assert verify(to_solver_plan(placed, profile), profile)[1] == []
 
         # SIGKILL of the controller under load: the servers keep serving; a restart re-adopts them
         thread, results = in_background(targets(service.url, listing, ["a", "b", "d"]), 8.0)

@@ -83,7 +83,8 @@ def _endpoint(e: Endpoint | None, name: str) -> EndpointOut | None:
 
 
 def _workload(p: Placement, e: Endpoint | None) -> WorkloadOut:
-    return WorkloadOut(name=p.name, model=p.spec.model, slo_ms=p.spec.slo_ms, rate_rps=p.spec.rate_rps, gpu=p.gpu,
+    return WorkloadOut(name=p.name, model=p.spec.model, slo_ms=p.spec.slo_ms, rate_rps=p.spec.rate_rps,
+                       margin_pct=p.spec.margin_pct, gpu=p.gpu,
                        share_pct=p.share_pct, batch=p.batch, predicted_latency_ms=p.predicted_latency_ms,
                        predicted_throughput_rps=p.predicted_throughput_rps, endpoint=_endpoint(e, p.name))
 
@@ -161,7 +162,9 @@ def _workload_routes(app: FastAPI, ctl: Controller) -> None:
         return [_workload(plan[n], eps.get(n)) for n in names if n in plan]
 
     def admit(items: list[WorkloadIn]) -> dict[str, Any]:
-        names = ctl.add([Spec(w.name, w.model, w.slo_ms, w.rate_rps) for w in items])
+        margin = ctl.config.margin_pct
+        names = ctl.add([Spec(w.name, w.model, w.slo_ms, w.rate_rps, margin if w.margin_pct is None else w.margin_pct)
+                         for w in items])
         return {"workloads": [w.model_dump() for w in views(names)], "version": ctl.version()}
 
     @app.post("/v1/workloads", status_code=201, response_model=dict[str, Any])

@@ -148,16 +148,16 @@ class Controller:
               arrivals: list[Spec]) -> tuple[Plan, PlanInfo]:
         c = self.config
         if c.policy == "exact":
-            new, info = replan_exact(self.profile, c.gpus, current, specs, subjects, c.margin_pct, c.time_limit_s,
-                                     c.max_changes, c.batch_policy)
+            new, info = replan_exact(self.profile, c.gpus, current, specs, subjects, c.time_limit_s, c.max_changes,
+                                     c.batch_policy)
         else:
             kept = {n: p for n, p in current.items() if n not in subjects}
-            new = place_igniter(self.profile, c.gpus, kept, arrivals, c.margin_pct)
+            new = place_igniter(self.profile, c.gpus, kept, arrivals)
             info = PlanInfo(policy="igniter", status="heuristic", lower_bound=None, objectives={
                 "gpus": {"value": len(gpus_of(new)), "status": "heuristic"},
                 "changes": {"value": sum(1 for n, p in current.items() if n in new and n not in subjects
                                          and not p.same_place(new[n])), "status": "heuristic"}})
-        return verified(new, self.profile, c.margin_pct), info
+        return verified(new, self.profile), info
 
     def _change(self, operation: str, specs: list[Spec], subjects: set[str], arrivals: list[Spec]) -> Plan:
         """Plan, verify and apply under the lock; the new plan."""
@@ -201,7 +201,7 @@ class Controller:
                 raise NotFound("name", f"no workload {name!r}")
             old = current[name].spec
             spec = Spec(name, old.model, old.slo_ms if slo_ms is None else slo_ms,
-                        old.rate_rps if rate_rps is None else rate_rps)
+                        old.rate_rps if rate_rps is None else rate_rps, old.margin_pct)
             if spec == old:
                 return
             specs = [spec if p.name == name else p.spec for p in current.values()]
@@ -222,7 +222,7 @@ class Controller:
             info = self.store.plan_info()
             info.objectives = {"gpus": {"value": len(gpus_of(new)), "status": "heuristic"},
                                "changes": {"value": 0, "status": "heuristic"}}
-            apply_plan(self.store, self.plane, current, verified(new, self.profile, self.config.margin_pct), info,
+            apply_plan(self.store, self.plane, current, verified(new, self.profile), info,
                        self.config.grace_s)
             self.metrics.replans.labels("remove").inc()
             self.metrics.observe_plan(new, self.config.gpus)

@@ -15,6 +15,7 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 MAX_RATE_RPS = 100_000.0
 MAX_SLO_MS = 60_000.0
 MAX_BATCH_ADD = 256          # workloads in one POST
+MAX_MARGIN_PCT = 50.0
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN, description="[A-Za-z0-9][A-Za-z0-9_-]{0,63}: "
                                                               "becomes a directory and a Triton model name")]
@@ -33,6 +34,9 @@ class WorkloadIn(Strict):
     model: str = Field(min_length=1, max_length=64)
     slo_ms: Slo
     rate_rps: Rate
+    margin_pct: float | None = Field(None, ge=0, le=MAX_MARGIN_PCT, allow_inf_nan=False,
+                                     description="robustness margin %: latency <= (1 - m) SLO/2, throughput >= "
+                                                 "(1 + m) rate (default: the controller's --margin)")
 
 
 class WorkloadsIn(Strict):
@@ -81,6 +85,7 @@ class WorkloadOut(BaseModel):
     model: str
     slo_ms: float
     rate_rps: float
+    margin_pct: float
     gpu: int
     share_pct: float
     batch: int

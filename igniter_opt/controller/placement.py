@@ -24,6 +24,7 @@ from igniter_opt.data.plan import GpuPlan, PlacedWorkload
 from igniter_opt.data.plan import Plan as SolverPlan
 from igniter_opt.model import Profile
 from igniter_opt.solvers.colocation import raise_violators
+from igniter_opt.solvers.margin import latency_limit_ms, rate_target_rps
 from igniter_opt.solvers.sizing import FULL_SHARE, Demand, split_workload
 from igniter_opt.solvers.verify import verify
 
@@ -37,12 +38,13 @@ class Unplaceable(Exception):
         self.reason = reason
 
 
-_CACHE: dict[tuple[int, Spec, float], Demand] = {}
+_CACHE: dict[tuple[int, Spec], Demand] = {}
 
 
-def _demand(profile: Profile, spec: Spec, margin_pct: float) -> Demand:
+def _demand(profile: Profile, spec: Spec) -> Demand:
     try:
-        demands = split_workload(profile, Workload(spec.name, spec.model, spec.slo_ms, spec.rate_rps), margin_pct)
+        demands = split_workload(profile, Workload(spec.name, spec.model, spec.slo_ms, spec.rate_rps),
+                                 spec.margin_pct)
     except InfeasibleError as exc:
         raise Unplaceable("slo_ms", str(exc)) from None
     except InputError as exc:
@@ -56,14 +58,14 @@ def _demand(profile: Profile, spec: Spec, margin_pct: float) -> Demand:
     return demands[0]
 
 
-def demand(profile: Profile, spec: Spec, margin_pct: float) -> Demand:
+def demand(profile: Profile, spec: Spec) -> Demand:
     """The sized demand of a spec (cached: specs and profiles are immutable); Unplaceable when the
     workload needs more than one GPU or no GPU can serve it."""
-    key = (id(profile), spec, float(margin_pct))
+    key = (id(profile), spec)
     if key not in _CACHE:
         if len(_CACHE) > 8192:
             _CACHE.clear()
-        _CACHE[key] = _demand(profile, spec, float(margin_pct))
+        _CACHE[key] = _demand(profile, spec)
     return _CACHE[key]
 
 
@@ -75,26 +77,25 @@ def gpus_of(plan: Plan) -> dict[int, list[Placement]]:
     return out
 
 
-def gpu_shares(profile: Profile, specs: list[Spec], batches: list[int], start: list[float],
-               margin_pct: float) -> np.ndarray | None:
+def gpu_shares(profile: Profile, specs: list[Spec], batches: list[int], start: list[float]) -> np.ndarray | None:
     """Least shares of these members on one GPU from `start` (raised while any breaks its latency
     or rate limit), or None when they do not fit in 100%."""
     if sum(start) > FULL_SHARE + 1e-9:
         return None
-    demands = [demand(profile, s, margin_pct) for s in specs]
+    demands = [demand(profile, s) for s in specs]
     shares = raise_violators(profile, demands, list(range(len(demands))), np.array(start, dtype=float),
                              batch=np.array(batches, dtype=float), throughput=True)
     return shares if shares.sum() <= FULL_SHARE + 1e-9 else None
 
 
-def place_one(profile: Profile, fleet: int, plan: Plan, spec: Spec, margin_pct: float) -> Plan:
+def place_one(profile: Profile, fleet: int, plan: Plan, spec: Spec) -> Plan:
     """The plan with `spec` placed by the reference greedy (a new dict; `plan` is not changed)."""
-    d = demand(profile, spec, margin_pct)
+    d = demand(profile, spec)
     best: tuple[float, int, np.ndarray] | None = None
     for slot, members in gpus_of(plan).items():
         start = [m.share_pct for m in members] + [d.r_lower]
         shares = gpu_shares(profile, [m.spec for m in members] + [spec], [m.batch for m in members] + [d.batch],
-                            start, margin_pct)
+                            start)
         if shares is None:
             continue
         added = float(shares.sum()) - sum(m.share_pct for m in members)
@@ -113,35 +114,41 @@ def place_one(profile: Profile, fleet: int, plan: Plan, spec: Spec, margin_pct: 
     if not free:
         raise Unplaceable("gpus", f"no room for {spec.name!r} ({spec.model}, needs at least {d.r_lower:g}% of a GPU "
                                   f"alone): all {fleet} GPUs of the fleet are in use and none fits it")
-    shares = gpu_shares(profile, [spec], [d.batch], [d.r_lower], margin_pct)
+    shares = gpu_shares(profile, [spec], [d.batch], [d.r_lower])
     if shares is None:
         raise Unplaceable("slo_ms", f"workload {spec.name!r}: no share of one GPU meets its SLO and rate")
     out[spec.name] = Placement(spec, free[0], float(shares[0]), d.batch)
     return out
 
 
-def place_igniter(profile: Profile, fleet: int, plan: Plan, arrivals: list[Spec], margin_pct: float) -> Plan:
+def place_igniter(profile: Profile, fleet: int, plan: Plan, arrivals: list[Spec]) -> Plan:
     """Place several arrivals one by one, largest least share first (the reference's order)."""
-    order = sorted(arrivals, key=lambda s: -demand(profile, s, margin_pct).r_lower)
+    order = sorted(arrivals, key=lambda s: -demand(profile, s).r_lower)
     for spec in order:
-        plan = place_one(profile, fleet, plan, spec, margin_pct)
+        plan = place_one(profile, fleet, plan, spec)
     return plan
 
 
-def to_solver_plan(plan: Plan, profile: Profile, margin_pct: float, solver: str = "service") -> SolverPlan:
+def to_solver_plan(plan: Plan, profile: Profile, solver: str = "service") -> SolverPlan:
     """The plan as igniter_opt's Plan (GPU slots in order, empty slots skipped)."""
     gpus = [GpuPlan([PlacedWorkload(p.name, p.spec.model, p.batch, p.share_pct, p.spec.rate_rps, p.spec.slo_ms)
                      for p in members]) for members in gpus_of(plan).values()]
-    return SolverPlan(instance="service", solver=solver, profile=profile.name, status="feasible", gpus=gpus,
-                      margin_pct=margin_pct)
+    return SolverPlan(instance="service", solver=solver, profile=profile.name, status="feasible", gpus=gpus)
 
 
-def verified(plan: Plan, profile: Profile, margin_pct: float) -> Plan:
-    """The plan with the model's predictions, after `verify` passed; Unplaceable naming the
-    problems otherwise (a plan that breaks an SLO or passes 100% is never applied)."""
+def verified(plan: Plan, profile: Profile) -> Plan:
+    """The plan with the model's predictions, after `verify` passed and every workload holds at
+    its own margin; Unplaceable naming the problems otherwise (a plan that breaks an SLO or passes
+    100% is never applied)."""
     if not plan:
         return {}
-    checked, problems = verify(to_solver_plan(plan, profile, margin_pct), profile)
+    checked, problems = verify(to_solver_plan(plan, profile), profile)
+    for w in checked.workloads():
+        m = plan[w.name].spec.margin_pct
+        if m and not problems and (w.predicted_latency_ms is None or w.predicted_throughput_rps is None or
+                                   w.predicted_latency_ms > latency_limit_ms(w.slo_ms, m) * (1 + 1e-9) or
+                                   w.predicted_throughput_rps < rate_target_rps(w.rate_rps, m) * (1 - 1e-9)):
+            problems.append(f"{w.name}: does not hold at its {m:g}% margin")
     if problems:
         raise Unplaceable("plan", "the plan does not verify: " + "; ".join(problems))
     predicted = {w.name: w for w in checked.workloads()}

@@ -14,6 +14,7 @@ class Spec:
     model: str
     slo_ms: float
     rate_rps: float
+    margin_pct: float = 0.0           # robustness margin: latency <= (1 - m) SLO/2, throughput >= (1 + m) rate
 
 
 @dataclass(frozen=True)

@@ -46,37 +46,36 @@ class Column:
 
 
 MAX_NEIGHBOURS = 4000
+Candidate = tuple[tuple[str, ...], tuple[int, ...], tuple[float, ...]]  # names, batches, start shares
 
 
-def _entry(profile: Profile, specs: list[Spec], batches: list[int], margin_pct: float
-           ) -> tuple[tuple[str, ...], tuple[int, ...], tuple[float, ...]]:
+def _entry(profile: Profile, specs: list[Spec], batches: list[int]) -> Candidate:
     """A candidate set: names, batches, and the shares to start from off its home slot (least
     share alone at the paper batch, else the unit)."""
     starts = []
     for s, b in zip(specs, batches):
-        d = demand(profile, s, margin_pct)
+        d = demand(profile, s)
         starts.append(d.r_lower if b == d.batch else profile.hardware.unit_pct)
     return tuple(s.name for s in specs), tuple(batches), tuple(starts)
 
 
-def _neighbours(profile: Profile, kept: Plan, loose: list[Spec], margin_pct: float
-                ) -> list[tuple[tuple[str, ...], tuple[int, ...], tuple[float, ...]]]:
+def _neighbours(profile: Profile, kept: Plan, loose: list[Spec]) -> list[Candidate]:
     """Running GPUs with one change: an arriving workload added (or swapped for a member), or a
     running workload moved in from another GPU; at most MAX_NEIGHBOURS sets."""
     out = []
     gpus = list(gpus_of(kept).values())
-    batch = {s.name: demand(profile, s, margin_pct).batch for s in loose}
+    batch = {s.name: demand(profile, s).batch for s in loose}
     for members in gpus:
         specs, batches = [m.spec for m in members], [m.batch for m in members]
         for x in loose:
-            out.append(_entry(profile, [*specs, x], [*batches, batch[x.name]], margin_pct))
+            out.append(_entry(profile, [*specs, x], [*batches, batch[x.name]]))
             for i in range(len(members)):
                 out.append(_entry(profile, [*specs[:i], *specs[i + 1:], x],
-                                  [*batches[:i], *batches[i + 1:], batch[x.name]], margin_pct))
+                                  [*batches[:i], *batches[i + 1:], batch[x.name]]))
         for other in gpus:
             if other is not members:
                 for m in other:
-                    out.append(_entry(profile, [*specs, m.spec], [*batches, m.batch], margin_pct))
+                    out.append(_entry(profile, [*specs, m.spec], [*batches, m.batch]))
         if len(out) > MAX_NEIGHBOURS:
             break
     return out[:MAX_NEIGHBOURS]
@@ -93,7 +92,7 @@ def _stage1(profile: Profile, specs: list[Spec], margin_pct: float, time_limit: 
 
 
 def _columns(profile: Profile, current: Plan, others: set[str], sets: list[tuple[tuple[str, ...], tuple[int, ...],
-             tuple[float, ...]]], specs: dict[str, Spec], margin_pct: float) -> list[Column]:
+             tuple[float, ...]]], specs: dict[str, Spec]) -> list[Column]:
     seen: set[tuple[object, ...]] = set()
     out = []
     for members, batches, fallback in sets:
@@ -104,9 +103,9 @@ def _columns(profile: Profile, current: Plan, others: set[str], sets: list[tuple
                 p = current.get(n)
                 keep = slot is not None and n in others and p is not None and p.gpu == slot and p.batch == b
                 start.append(p.share_pct if keep and p is not None else f)
-            shares = gpu_shares(profile, [specs[n] for n in members], list(batches), start, margin_pct)
+            shares = gpu_shares(profile, [specs[n] for n in members], list(batches), start)
             if shares is None and slot is None:
-                shares = gpu_shares(profile, [specs[n] for n in members], list(batches), list(fallback), margin_pct)
+                shares = gpu_shares(profile, [specs[n] for n in members], list(batches), list(fallback))
             if shares is None:
                 continue
             unchanged = sum(1 for n, b, s in zip(members, batches, shares) if n in others and current[n].gpu == slot
@@ -151,7 +150,7 @@ def change_bound(current: Plan, others: set[str], k: int) -> int:
 
 
 def replan_exact(profile: Profile, fleet: int, current: Plan, specs: list[Spec], subjects: set[str],
-                 margin_pct: float = 0.0, time_limit: float = 10.0, max_changes: int | None = None,
+                 time_limit: float = 10.0, max_changes: int | None = None,
                  batch_policy: str = "paper") -> tuple[Plan, PlanInfo]:
     """The re-plan of `specs` (every workload after the change; `subjects` are the ones the request
     adds or changes) and what was proven about its two objectives."""
@@ -159,14 +158,16 @@ def replan_exact(profile: Profile, fleet: int, current: Plan, specs: list[Spec],
         return {}, PlanInfo(policy="exact", status="optimal", lower_bound=0, objectives={})
     by_name = {s.name: s for s in specs}
     for s in specs:
-        demand(profile, s, margin_pct)  # one GPU per workload, or Unplaceable
+        demand(profile, s)  # one GPU per workload, or Unplaceable
     others = {n for n, p in current.items() if n in by_name and n not in subjects and p.spec == by_name[n]}
-    exact = _stage1(profile, specs, margin_pct, time_limit, batch_policy)
-    lower = int(exact.lower_bound) if exact.lower_bound is not None else None
+    margins = sorted({s.margin_pct for s in specs})
+    exact = _stage1(profile, specs, margins[-1], time_limit, batch_policy)  # feasible at every margin
+    bound_plan = exact if len(margins) == 1 else _stage1(profile, specs, margins[0], time_limit, batch_policy)
+    lower = int(bound_plan.lower_bound) if bound_plan.lower_bound is not None else None  # valid at the loosest
     kept = {n: p for n, p in current.items() if n in others}
     try:
         incremental: Plan | None = place_igniter(profile, fleet, kept, [by_name[n] for n in sorted(set(by_name) -
-                                                                                           others)], margin_pct)
+                                                                                           others)])
     except Unplaceable:
         incremental = None
     k = exact.num_gpus if incremental is None else min(exact.num_gpus, len(gpus_of(incremental)))
@@ -176,10 +177,10 @@ def replan_exact(profile: Profile, fleet: int, current: Plan, specs: list[Spec],
              tuple(w.resource_pct for w in g.workloads)) for g in exact.gpus]
     for plan in (incremental, kept):
         for members in gpus_of(plan or {}).values():
-            sets.append(_entry(profile, [m.spec for m in members], [m.batch for m in members], margin_pct))
-    sets += _neighbours(profile, kept, [by_name[n] for n in sorted(set(by_name) - others)], margin_pct)
+            sets.append(_entry(profile, [m.spec for m in members], [m.batch for m in members]))
+    sets += _neighbours(profile, kept, [by_name[n] for n in sorted(set(by_name) - others)])
     sets = [(ms, bs, fs) for ms, bs, fs in sets if ms]
-    columns = _columns(profile, current, others, sets, by_name, margin_pct)
+    columns = _columns(profile, current, others, sets, by_name)
     need = len(others) - max_changes if max_changes is not None else 0
     chosen, proven = _choose(columns, sorted(by_name), k, max(0, need), time_limit)
     if not chosen:

@@ -21,7 +21,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS workloads (
   name TEXT PRIMARY KEY, model TEXT NOT NULL, slo_ms REAL NOT NULL, rate_rps REAL NOT NULL,
-  gpu INTEGER NOT NULL, share_pct REAL NOT NULL, batch INTEGER NOT NULL,
+  margin_pct REAL NOT NULL, gpu INTEGER NOT NULL, share_pct REAL NOT NULL, batch INTEGER NOT NULL,
   predicted_latency_ms REAL, predicted_throughput_rps REAL);
 CREATE TABLE IF NOT EXISTS servers (
   id TEXT PRIMARY KEY, workload TEXT NOT NULL, status TEXT NOT NULL, pid INTEGER NOT NULL,
@@ -88,10 +88,10 @@ class Store:
 
     def plan(self) -> Plan:
         with self._lock:
-            rows = self._db.execute("SELECT name, model, slo_ms, rate_rps, gpu, share_pct, batch, "
+            rows = self._db.execute("SELECT name, model, slo_ms, rate_rps, margin_pct, gpu, share_pct, batch, "
                                     "predicted_latency_ms, predicted_throughput_rps FROM workloads "
                                     "ORDER BY gpu, name").fetchall()
-        return {r[0]: Placement(Spec(r[0], r[1], r[2], r[3]), r[4], r[5], r[6], r[7], r[8]) for r in rows}
+        return {r[0]: Placement(Spec(*r[:5]), *r[5:]) for r in rows}
 
     def plan_info(self) -> PlanInfo:
         raw = self.get_meta("plan_info")
@@ -99,8 +99,9 @@ class Store:
 
     def write_plan(self, db: sqlite3.Connection, plan: Plan, info: PlanInfo) -> None:
         db.execute("DELETE FROM workloads")
-        db.executemany("INSERT INTO workloads VALUES(?,?,?,?,?,?,?,?,?)",
-                       [(p.name, p.spec.model, p.spec.slo_ms, p.spec.rate_rps, p.gpu, p.share_pct, p.batch,
+        db.executemany("INSERT INTO workloads VALUES(?,?,?,?,?,?,?,?,?,?)",
+                       [(p.name, p.spec.model, p.spec.slo_ms, p.spec.rate_rps, p.spec.margin_pct, p.gpu,
+                         p.share_pct, p.batch,
                          p.predicted_latency_ms, p.predicted_throughput_rps) for p in plan.values()])
         self.set_meta(db, "plan_info", json.dumps(info.to_dict()))
 
