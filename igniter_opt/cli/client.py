@@ -87,11 +87,15 @@ def _table(workloads: list[dict[str, Any]]) -> Table:
 @client_app.command("add")
 def add_cmd(name: str = typer.Argument(..., help="Workload name ([A-Za-z0-9][A-Za-z0-9_-]{0,63})."),
             model: str = typer.Option(..., "--model"), slo: float = typer.Option(..., "--slo", help="SLO, ms."),
-            rate: float = typer.Option(..., "--rate", help="Requests/s."), url: str = UrlOpt,
-            token_file: Path | None = TokenOpt, as_json: bool = JsonOpt) -> None:
+            rate: float = typer.Option(..., "--rate", help="Requests/s."),
+            margin: float | None = typer.Option(None, "--margin", help="Robustness margin % (default: the "
+                                                                       "service's --margin)."),
+            url: str = UrlOpt, token_file: Path | None = TokenOpt, as_json: bool = JsonOpt) -> None:
     """Admit a workload; prints its GPU, share, batch, predicted latency and endpoint."""
-    answer = request(url, "POST", "/v1/workloads", {"name": name, "model": model, "slo_ms": slo, "rate_rps": rate},
-                     token_file)
+    body: dict[str, Any] = {"name": name, "model": model, "slo_ms": slo, "rate_rps": rate}
+    if margin is not None:
+        body["margin_pct"] = margin
+    answer = request(url, "POST", "/v1/workloads", body, token_file)
     emit_json(answer) if as_json else console.print(_table(answer["workloads"]))
 
 
