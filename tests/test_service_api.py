@@ -288,3 +288,20 @@ def test_a_workload_at_a_margin_gets_headroom(tmp_path):
         assert c.patch("/v1/workloads/safe", json={"rate_rps": 90.0}).json()["margin_pct"] == 20.0  # kept
     finally:
         ctl.close()
+
+
+def test_one_controller_per_state_dir_and_a_fleet_that_holds_the_plan(tmp_path):
+    ctl = controller(tmp_path, gpus=3)
+    try:
+        with pytest.raises(InputError, match="another igniter serve uses it"):
+            controller(tmp_path, gpus=3)
+        c = TestClient(create_app(ctl))
+        for i in range(3):  # one vgg19 at 52.5% per GPU slot
+            assert c.post("/v1/workloads", json=W(f"v{i}", "vgg19", 10.0, 10.0)).json()["workloads"][0]["gpu"] == i
+    finally:
+        ctl.close()
+    smaller = Controller(Config(state_dir=tmp_path, gpus=2), NoPlane())
+    with pytest.raises(InputError, match=r"--gpus 2: the plan .* uses GPU slot 2; start with --gpus 3"):
+        smaller.start()
+    smaller.close()  # as `igniter serve` does after a failed start: the directory is free again
+    controller(tmp_path, gpus=3).close()

@@ -87,7 +87,8 @@ def test_restart_readopts_restarts_the_dead_and_kills_orphans(tmp_path, fake):
     orphan = first.plane.spawn(Server(id="zz-s99", workload="zz", status="starting"),
                                first.plan()["a"])  # started, never committed: a crash in between
     first.plane.stop(servers["b"])  # b's server died while the controller was away
-    first._stop.set()  # the controller "crashes": nothing closed, servers left running
+    first._stop.set()  # the controller "crashes": servers left running, its state file and lock released
+    first.store.close()
     assert _running(orphan.pid) and _running(servers["a"].pid)
     second = make(state, fake)
     try:
@@ -99,6 +100,5 @@ def test_restart_readopts_restarts_the_dead_and_kills_orphans(tmp_path, fake):
         assert sorted(s.workload for s in second.store.servers()) == ["a", "b"]
     finally:
         second.close(teardown=True)
-        first.store.close()
     assert servers_under(state) == []
     assert os.path.isdir(state / "servers")

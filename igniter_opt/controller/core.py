@@ -21,6 +21,7 @@ from igniter_opt.controller.records import Endpoint, Placement, Plan, PlanInfo, 
 from igniter_opt.controller.replan import replan_exact
 from igniter_opt.controller.state import Store
 from igniter_opt.data.dnn import ALIASES, SPECS
+from igniter_opt.data.errors import InputError
 from igniter_opt.model import Profile, load_profile
 
 POLICIES = ("igniter", "exact")
@@ -87,6 +88,10 @@ class Controller:
 
     def _adopt(self) -> None:
         plan = self.store.plan()
+        beyond = sorted({p.gpu for p in plan.values() if p.gpu >= self.config.gpus})
+        if beyond:
+            raise InputError(f"--gpus {self.config.gpus}: the plan in {self.store.dir} uses GPU slot {beyond[-1]}; "
+                             f"start with --gpus {beyond[-1] + 1} or more")
         endpoints = self.store.endpoints()
         keep: list[Server] = []
         dead: list[str] = []
