@@ -84,6 +84,10 @@ def test_serve_on_two_ray_nodes(cluster, tmp_path):
         while len(ours()[0]) > 2 and time.monotonic() < deadline:
             time.sleep(0.5)
         assert sorted(a.split("-s")[0] for a in ours()[0]) == ["a", "b"]
+        used = {w["gpu"] for w in listing["workloads"]}  # the slots emptied (c's, maybe a's old) given back
+        while len(ours()[1]) > len(used) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert sorted(int(g.rsplit("gpu", 1)[1]) for g in ours()[1]) == sorted(used)
         service.proc.kill()  # detached actors keep serving; a restart re-adopts them
         service.proc.wait()
         service = Service(state, free_port(), *args, "--teardown")

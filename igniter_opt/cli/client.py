@@ -163,7 +163,7 @@ def measure_cmd(names: list[str] = typer.Argument(None, help="Workloads to drive
                 output: Path | None = typer.Option(None, "-o", "--output", callback=output_file),
                 as_json: bool = JsonOpt) -> None:
     """Load the service's workloads at their rates, following each endpoint (moves lose no request)."""
-    from igniter_opt.cli.deploy import _finish, _load_options
+    from igniter_opt.cli.deploy import _finish, _load_options  # the load generator only when measuring
     from igniter_opt.data.dnn import spec_for
     from igniter_opt.data.plan import GpuPlan, PlacedWorkload, Plan
     from igniter_opt.deploy.load.generator import LoadError, Target, require_load_client, run_load

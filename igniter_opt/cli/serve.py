@@ -69,7 +69,7 @@ def serve_cmd(gpus: int = typer.Option(..., "--gpus", help="GPUs of the fleet (p
     """Run the provisioning controller: an HTTP JSON API that admits, changes and removes workloads."""
     for module in ("fastapi", "uvicorn", "prometheus_client"):
         require(module, "service", "igniter serve")
-    from igniter_opt.controller.core import Config
+    from igniter_opt.controller.core import Config  # fastapi and uvicorn only when serving
     from igniter_opt.controller.server import ServeOptions, serve
     from igniter_opt.deploy.types import LaunchError
 

@@ -121,8 +121,20 @@ class Controller:
         while not self._stop.wait(0.2):
             try:
                 drain_due(self.store, self.plane)
+                self._release()
             except Exception:  # a failed stop is retried on the next tick
                 self.metrics.failures.labels("drain").inc()
+
+    def _release(self) -> None:
+        """Give back the GPU slots the plan no longer uses, once nothing drains and no change is in
+        flight (a change may be starting servers on a slot its plan is not committed with yet)."""
+        if not self.lock.acquire(blocking=False):
+            return
+        try:
+            if not any(s.status != "serving" for s in self.store.servers()):
+                self.plane.release({p.gpu for p in self.store.plan().values()})
+        finally:
+            self.lock.release()
 
     def close(self, teardown: bool = False) -> None:
         """Stop the drainer; with `teardown` stop every server too (else they keep serving)."""

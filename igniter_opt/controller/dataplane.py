@@ -62,6 +62,12 @@ class DataPlane(ABC):
     def sweep(self, keep: list[Server]) -> list[str]:
         """Kill servers of this state directory that are not in `keep` (orphans); what was killed."""
 
+    def release(self, used: set[int]) -> list[int]:
+        """Give back what holds GPU slots not in `used` (called with no server draining and no
+        change in flight); the slots released. Only the Ray plane reserves slots."""
+        del used
+        return []
+
     def close(self, teardown: bool) -> None:  # noqa: B027  (most planes hold nothing)
         """Release what the plane holds (MPS daemon on teardown)."""
 

@@ -24,6 +24,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from typing_extensions import override
+
 from igniter_opt.controller.dataplane import DataPlane
 from igniter_opt.controller.records import Placement, Server
 from igniter_opt.data.errors import InputError
@@ -139,11 +141,11 @@ class RayPlane(DataPlane):
             return
         try:
             self.ray.get(actor.stop.remote(), timeout=30)
-        except Exception:
+        except Exception:  # a dead actor: killed below anyway
             pass
         try:
             self.ray.kill(actor, no_restart=True)
-        except Exception:
+        except Exception:  # already gone
             pass
 
     def sweep(self, keep: list[Server]) -> list[str]:
@@ -157,6 +159,24 @@ class RayPlane(DataPlane):
                 killed.append(entry["name"])
         return killed
 
+    @override
+    def release(self, used: set[int]) -> list[int]:
+        from ray.util.placement_group import get_placement_group, placement_group_table, remove_placement_group
+
+        released = []
+        prefix = f"{self.ns}-gpu"
+        for info in placement_group_table().values():
+            name = str(info.get("name", ""))
+            if name.startswith(prefix) and info.get("state") != "REMOVED" and int(name[len(prefix):]) not in used:
+                try:
+                    remove_placement_group(get_placement_group(name))
+                except Exception:  # already gone
+                    continue
+                self._nodes.pop(int(name[len(prefix):]), None)
+                released.append(int(name[len(prefix):]))
+        return released
+
+    @override
     def close(self, teardown: bool) -> None:
         if teardown:
             from ray.util.placement_group import get_placement_group, placement_group_table, remove_placement_group
@@ -165,6 +185,6 @@ class RayPlane(DataPlane):
                 if str(info.get("name", "")).startswith(f"{self.ns}-gpu") and info.get("state") != "REMOVED":
                     try:
                         remove_placement_group(get_placement_group(info["name"]))
-                    except Exception:
+                    except Exception:  # already gone
                         pass
         self.ray.shutdown()
