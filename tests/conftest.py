@@ -2,7 +2,7 @@
 
 Everything a test reads lives in this repository (tests/data, the bundled profiles), so a fresh
 clone runs every test that does not need a GPU or docker. A test that needs an optional extra is
-marked `@pytest.mark.extra("deploy")` (or plot, cluster, triton): without it, it is skipped with
+marked `@pytest.mark.extra("deploy")` (or plot, cluster, triton, service): without it, it is skipped with
 a reason naming the extra and the install command.
 """
 
@@ -31,6 +31,7 @@ EXTRAS = {
     "plot": ("matplotlib",),
     "cluster": ("ray",),
     "triton": ("pytriton",),
+    "service": ("fastapi", "uvicorn", "httpx", "prometheus_client"),
 }
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("fastapi")
-pytest.importorskip("httpx")
+pytest.importorskip("fastapi", reason="needs the 'service' extra: pip install -e '.[service]'")
+pytest.importorskip("httpx", reason="needs the 'service' extra: pip install -e '.[service]'")
 
 import httpx
 from fastapi.testclient import TestClient
@@ -25,7 +25,7 @@ from igniter_opt.data.errors import InputError
 from igniter_opt.model import load_profile
 from igniter_opt.solvers.verify import verify
 
-pytestmark = pytest.mark.service
+pytestmark = pytest.mark.extra("service")
 TOKEN = "s3cret-token-0123456789"
 
 

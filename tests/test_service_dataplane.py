@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("fastapi")
+pytest.importorskip("fastapi", reason="needs the 'service' extra: pip install -e '.[service]'")
 
 from fastapi.testclient import TestClient
 
@@ -20,7 +20,7 @@ from igniter_opt.controller.core import Config, Controller
 from igniter_opt.controller.dataplane import LocalPlane, _running
 from igniter_opt.controller.records import Server, Spec
 
-pytestmark = pytest.mark.service
+pytestmark = pytest.mark.extra("service")
 
 FAKE = f"""#!{sys.executable}
 import http.server, sys

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from conftest import triton_pids
 
-pytest.importorskip("fastapi")
-pytest.importorskip("uvicorn")
+pytest.importorskip("fastapi", reason="needs the 'service' extra: pip install -e '.[service]'")
+pytest.importorskip("uvicorn", reason="needs the 'service' extra: pip install -e '.[service]'")
 
 from igniter_opt.controller.placement import to_solver_plan
 from igniter_opt.controller.records import Placement, Spec
@@ -28,7 +28,7 @@ from igniter_opt.deploy.load.generator import LoadOptions, Target, WorkloadResul
 from igniter_opt.model import load_profile
 from igniter_opt.solvers.verify import verify
 
-pytestmark = [pytest.mark.triton, pytest.mark.slow, pytest.mark.service,
+pytestmark = [pytest.mark.triton, pytest.mark.slow, pytest.mark.extra("service", "deploy", "triton"),
               pytest.mark.skipif(find_tritonserver() is None, reason="no tritonserver (pip install nvidia-pytriton)")]
 
 WORKLOADS = [("a", "resnet50", 100.0, 20.0), ("b", "vgg19", 200.0, 10.0), ("c", "alexnet", 100.0, 20.0),

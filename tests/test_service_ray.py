@@ -15,7 +15,7 @@ import time
 import pytest
 
 ray = pytest.importorskip("ray", reason="pip install 'igniter-opt[cluster]'")
-pytest.importorskip("fastapi")
+pytest.importorskip("fastapi", reason="needs the 'service' extra: pip install -e '.[service]'")
 
 from conftest import triton_pids  # noqa: E402
 from test_service_e2e import Service, in_background, stable, targets  # noqa: E402
@@ -23,7 +23,7 @@ from test_service_e2e import Service, in_background, stable, targets  # noqa: E4
 from igniter_opt.deploy.backends.launcher import free_port  # noqa: E402
 from igniter_opt.deploy.backends.local import find_tritonserver  # noqa: E402
 
-pytestmark = [pytest.mark.ray, pytest.mark.triton, pytest.mark.slow, pytest.mark.service,
+pytestmark = [pytest.mark.ray, pytest.mark.triton, pytest.mark.slow, pytest.mark.extra("service", "deploy", "cluster"),
               pytest.mark.skipif(find_tritonserver() is None, reason="no tritonserver (pip install nvidia-pytriton)")]
 
 SMALL = 80 * 2**20
