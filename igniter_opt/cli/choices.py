@@ -28,11 +28,12 @@ class Backend(str, Enum):
 
 
 class Device(str, Enum):
-    """What the served models run on (auto: the GPU when NVML sees one)."""
+    """What the served models run on (auto: the GPU when NVML sees one; emulate: the emulated GPU)."""
 
     auto = "auto"
     cpu = "cpu"
     gpu = "gpu"
+    emulate = "emulate"
 
 
 class Dtype(str, Enum):

@@ -25,6 +25,7 @@ from igniter_opt.data import io
 from igniter_opt.data.dnn import ALIASES, SPECS
 from igniter_opt.data.errors import InputError
 from igniter_opt.data.plan import Plan, load_plan
+from igniter_opt.deploy.emulation import check_time_scale, dilate, parse_inject_errors
 from igniter_opt.deploy.load.generator import LoadError, LoadOptions, WorkloadResult, require_load_client
 from igniter_opt.deploy.measure import measure
 from igniter_opt.deploy.report import report_table, save_report
@@ -43,7 +44,12 @@ TritonOpt = typer.Option(None, "--tritonserver",
                          help="local: tritonserver binary (else $PATH, else nvidia-pytriton's).")
 ImageOpt = typer.Option(None, "--image",
                         help="docker: image (default nvcr.io/nvidia/tritonserver:24.08-pyt-python-py3).")
-DeviceOpt = typer.Option(Device.auto, "--device", help="auto (GPU when NVML sees one) | cpu | gpu.")
+DeviceOpt = typer.Option(Device.auto, "--device", help="auto (GPU when NVML sees one) | cpu | gpu | emulate "
+                                                      "(EMULATED GPU: stand-ins sleep the model's predicted latency).")
+InjectOpt = typer.Option([], "--inject-error", help="emulate: NAME=FACTOR multiplies workload NAME's emulated service "
+                                                    "time (a staged prediction error); repeatable.")
+ScaleOpt = typer.Option(1.0, "--time-scale", help="emulate: run the plan F times slower (rates / F, SLOs and service "
+                                                  "times x F) so that a small CPU carries it.")
 Fp16Opt = typer.Option(False, "--fp16", help="GPU: run the torchvision models in fp16.")
 DurationOpt = typer.Option(10.0, "--duration", help="Measured window, seconds.", callback=positive)
 WarmupOpt = typer.Option(2.0, "--warmup", help="Warm-up before the window, seconds (not measured).",
@@ -88,11 +94,23 @@ def _with_predictions(plan: Plan) -> Plan:
 
 
 def _options(backend: Backend, run_dir: Path, no_mps: bool, tritonserver: str | None, image: str | None,
-             device: Device, fp16: bool, address: str | None = None, cpus: float = 0.5) -> DeployOptions:
+             device: Device, fp16: bool, address: str | None = None, cpus: float = 0.5,
+             errors: dict[str, float] | None = None, time_scale: float = 1.0) -> DeployOptions:
     if address and backend != Backend.ray:
         raise InputError(f"--address is for --backend ray (got --backend {backend.value})")
     return DeployOptions(backend=backend.value, run_dir=run_dir, mps=not no_mps, tritonserver=tritonserver,
-                         image=image, device=device.value, fp16=fp16, address=address, cpus_per_server=cpus)
+                         image=image, device=device.value, fp16=fp16, address=address, cpus_per_server=cpus,
+                         inject_error=errors or {}, time_scale=time_scale)
+
+
+def _emulation(plan: Plan, device: Device, inject: list[str], time_scale: float) -> tuple[Plan, dict[str, float]]:
+    """The plan to deploy (dilated by the time scale) and the injected errors, both checked."""
+    if device != Device.emulate:
+        if inject or time_scale != 1:
+            raise InputError("--inject-error and --time-scale are for --device emulate")
+        return plan, {}
+    errors = parse_inject_errors(inject, plan)
+    return dilate(plan, check_time_scale(time_scale)), errors
 
 
 def _load_options(duration: float, warmup: float, distribution: Distribution, seed: int) -> LoadOptions:
@@ -121,6 +139,14 @@ def _announce(dep: Deployment, quiet_stdout: bool = False) -> None:
     (err_console if quiet_stdout else console).print(table)
 
 
+def _title(plan: Plan, report: dict) -> str:
+    if report.get("emulated"):
+        scale = report["emulation"]["time_scale"]
+        return (f"{plan.instance}: EMULATED GPU (not a GPU measurement), time scale {scale:g}: "
+                f"predicted vs measured")
+    return f"{plan.instance}: predicted vs measured"
+
+
 def _finish(report: dict, results: list[WorkloadResult], output: Path | None, as_json: bool, title: str) -> None:
     if output is not None:
         save_report(report, output)
@@ -144,11 +170,13 @@ def _finish(report: dict, results: list[WorkloadResult], output: Path | None, as
 def deploy_cmd(plan: Path = typer.Argument(..., help="Plan JSON."), backend: Backend = BackendOpt,
                run_dir: Path = RunDirOpt, no_mps: bool = NoMpsOpt, tritonserver: str | None = TritonOpt,
                image: str | None = ImageOpt, device: Device = DeviceOpt, fp16: bool = Fp16Opt,
-               address: str | None = AddressOpt, cpus_per_server: float = CpusOpt) -> None:
+               address: str | None = AddressOpt, cpus_per_server: float = CpusOpt,
+               inject_error: list[str] = InjectOpt, time_scale: float = ScaleOpt) -> None:
     """Start one Triton server per workload of the plan and keep them up until Ctrl-C."""
-    loaded = _load(plan)
+    loaded, errors = _emulation(_load(plan), device, inject_error, time_scale)
     io.output_dir(run_dir)
-    options = _options(backend, run_dir, no_mps, tritonserver, image, device, fp16, address, cpus_per_server)
+    options = _options(backend, run_dir, no_mps, tritonserver, image, device, fp16, address, cpus_per_server,
+                       errors, time_scale)
     try:
         with deploy(loaded, options) as dep:
             _announce(dep)
@@ -170,13 +198,13 @@ def measure_cmd(plan: Path = typer.Argument(..., help="Plan JSON (the one deploy
                 output: Path | None = OutOpt, as_json: bool = JsonOpt) -> None:
     """Drive servers started by `igniter deploy --run-dir D` (found in D/endpoints.json) at the plan's rates."""
     require_load_client()
-    loaded = _load(plan)
     endpoints = read_endpoints(run_dir)
+    loaded = dilate(_load(plan), float((endpoints.get("emulation") or {}).get("time_scale", 1.0)))
     try:
         report, results = measure(loaded, endpoints, _load_options(duration, warmup, distribution, seed))
     except LoadError as exc:
         fail(f"{exc} (are the servers of {run_dir} still up?)")
-    _finish(report, results, output, as_json, f"{loaded.instance}: predicted vs measured")
+    _finish(report, results, output, as_json, _title(loaded, report))
 
 
 @app.command("run")
@@ -187,13 +215,15 @@ def run_cmd(plan: Path = typer.Argument(..., help="Plan JSON."), backend: Backen
             output: Path | None = OutOpt, tritonserver: str | None = TritonOpt,
             image: str | None = ImageOpt, device: Device = DeviceOpt, fp16: bool = Fp16Opt,
             as_json: bool = JsonOpt, address: str | None = AddressOpt,
-            cpus_per_server: float = CpusOpt) -> None:
+            cpus_per_server: float = CpusOpt, inject_error: list[str] = InjectOpt,
+            time_scale: float = ScaleOpt) -> None:
     """Deploy the plan, measure it, tear everything down; print predicted vs measured per workload."""
     require_load_client()
-    loaded = _load(plan)
+    loaded, errors = _emulation(_load(plan), device, inject_error, time_scale)
     io.output_dir(run_dir)
     load = _load_options(duration, warmup, distribution, seed)
-    options = _options(backend, run_dir, no_mps, tritonserver, image, device, fp16, address, cpus_per_server)
+    options = _options(backend, run_dir, no_mps, tritonserver, image, device, fp16, address, cpus_per_server,
+                       errors, time_scale)
     try:
         with deploy(loaded, options) as dep:
             _announce(dep, quiet_stdout=as_json)
@@ -202,4 +232,4 @@ def run_cmd(plan: Path = typer.Argument(..., help="Plan JSON."), backend: Backen
         raise InputError(str(exc)) from None
     except LoadError as exc:
         fail(str(exc))
-    _finish(report, results, output, as_json, f"{loaded.instance}: predicted vs measured")
+    _finish(report, results, output, as_json, _title(loaded, report))

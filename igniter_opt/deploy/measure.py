@@ -8,6 +8,7 @@ from typing import Any
 
 from igniter_opt.data.errors import InputError
 from igniter_opt.data.plan import Plan
+from igniter_opt.deploy.emulation import emulation_report
 from igniter_opt.deploy.load.generator import LoadOptions, Target, WorkloadResult, run_load
 from igniter_opt.deploy.models import spec_for
 from igniter_opt.deploy.report import measurement_report
@@ -47,4 +48,9 @@ def measure(plan: Plan, endpoints: dict[str, Any], options: LoadOptions,
     if samplers:
         gpu = {"devices": [{"index": i, **asdict(gpu_info(i)), **s.samples().summary()}
                            for i, s in samplers.items()]}
-    return measurement_report(plan, results, gpu), results
+    report = measurement_report(plan, results, gpu)
+    emulation = emulation_report(plan, endpoints)
+    if emulation is not None:  # labelled loudly: nothing here is a GPU measurement
+        report["emulated"] = True
+        report["emulation"] = emulation
+    return report, results

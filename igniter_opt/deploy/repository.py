@@ -47,6 +47,8 @@ class ModelConfig:
     gpu: int = 0
     fp16: bool = False
     response_cache: bool = False      # serve repeated identical requests from Triton's cache
+    emulation: str = ""               # emulated GPU: the emulation file (deploy/emulation.py), else ""
+    server_key: str = ""              # emulated GPU: this server's key in that file (default: name)
 
     def __post_init__(self) -> None:
         if self.kind not in ("KIND_GPU", "KIND_CPU"):
@@ -63,8 +65,10 @@ def config_pbtxt(cfg: ModelConfig) -> str:
     """The text of config.pbtxt (protobuf text format)."""
     spec = spec_for(cfg.model)
     group = f"{{ count: 1 kind: {cfg.kind}" + (f" gpus: [ {cfg.gpu} ]" if cfg.kind == "KIND_GPU" else "") + " }"
-    device = "gpu" if cfg.kind == "KIND_GPU" else "cpu"
+    device = "emulate" if cfg.emulation else "gpu" if cfg.kind == "KIND_GPU" else "cpu"
     params = {"igniter_model": spec.name, "igniter_device": device, "igniter_fp16": str(cfg.fp16).lower()}
+    if cfg.emulation:
+        params.update(igniter_emulation=cfg.emulation, igniter_server=cfg.server_key or cfg.name)
     lines = [
         f'name: "{cfg.name}"',
         'backend: "python"',

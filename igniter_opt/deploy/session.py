@@ -19,6 +19,7 @@ from igniter_opt.data.io import read_json
 from igniter_opt.data.plan import Plan
 from igniter_opt.data.schema import EndpointsSpec, parse
 from igniter_opt.deploy.backends.launcher import Launcher
+from igniter_opt.deploy.emulation import BANNER, EMULATION_FILE, EmulatedServer, emulation_spec, write_emulation
 from igniter_opt.deploy.repository import ModelConfig, queue_delay_us, triton_name, write_repository
 from igniter_opt.deploy.types import ENDPOINTS, Deployment, DeployOptions, ServerSpec, shares_warning
 from igniter_opt.platform.mps import MpsDaemon, mps_available
@@ -50,7 +51,8 @@ def deploy(plan: Plan, options: DeployOptions) -> Iterator[Deployment]:
         with _deploy_ray(plan, options) as dep:
             yield dep
         return
-    has_gpu = nvml_available()
+    emulated = options.device == "emulate"
+    has_gpu = False if emulated else nvml_available()
     if options.device == "gpu" and not has_gpu:
         raise InputError("--device gpu: NVML sees no GPU on this host")
     gpu = options.device == "gpu" or (options.device == "auto" and has_gpu)
@@ -59,10 +61,12 @@ def deploy(plan: Plan, options: DeployOptions) -> Iterator[Deployment]:
         raise InputError("MPS requested but nvidia-cuda-mps-control is not on PATH (use --no-mps)")
     run_dir = options.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
-    dep = Deployment(plan=plan, run_dir=run_dir, backend=options.backend, gpu=gpu, mps=use_mps)
-    warning = shares_warning(gpu, use_mps)
+    dep = Deployment(plan=plan, run_dir=run_dir, backend=options.backend, gpu=gpu, mps=use_mps, emulated=emulated)
+    warning = BANNER if emulated else shares_warning(gpu, use_mps)
     if warning:
         dep.warnings.append(warning)
+    if emulated:
+        dep.extra["emulation"] = _start_emulation(plan, options)
     n_gpus = gpu_count() if gpu else 0
     if gpu and plan.num_gpus > n_gpus:
         dep.warnings.append(f"the plan uses {plan.num_gpus} GPUs, this host has {n_gpus}: "
@@ -84,6 +88,19 @@ def deploy(plan: Plan, options: DeployOptions) -> Iterator[Deployment]:
         finally:
             if mps is not None:
                 mps.stop()
+            if emulated:
+                (run_dir / EMULATION_FILE).unlink(missing_ok=True)
+
+
+def _start_emulation(plan: Plan, options: DeployOptions) -> dict[str, Any]:
+    """Write the emulation file for the plan's servers (deploy/emulation.py); its summary for endpoints.json."""
+    from igniter_opt.model import load_profile
+
+    servers = [EmulatedServer(triton_name(w.name), w.name, w.resource_pct) for w in plan.workloads()]
+    spec = emulation_spec(plan, load_profile(plan.profile), servers, options.inject_error, options.time_scale)
+    path = write_emulation(options.run_dir, spec)
+    return {"file": str(path), "time_scale": options.time_scale, "inject_error": options.inject_error,
+            "profile": spec["profile"], "note": BANNER}
 
 
 @contextmanager
@@ -111,7 +128,9 @@ def _server_spec(w: Any, gpu: int | None, run_dir: Path, options: DeployOptions,
                       queue_delay_us=queue_delay_us(w.slo_ms, w.batch, w.rate_rps),
                       kind="KIND_GPU" if gpu is not None else "KIND_CPU",
                       gpu=0 if options.backend == "docker" else (gpu or 0), fp16=options.fp16,
-                      response_cache=options.response_cache)
+                      response_cache=options.response_cache,
+                      emulation=str(run_dir / EMULATION_FILE) if options.device == "emulate" else "",
+                      server_key=name)
     repo = write_repository(run_dir / "repos" / name, cfg)
     env = mps.client_env(w.resource_pct) if mps is not None else {}
     return ServerSpec(name=w.name, model_name=name, repository=repo, gpu=gpu, share_pct=w.resource_pct,

@@ -16,6 +16,7 @@ from igniter_opt.data.plan import Plan
 
 ENDPOINTS = "endpoints.json"  # in RUN_DIR while the servers are up
 BACKENDS = ("local", "docker", "ray")
+DEVICES = ("auto", "cpu", "gpu", "emulate")
 
 
 class LaunchError(RuntimeError):
@@ -46,6 +47,7 @@ class Endpoint:
     log: str
     gpu: int | None = None
     share_pct: float = 100.0
+    metrics_url: str = ""             # Triton's Prometheus endpoint (local launcher), "" if unknown
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -67,6 +69,8 @@ class DeployOptions:
     address: str | None = None        # ray: the cluster (else $RAY_ADDRESS, else a local one)
     cpus_per_server: float = 0.5      # ray: CPUs reserved per server (bundle CPU = this x members)
     placement_timeout_s: float = 30.0 # ray: how long the placement group may stay pending
+    inject_error: dict[str, float] = field(default_factory=dict)  # emulate: workload -> error factor
+    time_scale: float = 1.0           # emulate: the plan given is already dilated by this (emulation.py)
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -77,8 +81,12 @@ class DeployOptions:
             require("docker", "deploy", "--backend docker")
         if self.device == "gpu":
             require("pynvml", "deploy", "--device gpu (NVML)")
-        if self.device not in ("auto", "cpu", "gpu"):
-            raise InputError(f"--device: must be auto, cpu or gpu, got {self.device!r}")
+        if self.device not in DEVICES:
+            raise InputError(f"--device: must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        if self.device == "emulate" and self.backend != "local":
+            raise InputError(f"--device emulate runs with --backend local (got --backend {self.backend})")
+        if self.device != "emulate" and (self.inject_error or self.time_scale != 1):
+            raise InputError("--inject-error and --time-scale are for --device emulate")
         self.run_dir = Path(self.run_dir).resolve()
 
 
@@ -91,6 +99,7 @@ class Deployment:
     backend: str
     gpu: bool
     mps: bool
+    emulated: bool = False
     endpoints: list[Endpoint] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -98,7 +107,7 @@ class Deployment:
 
     def to_dict(self) -> dict[str, Any]:
         return {"instance": self.plan.instance, "backend": self.backend, "gpu": self.gpu, "mps": self.mps,
-                "run_dir": str(self.run_dir), "started_unix": time.time(), **self.extra,
+                "emulated": self.emulated, "run_dir": str(self.run_dir), "started_unix": time.time(), **self.extra,
                 "servers": [e.to_dict() for e in self.endpoints]}
 
 

@@ -188,7 +188,7 @@ class LocalLauncher(Launcher):
             raise LaunchError(f"{exc}; log: {log_path}") from None
         return Endpoint(name=spec.name, model_name=spec.model_name, grpc_url=f"127.0.0.1:{ports[1]}",
                         http_url=http_url, handle=str(proc.pid), log=str(log_path), gpu=spec.gpu,
-                        share_pct=spec.share_pct)
+                        share_pct=spec.share_pct, metrics_url=f"http://127.0.0.1:{ports[2]}/metrics")
 
     def start(self, spec: ServerSpec) -> Endpoint:
         last: LaunchError | None = None
