@@ -28,6 +28,7 @@ from igniter_opt.deploy.emulation import (
 from igniter_opt.deploy.load.generator import LoadOptions
 from igniter_opt.deploy.measure import measure
 from igniter_opt.deploy.models import EmulatedStandin, input_checksum
+from igniter_opt.deploy.monitor import MONITOR_FILE, LiveOptions, read_records
 from igniter_opt.deploy.repository import ModelConfig, config_pbtxt, queue_delay_us
 from igniter_opt.deploy.session import deploy, read_endpoints
 from igniter_opt.deploy.types import ENDPOINTS, DeployOptions
@@ -147,8 +148,13 @@ def test_emulated_run_follows_the_plan(tmp_path, plan):
         endpoints = read_endpoints(run_dir)
         assert endpoints["emulated"] is True and endpoints["emulation"]["time_scale"] == 20
         emulation = json.loads((run_dir / "emulation.json").read_text())
-        report, _ = measure(slow, endpoints, LoadOptions(duration_s=3.0, warmup_s=1.0))
+        report, _ = measure(slow, endpoints, LoadOptions(duration_s=3.0, warmup_s=1.0), live=LiveOptions(1.0, 0.5))
     assert report["emulated"] is True
+    records = read_records(run_dir / MONITOR_FILE)  # live windows, client side and Triton's counters
+    for w in slow.workloads():
+        mine = [r for r in records if r.workload == w.name]
+        assert mine and all(r.share_pct == w.resource_pct and r.gpu == 0 and r.shadow == "none" for r in mine)
+        assert any(r.completed > 0 and r.p99_ms and r.triton and r.triton["requests"] > 0 for r in mine)
     for w in slow.workloads():
         row = next(r for r in report["workloads"] if r["name"] == w.name)
         n, _ = batch_wait_ms(w, queue_delay_us(w.slo_ms, w.batch, w.rate_rps) / 1000)

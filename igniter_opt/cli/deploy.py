@@ -28,6 +28,7 @@ from igniter_opt.data.plan import Plan, load_plan
 from igniter_opt.deploy.emulation import check_time_scale, dilate, parse_inject_errors
 from igniter_opt.deploy.load.generator import LoadError, LoadOptions, WorkloadResult, require_load_client
 from igniter_opt.deploy.measure import measure
+from igniter_opt.deploy.monitor import LiveOptions
 from igniter_opt.deploy.report import report_table, save_report
 from igniter_opt.deploy.session import deploy, read_endpoints
 from igniter_opt.deploy.types import Deployment, DeployOptions, LaunchError
@@ -57,6 +58,9 @@ WarmupOpt = typer.Option(2.0, "--warmup", help="Warm-up before the window, secon
 DistOpt = typer.Option(Distribution["constant"], "--distribution", help="Arrival process.")
 OutOpt = typer.Option(None, "-o", "--output", help="Write the report JSON here.", callback=output_file)
 JsonOpt = typer.Option(False, "--json", help="Print the report JSON to stdout instead of a table.")
+WindowOpt = typer.Option(1.0, "--window", help="Live monitoring: sliding window length, seconds.", callback=positive)
+StepOpt = typer.Option(0.5, "--step", help="Live monitoring: a window ends every S seconds (RUN_DIR/monitor.jsonl, "
+                                           "what `igniter top` shows).", callback=positive)
 
 
 def check_deployable(plan: Plan, origin: str) -> None:
@@ -195,13 +199,15 @@ def deploy_cmd(plan: Path = typer.Argument(..., help="Plan JSON."), backend: Bac
 def measure_cmd(plan: Path = typer.Argument(..., help="Plan JSON (the one deployed)."), run_dir: Path = RunDirOpt,
                 duration: float = DurationOpt, warmup: float = WarmupOpt, distribution: Distribution = DistOpt,
                 seed: int = typer.Option(0, help="Seed of the Poisson arrivals."),
-                output: Path | None = OutOpt, as_json: bool = JsonOpt) -> None:
+                output: Path | None = OutOpt, as_json: bool = JsonOpt, window: float = WindowOpt,
+                step: float = StepOpt) -> None:
     """Drive servers started by `igniter deploy --run-dir D` (found in D/endpoints.json) at the plan's rates."""
     require_load_client()
     endpoints = read_endpoints(run_dir)
     loaded = dilate(_load(plan), float((endpoints.get("emulation") or {}).get("time_scale", 1.0)))
     try:
-        report, results = measure(loaded, endpoints, _load_options(duration, warmup, distribution, seed))
+        report, results = measure(loaded, endpoints, _load_options(duration, warmup, distribution, seed),
+                                  live=LiveOptions(window, step))
     except LoadError as exc:
         fail(f"{exc} (are the servers of {run_dir} still up?)")
     _finish(report, results, output, as_json, _title(loaded, report))
@@ -216,7 +222,7 @@ def run_cmd(plan: Path = typer.Argument(..., help="Plan JSON."), backend: Backen
             image: str | None = ImageOpt, device: Device = DeviceOpt, fp16: bool = Fp16Opt,
             as_json: bool = JsonOpt, address: str | None = AddressOpt,
             cpus_per_server: float = CpusOpt, inject_error: list[str] = InjectOpt,
-            time_scale: float = ScaleOpt) -> None:
+            time_scale: float = ScaleOpt, window: float = WindowOpt, step: float = StepOpt) -> None:
     """Deploy the plan, measure it, tear everything down; print predicted vs measured per workload."""
     require_load_client()
     loaded, errors = _emulation(_load(plan), device, inject_error, time_scale)
@@ -227,7 +233,7 @@ def run_cmd(plan: Path = typer.Argument(..., help="Plan JSON."), backend: Backen
     try:
         with deploy(loaded, options) as dep:
             _announce(dep, quiet_stdout=as_json)
-            report, results = measure(loaded, read_endpoints(dep.run_dir), load)
+            report, results = measure(loaded, read_endpoints(dep.run_dir), load, live=LiveOptions(window, step))
     except LaunchError as exc:
         raise InputError(str(exc)) from None
     except LoadError as exc:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from contextlib import ExitStack
-from dataclasses import asdict
+from dataclasses import asdict, replace
+from pathlib import Path
 from typing import Any
 
 from igniter_opt.data.errors import InputError
@@ -11,7 +12,9 @@ from igniter_opt.data.plan import Plan
 from igniter_opt.deploy.emulation import emulation_report
 from igniter_opt.deploy.load.generator import LoadOptions, Target, WorkloadResult, run_load
 from igniter_opt.deploy.models import spec_for
+from igniter_opt.deploy.monitor import LiveOptions, live_monitor
 from igniter_opt.deploy.report import measurement_report
+from igniter_opt.deploy.types import ENDPOINTS
 from igniter_opt.platform.nvml import GpuSampler, gpu_info, nvml_available
 
 
@@ -34,16 +37,29 @@ def gpu_indices(endpoints: dict[str, Any]) -> list[int]:
     return sorted({int(s["gpu"]) for s in endpoints.get("servers", []) if s.get("gpu") is not None})
 
 
-def measure(plan: Plan, endpoints: dict[str, Any], options: LoadOptions,
-            interval_s: float = 0.1) -> tuple[dict[str, Any], list[WorkloadResult]]:
-    """Drive all workloads at once; the report (with NVML figures when a GPU is present) and raw results."""
+def measure(plan: Plan, endpoints: dict[str, Any], options: LoadOptions, interval_s: float = 0.1,
+            live: LiveOptions | None = None) -> tuple[dict[str, Any], list[WorkloadResult]]:
+    """Drive all workloads at once; the report (with NVML figures when a GPU is present) and raw results.
+
+    With `live`, completions stream to a LiveMonitor (deploy/monitor.py: windows to
+    RUN_DIR/monitor.jsonl and to the listeners) and the load follows RUN_DIR/endpoints.json, so a
+    switch to a shadow server is followed by the clients.
+    """
     targets = targets_for(plan, endpoints)
+    monitor = None
+    if live is not None:
+        monitor = live_monitor(targets, endpoints, live)
+        follow = str(Path(endpoints.get("run_dir", ".")) / ENDPOINTS)
+        options = replace(options, progress_s=min(0.1, live.step_s / 2), follow=follow)
     # ray: the servers' GPUs are on the cluster's nodes, not necessarily this host's: not sampled
-    local = endpoints.get("backend") != "ray"
+    # emulated: `gpu` is the plan GPU the stand-in emulates, not a device of this host
+    local = endpoints.get("backend") != "ray" and not endpoints.get("emulated")
     indices = gpu_indices(endpoints) if local and nvml_available() else []
     with ExitStack() as stack:
         samplers = {i: stack.enter_context(GpuSampler(i, interval_s)) for i in indices}
-        results = run_load(targets, options)
+        if monitor is not None:
+            stack.callback(monitor.stop)
+        results = run_load(targets, options, hooks=monitor)
     gpu = None
     if samplers:
         gpu = {"devices": [{"index": i, **asdict(gpu_info(i)), **s.samples().summary()}

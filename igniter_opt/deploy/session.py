@@ -77,7 +77,7 @@ def deploy(plan: Plan, options: DeployOptions) -> Iterator[Deployment]:
             if mps is not None:
                 mps.start()
             with _make_launcher(options, mps) as launcher:
-                specs = [_server_spec(w, j % n_gpus if gpu else None, run_dir, options, mps)
+                specs = [_server_spec(w, j % n_gpus if gpu else j if emulated else None, run_dir, options, mps)
                          for j, g in enumerate(plan.gpus) for w in g.workloads]
                 dep.endpoints.extend(launcher.start_all(specs))
                 (run_dir / ENDPOINTS).write_text(json.dumps(dep.to_dict(), indent=2) + "\n")
@@ -126,7 +126,7 @@ def _server_spec(w: Any, gpu: int | None, run_dir: Path, options: DeployOptions,
     name = triton_name(w.name)
     cfg = ModelConfig(name=name, model=w.model, batch=w.batch,
                       queue_delay_us=queue_delay_us(w.slo_ms, w.batch, w.rate_rps),
-                      kind="KIND_GPU" if gpu is not None else "KIND_CPU",
+                      kind="KIND_GPU" if gpu is not None and options.device != "emulate" else "KIND_CPU",
                       gpu=0 if options.backend == "docker" else (gpu or 0), fp16=options.fp16,
                       response_cache=options.response_cache,
                       emulation=str(run_dir / EMULATION_FILE) if options.device == "emulate" else "",

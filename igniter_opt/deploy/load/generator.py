@@ -25,6 +25,7 @@ import os
 import select
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ from igniter_opt.data.errors import require
 from igniter_opt.deploy.load.protocol import DISTRIBUTIONS, READY, LoadError, LoadOptions, Shard, Target, recv, send
 from igniter_opt.platform.processes import kill_and_reap
 
-__all__ = ["DISTRIBUTIONS", "LoadError", "LoadOptions", "Shard", "Target", "WorkloadResult", "arrivals",
+__all__ = ["DISTRIBUTIONS", "LoadError", "LoadHooks", "LoadOptions", "Shard", "Target", "WorkloadResult", "arrivals",
            "make_shards", "require_load_client", "run_load", "summarize"]
 
 
@@ -120,12 +121,40 @@ def require_load_client() -> None:
     require("tritonclient.grpc", "deploy", "measuring (the gRPC load generator)")
 
 
-def run_load(targets: list[Target], options: LoadOptions, ready_timeout_s: float = 120.0) -> list[WorkloadResult]:
+class LoadHooks:
+    """What a live observer (deploy/monitor.py) hears while the load runs: the common start time
+    (time.time()), then chunks of completed requests (from the workers' reader threads)."""
+
+    def on_start(self, start_at: float) -> None:
+        """The load starts at `start_at` (wall clock); completion times are seconds after it."""
+
+    def on_progress(self, chunks: list[dict]) -> None:
+        """Requests completed: each chunk {"name", "arrivals", "done", "ok"} (numpy arrays)."""
+
+
+def _collect(proc: subprocess.Popen[bytes], hooks: LoadHooks | None, out: list) -> None:
+    """Reader thread of one worker: progress goes to the hooks, the final answer into `out`."""
+    try:
+        while True:
+            status, payload = recv(_pipes(proc)[1])
+            if status == "progress":
+                if hooks is not None:
+                    hooks.on_progress(payload)
+                continue
+            out.append((status, payload))
+            return
+    except (EOFError, OSError, ValueError) as exc:
+        out.append(("error", f"worker pipe: {exc}"))
+
+
+def run_load(targets: list[Target], options: LoadOptions, ready_timeout_s: float = 120.0,
+             hooks: LoadHooks | None = None) -> list[WorkloadResult]:
     """Drive every target at its rate at once; one result per target, in order.
 
     Workers are `python -m igniter_opt.deploy.load.worker` processes (so this works from any
     __main__, a REPL included); each gets its shards, connects, answers ready, and starts at a common
-    wall-clock time. Every worker is killed on the way out, whatever happened.
+    wall-clock time. Every worker is killed on the way out, whatever happened. With `hooks` and
+    `options.progress_s > 0` completions are streamed to the hooks while the load runs.
     """
     require_load_client()
     shards = make_shards(targets, options)
@@ -141,30 +170,52 @@ def run_load(targets: list[Target], options: LoadOptions, ready_timeout_s: float
                                     stdout=subprocess.PIPE)
             procs.append(proc)
             send(_pipes(proc)[0], (g, options))
-        deadline = time.monotonic() + ready_timeout_s
-        for proc in procs:
-            stdout = _pipes(proc)[1]
-            ready, _, _ = select.select([stdout], [], [], max(0.0, deadline - time.monotonic()))
-            if not ready:
-                raise LoadError(f"load workers not ready after {ready_timeout_s:g} s")
-            first = stdout.read(len(READY))
-            if first != READY:
-                status, payload = ("error", "worker exited") if not first else recv(stdout, first)
-                raise LoadError(f"load worker failed before start: {payload}")
+        _await_ready(procs, ready_timeout_s)
         start_at = time.time() + 0.2
+        if hooks is not None:
+            hooks.on_start(start_at)
         for proc in procs:
             send(_pipes(proc)[0], start_at)
-        for proc in procs:
-            status, payload = recv(_pipes(proc)[1])
-            if status != "ok":
-                raise LoadError(f"load worker failed: {payload}")
-            parts.extend(payload)
+        parts = _answers(procs, hooks)
     finally:
         for proc in procs:
             kill_and_reap(proc, grace_s=0.0)
             for stream in _pipes(proc):
                 stream.close()
     return [_merge(t, [p for p in parts if p["name"] == t.name], options) for t in targets]
+
+
+def _await_ready(procs: list[subprocess.Popen[bytes]], timeout_s: float) -> None:
+    """Every worker answers READY (connected, one request per workload answered) or LoadError."""
+    deadline = time.monotonic() + timeout_s
+    for proc in procs:
+        stdout = _pipes(proc)[1]
+        ready, _, _ = select.select([stdout], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            raise LoadError(f"load workers not ready after {timeout_s:g} s")
+        first = stdout.read(len(READY))
+        if first != READY:
+            _, payload = ("error", "worker exited") if not first else recv(stdout, first)
+            raise LoadError(f"load worker failed before start: {payload}")
+
+
+def _answers(procs: list[subprocess.Popen[bytes]], hooks: LoadHooks | None) -> list[dict]:
+    """Read every worker on its own thread (progress to the hooks) until each gives its final answer."""
+    answers: list[list] = [[] for _ in procs]
+    readers = [threading.Thread(target=_collect, args=(proc, hooks, answers[k]), daemon=True,
+                                name=f"load-reader-{k}") for k, proc in enumerate(procs)]
+    for t in readers:
+        t.start()
+    for t in readers:
+        while t.is_alive():  # short joins: Ctrl-C still reaches the main thread
+            t.join(0.2)
+    parts: list[dict] = []
+    for answer in answers:
+        status, payload = answer[0]
+        if status != "ok":
+            raise LoadError(f"load worker failed: {payload}")
+        parts.extend(payload)
+    return parts
 
 
 def _pipes(proc: subprocess.Popen[bytes]) -> tuple[IO[bytes], IO[bytes]]:

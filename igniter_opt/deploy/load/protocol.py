@@ -3,7 +3,13 @@ targets, options and shards they pass, and the pipe protocol between them.
 
 Protocol on the worker's stdin/stdout, each message a pickle preceded by its 8-byte length:
 parent -> (shards, options); worker -> READY once connected (one request per workload answered);
-parent -> start time (time.time()); worker -> ("ok", [per-shard dicts]) or ("error", message).
+parent -> start time (time.time()); worker -> ("progress", [chunks]) every `progress_s` when that
+is > 0 (each chunk {"name", "arrivals", "done", "ok"}: the requests completed since the last one,
+times in seconds since the start), then ("ok", [per-shard dicts]) or ("error", message).
+
+Endpoint following: with `follow` set to an endpoints.json path, a worker re-reads that file when it
+changes and sends each workload's requests to the gRPC address its entry names now (a switch to a
+shadow server rewrites the entry; the model name and request bytes stay the same).
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ class Target:
     input_dims: tuple[int, ...]
     follow_url: str | None = None     # an `igniter serve` endpoint resource: switch servers when it changes
     follow_token: str | None = None   # its bearer token
+    payloads: tuple[bytes, ...] = ()  # request tensors sent round-robin (raw FP32, batch 1); () = ones
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,8 @@ class LoadOptions:
     timeout_s: float = 10.0
     max_rps_per_process: float = 2000.0
     processes: int | None = None      # default: min(shards, CPUs)
+    progress_s: float = 0.0           # > 0: workers stream completions this often (live monitoring)
+    follow: str | None = None         # an endpoints.json to follow (switches to shadow servers)
 
     def __post_init__(self) -> None:
         if self.distribution not in DISTRIBUTIONS:
