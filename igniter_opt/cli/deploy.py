@@ -28,7 +28,7 @@ from igniter_opt.data.plan import Plan, load_plan
 from igniter_opt.deploy.emulation import check_time_scale, dilate, parse_inject_errors
 from igniter_opt.deploy.load.generator import LoadError, LoadOptions, WorkloadResult, require_load_client
 from igniter_opt.deploy.measure import measure
-from igniter_opt.deploy.monitor import LiveOptions
+from igniter_opt.deploy.monitor import MONITOR_FILE, JsonlTail, LiveOptions
 from igniter_opt.deploy.report import report_table, save_report
 from igniter_opt.deploy.session import deploy, read_endpoints
 from igniter_opt.deploy.types import Deployment, DeployOptions, LaunchError
@@ -58,6 +58,12 @@ WarmupOpt = typer.Option(2.0, "--warmup", help="Warm-up before the window, secon
 DistOpt = typer.Option(Distribution["constant"], "--distribution", help="Arrival process.")
 OutOpt = typer.Option(None, "-o", "--output", help="Write the report JSON here.", callback=output_file)
 JsonOpt = typer.Option(False, "--json", help="Print the report JSON to stdout instead of a table.")
+ShadowOpt = typer.Option(False, "--shadow", help="A warm shadow server per workload at a larger share; a workload "
+                                                 "whose windowed p99 breaks its SLO is switched to it.")
+ShadowMarginOpt = typer.Option(50.0, "--shadow-margin", help="Shadow rule: the least share predicted within "
+                                                              "(1 - m/100) SLO/2, m in [0, 100).")
+ShadowWindowsOpt = typer.Option(2, "--shadow-windows",
+                                help="Switch after this many consecutive windows with p99 > SLO.")
 WindowOpt = typer.Option(1.0, "--window", help="Live monitoring: sliding window length, seconds.", callback=positive)
 StepOpt = typer.Option(0.5, "--step", help="Live monitoring: a window ends every S seconds (RUN_DIR/monitor.jsonl, "
                                            "what `igniter top` shows).", callback=positive)
@@ -99,12 +105,14 @@ def _with_predictions(plan: Plan) -> Plan:
 
 def _options(backend: Backend, run_dir: Path, no_mps: bool, tritonserver: str | None, image: str | None,
              device: Device, fp16: bool, address: str | None = None, cpus: float = 0.5,
-             errors: dict[str, float] | None = None, time_scale: float = 1.0) -> DeployOptions:
+             errors: dict[str, float] | None = None, time_scale: float = 1.0, shadow: bool = False,
+             shadow_margin: float = 50.0, shadow_windows: int = 2) -> DeployOptions:
     if address and backend != Backend.ray:
         raise InputError(f"--address is for --backend ray (got --backend {backend.value})")
     return DeployOptions(backend=backend.value, run_dir=run_dir, mps=not no_mps, tritonserver=tritonserver,
                          image=image, device=device.value, fp16=fp16, address=address, cpus_per_server=cpus,
-                         inject_error=errors or {}, time_scale=time_scale)
+                         inject_error=errors or {}, time_scale=time_scale, shadow=shadow,
+                         shadow_margin_pct=shadow_margin, shadow_windows=shadow_windows)
 
 
 def _emulation(plan: Plan, device: Device, inject: list[str], time_scale: float) -> tuple[Plan, dict[str, float]]:
@@ -175,19 +183,23 @@ def deploy_cmd(plan: Path = typer.Argument(..., help="Plan JSON."), backend: Bac
                run_dir: Path = RunDirOpt, no_mps: bool = NoMpsOpt, tritonserver: str | None = TritonOpt,
                image: str | None = ImageOpt, device: Device = DeviceOpt, fp16: bool = Fp16Opt,
                address: str | None = AddressOpt, cpus_per_server: float = CpusOpt,
-               inject_error: list[str] = InjectOpt, time_scale: float = ScaleOpt) -> None:
+               inject_error: list[str] = InjectOpt, time_scale: float = ScaleOpt, shadow: bool = ShadowOpt,
+               shadow_margin: float = ShadowMarginOpt, shadow_windows: int = ShadowWindowsOpt) -> None:
     """Start one Triton server per workload of the plan and keep them up until Ctrl-C."""
     loaded, errors = _emulation(_load(plan), device, inject_error, time_scale)
     io.output_dir(run_dir)
     options = _options(backend, run_dir, no_mps, tritonserver, image, device, fp16, address, cpus_per_server,
-                       errors, time_scale)
+                       errors, time_scale, shadow, shadow_margin, shadow_windows)
     try:
         with deploy(loaded, options) as dep:
             _announce(dep)
             console.print(f"servers up; endpoints in {dep.run_dir / 'endpoints.json'}; Ctrl-C stops them")
+            tail = JsonlTail(dep.run_dir / MONITOR_FILE) if dep.shadow_controller is not None else None
             try:
-                while True:
-                    time.sleep(1.0)
+                while True:  # with --shadow: the windows a separate `igniter measure` writes drive the switches
+                    time.sleep(0.25)
+                    if tail is not None:
+                        dep.shadow_controller.on_windows(tail.poll())
             except KeyboardInterrupt:
                 err_console.print("stopping servers ...")
     except LaunchError as exc:
@@ -222,18 +234,24 @@ def run_cmd(plan: Path = typer.Argument(..., help="Plan JSON."), backend: Backen
             image: str | None = ImageOpt, device: Device = DeviceOpt, fp16: bool = Fp16Opt,
             as_json: bool = JsonOpt, address: str | None = AddressOpt,
             cpus_per_server: float = CpusOpt, inject_error: list[str] = InjectOpt,
-            time_scale: float = ScaleOpt, window: float = WindowOpt, step: float = StepOpt) -> None:
+            time_scale: float = ScaleOpt, window: float = WindowOpt, step: float = StepOpt,
+            shadow: bool = ShadowOpt, shadow_margin: float = ShadowMarginOpt,
+            shadow_windows: int = ShadowWindowsOpt) -> None:
     """Deploy the plan, measure it, tear everything down; print predicted vs measured per workload."""
     require_load_client()
     loaded, errors = _emulation(_load(plan), device, inject_error, time_scale)
     io.output_dir(run_dir)
     load = _load_options(duration, warmup, distribution, seed)
     options = _options(backend, run_dir, no_mps, tritonserver, image, device, fp16, address, cpus_per_server,
-                       errors, time_scale)
+                       errors, time_scale, shadow, shadow_margin, shadow_windows)
     try:
         with deploy(loaded, options) as dep:
             _announce(dep, quiet_stdout=as_json)
-            report, results = measure(loaded, read_endpoints(dep.run_dir), load, live=LiveOptions(window, step))
+            ctl = dep.shadow_controller
+            live = LiveOptions(window, step, listeners=[ctl.on_windows] if ctl is not None else [])
+            report, results = measure(loaded, read_endpoints(dep.run_dir), load, live=live)
+            if ctl is not None:
+                report["corrections"] = list(ctl.corrections)
     except LaunchError as exc:
         raise InputError(str(exc)) from None
     except LoadError as exc:

@@ -4,12 +4,16 @@ Client side (the load generator's workers stream completions, load.generator.Loa
 the monitor looks at the requests that completed in the last `window_s` (ending `lag_s` ago, so
 the workers' latest chunks are in) and computes, per workload: completions and throughput, p50 and
 p99 of latency (completion minus scheduled arrival, as in the report), SLO-violation rate (failed
-or slower than the SLO) and errors. Server side: Triton's Prometheus endpoint of the workload's
+or slower than the SLO) and errors. After a switch to a shadow server these count only requests
+that arrived once the shadow answered (`since_unix` of its endpoints.json entry): the old
+server's backlog is its own (it is in `p99_all_ms` and in the report, not in the shadow's windows).
+Server side: Triton's Prometheus endpoint of the workload's
 active server (`metrics_url` in endpoints.json), scraped every step; the counters'
 differences over the step give requests, batches (executions), and the mean request, queue and
 compute time per request (`nv_inference_request_duration_us`, `nv_inference_queue_duration_us`,
-`nv_inference_compute_infer_duration_us`; Triton's latency summaries/histograms are read too when
-the server exports them). Each step yields one WindowRecord per workload; records go to
+`nv_inference_compute_infer_duration_us`; a server's latency summaries or histograms, when it
+exports them, parse but are not used: the CPU tritonserver here has none). Each step yields one
+WindowRecord per workload; records go to
 RUN_DIR/monitor.jsonl (what `igniter top` reads) and to listeners (the shadow controller).
 """
 
@@ -60,6 +64,8 @@ class WindowRecord:
     server: str = ""               # the key of the server answering now
     shadow: str = "none"           # none | warm (an idle shadow is ready) | active (switched to it)
     triton: dict[str, float] | None = None   # requests, executions, request/queue/compute ms per request
+    unix_s: float = 0.0            # the window's end on the wall clock (time.time())
+    p99_all_ms: float | None = None  # p99 of every completion in the window, the old server's backlog included
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -137,6 +143,7 @@ class ServingState:
     metrics_url: str = ""
     model_name: str = ""
     shadow: str = "none"
+    since_unix: float = 0.0        # the answering server took over then: earlier arrivals are not its own
 
 
 def endpoints_state(path: Path) -> Callable[[], dict[str, ServingState]]:
@@ -151,7 +158,8 @@ def endpoints_state(path: Path) -> Callable[[], dict[str, ServingState]]:
         for s in doc.get("servers", []):
             shadow = "active" if s.get("role") == "shadow" else "warm" if s["name"] in warm else "none"
             out[s["name"]] = ServingState(s.get("share_pct"), s.get("gpu"), s.get("key") or s.get("model_name", ""),
-                                          s.get("metrics_url", ""), s.get("model_name", ""), shadow)
+                                          s.get("metrics_url", ""), s.get("model_name", ""), shadow,
+                                          float(s.get("since_unix") or 0.0))
         return out
     return state
 
@@ -218,13 +226,18 @@ class LiveMonitor(LoadHooks):
         records = []
         for t in self.targets:
             arr, done, ok = data.get(t.name, (np.zeros(0), np.zeros(0), np.zeros(0, dtype=bool)))
-            completed, failed, p50, p99, viol = client_window(arr, done, ok, t_s - self.window_s, t_s, t.slo_ms)
+            p99_all = client_window(arr, done, ok, t_s - self.window_s, t_s, t.slo_ms)[3]
             st = states.get(t.name, ServingState())
+            if st.since_unix and self._start_at is not None:  # the answering server's own requests only
+                mine = arr >= st.since_unix - self._start_at
+                arr, done, ok = arr[mine], done[mine], ok[mine]
+            completed, failed, p50, p99, viol = client_window(arr, done, ok, t_s - self.window_s, t_s, t.slo_ms)
             records.append(WindowRecord(
                 t_s=round(t_s, 6), workload=t.name, window_s=self.window_s, rate_rps=t.rate_rps, slo_ms=t.slo_ms,
                 completed=completed, throughput_rps=completed / self.window_s, p50_ms=p50, p99_ms=p99,
                 violation_pct=viol, errors=failed, share_pct=st.share_pct, gpu=st.gpu, server=st.server,
-                shadow=st.shadow, triton=self._triton(st)))
+                shadow=st.shadow, triton=self._triton(st), unix_s=(self._start_at or 0.0) + t_s,
+                p99_all_ms=p99_all))
         self.records.extend(records)
         if self.out is not None:
             with open(self.out, "a") as f:
@@ -278,3 +291,31 @@ def live_monitor(targets: list[Any], endpoints: dict[str, Any], live: LiveOption
     run_dir = Path(endpoints.get("run_dir", "."))
     return LiveMonitor(targets, endpoints_state(run_dir / "endpoints.json"), window_s=live.window_s,
                        step_s=live.step_s, out=run_dir / MONITOR_FILE, listeners=list(live.listeners))
+
+
+class JsonlTail:
+    """New WindowRecords appended to a monitor.jsonl since the last call (restarts when it is rewritten):
+    how `igniter deploy --shadow` hears the windows of a separate `igniter measure`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.offset = Path(path), 0
+
+    def poll(self) -> list[WindowRecord]:
+        try:
+            size = self.path.stat().st_size
+        except OSError:
+            return []
+        if size < self.offset:
+            self.offset = 0
+        with open(self.path) as f:
+            f.seek(self.offset)
+            chunk = f.read()
+        end = chunk.rfind("\n") + 1      # only whole lines
+        self.offset += len(chunk[:end].encode())
+        out = []
+        for line in chunk[:end].splitlines():
+            try:
+                out.append(WindowRecord.from_dict(json.loads(line)))
+            except (ValueError, TypeError):
+                continue
+        return out

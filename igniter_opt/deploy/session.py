@@ -9,19 +9,19 @@ measure` reads it and it is removed on tear-down.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from igniter_opt.data.errors import InputError
 from igniter_opt.data.io import read_json
-from igniter_opt.data.plan import Plan
+from igniter_opt.data.plan import PlacedWorkload, Plan
 from igniter_opt.data.schema import EndpointsSpec, parse
 from igniter_opt.deploy.backends.launcher import Launcher
 from igniter_opt.deploy.emulation import BANNER, EMULATION_FILE, EmulatedServer, emulation_spec, write_emulation
 from igniter_opt.deploy.repository import ModelConfig, queue_delay_us, triton_name, write_repository
-from igniter_opt.deploy.types import ENDPOINTS, Deployment, DeployOptions, ServerSpec, shares_warning
+from igniter_opt.deploy.types import ENDPOINTS, Deployment, DeployOptions, Endpoint, ServerSpec, shares_warning
 from igniter_opt.platform.mps import MpsDaemon, mps_available
 from igniter_opt.platform.nvml import gpu_count, nvml_available
 from igniter_opt.platform.processes import sigterm_as_interrupt
@@ -51,6 +51,38 @@ def deploy(plan: Plan, options: DeployOptions) -> Iterator[Deployment]:
         with _deploy_ray(plan, options) as dep:
             yield dep
         return
+    dep, n_gpus = _local_deployment(plan, options)
+    run_dir, emulated = dep.run_dir, dep.emulated
+    with sigterm_as_interrupt():
+        mps = MpsDaemon(run_dir) if dep.mps else None
+        try:
+            if mps is not None:
+                mps.start()
+            with _make_launcher(options, mps) as launcher:
+                dep.starter = _starter(launcher, dep, options, mps)
+                specs = [_server_spec(w, j % n_gpus if dep.gpu else j if emulated else None, run_dir, options, mps)
+                         for j, g in enumerate(plan.gpus) for w in g.workloads]
+                dep.endpoints.extend(launcher.start_all(specs))
+                for e in dep.endpoints:
+                    e.key = e.model_name
+                controller = _shadows(dep) if options.shadow else None
+                dep.write_endpoints()
+                try:
+                    yield dep
+                finally:
+                    if controller is not None:
+                        controller.close()
+                    (run_dir / ENDPOINTS).unlink(missing_ok=True)
+        finally:
+            if mps is not None:
+                mps.stop()
+            if emulated:
+                (run_dir / EMULATION_FILE).unlink(missing_ok=True)
+
+
+def _local_deployment(plan: Plan, options: DeployOptions) -> tuple[Deployment, int]:
+    """The checks of a local or docker deployment, its record with warnings (and the emulation file
+    when emulated), and the number of host GPUs."""
     emulated = options.device == "emulate"
     has_gpu = False if emulated else nvml_available()
     if options.device == "gpu" and not has_gpu:
@@ -59,9 +91,9 @@ def deploy(plan: Plan, options: DeployOptions) -> Iterator[Deployment]:
     use_mps = gpu and options.mps
     if use_mps and not mps_available():
         raise InputError("MPS requested but nvidia-cuda-mps-control is not on PATH (use --no-mps)")
-    run_dir = options.run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
-    dep = Deployment(plan=plan, run_dir=run_dir, backend=options.backend, gpu=gpu, mps=use_mps, emulated=emulated)
+    options.run_dir.mkdir(parents=True, exist_ok=True)
+    dep = Deployment(plan=plan, run_dir=options.run_dir, backend=options.backend, gpu=gpu, mps=use_mps,
+                     emulated=emulated, options=options)
     warning = BANNER if emulated else shares_warning(gpu, use_mps)
     if warning:
         dep.warnings.append(warning)
@@ -71,25 +103,17 @@ def deploy(plan: Plan, options: DeployOptions) -> Iterator[Deployment]:
     if gpu and plan.num_gpus > n_gpus:
         dep.warnings.append(f"the plan uses {plan.num_gpus} GPUs, this host has {n_gpus}: "
                             f"plan GPU j runs on GPU j mod {n_gpus}")
-    with sigterm_as_interrupt():
-        mps = MpsDaemon(run_dir) if use_mps else None
-        try:
-            if mps is not None:
-                mps.start()
-            with _make_launcher(options, mps) as launcher:
-                specs = [_server_spec(w, j % n_gpus if gpu else j if emulated else None, run_dir, options, mps)
-                         for j, g in enumerate(plan.gpus) for w in g.workloads]
-                dep.endpoints.extend(launcher.start_all(specs))
-                (run_dir / ENDPOINTS).write_text(json.dumps(dep.to_dict(), indent=2) + "\n")
-                try:
-                    yield dep
-                finally:
-                    (run_dir / ENDPOINTS).unlink(missing_ok=True)
-        finally:
-            if mps is not None:
-                mps.stop()
-            if emulated:
-                (run_dir / EMULATION_FILE).unlink(missing_ok=True)
+    return dep, n_gpus
+
+
+def _shadows(dep: Deployment) -> Any:
+    """--shadow: the controller, with a warm shadow per workload started (deploy/shadow.py)."""
+    from igniter_opt.deploy.shadow import ShadowController
+
+    controller = ShadowController(dep)
+    controller.start_shadows()
+    dep.shadow_controller = controller
+    return controller
 
 
 def _start_emulation(plan: Plan, options: DeployOptions) -> dict[str, Any]:
@@ -121,20 +145,34 @@ def _deploy_ray(plan: Plan, options: DeployOptions) -> Iterator[Deployment]:
             (run_dir / ENDPOINTS).unlink(missing_ok=True)
 
 
+def _starter(launcher: Launcher, dep: Deployment, options: DeployOptions,
+             mps: MpsDaemon | None) -> Callable[[list[tuple[PlacedWorkload, float, str]]], list[Endpoint]]:
+    """How the deployment starts more servers (shadows) with its launcher, on its workloads' GPUs."""
+    def start(items: list[tuple[PlacedWorkload, float, str]]) -> list[Endpoint]:
+        gpus = {e.name: e.gpu for e in dep.endpoints}
+        specs = [_server_spec(w, gpus.get(w.name), dep.run_dir, options, mps, share_pct=share, key=key)
+                 for w, share, key in items]
+        return launcher.start_all(specs) if len(specs) > 1 else [launcher.start(s) for s in specs]
+    return start
+
+
 def _server_spec(w: Any, gpu: int | None, run_dir: Path, options: DeployOptions,
-                 mps: MpsDaemon | None) -> ServerSpec:
+                 mps: MpsDaemon | None, share_pct: float | None = None, key: str = "") -> ServerSpec:
+    """One server of workload `w`: by default its plan share under its own name; a shadow passes a
+    larger share and its key (the repository folder and the emulation file's key; same model name)."""
     name = triton_name(w.name)
+    key = key or name
+    share = w.resource_pct if share_pct is None else share_pct
     cfg = ModelConfig(name=name, model=w.model, batch=w.batch,
                       queue_delay_us=queue_delay_us(w.slo_ms, w.batch, w.rate_rps),
                       kind="KIND_GPU" if gpu is not None and options.device != "emulate" else "KIND_CPU",
                       gpu=0 if options.backend == "docker" else (gpu or 0), fp16=options.fp16,
                       response_cache=options.response_cache,
                       emulation=str(run_dir / EMULATION_FILE) if options.device == "emulate" else "",
-                      server_key=name)
-    repo = write_repository(run_dir / "repos" / name, cfg)
-    env = mps.client_env(w.resource_pct) if mps is not None else {}
-    return ServerSpec(name=w.name, model_name=name, repository=repo, gpu=gpu, share_pct=w.resource_pct,
-                      env=env)
+                      server_key=key)
+    repo = write_repository(run_dir / "repos" / key, cfg)
+    env = mps.client_env(share) if mps is not None else {}
+    return ServerSpec(name=w.name, model_name=name, repository=repo, gpu=gpu, share_pct=share, env=env)
 
 
 def read_endpoints(run_dir: str | Path) -> dict[str, Any]:

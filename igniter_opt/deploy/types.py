@@ -6,13 +6,16 @@ all) import it and never each other.
 
 from __future__ import annotations
 
+import json
+import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from igniter_opt.data.errors import InputError, require
-from igniter_opt.data.plan import Plan
+from igniter_opt.data.plan import PlacedWorkload, Plan
 
 ENDPOINTS = "endpoints.json"  # in RUN_DIR while the servers are up
 BACKENDS = ("local", "docker", "ray")
@@ -48,6 +51,9 @@ class Endpoint:
     gpu: int | None = None
     share_pct: float = 100.0
     metrics_url: str = ""             # Triton's Prometheus endpoint (local launcher), "" if unknown
+    key: str = ""                     # the server's own key (its repository folder): a workload's shadow differs
+    role: str = "primary"             # primary | shadow (a shadow server answering for its workload)
+    since_unix: float = 0.0           # when it started answering for its workload (0: from the start)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -71,6 +77,9 @@ class DeployOptions:
     placement_timeout_s: float = 30.0 # ray: how long the placement group may stay pending
     inject_error: dict[str, float] = field(default_factory=dict)  # emulate: workload -> error factor
     time_scale: float = 1.0           # emulate: the plan given is already dilated by this (emulation.py)
+    shadow: bool = False              # start a warm shadow server per workload (deploy/shadow.py)
+    shadow_margin_pct: float = 50.0   # shadow rule: least share meeting (1 - m) SLO/2
+    shadow_windows: int = 2           # switch after this many consecutive windows with p99 > SLO
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -87,6 +96,12 @@ class DeployOptions:
             raise InputError(f"--device emulate runs with --backend local (got --backend {self.backend})")
         if self.device != "emulate" and (self.inject_error or self.time_scale != 1):
             raise InputError("--inject-error and --time-scale are for --device emulate")
+        if self.shadow and self.backend != "local":
+            raise InputError(f"--shadow runs with --backend local (got --backend {self.backend})")
+        if not 0 <= self.shadow_margin_pct < 100:
+            raise InputError(f"--shadow-margin: must be in [0, 100), got {self.shadow_margin_pct:g}")
+        if self.shadow_windows < 1:
+            raise InputError(f"--shadow-windows: must be >= 1, got {self.shadow_windows}")
         self.run_dir = Path(self.run_dir).resolve()
 
 
@@ -104,11 +119,42 @@ class Deployment:
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)   # backend-specific (ray: placement group, nodes)
+    version: int = 1                  # endpoints.json's version: +1 at every switch to a shadow
+    shadows: list[Endpoint] = field(default_factory=list)  # warm, idle shadow servers (role "shadow")
+    retired: list[Endpoint] = field(default_factory=list)  # servers switched away from (idle until tear-down)
+    options: DeployOptions | None = field(default=None, repr=False)
+    # the session's way to start more servers: [(workload, share, key)] -> endpoints (LaunchError)
+    starter: Callable[[list[tuple[PlacedWorkload, float, str]]], list[Endpoint]] | None = \
+        field(default=None, repr=False)
+    shadow_controller: Any = field(default=None, repr=False)  # deploy/shadow.ShadowController with --shadow
 
     def to_dict(self) -> dict[str, Any]:
+        shadows = [{**e.to_dict(), "workload": e.name, "state": "warm"} for e in self.shadows]
         return {"instance": self.plan.instance, "backend": self.backend, "gpu": self.gpu, "mps": self.mps,
                 "emulated": self.emulated, "run_dir": str(self.run_dir), "started_unix": time.time(), **self.extra,
-                "servers": [e.to_dict() for e in self.endpoints]}
+                "version": self.version, "servers": [e.to_dict() for e in self.endpoints], "shadows": shadows,
+                "retired": [e.to_dict() for e in self.retired]}
+
+    def write_endpoints(self) -> None:
+        """Write RUN_DIR/endpoints.json atomically (clients following it re-read on change)."""
+        path = self.run_dir / ENDPOINTS
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        os.replace(tmp, path)
+
+    def start_servers(self, items: list[tuple[PlacedWorkload, float, str, str]]) -> list[Endpoint]:
+        """Start more servers at once, each (workload, share, key, role) (shadows): the workload's model
+        name and GPU, its own repository RUN_DIR/repos/<key>; LaunchError when one does not come up."""
+        if self.starter is None:
+            raise LaunchError("this deployment cannot start more servers")
+        endpoints = self.starter([(w, share, key) for w, share, key, _ in items])
+        for e, (_, _, key, role) in zip(endpoints, items):
+            e.key, e.role = key, role
+        return endpoints
+
+    def start_server(self, w: PlacedWorkload, share_pct: float, key: str, role: str) -> Endpoint:
+        """One more server (start_servers for one)."""
+        return self.start_servers([(w, share_pct, key, role)])[0]
 
 
 def shares_warning(gpu: bool, mps: bool) -> str | None:

@@ -163,7 +163,8 @@ class LocalLauncher(Launcher):
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if self._backends is None:
             self._backends = prepare_backends(self.install, self.run_dir)
-        log_path = self.run_dir / "logs" / f"{spec.model_name}.log"
+        # one log per server: a shadow has its workload's model name but its own repository folder
+        log_path = self.run_dir / "logs" / f"{spec.repository.name or spec.model_name}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         ports = (free_port(), free_port(), free_port())
         shm = f"igniter_{spec.model_name}_{uuid.uuid4().hex[:8]}_"
