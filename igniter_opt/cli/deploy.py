@@ -22,10 +22,11 @@ from igniter_opt.cli.app import (
 )
 from igniter_opt.cli.choices import Backend, Device, Distribution
 from igniter_opt.data import io
-from igniter_opt.data.dnn import ALIASES, SPECS
+from igniter_opt.data.dnn import ALIASES, SPECS, spec_for
 from igniter_opt.data.errors import InputError
 from igniter_opt.data.plan import Plan, load_plan
 from igniter_opt.deploy.emulation import check_time_scale, dilate, parse_inject_errors
+from igniter_opt.deploy.inputs import load_payloads
 from igniter_opt.deploy.load.generator import LoadError, LoadOptions, WorkloadResult, require_load_client
 from igniter_opt.deploy.measure import measure
 from igniter_opt.deploy.monitor import MONITOR_FILE, JsonlTail, LiveOptions
@@ -64,6 +65,9 @@ ShadowMarginOpt = typer.Option(50.0, "--shadow-margin", help="Shadow rule: the l
                                                               "(1 - m/100) SLO/2, m in [0, 100).")
 ShadowWindowsOpt = typer.Option(2, "--shadow-windows",
                                 help="Switch after this many consecutive windows with p99 > SLO.")
+InputDataOpt = typer.Option(None, "--input-data", help="A folder made by `igniter inputs`: its tensors are sent "
+                                                       "round-robin to the workloads of that input shape "
+                                                       "(default: one constant tensor).")
 WindowOpt = typer.Option(1.0, "--window", help="Live monitoring: sliding window length, seconds.", callback=positive)
 StepOpt = typer.Option(0.5, "--step", help="Live monitoring: a window ends every S seconds (RUN_DIR/monitor.jsonl, "
                                            "what `igniter top` shows).", callback=positive)
@@ -151,6 +155,18 @@ def _announce(dep: Deployment, quiet_stdout: bool = False) -> None:
     (err_console if quiet_stdout else console).print(table)
 
 
+def _payloads(plan: Plan, folder: Path | None) -> dict[tuple[int, ...], tuple[bytes, ...]] | None:
+    """--input-data: the folder's tensors by input shape; a note for workloads of another shape."""
+    if folder is None:
+        return None
+    shape, payloads = load_payloads(folder)
+    others = [w.name for w in plan.workloads() if spec_for(w.model).input_dims != shape]
+    err_console.print(f"input data: {len(payloads)} tensor(s) {list(shape)} from {folder}, sent round-robin"
+                      + (f"; {', '.join(others)} (another input shape) keep the default tensor" if others else ""),
+                      highlight=False, markup=False, soft_wrap=True)
+    return {shape: payloads}
+
+
 def _title(plan: Plan, report: dict) -> str:
     if report.get("emulated"):
         scale = report["emulation"]["time_scale"]
@@ -212,14 +228,15 @@ def measure_cmd(plan: Path = typer.Argument(..., help="Plan JSON (the one deploy
                 duration: float = DurationOpt, warmup: float = WarmupOpt, distribution: Distribution = DistOpt,
                 seed: int = typer.Option(0, help="Seed of the Poisson arrivals."),
                 output: Path | None = OutOpt, as_json: bool = JsonOpt, window: float = WindowOpt,
-                step: float = StepOpt) -> None:
+                step: float = StepOpt, input_data: Path | None = InputDataOpt) -> None:
     """Drive servers started by `igniter deploy --run-dir D` (found in D/endpoints.json) at the plan's rates."""
     require_load_client()
     endpoints = read_endpoints(run_dir)
     loaded = dilate(_load(plan), float((endpoints.get("emulation") or {}).get("time_scale", 1.0)))
+    payloads = _payloads(loaded, input_data)
     try:
         report, results = measure(loaded, endpoints, _load_options(duration, warmup, distribution, seed),
-                                  live=LiveOptions(window, step))
+                                  live=LiveOptions(window, step), payloads=payloads)
     except LoadError as exc:
         fail(f"{exc} (are the servers of {run_dir} still up?)")
     _finish(report, results, output, as_json, _title(loaded, report))
@@ -236,12 +253,13 @@ def run_cmd(plan: Path = typer.Argument(..., help="Plan JSON."), backend: Backen
             cpus_per_server: float = CpusOpt, inject_error: list[str] = InjectOpt,
             time_scale: float = ScaleOpt, window: float = WindowOpt, step: float = StepOpt,
             shadow: bool = ShadowOpt, shadow_margin: float = ShadowMarginOpt,
-            shadow_windows: int = ShadowWindowsOpt) -> None:
+            shadow_windows: int = ShadowWindowsOpt, input_data: Path | None = InputDataOpt) -> None:
     """Deploy the plan, measure it, tear everything down; print predicted vs measured per workload."""
     require_load_client()
     loaded, errors = _emulation(_load(plan), device, inject_error, time_scale)
     io.output_dir(run_dir)
     load = _load_options(duration, warmup, distribution, seed)
+    payloads = _payloads(loaded, input_data)
     options = _options(backend, run_dir, no_mps, tritonserver, image, device, fp16, address, cpus_per_server,
                        errors, time_scale, shadow, shadow_margin, shadow_windows)
     try:
@@ -249,7 +267,7 @@ def run_cmd(plan: Path = typer.Argument(..., help="Plan JSON."), backend: Backen
             _announce(dep, quiet_stdout=as_json)
             ctl = dep.shadow_controller
             live = LiveOptions(window, step, listeners=[ctl.on_windows] if ctl is not None else [])
-            report, results = measure(loaded, read_endpoints(dep.run_dir), load, live=live)
+            report, results = measure(loaded, read_endpoints(dep.run_dir), load, live=live, payloads=payloads)
             if ctl is not None:
                 report["corrections"] = list(ctl.corrections)
     except LaunchError as exc:

@@ -1,4 +1,4 @@
-"""CLI: watch a deployment at run time (`igniter top`)."""
+"""CLI: watch a deployment at run time (`igniter top`) and make request tensors from images (`igniter inputs`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 
 import typer
 
-from igniter_opt.cli.app import EXIT_CHECK_FAILED, app, console, err_console, positive
+from igniter_opt.cli.app import EXIT_CHECK_FAILED, app, console, err_console, positive, print_error
+from igniter_opt.deploy.inputs import prepare_inputs
 from igniter_opt.deploy.top import RunDirSource, render_table
 
 
@@ -36,3 +37,17 @@ def top_cmd(run_dir: Path = typer.Option(Path("igniter-run"), "--run-dir",
                 time.sleep(interval)
     except KeyboardInterrupt:
         pass
+
+
+@app.command("inputs")
+def inputs_cmd(images: Path = typer.Argument(..., help="A folder of images (any format Pillow reads)."),
+               model: str = typer.Option(..., "--model", help="The model whose input shape to make "
+                                                              "(resnet50, alexnet, vgg19: 3x224x224; ssd: 3x300x300)."),
+               output: Path = typer.Option(..., "-o", "--output",
+                                           help="Folder for the tensors and inputs.json.")) -> None:
+    """Turn a folder of images into request tensors (resize, crop, normalise) for `--input-data`."""
+    result = prepare_inputs(images, model, output)
+    for path, reason in result.skipped:
+        print_error(f"skipped {path}: not a readable image ({reason})", label="warning:")
+    console.print(f"{len(result.written)} tensor(s) {list(result.shape)} for {result.model} written to {output}"
+                  + (f"; {len(result.skipped)} file(s) skipped" if result.skipped else ""), highlight=False)

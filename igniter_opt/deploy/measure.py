@@ -18,8 +18,10 @@ from igniter_opt.deploy.types import ENDPOINTS
 from igniter_opt.platform.nvml import GpuSampler, gpu_info, nvml_available
 
 
-def targets_for(plan: Plan, endpoints: dict[str, Any]) -> list[Target]:
-    """One load target per plan workload, found by name in the endpoints document."""
+def targets_for(plan: Plan, endpoints: dict[str, Any],
+                payloads: dict[tuple[int, ...], tuple[bytes, ...]] | None = None) -> list[Target]:
+    """One load target per plan workload, found by name in the endpoints document; a workload whose
+    input shape has `payloads` sends those round-robin (else the default tensor)."""
     servers = {s["name"]: s for s in endpoints.get("servers", [])}
     targets = []
     for w in plan.workloads():
@@ -27,8 +29,9 @@ def targets_for(plan: Plan, endpoints: dict[str, Any]) -> list[Target]:
             raise InputError(f"workload {w.name!r} of the plan has no running server in endpoints.json "
                              f"(servers: {sorted(servers)})")
         s = servers[w.name]
+        dims = spec_for(w.model).input_dims
         targets.append(Target(name=w.name, model_name=s["model_name"], url=s["grpc_url"], rate_rps=w.rate_rps,
-                              slo_ms=w.slo_ms, input_dims=spec_for(w.model).input_dims))
+                              slo_ms=w.slo_ms, input_dims=dims, payloads=(payloads or {}).get(dims, ())))
     return targets
 
 
@@ -38,14 +41,17 @@ def gpu_indices(endpoints: dict[str, Any]) -> list[int]:
 
 
 def measure(plan: Plan, endpoints: dict[str, Any], options: LoadOptions, interval_s: float = 0.1,
-            live: LiveOptions | None = None) -> tuple[dict[str, Any], list[WorkloadResult]]:
+            live: LiveOptions | None = None,
+            payloads: dict[tuple[int, ...], tuple[bytes, ...]] | None = None) -> tuple[dict[str, Any],
+                                                                                     list[WorkloadResult]]:
     """Drive all workloads at once; the report (with NVML figures when a GPU is present) and raw results.
 
     With `live`, completions stream to a LiveMonitor (deploy/monitor.py: windows to
     RUN_DIR/monitor.jsonl and to the listeners) and the load follows RUN_DIR/endpoints.json, so a
-    switch to a shadow server is followed by the clients.
+    switch to a shadow server is followed by the clients. `payloads` (input shape -> request tensors,
+    deploy/inputs.py) replace the default tensor of the workloads of that shape.
     """
-    targets = targets_for(plan, endpoints)
+    targets = targets_for(plan, endpoints, payloads)
     monitor = None
     if live is not None:
         monitor = live_monitor(targets, endpoints, live)
