@@ -98,6 +98,7 @@ def test_controller_switches_after_k_windows_and_records_the_correction(tmp_path
     assert corr["measured_p99_ms"] == 22.0 and corr["first_violation_t_s"] == 0.5
     assert corr["predicted_latency_ms"] == pytest.approx(plan.workloads()[2].predicted_latency_ms)
     assert corr["error_ratio"] == pytest.approx(10.4 / corr["predicted_latency_ms"])  # Triton's compute vs model
+    assert corr["gpu_error_ratio"] > corr["error_ratio"]  # the transfer (not the model's error) taken out
     assert corr["gpu_type"] and corr["profile"] == "v100"
     current = json.loads((tmp_path / CURRENT_PLAN).read_text())
     assert [w["resource_pct"] for w in current["gpus"][0]["workloads"]] == [37.5, 30.0, 22.5]

@@ -28,8 +28,9 @@ from igniter_opt.cli.render import plan_table
 from igniter_opt.data import io
 from igniter_opt.data.errors import InputError, SolveInterrupted
 from igniter_opt.data.export import export_igniter
+from igniter_opt.data.instance import Instance
 from igniter_opt.data.plan import Plan, load_plan
-from igniter_opt.model import load_profile, predict_checked
+from igniter_opt.model import Profile, load_profile, predict_checked
 from igniter_opt.model.instances import load_checked_instance
 from igniter_opt.solvers.base import SolveOptions
 from igniter_opt.solvers.margin import check_margin
@@ -114,6 +115,9 @@ def solve_cmd(
     save_interrupted: bool = typer.Option(
         False, help="On Ctrl-C, still write the best plan found so far to -o (status interrupted)."),
     as_json: bool = JsonOpt,
+    learned_margin: Path | None = typer.Option(None, "--learned-margin", metavar="FILE",
+                                               help="Scale each listed model's predicted GPU time by its learned "
+                                                    "factor (a file from `igniter learn`)."),
 ) -> None:
     """Solve an instance: a verified plan (exit 1 if infeasible or an SLO is predicted broken).
 
@@ -125,11 +129,27 @@ def solve_cmd(
                            batch_policy=value(batch_policy), force=force,
                            margin_pct=check_margin(margin, "--margin"))
     inst = load_checked_instance(instance)
+    prof, note = learned_profile(inst, profile, learned_margin)
     try:
-        plan = solve(inst, solver.value, profile, options)
+        plan = solve(inst, solver.value, prof, options)
+        if note:
+            plan.message = f"{plan.message}; {note}" if plan.message else note
     except SolveInterrupted as exc:
         interrupted(exc.plan, output if save_interrupted else None)
     show_plan(plan, as_json, output)
+
+
+def learned_profile(inst: Instance, profile: str | None, learned: Path | None) -> tuple[Profile | str | None, str]:
+    """The profile to solve with: the learned margin applied when given, and a note for the plan."""
+    if learned is None:
+        return profile, ""
+    from igniter_opt.model.learned import apply_learned, load_learned
+    from igniter_opt.solvers.solve import resolve_profile
+
+    base = resolve_profile(inst, profile)
+    factors = load_learned(learned, base)
+    text = ", ".join(f"{m} x{f:.3g}" for m, f in sorted(factors.items())) or "no model"
+    return apply_learned(base, factors), f"learned margin {learned}: {text}"
 
 
 def interrupted(plan: Plan | None, output: Path | None) -> NoReturn:

@@ -8,6 +8,8 @@ from pathlib import Path
 import typer
 
 from igniter_opt.cli.app import EXIT_CHECK_FAILED, app, console, err_console, positive, print_error
+from igniter_opt.data.errors import InputError
+from igniter_opt.data.io import write_json
 from igniter_opt.deploy.inputs import prepare_inputs
 from igniter_opt.deploy.top import RunDirSource, render_table
 
@@ -51,3 +53,30 @@ def inputs_cmd(images: Path = typer.Argument(..., help="A folder of images (any 
         print_error(f"skipped {path}: not a readable image ({reason})", label="warning:")
     console.print(f"{len(result.written)} tensor(s) {list(result.shape)} for {result.model} written to {output}"
                   + (f"; {len(result.skipped)} file(s) skipped" if result.skipped else ""), highlight=False)
+
+
+@app.command("learn")
+def learn_cmd(sources: list[Path] = typer.Argument(..., help="Run directories (their corrections.jsonl) or "
+                                                            "corrections.jsonl files."),
+              output: Path = typer.Option(..., "-o", "--output", help="The learned-margin file to write.")) -> None:
+    """Aggregate recorded prediction errors per model into a learned-margin file for `solve --learned-margin`."""
+    import json
+
+    from igniter_opt.deploy.shadow import CORRECTIONS
+    from igniter_opt.model.learned import aggregate
+
+    records = []
+    for src in sources:
+        path = src / CORRECTIONS if src.is_dir() else src
+        if not path.is_file():
+            raise InputError(f"{path}: no corrections file (a run with --shadow writes RUN_DIR/{CORRECTIONS})")
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                raise InputError(f"{path}: line {n}: not JSON") from None
+    learned = aggregate(records)
+    write_json(output, learned)
+    for model, entry in learned["models"].items():
+        console.print(f"{model}: x{entry['factor']:.3f} from {entry['samples']} measured break(s)", highlight=False)
+    console.print(f"learned margin for {learned['gpu_type']} written to {output}", highlight=False)

@@ -267,20 +267,24 @@ class ShadowController:
                        [x.resource_pct for x in gpu.workloads])
         predicted = float(pred.latency_ms[i]) * self.scale
         tri = record.triton or {}
-        ratio = None
+        ratio = gpu_ratio = None
         if tri.get("compute_ms") and tri.get("batch"):
             n = max(1, min(w.batch, round(tri["batch"])))
             batch_pred = predict(self.profile, [x.model for x in gpu.workloads],
                                  [n if k == i else x.batch for k, x in enumerate(gpu.workloads)],
                                  [x.resource_pct for x in gpu.workloads]).latency_ms[i] * self.scale
             ratio = float(tri["compute_ms"] / batch_pred)
+            coef = self.profile.model(w.model)  # the transfer is bytes over the bus: not the model's error
+            transfer = (coef.input_bytes + coef.output_bytes) * n / self.profile.hardware.bandwidth_bytes_per_ms
+            transfer *= self.scale
+            gpu_ratio = float((tri["compute_ms"] - transfer) / (batch_pred - transfer))
         return {"workload": name, "model": w.model, "profile": self.profile.name,
                 "gpu_type": self.profile.gpu,
                 "gpu": j, "slo_ms": w.slo_ms, "time_scale": self.scale, "emulated": bool(self.dep.emulated),
                 "first_violation_t_s": first.t_s, "window_t_s": record.t_s, "windows": self.k,
                 "measured_p50_ms": record.p50_ms, "measured_p99_ms": record.p99_ms,
                 "measured_compute_ms": tri.get("compute_ms"), "predicted_latency_ms": predicted,
-                "error_ratio": ratio}
+                "error_ratio": ratio, "gpu_error_ratio": gpu_ratio}
 
     def _set_share(self, name: str, share: float) -> None:
         _, gpu, i = _gpu_of(self.plan, name)
