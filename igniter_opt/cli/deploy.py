@@ -231,8 +231,9 @@ def measure_cmd(plan: Path = typer.Argument(..., help="Plan JSON (the one deploy
                 step: float = StepOpt, input_data: Path | None = InputDataOpt) -> None:
     """Drive servers started by `igniter deploy --run-dir D` (found in D/endpoints.json) at the plan's rates."""
     require_load_client()
+    loaded = _load(plan)
     endpoints = read_endpoints(run_dir)
-    loaded = dilate(_load(plan), float((endpoints.get("emulation") or {}).get("time_scale", 1.0)))
+    loaded = dilate(loaded, float((endpoints.get("emulation") or {}).get("time_scale", 1.0)))
     payloads = _payloads(loaded, input_data)
     try:
         report, results = measure(loaded, endpoints, _load_options(duration, warmup, distribution, seed),
