@@ -13,6 +13,7 @@ from rich.console import Console
 from igniter_opt.deploy.load.protocol import Target
 from igniter_opt.deploy.monitor import (
     MONITOR_FILE,
+    JsonlTail,
     LiveMonitor,
     ServingState,
     WindowRecord,
@@ -152,3 +153,20 @@ def test_top_once_renders_a_run_directory(tmp_path):
     assert "cls" in done.stdout and "320.0 > SLO" in done.stdout
     empty = subprocess.run([*cmd[:-2], str(tmp_path / "nothing"), "--once"], capture_output=True, text=True, timeout=60)
     assert empty.returncode == 1 and "no windows yet" in empty.stderr
+
+
+def test_jsonl_tail_yields_whole_new_lines_and_restarts_on_rewrite(tmp_path):
+    """How `igniter deploy --shadow` hears the windows a separate `igniter measure` writes."""
+    path = tmp_path / MONITOR_FILE
+    tail = JsonlTail(path)
+    assert tail.poll() == []  # no file yet
+    rec = WindowRecord(t_s=0.5, workload="a", window_s=1.0, rate_rps=1.0, slo_ms=1.0, completed=1,
+                       throughput_rps=1.0, p50_ms=1.0, p99_ms=2.0, violation_pct=100.0, errors=0)
+    line = json.dumps(rec.to_dict()) + "\n"
+    path.write_text(line + line[:20])  # one whole line and the start of the next
+    assert tail.poll() == [rec]
+    with open(path, "a") as f:
+        f.write(line[20:])
+    assert tail.poll() == [rec] and tail.poll() == []
+    path.write_text(line)  # a new measurement truncates the file: read from its start
+    assert tail.poll() == [rec]

@@ -159,9 +159,9 @@ def test_injected_error_switches_to_the_shadow(tmp_path, plan):
 @pytest.mark.triton
 @pytest.mark.slow
 @pytest.mark.skipif(find_tritonserver() is None, reason="no tritonserver (pip install nvidia-pytriton)")
-def test_shadows_and_emulated_servers_stop_on_ctrl_c_and_sigterm(tmp_path, plan):
+def test_shadows_and_emulated_servers_stop_on_ctrl_c_sigterm_and_sigkill(tmp_path, plan):
     path = _two_workloads(plan, tmp_path / "plan.json")
-    for sig, command in [(signal.SIGINT, "deploy"), (signal.SIGTERM, "run")]:
+    for sig, command in [(signal.SIGINT, "deploy"), (signal.SIGTERM, "run"), (signal.SIGKILL, "deploy")]:
         run_dir = (tmp_path / f"run-{command}").resolve()
         extra = ["--duration", "60"] if command == "run" else []
         proc = _igniter(command, str(path), "--device", "emulate", "--time-scale", "20", "--shadow",
@@ -182,5 +182,11 @@ def test_shadows_and_emulated_servers_stop_on_ctrl_c_and_sigterm(tmp_path, plan)
             if proc.poll() is None:
                 proc.kill()
                 proc.communicate()
+        if sig == signal.SIGKILL:  # nothing can clean up: the servers die with igniter (PR_SET_PDEATHSIG)
+            deadline = time.monotonic() + 15
+            while triton_pids(run_dir) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert triton_pids(run_dir) == [], command
+            continue
         assert triton_pids(run_dir) == [], command
         assert not (run_dir / ENDPOINTS).exists() and not (run_dir / "emulation.json").exists()
