@@ -10,7 +10,7 @@ OUT/NNNN-<name>.npy with OUT/inputs.json (model, shape, files, skipped). A file 
 is skipped with a warning naming it; a folder without one readable image is an InputError.
 
 `load_payloads` reads such a folder back as raw request bytes (batch 1), which the load generator
-sends round-robin (`--input-data`, loadproto.Target.payloads).
+sends round-robin (`--input-data`, load.protocol.Target.payloads).
 """
 
 from __future__ import annotations
