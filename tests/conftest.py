@@ -27,7 +27,7 @@ HANG_GUARD_S = 600.0
 
 # The modules each extra of pyproject.toml brings that tests rely on.
 EXTRAS = {
-    "deploy": ("tritonclient", "grpc", "docker", "pynvml"),
+    "deploy": ("tritonclient", "grpc", "docker", "pynvml", "prometheus_client", "PIL"),
     "plot": ("matplotlib",),
     "cluster": ("ray",),
     "triton": ("pytriton",),

@@ -122,6 +122,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "igniter_opt", *args], capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.extra("deploy")  # `run` asks for the load generator's client first
 def test_cli_refuses_bad_emulation_options(tmp_path, plan):
     path = tmp_path / "plan.json"
     plan.save(path)
@@ -135,6 +136,7 @@ def test_cli_refuses_bad_emulation_options(tmp_path, plan):
         assert len(done.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.extra("deploy")
 @pytest.mark.triton
 @pytest.mark.slow
 @pytest.mark.skipif(find_tritonserver() is None, reason="no tritonserver binary (pip install nvidia-pytriton)")

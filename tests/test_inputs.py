@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import triton_pids
-from PIL import Image
 
 from igniter_opt.data.errors import InputError
 from igniter_opt.data.plan import GpuPlan, PlacedWorkload, Plan
@@ -17,9 +16,13 @@ from igniter_opt.deploy.backends.local import find_tritonserver
 from igniter_opt.deploy.inputs import MEAN, STD, load_payloads, prepare_inputs
 from igniter_opt.deploy.models import input_checksum
 
+pytestmark = pytest.mark.extra("deploy")  # Pillow
+
 
 def image_folder(root: Path) -> Path:
     """Two PNGs (one RGBA, one grayscale), a JPEG, a corrupt PNG and a text file."""
+    from PIL import Image
+
     root.mkdir()
     Image.new("RGBA", (320, 240), (255, 0, 0, 255)).save(root / "a-red.png")
     Image.new("L", (200, 300), 128).save(root / "b-gray.png")

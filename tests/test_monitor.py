@@ -62,6 +62,7 @@ nv_cpu_utilization 0.25
 """
 
 
+@pytest.mark.extra("deploy")
 def test_triton_metrics_parse_with_the_prometheus_parser():
     parsed = parse_triton_metrics(METRICS)
     assert set(parsed) == {"alexnet", "vgg19"}
@@ -73,6 +74,7 @@ def test_triton_metrics_parse_with_the_prometheus_parser():
         parse_triton_metrics("this is { not metrics")
 
 
+@pytest.mark.extra("deploy")
 def test_triton_window_is_the_difference_per_request():
     before = parse_triton_metrics(METRICS)["alexnet"]
     now = dict(before, success=before["success"] + 10, inferences=before["inferences"] + 10,

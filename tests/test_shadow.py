@@ -128,6 +128,7 @@ def _two_workloads(plan: Plan, path: Path) -> Path:
     return path
 
 
+@pytest.mark.extra("deploy")
 @pytest.mark.triton
 @pytest.mark.slow
 @pytest.mark.skipif(find_tritonserver() is None, reason="no tritonserver (pip install nvidia-pytriton)")
@@ -156,6 +157,7 @@ def test_injected_error_switches_to_the_shadow(tmp_path, plan):
     assert triton_pids(run_dir) == [] and not (run_dir / ENDPOINTS).exists()
 
 
+@pytest.mark.extra("deploy")
 @pytest.mark.triton
 @pytest.mark.slow
 @pytest.mark.skipif(find_tritonserver() is None, reason="no tritonserver (pip install nvidia-pytriton)")
