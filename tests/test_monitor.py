@@ -122,8 +122,10 @@ def test_live_monitor_windows_listeners_file_and_top(tmp_path):
     assert second[0].breaks_slo and second[0].p50_ms == pytest.approx(80.0)
     assert heard == [first, second]
     assert read_records(tmp_path / MONITOR_FILE) == first + second
-    newest = RunDirSource(tmp_path).latest()
+    source = RunDirSource(tmp_path)
+    newest = source.latest()
     assert {r.workload: r.t_s for r in newest} == {"cls": 2.0, "det": 2.0}
+    assert {r.workload for r in source.latest()} == {"cls", "det"}  # nothing new: the same rows
     console = Console(width=200, record=True)
     console.print(render_table(newest))
     text = console.export_text()
@@ -170,5 +172,6 @@ def test_jsonl_tail_yields_whole_new_lines_and_restarts_on_rewrite(tmp_path):
     with open(path, "a") as f:
         f.write(line[20:])
     assert tail.poll() == [rec] and tail.poll() == []
+    assert not tail.restarted
     path.write_text(line)  # a new measurement truncates the file: read from its start
-    assert tail.poll() == [rec]
+    assert tail.poll() == [rec] and tail.restarted

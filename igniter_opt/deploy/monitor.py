@@ -299,14 +299,16 @@ class JsonlTail:
 
     def __init__(self, path: Path) -> None:
         self.path, self.offset = Path(path), 0
+        self.restarted = False        # the last poll found the file rewritten (read from its start)
 
     def poll(self) -> list[WindowRecord]:
+        self.restarted = False
         try:
             size = self.path.stat().st_size
         except OSError:
             return []
         if size < self.offset:
-            self.offset = 0
+            self.offset, self.restarted = 0, True
         with open(self.path) as f:
             f.seek(self.offset)
             chunk = f.read()

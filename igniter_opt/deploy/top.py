@@ -8,14 +8,13 @@ be added beside it without touching the table (`render_table`).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Protocol
 
 from rich.table import Table
 from rich.text import Text
 
-from igniter_opt.deploy.monitor import MONITOR_FILE, WindowRecord, read_records
+from igniter_opt.deploy.monitor import MONITOR_FILE, JsonlTail, WindowRecord
 
 
 class MonitorSource(Protocol):
@@ -27,29 +26,25 @@ class MonitorSource(Protocol):
 
 
 class RunDirSource:
-    """The newest window per workload in RUN_DIR/monitor.jsonl (re-read only when it changed)."""
+    """The newest window per workload in RUN_DIR/monitor.jsonl, read incrementally (only the lines
+    added since the last call; from the start again when a new measurement rewrites the file)."""
 
     def __init__(self, run_dir: str | Path) -> None:
         self.path = Path(run_dir) / MONITOR_FILE
-        self._stamp: tuple[int, int] | None = None
-        self._latest: list[WindowRecord] = []
+        self._tail = JsonlTail(self.path)
+        self._newest: dict[str, WindowRecord] = {}
 
     def describe(self) -> str:
         return str(self.path)
 
     def latest(self) -> list[WindowRecord]:
-        try:
-            st = os.stat(self.path)
-        except OSError:
-            return []
-        if (st.st_mtime_ns, st.st_size) != self._stamp:
-            self._stamp = (st.st_mtime_ns, st.st_size)
-            newest: dict[str, WindowRecord] = {}
-            for r in read_records(self.path):
-                if r.workload not in newest or r.t_s >= newest[r.workload].t_s:
-                    newest[r.workload] = r
-            self._latest = list(newest.values())
-        return self._latest
+        new = self._tail.poll()
+        if self._tail.restarted:
+            self._newest = {}  # the file was rewritten: a new measurement
+        for r in new:
+            if r.workload not in self._newest or r.t_s >= self._newest[r.workload].t_s:
+                self._newest[r.workload] = r
+        return list(self._newest.values())
 
 
 def _ms(value: float | None) -> str:
