@@ -1,0 +1,250 @@
+"""Mixed GPU fleets: each type's profile, availability and price; sizing and costs over types.
+
+A `Fleet` maps GPU type -> profile (plus count and price). `verify` predicts each GPU of a plan
+with its type's profile. The objective (docs/fleets.md) is the least total price per hour when the
+fleet has prices, else the least GPU count; availability per type is a hard limit; ties go to
+fewer GPUs. Solvers work on integer column costs (`Costs`): the price in units of the prices'
+common step (4 decimals; 1 per GPU when unpriced), so a bound may be rounded up. The tie towards
+fewer GPUs is broken after the cost is proven, among the plans the search generated (exact) or
+enumerated (patterns): the GPU count is not part of the proof.
+
+Sizing over a fleet (`size_fleet`): a workload that one GPU of some type carries is one row of
+the master, with a Demand per type (its batch and least share under that type's profile; not
+servable on a type where one GPU cannot carry it). A workload no single GPU of any type carries is
+split into full-GPU replicas on the type of the least price per replica rate (the fewest GPUs when
+unpriced), by the single-profile rule of `sizing.split_workload`; its rest is a row like any
+other. The split is fixed before the search, as in the single-type solvers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from igniter_opt.data.errors import InfeasibleError, InputError
+from igniter_opt.data.instance import GpuType, Instance
+from igniter_opt.data.plan import Plan
+from igniter_opt.model import Profile, load_profile
+from igniter_opt.model.predict import Array
+from igniter_opt.solvers.sizing import (
+    REPLICA_RATE_FRACTION,
+    Demand,
+    _demand,
+    _fits_one_gpu,
+    max_rate_alone,
+    split_workload,
+)
+
+PRICE_DECIMALS = 4  # prices are compared in steps of 1e-4 per hour
+
+
+@dataclass(frozen=True)
+class FleetType:
+    """One GPU type with its loaded profile."""
+
+    name: str
+    profile: Profile
+    count: int | None = None  # None: unlimited
+    price: float | None = None  # per hour; None: unpriced
+
+    @property
+    def spec(self) -> GpuType:
+        return GpuType(self.name, self.profile.name, self.count, self.price)
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """GPU types by name, in the instance's order."""
+
+    types: tuple[FleetType, ...]
+    sources: tuple[str, ...] = ()  # the profile names or paths as the instance gave them
+
+    @classmethod
+    def single(cls, profile: Profile, name: str | None = None) -> Fleet:
+        return cls((FleetType(name or profile.name, profile),), (profile.name,))
+
+    @property
+    def names(self) -> list[str]:
+        return [t.name for t in self.types]
+
+    @property
+    def priced(self) -> bool:
+        return all(t.price is not None for t in self.types)
+
+    def index(self, gpu_type: str | None, origin: str = "plan", field: str = "gpu_type") -> int:
+        """Index of a plan GPU's type; a plan without types is valid only for a one-type fleet."""
+        if gpu_type is None:
+            if len(self.types) == 1:
+                return 0
+            raise InputError(f"{origin}: field {field}: missing (the fleet has types {', '.join(self.names)})")
+        for k, t in enumerate(self.types):
+            if t.name == gpu_type:
+                return k
+        raise InputError(f"{origin}: field {field}: unknown GPU type {gpu_type!r} "
+                         f"(the fleet has {', '.join(self.names)})")
+
+    def profile_of(self, gpu_type: str | None, origin: str = "plan", field: str = "gpu_type") -> Profile:
+        return self.types[self.index(gpu_type, origin, field)].profile
+
+    def cost(self, plan: Plan) -> float | None:
+        """Price per hour of a plan's GPUs (None when the fleet has no prices)."""
+        if not self.priced:
+            return None
+        return round(sum(float(self.types[self.index(g.gpu_type)].price or 0.0) for g in plan.gpus), 6)
+
+    def to_specs(self) -> list[dict[str, Any]]:
+        """The fleet as instance JSON (profiles as given), recorded in a fleet plan."""
+        out = []
+        for t, src in zip(self.types, self.sources or [t.profile.name for t in self.types]):
+            out.append(GpuType(t.name, src, t.count, t.price).to_dict())
+        return out
+
+
+def load_fleet(types: tuple[GpuType, ...] | list[GpuType], origin: str = "instance") -> Fleet:
+    """Load every type's profile; errors name the field."""
+    loaded = []
+    for k, t in enumerate(types):
+        try:
+            loaded.append(FleetType(t.name, load_profile(t.profile), t.count, t.price_per_hour))
+        except InputError as exc:
+            raise InputError(f"{origin}: field fleet[{k}].profile: {exc}") from None
+    return Fleet(tuple(loaded), tuple(t.profile for t in types))
+
+
+def instance_fleet(instance: Instance) -> Fleet:
+    """The instance's fleet with profiles loaded, models checked against each type's profile."""
+    fleet = load_fleet(instance.gpu_types(), instance.name)
+    for k, t in enumerate(fleet.types):
+        for i, w in enumerate(instance.workloads):
+            if w.model not in t.profile.models:
+                raise InputError(f"{instance.name}: field fleet[{k}].profile: profile {t.profile.name!r} of type "
+                                 f"{t.name!r} has no model {w.model!r} (used by workloads[{i}])")
+    return fleet
+
+
+# -- integer costs -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Costs:
+    """Integer cost per GPU of each type (price units; 1 per GPU when unpriced)."""
+
+    per_gpu: tuple[int, ...]
+    step: float  # price per hour of one unit (0 when unpriced: the cost is the GPU count)
+
+    def price_bound(self, bound: int) -> float:
+        """The least price per hour a plan of integer cost >= bound has."""
+        return bound * self.step
+
+
+def integer_costs(fleet: Fleet) -> Costs:
+    """Costs of the fleet's types: prices rounded to PRICE_DECIMALS, over their common divisor."""
+    if not fleet.priced:
+        return Costs(tuple(1 for _ in fleet.types), 0.0)
+    nums = [round(float(t.price or 0.0) * 10**PRICE_DECIMALS) for t in fleet.types]
+    g = math.gcd(*nums) or 1
+    return Costs(tuple(n // g for n in nums), g / 10**PRICE_DECIMALS)
+
+
+# -- sizing --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FleetDemands:
+    """The rows to place (shareable demands, one Demand per type) and the fixed full-GPU replicas."""
+
+    per_type: list[list[Demand]]  # per type, one Demand per row (same names and rates)
+    servable: Array  # (types, rows) bool: one GPU of the type carries the row alone
+    replicas: list[tuple[Demand, int]]  # a full-GPU replica and its type index
+
+    @property
+    def rows(self) -> int:
+        return len(self.per_type[0]) if self.per_type else 0
+
+
+def _replica_types(fleet: Fleet, rates: list[float]) -> list[int]:
+    """The types a too-large workload's replicas may go on, best first: least price per replica
+    rate, or the most rate per GPU when unpriced (the fewest replicas)."""
+    def key(k: int) -> float:
+        price = fleet.types[k].price if fleet.priced else 1.0
+        return float(price or 0.0) / rates[k] if price else -rates[k]
+    return sorted((k for k in range(len(fleet.types)) if rates[k] > 0), key=lambda k: (key(k), k))
+
+
+def size_fleet(instance: Instance, fleet: Fleet, margin_pct: float = 0.0) -> FleetDemands:
+    """Rows and replicas of every workload over the fleet (see the module docstring)."""
+    profiles = [t.profile for t in fleet.types]
+    per_type: list[list[Demand]] = [[] for _ in profiles]
+    servable: list[list[bool]] = [[] for _ in profiles]
+    replicas: list[tuple[Demand, int]] = []
+    left = [math.inf if t.count is None else t.count for t in fleet.types]
+    for w in instance.workloads:
+        fits = [_fits_one_gpu(p, w, w.rate_rps, margin_pct) for p in profiles]
+        if any(fits):
+            for k, p in enumerate(profiles):
+                per_type[k].append(_demand(p, w, w.name, w.rate_rps, None, margin_pct=margin_pct))
+                servable[k].append(fits[k])
+            continue
+        rates = [max_rate_alone(p, w.model, w.slo_ms, w.rate_rps, margin_pct) for p in profiles]
+        if max(rates) <= 0:
+            at = f" with a {margin_pct:g}% margin" if margin_pct else ""
+            raise InfeasibleError(f"workload {w.name!r} ({w.model}, SLO {w.slo_ms:g} ms): no GPU type of the "
+                                  f"fleet ({', '.join(fleet.names)}) can serve it under its SLO{at}, even alone "
+                                  f"at 100% and batch 1")
+        # the best type with GPUs left for every replica (a type too few for them: the next one)
+        splits = [(k, split_workload(profiles[k], w, margin_pct))
+                  for k in _replica_types(fleet, [REPLICA_RATE_FRACTION * r for r in rates])]
+        fitting = [(k, ds) for k, ds in splits if sum(d.full_gpu for d in ds) <= left[k]]
+        if not fitting:
+            k, ds = splits[0]
+            short = sum(d.full_gpu for d in ds) - int(left[k])
+            raise InfeasibleError(f"workload {w.name!r}: its full-GPU replicas need {sum(d.full_gpu for d in ds)} "
+                                  f"GPU(s) of type {fleet.types[k].name!r}, {int(left[k])} left (short by {short}; "
+                                  f"no other type has enough either)")
+        t, split = fitting[0]
+        left[t] -= sum(d.full_gpu for d in split)
+        for d in split:
+            if d.full_gpu:
+                replicas.append((d, t))
+                continue
+            for k, p in enumerate(profiles):
+                per_type[k].append(d if k == t else _demand(p, w, d.name, d.rate_rps, w.name, margin_pct=margin_pct))
+                servable[k].append(k == t or _fits_one_gpu(p, w, d.rate_rps, margin_pct))
+    demands = FleetDemands(per_type, np.array(servable, dtype=bool).reshape(len(profiles), -1), replicas)
+    check_availability(fleet, demands)
+    return demands
+
+
+def check_availability(fleet: Fleet, demands: FleetDemands) -> None:
+    """Infeasible, with the reason, when the fleet is too small for what is already certain: the
+    replicas of a type beyond its count, a row that fits only types with none left, or more GPUs
+    than the whole fleet has by the volume of least shares."""
+    left = [math.inf if t.count is None else t.count for t in fleet.types]
+    for _, k in demands.replicas:
+        left[k] -= 1
+    for k, t in enumerate(fleet.types):
+        if left[k] < 0:
+            need = int(t.count or 0) - int(left[k])
+            raise InfeasibleError(f"type {t.name!r} is short by {-int(left[k])} GPU(s): the full-GPU replicas "
+                                  f"of the workloads too large for one GPU need {need}, {t.count} available")
+    for r in range(demands.rows):
+        usable = [k for k in range(len(fleet.types)) if demands.servable[k, r] and left[k] > 0]
+        if not usable:
+            only = [fleet.types[k].name for k in range(len(fleet.types)) if demands.servable[k, r]]
+            name = demands.per_type[0][r].name
+            if not only:
+                raise InfeasibleError(f"workload {name!r}: no GPU type of the fleet ({', '.join(fleet.names)}) "
+                                      f"can serve it under its SLO and rate on one GPU")
+            raise InfeasibleError(f"workload {name!r} fits only type(s) {', '.join(only)}, of which no GPU is "
+                                  f"left (short by 1)")
+    total = sum(left)
+    if math.isfinite(total) and demands.rows:
+        volume = sum(min(float(demands.per_type[k][r].r_lower) for k in range(len(fleet.types))
+                         if demands.servable[k, r]) for r in range(demands.rows))
+        need = math.ceil(volume / 100 - 1e-9)
+        if need > total:
+            raise InfeasibleError(f"the fleet is too small: the workloads' least shares alone need at least "
+                                  f"{need} GPU(s), {int(total)} left after replicas (short by {need - int(total)})")
