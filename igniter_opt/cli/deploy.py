@@ -25,6 +25,7 @@ from igniter_opt.data import io
 from igniter_opt.data.dnn import ALIASES, SPECS
 from igniter_opt.data.errors import InputError
 from igniter_opt.data.plan import Plan, load_plan
+from igniter_opt.deploy.gputypes import parse_gpu_map
 from igniter_opt.deploy.load.generator import LoadError, LoadOptions, WorkloadResult, require_load_client
 from igniter_opt.deploy.measure import measure
 from igniter_opt.deploy.report import report_table, save_report
@@ -44,6 +45,8 @@ TritonOpt = typer.Option(None, "--tritonserver",
 ImageOpt = typer.Option(None, "--image",
                         help="docker: image (default nvcr.io/nvidia/tritonserver:24.08-pyt-python-py3).")
 DeviceOpt = typer.Option(Device.auto, "--device", help="auto (GPU when NVML sees one) | cpu | gpu.")
+GpuMapOpt = typer.Option(None, "--gpu-map", metavar="TYPE=I,J",
+                         help="local, mixed fleet: this host's device indices of GPU type TYPE (repeatable).")
 Fp16Opt = typer.Option(False, "--fp16", help="GPU: run the torchvision models in fp16.")
 DurationOpt = typer.Option(10.0, "--duration", help="Measured window, seconds.", callback=positive)
 WarmupOpt = typer.Option(2.0, "--warmup", help="Warm-up before the window, seconds (not measured).",
@@ -88,11 +91,16 @@ def _with_predictions(plan: Plan) -> Plan:
 
 
 def _options(backend: Backend, run_dir: Path, no_mps: bool, tritonserver: str | None, image: str | None,
-             device: Device, fp16: bool, address: str | None = None, cpus: float = 0.5) -> DeployOptions:
+             device: Device, fp16: bool, address: str | None = None, cpus: float = 0.5,
+             gpu_map: list[str] | None = None) -> DeployOptions:
     if address and backend != Backend.ray:
         raise InputError(f"--address is for --backend ray (got --backend {backend.value})")
+    if gpu_map and backend != Backend.local:
+        raise InputError(f"--gpu-map is for --backend local (ray places types by accelerator_type; got "
+                         f"--backend {backend.value})")
     return DeployOptions(backend=backend.value, run_dir=run_dir, mps=not no_mps, tritonserver=tritonserver,
-                         image=image, device=device.value, fp16=fp16, address=address, cpus_per_server=cpus)
+                         image=image, device=device.value, fp16=fp16, address=address, cpus_per_server=cpus,
+                         gpu_map=parse_gpu_map(gpu_map))
 
 
 def _load_options(duration: float, warmup: float, distribution: Distribution, seed: int) -> LoadOptions:
@@ -144,11 +152,13 @@ def _finish(report: dict, results: list[WorkloadResult], output: Path | None, as
 def deploy_cmd(plan: Path = typer.Argument(..., help="Plan JSON."), backend: Backend = BackendOpt,
                run_dir: Path = RunDirOpt, no_mps: bool = NoMpsOpt, tritonserver: str | None = TritonOpt,
                image: str | None = ImageOpt, device: Device = DeviceOpt, fp16: bool = Fp16Opt,
-               address: str | None = AddressOpt, cpus_per_server: float = CpusOpt) -> None:
+               address: str | None = AddressOpt, cpus_per_server: float = CpusOpt,
+               gpu_map: list[str] | None = GpuMapOpt) -> None:
     """Start one Triton server per workload of the plan and keep them up until Ctrl-C."""
     loaded = _load(plan)
     io.output_dir(run_dir)
-    options = _options(backend, run_dir, no_mps, tritonserver, image, device, fp16, address, cpus_per_server)
+    options = _options(backend, run_dir, no_mps, tritonserver, image, device, fp16, address, cpus_per_server,
+                       gpu_map)
     try:
         with deploy(loaded, options) as dep:
             _announce(dep)
@@ -187,13 +197,14 @@ def run_cmd(plan: Path = typer.Argument(..., help="Plan JSON."), backend: Backen
             output: Path | None = OutOpt, tritonserver: str | None = TritonOpt,
             image: str | None = ImageOpt, device: Device = DeviceOpt, fp16: bool = Fp16Opt,
             as_json: bool = JsonOpt, address: str | None = AddressOpt,
-            cpus_per_server: float = CpusOpt) -> None:
+            cpus_per_server: float = CpusOpt, gpu_map: list[str] | None = GpuMapOpt) -> None:
     """Deploy the plan, measure it, tear everything down; print predicted vs measured per workload."""
     require_load_client()
     loaded = _load(plan)
     io.output_dir(run_dir)
     load = _load_options(duration, warmup, distribution, seed)
-    options = _options(backend, run_dir, no_mps, tritonserver, image, device, fp16, address, cpus_per_server)
+    options = _options(backend, run_dir, no_mps, tritonserver, image, device, fp16, address, cpus_per_server,
+                       gpu_map)
     try:
         with deploy(loaded, options) as dep:
             _announce(dep, quiet_stdout=as_json)

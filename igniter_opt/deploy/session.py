@@ -19,6 +19,7 @@ from igniter_opt.data.io import read_json
 from igniter_opt.data.plan import Plan
 from igniter_opt.data.schema import EndpointsSpec, parse
 from igniter_opt.deploy.backends.launcher import Launcher
+from igniter_opt.deploy.gputypes import device_indices, plan_types
 from igniter_opt.deploy.repository import ModelConfig, queue_delay_us, triton_name, write_repository
 from igniter_opt.deploy.types import ENDPOINTS, Deployment, DeployOptions, ServerSpec, shares_warning
 from igniter_opt.platform.mps import MpsDaemon, mps_available
@@ -64,16 +65,23 @@ def deploy(plan: Plan, options: DeployOptions) -> Iterator[Deployment]:
     if warning:
         dep.warnings.append(warning)
     n_gpus = gpu_count() if gpu else 0
-    if gpu and plan.num_gpus > n_gpus:
-        dep.warnings.append(f"the plan uses {plan.num_gpus} GPUs, this host has {n_gpus}: "
-                            f"plan GPU j runs on GPU j mod {n_gpus}")
+    devices: list[int | None] = [None] * plan.num_gpus
+    if gpu:  # a fleet plan's GPU of type T on a device of type T (--gpu-map), refused before any start
+        found, notes = device_indices(plan, options.gpu_map, n_gpus)
+        devices = list(found)
+        dep.warnings.extend(notes)
+        if not plan_types(plan) and not options.gpu_map and plan.num_gpus > n_gpus:
+            dep.warnings.append(f"the plan uses {plan.num_gpus} GPUs, this host has {n_gpus}: "
+                                f"plan GPU j runs on GPU j mod {n_gpus}")
+    elif len(plan_types(plan)) > 1:
+        dep.warnings.append(f"the plan's GPU types ({', '.join(plan_types(plan))}) all run on the CPU here")
     with sigterm_as_interrupt():
         mps = MpsDaemon(run_dir) if use_mps else None
         try:
             if mps is not None:
                 mps.start()
             with _make_launcher(options, mps) as launcher:
-                specs = [_server_spec(w, j % n_gpus if gpu else None, run_dir, options, mps)
+                specs = [_server_spec(w, devices[j], run_dir, options, mps)
                          for j, g in enumerate(plan.gpus) for w in g.workloads]
                 dep.endpoints.extend(launcher.start_all(specs))
                 (run_dir / ENDPOINTS).write_text(json.dumps(dep.to_dict(), indent=2) + "\n")

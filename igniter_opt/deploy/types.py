@@ -67,6 +67,7 @@ class DeployOptions:
     address: str | None = None        # ray: the cluster (else $RAY_ADDRESS, else a local one)
     cpus_per_server: float = 0.5      # ray: CPUs reserved per server (bundle CPU = this x members)
     placement_timeout_s: float = 30.0 # ray: how long the placement group may stay pending
+    gpu_map: dict[str, list[int]] = field(default_factory=dict)  # local: GPU type -> device indices
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
