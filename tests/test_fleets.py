@@ -204,13 +204,12 @@ def _partitions(items: list[int]):
 
 def brute_force_cost(inst: Instance) -> float | None:
     """Least price over every partition of the rows and every type per block (None: infeasible):
-    a block fits a type when the reference fixed point (colocation.least_shares) fits it."""
+    a block fits a type when the reference fixed point (colocation.least_shares) fits it; a block
+    on a type also pays for the replicas its rows need there."""
     fleet = instance_fleet(inst)
     fd = size_fleet(inst, fleet)
     prices = [float(t.price or 0.0) for t in fleet.types]
     counts = [math.inf if t.count is None else t.count for t in fleet.types]
-    for _, k in fd.replicas:
-        counts[k] -= 1
     fits: dict[tuple[int, tuple[int, ...]], bool] = {}
 
     def fit(k: int, block: tuple[int, ...]) -> bool:
@@ -228,14 +227,15 @@ def brute_force_cost(inst: Instance) -> float | None:
     for part in _partitions(list(range(fd.rows))):
         blocks = [tuple(sorted(b)) for b in part]
         for types in itertools.product(range(len(fleet.types)), repeat=len(blocks)):
-            if any(types.count(k) > counts[k] for k in range(len(counts))):
+            gpus = [1 + sum(fd.extra(k, r) for r in b) for k, b in zip(types, blocks)]  # with replicas
+            if any(sum(n for n, t in zip(gpus, types) if t == k) > counts[k] for k in range(len(counts))):
                 continue
-            cost = sum(prices[k] for k in types)
+            cost = sum(prices[k] * n for k, n in zip(types, gpus))
             if cost < best - 1e-9 and all(fit(k, b) for k, b in zip(types, blocks)):
                 best = cost
     if not math.isfinite(best):
         return None
-    return round(best + sum(prices[k] for _, k in fd.replicas), 6)
+    return round(best, 6)
 
 
 def test_exact_equals_brute_force_on_20_random_mixed_instances():
@@ -314,3 +314,16 @@ def test_ray_bundles_ask_for_the_accelerator_type_and_a_missing_type_is_refused(
     nodes[1]["accelerator_type:slow"] = 1.0
     assert capacity_problem(bundles, nodes) is None
     assert capacity_problem(bundles_for(typed_plan("fast", "fast"), 0.5), nodes) is not None  # one fast GPU
+
+
+def test_a_workload_split_on_one_type_and_whole_on_another_is_a_choice():
+    heavy = (Workload("big-vgg", "vgg19", 60.0, 450.0), Workload("big-resnet", "resnet50", 50.0, 1100.0))
+    inst = replace(fleet_instance(3, 9), workloads=fleet_instance(3, 9).workloads + heavy)
+    fd = size_fleet(inst, instance_fleet(inst))
+    assert fd.extra(1, 3) >= 1 and fd.extra(0, 3) == 0  # replicas on the slow type only
+    plan = solve(inst, "exact", options=OPTIONS)
+    assert plan.status == "optimal" and plan.feasible
+    assert math.isclose(plan.cost or 0.0, brute_force_cost(inst) or -1.0, abs_tol=1e-6)
+    for t in inst.fleet or ():
+        one = solve(replace(inst, fleet=(t,)), "exact", options=OPTIONS)
+        assert one.status == "optimal" and (plan.cost or 0.0) <= (one.cost or 0.0) + 1e-9

@@ -25,12 +25,11 @@ from typing import Any
 import numpy as np
 
 from igniter_opt.data.errors import InfeasibleError, InputError
-from igniter_opt.data.instance import GpuType, Instance
+from igniter_opt.data.instance import GpuType, Instance, Workload
 from igniter_opt.data.plan import Plan
 from igniter_opt.model import Profile, load_profile
 from igniter_opt.model.predict import Array
 from igniter_opt.solvers.sizing import (
-    REPLICA_RATE_FRACTION,
     Demand,
     _demand,
     _fits_one_gpu,
@@ -154,97 +153,82 @@ def integer_costs(fleet: Fleet) -> Costs:
 
 @dataclass(frozen=True)
 class FleetDemands:
-    """The rows to place (shareable demands, one Demand per type) and the fixed full-GPU replicas."""
+    """One row per workload; per type, how the row is realized on that type: its shareable demand
+    (the whole workload, or the rest of a split) and the full-GPU replicas that come with it."""
 
-    per_type: list[list[Demand]]  # per type, one Demand per row (same names and rates)
-    servable: Array  # (types, rows) bool: one GPU of the type carries the row alone
-    replicas: list[tuple[Demand, int]]  # a full-GPU replica and its type index
+    per_type: list[list[Demand]]  # per type, the row's shareable demand (same names across types)
+    servable: Array  # (types, rows) bool: the type can realize the row
+    replicas: list[list[list[Demand]]]  # per type, per row: the full-GPU replicas on that type
 
     @property
     def rows(self) -> int:
         return len(self.per_type[0]) if self.per_type else 0
 
+    def extra(self, k: int, r: int) -> int:
+        """Full GPUs of type k that realizing row r on type k takes besides its shared part."""
+        return len(self.replicas[k][r])
 
-def _replica_types(fleet: Fleet, rates: list[float]) -> list[int]:
-    """The types a too-large workload's replicas may go on, best first: least price per replica
-    rate, or the most rate per GPU when unpriced (the fewest replicas)."""
-    def key(k: int) -> float:
-        price = fleet.types[k].price if fleet.priced else 1.0
-        return float(price or 0.0) / rates[k] if price else -rates[k]
-    return sorted((k for k in range(len(fleet.types)) if rates[k] > 0), key=lambda k: (key(k), k))
+
+def _realize(profile: Profile, w: Workload, margin_pct: float) -> tuple[Demand, list[Demand]] | None:
+    """A workload on one type: whole when one GPU carries it, else the single-type split (full-GPU
+    replicas plus a rest; a split with no rest keeps its last replica as the shareable part); None
+    when no GPU of the type serves it at all."""
+    if _fits_one_gpu(profile, w, w.rate_rps, margin_pct):
+        return _demand(profile, w, w.name, w.rate_rps, None, margin_pct=margin_pct), []
+    if max_rate_alone(profile, w.model, w.slo_ms, w.rate_rps, margin_pct) <= 0:
+        return None
+    split = split_workload(profile, w, margin_pct)
+    full = [d for d in split if d.full_gpu]
+    rest = [d for d in split if not d.full_gpu]
+    if rest:
+        return rest[0], full
+    last = full.pop()
+    return _demand(profile, w, last.name, last.rate_rps, w.name, margin_pct=margin_pct), full
 
 
 def size_fleet(instance: Instance, fleet: Fleet, margin_pct: float = 0.0) -> FleetDemands:
-    """Rows and replicas of every workload over the fleet (see the module docstring)."""
-    profiles = [t.profile for t in fleet.types]
-    per_type: list[list[Demand]] = [[] for _ in profiles]
-    servable: list[list[bool]] = [[] for _ in profiles]
-    replicas: list[tuple[Demand, int]] = []
-    left = [math.inf if t.count is None else t.count for t in fleet.types]
+    """Every workload's realization on every type (see the module docstring)."""
+    types = fleet.types
+    per_type: list[list[Demand]] = [[] for _ in types]
+    servable: list[list[bool]] = [[] for _ in types]
+    replicas: list[list[list[Demand]]] = [[] for _ in types]
     for w in instance.workloads:
-        fits = [_fits_one_gpu(p, w, w.rate_rps, margin_pct) for p in profiles]
-        if any(fits):
-            for k, p in enumerate(profiles):
-                per_type[k].append(_demand(p, w, w.name, w.rate_rps, None, margin_pct=margin_pct))
-                servable[k].append(fits[k])
-            continue
-        rates = [max_rate_alone(p, w.model, w.slo_ms, w.rate_rps, margin_pct) for p in profiles]
-        if max(rates) <= 0:
+        found = [_realize(t.profile, w, margin_pct) for t in types]
+        if all(f is None for f in found):
             at = f" with a {margin_pct:g}% margin" if margin_pct else ""
             raise InfeasibleError(f"workload {w.name!r} ({w.model}, SLO {w.slo_ms:g} ms): no GPU type of the "
                                   f"fleet ({', '.join(fleet.names)}) can serve it under its SLO{at}, even alone "
                                   f"at 100% and batch 1")
-        # the best type with GPUs left for every replica (a type too few for them: the next one)
-        splits = [(k, split_workload(profiles[k], w, margin_pct))
-                  for k in _replica_types(fleet, [REPLICA_RATE_FRACTION * r for r in rates])]
-        fitting = [(k, ds) for k, ds in splits if sum(d.full_gpu for d in ds) <= left[k]]
-        if not fitting:
-            k, ds = splits[0]
-            short = sum(d.full_gpu for d in ds) - int(left[k])
-            raise InfeasibleError(f"workload {w.name!r}: its full-GPU replicas need {sum(d.full_gpu for d in ds)} "
-                                  f"GPU(s) of type {fleet.types[k].name!r}, {int(left[k])} left (short by {short}; "
-                                  f"no other type has enough either)")
-        t, split = fitting[0]
-        left[t] -= sum(d.full_gpu for d in split)
-        for d in split:
-            if d.full_gpu:
-                replicas.append((d, t))
-                continue
-            for k, p in enumerate(profiles):
-                per_type[k].append(d if k == t else _demand(p, w, d.name, d.rate_rps, w.name, margin_pct=margin_pct))
-                servable[k].append(k == t or _fits_one_gpu(p, w, d.rate_rps, margin_pct))
-    demands = FleetDemands(per_type, np.array(servable, dtype=bool).reshape(len(profiles), -1), replicas)
+        anyone = next(f for f in found if f is not None)
+        for k, f in enumerate(found):
+            shared, full = f if f is not None else anyone
+            per_type[k].append(shared)
+            servable[k].append(f is not None)
+            replicas[k].append(full if f is not None else [])
+    demands = FleetDemands(per_type, np.array(servable, dtype=bool).reshape(len(types), -1), replicas)
     check_availability(fleet, demands)
     return demands
 
 
 def check_availability(fleet: Fleet, demands: FleetDemands) -> None:
-    """Infeasible, with the reason, when the fleet is too small for what is already certain: the
-    replicas of a type beyond its count, a row that fits only types with none left, or more GPUs
-    than the whole fleet has by the volume of least shares."""
-    left = [math.inf if t.count is None else t.count for t in fleet.types]
-    for _, k in demands.replicas:
-        left[k] -= 1
-    for k, t in enumerate(fleet.types):
-        if left[k] < 0:
-            need = int(t.count or 0) - int(left[k])
-            raise InfeasibleError(f"type {t.name!r} is short by {-int(left[k])} GPU(s): the full-GPU replicas "
-                                  f"of the workloads too large for one GPU need {need}, {t.count} available")
+    """Infeasible, with the reason, when the fleet is too small for what is already certain: a row
+    that no type with enough GPUs can realize, or more GPUs than the whole fleet has by the volume
+    of least shares (plus replicas)."""
+    count = [math.inf if t.count is None else t.count for t in fleet.types]
+    types = range(len(fleet.types))
     for r in range(demands.rows):
-        usable = [k for k in range(len(fleet.types)) if demands.servable[k, r] and left[k] > 0]
-        if not usable:
-            only = [fleet.types[k].name for k in range(len(fleet.types)) if demands.servable[k, r]]
+        need = {k: 1 + demands.extra(k, r) for k in types if demands.servable[k, r]}
+        if not any(need[k] <= count[k] for k in need):
             name = demands.per_type[0][r].name
-            if not only:
-                raise InfeasibleError(f"workload {name!r}: no GPU type of the fleet ({', '.join(fleet.names)}) "
-                                      f"can serve it under its SLO and rate on one GPU")
-            raise InfeasibleError(f"workload {name!r} fits only type(s) {', '.join(only)}, of which no GPU is "
-                                  f"left (short by 1)")
-    total = sum(left)
+            k = min(need, key=lambda k: need[k] - count[k])
+            raise InfeasibleError(f"workload {name!r} needs {need[k]} GPU(s) of type {fleet.types[k].name!r}, "
+                                  f"{int(count[k])} available (short by {need[k] - int(count[k])}; no other type "
+                                  f"has enough either)")
+    total = sum(count)
     if math.isfinite(total) and demands.rows:
-        volume = sum(min(float(demands.per_type[k][r].r_lower) for k in range(len(fleet.types))
+        volume = sum(min(demands.extra(k, r) + float(demands.per_type[k][r].r_lower) / 100 for k in types
                          if demands.servable[k, r]) for r in range(demands.rows))
-        need = math.ceil(volume / 100 - 1e-9)
-        if need > total:
-            raise InfeasibleError(f"the fleet is too small: the workloads' least shares alone need at least "
-                                  f"{need} GPU(s), {int(total)} left after replicas (short by {need - int(total)})")
+        need_all = math.ceil(volume - 1e-9)
+        if need_all > total:
+            raise InfeasibleError(f"the fleet is too small: the workloads' least shares and replicas need at least "
+                                  f"{need_all} GPU(s), the fleet has {int(total)} (short by {need_all - int(total)})")

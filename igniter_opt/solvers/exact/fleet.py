@@ -4,7 +4,8 @@ Each GPU type gets its own options (the rows it can serve, with its profile's ba
 share alone) and its own Pricer; the options of all types share one master with a global index
 (type offset + local option). The cost-aware greedy's plan, when it verifies and fits the pricer's
 fixed point, seeds the master and the incumbent; singleton columns of every row on every type
-that serves it, and one artificial column per row, make the LP feasible from the start.
+that serves it, and one artificial column per row, make the LP feasible from the start. A row
+realized on a type with replicas brings them into its columns' cost and availability use.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from igniter_opt.solvers.exact.oracle import Options, build_options
 from igniter_opt.solvers.exact.pricing import Pricer
 from igniter_opt.solvers.exact.solver import _batch_options
 from igniter_opt.solvers.fleet import Costs, Fleet, FleetDemands
-from igniter_opt.solvers.heuristics.fleetgreedy import place_fleet_greedy, replica_plan_gpus
+from igniter_opt.solvers.heuristics.firstfit import first_fit
+from igniter_opt.solvers.heuristics.fleetgreedy import place_fleet_greedy, replica_gpus_of
 
 TIE_BREAK_SECONDS = 5.0  # at most, for the fewest GPUs among the least-cost covers found
 ARTIFICIAL_FACTOR = 1000  # an artificial column costs this many times the dearest plan of singletons
@@ -61,7 +63,10 @@ class Prepared:
         self.batches: list[Array] = []
         option_row: list[int] = []
         option_gpu: list[int] = []
+        option_extra: list[float] = []
         demand = np.ones(fd.rows)
+        self.extras = [np.array([fd.extra(g, r) for r in range(fd.rows)], dtype=float)
+                       for g in range(len(fleet.types))]
         for g, t in enumerate(fleet.types):
             rows, batch, opts = _type_options(fleet, fd, g, policy, margin)
             self.offsets.append(len(option_row))
@@ -69,16 +74,19 @@ class Prepared:
             self.batches.append(batch)
             option_row += rows.tolist()
             option_gpu += [g] * len(rows)
+            option_extra += self.extras[g][rows].tolist()
         self.artificial = len(fleet.types)
         self.art_offset = len(option_row)
         option_row += list(range(fd.rows))
         option_gpu += [self.artificial] * fd.rows
-        big = ARTIFICIAL_FACTOR * max(costs.per_gpu) * (fd.rows + 1)
-        left = [None if t.count is None else t.count - sum(1 for _, k in fd.replicas if k == g)
-                for g, t in enumerate(fleet.types)]
+        option_extra += [0.0] * fd.rows
+        most = 1.0 + max((float(e.max()) for e in self.extras if e.size), default=0.0)
+        big = ARTIFICIAL_FACTOR * max(max(costs.per_gpu), 1) * most * (fd.rows + 1)
         self.master = Master(demand, np.array(option_row, dtype=np.int64), threads,
                              option_gpu=np.array(option_gpu, dtype=np.int64),
-                             gpu_cost=np.array([*costs.per_gpu, big], dtype=float), available=[*left, None])
+                             gpu_cost=np.array([*costs.per_gpu, big], dtype=float),
+                             available=[t.count for t in fleet.types] + [None],
+                             option_gpus=np.array(option_extra, dtype=float))
         for r in range(fd.rows):
             self.master.add(Column((self.art_offset + r,), (0.0,)))
         for g, p in enumerate(self.pricers):
@@ -89,12 +97,34 @@ class Prepared:
         g = self.master.gpu_of(col)
         return g, tuple(m - self.offsets[g] for m in col.members)
 
-    def seed(self) -> list[Column] | None:
-        """The cost-aware greedy's plan as columns, when every GPU of it fits the fixed point."""
+    def seeds(self) -> list[list[Column]]:
+        """Plans as columns: the cost-aware greedy's (when every GPU of it fits the fixed point)
+        and, for each type that serves every row, the interference-aware first fit on that type
+        alone (feasible by construction): the best single-type heuristic plan."""
+        out = []
         try:
-            gpus = place_fleet_greedy(self.fleet, self.fd)
+            found = self._columns(place_fleet_greedy(self.fleet, self.fd))
         except InfeasibleError:
-            return None
+            found = None
+        if found:
+            out.append(found)
+        for g, t in enumerate(self.fleet.types):
+            if not self.fd.servable[g].all():
+                continue
+            demands = self.fd.per_type[g]
+            order = sorted(range(self.fd.rows), key=lambda r: -float(demands[r].r_lower))
+            try:
+                plan = first_fit(t.profile, demands, order)
+            except InfeasibleError:
+                continue
+            row_of = {d.name: r for r, d in enumerate(demands)}
+            found = self._columns([(g, [(row_of[w.name], w.resource_pct) for w in gpu.workloads]) for gpu in plan])
+            if found:
+                out.append(found)
+        return out
+
+    def _columns(self, gpus: list[tuple[int, list[tuple[int, float]]]]) -> list[Column] | None:
+        """Typed GPUs (rows and shares) as columns at the paper batch; None when one does not fit."""
         cols = []
         for g, slots in gpus:
             p = self.pricers[g]
@@ -112,7 +142,7 @@ class Prepared:
     def to_gpus(self, chosen: list[Column]) -> list[GpuPlan]:
         """Each row on one chosen column (the first that holds it), shares recomputed."""
         left = set(range(self.fd.rows))
-        out = []
+        out: list[GpuPlan] = []
         for col in chosen:
             g, local = self.local(col)
             p = self.pricers[g]
@@ -127,6 +157,7 @@ class Prepared:
             shares = p.shares_of(key)
             assert shares is not None  # a subset of a fitting set fits
             demands = self.fd.per_type[g]
+            out += replica_gpus_of(self.fleet, self.fd, g, [int(p.option_type[o]) for o in key])
             out.append(GpuPlan([placed(demands[int(p.option_type[o])], float(s), int(self.batches[g][o]))
                                 for o, s in zip(key, shares)], self.fleet.types[g].name))
         return out
@@ -136,24 +167,25 @@ def solve_fleet_exact(instance: Instance, fleet: Fleet, fd: FleetDemands, costs:
                       threads: int = 1, margin: float = 0.0) -> Plan:
     """The least-cost plan with its proven bound; status optimal only when proven."""
     begin = time.perf_counter()
-    plan = Plan(instance=instance.name, solver="exact", profile=fleet.types[0].profile.name, status="optimal",
-                gpus=replica_plan_gpus(fleet, fd))
-    replica_cost = sum(costs.per_gpu[k] for _, k in fd.replicas)
-    if fd.rows == 0:
-        _finish(plan, costs, replica_cost, replica_cost, None)
-        return plan
+    plan = Plan(instance=instance.name, solver="exact", profile=fleet.types[0].profile.name, status="optimal")
     prep = Prepared(fleet, fd, costs, instance.batch_policy, margin, threads)
-    search = FleetSearch(prep.pricers, prep.offsets, prep.master, prep.artificial, begin + time_limit)
-    seed = prep.seed()
-    if seed:
+    search = FleetSearch(prep.pricers, prep.offsets, prep.master, prep.artificial, begin + time_limit, prep.extras)
+    for seed in prep.seeds():
         for c in seed:
             prep.master.add(c)
-        search.incumbent, search.upper = seed, float(sum(costs.per_gpu[prep.master.gpu_of(c)] for c in seed))
+        keys = {c.members: i for i, c in enumerate(prep.master.columns)}
+        cost = float(sum(prep.master.costs[keys[c.members]] for c in seed))
+        used = np.zeros(len(fleet.types))
+        for c in seed:
+            used[prep.master.gpu_of(c)] += prep.master.gpus_of(c)
+        fits = all(t.count is None or used[g] <= t.count for g, t in enumerate(fleet.types))
+        if fits and cost < search.upper:
+            search.incumbent, search.upper = seed, cost
     out = search.run()
     if not out.chosen:
         if out.complete:
             raise InfeasibleError(f"the fleet is too small: no plan fits the availability of "
-                                  f"{_counts(fleet, fd)} (proven by branch-and-price)")
+                                  f"{_counts(fleet)} (proven by branch-and-price)")
         plan.status, plan.message = "time_limit", f"time limit of {time_limit:g} s: no plan found yet"
         return plan
     chosen = out.chosen
@@ -161,14 +193,18 @@ def solve_fleet_exact(instance: Instance, fleet: Fleet, fd: FleetDemands, costs:
     if costs.step and left > 0:  # ties towards fewer GPUs, over the generated columns
         real = np.array([prep.master.gpu_of(c) != prep.artificial for c in prep.master.columns])
         z = fewest_gpus(prep.master, out.upper, real, min(left, TIE_BREAK_SECONDS))
-        if z is not None and z.sum() < len(chosen):
+        if z is not None and _gpus(prep.master, z) < sum(prep.master.gpus_of(c) for c in chosen):
             chosen = [c for c, k in zip(prep.master.columns, z) for _ in range(int(k))]
     plan.gpus += prep.to_gpus(chosen)
-    _finish(plan, costs, replica_cost + int(out.upper), replica_cost + out.lower, out)
+    _finish(plan, costs, int(out.upper), out.lower, out)
     return plan
 
 
-def _counts(fleet: Fleet, fd: FleetDemands) -> str:
+def _gpus(master: Master, z: Array) -> float:
+    return float(sum(master.gpus_of(c) * k for c, k in zip(master.columns, z)))
+
+
+def _counts(fleet: Fleet) -> str:
     return ", ".join(f"{t.name} {'unlimited' if t.count is None else t.count}" for t in fleet.types)
 
 

@@ -8,7 +8,8 @@ node is pruned when ceil(bound) reaches the incumbent.
 
 Bounds: when no type has a column whose duals sum past theta cost_g - mu_g, (pi, mu) / theta is
 dual feasible, so LP / theta is a valid bound (the Lagrangian argument of bnp.py, with the
-availability duals); theta is first chosen to prove the incumbent (or ceil(LP)), then 1 to solve
+availability duals; a row realized on g with replicas is worth its dual less their cost there, and
+the bound still holds since theta >= 1); theta is first chosen to prove the incumbent (or ceil(LP)), then 1 to solve
 the LP when the node must branch. Branching: Ryan-Foster on a pair of rows (together / apart), else
 on a row's GPU type (on type g / not on g). One artificial column per row (type "none", a cost
 above any plan) keeps every LP feasible; a plan never holds one. Depth first; at the deadline the
@@ -80,8 +81,10 @@ class FleetSearch:
     """One search over per-type pricers sharing a master (global option index = offset + local)."""
 
     def __init__(self, pricers: list[Pricer], offsets: list[int], master: Master, artificial: int,
-                 deadline: float):
+                 deadline: float, extras: list[Array] | None = None):
         self.pricers, self.offsets, self.master = pricers, offsets, master
+        # per type, per row: the full-GPU replicas realizing the row on that type brings
+        self.extras = extras or [np.zeros(len(master.demand)) for _ in pricers]
         self.artificial = artificial  # the GPU type index of the artificial columns
         self.rows = len(master.demand)
         self.deadline = deadline
@@ -91,8 +94,10 @@ class FleetSearch:
         self.stats = FleetStats()
 
     # -- pricing --------------------------------------------------------------------------
-    def _type_duals(self, duals: Array, g: int, rules: FleetRules) -> Array:
-        d = duals.copy()
+    def _type_duals(self, duals: Array, g: int, rules: FleetRules, avail_dual: float = 0.0) -> Array:
+        """Each row's value on type g: its dual less what its replicas on g cost (cost_g - mu_g
+        each); rows kept off g are worth nothing there."""
+        d: Array = duals - self.extras[g] * (float(self.master.gpu_cost[g]) - avail_dual)
         off = set(rules.off.get(g, ()))
         for a, b in rules.pairs.together:  # together with a row kept off g: off g too
             if a in off or b in off:
@@ -112,7 +117,8 @@ class FleetSearch:
             if time.perf_counter() > self.deadline:
                 return found, False
             threshold = theta * float(self.master.gpu_cost[g]) - float(lp.avail_duals[g])
-            res = pricer.price(self._type_duals(lp.duals, g, rules), threshold, beam=None, deadline=self.deadline,
+            duals = self._type_duals(lp.duals, g, rules, float(lp.avail_duals[g]))
+            res = pricer.price(duals, threshold, beam=None, deadline=self.deadline,
                                rules=rules.pairs, max_columns=EXHAUSTIVE_COLUMNS if exhaustive else HEURISTIC_COLUMNS,
                                max_nodes=None if exhaustive else HEURISTIC_EVALUATIONS)
             if exhaustive:

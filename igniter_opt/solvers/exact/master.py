@@ -11,9 +11,11 @@ copy with a time limit.
 
 Over a mixed fleet (docs/fleets.md) each option belongs to a GPU type (`option_gpu`), a column
 costs its type's integer cost instead of 1, and a type with a count has one availability row
-sum_{c of type g} z_c <= count_g, whose dual (<= 0) raises the reduced cost of the type's columns:
-rc_c = cost_g - sum_t pi_t a_tc - mu_g. With the defaults (one type, cost 1, no count) it is the
-single-type master above.
+sum_{c of type g} n_c z_c <= count_g, whose dual (<= 0) raises the reduced cost of the type's
+columns: rc_c = cost_c - sum_t pi_t a_tc - n_c mu_g. A member option may bring full GPUs of its
+own (the replicas of a workload split on that type: `option_gpus`), so a column's cost is
+cost_g (1 + its members' replicas) and n_c = 1 + its members' replicas. With the defaults (one
+type, cost 1, no count, no replicas) it is the single-type master above.
 """
 
 from __future__ import annotations
@@ -69,11 +71,13 @@ class Master:
     """Restricted master over the columns generated so far (one row per workload type)."""
 
     def __init__(self, demand: Array, option_type: Array, threads: int = 1, option_gpu: Array | None = None,
-                 gpu_cost: Array | None = None, available: list[int | None] | None = None) -> None:
+                 gpu_cost: Array | None = None, available: list[int | None] | None = None,
+                 option_gpus: Array | None = None) -> None:
         self.demand = np.asarray(demand, dtype=float)
         self.option_type = option_type
         self.option_gpu = np.zeros(len(option_type), dtype=np.int64) if option_gpu is None else option_gpu
         self.gpu_cost = np.ones(1) if gpu_cost is None else np.asarray(gpu_cost, dtype=float)
+        self.option_gpus = np.zeros(len(option_type)) if option_gpus is None else np.asarray(option_gpus, float)
         self.columns: list[Column] = []
         self.costs: list[float] = []
         self._keys: set[tuple[int, ...]] = set()
@@ -100,6 +104,10 @@ class Master:
         """The GPU type of a column (its members' type; 0 for a single-type master)."""
         return int(self.option_gpu[col.members[0]])
 
+    def gpus_of(self, col: Column) -> float:
+        """GPUs a column takes: its own and its members' full-GPU replicas."""
+        return 1.0 + float(self.option_gpus[list(col.members)].sum())
+
     def add(self, col: Column) -> bool:
         """Add a column unless one with the same members is there; True when added."""
         if col.members in self._keys:
@@ -110,10 +118,11 @@ class Master:
         self._rows.append(rows)
         self._counts.append(counts)
         gpu = self.gpu_of(col)
-        cost = float(self.gpu_cost[gpu])
+        n_gpus = self.gpus_of(col)
+        cost = float(self.gpu_cost[gpu]) * n_gpus
         self.costs.append(cost)
         if gpu in self.avail_row:
-            rows, counts = np.append(rows, np.int32(self.avail_row[gpu])), np.append(counts, 1.0)
+            rows, counts = np.append(rows, np.int32(self.avail_row[gpu])), np.append(counts, n_gpus)
         self._lp.addCol(cost, 0.0, highspy.kHighsInf, len(rows), rows.astype(np.int32), counts)
         return True
 
@@ -193,7 +202,7 @@ def fewest_gpus(master: Master, cost_limit: float, allowed: Array, time_limit: f
     n = len(master.columns)
     idx = np.arange(n, dtype=np.int32)
     h.changeColsIntegrality(n, idx, np.full(n, highspy.HighsVarType.kInteger))
-    h.changeColsCost(n, idx, np.ones(n))
+    h.changeColsCost(n, idx, np.array([master.gpus_of(c) for c in master.columns]))
     h.changeColsBounds(n, idx, np.zeros(n), np.where(allowed, highspy.kHighsInf, 0.0))
     h.addRow(-highspy.kHighsInf, float(cost_limit) + 1e-6, n, idx, np.array(master.costs))
     h.setOptionValue("time_limit", float(time_limit))

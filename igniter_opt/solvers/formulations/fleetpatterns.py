@@ -2,7 +2,8 @@
 
 Each type's fitting subsets come from its own profile (patterns.fitting, the reference's raise-
 the-violators fixed point); one binary-free integer variable per (type, subset) costs the type's
-integer cost (fleet.Costs), every row is covered, and a type with a count has an availability row
+integer cost (fleet.Costs) times its GPUs (its own plus its rows' replicas on that type), every
+row is covered, and a type with a count has an availability row
 (the master of exact, solved as a MIP over all patterns at once). A cross-check of `exact` at small
 sizes: exponential, refused above patterns.LIMIT rows unless forced.
 """
@@ -21,7 +22,7 @@ from igniter_opt.solvers.colocation import placed
 from igniter_opt.solvers.exact.master import Column, Master
 from igniter_opt.solvers.fleet import Costs, Fleet, FleetDemands
 from igniter_opt.solvers.formulations.patterns import LIMIT, fitting
-from igniter_opt.solvers.heuristics.fleetgreedy import replica_plan_gpus
+from igniter_opt.solvers.heuristics.fleetgreedy import replica_gpus_of
 
 TypedPattern = tuple[int, tuple[int, ...], Array, Array]  # type, rows, shares, batches
 
@@ -47,19 +48,15 @@ def solve_fleet_patterns(instance: Instance, fleet: Fleet, fd: FleetDemands, cos
         raise InputError(f"patterns: {fd.rows} shareable workloads is above the limit of {LIMIT} (the subsets "
                          f"grow as 2^n per GPU type); pass --force to enumerate anyway, or use --solver exact")
     plan = Plan(instance=instance.name, solver="patterns", profile=fleet.types[0].profile.name,
-                status="optimal", gpus=replica_plan_gpus(fleet, fd))
-    replica_cost = sum(costs.per_gpu[k] for _, k in fd.replicas)
-    if fd.rows == 0:
-        plan.lower_bound, plan.gap = (None, 0.0) if costs.step else (replica_cost, 0.0)
-        return plan
+                status="optimal")
     patterns = fleet_patterns(fleet, fd, instance.batch_policy)
     n_types = len(fleet.types)
     option_row = np.array([r for _ in range(n_types) for r in range(fd.rows)], dtype=np.int64)
     option_gpu = np.array([g for g in range(n_types) for _ in range(fd.rows)], dtype=np.int64)
-    left = [None if t.count is None else t.count - sum(1 for _, k in fd.replicas if k == g)
-            for g, t in enumerate(fleet.types)]
+    extra = np.array([fd.extra(g, r) for g in range(n_types) for r in range(fd.rows)], dtype=float)
     master = Master(np.ones(fd.rows), option_row, threads, option_gpu=option_gpu,
-                    gpu_cost=np.array(costs.per_gpu, dtype=float), available=left)
+                    gpu_cost=np.array(costs.per_gpu, dtype=float), available=[t.count for t in fleet.types],
+                    option_gpus=extra)
     for g, rows, shares, _ in patterns:
         master.add(Column(tuple(g * fd.rows + r for r in rows), tuple(float(s) for s in shares)))
     found = master.solve_integer(max(1.0, time_limit - (time.perf_counter() - begin)))
@@ -80,9 +77,10 @@ def solve_fleet_patterns(instance: Instance, fleet: Fleet, fd: FleetDemands, cos
             # an optimum may cover a row twice (covering rows); a subset of a fitting subset fits
             _, rows, shares, batch = by_key[tuple(g * fd.rows + r for r in rest)]
             covered |= set(rows)
+            plan.gpus += replica_gpus_of(fleet, fd, g, list(rows))
             plan.gpus.append(GpuPlan([placed(fd.per_type[g][r], float(s), int(b))
                                       for r, s, b in zip(rows, shares, batch)], fleet.types[g].name))
-    bound = replica_cost + int(round(found[0]))
+    bound = int(round(found[0]))
     if costs.step:
         plan.cost_bound = round(costs.price_bound(bound), 6)
     else:

@@ -13,7 +13,8 @@ its text as available here gives no rule for choosing a GPU type, so this rule i
   cheapest share that serves the workload alone), among the types with a GPU left; unpriced, the
   type that needs the least share (then the first).
 
-Full-GPU replicas (sized by igniter_opt.solvers.fleet) come first, on their type.
+A row realized on a type where it needs replicas (igniter_opt.solvers.fleet) costs them too: the
+costs above include price x replicas, and the replicas are GPUs of that type, alone at 100%.
 """
 
 from __future__ import annotations
@@ -36,55 +37,58 @@ def _price(fleet: Fleet, k: int) -> float:
 
 
 def _need(fleet: Fleet, fd: FleetDemands, k: int, r: int) -> float:
-    """Cost of the share row r needs alone on type k (inf where the type cannot serve it)."""
+    """Cost of realizing row r alone on type k: its replicas plus the share its shared part needs
+    (inf where the type cannot serve it); unpriced, in GPUs."""
     if not fd.servable[k, r]:
         return math.inf
-    share = float(fd.per_type[k][r].r_lower)
-    return _price(fleet, k) * share / FULL_SHARE if fleet.priced else share
+    return _price(fleet, k) * (fd.extra(k, r) + float(fd.per_type[k][r].r_lower) / FULL_SHARE)
 
 
 def place_fleet_greedy(fleet: Fleet, fd: FleetDemands) -> list[TypedGpu]:
-    """The placement loop over the rows; GPUs as (type, slots)."""
+    """The placement loop over the rows; shared GPUs as (type, slots) (a row placed on type k
+    also takes its fd.extra(k, r) replicas of k: see fleet_greedy_gpus)."""
     types = range(len(fleet.types))
     left = [math.inf if t.count is None else float(t.count) for t in fleet.types]
-    for _, k in fd.replicas:
-        left[k] -= 1
     order = sorted(range(fd.rows), key=lambda r: -min(_need(fleet, fd, k, r) for k in types))
     gpus: list[TypedGpu] = []
     for r in order:
         best, best_added, trial_best = -1, math.inf, None
         for j, (k, slots) in enumerate(gpus):
-            if not fd.servable[k, r]:
+            if not fd.servable[k, r] or left[k] < fd.extra(k, r):
                 continue
             trial = _try_gpu(fleet.types[k].profile, fd.per_type[k], slots, r)
             if trial is None:
                 continue
-            added = _price(fleet, k) * (sum(s for _, s in trial) - sum(s for _, s in slots))
+            added = _price(fleet, k) * (fd.extra(k, r) + (sum(s for _, s in trial) - sum(s for _, s in slots))
+                                        / FULL_SHARE)
             if added < best_added:
                 best, best_added, trial_best = j, added, trial
         if trial_best is not None:
-            gpus[best] = (gpus[best][0], trial_best)
+            k = gpus[best][0]
+            gpus[best] = (k, trial_best)
+            left[k] -= fd.extra(k, r)
             continue
-        open_types = [k for k in types if fd.servable[k, r] and left[k] > 0]
+        open_types = [k for k in types if fd.servable[k, r] and left[k] >= 1 + fd.extra(k, r)]
         if not open_types:
             short = [fleet.types[k].name for k in types if fd.servable[k, r]]
-            raise InfeasibleError(f"workload {fd.per_type[0][r].name!r}: fits no open GPU and no GPU of "
-                                  f"type(s) {', '.join(short)} is left (short by at least 1)")
+            raise InfeasibleError(f"workload {fd.per_type[0][r].name!r}: fits no open GPU and too few GPUs of "
+                                  f"type(s) {', '.join(short)} are left (short by at least 1)")
         k = min(open_types, key=lambda k: (_need(fleet, fd, k, r), k))
-        left[k] -= 1
+        left[k] -= 1 + fd.extra(k, r)
         gpus.append((k, [(r, float(fd.per_type[k][r].r_lower))]))
     return gpus
 
 
-def replica_plan_gpus(fleet: Fleet, fd: FleetDemands) -> list[GpuPlan]:
-    """One GPU of its type per full-GPU replica, alone at 100%."""
-    return [GpuPlan([placed(d, FULL_SHARE)], fleet.types[k].name) for d, k in fd.replicas]
+def replica_gpus_of(fleet: Fleet, fd: FleetDemands, k: int, rows: list[int]) -> list[GpuPlan]:
+    """The full-GPU replicas of rows realized on type k, each alone at 100%."""
+    return [GpuPlan([placed(d, FULL_SHARE)], fleet.types[k].name) for r in rows for d in fd.replicas[k][r]]
 
 
 def solve_fleet_greedy(instance: Instance, fleet: Fleet, fd: FleetDemands) -> Plan:
     """Plan of the cost-aware greedy (status 'heuristic')."""
-    gpus = replica_plan_gpus(fleet, fd)
-    for k, slots in place_fleet_greedy(fleet, fd):
+    placed_gpus = place_fleet_greedy(fleet, fd)
+    gpus = [g for k, slots in placed_gpus for g in replica_gpus_of(fleet, fd, k, [r for r, _ in slots])]
+    for k, slots in placed_gpus:
         gpus.append(GpuPlan([placed(fd.per_type[k][r], s) for r, s in slots], fleet.types[k].name))
     return Plan(instance=instance.name, solver="greedy", profile=fleet.types[0].profile.name,
                 status="heuristic", gpus=gpus)
