@@ -38,7 +38,7 @@ def solve_fleet(instance: Instance, solver: str, options: SolveOptions, margin: 
                 fleet: Fleet | None = None) -> Plan:
     """The verified plan of a fleet solver (status infeasible with the reason when no plan can be)."""
     from igniter_opt.solvers.exact.fleet import solve_fleet_exact
-    from igniter_opt.solvers.formulations.fleetpatterns import solve_fleet_patterns
+    from igniter_opt.solvers.exact.fleetpatterns import solve_fleet_patterns
     from igniter_opt.solvers.heuristics.fleetgreedy import solve_fleet_greedy
 
     check_fleet_solver(solver)

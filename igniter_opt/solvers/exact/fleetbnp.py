@@ -9,11 +9,12 @@ node is pruned when ceil(bound) reaches the incumbent.
 Bounds: when no type has a column whose duals sum past theta cost_g - mu_g, (pi, mu) / theta is
 dual feasible, so LP / theta is a valid bound (the Lagrangian argument of bnp.py, with the
 availability duals; a row realized on g with replicas is worth its dual less their cost there, and
-the bound still holds since theta >= 1); theta is first chosen to prove the incumbent (or ceil(LP)), then 1 to solve
-the LP when the node must branch. Branching: Ryan-Foster on a pair of rows (together / apart), else
-on a row's GPU type (on type g / not on g). One artificial column per row (type "none", a cost
-above any plan) keeps every LP feasible; a plan never holds one. Depth first; at the deadline the
-incumbent and the root bound are returned.
+the bound still holds since theta >= 1); theta is first chosen to prove the incumbent (or
+ceil(LP)), then 1 to solve the LP when the node must branch. Branching: first on a type's GPU
+count when it is fractional (at most floor / at least ceil: bounds on the type's count row), then
+Ryan-Foster on a pair of rows (together / apart), then on a row's GPU type (on g / not on g). One
+artificial column per row (type "none", a cost above any plan) keeps every LP feasible; a plan
+never holds one. Depth first; at the deadline the incumbent and the root bound are returned.
 """
 
 from __future__ import annotations
@@ -47,15 +48,20 @@ class FleetRules:
 
     pairs: Rules = field(default_factory=Rules)
     off: dict[int, frozenset[int]] = field(default_factory=dict)  # gpu type -> rows it may not hold
+    gpus: dict[int, tuple[float, float]] = field(default_factory=dict)  # gpu type -> GPUs (lo, hi)
 
     @property
     def root(self) -> bool:
-        return self.pairs.root and not any(self.off.values())
+        return self.pairs.root and not any(self.off.values()) and not self.gpus
 
     def with_off(self, gpu: int, rows: set[int]) -> FleetRules:
         off = dict(self.off)
         off[gpu] = frozenset(off.get(gpu, frozenset()) | rows)
-        return FleetRules(self.pairs, off)
+        return FleetRules(self.pairs, off, self.gpus)
+
+    def with_gpus(self, gpu: int, lo: float, hi: float) -> FleetRules:
+        old = self.gpus.get(gpu, (0.0, math.inf))
+        return FleetRules(self.pairs, self.off, {**self.gpus, gpu: (max(lo, old[0]), min(hi, old[1]))})
 
 
 @dataclass
@@ -150,6 +156,7 @@ class FleetSearch:
     def column_generation(self, rules: FleetRules) -> tuple[float, LpResult | None, bool]:
         """The node's proven bound (LP / theta), its last LP, and whether the bound is proven."""
         self.master.forbid(self._allowed(rules))
+        self.master.set_gpu_bounds(rules.gpus)
         converge = False
         while True:
             lp = self.master.solve_lp()
@@ -205,6 +212,15 @@ class FleetSearch:
         """Two children: a fractional pair of rows (together, apart), else a row fractionally on a
         type (off every other type, off that type); None when neither is fractional."""
         types = self.master.option_type
+        per_type = np.zeros(len(self.pricers))
+        for i, (c, z) in enumerate(zip(self.master.columns, lp.z)):
+            if z > EPS and self._real(i):
+                per_type[self.master.gpu_of(c)] += float(z) * self.master.gpus_of(c)
+        fractional = [g for g, v in enumerate(per_type) if EPS < v - math.floor(v) < 1 - EPS]
+        if fractional:  # a type's GPU count first: few levels, and it settles the availability rows
+            g = min(fractional, key=lambda g: abs(per_type[g] - math.floor(per_type[g]) - 0.5))
+            v = per_type[g]
+            return rules.with_gpus(g, 0.0, math.floor(v)), rules.with_gpus(g, math.ceil(v), math.inf)
         pair: dict[tuple[int, int], float] = {}
         row_gpu: dict[tuple[int, int], float] = {}
         for i, (c, z) in enumerate(zip(self.master.columns, lp.z)):
@@ -266,6 +282,8 @@ class FleetSearch:
                 self._node_integer(rules)
             stack.append((children[1], depth + 1))
             stack.append((children[0], depth + 1))
+        self.master.forbid(np.ones(len(self.master.columns), dtype=bool))
+        self.master.set_gpu_bounds({})
         if complete and not stack:
             self.lower = int(self.upper) if math.isfinite(self.upper) else self.lower
         return FleetOutcome(self.incumbent, self.upper, self.lower, complete and not stack, self.stats)

@@ -86,12 +86,14 @@ class Master:
         inf = highspy.kHighsInf
         for d in self.demand:
             self._lp.addRow(float(d), inf, 0, np.array([], dtype=np.int32), np.array([]))
-        # one availability row per GPU type with a count, after the demand rows
+        # a fleet (`available` given): one GPU-count row per type, after the demand rows, at most its
+        # count (free when unlimited); branching may bound it from both sides (set_gpu_bounds)
         self.avail_row: dict[int, int] = {}
-        for g, count in enumerate(available or []):
-            if count is not None:
-                self.avail_row[g] = len(self.demand) + len(self.avail_row)
-                self._lp.addRow(-inf, float(count), 0, np.array([], dtype=np.int32), np.array([]))
+        self.available = list(available or [])
+        for g, count in enumerate(self.available):
+            self.avail_row[g] = len(self.demand) + g
+            self._lp.addRow(-inf, inf if count is None else float(count), 0, np.array([], dtype=np.int32),
+                            np.array([]))
         self._rows: list[Array] = []  # per column: the rows it covers, and how many times
         self._counts: list[Array] = []
 
@@ -146,6 +148,16 @@ class Master:
         low, up = _column_bounds(n, lower, allowed)
         self._lp.changeColsBounds(n, np.arange(n, dtype=np.int32), low, up)
 
+    def set_gpu_bounds(self, bounds: dict[int, tuple[float, float]]) -> None:
+        """GPUs of each type between the given bounds (within its count; types not given: 0 to
+        their count), for a branch on a type's GPU count."""
+        inf = highspy.kHighsInf
+        for g, row in self.avail_row.items():
+            count = self.available[g]
+            lo, hi = bounds.get(g, (0.0, inf))
+            hi = min(hi, inf if count is None else float(count))
+            self._lp.changeRowBounds(row, float(lo) if lo > 0 else -inf, hi)
+
     def solve_lp(self) -> LpResult | None:
         """Solve the LP warm; None when infeasible (a branch no generated column can serve)."""
         self._lp.run()
@@ -156,8 +168,8 @@ class Master:
         row_dual = np.array(sol.row_dual)
         n = len(self.demand)
         avail = np.zeros(len(self.gpu_cost))
-        for g, row in self.avail_row.items():
-            avail[g] = min(0.0, float(row_dual[row]))
+        for g, row in self.avail_row.items():  # <= 0 at a count, >= 0 at a branch's lower bound
+            avail[g] = float(row_dual[row])
         return LpResult(value=float(value), duals=np.maximum(row_dual[:n], 0.0),
                         z=np.array(sol.col_value), avail_duals=avail)
 

@@ -5,7 +5,8 @@ the-violators fixed point); one binary-free integer variable per (type, subset) 
 integer cost (fleet.Costs) times its GPUs (its own plus its rows' replicas on that type), every
 row is covered, and a type with a count has an availability row
 (the master of exact, solved as a MIP over all patterns at once). A cross-check of `exact` at small
-sizes: exponential, refused above patterns.LIMIT rows unless forced.
+sizes: exponential, refused above patterns.LIMIT rows unless forced. It lives in exact/ because
+it solves exact's master over all patterns (formulations/ may not import exact: no cycles).
 """
 
 from __future__ import annotations
