@@ -166,11 +166,10 @@ def verify_cmd(
     at = None if margin is None else check_margin(margin, "--margin")
     loaded = load_plan(plan)
     if loaded.fleet is not None and profile is None:  # a fleet plan: each GPU with its type's profile
-        from igniter_opt.data.instance import parse_fleet
-        from igniter_opt.solvers.fleet import load_fleet
+        from igniter_opt.solvers.fleet import plan_fleet
 
-        types = parse_fleet(loaded.fleet, str(plan))
-        checked, problems = verify(loaded, load_fleet(types, str(plan)), at, origin=str(plan))
+        checked, problems = verify(loaded, plan_fleet(loaded, str(plan)) or load_profile(loaded.profile), at,
+                                   origin=str(plan))
     else:
         checked, problems = verify(loaded, load_profile(profile or loaded.profile), at, origin=str(plan))
     checked.message = "; ".join(problems) or checked.message

@@ -76,10 +76,11 @@ def _with_predictions(plan: Plan) -> Plan:
     """Verify the plan under its own profile: fresh predictions, and a loud warning when the model
     predicts it breaks an SLO (a plan is never deployed as if it were fine when it is not)."""
     from igniter_opt.model import load_profile
+    from igniter_opt.solvers.fleet import plan_fleet
     from igniter_opt.solvers.verify import verify
 
     try:
-        checked, problems = verify(plan, load_profile(plan.profile))
+        checked, problems = verify(plan, plan_fleet(plan) or load_profile(plan.profile))
     except InputError as exc:
         err_console.print(f"[yellow]warning:[/yellow] no predictions for this plan ({escape(str(exc))})",
                           highlight=False, soft_wrap=True, markup=True)

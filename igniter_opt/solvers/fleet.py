@@ -113,6 +113,15 @@ def load_fleet(types: tuple[GpuType, ...] | list[GpuType], origin: str = "instan
     return Fleet(tuple(loaded), tuple(t.profile for t in types))
 
 
+def plan_fleet(plan: Plan, origin: str = "plan") -> Fleet | None:
+    """The fleet a plan records (its "fleet" field), profiles loaded; None for a one-profile plan."""
+    if plan.fleet is None:
+        return None
+    from igniter_opt.data.instance import parse_fleet
+
+    return load_fleet(parse_fleet(plan.fleet, origin), origin)
+
+
 def instance_fleet(instance: Instance) -> Fleet:
     """The instance's fleet with profiles loaded, models checked against each type's profile."""
     fleet = load_fleet(instance.gpu_types(), instance.name)

@@ -29,6 +29,8 @@ from igniter_opt.solvers.fleet import Costs, Fleet, FleetDemands
 from igniter_opt.solvers.heuristics.firstfit import first_fit
 from igniter_opt.solvers.heuristics.fleetgreedy import place_fleet_greedy, replica_gpus_of
 
+SINGLE_TYPE_ROWS = 30  # from this many rows, the single-type exact seeds the incumbent
+SINGLE_TYPE_SHARE = 0.2  # of the time limit, for that seed
 TIE_BREAK_SECONDS = 5.0  # at most, for the fewest GPUs among the least-cost covers found
 ARTIFICIAL_FACTOR = 1000  # an artificial column costs this many times the dearest plan of singletons
 
@@ -92,6 +94,10 @@ class Prepared:
         for g, p in enumerate(self.pricers):
             for o in range(len(p.option_type)):
                 self.master.add(Column((self.offsets[g] + o,), (float(p.o.alone[o]),)))
+
+    def costs_of(self, cols: list[Column]) -> float:
+        """Integer cost of a list of columns (each its type's cost times its GPUs)."""
+        return sum(float(self.master.gpu_cost[self.master.gpu_of(c)]) * self.master.gpus_of(c) for c in cols)
 
     def local(self, col: Column) -> tuple[int, tuple[int, ...]]:
         g = self.master.gpu_of(col)
@@ -170,11 +176,16 @@ def solve_fleet_exact(instance: Instance, fleet: Fleet, fd: FleetDemands, costs:
     plan = Plan(instance=instance.name, solver="exact", profile=fleet.types[0].profile.name, status="optimal")
     prep = Prepared(fleet, fd, costs, instance.batch_policy, margin, threads)
     search = FleetSearch(prep.pricers, prep.offsets, prep.master, prep.artificial, begin + time_limit, prep.extras)
-    for seed in prep.seeds():
+    seeds = prep.seeds()
+    if fd.rows >= SINGLE_TYPE_ROWS:  # a strong incumbent: the tuned single-type exact on the best type
+        g = _best_single_type(prep, seeds)
+        if g is not None:
+            found = _single_type_seed(prep, instance, g, SINGLE_TYPE_SHARE * time_limit, threads, margin)
+            seeds += [found] if found else []
+    for seed in seeds:
         for c in seed:
             prep.master.add(c)
-        keys = {c.members: i for i, c in enumerate(prep.master.columns)}
-        cost = float(sum(prep.master.costs[keys[c.members]] for c in seed))
+        cost = prep.costs_of(seed)
         used = np.zeros(len(fleet.types))
         for c in seed:
             used[prep.master.gpu_of(c)] += prep.master.gpus_of(c)
@@ -198,6 +209,51 @@ def solve_fleet_exact(instance: Instance, fleet: Fleet, fd: FleetDemands, costs:
     plan.gpus += prep.to_gpus(chosen)
     _finish(plan, costs, int(out.upper), out.lower, out)
     return plan
+
+
+def _best_single_type(prep: Prepared, seeds: list[list[Column]]) -> int | None:
+    """The unlimited type that serves every row whose one-type seed is cheapest (None: no such)."""
+    best: tuple[float, int] | None = None
+    for seed in seeds:
+        types = {prep.master.gpu_of(c) for c in seed}
+        if len(types) != 1:
+            continue
+        g = types.pop()
+        if prep.fleet.types[g].count is not None or not prep.fd.servable[g].all():
+            continue
+        cost = float(prep.costs_of(seed))
+        if best is None or cost < best[0]:
+            best = (cost, g)
+    return None if best is None else best[1]
+
+
+def _single_type_seed(prep: Prepared, instance: Instance, g: int, budget: float, threads: int,
+                      margin: float) -> list[Column] | None:
+    """The single-type exact solver's plan on type g alone, as fleet columns (its full-GPU
+    replicas are the rows' replicas on g); None when it does not map onto the rows."""
+    from igniter_opt.solvers.exact.solver import ExactOptions
+    from igniter_opt.solvers.exact.solver import solve as exact_solve
+    from igniter_opt.solvers.sizing import size_instance
+
+    profile = prep.fleet.types[g].profile
+    try:
+        demands = size_instance(instance, profile, margin)
+        plan = exact_solve(instance, profile, demands, ExactOptions(time_limit=max(1.0, budget), threads=threads,
+                                                                    margin_pct=margin))
+    except InfeasibleError:
+        return None
+    row_of = {d.name: r for r, d in enumerate(prep.fd.per_type[g])}
+    gpus = []
+    for gpu in plan.gpus:
+        names = [w.name for w in gpu.workloads]
+        if not any(n in row_of for n in names):
+            continue  # a full-GPU replica: counted as its row's extra on g
+        if not all(n in row_of for n in names):
+            return None
+        gpus.append((g, [(row_of[w.name], w.resource_pct) for w in gpu.workloads]))
+    if {r for _, slots in gpus for r, _ in slots} != set(range(prep.fd.rows)):
+        return None
+    return prep._columns(gpus)
 
 
 def _gpus(master: Master, z: Array) -> float:
