@@ -17,7 +17,7 @@ from test_ray import SMALL, assert_nothing_left  # noqa: E402
 from igniter_opt.data.plan import GpuPlan, PlacedWorkload, Plan  # noqa: E402
 from igniter_opt.deploy.backends.local import find_tritonserver  # noqa: E402
 from igniter_opt.deploy.backends.ray import PlacementError  # noqa: E402
-from igniter_opt.deploy.session import deploy, read_endpoints
+from igniter_opt.deploy.session import deploy, read_endpoints  # noqa: E402
 from igniter_opt.deploy.types import DeployOptions  # noqa: E402
 
 pytestmark = [pytest.mark.ray, pytest.mark.triton, pytest.mark.slow,
@@ -66,7 +66,8 @@ def test_each_plan_gpu_runs_on_a_node_of_its_type(typed_cluster, tmp_path):
     assert_nothing_left(run_dir, timeout_s=10.0)
 
 
-def test_a_type_no_node_declares_is_refused_before_anything_starts(typed_cluster, tmp_path):
+@pytest.mark.usefixtures("typed_cluster")
+def test_a_type_no_node_declares_is_refused_before_anything_starts(tmp_path):
     run_dir = (tmp_path / "run").resolve()
     with pytest.raises(PlacementError, match=r"type 'a100' and no node of the Ray cluster declares "
                                              r"accelerator_type:a100 \(types declared: slow, v100\)"):

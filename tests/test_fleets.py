@@ -164,7 +164,7 @@ def test_without_prices_the_objective_is_the_gpu_count():
 
 def test_a_workload_no_type_serves_is_infeasible_naming_it():
     inst = fleet_instance(3, 0)
-    bad = replace(inst, workloads=inst.workloads + (Workload("tiny", "vgg19", 2.0, 10.0),))
+    bad = replace(inst, workloads=(*inst.workloads, Workload("tiny", "vgg19", 2.0, 10.0)))
     plan = solve(bad, "exact", options=OPTIONS)
     assert plan.status == "infeasible" and "'tiny'" in plan.message and "no GPU type of the fleet" in plan.message
 
@@ -198,8 +198,8 @@ def _partitions(items: list[int]):
     head, rest = items[0], items[1:]
     for part in _partitions(rest):
         for i in range(len(part)):
-            yield part[:i] + [[head] + part[i]] + part[i + 1:]
-        yield [[head]] + part
+            yield [*part[:i], [head] + part[i], *part[i + 1:]]
+        yield [[head], *part]
 
 
 def brute_force_cost(inst: Instance) -> float | None:
@@ -303,7 +303,7 @@ def test_gpu_map_puts_each_type_on_its_devices_and_refuses_a_missing_type():
 
 def test_ray_bundles_ask_for_the_accelerator_type_and_a_missing_type_is_refused():
     pytest.importorskip("ray")
-    from igniter_opt.deploy.ray_backend import bundles_for, capacity_problem
+    from igniter_opt.deploy.backends.ray import bundles_for, capacity_problem
 
     bundles = bundles_for(typed_plan("fast", "slow"), 0.5)
     assert bundles == [{"GPU": 1.0, "CPU": 0.5, "accelerator_type:fast": 0.001},
