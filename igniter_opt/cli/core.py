@@ -185,7 +185,13 @@ def verify_cmd(
     """Predict every workload of a plan; exit 1 when any SLO or share constraint is broken."""
     at = None if margin is None else check_margin(margin, "--margin")
     loaded = load_plan(plan)
-    checked, problems = verify(loaded, load_profile(profile or loaded.profile), at, origin=str(plan))
+    if loaded.fleet is not None and profile is None:  # a fleet plan: each GPU with its type's profile
+        from igniter_opt.solvers.fleet import plan_fleet
+
+        checked, problems = verify(loaded, plan_fleet(loaded, str(plan)) or load_profile(loaded.profile), at,
+                                   origin=str(plan))
+    else:
+        checked, problems = verify(loaded, load_profile(profile or loaded.profile), at, origin=str(plan))
     checked.message = "; ".join(problems) or checked.message
     show_plan(checked, as_json, output)
 

@@ -26,6 +26,7 @@ from igniter_opt.data.dnn import ALIASES, SPECS, spec_for
 from igniter_opt.data.errors import InputError
 from igniter_opt.data.plan import Plan, load_plan
 from igniter_opt.deploy.emulation import check_time_scale, dilate, parse_inject_errors
+from igniter_opt.deploy.gputypes import parse_gpu_map
 from igniter_opt.deploy.inputs import load_payloads
 from igniter_opt.deploy.load.generator import LoadError, LoadOptions, WorkloadResult, require_load_client
 from igniter_opt.deploy.measure import measure
@@ -52,6 +53,8 @@ InjectOpt = typer.Option([], "--inject-error", help="emulate: NAME=FACTOR multip
                                                     "time (a staged prediction error); repeatable.")
 ScaleOpt = typer.Option(1.0, "--time-scale", help="emulate: run the plan F times slower (rates / F, SLOs and service "
                                                   "times x F) so that a small CPU carries it.")
+GpuMapOpt = typer.Option(None, "--gpu-map", metavar="TYPE=I,J",
+                         help="local, mixed fleet: this host's device indices of GPU type TYPE (repeatable).")
 Fp16Opt = typer.Option(False, "--fp16", help="GPU: run the torchvision models in fp16.")
 DurationOpt = typer.Option(10.0, "--duration", help="Measured window, seconds.", callback=positive)
 WarmupOpt = typer.Option(2.0, "--warmup", help="Warm-up before the window, seconds (not measured).",
@@ -93,10 +96,11 @@ def _with_predictions(plan: Plan) -> Plan:
     """Verify the plan under its own profile: fresh predictions, and a loud warning when the model
     predicts it breaks an SLO (a plan is never deployed as if it were fine when it is not)."""
     from igniter_opt.model import load_profile
+    from igniter_opt.solvers.fleet import plan_fleet
     from igniter_opt.solvers.verify import verify
 
     try:
-        checked, problems = verify(plan, load_profile(plan.profile))
+        checked, problems = verify(plan, plan_fleet(plan) or load_profile(plan.profile))
     except InputError as exc:
         err_console.print(f"[yellow]warning:[/yellow] no predictions for this plan ({escape(str(exc))})",
                           highlight=False, soft_wrap=True, markup=True)
@@ -110,13 +114,18 @@ def _with_predictions(plan: Plan) -> Plan:
 def _options(backend: Backend, run_dir: Path, no_mps: bool, tritonserver: str | None, image: str | None,
              device: Device, fp16: bool, address: str | None = None, cpus: float = 0.5,
              errors: dict[str, float] | None = None, time_scale: float = 1.0, shadow: bool = False,
-             shadow_margin: float = 50.0, shadow_windows: int = 2) -> DeployOptions:
+             shadow_margin: float = 50.0, shadow_windows: int = 2,
+             gpu_map: list[str] | None = None) -> DeployOptions:
     if address and backend != Backend.ray:
         raise InputError(f"--address is for --backend ray (got --backend {backend.value})")
+    if gpu_map and backend != Backend.local:
+        raise InputError(f"--gpu-map is for --backend local (ray places types by accelerator_type; got "
+                         f"--backend {backend.value})")
     return DeployOptions(backend=backend.value, run_dir=run_dir, mps=not no_mps, tritonserver=tritonserver,
                          image=image, device=device.value, fp16=fp16, address=address, cpus_per_server=cpus,
                          inject_error=errors or {}, time_scale=time_scale, shadow=shadow,
-                         shadow_margin_pct=shadow_margin, shadow_windows=shadow_windows)
+                         shadow_margin_pct=shadow_margin, shadow_windows=shadow_windows,
+                         gpu_map=parse_gpu_map(gpu_map))
 
 
 def _emulation(plan: Plan, device: Device, inject: list[str], time_scale: float) -> tuple[Plan, dict[str, float]]:
@@ -200,12 +209,13 @@ def deploy_cmd(plan: Path = typer.Argument(..., help="Plan JSON."), backend: Bac
                image: str | None = ImageOpt, device: Device = DeviceOpt, fp16: bool = Fp16Opt,
                address: str | None = AddressOpt, cpus_per_server: float = CpusOpt,
                inject_error: list[str] = InjectOpt, time_scale: float = ScaleOpt, shadow: bool = ShadowOpt,
-               shadow_margin: float = ShadowMarginOpt, shadow_windows: int = ShadowWindowsOpt) -> None:
+               shadow_margin: float = ShadowMarginOpt, shadow_windows: int = ShadowWindowsOpt,
+               gpu_map: list[str] | None = GpuMapOpt) -> None:
     """Start one Triton server per workload of the plan and keep them up until Ctrl-C."""
     loaded, errors = _emulation(_load(plan), device, inject_error, time_scale)
     io.output_dir(run_dir)
     options = _options(backend, run_dir, no_mps, tritonserver, image, device, fp16, address, cpus_per_server,
-                       errors, time_scale, shadow, shadow_margin, shadow_windows)
+                       errors, time_scale, shadow, shadow_margin, shadow_windows, gpu_map)
     try:
         with deploy(loaded, options) as dep:
             _announce(dep)
@@ -254,7 +264,8 @@ def run_cmd(plan: Path = typer.Argument(..., help="Plan JSON."), backend: Backen
             cpus_per_server: float = CpusOpt, inject_error: list[str] = InjectOpt,
             time_scale: float = ScaleOpt, window: float = WindowOpt, step: float = StepOpt,
             shadow: bool = ShadowOpt, shadow_margin: float = ShadowMarginOpt,
-            shadow_windows: int = ShadowWindowsOpt, input_data: Path | None = InputDataOpt) -> None:
+            shadow_windows: int = ShadowWindowsOpt, input_data: Path | None = InputDataOpt,
+            gpu_map: list[str] | None = GpuMapOpt) -> None:
     """Deploy the plan, measure it, tear everything down; print predicted vs measured per workload."""
     require_load_client()
     loaded, errors = _emulation(_load(plan), device, inject_error, time_scale)
@@ -262,7 +273,7 @@ def run_cmd(plan: Path = typer.Argument(..., help="Plan JSON."), backend: Backen
     load = _load_options(duration, warmup, distribution, seed)
     payloads = _payloads(loaded, input_data)
     options = _options(backend, run_dir, no_mps, tritonserver, image, device, fp16, address, cpus_per_server,
-                       errors, time_scale, shadow, shadow_margin, shadow_windows)
+                       errors, time_scale, shadow, shadow_margin, shadow_windows, gpu_map)
     try:
         with deploy(loaded, options) as dep:
             _announce(dep, quiet_stdout=as_json)

@@ -55,17 +55,23 @@ def compare_row(plan: Plan) -> dict:
     """One solver's summary (the JSON row and the table row)."""
     return {"instance": plan.instance, "solver": plan.solver, "margin_pct": plan.margin_pct,
             "num_gpus": plan.num_gpus, "lower_bound": plan.lower_bound,
+            **({} if plan.cost is None else {"cost": plan.cost, "cost_bound": plan.cost_bound}),
             "status": plan.status, "gap": plan.gap, "total_share_pct": round(plan.total_share, 6),
             "feasible": plan.feasible, "solve_seconds": plan.solve_seconds, "message": plan.message}
 
 
 def compare_table(title: str, rows: list[dict]) -> Table:
+    """One row per solver; with a priced fleet, cost per hour and its proven bound beside the GPUs."""
     table = Table(title=title)
-    for col in ("solver", "GPUs", "lower bound", "status", "gap", "total share %", "feasible", "seconds"):
+    priced = any("cost" in r for r in rows)
+    costs = ("cost/h", "cost bound") if priced else ()
+    for col in ("solver", "GPUs", *costs, "lower bound", "status", "gap", "total share %", "feasible", "seconds"):
         table.add_column(col, justify="left" if col in ("solver", "status") else "right")
     for r in rows:
         ok = Text("yes", style="green") if r["feasible"] else Text("NO", style="red")
-        table.add_row(r["solver"], str(r["num_gpus"]), "-" if r["lower_bound"] is None else str(r["lower_bound"]),
+        money = tuple("-" if r.get(k) is None else f"{r[k]:g}" for k in ("cost", "cost_bound")) if priced else ()
+        table.add_row(r["solver"], str(r["num_gpus"]), *money,
+                      "-" if r["lower_bound"] is None else str(r["lower_bound"]),
                       r["status"], "-" if r["gap"] is None else f"{r['gap']:.1%}", f"{r['total_share_pct']:g}",
                       ok, f"{r['solve_seconds']:.2f}")
     return table
@@ -120,7 +126,12 @@ def compare_cmd(
     levels = parse_margins(margins)
     inst = load_checked_instance(instance)
     try:  # what every solver would refuse (e.g. an absurd rate) is bad input, not a per-solver row
-        size_instance(inst, load_profile(inst.profile))
+        if inst.mixed:
+            from igniter_opt.solvers.fleet import instance_fleet, size_fleet
+
+            size_fleet(inst, instance_fleet(inst))
+        else:
+            size_instance(inst, load_profile(inst.profile))
     except InfeasibleError:
         pass
     options = SolveOptions(time_limit=time_limit, threads=threads, batch_policy=value(batch_policy), force=force)

@@ -32,8 +32,20 @@ def plan_header(plan: Plan) -> str:
     if plan.gap is not None and plan.status in ("time_limit", "interrupted"):
         proof = f"{proof[:-1]}, gap {plan.gap:.1%})"
     margin = f"margin {plan.margin_pct:g}%, " if plan.margin_pct else ""
-    return (f"{plan.instance} - {plan.solver}: {plan.num_gpus} GPU(s), {proof}, "
+    if plan.cost is not None:  # a priced fleet: the objective is the cost, the bound is on it
+        return (f"{plan.instance} - {plan.solver}: {plan.num_gpus} GPU(s) {_types(plan)}, "
+                f"cost {plan.cost:g}/h, {proof}, cost bound {_fmt(plan.cost_bound, 'g')}/h, {margin}{verdict(plan)}")
+    types = f" {_types(plan)}" if any(g.gpu_type for g in plan.gpus) else ""
+    return (f"{plan.instance} - {plan.solver}: {plan.num_gpus} GPU(s){types}, {proof}, "
             f"lower bound {_fmt(plan.lower_bound, 'd')}, {margin}{verdict(plan)}")
+
+
+def _types(plan: Plan) -> str:
+    """`(2 v100 + 1 t4)`: GPUs per type, in first-use order."""
+    counts: dict[str, int] = {}
+    for g in plan.gpus:
+        counts[g.gpu_type or "?"] = counts.get(g.gpu_type or "?", 0) + 1
+    return "(" + " + ".join(f"{n} {t}" for t, n in counts.items()) + ")"
 
 
 def plan_table(plan: Plan) -> Table:
@@ -41,13 +53,15 @@ def plan_table(plan: Plan) -> Table:
     title = plan_header(plan)
     table = Table(title=title)
     limit = "SLO/2 ms" if not plan.margin_pct else f"{100 - plan.margin_pct:g}% SLO/2 ms"
+    typed = any(g.gpu_type for g in plan.gpus)
     for col in ("GPU", "workload", "model", "batch", "share %", "rate req/s", limit,
                 "pred. latency ms", "pred. req/s", "meets SLO"):
         table.add_column(col, justify="right" if col not in ("workload", "model") else "left")
     for j, gpu in enumerate(plan.gpus):
         for w in gpu.workloads:
             ok = Text("yes", style="green") if w.meets_slo else Text("NO", style="red")
-            table.add_row(str(j), w.name, w.model, str(w.batch), f"{w.resource_pct:g}", f"{w.rate_rps:g}",
+            table.add_row(f"{j} {gpu.gpu_type}" if typed else str(j), w.name, w.model, str(w.batch),
+                          f"{w.resource_pct:g}", f"{w.rate_rps:g}",
                           f"{latency_limit_ms(w.slo_ms, plan.margin_pct):g}", _fmt(w.predicted_latency_ms),
                           _fmt(w.predicted_throughput_rps, ".1f"), ok)
         table.add_section()

@@ -9,7 +9,14 @@ Everything else builds on these; nothing here imports the model, the solvers or 
 from igniter_opt.data.dnn import DNNS, MODEL_NAMES, ModelSpec, spec_for
 from igniter_opt.data.errors import InfeasibleError, InputError, MissingExtraError, SolveInterrupted, require
 from igniter_opt.data.export import export_igniter, igniter_configs
-from igniter_opt.data.instance import BATCH_POLICIES, Instance, Workload, load_instance, read_json
+from igniter_opt.data.instance import (
+    BATCH_POLICIES,
+    GpuType,
+    Instance,
+    Workload,
+    load_instance,
+    read_json,
+)
 from igniter_opt.data.plan import STATUSES, GpuPlan, PlacedWorkload, Plan, load_plan
 from igniter_opt.data.profiles import (
     GRID_BATCHES,
@@ -24,7 +31,7 @@ __all__ = [
     "DNNS", "MODEL_NAMES", "ModelSpec", "spec_for",
     "InfeasibleError", "InputError", "MissingExtraError", "SolveInterrupted", "require",
     "export_igniter", "igniter_configs",
-    "BATCH_POLICIES", "Instance", "Workload", "load_instance", "read_json",
+    "BATCH_POLICIES", "GpuType", "Instance", "Workload", "load_instance", "read_json",
     "STATUSES", "GpuPlan", "PlacedWorkload", "Plan", "load_plan",
     "GRID_BATCHES", "GRID_SHARES", "RawProfile", "bundled_profiles", "load_raw", "read_profile_json",
 ]

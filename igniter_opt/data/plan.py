@@ -5,6 +5,9 @@ JSON (docs/model.md, "Formats"): {"instance", "solver", "profile", "status", "nu
 "rate_rps", "slo_ms", "predicted_latency_ms", "predicted_throughput_rps", "meets_slo"}]}]}
 plus "gap", "message" and "margin_pct" (the robustness margin, %, the plan was solved for, or in
 `verify`'s output checked at; optional, 0 when absent, so older plans still load).
+A plan for a mixed fleet (docs/fleets.md) also has "gpu_type" on each GPU and, when the fleet has
+prices, "cost" (price per hour of its GPUs) and "cost_bound" (the proven least cost), and "fleet"
+(the instance's types, so that `verify` needs no instance); all optional.
 The predicted fields are filled by `verify`, never by a solver.
 """
 
@@ -41,9 +44,16 @@ class PlacedWorkload:
 
 @dataclass
 class GpuPlan:
-    """The workloads co-located on one GPU."""
+    """The workloads co-located on one GPU (of a fleet's type `gpu_type`; None: the one profile)."""
 
     workloads: list[PlacedWorkload] = field(default_factory=list)
+    gpu_type: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"workloads": [asdict(w) for w in self.workloads]}
+        if self.gpu_type is not None:
+            out["gpu_type"] = self.gpu_type
+        return out
 
     @property
     def total_share(self) -> float:
@@ -65,6 +75,9 @@ class Plan:
     feasible: bool = False
     message: str = ""
     margin_pct: float = 0.0  # latency <= (1 - m/100) SLO/2 and throughput >= (1 + m/100) rate
+    cost: float | None = None  # price per hour of the plan's GPUs (a fleet with prices)
+    cost_bound: float | None = None  # the least cost proven (a fleet with prices)
+    fleet: list[dict[str, Any]] | None = None  # the fleet's types as in the instance (a fleet plan)
 
     @property
     def num_gpus(self) -> int:
@@ -84,7 +97,10 @@ class Plan:
             "lower_bound": self.lower_bound,
             "gap": self.gap, "solve_seconds": self.solve_seconds, "feasible": self.feasible,
             "message": self.message,
-            "gpus": [{"workloads": [asdict(w) for w in g.workloads]} for g in self.gpus],
+            **({} if self.cost is None else {"cost": self.cost}),
+            **({} if self.cost_bound is None else {"cost_bound": self.cost_bound}),
+            **({} if self.fleet is None else {"fleet": self.fleet}),
+            "gpus": [g.to_dict() for g in self.gpus],
         }
 
     def save(self, path: str | Path) -> None:
@@ -96,10 +112,16 @@ class Plan:
         spec = parse(PlanSpec, data, origin, what="a plan")
         if spec.status not in STATUSES:
             raise fail(origin, "status", f"must be one of {STATUSES}", spec.status)
-        gpus = [GpuPlan([PlacedWorkload(**w.model_dump()) for w in g.workloads]) for g in spec.gpus]
+        gpus = [GpuPlan([PlacedWorkload(**w.model_dump()) for w in g.workloads], g.gpu_type) for g in spec.gpus]
         return cls(instance=spec.instance, solver=spec.solver, profile=spec.profile, status=spec.status,
                    gpus=gpus, lower_bound=spec.lower_bound, gap=spec.gap, solve_seconds=spec.solve_seconds,
-                   feasible=spec.feasible, message=spec.message, margin_pct=spec.margin_pct)
+                   feasible=spec.feasible, message=spec.message, margin_pct=spec.margin_pct,
+                   cost=spec.cost, cost_bound=spec.cost_bound,
+                   fleet=None if spec.fleet is None else [t.model_dump(exclude_none=True) for t in spec.fleet])
+
+    def gpu_types(self) -> list[str | None]:
+        """Each GPU's type, in order."""
+        return [g.gpu_type for g in self.gpus]
 
 
 def load_plan(path: str | Path) -> Plan:

@@ -116,9 +116,19 @@ class WorkloadSpec(_Closed):
     rate_rps: Positive
 
 
+class GpuTypeSpec(_Closed):
+    """One GPU type of a fleet: its profile, how many exist (absent: unlimited), its price per hour."""
+
+    type: Name
+    profile: Name
+    count: NonNegativeInt | None = None
+    price_per_hour: NonNegative | None = None
+
+
 class InstanceSpec(_Closed):
     name: Name
-    profile: Name
+    profile: Name | None = None
+    fleet: Annotated[list[GpuTypeSpec], Field(min_length=1)] | None = None
     batch_policy: Literal["paper", "joint"] = "paper"
     workloads: Annotated[list[WorkloadSpec], Field(min_length=1)]
 
@@ -127,6 +137,21 @@ class InstanceSpec(_Closed):
         dup = duplicates(w.name for w in self.workloads)
         if dup:
             raise fail(origin, f"workloads[{dup[0]}].name", f"duplicate workload name {dup[1]!r}")
+        if self.fleet is None:
+            if self.profile is None:
+                raise fail(origin, "profile", "missing (give a profile, or a fleet of GPU types)")
+            return
+        dup = duplicates(t.type for t in self.fleet)
+        if dup:
+            raise fail(origin, f"fleet[{dup[0]}].type", f"GPU type {dup[1]!r} is named twice")
+        priced = [t.price_per_hour is not None for t in self.fleet]
+        if any(priced) and not all(priced):
+            i = priced.index(False)
+            raise fail(origin, f"fleet[{i}].price_per_hour", "missing: give every type a price, or none "
+                       "(the objective is then the GPU count)")
+        if self.profile is not None and self.profile != self.fleet[0].profile:
+            raise fail(origin, "profile", f"differs from the fleet's first type's profile "
+                       f"{self.fleet[0].profile!r} (give a fleet, or a profile, or both the same)", self.profile)
 
 
 # -- plan --------------------------------------------------------------------------------------
@@ -148,6 +173,7 @@ class PlacedSpec(_Schema):
 
 class GpuSpec(_Schema):
     workloads: list[PlacedSpec]
+    gpu_type: Name | None = None
 
 
 class PlanSpec(_Schema):
@@ -163,6 +189,9 @@ class PlanSpec(_Schema):
     feasible: Flag = False
     message: Text = ""
     margin_pct: Annotated[float, Field(strict=True, ge=0, lt=100, allow_inf_nan=False)] = 0.0
+    cost: NonNegative | None = None
+    cost_bound: NonNegative | None = None
+    fleet: Annotated[list[GpuTypeSpec], Field(min_length=1)] | None = None
 
     @override
     def check(self, origin: str, prefix: str = "") -> None:

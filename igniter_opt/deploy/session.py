@@ -20,6 +20,7 @@ from igniter_opt.data.plan import PlacedWorkload, Plan
 from igniter_opt.data.schema import EndpointsSpec, parse
 from igniter_opt.deploy.backends.launcher import Launcher
 from igniter_opt.deploy.emulation import BANNER, EMULATION_FILE, EmulatedServer, emulation_spec, write_emulation
+from igniter_opt.deploy.gputypes import device_indices, plan_types
 from igniter_opt.deploy.repository import ModelConfig, queue_delay_us, triton_name, write_repository
 from igniter_opt.deploy.types import ENDPOINTS, Deployment, DeployOptions, Endpoint, ServerSpec, shares_warning
 from igniter_opt.platform.mps import MpsDaemon, mps_available
@@ -51,7 +52,7 @@ def deploy(plan: Plan, options: DeployOptions) -> Iterator[Deployment]:
         with _deploy_ray(plan, options) as dep:
             yield dep
         return
-    dep, n_gpus = _local_deployment(plan, options)
+    dep, devices = _local_deployment(plan, options)
     run_dir, emulated = dep.run_dir, dep.emulated
     with sigterm_as_interrupt():
         mps = MpsDaemon(run_dir) if dep.mps else None
@@ -60,7 +61,7 @@ def deploy(plan: Plan, options: DeployOptions) -> Iterator[Deployment]:
                 mps.start()
             with _make_launcher(options, mps) as launcher:
                 dep.starter = _starter(launcher, dep, options, mps)
-                specs = [_server_spec(w, j % n_gpus if dep.gpu else j if emulated else None, run_dir, options, mps)
+                specs = [_server_spec(w, devices[j], run_dir, options, mps)
                          for j, g in enumerate(plan.gpus) for w in g.workloads]
                 dep.endpoints.extend(launcher.start_all(specs))
                 for e in dep.endpoints:
@@ -80,9 +81,9 @@ def deploy(plan: Plan, options: DeployOptions) -> Iterator[Deployment]:
                 (run_dir / EMULATION_FILE).unlink(missing_ok=True)
 
 
-def _local_deployment(plan: Plan, options: DeployOptions) -> tuple[Deployment, int]:
+def _local_deployment(plan: Plan, options: DeployOptions) -> tuple[Deployment, list[int | None]]:
     """The checks of a local or docker deployment, its record with warnings (and the emulation file
-    when emulated), and the number of host GPUs."""
+    when emulated), and the host device of each plan GPU."""
     emulated = options.device == "emulate"
     has_gpu = False if emulated else nvml_available()
     if options.device == "gpu" and not has_gpu:
@@ -99,11 +100,26 @@ def _local_deployment(plan: Plan, options: DeployOptions) -> tuple[Deployment, i
         dep.warnings.append(warning)
     if emulated:
         dep.extra["emulation"] = _start_emulation(plan, options)
-    n_gpus = gpu_count() if gpu else 0
-    if gpu and plan.num_gpus > n_gpus:
+    return dep, _devices(plan, options, dep)
+
+
+def _devices(plan: Plan, options: DeployOptions, dep: Deployment) -> list[int | None]:
+    """The host device of each plan GPU: a fleet plan's GPU of type T on a device of type T
+    (--gpu-map, refused before any start), else GPU j on device j mod the host's count; the plan
+    GPU's index when emulated; none on the CPU."""
+    if dep.emulated:
+        return list(range(plan.num_gpus))
+    if not dep.gpu:
+        if len(plan_types(plan)) > 1:
+            dep.warnings.append(f"the plan's GPU types ({', '.join(plan_types(plan))}) all run on the CPU here")
+        return [None] * plan.num_gpus
+    n_gpus = gpu_count()
+    found, notes = device_indices(plan, options.gpu_map, n_gpus)
+    dep.warnings.extend(notes)
+    if not plan_types(plan) and not options.gpu_map and plan.num_gpus > n_gpus:
         dep.warnings.append(f"the plan uses {plan.num_gpus} GPUs, this host has {n_gpus}: "
                             f"plan GPU j runs on GPU j mod {n_gpus}")
-    return dep, n_gpus
+    return list(found)
 
 
 def _shadows(dep: Deployment) -> Any:

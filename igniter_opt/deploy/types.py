@@ -80,6 +80,7 @@ class DeployOptions:
     shadow: bool = False              # start a warm shadow server per workload (deploy/shadow.py)
     shadow_margin_pct: float = 50.0   # shadow rule: least share meeting (1 - m) SLO/2
     shadow_windows: int = 2           # switch after this many consecutive windows with p99 > SLO
+    gpu_map: dict[str, list[int]] = field(default_factory=dict)  # local: GPU type -> device indices
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:

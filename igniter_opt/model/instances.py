@@ -24,8 +24,20 @@ def check_models(instance: Instance, profile: Profile, origin: str = "") -> None
 
 
 def load_checked_instance(path: str | Path) -> Instance:
-    """Load and validate an instance file, its profile and its models against that profile."""
+    """Load and validate an instance file, its profile and its models against that profile (a
+    fleet: every type's profile must load and know every model the workloads use)."""
     inst = load_instance(path)
+    if inst.fleet is not None:
+        for k, t in enumerate(inst.fleet):
+            try:
+                profile = load_profile(t.profile)
+            except InputError as exc:
+                raise InputError(f"{path}: field fleet[{k}].profile: {exc}") from None
+            for i, w in enumerate(inst.workloads):
+                if w.model not in profile.models:
+                    raise InputError(f"{path}: field fleet[{k}].profile: profile {profile.name!r} of type "
+                                     f"{t.name!r} has no model {w.model!r} (used by workloads[{i}])")
+        return inst
     try:
         profile = load_profile(inst.profile)
     except InputError as exc:

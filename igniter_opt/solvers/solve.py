@@ -49,6 +49,12 @@ def solve(instance: Instance, solver: str = "greedy", profile: Profile | str | N
             raise InputError(f"batch policy {options.batch_policy!r}: must be one of {BATCH_POLICIES}")
         instance = replace(instance, batch_policy=options.batch_policy)
     check_margin(options.margin_pct)
+    if instance.mixed and profile is None:  # several GPU types, prices or counts: docs/fleets.md
+        from igniter_opt.solvers.fleetsolve import solve_fleet
+
+        own_options = get_solver(solver).options(options) if solver_options is None else solver_options
+        return solve_fleet(instance, solver, options, check_margin(getattr(own_options, "margin_pct",
+                                                                            options.margin_pct)))
     prof = resolve_profile(instance, profile)
     runner = get_solver(solver)
     start = time.perf_counter()
@@ -73,6 +79,10 @@ def solve(instance: Instance, solver: str = "greedy", profile: Profile | str | N
     checked, problems = verify(plan, prof)
     if problems:
         checked.message = "; ".join(filter(None, [plan.message, *problems]))
+    if instance.fleet is not None and profile is None:  # a fleet of one plain type: record it
+        for g in checked.gpus:
+            g.gpu_type = instance.fleet[0].name
+        checked.fleet = [t.to_dict() for t in instance.fleet]
     if checked.status == "interrupted":
         checked.message = checked.message or "interrupted"
         raise SolveInterrupted(checked)

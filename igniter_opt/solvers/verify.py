@@ -5,6 +5,8 @@ most 100, and every workload's predicted latency is within half its SLO and its 
 throughput covers its rate. The predicted fields of the plan are filled from the model.
 At a robustness margin m the limits are (1 - m/100) SLO/2 and (1 + m/100) rate
 (igniter_opt.solvers.margin, the same limits every solver uses).
+Over a mixed fleet (igniter_opt.solvers.fleet.Fleet) each GPU is predicted with its type's
+profile, and a type used more often than its count is a problem.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 
 from igniter_opt.data.plan import GpuPlan, Plan
 from igniter_opt.model import Profile, predict_checked
+from igniter_opt.solvers.fleet import Fleet
 from igniter_opt.solvers.margin import check_margin, latency_limit_ms, rate_target_rps
 
 # Floating-point slack for comparisons (solvers work on the same model, so this is only noise).
@@ -28,7 +31,7 @@ def on_unit_grid(share: float, unit: float) -> bool:
     return share > 0 and math.isclose(steps, round(steps), abs_tol=1e-6)
 
 
-def verify(plan: Plan, profile: Profile, margin_pct: float | None = None,
+def verify(plan: Plan, profile: Profile | Fleet, margin_pct: float | None = None,
            origin: str = "") -> tuple[Plan, list[str]]:
     """Return a copy of the plan with predictions filled in, and the list of problems found.
 
@@ -36,21 +39,28 @@ def verify(plan: Plan, profile: Profile, margin_pct: float | None = None,
     report the instance infeasible. The margin is the plan's own unless `margin_pct` is given;
     the copy records the margin it was checked at. What the model cannot judge is refused with an
     InputError naming `origin` and the field (model.predict_checked): an unknown model, a batch
-    outside the profile's fitted range, shares of one GPU summing past 100%.
+    outside the profile's fitted range, shares of one GPU summing past 100%. With a Fleet, each GPU
+    is predicted with its type's profile (a GPU of no or an unknown type is an InputError).
     """
     margin = check_margin(plan.margin_pct if margin_pct is None else margin_pct)
     checked = copy.deepcopy(plan)
     checked.margin_pct = margin
     problems: list[str] = []
-    unit = profile.hardware.unit_pct
+    where = origin or f"plan {plan.instance!r}"
     for j, gpu in enumerate(checked.gpus):
+        prof = profile if isinstance(profile, Profile) else \
+            profile.profile_of(gpu.gpu_type, where, f"gpus[{j}].gpu_type")
+        unit = prof.hardware.unit_pct
         if not gpu.workloads:
             problems.append(f"GPU {j}: no workloads")
             continue
         for w in gpu.workloads:
             if not on_unit_grid(w.resource_pct, unit):
                 problems.append(f"GPU {j}: {w.name}: share {w.resource_pct:g}% is not a multiple of {unit:g}%")
-        problems += _predict_gpu(profile, gpu, j, margin, origin or f"plan {plan.instance!r}")
+        problems += _predict_gpu(prof, gpu, j, margin, where)
+    if isinstance(profile, Fleet):
+        problems += _availability(profile, checked)
+        checked.cost = profile.cost(checked)
     checked.feasible = not problems and plan.status != "infeasible" and bool(checked.gpus)
     return checked, problems
 
@@ -78,3 +88,12 @@ def _predict_gpu(profile: Profile, gpu: GpuPlan, j: int, margin: float, origin: 
             problems.append(f"GPU {j}: {w.name}: predicted throughput {pred.throughput_rps[i]:.1f} req/s "
                             f"< {rate_text} {rates[i]:g} req/s")
     return problems
+
+
+def _availability(fleet: Fleet, plan: Plan) -> list[str]:
+    """A type used on more GPUs than the fleet has."""
+    used = [0] * len(fleet.types)
+    for g in plan.gpus:
+        used[fleet.index(g.gpu_type)] += 1
+    return [f"type {t.name}: {n} GPU(s) used, {t.count} available" for t, n in zip(fleet.types, used)
+            if t.count is not None and n > t.count]

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from igniter_opt.data.plan import Plan
+from igniter_opt.deploy.gputypes import ACCELERATOR, accelerator_resource
 from igniter_opt.deploy.repository import triton_name
 from igniter_opt.deploy.types import Deployment, DeployOptions, Endpoint, LaunchError, ServerSpec, shares_warning
 from igniter_opt.platform.raycluster import ray_connection
@@ -58,8 +59,10 @@ class RayEndpoint(Endpoint):
 
 
 def bundles_for(plan: Plan, cpus_per_server: float) -> list[dict[str, float]]:
-    """One {"GPU": 1, "CPU": c} bundle per plan GPU, c = cpus_per_server x its workloads."""
-    return [{"GPU": 1.0, "CPU": round(cpus_per_server * max(1, len(g.workloads)), 4)} for g in plan.gpus]
+    """One {"GPU": 1, "CPU": c} bundle per plan GPU, c = cpus_per_server x its workloads; a GPU of a
+    fleet's type T also asks for Ray's accelerator_type:T (deploy/gputypes.py)."""
+    return [{"GPU": 1.0, "CPU": round(cpus_per_server * max(1, len(g.workloads)), 4),
+             **accelerator_resource(g.gpu_type)} for g in plan.gpus]
 
 
 def actor_gpus(share_pct: float) -> float:
@@ -73,6 +76,13 @@ def capacity_problem(bundles: list[dict[str, float]], nodes: list[dict[str, floa
     First-fit decreasing by CPU: enough to refuse a hopeless group at once and say what is missing.
     Resources that exist but are busy (other jobs) are not a refusal: the placement wait is bounded.
     """
+    for key in sorted({k for b in bundles for k in b if k.startswith(ACCELERATOR)}):
+        if not any(n.get(key, 0) > 0 for n in nodes):
+            declared = sorted({k[len(ACCELERATOR):] for n in nodes for k in n if k.startswith(ACCELERATOR)})
+            t = key[len(ACCELERATOR):]
+            return (f"the plan has GPUs of type {t!r} and no node of the Ray cluster declares {key} (types "
+                    f"declared: {', '.join(declared) or 'none'}); add such a node with `ray start --address ADDR "
+                    f"--num-gpus N --resources '{{\"{key}\": 1}}'`")
     need_gpu = sum(b.get("GPU", 0) for b in bundles)
     have_gpu = sum(math.floor(n.get("GPU", 0) + 1e-9) for n in nodes)
     if have_gpu < need_gpu:

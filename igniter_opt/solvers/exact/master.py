@@ -8,13 +8,21 @@ the duals non-negative; it is equivalent because feasibility is downward closed 
 member from a GPU keeps the rest feasible). The LP is kept in one highspy model and re-solved
 warm after each batch of priced columns; the integer master over the generated columns runs in a
 copy with a time limit.
+
+Over a mixed fleet (docs/fleets.md) each option belongs to a GPU type (`option_gpu`), a column
+costs its type's integer cost instead of 1, and a type with a count has one availability row
+sum_{c of type g} n_c z_c <= count_g, whose dual (<= 0) raises the reduced cost of the type's
+columns: rc_c = cost_c - sum_t pi_t a_tc - n_c mu_g. A member option may bring full GPUs of its
+own (the replicas of a workload split on that type: `option_gpus`), so a column's cost is
+cost_g (1 + its members' replicas) and n_c = 1 + its members' replicas. With the defaults (one
+type, cost 1, no count, no replicas) it is the single-type master above.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import highspy
 import numpy as np
@@ -34,11 +42,13 @@ class Column:
 
 @dataclass(frozen=True)
 class LpResult:
-    """Optimal restricted-master LP: value, type duals and column values."""
+    """Optimal restricted-master LP: value, type duals and column values (and the availability
+    rows' duals per GPU type, <= 0, zero for a type without a count)."""
 
     value: float
     duals: Array
     z: Array
+    avail_duals: Array = field(default_factory=lambda: np.zeros(1))
 
 
 def _new_highs(threads: int) -> highspy.Highs:
@@ -60,16 +70,30 @@ def _new_highs(threads: int) -> highspy.Highs:
 class Master:
     """Restricted master over the columns generated so far (one row per workload type)."""
 
-    def __init__(self, demand: Array, option_type: Array, threads: int = 1) -> None:
+    def __init__(self, demand: Array, option_type: Array, threads: int = 1, option_gpu: Array | None = None,
+                 gpu_cost: Array | None = None, available: list[int | None] | None = None,
+                 option_gpus: Array | None = None) -> None:
         self.demand = np.asarray(demand, dtype=float)
         self.option_type = option_type
+        self.option_gpu = np.zeros(len(option_type), dtype=np.int64) if option_gpu is None else option_gpu
+        self.gpu_cost = np.ones(1) if gpu_cost is None else np.asarray(gpu_cost, dtype=float)
+        self.option_gpus = np.zeros(len(option_type)) if option_gpus is None else np.asarray(option_gpus, float)
         self.columns: list[Column] = []
+        self.costs: list[float] = []
         self._keys: set[tuple[int, ...]] = set()
         self._lp = _new_highs(threads)
         self._threads = threads
         inf = highspy.kHighsInf
         for d in self.demand:
             self._lp.addRow(float(d), inf, 0, np.array([], dtype=np.int32), np.array([]))
+        # a fleet (`available` given): one GPU-count row per type, after the demand rows, at most its
+        # count (free when unlimited); branching may bound it from both sides (set_gpu_bounds)
+        self.avail_row: dict[int, int] = {}
+        self.available = list(available or [])
+        for g, count in enumerate(self.available):
+            self.avail_row[g] = len(self.demand) + g
+            self._lp.addRow(-inf, inf if count is None else float(count), 0, np.array([], dtype=np.int32),
+                            np.array([]))
         self._rows: list[Array] = []  # per column: the rows it covers, and how many times
         self._counts: list[Array] = []
 
@@ -77,6 +101,14 @@ class Master:
         """Row indices and counts of a column."""
         types, counts = np.unique(self.option_type[list(col.members)], return_counts=True)
         return types.astype(np.int32), counts.astype(float)
+
+    def gpu_of(self, col: Column) -> int:
+        """The GPU type of a column (its members' type; 0 for a single-type master)."""
+        return int(self.option_gpu[col.members[0]])
+
+    def gpus_of(self, col: Column) -> float:
+        """GPUs a column takes: its own and its members' full-GPU replicas."""
+        return 1.0 + float(self.option_gpus[list(col.members)].sum())
 
     def add(self, col: Column) -> bool:
         """Add a column unless one with the same members is there; True when added."""
@@ -87,15 +119,23 @@ class Master:
         rows, counts = self.coverage(col)
         self._rows.append(rows)
         self._counts.append(counts)
-        self._lp.addCol(1.0, 0.0, highspy.kHighsInf, len(rows), rows, counts)
+        gpu = self.gpu_of(col)
+        n_gpus = self.gpus_of(col)
+        cost = float(self.gpu_cost[gpu]) * n_gpus
+        self.costs.append(cost)
+        if gpu in self.avail_row:
+            rows, counts = np.append(rows, np.int32(self.avail_row[gpu])), np.append(counts, n_gpus)
+        self._lp.addCol(cost, 0.0, highspy.kHighsInf, len(rows), rows.astype(np.int32), counts)
         return True
 
     def reduced_costs(self, duals: Array) -> Array:
-        """1 - sum_t pi_t a_tc of every column (what a unit of it adds to the LP value)."""
+        """cost_c - sum_t pi_t a_tc of every column (what a unit of it adds to the LP value; the
+        availability duals are left out, so this is a lower bound on the reduced cost)."""
         sizes = np.fromiter((len(r) for r in self._rows), dtype=np.int64, count=len(self._rows))
         rows, counts = np.concatenate(self._rows), np.concatenate(self._counts)
         starts = np.r_[0, np.cumsum(sizes)[:-1]]
-        return 1.0 - np.add.reduceat(duals[rows] * counts, starts)
+        out: Array = np.array(self.costs) - np.add.reduceat(duals[rows] * counts, starts)
+        return out
 
     def forbid(self, allowed: Array) -> None:
         """Fix to zero every column not allowed (branching); columns re-enter when allowed again."""
@@ -108,6 +148,16 @@ class Master:
         low, up = _column_bounds(n, lower, allowed)
         self._lp.changeColsBounds(n, np.arange(n, dtype=np.int32), low, up)
 
+    def set_gpu_bounds(self, bounds: dict[int, tuple[float, float]]) -> None:
+        """GPUs of each type between the given bounds (within its count; types not given: 0 to
+        their count), for a branch on a type's GPU count."""
+        inf = highspy.kHighsInf
+        for g, row in self.avail_row.items():
+            count = self.available[g]
+            lo, hi = bounds.get(g, (0.0, inf))
+            hi = min(hi, inf if count is None else float(count))
+            self._lp.changeRowBounds(row, float(lo) if lo > 0 else -inf, hi)
+
     def solve_lp(self) -> LpResult | None:
         """Solve the LP warm; None when infeasible (a branch no generated column can serve)."""
         self._lp.run()
@@ -115,14 +165,20 @@ class Master:
             return None
         sol = self._lp.getSolution()
         value = self._lp.getInfo().objective_function_value
-        return LpResult(value=float(value), duals=np.maximum(np.array(sol.row_dual), 0.0),
-                        z=np.array(sol.col_value))
+        row_dual = np.array(sol.row_dual)
+        n = len(self.demand)
+        avail = np.zeros(len(self.gpu_cost))
+        for g, row in self.avail_row.items():  # <= 0 at a count, >= 0 at a branch's lower bound
+            avail[g] = float(row_dual[row])
+        return LpResult(value=float(value), duals=np.maximum(row_dual[:n], 0.0),
+                        z=np.array(sol.col_value), avail_duals=avail)
 
     def solve_integer(self, time_limit: float, allowed: Array | None = None, below: float | None = None,
                       lower: Array | None = None) -> tuple[float, Array] | None:
         """Best integer cover over the generated columns within the time limit (None if none found,
         and none tried on less than MIN_MIP_SECONDS); only `allowed` columns, at least `lower` of
-        each; with `below`, only covers of fewer GPUs (a cutoff row HiGHS prunes with)."""
+        each; with `below`, only covers of lower cost (a cutoff row HiGHS prunes with; costs are
+        integers). Returns the cover's cost and its column counts."""
         if time_limit < MIN_MIP_SECONDS:
             return None
         h = _new_highs(self._threads)
@@ -136,14 +192,36 @@ class Master:
             h.changeColsBounds(n, np.arange(n, dtype=np.int32), low, np.maximum(up, low))
         h.setOptionValue("time_limit", float(time_limit))
         h.setOptionValue("mip_rel_gap", 0.0)
-        if below is not None:  # a cutoff row: sum_c z_c <= below - 1 (HiGHS has no hard cutoff option)
-            h.addRow(-highspy.kHighsInf, float(below) - 1, n, np.arange(n, dtype=np.int32), np.ones(n))
+        costs = np.array(self.costs)
+        if below is not None:  # a cutoff row: sum_c cost_c z_c <= below - 1 (HiGHS has no hard cutoff option)
+            h.addRow(-highspy.kHighsInf, float(below) - 1, n, np.arange(n, dtype=np.int32), costs)
         h.run()
         sol = h.getSolution()
         if not sol.value_valid:
             return None
         z = np.round(np.array(sol.col_value))
-        return float(z.sum()), z
+        return float(costs @ z), z
+
+
+def fewest_gpus(master: Master, cost_limit: float, allowed: Array, time_limit: float) -> Array | None:
+    """Column counts of an integer cover of cost <= cost_limit with the fewest columns (GPUs),
+    over the allowed columns (a fleet's tie-break once its least cost is known); None if none
+    was found within the time limit."""
+    if time_limit < MIN_MIP_SECONDS:
+        return None
+    h = _new_highs(master._threads)
+    h.passModel(master._lp.getLp())
+    n = len(master.columns)
+    idx = np.arange(n, dtype=np.int32)
+    h.changeColsIntegrality(n, idx, np.full(n, highspy.HighsVarType.kInteger))
+    h.changeColsCost(n, idx, np.array([master.gpus_of(c) for c in master.columns]))
+    h.changeColsBounds(n, idx, np.zeros(n), np.where(allowed, highspy.kHighsInf, 0.0))
+    h.addRow(-highspy.kHighsInf, float(cost_limit) + 1e-6, n, idx, np.array(master.costs))
+    h.setOptionValue("time_limit", float(time_limit))
+    h.setOptionValue("mip_rel_gap", 0.0)
+    h.run()
+    sol = h.getSolution()
+    return np.round(np.array(sol.col_value)) if sol.value_valid else None
 
 
 def _column_bounds(n: int, lower: Array, allowed: Array | None) -> tuple[Array, Array]:
