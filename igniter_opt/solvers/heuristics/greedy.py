@@ -10,46 +10,50 @@ that breaks the model.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from igniter_opt.data.instance import Instance
 from igniter_opt.data.plan import GpuPlan, Plan
 from igniter_opt.model import Profile
 from igniter_opt.solvers.base import FunctionSolver, NoOptions
-from igniter_opt.solvers.colocation import by_least_share, placed, raise_violators, replica_gpus
-from igniter_opt.solvers.sizing import FULL_SHARE, Demand
+from igniter_opt.solvers.colocation import by_least_share, placed, replica_gpus
+from igniter_opt.solvers.heuristics.fixedpoint import GpuTable
+from igniter_opt.solvers.sizing import Demand
 
 Slot = tuple[int, float]  # (demand index, share)
 
 
-def _try_gpu(profile: Profile, demands: list[Demand], gpu: list[Slot], i: int) -> list[Slot] | None:
-    members = [m for m, _ in gpu] + [i]
-    shares = np.array([s for _, s in gpu] + [demands[i].r_lower])
-    if shares.sum() <= FULL_SHARE:
-        shares = raise_violators(profile, demands, members, shares)
-    if shares.sum() > FULL_SHARE:
-        return None
-    return list(zip(members, shares.tolist()))
+TIE = 1e-9  # added shares closer than this are a tie (float noise), and the first GPU wins
 
 
-def place_greedy(profile: Profile, demands: list[Demand]) -> list[list[Slot]]:
-    """The published placement loop over the shareable demands; returns GPUs as slot lists."""
-    gpus: list[list[Slot]] = [[]]
+def place_greedy(profile: Profile, demands: list[Demand], deadline: float | None = None) -> list[list[Slot]]:
+    """The published placement loop over the shareable demands; returns GPUs as slot lists.
+
+    Near-linear in practice: GPUs without room for r_lower are skipped in one vector operation,
+    and the fixed point runs on all the remaining candidates at once (heuristics.fixedpoint).
+    Past `deadline` (a perf_counter time) each remaining workload opens its own GPU at r_lower,
+    as the reference does for every new GPU.
+    """
+    table = GpuTable(profile, demands, throughput=False)
+    table.open([], [])
     for i in by_least_share(demands):
-        best, best_added = -1, 101.0
-        candidates: dict[int, list[Slot]] = {}
-        for j, gpu in enumerate(gpus):
-            trial = _try_gpu(profile, demands, gpu, i)
-            if trial is None:
-                continue
-            added = sum(s for _, s in trial) - sum(s for _, s in gpu)
-            if added < best_added:
-                best, best_added, candidates[j] = j, added, trial
-        if best == -1:
-            gpus.append([(i, demands[i].r_lower)])
-        else:
-            gpus[best] = candidates[best]
-    return [g for g in gpus if g]
+        r = demands[i].r_lower
+        if deadline is not None and time.perf_counter() > deadline:
+            table.open([i], [r])
+            continue
+        found = table.trial(i, table.candidates(i))
+        if not found.fits.any():
+            table.open([i], [r])
+            continue
+        added = np.where(found.fits, found.added, np.inf)
+        best = int(np.argmax(added <= added.min() + TIE))  # the first GPU of least added share
+        g = int(found.gpus[best])
+        k = int(table.count[g]) + 1
+        table.set(g, np.append(table.members[g, :k - 1], i), found.shares[best, :k])
+    gpus = [table.gpu(g) for g in range(table.size)]
+    return [list(zip(members, shares)) for members, shares in gpus if members]
 
 
 def solve(instance: Instance, profile: Profile, demands: list[Demand],
