@@ -14,6 +14,11 @@ class InfeasibleError(RuntimeError):
     """No plan can meet the SLOs under the model (e.g. a workload no GPU can serve)."""
 
 
+class DeadlineReached(RuntimeError):
+    """A solver's preparation passed its deadline before the search could start; the solver
+    answers with the best plan it has and status "time_limit" (never "infeasible")."""
+
+
 class SolveInterrupted(KeyboardInterrupt):
     """Ctrl-C stopped a solve. `plan` is the best plan found so far (status "interrupted"; it may
     have no GPUs when the solver had none yet).

@@ -12,10 +12,12 @@ branch-and-price needs.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from igniter_opt.data.errors import DeadlineReached
 from igniter_opt.model.coefficients import Hardware
 from igniter_opt.model.predict import Array
 from igniter_opt.solvers.exact.levels import LevelSearch
@@ -73,8 +75,10 @@ class PricingResult:
 class Pricer:
     """Prices GPU configurations over a fixed set of options (memo shared across calls)."""
 
-    def __init__(self, hw: Hardware, options: Options, option_type: Array, demand: Array):
+    def __init__(self, hw: Hardware, options: Options, option_type: Array, demand: Array,
+                 deadline: float | None = None):
         self.hw = hw
+        self.deadline = deadline  # DeadlineReached when the pair table is not built by then
         self.o = options
         self.option_type = option_type
         self.demand = demand.astype(int)
@@ -96,6 +100,8 @@ class Pricer:
         a, b = a[keep], b[keep]
         table = np.full((n, n), np.inf)
         for lo in range(0, a.size, 20000):
+            if self.deadline is not None and time.perf_counter() > self.deadline:
+                raise DeadlineReached(f"the pair table of {n} options was not built in time")
             sa, sb = a[lo:lo + 20000], b[lo:lo + 20000]
             idx = np.stack([sa, sb], axis=1)
             start = np.stack([self.o.alone[sa], self.o.alone[sb]], axis=1)

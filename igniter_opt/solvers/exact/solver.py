@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from igniter_opt.data.errors import InfeasibleError, SolveInterrupted
+from igniter_opt.data.errors import DeadlineReached, InfeasibleError, SolveInterrupted
 from igniter_opt.data.instance import Instance
 from igniter_opt.data.plan import GpuPlan, Plan
 from igniter_opt.model import Profile
@@ -33,6 +33,7 @@ from igniter_opt.solvers.heuristics.greedy import place_greedy
 from igniter_opt.solvers.sizing import Demand, margin_of
 
 RERUN_SHARE = 0.2  # of the limit, at least left for the search over single workloads
+SEED_SHARE = 0.4  # of the time left, at most for the heuristics that seed the master
 FEW_GPUS = 4  # at most this many shareable GPUs in the seed plan: the compact MILP runs first
 
 
@@ -95,7 +96,22 @@ def _batch_options(profile: Profile, demands: list[Demand], policy: str, reps: l
     return {i: sorted(set(found.get(k, [])) | {demands[i].batch}) for k, i in enumerate(reps)}
 
 
-def _seed_columns(profile: Profile, demands: list[Demand], cat: Catalogue, pricer: Pricer
+def heuristic_plans(profile: Profile, demands: list[Demand], deadline: float | None = None
+                    ) -> list[list[GpuPlan]]:
+    """The greedy's plan and two first fits (by r_lower, in input order) of the shareable demands.
+
+    Past `deadline` the heuristics open a GPU per remaining workload (a worse plan, on time)."""
+    plans = [[GpuPlan([placed(demands[i], s) for i, s in g]) for g in place_greedy(profile, demands, deadline)]]
+    shareable = [i for i, d in enumerate(demands) if not d.full_gpu]
+    for order in (sorted(shareable, key=lambda i: -demands[i].r_lower), shareable):
+        try:
+            plans.append(first_fit(profile, demands, order, deadline))
+        except InfeasibleError:
+            continue
+    return plans
+
+
+def _seed_columns(demands: list[Demand], cat: Catalogue, pricer: Pricer, heuristics: list[list[GpuPlan]]
                   ) -> list[list[Column]]:
     """The heuristics' plans as columns (paper batches); plans with a GPU that does not fit dropped."""
     where = {i: t for t, members in enumerate(cat.type_demands) for i in members}
@@ -103,19 +119,12 @@ def _seed_columns(profile: Profile, demands: list[Demand], cat: Catalogue, price
     for o, (t, b) in enumerate(zip(cat.option_type, cat.option_batch)):
         if b == demands[cat.type_demands[t][0]].batch:
             paper_option[int(t)] = o
-    shareable = [i for i, d in enumerate(demands) if not d.full_gpu]
-    plans = [[[i for i, _ in g] for g in place_greedy(profile, demands)]]
-    name_to_index = {demands[i].name: i for i in shareable}
-    for order in (sorted(shareable, key=lambda i: -demands[i].r_lower), shareable):
-        try:
-            plans.append([[name_to_index[w.name] for w in g.workloads] for g in first_fit(profile, demands, order)])
-        except InfeasibleError:
-            continue
+    name_to_index = {d.name: i for i, d in enumerate(demands) if not d.full_gpu}
     seeds = []
-    for gpus in plans:
+    for gpus in heuristics:
         cols = []
-        for members in gpus:
-            opts = tuple(sorted(paper_option[where[i]] for i in members))
+        for g in gpus:
+            opts = tuple(sorted(paper_option[where[name_to_index[w.name]]] for w in g.workloads))
             shares = pricer.shares_of(opts)
             if shares is None:
                 break
@@ -150,16 +159,19 @@ def _to_gpus(demands: list[Demand], cat: Catalogue, pricer: Pricer, chosen: list
 
 
 def _prepare(profile: Profile, demands: list[Demand], policy: str, aggregate: bool, deadline: float,
-             threads: int, margin_pct: float) -> tuple[Catalogue, Pricer, BranchAndPrice]:
-    """Types, options, pricer and master seeded with the heuristics' columns; the search not run."""
+             threads: int, margin_pct: float, heuristics: list[list[GpuPlan]]
+             ) -> tuple[Catalogue, Pricer, BranchAndPrice]:
+    """Types, options, pricer and master seeded with the heuristics' columns; the search not run.
+
+    DeadlineReached when the pricer's pair table is not built by `deadline`."""
     cat = catalogue(profile, demands, policy, aggregate, margin_pct)
     demand = np.array([len(m) for m in cat.type_demands], dtype=float)
-    pricer = Pricer(profile.hardware, cat.options, cat.option_type, demand)
+    pricer = Pricer(profile.hardware, cat.options, cat.option_type, demand, deadline)
     master = Master(demand, cat.option_type, threads)
     for o in range(len(cat.option_type)):
         if np.isfinite(cat.options.alone[o]):
             master.add(Column((o,), (float(cat.options.alone[o]),)))
-    seeds = _seed_columns(profile, demands, cat, pricer)
+    seeds = _seed_columns(demands, cat, pricer, heuristics)
     for cols in seeds:
         for c in cols:
             master.add(c)
@@ -226,8 +238,12 @@ def solve(instance: Instance, profile: Profile, demands: list[Demand], options: 
         return plan
     bnp: BranchAndPrice | None = None
     compact_plan: Plan | None = None
+    heuristics = heuristic_plans(profile, demands, begin + SEED_SHARE * options.time_limit)
     try:
-        cat, pricer, bnp = _prepare(profile, demands, policy, True, deadline, options.threads, margin)
+        cat, pricer, bnp = _prepare(profile, demands, policy, True, deadline, options.threads, margin, heuristics)
+    except DeadlineReached as exc:
+        return _out_of_time(plan, heuristics, str(exc))
+    try:
         active = cat
         if bnp.lower < bnp.upper <= FEW_GPUS:
             compact_plan = _compact_first(instance, profile, demands, options, deadline)
@@ -240,13 +256,18 @@ def solve(instance: Instance, profile: Profile, demands: list[Demand], options: 
         # when a fifth of the limit is left for it (its preparation alone takes seconds at 500)
         if not out.complete and out.lower < out.upper and time.perf_counter() < deadline - RERUN_SHARE * \
                 options.time_limit and any(len(m) > 1 for m in cat.type_demands):
-            cat2, pricer2, bnp = _prepare(profile, demands, policy, False, deadline, options.threads, margin)
-            active = cat2
-            out2 = bnp.run(branching=True)
-            lower = max(out.lower, out2.lower)
-            if out2.upper < out.upper or out2.lower > out.lower:
-                cat, pricer, out = cat2, pricer2, out2
-            out.lower = lower
+            try:
+                cat2, pricer2, bnp = _prepare(profile, demands, policy, False, deadline, options.threads, margin,
+                                              heuristics)
+            except DeadlineReached:
+                pass  # no time for the search over single workloads: the first search's answer stands
+            else:
+                active = cat2
+                out2 = bnp.run(branching=True)
+                lower = max(out.lower, out2.lower)
+                if out2.upper < out.upper or out2.lower > out.lower:
+                    cat, pricer, out = cat2, pricer2, out2
+                out.lower = lower
     except KeyboardInterrupt:
         if bnp is None:
             raise
@@ -267,6 +288,17 @@ def solve(instance: Instance, profile: Profile, demands: list[Demand], options: 
                     f"{s.lp_iterations} LP solves, {s.exhaustive_calls} exhaustive pricings, {s.dives} dives, "
                     f"{s.integer_solves} integer masters") if s.nodes else \
         "the heuristic plan meets the volume and cardinality bounds: optimal without search"
+    return plan
+
+
+def _out_of_time(plan: Plan, heuristics: list[list[GpuPlan]], why: str) -> Plan:
+    """The answer when branch-and-price could not start in time: the fewest-GPU first fit (feasible
+    by construction; the greedy's plan only when no first fit exists), status time_limit. `solve`
+    adds the sizing's lower bound."""
+    fits = heuristics[1:] or heuristics
+    plan.gpus += min(fits, key=len)
+    plan.status = "time_limit"
+    plan.message = f"out of time before branch-and-price could start ({why}): the heuristics' plan"
     return plan
 
 

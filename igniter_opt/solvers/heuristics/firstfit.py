@@ -7,6 +7,8 @@ exact solvers use it for an upper bound and a warm start when the greedy's plan 
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from igniter_opt.data.errors import InfeasibleError
@@ -14,33 +16,56 @@ from igniter_opt.data.instance import Instance
 from igniter_opt.data.plan import GpuPlan, Plan
 from igniter_opt.model import Profile
 from igniter_opt.model.predict import Array
-from igniter_opt.solvers.colocation import least_shares, placed, replica_gpus
+from igniter_opt.solvers.colocation import placed, replica_gpus
+from igniter_opt.solvers.heuristics.fixedpoint import GpuTable
 from igniter_opt.solvers.sizing import Demand, margin_of
 
 
-def first_fit(profile: Profile, demands: list[Demand], order: list[int]) -> list[GpuPlan]:
+def first_fit(profile: Profile, demands: list[Demand], order: list[int],
+              deadline: float | None = None) -> list[GpuPlan]:
     """First fit in the given order with the fixed point (latency and throughput), paper batches.
 
     Feasible by construction (an upper bound and warm start for the MILP when the greedy's plan
-    breaks the model).
+    breaks the model). The open GPUs with room are tried in chunks of growing size with the fixed
+    point on a whole chunk at once (heuristics.fixedpoint); the first that fits wins. Past
+    `deadline` (a perf_counter time) each remaining workload opens its own GPU.
     """
-    gpus: list[tuple[list[int], Array]] = []
-    for i in order:
-        for g, (members, shares) in enumerate(gpus):
-            trial = [*members, i]
-            batch = np.array([demands[m].batch for m in trial], dtype=float)
-            new = least_shares(profile, demands, trial, batch, np.append(shares, demands[i].r_lower))
-            if new is not None:
-                gpus[g] = (trial, new)
-                break
+    table = GpuTable(profile, demands, throughput=True)
+    for pos, i in enumerate(order):
+        if deadline is not None and time.perf_counter() > deadline:
+            _alone(table, order[pos:])
+            break
+        target, shares = _first_fitting(table, i)
+        if target >= 0:
+            k = int(table.count[target]) + 1
+            table.set(target, np.append(table.members[target, :k - 1], i), shares[:k])
         else:
-            alone = least_shares(profile, demands, [i], np.array([float(demands[i].batch)]),
-                                 np.array([demands[i].r_lower]))
-            if alone is None:
-                raise InfeasibleError(f"workload {demands[i].name!r} cannot run alone on a GPU")
-            gpus.append(([i], alone))
+            _alone(table, [i])
+    gpus = [table.gpu(g) for g in range(table.size)]
     return [GpuPlan([placed(demands[m], float(s)) for m, s in zip(members, shares)])
             for members, shares in gpus]
+
+
+def _alone(table: GpuTable, items: list[int]) -> None:
+    """Open a GPU for each item alone at its least share (InfeasibleError when one cannot run alone)."""
+    shares = table.alone(items)
+    for i, share in zip(items, shares.tolist()):
+        if not np.isfinite(share):
+            raise InfeasibleError(f"workload {table.demands[i].name!r} cannot run alone on a GPU")
+        table.open([i], [share])
+
+
+def _first_fitting(table: GpuTable, i: int) -> tuple[int, Array]:
+    """The first candidate GPU where demand i fits after the fixed point, and its shares (-1 if none)."""
+    candidates = table.candidates(i)
+    start, chunk = 0, 8
+    while start < candidates.size:
+        found = table.trial(i, candidates[start:start + chunk])
+        if found.fits.any():
+            best = int(np.argmax(found.fits))
+            return int(found.gpus[best]), found.shares[best]
+        start, chunk = start + chunk, 4 * chunk
+    return -1, np.zeros(0)
 
 
 def best_heuristic(instance: Instance, profile: Profile, demands: list[Demand], order: list[int],

@@ -104,6 +104,13 @@ class GpuTable:
         total = shares.sum(axis=1)
         return Trial(gpus, shares, total <= FULL_SHARE, total - self.load[gpus])
 
+    def alone(self, items: list[int]) -> Array:
+        """Least share of each demand alone on a GPU (the fixed point from r_lower); inf if none."""
+        members = np.asarray(items, dtype=np.int64).reshape(-1, 1)
+        start = np.array([[self.demands[i].r_lower] for i in items]).reshape(-1, 1)
+        shares = self._fixed_point(members, start, np.ones_like(members, dtype=bool))[:, 0]
+        return np.where(shares <= FULL_SHARE, shares, np.inf)
+
     def _fixed_point(self, members: Array, shares: Array, mask: Array) -> Array:
         active = np.ones(len(members), dtype=bool)
         unit = self.hw.unit_pct
