@@ -97,13 +97,15 @@ class FunctionSolver(Generic[OptionsT]):
 
 @dataclass(frozen=True)
 class NoOptions:
-    """Options of a solver that has none but the margin (the heuristics)."""
+    """Options of a solver that has none but the margin and a time limit (the heuristics: past
+    it they place each remaining workload on its own GPU and say so)."""
 
     margin_pct: float = 0.0
+    time_limit: float | None = None
 
     @classmethod
     def from_common(cls, common: SolveOptions) -> NoOptions:
-        return cls(margin_pct=common.margin_pct)
+        return cls(margin_pct=common.margin_pct, time_limit=common.time_limit)
 
 
 @dataclass(frozen=True)

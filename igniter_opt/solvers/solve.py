@@ -12,6 +12,7 @@ when the solver had none yet); the CLI exits 130 and writes that plan only when 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import replace
 
@@ -63,7 +64,7 @@ def solve(instance: Instance, solver: str = "greedy", profile: Profile | str | N
     demands = None
     try:
         demands = size_instance(instance, prof, margin)
-        plan = runner.solve(instance, prof, demands, own)
+        plan = runner.solve(instance, prof, demands, _time_left(own, start))
     except InfeasibleError as exc:
         plan = Plan(instance=instance.name, solver=solver, profile=prof.name, status="infeasible",
                     message=str(exc))
@@ -87,6 +88,17 @@ def solve(instance: Instance, solver: str = "greedy", profile: Profile | str | N
         checked.message = checked.message or "interrupted"
         raise SolveInterrupted(checked)
     return checked
+
+
+def _time_left(own: object, start: float) -> object:
+    """The solver's options with the time limit less what sizing took: the limit is a promise for
+    the whole call (at least 10 ms is left to the solver, which then answers with what it has;
+    verify afterwards is linear, well inside the allowed overrun of max(2 s, 10%))."""
+    limit = getattr(own, "time_limit", None)
+    if limit is None or not dataclasses.is_dataclass(own) or isinstance(own, type):
+        return own
+    left = limit - (time.perf_counter() - start)
+    return dataclasses.replace(own, time_limit=max(0.01, min(limit, left)))
 
 
 def _nothing_yet(instance: Instance, solver: str, profile: Profile) -> Plan:

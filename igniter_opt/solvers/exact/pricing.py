@@ -72,6 +72,13 @@ class PricingResult:
     open_reach: float = np.inf  # an incomplete exhaustive search: no unexplored set is worth more
 
 
+def _rows_block(n: int, top: int, bottom: int) -> tuple[Array, Array]:
+    """Pairs (a, b), a <= b < n, of the upper triangle's rows top..bottom-1, in triu order."""
+    a = np.repeat(np.arange(top, bottom), n - np.arange(top, bottom))
+    b = np.concatenate([np.arange(i, n) for i in range(top, bottom)]) if bottom > top else np.zeros(0, int)
+    return a, b
+
+
 class Pricer:
     """Prices GPU configurations over a fixed set of options (memo shared across calls)."""
 
@@ -94,15 +101,15 @@ class Pricer:
         these are the knapsack weights of the search ("shares as they are when shared").
         """
         n = len(self.option_type)
-        a, b = np.triu_indices(n)
-        keep = self.o.alone[a] + self.o.alone[b] <= FULL
-        keep &= (a != b) | (self.demand[self.option_type[a]] >= 2)
-        a, b = a[keep], b[keep]
         table = np.full((n, n), np.inf)
-        for lo in range(0, a.size, 20000):
+        rows = max(1, 200_000 // max(1, n))  # rows of the upper triangle per block (bounded memory)
+        for top in range(0, n, rows):
             if self.deadline is not None and time.perf_counter() > self.deadline:
                 raise DeadlineReached(f"the pair table of {n} options was not built in time")
-            sa, sb = a[lo:lo + 20000], b[lo:lo + 20000]
+            a, b = _rows_block(n, top, min(n, top + rows))
+            keep = self.o.alone[a] + self.o.alone[b] <= FULL
+            keep &= (a != b) | (self.demand[self.option_type[a]] >= 2)
+            sa, sb = a[keep], b[keep]
             idx = np.stack([sa, sb], axis=1)
             start = np.stack([self.o.alone[sa], self.o.alone[sb]], axis=1)
             r = least_shares(self.hw, self.o, idx, start)

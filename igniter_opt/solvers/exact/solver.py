@@ -295,8 +295,9 @@ def _out_of_time(plan: Plan, heuristics: list[list[GpuPlan]], why: str) -> Plan:
     """The answer when branch-and-price could not start in time: the fewest-GPU first fit (feasible
     by construction; the greedy's plan only when no first fit exists), status time_limit. `solve`
     adds the sizing's lower bound."""
-    fits = heuristics[1:] or heuristics
-    plan.gpus += min(fits, key=len)
+    fits: list[list[GpuPlan]] = heuristics[1:] if len(heuristics) > 1 else heuristics
+    best: list[GpuPlan] = min(fits, key=len)
+    plan.gpus += best
     plan.status = "time_limit"
     plan.message = f"out of time before branch-and-price could start ({why}): the heuristics' plan"
     return plan

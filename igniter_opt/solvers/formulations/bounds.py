@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from igniter_opt.data.errors import DeadlineReached
 from igniter_opt.model.coefficients import Hardware
 from igniter_opt.model.predict import Array
 from igniter_opt.solvers.formulations.common import Configs, capacity_units, holds, inc_of
@@ -38,12 +39,17 @@ def _add_item(table: Array, units: Array, values: Array) -> Array:
     return new
 
 
-def _tables(cfgs: list[Configs], cap: int, value: str) -> tuple[list[Array], list[Array]]:
-    """Prefix tables pre[q] (items < q) and suffix tables suf[q] (items > q)."""
+def _tables(cfgs: list[Configs], cap: int, value: str, deadline: float = math.inf
+            ) -> tuple[list[Array], list[Array]]:
+    """Prefix tables pre[q] (items < q) and suffix tables suf[q] (items > q).
+
+    DeadlineReached when `deadline` (a perf_counter time) passes while they are built."""
     vals = [np.ones(len(c)) if value == "count" else getattr(c, value) for c in cfgs]
     n = len(cfgs)
     pre = [np.zeros(cap + 1)]
     for q in range(n):
+        if q % 64 == 0 and time.perf_counter() > deadline:
+            raise DeadlineReached(f"the interference bounds of {n} workloads were not computed in time")
         pre.append(_add_item(pre[-1], cfgs[q].units, vals[q]))
     suf = [np.zeros(cap + 1)]
     for q in reversed(range(n)):
@@ -79,10 +85,10 @@ class Bounds:
     inc_from: Array  # [j]: most scheduling increase of demands at positions >= j
 
 
-def interference_bounds(hw: Hardware, cfgs: list[Configs]) -> Bounds:
-    """Exact knapsack bounds over the current configurations."""
+def interference_bounds(hw: Hardware, cfgs: list[Configs], deadline: float = math.inf) -> Bounds:
+    """Exact knapsack bounds over the current configurations (DeadlineReached past `deadline`)."""
     cap = capacity_units(hw)
-    tables = {v: _tables(cfgs, cap, v) for v in ("l2", "power", "count")}
+    tables = {v: _tables(cfgs, cap, v, deadline) for v in ("l2", "power", "count")}
     excl = {v: [_max_plus(pre[q], suf[q + 1]) for q in range(len(cfgs))] for v, (pre, suf) in tables.items()}
     inc_table = np.maximum.accumulate(inc_of(hw, np.arange(len(cfgs) + 2)))
     n_all = round(tables["count"][0][-1][cap])
@@ -143,9 +149,10 @@ def prune(hw: Hardware, cfgs: list[Configs], protect: Protect | None = None,
           rounds: int = 3, deadline: float = math.inf) -> tuple[list[Configs], Bounds]:
     """Drop dominated configurations (repeatedly: fewer survivors, tighter worst contexts).
 
-    Past the deadline it stops dropping (what is kept is still a sound superset)."""
+    Past the deadline it stops dropping (what is kept is still a sound superset); DeadlineReached
+    when the deadline passes while the bounds it needs are computed."""
     protect = protect or {}
-    bounds = interference_bounds(hw, cfgs)
+    bounds = interference_bounds(hw, cfgs, deadline)
     for _ in range(rounds):
         if time.perf_counter() > deadline:
             break
@@ -159,7 +166,7 @@ def prune(hw: Hardware, cfgs: list[Configs], protect: Protect | None = None,
                     drop[k] = False
             kept.append(cfg.take(~drop))
         cfgs = kept
-        bounds = interference_bounds(hw, cfgs)
+        bounds = interference_bounds(hw, cfgs, deadline)
         if sum(len(c) for c in cfgs) == sizes:
             break
     return cfgs, bounds

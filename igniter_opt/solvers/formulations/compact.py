@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 import pyomo.environ as pyo
 
-from igniter_opt.data.errors import InputError, SolveInterrupted
+from igniter_opt.data.errors import DeadlineReached, InputError, SolveInterrupted
 from igniter_opt.data.instance import Instance
 from igniter_opt.data.plan import GpuPlan, Plan
 from igniter_opt.model import Profile
@@ -33,7 +33,7 @@ from igniter_opt.solvers.formulations.bounds import (
     prune,
     worst_context,
 )
-from igniter_opt.solvers.formulations.common import Configs, holds, inc_of, shareable_configs
+from igniter_opt.solvers.formulations.common import Configs, capacity_units, holds, inc_of, shareable_configs
 from igniter_opt.solvers.formulations.highs import run_highs
 from igniter_opt.solvers.formulations.patterns import EnumerationTooLarge, fitting
 from igniter_opt.solvers.heuristics.firstfit import best_heuristic
@@ -87,7 +87,7 @@ class CompactData:
     profile: Profile
     demands: list[Demand]
     cfgs: list[Configs]  # position q = model order (largest least shared share first)
-    bounds: Bounds
+    bounds: Bounds | None  # None when the deadline passed before they were computed
     gpus: int  # GPUs the model may open (the best heuristic's count when its plan verifies)
     lower: int  # packing bound over least shared shares and conflicts (bounds.packing_lower_bound)
     start: list[list[tuple[int, int]]] | None  # warm start: per GPU, (q, k)
@@ -97,10 +97,17 @@ class CompactData:
     features: CompactFeatures = field(default_factory=CompactFeatures)
 
 
-def _heuristic(instance: Instance, profile: Profile, demands: list[Demand], cfgs: list[Configs]) -> Plan | None:
-    """The better verified plan of the greedy and the fixed-point first fit (None if neither)."""
+HEURISTIC_SHARE = 0.4  # of the time left, at most for the heuristic incumbent
+
+
+def _heuristic(instance: Instance, profile: Profile, demands: list[Demand], cfgs: list[Configs],
+               deadline: float = math.inf) -> Plan | None:
+    """The better verified plan of the greedy and the fixed-point first fit (None if neither),
+    found within HEURISTIC_SHARE of the time left before `deadline`."""
     order = [c.demand for c in sorted(cfgs, key=lambda c: -float(c.units.min()))]
-    return best_heuristic(instance, profile, demands, order, "milp")
+    now = time.perf_counter()
+    until = now + HEURISTIC_SHARE * (deadline - now) if math.isfinite(deadline) else None
+    return best_heuristic(instance, profile, demands, order, "milp", until)
 
 
 def _pairs(profile: Profile, demands: list[Demand], policy: str,
@@ -170,7 +177,7 @@ def prepare(instance: Instance, profile: Profile, demands: list[Demand], policy:
     """
     features = features or CompactFeatures()
     cfgs = shareable_configs(profile, demands, policy)
-    best = _heuristic(instance, profile, demands, cfgs)
+    best = _heuristic(instance, profile, demands, cfgs, deadline)
     try:
         return _prepare_from(profile, demands, policy, deadline, features, cfgs, best)
     except KeyboardInterrupt:  # Ctrl-C while preparing: the heuristic plan is the incumbent
@@ -195,20 +202,27 @@ def _prepare_from(profile: Profile, demands: list[Demand], policy: str, deadline
     def late() -> bool:
         return time.perf_counter() > deadline
 
-    cfgs, _ = prune(hw, cfgs, keep, rounds=3 if features.dominance and not late() else 0,
-                    deadline=deadline)
+    if features.dominance and not late():
+        try:
+            cfgs, _ = prune(hw, cfgs, keep, rounds=3, deadline=deadline)
+        except DeadlineReached:
+            pass  # the configurations unpruned: a sound superset
     pairs = _pairs(profile, demands, policy, deadline) if features.pairs and not late() else None
     if pairs is not None:
         conflicts, shared = pairs
     else:
         conflicts, shared = set(), {c.demand: float(c.share.min()) for c in cfgs}
     cfgs.sort(key=lambda c: -shared[c.demand])
-    bounds = interference_bounds(hw, cfgs)
+    try:  # past the deadline `solve` stops before building the model, the only user of the bounds
+        bounds: Bounds | None = interference_bounds(hw, cfgs, deadline)
+    except DeadlineReached:
+        bounds = None
     pos = {c.demand: q for q, c in enumerate(cfgs)}
     units = [shared[c.demand] / hw.unit_pct for c in cfgs]
     edges = {(min(pos[a], pos[b]), max(pos[a], pos[b])) for a, b in conflicts}
-    lower = (packing_lower_bound(units, edges, bounds.cap) if features.packing_bound and not late()
-             else math.ceil(sum(units) / bounds.cap - 1e-9))
+    cap = capacity_units(hw)
+    lower = (packing_lower_bound(units, edges, cap) if features.packing_bound and not late()
+             else math.ceil(sum(units) / cap - 1e-9))
     start = start_from_plan(best, demands, cfgs) if best is not None else None
     gpus = len(start) if start is not None else len(cfgs)
     return CompactData(profile, demands, cfgs, bounds, max(gpus, lower), lower, start, best, edges, units,
@@ -247,6 +261,13 @@ class CliqueRow(NamedTuple):
     gpu: int
 
 
+def _bounds(data: CompactData) -> Bounds:
+    """The knapsack bounds, which exist whenever the model is built (before the deadline)."""
+    if data.bounds is None:
+        raise DeadlineReached("the interference bounds were not computed in time")
+    return data.bounds
+
+
 def _slots(data: CompactData) -> list[Slot]:
     return [Slot(q, j) for q in range(len(data.cfgs)) for j in range(min(q + 1, data.gpus))]
 
@@ -261,7 +282,7 @@ Row = tuple[float, float, float, float]  # coefficients of inc, C and P, and the
 
 def _rows(data: CompactData, q: int) -> tuple[dict[int, Row], dict[int, Row]]:
     """Big-M rows of demand q: per config k, (coef inc, coef C, coef P, rhs, M) for A and B."""
-    hw, cfg, b = data.profile.hardware, data.cfgs[q], data.bounds
+    hw, cfg, b = data.profile.hardware, data.cfgs[q], _bounds(data)
     alpha = -hw.a_f / hw.max_frequency_mhz  # > 0
     inc_w, l2_w, p_w = worst_context(b, q, cfg)
     p_tot = hw.idle_power_w + p_w
@@ -282,7 +303,7 @@ def _rows(data: CompactData, q: int) -> tuple[dict[int, Row], dict[int, Row]]:
 
 def _big_m(data: CompactData, j: int, row: Row) -> float:
     """Most the row's left side can be on GPU j when its configuration is not chosen, minus rhs."""
-    b = data.bounds
+    b = _bounds(data)
     c_inc, c_l2, c_p, rhs = row
     return max(0.0, float(c_inc * b.inc_from[j] + c_l2 * b.l2_from[j] + c_p * b.power_from[j] - rhs))
 
@@ -314,7 +335,7 @@ def build_model(data: CompactData) -> pyo.ConcreteModel:
     m.assign = pyo.Constraint(m.Q, rule=lambda m, q: pyo.quicksum(
         m.z[q, j] for j in range(min(q + 1, data.gpus))) == 1)
     m.cap = pyo.Constraint(m.J, rule=lambda m, j: pyo.quicksum(
-        float(cfgs[q].units[k]) * m.x[q, j, k] for q, k in on[j]) <= data.bounds.cap * m.y[j])
+        float(cfgs[q].units[k]) * m.x[q, j, k] for q, k in on[j]) <= _bounds(data).cap * m.y[j])
     m.link = pyo.Constraint(m.QJ, rule=lambda m, q, j: m.z[q, j] <= m.y[j])
     m.order = pyo.Constraint(range(data.gpus - 1), rule=lambda m, j: m.y[j] >= m.y[j + 1])
     m.count = pyo.Constraint(expr=pyo.quicksum(m.y[j] for j in m.J) >= data.lower)
@@ -363,7 +384,7 @@ def _strengthen(m: pyo.ConcreteModel, data: CompactData) -> None:
     m.clique = pyo.Constraint(m.CLIQUES, rule=lambda m, c, j: pyo.quicksum(
         m.z[q, j] for q in found[c] if q >= j) <= m.y[j])
     m.shared_cap = pyo.Constraint(m.J, rule=lambda m, j: pyo.quicksum(
-        data.shared_units[q] * m.z[q, j] for q in range(j, len(cfgs))) <= data.bounds.cap * m.y[j])
+        data.shared_units[q] * m.z[q, j] for q in range(j, len(cfgs))) <= _bounds(data).cap * m.y[j])
 
 
 def _scheduling(m: pyo.ConcreteModel, data: CompactData) -> None:

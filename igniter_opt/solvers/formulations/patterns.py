@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyomo.environ as pyo
 
-from igniter_opt.data.errors import InfeasibleError, InputError, SolveInterrupted
+from igniter_opt.data.errors import DeadlineReached, InfeasibleError, InputError, SolveInterrupted
 from igniter_opt.data.instance import Instance
 from igniter_opt.data.plan import GpuPlan, Plan
 from igniter_opt.model import Profile
@@ -37,6 +37,7 @@ MAX_BATCH_VECTORS = 4096
 # Memory bound of the enumeration: at most this many (subset, batch vector) least-share vectors are
 # kept (~300 bytes each); past it `patterns` stops with one line and `milp` skips its pair conflicts.
 MAX_PATTERNS = 2_000_000
+STOPPED_SECONDS = 0.5  # for the heuristic plan once the time limit has stopped the enumeration
 Pattern = tuple[tuple[int, ...], Array, Array]  # members, shares, batches
 
 
@@ -89,7 +90,7 @@ def fitting(profile: Profile, demands: list[Demand], policy: str, max_size: int 
                     raise TooManyPatterns(stored)
         if max_size is not None and len(level[0]) >= max_size:
             break  # the next level would be built only to be thrown away
-        level = _extend(fit, sorted(options), set(known))
+        level = _extend(fit, sorted(options), set(known), deadline)
     return known, True
 
 
@@ -162,10 +163,16 @@ def _fit_subset(profile: Profile, demands: list[Demand], members: tuple[int, ...
     return members in known
 
 
-def _extend(fitting: list[tuple[int, ...]], items: list[int], fits: set[tuple[int, ...]]) -> list[tuple[int, ...]]:
-    """Candidates one larger whose every one-smaller subset fits (Apriori)."""
-    out = []
+def _extend(fitting: list[tuple[int, ...]], items: list[int], fits: set[tuple[int, ...]],
+            deadline: float = math.inf) -> list[tuple[int, ...]]:
+    """Candidates one larger whose every one-smaller subset fits (Apriori); cut short past the
+    deadline (the caller then stops) and refused past MAX_PATTERNS candidates (memory)."""
+    out: list[tuple[int, ...]] = []
     for members in fitting:
+        if time.perf_counter() > deadline:
+            break
+        if len(out) > MAX_PATTERNS:
+            raise TooManyPatterns(len(out))
         for j in items:
             if j <= members[-1]:
                 continue
@@ -208,9 +215,11 @@ def _volume_bound(profile: Profile, cfgs: list[Configs]) -> int:
 
 def _stopped(plan: Plan, instance: Instance, profile: Profile, demands: list[Demand], cfgs: list[Configs], status: str,
              why: str) -> Plan:
-    """Time limit or Ctrl-C before a proof: the best verified heuristic plan, the volume bound."""
+    """Time limit or Ctrl-C before a proof: the best verified heuristic plan, the volume bound.
+
+    The heuristics get STOPPED_SECONDS; then each opens a GPU per remaining workload."""
     order = [c.demand for c in sorted(cfgs, key=lambda c: -float(c.units.min()))]
-    best = best_heuristic(instance, profile, demands, order, "patterns")
+    best = best_heuristic(instance, profile, demands, order, "patterns", time.perf_counter() + STOPPED_SECONDS)
     replicas = plan.num_gpus
     plan.status = status
     plan.lower_bound = replicas + _volume_bound(profile, cfgs)
@@ -248,6 +257,8 @@ def solve(instance: Instance, profile: Profile, demands: list[Demand], options: 
     cfgs = shareable_configs(profile, demands, policy)  # InfeasibleError naming a workload no GPU serves
     try:
         patterns, complete = enumerate_patterns(profile, demands, policy, deadline)
+    except DeadlineReached:
+        patterns, complete = [], False
     except KeyboardInterrupt:
         raise SolveInterrupted(_stopped(plan, instance, profile, demands, cfgs, "interrupted",
                                         "interrupted while enumerating subsets")) from None

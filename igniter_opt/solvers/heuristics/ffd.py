@@ -7,6 +7,8 @@ are predicted.
 
 from __future__ import annotations
 
+import numpy as np
+
 from igniter_opt.data.instance import Instance
 from igniter_opt.data.plan import GpuPlan, Plan
 from igniter_opt.model import Profile
@@ -19,13 +21,16 @@ def solve(instance: Instance, profile: Profile, demands: list[Demand],
           _options: NoOptions | None = None) -> Plan:
     """Plan of first-fit decreasing (status 'heuristic': it proves nothing)."""
     bins: list[GpuPlan] = []
+    loads = np.zeros(max(1, len(demands)))  # share sum of each bin: the first with room in one vector step
     for i in by_least_share(demands):
         d = demands[i]
-        target = next((g for g in bins if g.total_share + d.r_lower <= FULL_SHARE), None)
-        if target is None:
-            target = GpuPlan()
-            bins.append(target)
-        target.workloads.append(placed(d, d.r_lower))
+        room = np.flatnonzero(loads[:len(bins)] + d.r_lower <= FULL_SHARE + 1e-6)
+        target = next((int(j) for j in room if bins[j].total_share + d.r_lower <= FULL_SHARE), -1)
+        if target < 0:
+            target = len(bins)
+            bins.append(GpuPlan())
+        bins[target].workloads.append(placed(d, d.r_lower))
+        loads[target] = bins[target].total_share
     return Plan(instance=instance.name, solver="ffd", profile=profile.name, status="heuristic",
                 gpus=replica_gpus(demands) + bins)
 

@@ -69,16 +69,20 @@ def _first_fitting(table: GpuTable, i: int) -> tuple[int, Array]:
 
 
 def best_heuristic(instance: Instance, profile: Profile, demands: list[Demand], order: list[int],
-                   solver: str) -> Plan | None:
+                   solver: str, deadline: float | None = None) -> Plan | None:
     """The better verified plan of the reference greedy and this first fit (None if neither
-    verifies): the incumbent the exact solvers start from, and keep when time runs out."""
-    from igniter_opt.solvers.heuristics import greedy
+    verifies): the incumbent the exact solvers start from, and keep when time runs out.
+
+    Past `deadline` both open a GPU per remaining workload (a worse plan, on time)."""
+    from igniter_opt.solvers.heuristics.greedy import place_greedy
     from igniter_opt.solvers.verify import verify
 
     found = []
+    greedy = Plan(instance.name, "greedy", profile.name, "heuristic", gpus=replica_gpus(demands) + [
+        GpuPlan([placed(demands[i], s) for i, s in g]) for g in place_greedy(profile, demands, deadline)])
     ff = Plan(instance.name, solver, profile.name, "heuristic",
-              gpus=replica_gpus(demands) + first_fit(profile, demands, order))
-    for plan in (greedy.solve(instance, profile, demands), ff):
+              gpus=replica_gpus(demands) + first_fit(profile, demands, order, deadline))
+    for plan in (greedy, ff):
         checked, problems = verify(plan, profile, margin_of(demands))
         if not problems:
             found.append(checked)

@@ -150,4 +150,5 @@ class GpuTable:
         late = latency > self.slo_half[members]
         if self.throughput:
             late |= b * 1000 / (gpu + out_bytes * b / B) < self.rate[members]
-        return late & mask
+        out: Array = late & mask
+        return out

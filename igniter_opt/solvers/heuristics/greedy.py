@@ -29,18 +29,26 @@ TIE = 1e-9  # added shares closer than this are a tie (float noise), and the fir
 
 
 def place_greedy(profile: Profile, demands: list[Demand], deadline: float | None = None) -> list[list[Slot]]:
+    """The published placement loop (see place_greedy_timed), without the flag."""
+    return place_greedy_timed(profile, demands, deadline)[0]
+
+
+def place_greedy_timed(profile: Profile, demands: list[Demand], deadline: float | None = None
+                       ) -> tuple[list[list[Slot]], bool]:
     """The published placement loop over the shareable demands; returns GPUs as slot lists.
 
     Near-linear in practice: GPUs without room for r_lower are skipped in one vector operation,
     and the fixed point runs on all the remaining candidates at once (heuristics.fixedpoint).
     Past `deadline` (a perf_counter time) each remaining workload opens its own GPU at r_lower,
-    as the reference does for every new GPU.
+    as the reference does for every new GPU; the flag says the deadline cut the loop.
     """
+    cut = False
     table = GpuTable(profile, demands, throughput=False)
     table.open([], [])
     for i in by_least_share(demands):
         r = demands[i].r_lower
-        if deadline is not None and time.perf_counter() > deadline:
+        if cut or (deadline is not None and time.perf_counter() > deadline):
+            cut = True
             table.open([i], [r])
             continue
         found = table.trial(i, table.candidates(i))
@@ -53,15 +61,22 @@ def place_greedy(profile: Profile, demands: list[Demand], deadline: float | None
         k = int(table.count[g]) + 1
         table.set(g, np.append(table.members[g, :k - 1], i), found.shares[best, :k])
     gpus = [table.gpu(g) for g in range(table.size)]
-    return [list(zip(members, shares)) for members, shares in gpus if members]
+    return [list(zip(members, shares)) for members, shares in gpus if members], cut
 
 
 def solve(instance: Instance, profile: Profile, demands: list[Demand],
-          _options: NoOptions | None = None) -> Plan:
-    """Plan of the reference greedy (status 'heuristic': it proves nothing)."""
-    gpus = replica_gpus(demands)
-    gpus += [GpuPlan([placed(demands[i], s) for i, s in g]) for g in place_greedy(profile, demands)]
-    return Plan(instance=instance.name, solver="greedy", profile=profile.name, status="heuristic", gpus=gpus)
+          options: NoOptions | None = None) -> Plan:
+    """Plan of the reference greedy (status 'heuristic': it proves nothing; 'time_limit' when the
+    time limit cut the loop and the workloads left each got a GPU of their own)."""
+    limit = options.time_limit if options is not None else None
+    deadline = time.perf_counter() + limit if limit is not None else None
+    slots, cut = place_greedy_timed(profile, demands, deadline)
+    gpus = replica_gpus(demands) + [GpuPlan([placed(demands[i], s) for i, s in g]) for g in slots]
+    plan = Plan(instance=instance.name, solver="greedy", profile=profile.name, status="heuristic", gpus=gpus)
+    if cut:
+        plan.status = "time_limit"
+        plan.message = "time limit reached: the workloads not yet placed got a GPU each"
+    return plan
 
 
 SOLVER = FunctionSolver("greedy", solve, NoOptions.from_common)
