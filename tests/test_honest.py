@@ -176,7 +176,7 @@ def test_ctrl_c_in_any_solver_is_solve_interrupted_with_a_verified_plan(monkeypa
     def interrupted(*_args, **_kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(greedy, "place_greedy", interrupted)
+    monkeypatch.setattr(greedy, "place_greedy_timed", interrupted)
     with pytest.raises(SolveInterrupted) as err:
         solve(load_instance(MOTIVATION), "greedy")
     plan = err.value.plan

@@ -160,6 +160,9 @@ def generate_cmd(
 ) -> None:
     """Write a family's instances (reproducible: same arguments, same bytes)."""
     from igniter_opt.bench.families import FamilySpec, write_family
+    from igniter_opt.model import load_profile
+
+    load_profile(profile)  # one line naming the profile when it does not exist
 
     spec = FamilySpec(family.value, _int_list(sizes, "--sizes"), count, seed,
                       tuple(_csv_list(kinds, "--kinds")) if kinds else (), profile)

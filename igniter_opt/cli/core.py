@@ -17,6 +17,7 @@ from igniter_opt.cli.app import (
     console,
     emit_json,
     err_console,
+    fail,
     non_negative,
     output_file,
     positive,
@@ -241,8 +242,14 @@ def profile_show_cmd(
 def export_igniter_cmd(
     plan: Path = typer.Argument(..., help="Plan JSON."),
     directory: Path = typer.Argument(..., help="Folder for config_gpuN.json files."),
+    force: bool = typer.Option(False, "--force", help="Export even a plan that verify rejects."),
 ) -> None:
-    """Write the reference's per-GPU config_gpuN.json files for a plan."""
+    """Write the reference's per-GPU config_gpuN.json files for a plan (exit 1, nothing written,
+    when verify rejects the plan, unless --force)."""
     loaded = load_plan(plan)
+    _, problems = verify(loaded, load_profile(loaded.profile), origin=str(plan))
+    if problems and not force:
+        fail(f"{plan}: verify rejects this plan ({problems[0]}{'; ...' if len(problems) > 1 else ''}); "
+             "nothing exported (--force exports it anyway)")
     paths = export_igniter(loaded, io.output_dir(directory))
     console.print(io.dumps([str(p) for p in paths], indent=None), highlight=False, soft_wrap=True, markup=False)

@@ -10,7 +10,16 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from igniter_opt.cli.app import EXIT_INTERRUPTED, app, at_least, console, emit_json, err_console, positive
+from igniter_opt.cli.app import (
+    EXIT_CHECK_FAILED,
+    EXIT_INTERRUPTED,
+    app,
+    at_least,
+    console,
+    emit_json,
+    err_console,
+    positive,
+)
 from igniter_opt.cli.choices import BatchPolicy, value
 from igniter_opt.data.errors import InfeasibleError, InputError, SolveInterrupted
 from igniter_opt.data.instance import Instance
@@ -145,6 +154,9 @@ def compare_cmd(
                           "interrupted one's best plan so far, status interrupted)", highlight=False,
                           soft_wrap=True, markup=False)
         raise typer.Exit(EXIT_INTERRUPTED)
+    if not any(r["feasible"] for r in rows):
+        err_console.print("no solver found a feasible plan", highlight=False, soft_wrap=True, markup=False)
+        raise typer.Exit(EXIT_CHECK_FAILED)
 
 
 def _compare_rows(inst: Instance, names: list[str], levels: list[float], options: SolveOptions

@@ -259,6 +259,37 @@ class ProfileSpec(_Schema):
     def check(self, origin: str, prefix: str = "") -> None:
         if self.fitted_range is not None:
             self.fitted_range.check(origin, "fitted_range")
+        self._physics(origin)
+
+    def _physics(self, origin: str) -> None:
+        """Refuse coefficients that break physics on the fitted grid (else every solver answers
+        with plans the model cannot mean): idle power at or above the cap, a clock that rises
+        above the cap, a negative scheduling delay, L2 interference that speeds a workload up,
+        power or L2 that falls as throughput rises, a solo time that is not positive."""
+        hw = self.hardware
+        if hw.idle_power_w >= hw.power_cap_w:
+            raise fail(origin, "hardware.idle_power_w", f"idle power must be below the power cap "
+                       f"({hw.power_cap_w:g} W)", hw.idle_power_w)
+        if hw.a_f > 0:
+            raise fail(origin, "hardware.a_f", "the clock cannot rise above the power cap (must be <= 0)", hw.a_f)
+        if hw.a_sch < 0 or 2 * hw.a_sch + hw.b_sch < 0:
+            raise fail(origin, "hardware.a_sch", "the scheduling delay a_sch n + b_sch must be >= 0 "
+                       f"for n >= 2 (b_sch {hw.b_sch:g})", hw.a_sch)
+        lo, hi = self.fitted_range.batch if self.fitted_range else (1, 32)
+        share_lo, share_hi = self.fitted_range.share_pct if self.fitted_range else (hw.unit_pct, 100)
+        for name, m in self.models.items():
+            where = f"models.{name}"
+            for key, value in (("k_l2", m.k_l2), ("power[0]", m.power[0]), ("l2[0]", m.l2[0])):
+                if value < 0:
+                    raise fail(origin, f"{where}.{key}", "must be >= 0 (interference, power and L2 grow "
+                               "with load)", value)
+            k1, k2, k3, k4, k5 = m.k
+            for b in range(int(lo), int(hi) + 1):
+                for r in (share_lo, share_hi):
+                    t_solo = (k1 * b * b + k2 * b + k3) / (r + k4) + k5
+                    if not t_solo > 0:
+                        raise fail(origin, f"{where}.k", f"the solo time at batch {b}, share {r:g}% is "
+                                   f"{t_solo:.4g} ms (must be > 0 on the fitted range)", list(m.k))
 
 
 # -- raw profile (JSON lines, sections merged) -------------------------------------------------
