@@ -218,11 +218,15 @@ def profile_show_cmd(
     profile: str = typer.Argument(..., help="Bundled profile name or fitted profile JSON."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Show a fitted profile's coefficients."""
+    """Show a fitted profile's coefficients (a bare name is a bundled profile; NAME.json or a path
+    is a file; the line "read from" says which was shown)."""
+    from igniter_opt.data.profiles import read_profile_json
+
     prof = load_profile(profile)
     if as_json:
         emit_json(prof.to_dict())
         return
+    err_console.print(f"read from {read_profile_json(profile)[1]}", highlight=False, soft_wrap=True, markup=False)
     hw = prof.hardware
     console.print(f"[bold]{escape(prof.name)}[/bold] {escape(prof.gpu)} (from {escape(prof.source or '?')})\n"
                   f"F={hw.max_frequency_mhz:g} MHz  P_max={hw.power_cap_w:g} W  P_idle={hw.idle_power_w:g} W  "

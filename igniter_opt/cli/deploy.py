@@ -37,7 +37,7 @@ from igniter_opt.deploy.types import Deployment, DeployOptions, LaunchError
 
 RUN_DIR_HELP = "Run directory: repositories, logs, MPS pipes and endpoints.json (how `measure` finds servers)."
 BackendOpt = typer.Option(Backend.local, "--backend", help="local (tritonserver processes) | docker (NGC containers) | "
-                                                          "ray (a Ray cluster: pip install 'igniter-opt[cluster]').")
+                                                          "ray (a Ray cluster: pip install 'igniter-opt\\[cluster]').")
 AddressOpt = typer.Option(None, "--address", help="ray: the cluster's address HOST:PORT (else $RAY_ADDRESS, else a "
                                                   "local cluster is started and stopped).")
 CpusOpt = typer.Option(0.5, "--cpus-per-server", help="ray: CPUs reserved per server in its GPU's bundle.")

@@ -19,7 +19,7 @@ from igniter_opt.data.plan import Plan
 from igniter_opt.deploy.load.generator import WorkloadResult
 
 KEYS = ("name", "model", "rate_rps", "slo_ms", "measured_throughput_rps", "p50_ms", "p95_ms", "p99_ms",
-        "slo_violation_pct", "errors", "predicted_latency_ms")
+        "slo_violation_pct", "errors", "predicted_latency_ms", "predicted_throughput_rps")
 
 
 def measurement_report(plan: Plan, results: list[WorkloadResult], gpu: dict[str, Any] | None) -> dict[str, Any]:
@@ -31,7 +31,8 @@ def measurement_report(plan: Plan, results: list[WorkloadResult], gpu: dict[str,
         rows.append({"name": w.name, "model": w.model, "rate_rps": w.rate_rps, "slo_ms": w.slo_ms,
                      "measured_throughput_rps": r.measured_throughput_rps, "p50_ms": r.p50_ms,
                      "p95_ms": r.p95_ms, "p99_ms": r.p99_ms, "slo_violation_pct": r.slo_violation_pct,
-                     "errors": r.errors, "predicted_latency_ms": w.predicted_latency_ms})
+                     "errors": r.errors, "predicted_latency_ms": w.predicted_latency_ms,
+                     "predicted_throughput_rps": w.predicted_throughput_rps})
     return {"workloads": rows, "gpu": gpu}
 
 
@@ -47,11 +48,12 @@ def report_table(report: dict[str, Any], results: list[WorkloadResult] | None = 
     """Predicted vs measured, one row per workload."""
     max_ms = {r.name: r.max_ms for r in results or []}
     table = Table(title=title or "predicted vs measured")
-    for col in ("workload", "model", "rate req/s", "measured req/s", "SLO ms", "pred. ms", "p50 ms",
+    for col in ("workload", "model", "rate req/s", "pred. req/s", "measured req/s", "SLO ms", "pred. ms", "p50 ms",
                 "p95 ms", "p99 ms", "max ms", "SLO viol. %", "errors"):
         table.add_column(col, justify="left" if col in ("workload", "model") else "right")
     for w in report["workloads"]:
-        table.add_row(w["name"], w["model"], f"{w['rate_rps']:g}", _f(w["measured_throughput_rps"], ".1f"),
+        table.add_row(w["name"], w["model"], f"{w['rate_rps']:g}", _f(w.get("predicted_throughput_rps"), ".1f"),
+                      _f(w["measured_throughput_rps"], ".1f"),
                       f"{w['slo_ms']:g}", _f(w["predicted_latency_ms"]), _f(w["p50_ms"]), _f(w["p95_ms"]),
                       _f(w["p99_ms"]), _f(max_ms.get(w["name"])), _f(w["slo_violation_pct"]),
                       str(w["errors"]))

@@ -164,9 +164,10 @@ def check_colocation(profile: Profile, models: Sequence[str], batch: Sequence[fl
     """Refuse what the model was not fitted for, as one-line InputErrors naming the label.
 
     Every model must be in the profile, every batch an integer inside the profile's fitted batch
-    range, every share in (0, 100], and the shares of one GPU (`group`) must sum to at most 100.
+    range, every share in [unit, 100], and the shares of one GPU (`group`) must sum to at most 100.
     """
     lo, hi = profile.fitted_range["batch"]
+    unit = profile.hardware.unit_pct
     for label, m, b, r in zip(labels, models, batch, share):
         if m not in profile.models:
             known = ", ".join(sorted(profile.models))
@@ -178,6 +179,9 @@ def check_colocation(profile: Profile, models: Sequence[str], batch: Sequence[fl
                              f"{profile.name!r} (the model does not extrapolate)")
         if not 0 < r <= 100:
             raise InputError(f"{label}: share {r:g}% is not in (0, 100]")
+        if r < unit - SHARE_SLACK:
+            raise InputError(f"{label}: share {r:g}% is below the unit {unit:g}% of profile {profile.name!r} "
+                             f"(the smallest MPS share it models)")
     total = float(np.sum(np.asarray(share, dtype=float)))
     if total > 100 + SHARE_SLACK:
         raise InputError(f"{group}: shares sum to {total:g}% > 100%")
