@@ -1,6 +1,7 @@
 """Reading and writing the files of the CLI: every failure is an InputError that names the file.
 
-Reading: a folder, a missing or unreadable file, bytes that are not UTF-8, malformed JSON and the
+Reading: a folder, a missing or unreadable file, a file (or device, `/dev/zero`) larger than
+MAX_INPUT_BYTES, bytes that are not UTF-8, malformed JSON and the
 non-standard JSON constants NaN/Infinity (or a number too large for a float) are each one line.
 Writing: missing parent folders are created; a path that is a folder, or a parent that is a file
 or cannot be created, is one line. JSON is written strictly: a non-finite float becomes null.
@@ -20,11 +21,20 @@ def _why(exc: OSError) -> str:
     return exc.strerror or type(exc).__name__
 
 
+# The largest input file read (instances, plans, profiles): a 10,000-workload instance is ~1.1 MB,
+# its plan ~4 MB; more than this is a wrong file, not an input (and would exhaust memory).
+MAX_INPUT_BYTES = 64 * 1024 * 1024
+
+
 def read_text(path: str | Path, what: str = "a file") -> str:
-    """The UTF-8 text of a file (a leading BOM is dropped)."""
+    """The UTF-8 text of a file (a leading BOM is dropped); at most MAX_INPUT_BYTES of it."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        with path.open("rb") as handle:
+            data = handle.read(MAX_INPUT_BYTES + 1)
+        if len(data) > MAX_INPUT_BYTES:
+            raise InputError(f"{path}: larger than {MAX_INPUT_BYTES // (1024 * 1024)} MiB, the most an input "
+                             f"file may hold (is it {what}?)")
     except IsADirectoryError:
         raise InputError(f"{path}: is a folder, not {what}") from None
     except FileNotFoundError:

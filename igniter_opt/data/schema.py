@@ -68,6 +68,11 @@ GridRow = Annotated[list[Positive], Field(min_length=3, max_length=3)]
 Grid = Annotated[list[GridRow], Field(min_length=3, max_length=3)]  # batch (rows) x share (columns)
 
 
+# An instance holds at most this many workloads: the solvers are benchmarked to 10,000
+# (benchmarks/bench_scale.py, docs/scale.md); twice that still keeps within memory.
+MAX_WORKLOADS = 20_000
+
+
 class _Schema(BaseModel):
     """Unknown fields are ignored (files written by other versions stay readable)."""
 
@@ -130,7 +135,7 @@ class InstanceSpec(_Closed):
     profile: Name | None = None
     fleet: Annotated[list[GpuTypeSpec], Field(min_length=1)] | None = None
     batch_policy: Literal["paper", "joint"] = "paper"
-    workloads: Annotated[list[WorkloadSpec], Field(min_length=1)]
+    workloads: Annotated[list[WorkloadSpec], Field(min_length=1, max_length=MAX_WORKLOADS)]
 
     @override
     def check(self, origin: str, prefix: str = "") -> None:

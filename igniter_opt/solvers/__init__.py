@@ -9,6 +9,7 @@ imported only when an exact solver runs).
 """
 
 from igniter_opt.solvers.base import FunctionSolver, HighsOptions, NoOptions, SolveOptions, Solver, check_time_limit
+from igniter_opt.solvers.jitcache import use_writable_cache
 from igniter_opt.solvers.registry import (
                                       SOLVERS,
                                       SolverEntry,
@@ -21,6 +22,8 @@ from igniter_opt.solvers.registry import (
 from igniter_opt.solvers.sizing import Demand, lower_bound_gpus, size_instance
 from igniter_opt.solvers.solve import resolve_profile, solve
 from igniter_opt.solvers.verify import verify
+
+use_writable_cache()  # before the numba kernels of solvers/exact load (none of the above loads them)
 
 __all__ = [
     "FunctionSolver", "HighsOptions", "NoOptions", "SolveOptions", "Solver", "check_time_limit",

@@ -30,6 +30,7 @@ from igniter_opt.solvers.exact.oracle import Options, build_options, clock_ratio
 from igniter_opt.solvers.exact.pricing import Pricer
 from igniter_opt.solvers.heuristics.firstfit import first_fit
 from igniter_opt.solvers.heuristics.greedy import place_greedy
+from igniter_opt.solvers.jitcache import announce_if_cold
 from igniter_opt.solvers.sizing import Demand, margin_of
 
 RERUN_SHARE = 0.2  # of the limit, at least left for the search over single workloads
@@ -226,6 +227,7 @@ def _singletons(cat: Catalogue, demand: Array) -> list[Column]:
 
 def solve(instance: Instance, profile: Profile, demands: list[Demand], options: ExactOptions) -> Plan:
     """Minimum GPUs by branch-and-price; status optimal only with the bound proven."""
+    announce_if_cold()
     begin = time.perf_counter()
     deadline = begin + options.time_limit
     policy = instance.batch_policy
