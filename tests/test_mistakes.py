@@ -92,9 +92,9 @@ def test_missing_and_unreadable_files(tmp_path, monkeypatch):
     refused("report", tmp_path / "nope.csv", expect="no such file")
     path = write(tmp_path / "i.json", instance(("alexnet", 15, 500)))
 
-    def denied(_self):
+    def denied(_self, *_args, **_kwargs):
         raise PermissionError(13, "Permission denied")
-    monkeypatch.setattr(Path, "read_bytes", denied)
+    monkeypatch.setattr(Path, "open", denied)  # read_text opens the file (to read at most its cap)
     refused("solve", path, expect="cannot read (Permission denied)")
 
 
@@ -223,7 +223,7 @@ def test_predict_inside_the_range_is_positive():
     (lambda p: p["hardware"].update(unit_pct=1e-300), "hardware.unit_pct: must be >= 0.1"),
     (lambda p: p["hardware"].pop("a_f"), "hardware.a_f: missing"),
     (lambda p: p.update(fitted_range={"batch": [32, 1], "share_pct": [10, 100]}), "fitted_range.batch"),
-    (lambda p: p["models"]["alexnet"].update(k=[0, 0, -1e308, 0, 0]), "predicts latency"),
+    (lambda p: p["models"]["alexnet"].update(k=[0, 0, -1e308, 0, 0]), "models.alexnet.k: the solo time"),  # refused at load now
 ])
 def test_bad_profiles(tmp_path, edit, expect):
     data = json.loads(V100_JSON.read_text())

@@ -35,6 +35,29 @@ def targets_for(plan: Plan, endpoints: dict[str, Any],
     return targets
 
 
+def check_matches(plan: Plan, endpoints: dict[str, Any]) -> None:
+    """Refuse (InputError) a plan that is not the one deployed: other workload names, or another
+    batch or share for a workload (the deployment's `workloads`, or its servers' shares when an
+    older endpoints.json has no workloads). Measuring it would report one plan's numbers as another's."""
+    deployed = {w["name"]: w for w in endpoints.get("workloads") or []}
+    if not deployed:
+        deployed = {s["name"]: {"resource_pct": s.get("share_pct")} for s in endpoints.get("servers", [])}
+    ours = {w.name: w for w in plan.workloads()}
+    if set(ours) != set(deployed):
+        missing, extra = sorted(set(ours) - set(deployed)), sorted(set(deployed) - set(ours))
+        raise InputError(f"the plan does not match the deployment (plan {plan.instance!r}): "
+                         f"not deployed {missing[:5]}, deployed but not in the plan {extra[:5]}")
+    for name, w in ours.items():
+        d = deployed[name]
+        if d.get("batch") is not None and int(d["batch"]) != w.batch:
+            raise InputError(f"the plan does not match the deployment: workload {name!r} has batch {w.batch} "
+                             f"in the plan, {d['batch']} deployed")
+        share = d.get("resource_pct")
+        if share is not None and abs(float(share) - w.resource_pct) > 1e-9:
+            raise InputError(f"the plan does not match the deployment: workload {name!r} has share "
+                             f"{w.resource_pct:g}% in the plan, {float(share):g}% deployed")
+
+
 def gpu_indices(endpoints: dict[str, Any]) -> list[int]:
     """The host GPUs the servers run on (empty on a CPU deployment)."""
     return sorted({int(s["gpu"]) for s in endpoints.get("servers", []) if s.get("gpu") is not None})
@@ -49,8 +72,10 @@ def measure(plan: Plan, endpoints: dict[str, Any], options: LoadOptions, interva
     With `live`, completions stream to a LiveMonitor (deploy/monitor.py: windows to
     RUN_DIR/monitor.jsonl and to the listeners) and the load follows RUN_DIR/endpoints.json, so a
     switch to a shadow server is followed by the clients. `payloads` (input shape -> request tensors,
-    deploy/inputs.py) replace the default tensor of the workloads of that shape.
+    deploy/inputs.py) replace the default tensor of the workloads of that shape. The plan must be the
+    one deployed (check_matches).
     """
+    check_matches(plan, endpoints)
     targets = targets_for(plan, endpoints, payloads)
     monitor = None
     if live is not None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from igniter_opt.data.errors import InputError
 from igniter_opt.data.io import read_json
+from igniter_opt.data.lock import exclusive
 from igniter_opt.data.plan import PlacedWorkload, Plan
 from igniter_opt.data.schema import EndpointsSpec, parse
 from igniter_opt.deploy.backends.launcher import Launcher
@@ -48,6 +49,14 @@ def deploy(plan: Plan, options: DeployOptions) -> Iterator[Deployment]:
     names = [w.name for w in plan.workloads()]
     if len(set(map(triton_name, names))) != len(names):
         raise InputError("workload names must be unique to deploy a plan")
+    with exclusive(options.run_dir, "the run directory"):  # a second deploy/run here is refused
+        with _deploy_locked(plan, options) as dep:
+            yield dep
+
+
+@contextmanager
+def _deploy_locked(plan: Plan, options: DeployOptions) -> Iterator[Deployment]:
+    """deploy() once the run directory is ours."""
     if options.backend == "ray":
         with _deploy_ray(plan, options) as dep:
             yield dep

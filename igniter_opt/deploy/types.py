@@ -134,7 +134,9 @@ class Deployment:
         return {"instance": self.plan.instance, "backend": self.backend, "gpu": self.gpu, "mps": self.mps,
                 "emulated": self.emulated, "run_dir": str(self.run_dir), "started_unix": time.time(), **self.extra,
                 "version": self.version, "servers": [e.to_dict() for e in self.endpoints], "shadows": shadows,
-                "retired": [e.to_dict() for e in self.retired]}
+                "retired": [e.to_dict() for e in self.retired],
+                "workloads": [{"name": w.name, "model": w.model, "batch": w.batch, "resource_pct": w.resource_pct,
+                               "gpu": j} for j, g in enumerate(self.plan.gpus) for w in g.workloads]}
 
     def write_endpoints(self) -> None:
         """Write RUN_DIR/endpoints.json atomically (clients following it re-read on change)."""

@@ -60,8 +60,9 @@ def cold() -> bool:
     for name in KERNEL_MODULES:
         module = sys.modules.get(name)
         for obj in vars(module).values() if module is not None else ():
-            if isinstance(obj, Dispatcher) and obj._cache is not None:
-                index = getattr(getattr(obj._cache, "_cache_file", None), "_index_path", None)
+            cache = getattr(obj, "_cache", None) if isinstance(obj, Dispatcher) else None
+            if cache is not None:
+                index = getattr(getattr(cache, "_cache_file", None), "_index_path", None)
                 if index is not None:
                     indexes.append(index)
     return bool(indexes) and not any(os.path.exists(i) for i in indexes)
