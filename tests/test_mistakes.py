@@ -223,7 +223,7 @@ def test_predict_inside_the_range_is_positive():
     (lambda p: p["hardware"].update(unit_pct=1e-300), "hardware.unit_pct: must be >= 0.1"),
     (lambda p: p["hardware"].pop("a_f"), "hardware.a_f: missing"),
     (lambda p: p.update(fitted_range={"batch": [32, 1], "share_pct": [10, 100]}), "fitted_range.batch"),
-    (lambda p: p["models"]["alexnet"].update(k=[0, 0, -1e308, 0, 0]), "models.alexnet.k: the solo time"),  # refused at load now
+    (lambda p: p["models"]["alexnet"].update(k=[0, 0, -1e308, 0, 0]), "models.alexnet.k: the solo time"),
 ])
 def test_bad_profiles(tmp_path, edit, expect):
     data = json.loads(V100_JSON.read_text())
