@@ -313,3 +313,36 @@ def test_the_measurement_table_shows_the_predicted_throughput():
     table = report_table(report)
     assert "pred. req/s" in [c.header for c in table.columns]
     assert "612.5" in list(table.columns[3].cells)
+
+
+# -- 5. results files: cut-short, malformed and foreign rows ------------------------------------
+
+def _results(tmp_path: Path, extra: str = "", solver: str | None = None) -> Path:
+    lines = (ROOT / "benchmarks" / "results.csv").read_text(encoding="utf-8").splitlines()[:5]
+    if solver is not None:
+        cells = lines[2].split(",")
+        cells[3] = solver
+        lines[2] = ",".join(cells)
+    path = tmp_path / "r.csv"
+    path.write_text("\n".join(lines) + "\n" + extra, encoding="utf-8")
+    return path
+
+
+def test_report_counts_rows_cut_short_and_refuses_unknown_solvers_and_bytes(tmp_path):
+    cut = _results(tmp_path, extra="instances/random/random-n48-00.json,random,48,exact,,77")
+    res = igniter("report", cut, "-o", tmp_path / "out", "--no-plots")
+    assert res.returncode == 0, res.stderr
+    assert "1 row(s) cut short" in res.stderr
+    bogus = _results(tmp_path, solver="bogus")
+    res = igniter("report", bogus, "-o", tmp_path / "out2", "--no-plots")
+    assert res.returncode == 2 and one_line(res.stderr) and "row 2: field solver: 'bogus'" in res.stderr
+    raw = tmp_path / "bytes.csv"
+    raw.write_bytes(cut.read_bytes() + b"\xff\xfe,\n")
+    res = igniter("report", raw, "-o", tmp_path / "out3", "--no-plots")
+    assert res.returncode == 2 and one_line(res.stderr) and "not UTF-8" in res.stderr
+
+
+def test_batch_refuses_an_unknown_solver_before_solving(tmp_path):
+    res = igniter("batch", MOTIVATION, "--solvers", "greedy,bogus", "-o", tmp_path / "r.csv")
+    assert res.returncode == 2 and one_line(res.stderr) and "bogus" in res.stderr
+    assert not (tmp_path / "r.csv").exists()

@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 from rich.table import Table
 
-from igniter_opt.bench.results import latest_rows, read_results
+from igniter_opt.bench.results import latest_rows, read_results_counted
+from igniter_opt.data.errors import InputError
 from igniter_opt.data.schema import ResultRowSpec, parse
 from igniter_opt.solvers.registry import exact_solvers, solver_names
 
@@ -75,6 +76,11 @@ def parse_rows(rows: Iterable[dict[str, str]], by_kind: bool = False, origin: st
     label = kind_of if by_kind else (lambda _instance, family: family)
     rows = list(rows)
     checked = {id(r): parse(ResultRowSpec, r, f"{origin}: row {i + 1}") for i, r in enumerate(rows)}
+    known = set(solver_names())
+    for i, r in enumerate(rows):
+        if checked[id(r)].solver not in known:
+            raise InputError(f"{origin}: row {i + 1}: field solver: {checked[id(r)].solver!r} is not a solver "
+                             f"(known: {', '.join(sorted(known))})")
     typed = [checked[id(r)] for r in latest_rows(rows).values()]
     return [ResultRow(instance=r.instance, family=label(r.instance, r.family or "-"), workloads=r.workloads or 0,
                    solver=r.solver, status=r.status, gpus=r.gpus, lower_bound=r.lower_bound, gap=r.gap,
@@ -108,6 +114,7 @@ class Report:
     exact: str | None
     baseline: str
     groups: list[GroupStats]
+    skipped: int = 0  # rows of the CSV cut short (a killed batch), not counted
 
 
 def ordered_solvers(names: Iterable[str]) -> list[str]:
@@ -178,7 +185,10 @@ def gaps(report: Report, solver: str) -> np.ndarray:
 
 def load_report(csv_path: str | Path, exact: str | None = None, baseline: str = "greedy",
                 by_kind: bool = False) -> Report:
-    return build_report(parse_rows(read_results(csv_path), by_kind, str(csv_path)), exact, baseline)
+    rows, skipped = read_results_counted(csv_path)
+    report = build_report(parse_rows(rows, by_kind, str(csv_path)), exact, baseline)
+    report.skipped = skipped
+    return report
 
 
 def _f(value: float | None, fmt: str = "{:.2f}") -> str:

@@ -99,15 +99,21 @@ def read_results(path: str | Path) -> list[dict[str, str]]:
     """Complete rows of a results CSV (a row cut short by a kill is ignored); [] when absent.
 
     Files of the previous layout (LEGACY_COLUMNS) are read too, with empty options and hash."""
+    return read_results_counted(path)[0]
+
+
+def read_results_counted(path: str | Path) -> tuple[list[dict[str, str]], int]:
+    """read_results, and how many rows were skipped as cut short (for the caller to say so)."""
     path = Path(path)
     if not path.is_file() or path.stat().st_size == 0:
-        return []
+        return [], 0
     try:
         with path.open(newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)
             if tuple(reader.fieldnames or ()) not in (COLUMNS, LEGACY_COLUMNS):
                 raise InputError(f"{path}: not a results file of this version (columns {reader.fieldnames})")
-            rows = [row for row in reader if row.get("error") is not None and row.get("status")]
+            every = list(reader)
+            rows = [row for row in every if row.get("error") is not None and row.get("status")]
     except (UnicodeDecodeError, csv.Error) as exc:
         raise InputError(f"{path}: not a results CSV ({exc})") from None
     except OSError as exc:
@@ -115,7 +121,7 @@ def read_results(path: str | Path) -> list[dict[str, str]]:
     for row in rows:
         row.setdefault("options", "")
         row.setdefault("instance_sha256", "")
-    return rows
+    return rows, len(every) - len(rows)
 
 
 def latest_rows(rows: Iterable[dict[str, str]]) -> dict[tuple[str, str], dict[str, str]]:

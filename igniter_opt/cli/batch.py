@@ -117,6 +117,9 @@ def report_cmd(
     if results.suffix == ".json":
         return _robustness_report(results, output, plots)
     report = load_report(results, exact, baseline, by_kind)
+    if report.skipped:
+        print_error(f"{results}: {report.skipped} row(s) cut short (a killed batch?) skipped, not counted",
+                    label="warning:")
     if not report.results:
         err_console.print(f"{results}: no rows")
         raise typer.Exit(EXIT_CHECK_FAILED)
