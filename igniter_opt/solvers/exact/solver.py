@@ -35,6 +35,7 @@ from igniter_opt.solvers.sizing import Demand, margin_of
 
 RERUN_SHARE = 0.2  # of the limit, at least left for the search over single workloads
 SEED_SHARE = 0.4  # of the time left, at most for the heuristics that seed the master
+PAIR_SECONDS = 5e-8  # per entry of the pricer's option-by-option pair table: its allocation alone, at least
 FEW_GPUS = 4  # at most this many shareable GPUs in the seed plan: the compact MILP runs first
 
 
@@ -167,6 +168,9 @@ def _prepare(profile: Profile, demands: list[Demand], policy: str, aggregate: bo
     DeadlineReached when the pricer's pair table is not built by `deadline`."""
     cat = catalogue(profile, demands, policy, aggregate, margin_pct)
     demand = np.array([len(m) for m in cat.type_demands], dtype=float)
+    pairs = len(cat.option_type) ** 2
+    if time.perf_counter() + PAIR_SECONDS * pairs > deadline:  # not even the table's memory in time
+        raise DeadlineReached(f"a pair table of {len(cat.option_type)} options needs more time than is left")
     pricer = Pricer(profile.hardware, cat.options, cat.option_type, demand, deadline)
     master = Master(demand, cat.option_type, threads)
     for o in range(len(cat.option_type)):

@@ -49,10 +49,10 @@ def first_fit(profile: Profile, demands: list[Demand], order: list[int],
 def _alone(table: GpuTable, items: list[int]) -> None:
     """Open a GPU for each item alone at its least share (InfeasibleError when one cannot run alone)."""
     shares = table.alone(items)
-    for i, share in zip(items, shares.tolist()):
-        if not np.isfinite(share):
-            raise InfeasibleError(f"workload {table.demands[i].name!r} cannot run alone on a GPU")
-        table.open([i], [share])
+    bad = np.flatnonzero(~np.isfinite(shares))
+    if bad.size:
+        raise InfeasibleError(f"workload {table.demands[items[int(bad[0])]].name!r} cannot run alone on a GPU")
+    table.open_many(items, shares)
 
 
 def _first_fitting(table: GpuTable, i: int) -> tuple[int, Array]:

@@ -56,6 +56,20 @@ class GpuTable:
         self.set(g, np.asarray(members), np.asarray(shares, dtype=float))
         return g
 
+    def open_many(self, items: list[int], shares: Array) -> None:
+        """Open one GPU per item, each alone at its share (in one vector step)."""
+        g = self.size
+        k = len(items)
+        self._grow(g + k, 1)
+        self.size += k
+        rows = slice(g, g + k)
+        self.members[rows, :] = 0
+        self.shares[rows, :] = 0.0
+        self.members[rows, 0] = items
+        self.shares[rows, 0] = shares
+        self.count[rows] = 1
+        self.load[rows] = shares
+
     def set(self, g: int, members: Array, shares: Array) -> None:
         """Replace GPU g's members and shares."""
         k = len(members)

@@ -45,12 +45,14 @@ def place_greedy_timed(profile: Profile, demands: list[Demand], deadline: float 
     cut = False
     table = GpuTable(profile, demands, throughput=False)
     table.open([], [])
-    for i in by_least_share(demands):
-        r = demands[i].r_lower
-        if cut or (deadline is not None and time.perf_counter() > deadline):
+    order = by_least_share(demands)
+    for pos, i in enumerate(order):
+        if deadline is not None and time.perf_counter() > deadline:
             cut = True
-            table.open([i], [r])
-            continue
+            rest = order[pos:]
+            table.open_many(rest, np.array([demands[k].r_lower for k in rest]))
+            break
+        r = demands[i].r_lower
         found = table.trial(i, table.candidates(i))
         if not found.fits.any():
             table.open([i], [r])
