@@ -346,3 +346,29 @@ def test_batch_refuses_an_unknown_solver_before_solving(tmp_path):
     res = igniter("batch", MOTIVATION, "--solvers", "greedy,bogus", "-o", tmp_path / "r.csv")
     assert res.returncode == 2 and one_line(res.stderr) and "bogus" in res.stderr
     assert not (tmp_path / "r.csv").exists()
+
+
+# -- 6. refused up front, never a traceback or a hang ---------------------------------------------
+
+def test_a_tritonserver_that_is_not_executable_is_one_line(tmp_path):
+    from igniter_opt.deploy.launcher import LaunchError
+    from igniter_opt.deploy.local import find_tritonserver
+
+    fake = tmp_path / "tritonserver"
+    fake.write_text("not a program\n")
+    fake.chmod(0o644)
+    with pytest.raises(LaunchError, match="not executable"):
+        find_tritonserver(fake)
+
+
+@pytest.mark.parametrize(("args", "expect"), [
+    (("--duration", "1e9"), "more than the load generator's 24 h"),
+    (("--duration", "50000"), "more arrivals than the load generator holds"),
+])
+def test_runs_the_load_generator_cannot_hold_are_refused_before_anything_starts(tmp_path, args, expect):
+    plan = tmp_path / "plan.json"
+    assert igniter("solve", MOTIVATION, "-o", plan).returncode == 0
+    run_dir = tmp_path / "run"
+    res = igniter("run", plan, "--run-dir", run_dir, *args)
+    assert res.returncode == 2 and one_line(res.stderr) and expect in res.stderr, res.stderr
+    assert not (run_dir / "endpoints.json").exists() and not (run_dir / "repos").exists()

@@ -29,6 +29,7 @@ from igniter_opt.deploy.emulation import check_time_scale, dilate, parse_inject_
 from igniter_opt.deploy.gputypes import parse_gpu_map
 from igniter_opt.deploy.inputs import load_payloads
 from igniter_opt.deploy.load.generator import LoadError, LoadOptions, WorkloadResult, require_load_client
+from igniter_opt.deploy.load.protocol import check_load_size
 from igniter_opt.deploy.measure import measure
 from igniter_opt.deploy.monitor import MONITOR_FILE, JsonlTail, LiveOptions
 from igniter_opt.deploy.report import report_table, save_report
@@ -145,6 +146,14 @@ def _load_options(duration: float, warmup: float, distribution: Distribution, se
         raise InputError(str(exc)) from None
 
 
+def _check_size(plan: Plan, load: LoadOptions) -> None:
+    """Refuse, before anything starts, a run with more arrivals than the load generator holds."""
+    try:
+        check_load_size({w.name: w.rate_rps for w in plan.workloads()}, load)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+
+
 def _announce(dep: Deployment, quiet_stdout: bool = False) -> None:
     for note in dep.notes:
         err_console.print(note, highlight=False, soft_wrap=True)
@@ -242,6 +251,7 @@ def measure_cmd(plan: Path = typer.Argument(..., help="Plan JSON (the one deploy
     """Drive servers started by `igniter deploy --run-dir D` (found in D/endpoints.json) at the plan's rates."""
     require_load_client()
     loaded = _load(plan)
+    _check_size(loaded, _load_options(duration, warmup, distribution, seed))
     endpoints = read_endpoints(run_dir)
     loaded = dilate(loaded, float((endpoints.get("emulation") or {}).get("time_scale", 1.0)))
     payloads = _payloads(loaded, input_data)
@@ -271,6 +281,7 @@ def run_cmd(plan: Path = typer.Argument(..., help="Plan JSON."), backend: Backen
     loaded, errors = _emulation(_load(plan), device, inject_error, time_scale)
     io.output_dir(run_dir)
     load = _load_options(duration, warmup, distribution, seed)
+    _check_size(loaded, load)
     payloads = _payloads(loaded, input_data)
     options = _options(backend, run_dir, no_mps, tritonserver, image, device, fp16, address, cpus_per_server,
                        errors, time_scale, shadow, shadow_margin, shadow_windows, gpu_map)

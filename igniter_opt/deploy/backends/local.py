@@ -63,6 +63,8 @@ def find_tritonserver(option: str | Path | None = None) -> TritonInstall | None:
         path = Path(option)
         if not path.is_file():
             raise LaunchError(f"--tritonserver {option}: no such file")
+        if not os.access(path, os.X_OK):
+            raise LaunchError(f"--tritonserver {option}: not executable")
         bundled = _pytriton_install()
         if bundled is not None and path.resolve() == bundled.binary:
             return bundled

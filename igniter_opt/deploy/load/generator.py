@@ -34,7 +34,17 @@ from typing import IO
 import numpy as np
 
 from igniter_opt.data.errors import require
-from igniter_opt.deploy.load.protocol import DISTRIBUTIONS, READY, LoadError, LoadOptions, Shard, Target, recv, send
+from igniter_opt.deploy.load.protocol import (
+    DISTRIBUTIONS,
+    READY,
+    LoadError,
+    LoadOptions,
+    Shard,
+    Target,
+    check_load_size,
+    recv,
+    send,
+)
 from igniter_opt.platform.processes import kill_and_reap
 
 __all__ = ["DISTRIBUTIONS", "LoadError", "LoadHooks", "LoadOptions", "Shard", "Target", "WorkloadResult", "arrivals",
@@ -157,6 +167,7 @@ def run_load(targets: list[Target], options: LoadOptions, ready_timeout_s: float
     `options.progress_s > 0` completions are streamed to the hooks while the load runs.
     """
     require_load_client()
+    check_load_size({t.name: t.rate_rps for t in targets}, options)
     shards = make_shards(targets, options)
     nproc = max(1, min(len(shards), options.processes or os.cpu_count() or 1))
     groups: list[list[Shard]] = [[] for _ in range(nproc)]

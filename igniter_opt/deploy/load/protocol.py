@@ -63,6 +63,26 @@ class LoadOptions:
             raise ValueError(f"distribution must be one of {DISTRIBUTIONS}, got {self.distribution!r}")
         if self.duration_s <= 0 or self.warmup_s < 0:
             raise ValueError("duration must be > 0 and warm-up >= 0")
+        if self.duration_s + self.warmup_s > MAX_SECONDS:
+            raise ValueError(f"--duration {self.duration_s:g} s plus --warmup {self.warmup_s:g} s: more than the "
+                             f"load generator's {MAX_SECONDS // 3600} h")
+
+
+# The load generator precomputes every arrival time (8 bytes each, per workload): more than this
+# many arrivals in one run is refused up front instead of exhausting memory.
+MAX_ARRIVALS = 20_000_000
+MAX_SECONDS = 24 * 3600
+
+
+def check_load_size(rates: dict[str, float], options: LoadOptions) -> None:
+    """ValueError naming the workload when rate x (warm-up + duration) passes MAX_ARRIVALS."""
+    seconds = options.duration_s + options.warmup_s
+    total = 0.0
+    for name, rate in rates.items():
+        total += rate * seconds
+        if rate * seconds > MAX_ARRIVALS or total > MAX_ARRIVALS:
+            raise ValueError(f"workload {name!r}: {rate:g} req/s for {seconds:g} s is more arrivals than the load "
+                             f"generator holds ({MAX_ARRIVALS:,} per run); shorten --duration")
 
 
 @dataclass(frozen=True)
