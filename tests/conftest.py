@@ -8,6 +8,9 @@ a reason naming the extra and the install command.
 
 import importlib.util
 import json
+import os
+import signal
+import time
 from functools import cache
 from pathlib import Path
 
@@ -50,6 +53,26 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             if missing:
                 pytest.skip(f"needs the '{name}' extra ({', '.join(missing)} missing): "
                             f"pip install -e '.[{name}]'")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_of_ours_left(tmp_path_factory):
+    """The suite's own teardown: once every test has run, no tritonserver or python backend stub
+    started under this session's temporary folder is still alive (waited for up to 30 s: a stub
+    notices its server's death on a poll). Leftovers are killed, then reported as an error. Only
+    our processes are looked at (their command lines name this session's folder)."""
+    yield
+    base = tmp_path_factory.getbasetemp().resolve()
+    deadline = time.monotonic() + 30
+    while triton_pids(base) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    left = triton_pids(base)
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    assert not left, f"the test suite left servers or python stubs running (killed now): pids {left}"
 
 
 @pytest.fixture(scope="session")
