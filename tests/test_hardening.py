@@ -372,3 +372,15 @@ def test_runs_the_load_generator_cannot_hold_are_refused_before_anything_starts(
     res = igniter("run", plan, "--run-dir", run_dir, *args)
     assert res.returncode == 2 and one_line(res.stderr) and expect in res.stderr, res.stderr
     assert not (run_dir / "endpoints.json").exists() and not (run_dir / "repos").exists()
+
+
+def test_a_server_that_never_becomes_ready_is_a_bounded_visible_wait(monkeypatch, capsys):
+    from igniter_opt.deploy import launcher
+
+    monkeypatch.setattr(launcher, "SAY_WAITING_S", 0.2)
+    port = launcher.free_port()  # nothing listens there
+    start = time.monotonic()
+    with pytest.raises(launcher.LaunchError, match="not ready after 1.5 s"):
+        launcher.wait_ready(f"http://127.0.0.1:{port}", 1.5, what="tritonserver for x")
+    assert time.monotonic() - start < 30  # hang guard
+    assert "waiting for tritonserver for x to be ready (at most 1.5 s)" in capsys.readouterr().err

@@ -5,6 +5,7 @@ The records it passes (ServerSpec, Endpoint, LaunchError) are in deploy/types.py
 from __future__ import annotations
 
 import socket
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -21,11 +22,21 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+SAY_WAITING_S = 10.0
+
+
 def wait_ready(http_url: str, timeout_s: float, alive: Callable[[], bool] = lambda: True,
                what: str = "server") -> None:
-    """Poll GET {http_url}/v2/health/ready until 200; LaunchError on timeout or when `alive` fails."""
-    deadline = time.monotonic() + timeout_s
+    """Poll GET {http_url}/v2/health/ready until 200; LaunchError on timeout or when `alive` fails.
+
+    A wait past SAY_WAITING_S says so on stderr once (with the bound), so a slow start is visible."""
+    start = time.monotonic()
+    deadline = start + timeout_s
+    said = False
     while time.monotonic() < deadline:
+        if not said and time.monotonic() - start > SAY_WAITING_S:
+            print(f"waiting for {what} to be ready (at most {timeout_s:g} s)", file=sys.stderr, flush=True)
+            said = True
         if not alive():
             raise LaunchError(f"{what} exited before it was ready")
         try:
