@@ -161,11 +161,13 @@ def _to_gpus(demands: list[Demand], cat: Catalogue, pricer: Pricer, chosen: list
 
 
 def _prepare(profile: Profile, demands: list[Demand], policy: str, aggregate: bool, deadline: float,
-             threads: int, margin_pct: float, heuristics: list[list[GpuPlan]]
+             threads: int, margin_pct: float, heuristics: list[list[GpuPlan]] | None = None
              ) -> tuple[Catalogue, Pricer, BranchAndPrice]:
-    """Types, options, pricer and master seeded with the heuristics' columns; the search not run.
-
-    DeadlineReached when the pricer's pair table is not built by `deadline`."""
+    """Types, options, pricer and master seeded with the heuristics' columns (heuristic_plans when
+    not given); the search not run. DeadlineReached when the pricer's pair table is not built by
+    `deadline`."""
+    if heuristics is None:
+        heuristics = heuristic_plans(profile, demands)
     cat = catalogue(profile, demands, policy, aggregate, margin_pct)
     demand = np.array([len(m) for m in cat.type_demands], dtype=float)
     pairs = len(cat.option_type) ** 2
