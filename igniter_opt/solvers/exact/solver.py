@@ -11,6 +11,7 @@ when the root cannot close the gap, because pair branching needs single rows.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -250,6 +251,11 @@ def solve(instance: Instance, profile: Profile, demands: list[Demand], options: 
     try:
         cat, pricer, bnp = _prepare(profile, demands, policy, True, deadline, options.threads, margin, heuristics)
     except DeadlineReached as exc:
+        if time.perf_counter() < deadline:  # what is left goes to a first fit that may get further
+            shareable = [i for i, d in enumerate(demands) if not d.full_gpu]
+            order = sorted(shareable, key=lambda i: -demands[i].r_lower)
+            with contextlib.suppress(InfeasibleError):
+                heuristics.append(first_fit(profile, demands, order, deadline))
         return _out_of_time(plan, heuristics, str(exc))
     try:
         active = cat
