@@ -103,7 +103,7 @@ def _first_fit_loop(profile, demands, order):
     gpus: list[tuple[list[int], np.ndarray]] = []
     for i in order:
         for g, (members, shares) in enumerate(gpus):
-            trial = members + [i]
+            trial = [*members, i]
             batch = np.array([demands[m].batch for m in trial], dtype=float)
             new = least_shares(profile, demands, trial, batch, np.append(shares, demands[i].r_lower))
             if new is not None:
@@ -190,7 +190,8 @@ def _hold(path: Path):
 
 
 def test_a_run_directory_in_use_is_refused_naming_the_holder(tmp_path):
-    from igniter_opt.deploy.session import DeployOptions, deploy
+    from igniter_opt.deploy.session import deploy
+    from igniter_opt.deploy.types import DeployOptions
 
     run_dir = tmp_path / "run"
     proc = _hold(run_dir)
@@ -351,8 +352,8 @@ def test_batch_refuses_an_unknown_solver_before_solving(tmp_path):
 # -- 6. refused up front, never a traceback or a hang ---------------------------------------------
 
 def test_a_tritonserver_that_is_not_executable_is_one_line(tmp_path):
-    from igniter_opt.deploy.launcher import LaunchError
-    from igniter_opt.deploy.local import find_tritonserver
+    from igniter_opt.deploy.backends.local import find_tritonserver
+    from igniter_opt.deploy.types import LaunchError
 
     fake = tmp_path / "tritonserver"
     fake.write_text("not a program\n")
@@ -375,12 +376,12 @@ def test_runs_the_load_generator_cannot_hold_are_refused_before_anything_starts(
 
 
 def test_a_server_that_never_becomes_ready_is_a_bounded_visible_wait(monkeypatch, capsys):
-    from igniter_opt.deploy import launcher
+    from igniter_opt.deploy.backends import launcher
 
     monkeypatch.setattr(launcher, "SAY_WAITING_S", 0.2)
     port = launcher.free_port()  # nothing listens there
     start = time.monotonic()
-    with pytest.raises(launcher.LaunchError, match="not ready after 1.5 s"):
+    with pytest.raises(launcher.LaunchError, match=r"not ready after 1\.5 s"):
         launcher.wait_ready(f"http://127.0.0.1:{port}", 1.5, what="tritonserver for x")
     assert time.monotonic() - start < 30  # hang guard
     assert "waiting for tritonserver for x to be ready (at most 1.5 s)" in capsys.readouterr().err
