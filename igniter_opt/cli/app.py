@@ -41,6 +41,15 @@ NoArgsIsHelp: type[Exception] = getattr(sys.modules[UsageError.__module__], "NoA
                                         type("_Never", (Exception,), {}))
 
 
+def working(what: str) -> Any:
+    """A spinner with the elapsed time on stderr while long work runs (only on a terminal)."""
+    from contextlib import nullcontext
+
+    if not err_console.is_terminal:
+        return nullcontext()
+    return err_console.status(what, spinner="dots")
+
+
 def _usage_line(exc: Any) -> str:
     where = f"{exc.ctx.command_path}: " if exc.ctx is not None else ""
     return where + " ".join(exc.format_message().split())

@@ -23,6 +23,7 @@ from igniter_opt.cli.app import (
     positive,
     print_error,
     profile_app,
+    working,
 )
 from igniter_opt.cli.choices import BatchPolicy, SolverName, value
 from igniter_opt.cli.render import plan_table
@@ -132,7 +133,7 @@ def solve_cmd(
     inst = load_checked_instance(instance)
     prof, note = learned_profile(inst, profile, learned_margin)
     try:
-        with _working(f"solving {inst.name} ({len(inst.workloads)} workloads) with {solver.value}, "
+        with working(f"solving {inst.name} ({len(inst.workloads)} workloads) with {solver.value}, "
                       f"time limit {time_limit:g} s"):
             plan = solve(inst, solver.value, prof, options)
         if note:
@@ -153,15 +154,6 @@ def learned_profile(inst: Instance, profile: str | None, learned: Path | None) -
     factors = load_learned(learned, base)
     text = ", ".join(f"{m} x{f:.3g}" for m, f in sorted(factors.items())) or "no model"
     return apply_learned(base, factors), f"learned margin {learned}: {text}"
-
-
-def _working(what: str) -> Any:
-    """A spinner with the elapsed time on stderr while long work runs (only on a terminal)."""
-    from contextlib import nullcontext
-
-    if not err_console.is_terminal:
-        return nullcontext()
-    return err_console.status(what, spinner="dots")
 
 
 def interrupted(plan: Plan | None, output: Path | None) -> NoReturn:

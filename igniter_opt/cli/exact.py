@@ -19,6 +19,7 @@ from igniter_opt.cli.app import (
     emit_json,
     err_console,
     positive,
+    working,
 )
 from igniter_opt.cli.choices import BatchPolicy, value
 from igniter_opt.data.errors import InfeasibleError, InputError, SolveInterrupted
@@ -168,7 +169,9 @@ def _compare_rows(inst: Instance, names: list[str], levels: list[float], options
         at_margin = replace(options, margin_pct=margin)
         for name in names:
             try:
-                rows.append(compare_row(solve(inst, name, None, at_margin)))
+                with working(f"{name} on {inst.name} ({len(inst.workloads)} workloads)"
+                             + (f" at margin {margin:g}%" if margin else "")):
+                    rows.append(compare_row(solve(inst, name, None, at_margin)))
             except SolveInterrupted as exc:
                 if exc.plan is not None and exc.plan.gpus:
                     rows.append(compare_row(exc.plan))
