@@ -6,9 +6,9 @@
 Each (size, solver) runs `solvers.solve` on `bench.generate.random_instance(n, seed)` in a fresh
 process (so its peak resident memory, from getrusage, is its own and numba/Pyomo imports are not
 counted in the time), with `--time-limit`. `patterns` runs with force (it is refused above 16
-workloads otherwise). The overrun is the call's wall time past the limit; the promise is
-overrun <= max(2 s, 10% of the limit) at every size (README, "Exact solvers"), and the script
-exits 1 when a run breaks it.
+workloads otherwise); a run refused by a memory bound (patterns' MAX_PATTERNS) is a row `refused`.
+The overrun is the call's wall time past the limit; the promise is overrun <= max(2 s, 10% of the
+limit) at every size (README, "Exact solvers"), and the script exits 1 when a run breaks it.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from rich.table import Table
 
 def _run(n: int, solver: str, limit: float, seed: int, out: Any) -> None:
     from igniter_opt.bench.generate import random_instance
+    from igniter_opt.data.errors import InputError
     from igniter_opt.solvers.base import SolveOptions
     from igniter_opt.solvers.registry import get_solver
     from igniter_opt.solvers.solve import solve
@@ -33,7 +34,13 @@ def _run(n: int, solver: str, limit: float, seed: int, out: Any) -> None:
     instance = random_instance(n, seed)
     get_solver(solver)  # imports (Pyomo, numba) outside the timed call
     start = time.perf_counter()
-    plan = solve(instance, solver, options=SolveOptions(time_limit=limit, force=True))
+    try:
+        plan = solve(instance, solver, options=SolveOptions(time_limit=limit, force=True))
+    except InputError:  # a memory bound refused the run in one line (patterns' MAX_PATTERNS)
+        seconds = time.perf_counter() - start
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        out.send((seconds, peak_mb, 0, None, "refused", False))
+        return
     seconds = time.perf_counter() - start
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out.send((seconds, peak_mb, plan.num_gpus, plan.lower_bound, plan.status, plan.feasible))

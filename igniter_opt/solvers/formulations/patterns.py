@@ -38,6 +38,7 @@ MAX_BATCH_VECTORS = 4096
 # kept (~300 bytes each); past it `patterns` stops with one line and `milp` skips its pair conflicts.
 MAX_PATTERNS = 2_000_000
 STOPPED_SECONDS = 0.5  # for the heuristic plan once the time limit has stopped the enumeration
+ENUM_SHARE = 0.9  # of the time limit, at most for the enumeration (a cut one falls back to the heuristics)
 Pattern = tuple[tuple[int, ...], Array, Array]  # members, shares, batches
 
 
@@ -256,7 +257,8 @@ def solve(instance: Instance, profile: Profile, demands: list[Demand], options: 
         return plan
     cfgs = shareable_configs(profile, demands, policy)  # InfeasibleError naming a workload no GPU serves
     try:
-        patterns, complete = enumerate_patterns(profile, demands, policy, deadline)
+        # the enumeration stops at ENUM_SHARE of the limit: the rest is for the fallback plan
+        patterns, complete = enumerate_patterns(profile, demands, policy, begin + ENUM_SHARE * options.time_limit)
     except DeadlineReached:
         patterns, complete = [], False
     except KeyboardInterrupt:
