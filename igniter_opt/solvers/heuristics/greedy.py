@@ -18,11 +18,23 @@ from igniter_opt.data.instance import Instance
 from igniter_opt.data.plan import GpuPlan, Plan
 from igniter_opt.model import Profile
 from igniter_opt.solvers.base import FunctionSolver, NoOptions
-from igniter_opt.solvers.colocation import by_least_share, placed, replica_gpus
+from igniter_opt.solvers.colocation import by_least_share, placed, raise_violators, replica_gpus
 from igniter_opt.solvers.heuristics.fixedpoint import GpuTable
-from igniter_opt.solvers.sizing import Demand
+from igniter_opt.solvers.sizing import FULL_SHARE, Demand
 
 Slot = tuple[int, float]  # (demand index, share)
+
+
+def _try_gpu(profile: Profile, demands: list[Demand], gpu: list[Slot], i: int) -> list[Slot] | None:
+    """Demand i added to one GPU at r_lower, then the fixed point (the reference's step; the fleet
+    greedy uses it GPU by GPU), or None when the shares pass 100%."""
+    members = [*(m for m, _ in gpu), i]
+    shares = np.array([*(s for _, s in gpu), demands[i].r_lower])
+    if shares.sum() <= FULL_SHARE:
+        shares = raise_violators(profile, demands, members, shares)
+    if shares.sum() > FULL_SHARE:
+        return None
+    return list(zip(members, shares.tolist()))
 
 
 TIE = 1e-9  # added shares closer than this are a tie (float noise), and the first GPU wins
