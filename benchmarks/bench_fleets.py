@@ -2,6 +2,8 @@
 
     python benchmarks/bench_fleets.py                        # 100 workloads, 5 fresh seeds from 3000
     python benchmarks/bench_fleets.py --n 50 --seeds 3 --first-seed 4000 --time-limit 60
+    python benchmarks/bench_fleets.py --seeds 3 --first-seed 5000 --plot docs/figures/fleet-cost.png \
+        --json docs/figures/fleet-cost.json      # also the figure: cost vs the cheapest single type
 
 Instances: igniter_opt.bench.fleets.fleet_instance(n, seed, types=2): the `mixed` family's workloads
 over a V100 at 2.48/h and a SYNTHETIC slower type at 1.24/h (examples/fleets/synthetic-slow.json,
@@ -14,11 +16,13 @@ the type the unlimited optimum uses most capped at 70% of what it uses. Every pl
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing as mp
 import statistics
 import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
@@ -96,18 +100,37 @@ def table(rows: list[dict], title: str) -> Table:
     return t
 
 
+def plot_points(rows: list[dict]) -> list[dict]:
+    """The figure's numbers per seed (bench.plots.plot_fleet_cost): each plan's cost per hour."""
+    return [{"seed": r["seed"], "cheapest_single": r["best_single"], "exact": r["fleet"]["cost"],
+             "greedy": r["greedy"]["cost"], "greedy_breaks": not r["greedy"]["feasible"], "capped": r["capped"]["cost"],
+             "singles": {t: s["cost"] for t, s in zip(("v100", "slow"), r["singles"]) if s["feasible"]}}
+            for r in rows]
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=100, help="workloads per instance")
     ap.add_argument("--seeds", type=int, default=5, help="instances")
     ap.add_argument("--first-seed", type=int, default=3000, help="first seed (the solver was developed on 0-300)")
     ap.add_argument("--time-limit", type=float, default=60.0, help="seconds per exact solve")
+    ap.add_argument("--plot", type=Path, help="write the figure (cost vs the cheapest single-type plan) to this PNG")
+    ap.add_argument("--json", type=Path, help="write the rows (every solve's cost, status, seconds) to this JSON")
     args = ap.parse_args(argv)
     console = Console(width=200)
     rows = run(args.n, args.first_seed, args.seeds, args.time_limit, console)
     console.print(table(rows, f"least cost over v100 (2.48/h) + SYNTHETIC slow type (1.24/h), n={args.n}, seeds "
                               f"{args.first_seed}..{args.first_seed + args.seeds - 1}, one HiGHS thread, "
                               f"{args.time_limit:g} s per exact solve"))
+    command = "python benchmarks/bench_fleets.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    if args.json:
+        args.json.write_text(json.dumps({"command": command, "rows": rows}, indent=1) + "\n")
+    if args.plot:
+        from igniter_opt.bench.plots import plot_fleet_cost
+
+        plot_fleet_cost(plot_points(rows), args.plot,
+                        f"n={args.n}, v100 2.48/h + SYNTHETIC slow 1.24/h; % of the cheapest single-type exact plan")
+        console.print(f"figure: {args.plot}")
 
 
 if __name__ == "__main__":

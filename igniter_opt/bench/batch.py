@@ -34,11 +34,13 @@ from igniter_opt.bench.pool import ProcessPool, TaskFn, TaskPool, solve_task
 from igniter_opt.bench.results import (
     FAILED,
     LEGACY_COLUMNS,
+    NOCOST_COLUMNS,
     ResultsWriter,
     Task,
     answer_options,
     family_of,
     file_digest,
+    has_fleet,
     instance_key,
     read_results,
     results_columns,
@@ -168,6 +170,10 @@ def run_batch(paths: Sequence[str | Path], solvers: Sequence[str], time_limit: f
         if results_columns(results_csv) == LEGACY_COLUMNS:
             raise InputError(f"{results_csv}: written by an older igniter batch (no instance_sha256 "
                              f"and options columns), so its rows cannot be matched safely; pass a new -o")
+        fleets = [t.path for t in tasks if has_fleet(Path(t.path))]
+        if fleets and results_columns(results_csv) == NOCOST_COLUMNS:
+            raise InputError(f"{results_csv}: written before the cost column, so {fleets[0]}'s fleet "
+                             f"cost cannot be recorded there; pass a new -o")
         summary = _run_locked(tasks, results_csv, time_limit, retry_failed, console, progress,
                               pool or ProcessPool(jobs, margin, task_fn))
     summary.seconds = time.monotonic() - started

@@ -1,8 +1,10 @@
-"""The report's figures (matplotlib, Agg): GPUs saved vs size, solve time vs size, gap distribution."""
+"""The report's figures (matplotlib, Agg): GPUs saved vs size, solve time vs size, gap distribution;
+and benchmarks/bench_fleets.py's cost vs the cheapest single-type plan."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -93,6 +95,55 @@ def plot_gap(report: Report, path: Path) -> Path:
     ax.set_title("Gap to the best lower bound any solver proved (feasible plans only)", fontsize=10)
     ax.grid(alpha=0.3)
     return _save(fig, path)
+
+
+FLEET_SERIES = (("exact", "exact over the fleet", "tab:purple"), ("greedy", "fleet greedy", "tab:blue"),
+                ("capped", "exact, most-used type capped", "tab:gray"))
+
+
+def fleet_cost_series(points: Sequence[dict]) -> list[tuple[str, str, list[float]]]:
+    """(label, color, % of the cheapest single-type plan per point) for each plan kind; NaN where a
+    point has no such plan. `points`: {"seed", "cheapest_single" (cost/h), "singles" ({type:
+    cost/h}), "exact", "greedy", "capped" (cost/h or None), "greedy_breaks" (bool)}."""
+    types = sorted({t for p in points for t in p["singles"]})
+    series = [(k, label, color) for k, label, color in FLEET_SERIES] + \
+             [(f"single:{t}", f"{t} only (exact)", c) for t, c in zip(types, ("tab:green", "tab:orange", "tab:olive"))]
+    out = []
+    for key, label, color in series:
+        costs = [p["singles"].get(key[7:]) if key.startswith("single:") else p.get(key) for p in points]
+        out.append((label, color, [float("nan") if c is None or not p["cheapest_single"]
+                                   else 100 * c / p["cheapest_single"] for c, p in zip(costs, points)]))
+    return out
+
+
+def plot_fleet_cost(points: Sequence[dict], path: Path, title: str = "") -> Path:
+    """Cost of each fleet plan as % of the cheapest single-type plan of its instance, one group of
+    bars per seed (points: fleet_cost_series); the greedy's bar is hatched where its plan breaks
+    the model."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4.8), dpi=120)
+    series = fleet_cost_series(points)
+    width = 0.8 / len(series)
+    x = np.arange(len(points))
+    for j, (label, color, values) in enumerate(series):
+        bars = ax.bar(x + (j - (len(series) - 1) / 2) * width, values, width, color=color, label=label)
+        for bar, p in zip(bars, points):
+            if label == "fleet greedy" and p.get("greedy_breaks"):
+                bar.set_hatch("//")
+                bar.set_edgecolor("white")
+    ax.axhline(100, color="black", linewidth=0.8, linestyle="--")
+    ax.set_xticks(x, [f"seed {p['seed']}\n({_f(p['cheapest_single'])}/h)" for p in points], fontsize=8)
+    shown = [v for _, _, values in series for v in values if not np.isnan(v)]
+    ax.set_ylim(max(0.0, min([100.0, *shown]) - 10), max([100.0, *shown]) + 8)
+    ax.set_ylabel("cost per hour, % of the cheapest single-type plan")
+    ax.set_title(title or "Fleet plans vs the cheapest single-type plan (hatched: breaks the model)", fontsize=9)
+    ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.16))
+    ax.grid(alpha=0.3, axis="y")
+    return _save(fig, path)
+
+
+def _f(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
 
 
 def _save(fig, path: Path) -> Path:

@@ -45,6 +45,7 @@ def solve_task(path: str, solver: str, time_limit: float) -> dict[str, Any]:
         "seconds": plan.solve_seconds, "feasible": plan.feasible,
         "total_share": plan.total_share if has_plan else None,
         "slo_violations": sum(w.meets_slo is False for w in plan.workloads()),
+        "cost": plan.cost if has_plan else None,
     }
 
 

@@ -52,6 +52,7 @@ class ResultRow:
     gap: float | None
     seconds: float | None
     feasible: bool
+    cost: float | None = None  # price per hour of the plan (a fleet with prices), else None
 
     @property
     def has_plan(self) -> bool:
@@ -84,7 +85,7 @@ def parse_rows(rows: Iterable[dict[str, str]], by_kind: bool = False, origin: st
     typed = [checked[id(r)] for r in latest_rows(rows).values()]
     return [ResultRow(instance=r.instance, family=label(r.instance, r.family or "-"), workloads=r.workloads or 0,
                    solver=r.solver, status=r.status, gpus=r.gpus, lower_bound=r.lower_bound, gap=r.gap,
-                   seconds=r.seconds, feasible=r.feasible == "True")
+                   seconds=r.seconds, feasible=r.feasible == "True", cost=r.cost)
             for r in typed]
 
 
@@ -96,6 +97,7 @@ class GroupStats:
     size: int
     instances: int
     mean_gpus: dict[str, float] = field(default_factory=dict)
+    mean_cost: dict[str, tuple[float, int, int]] = field(default_factory=dict)  # (mean, plans, broken)
     plans: dict[str, int] = field(default_factory=dict)
     time_pct: dict[str, tuple[float, ...]] = field(default_factory=dict)
     slo_broken: dict[str, int] = field(default_factory=dict)
@@ -146,6 +148,10 @@ def group_stats(family: str, size: int, results: Sequence[ResultRow], solvers: S
         if times:
             stats.time_pct[s] = tuple(float(v) for v in np.percentile(times, PERCENTILES))
         stats.slo_broken[s] = sum(not r.feasible for r in planned)
+        costed = [r for r in planned if r.cost is not None]
+        if costed:
+            stats.mean_cost[s] = (float(np.mean([r.cost for r in costed])), len(costed),
+                                  sum(not r.feasible for r in costed))
         stats.optimal[s] = sum(r.status == "optimal" for r in rows)
     if exact is not None:
         pairs = paired_savings(results, exact, baseline)
@@ -195,6 +201,9 @@ def _f(value: float | None, fmt: str = "{:.2f}") -> str:
     return "–" if value is None else fmt.format(value)
 
 
+# Written into report.md only when the results carry a cost (reports of single-type rows are unchanged).
+COST_DEFINITION = ("- mean cost (issue 21: instances whose fleet has prices) is the mean price per hour of a solver's\n"
+                   "  plans over the instances where its plan has a cost, n the number of such plans; † as for GPUs.")
 BROKEN_MARK = "†"
 BROKEN_NOTE = f"{BROKEN_MARK}: the mean includes plans that break an SLO under the model (how many: last table)"
 
@@ -203,6 +212,14 @@ def _mean(g: GroupStats, solver: str) -> str:
     """Mean GPUs, marked when some of the plans it averages break an SLO under the model."""
     text = _f(g.mean_gpus.get(solver))
     return text + BROKEN_MARK if g.slo_broken.get(solver) and solver in g.mean_gpus else text
+
+
+def _cost(g: GroupStats, solver: str) -> str:
+    """Mean cost per hour and how many plans it averages, marked as `_mean` marks GPUs."""
+    if solver not in g.mean_cost:
+        return "–"
+    mean, n, broken = g.mean_cost[solver]
+    return f"{mean:.2f} (n={n})" + (BROKEN_MARK if broken else "")
 
 
 def _times(t: tuple[float, ...] | None) -> str:
@@ -230,9 +247,16 @@ def tables(report: Report) -> list[tuple[str, list[str], list[list[str]]]]:
     slo_rows = [[g.family, size(g), str(g.instances)] + [f"{g.slo_broken.get(s, 0)}/{g.plans.get(s, 0)}"
                                                           for s in heur] for g in report.groups]
     pcts = "/".join("max" if p == 100 else f"p{p}" for p in PERCENTILES)
+    cost = []
+    if any(r.cost is not None for r in report.results):
+        cost_rows = [[g.family, size(g), str(g.instances)] + [_cost(g, s) for s in report.solvers]
+                     for g in report.groups if g.mean_cost]
+        cost = [("Mean cost per hour per solver (instances whose fleet has prices; n: plans)",
+                 head + [f"cost {s}" for s in report.solvers], cost_rows)]
     return [
         ("Mean GPUs per solver" + (f", {report.exact} vs {report.baseline}" if report.exact else ""),
          head + gpu_cols + cmp_cols, gpu_rows),
+        *cost,
         (f"Solve time (s, {pcts})", head + report.solvers, time_rows),
         ("Plans that break an SLO under the model (broken/plans)", head + heur, slo_rows),
     ]
@@ -274,6 +298,8 @@ def markdown(report: Report, source: str, figures: Sequence[str] = (), meta: dic
     if figures:
         lines += ["", "## Figures", ""] + [f"![{Path(f).stem}]({Path(f).name})" for f in figures]
     definitions = (__doc__ or "").split("Definitions (also written into report.md):")[-1].strip()
+    if any(r.cost is not None for r in report.results):
+        definitions = definitions[:-1] + ";\n" + COST_DEFINITION
     lines += ["", "## Definitions", "", definitions, ""]
     return "\n".join(lines)
 

@@ -5,6 +5,9 @@ What `bench.report` reads and `bench.batch` writes; it knows nothing of how task
 A row's resume key is what determines the answer, not where the file happens to be: the SHA-256 of
 the instance file's bytes, the solver, and the options that change the solver's answer
 (`answer_options`: the time limit, threads and MIP gap for an exact solver, none for a heuristic).
+The last column, cost, is the plan's price per hour on an instance whose fleet has prices (issue
+21), empty otherwise; files written before it (NOCOST_COLUMNS) are read, and appended to in their
+own layout as long as no instance of the batch has a fleet.
 """
 
 from __future__ import annotations
@@ -20,10 +23,12 @@ from typing import Any
 from igniter_opt.data.errors import InputError
 
 COLUMNS = ("instance", "family", "workloads", "solver", "options", "instance_sha256", "gpus",
-           "lower_bound", "status", "gap", "seconds", "feasible", "total_share", "slo_violations", "error")
+           "lower_bound", "status", "gap", "seconds", "feasible", "total_share", "slo_violations", "error", "cost")
+# Results files written before the cost column (issue 21): read, and appended to without a cost.
+NOCOST_COLUMNS = COLUMNS[:-1]
 # Results files written before the resume key held the instance's hash and the options: `report`
 # still reads them; `batch` refuses to append to them (their rows cannot be matched safely).
-LEGACY_COLUMNS = tuple(c for c in COLUMNS if c not in ("options", "instance_sha256"))
+LEGACY_COLUMNS = tuple(c for c in NOCOST_COLUMNS if c not in ("options", "instance_sha256"))
 FAILED = ("error", "crashed", "timeout")  # statuses of a task that produced no plan
 
 
@@ -87,6 +92,15 @@ def workload_count(path: Path) -> int | None:
         return None
 
 
+def has_fleet(path: Path) -> bool:
+    """Does the file give a "fleet" (without validating it; False when unreadable)?"""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and "fleet" in data
+
+
 def results_columns(path: Path) -> tuple[str, ...] | None:
     """The header of a results CSV (None when absent or empty)."""
     if not path.is_file() or path.stat().st_size == 0:
@@ -98,7 +112,8 @@ def results_columns(path: Path) -> tuple[str, ...] | None:
 def read_results(path: str | Path) -> list[dict[str, str]]:
     """Complete rows of a results CSV (a row cut short by a kill is ignored); [] when absent.
 
-    Files of the previous layout (LEGACY_COLUMNS) are read too, with empty options and hash."""
+    Files of the previous layouts are read too: LEGACY_COLUMNS with empty options and hash,
+    NOCOST_COLUMNS with an empty cost."""
     return read_results_counted(path)[0]
 
 
@@ -110,10 +125,15 @@ def read_results_counted(path: str | Path) -> tuple[list[dict[str, str]], int]:
     try:
         with path.open(newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)
-            if tuple(reader.fieldnames or ()) not in (COLUMNS, LEGACY_COLUMNS):
+            if tuple(reader.fieldnames or ()) not in (COLUMNS, NOCOST_COLUMNS, LEGACY_COLUMNS):
                 raise InputError(f"{path}: not a results file of this version (columns {reader.fieldnames})")
             every = list(reader)
-            rows = [row for row in every if row.get("error") is not None and row.get("status")]
+            last = (reader.fieldnames or ["error"])[-1]
+            rows = [row for row in every if row.get(last) is not None and row.get("status")]
+        with path.open("rb") as raw:  # a last line without its newline was cut short (cost is last)
+            raw.seek(-1, 2)
+            if raw.read(1) != b"\n" and rows and every and rows[-1] is every[-1]:
+                rows.pop()
     except (UnicodeDecodeError, csv.Error) as exc:
         raise InputError(f"{path}: not a results CSV ({exc})") from None
     except OSError as exc:
@@ -121,6 +141,7 @@ def read_results_counted(path: str | Path) -> tuple[list[dict[str, str]], int]:
     for row in rows:
         row.setdefault("options", "")
         row.setdefault("instance_sha256", "")
+        row.setdefault("cost", "")
     return rows, len(every) - len(rows)
 
 
@@ -142,18 +163,19 @@ def _fmt(value: Any) -> Any:
     return value
 
 
-def row_values(task: Task, **values: Any) -> dict[str, Any]:
+def row_values(task: Task, columns: tuple[str, ...] = COLUMNS, **values: Any) -> dict[str, Any]:
     row: dict[str, Any] = {c: "" for c in COLUMNS}
     row.update(instance=task.key, family=task.family, workloads=task.workloads, solver=task.solver,
                options=task.options, instance_sha256=task.digest)
     row.update(values)
-    return {c: _fmt(row[c]) for c in COLUMNS}
+    return {c: _fmt(row[c]) for c in columns}
 
 
 class ResultsWriter:
     """The results CSV, appended one row per finished task and flushed at once (a context manager).
 
-    Opening cuts a trailing half-written row (a kill mid-write) and writes the header to a new file.
+    Opening cuts a trailing half-written row (a kill mid-write) and writes the header to a new file;
+    a file written before the cost column keeps its layout (run_batch refuses fleets for it).
     """
 
     def __init__(self, path: Path) -> None:
@@ -166,15 +188,16 @@ class ResultsWriter:
             path.parent.mkdir(parents=True, exist_ok=True)
             with path.open("w", newline="") as fh:
                 csv.writer(fh).writerow(COLUMNS)
+        self.columns = NOCOST_COLUMNS if results_columns(path) == NOCOST_COLUMNS else COLUMNS
 
     def __enter__(self) -> ResultsWriter:
         self.fh = self.path.open("a", newline="")
-        self.writer = csv.DictWriter(self.fh, fieldnames=COLUMNS)
+        self.writer = csv.DictWriter(self.fh, fieldnames=self.columns)
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.fh.close()
 
     def write(self, task: Task, row: dict[str, Any]) -> None:
-        self.writer.writerow(row_values(task, **row))
+        self.writer.writerow(row_values(task, self.columns, **row))
         self.fh.flush()

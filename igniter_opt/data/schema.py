@@ -388,6 +388,7 @@ class ResultRowSpec(_Schema):
     gap: Annotated[float | None, _cell(float)] = None
     seconds: Annotated[float | None, _cell(float)] = None
     feasible: Literal["True", "False", ""] = ""
+    cost: Annotated[float | None, _cell(float)] = None
 
 
 class MarginRowSpec(_Schema):
