@@ -148,10 +148,10 @@ def group_stats(family: str, size: int, results: Sequence[ResultRow], solvers: S
         if times:
             stats.time_pct[s] = tuple(float(v) for v in np.percentile(times, PERCENTILES))
         stats.slo_broken[s] = sum(not r.feasible for r in planned)
-        costed = [r for r in planned if r.cost is not None]
+        costed = [(r.cost, r.feasible) for r in planned if r.cost is not None]
         if costed:
-            stats.mean_cost[s] = (float(np.mean([r.cost for r in costed])), len(costed),
-                                  sum(not r.feasible for r in costed))
+            stats.mean_cost[s] = (float(np.mean([c for c, _ in costed])), len(costed),
+                                  sum(not ok for _, ok in costed))
         stats.optimal[s] = sum(r.status == "optimal" for r in rows)
     if exact is not None:
         pairs = paired_savings(results, exact, baseline)
