@@ -131,12 +131,14 @@ def plan_cmd(url: str = UrlOpt, token_file: Path | None = TokenOpt, as_json: boo
         emit_json(answer)
         return
     console.print(f"policy {answer['policy']}: {answer['num_gpus']} of {answer['fleet_gpus']} GPUs, status "
-                  f"{answer['status']}, lower bound {answer['lower_bound']}, version {answer['version']}")
+                  f"{answer['status']}, lower bound {answer['lower_bound']}, version {answer['version']}"
+                  + ("" if answer.get("cost") is None else f", cost {answer['cost']:g}/h"))
     for name, obj in answer["objectives"].items():
         console.print(f"  {name}: " + ", ".join(f"{k} {v}" for k, v in obj.items()))
     for g in answer["gpus"]:
         members = ", ".join(f"{w['name']} {w['share_pct']:g}% b{w['batch']}" for w in g["workloads"])
-        console.print(f"  GPU {g['gpu']} ({g['total_share_pct']:g}%): {members}")
+        kind = f" {g['gpu_type']}" if g.get("gpu_type") else ""
+        console.print(f"  GPU {g['gpu']}{kind} ({g['total_share_pct']:g}%): {members}")
 
 
 @client_app.command("endpoint")

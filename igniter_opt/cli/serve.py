@@ -30,9 +30,12 @@ class ServeBackend(str, Enum):
 
 
 @app.command("serve")
-def serve_cmd(gpus: int = typer.Option(..., "--gpus", help="GPUs of the fleet (plan GPU slots 0..N-1).",
-                                       callback=at_least(1)),
+def serve_cmd(gpus: int | None = typer.Option(None, "--gpus", help="GPUs of the fleet (plan GPU slots 0..N-1); "
+                                                                  "required unless --fleet.", callback=at_least(1)),
               profile: str = typer.Option("v100", "--profile", help="GPU profile (bundled name or JSON path)."),
+              fleet: Path | None = typer.Option(None, "--fleet", help="A mixed fleet instead of --gpus/--profile: a "
+                                                "JSON list of {type, profile, count, price_per_hour} (policy igniter; "
+                                                "docs/fleets.md)."),
               policy: Policy = typer.Option(Policy.igniter, "--policy",
                                             help="igniter (the reference greedy per arrival) | exact (re-plan "
                                                  "all: fewest GPUs, then fewest changed workloads)."),
@@ -74,9 +77,23 @@ def serve_cmd(gpus: int = typer.Option(..., "--gpus", help="GPUs of the fleet (p
     from igniter_opt.deploy.types import LaunchError
 
     check_margin(margin, "--margin")
+    if fleet is None and gpus is None:
+        raise InputError("--gpus: missing (give --gpus N, or --fleet FILE)")
+    if fleet is not None:
+        if gpus is not None:
+            raise InputError(f"--gpus {gpus}: not with --fleet (the fleet's counts are its GPUs)")
+        if policy is not Policy.igniter:
+            raise InputError(f"--policy {policy.value}: --fleet takes policy igniter only")
+        if backend is ServeBackend.ray:
+            raise InputError("--backend ray: not with --fleet yet (Ray bundles do not request the GPU type)")
+        from igniter_opt.controller.fleetplace import load_service_fleet
+
+        gpus = load_service_fleet(fleet).gpus  # validated here: a bad fleet is one line before anything starts
+    assert gpus is not None
     config = Config(state_dir=state_dir.resolve(), gpus=gpus, profile=profile, policy=policy.value,
                     margin_pct=margin, batch_policy=str(batch_policy.value), max_changes=max_changes,
-                    time_limit_s=time_limit, grace_s=grace)
+                    time_limit_s=time_limit, grace_s=grace,
+                    fleet=None if fleet is None else str(fleet.resolve()))
     if state_dir.exists() and not state_dir.is_dir():
         raise InputError(f"--state-dir {state_dir}: not a directory")
     os.makedirs(state_dir, exist_ok=True)

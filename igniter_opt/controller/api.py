@@ -92,12 +92,13 @@ def _workload(p: Placement, e: Endpoint | None) -> WorkloadOut:
 def plan_out(ctl: Controller) -> PlanOut:
     plan, info = ctl.plan(), ctl.store.plan_info()
     gpus = [{"gpu": g, "total_share_pct": round(sum(m.share_pct for m in ms), 6),
+             **({"gpu_type": info.gpu_types.get(str(g))} if ctl.fleet is not None else {}),
              "workloads": [{"name": m.name, "share_pct": m.share_pct, "batch": m.batch,
                             "predicted_latency_ms": m.predicted_latency_ms} for m in ms]}
             for g, ms in gpus_of(plan).items()]
     return PlanOut(policy=ctl.config.policy, fleet_gpus=ctl.config.gpus, num_gpus=len(gpus), status=info.status,
                    lower_bound=info.lower_bound, feasible=True, version=ctl.version(), objectives=info.objectives,
-                   gpus=gpus)
+                   gpus=gpus, cost=info.cost if ctl.fleet is not None else None)
 
 
 def create_app(ctl: Controller, token: str | None = None, max_body: int = MAX_BODY_BYTES) -> FastAPI:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from igniter_opt.controller.apply import apply_plan, drain_due
 from igniter_opt.controller.dataplane import DataPlane
+from igniter_opt.controller.fleetplace import check_adopted, load_service_fleet, place_igniter_fleet, with_types
 from igniter_opt.controller.metrics import Metrics
 from igniter_opt.controller.placement import Unplaceable, gpus_of, place_igniter, verified
 from igniter_opt.controller.records import Endpoint, Placement, Plan, PlanInfo, Server, Spec
@@ -56,6 +57,7 @@ class Config:
     max_changes: int | None = None
     time_limit_s: float = 10.0
     grace_s: float = 5.0
+    fleet: str | None = None  # a fleet file (policy igniter; `gpus` is then its slots): fleetplace.py
 
 
 class Controller:
@@ -64,9 +66,13 @@ class Controller:
     def __init__(self, config: Config, plane: DataPlane, profile: Profile | None = None) -> None:
         if config.policy not in POLICIES:
             raise ValueError(f"policy must be one of {POLICIES}")
-        self.config = config
+        self.fleet = None if config.fleet is None else load_service_fleet(config.fleet)
+        if self.fleet is not None and config.policy != "igniter":
+            raise InputError(f"--fleet: policy {config.policy!r} does not take a fleet (only igniter)")
+        self.config = config if self.fleet is None else replace(config, gpus=self.fleet.gpus)
         self.plane = plane
-        self.profile = profile or load_profile(config.profile)
+        self.profile = profile or (load_profile(config.profile) if self.fleet is None
+                                   else self.fleet.fleet.types[0].profile)
         self.store = Store(config.state_dir)
         self.metrics = Metrics()
         self.lock = threading.Lock()
@@ -88,6 +94,8 @@ class Controller:
 
     def _adopt(self) -> None:
         plan = self.store.plan()
+        if self.fleet is not None:
+            check_adopted(self.fleet, self.store.plan_info(), plan, str(self.store.dir))
         beyond = sorted({p.gpu for p in plan.values() if p.gpu >= self.config.gpus})
         if beyond:
             raise InputError(f"--gpus {self.config.gpus}: the plan in {self.store.dir} uses GPU slot {beyond[-1]}; "
@@ -155,9 +163,10 @@ class Controller:
     # -- mutations ---------------------------------------------------------------------------------
 
     def _check_model(self, spec: Spec, field: str) -> None:
-        if spec.model not in self.profile.models:
-            raise BadRequest(field, f"unknown model {spec.model!r} (profile {self.profile.name!r} has "
-                                    f"{', '.join(sorted(self.profile.models))})")
+        models = self.profile.models if self.fleet is None else self.fleet.models
+        if spec.model not in models:
+            whose = f"profile {self.profile.name!r} has" if self.fleet is None else "the fleet's profiles have"
+            raise BadRequest(field, f"unknown model {spec.model!r} ({whose} {', '.join(sorted(models))})")
         if self.plane.kind != "none" and ALIASES.get(spec.model, spec.model) not in SPECS:
             raise BadRequest(field, f"model {spec.model!r} cannot be served")
 
@@ -169,12 +178,13 @@ class Controller:
                                      c.batch_policy)
         else:
             kept = {n: p for n, p in current.items() if n not in subjects}
-            new = place_igniter(self.profile, c.gpus, kept, arrivals)
+            new = place_igniter(self.profile, c.gpus, kept, arrivals) if self.fleet is None else \
+                place_igniter_fleet(self.fleet, kept, arrivals)
             info = PlanInfo(policy="igniter", status="heuristic", lower_bound=None, objectives={
                 "gpus": {"value": len(gpus_of(new)), "status": "heuristic"},
                 "changes": {"value": sum(1 for n, p in current.items() if n in new and n not in subjects
                                          and not p.same_place(new[n])), "status": "heuristic"}})
-        return verified(new, self.profile), info
+        return verified(new, self.profile, self.fleet), with_types(info, new, self.fleet)
 
     def _change(self, operation: str, specs: list[Spec], subjects: set[str], arrivals: list[Spec]) -> Plan:
         """Plan, verify and apply under the lock; the new plan."""
@@ -239,8 +249,8 @@ class Controller:
             info = self.store.plan_info()
             info.objectives = {"gpus": {"value": len(gpus_of(new)), "status": "heuristic"},
                                "changes": {"value": 0, "status": "heuristic"}}
-            apply_plan(self.store, self.plane, current, verified(new, self.profile), info,
-                       self.config.grace_s)
+            apply_plan(self.store, self.plane, current, verified(new, self.profile, self.fleet),
+                       with_types(info, new, self.fleet), self.config.grace_s)
             self.metrics.replans.labels("remove").inc()
             self.metrics.observe_plan(new, self.config.gpus)
 

@@ -113,3 +113,4 @@ class PlanOut(BaseModel):
     version: int
     objectives: dict[str, Any]
     gpus: list[dict[str, Any]]
+    cost: float | None = None  # price per hour of the GPUs in use (a priced --fleet); GPUs then carry gpu_type

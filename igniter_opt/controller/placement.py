@@ -14,6 +14,7 @@ plan's conversion to and from igniter_opt.data.plan.Plan.
 from __future__ import annotations
 
 import math
+from typing import Protocol
 
 import numpy as np
 
@@ -24,9 +25,19 @@ from igniter_opt.data.plan import GpuPlan, PlacedWorkload
 from igniter_opt.data.plan import Plan as SolverPlan
 from igniter_opt.model import Profile
 from igniter_opt.solvers.colocation import raise_violators
+from igniter_opt.solvers.fleet import Fleet
 from igniter_opt.solvers.margin import latency_limit_ms, rate_target_rps
 from igniter_opt.solvers.sizing import FULL_SHARE, Demand, split_workload
 from igniter_opt.solvers.verify import verify
+
+
+class ServiceFleet(Protocol):
+    """GPU slots of several types (fleetplace.ServiceFleet): what the plan's conversion needs."""
+
+    @property
+    def fleet(self) -> Fleet: ...
+
+    def type_name(self, slot: int) -> str: ...
 
 
 class Unplaceable(Exception):
@@ -129,20 +140,24 @@ def place_igniter(profile: Profile, fleet: int, plan: Plan, arrivals: list[Spec]
     return plan
 
 
-def to_solver_plan(plan: Plan, profile: Profile, solver: str = "service") -> SolverPlan:
-    """The plan as igniter_opt's Plan (GPU slots in order, empty slots skipped)."""
+def to_solver_plan(plan: Plan, profile: Profile, solver: str = "service",
+                   fleet: ServiceFleet | None = None) -> SolverPlan:
+    """The plan as igniter_opt's Plan (GPU slots in order, empty slots skipped; with a fleet, each
+    GPU with its slot's type and the plan with the fleet)."""
     gpus = [GpuPlan([PlacedWorkload(p.name, p.spec.model, p.batch, p.share_pct, p.spec.rate_rps, p.spec.slo_ms)
-                     for p in members]) for members in gpus_of(plan).values()]
-    return SolverPlan(instance="service", solver=solver, profile=profile.name, status="feasible", gpus=gpus)
+                     for p in members], None if fleet is None else fleet.type_name(g))
+            for g, members in gpus_of(plan).items()]
+    return SolverPlan(instance="service", solver=solver, profile=profile.name, status="feasible", gpus=gpus,
+                      fleet=None if fleet is None else fleet.fleet.to_specs())
 
 
-def verified(plan: Plan, profile: Profile) -> Plan:
+def verified(plan: Plan, profile: Profile, fleet: ServiceFleet | None = None) -> Plan:
     """The plan with the model's predictions, after `verify` passed and every workload holds at
     its own margin; Unplaceable naming the problems otherwise (a plan that breaks an SLO or passes
-    100% is never applied)."""
+    100% is never applied). With a fleet, each GPU is predicted with its slot's type's profile."""
     if not plan:
         return {}
-    checked, problems = verify(to_solver_plan(plan, profile), profile)
+    checked, problems = verify(to_solver_plan(plan, profile, fleet=fleet), profile if fleet is None else fleet.fleet)
     for w in checked.workloads():
         m = plan[w.name].spec.margin_pct
         if m and not problems and (w.predicted_latency_ms is None or w.predicted_throughput_rps is None or

@@ -53,6 +53,8 @@ class PlanInfo:
     status: str = "heuristic"             # GPU count: optimal | time_limit | heuristic
     lower_bound: int | None = None
     objectives: dict[str, Any] = field(default_factory=dict)
+    gpu_types: dict[str, str] = field(default_factory=dict)  # slot -> GPU type (a --fleet service)
+    cost: float | None = None             # price per hour of the slots in use (a priced --fleet)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
