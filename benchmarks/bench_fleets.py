@@ -4,6 +4,8 @@
     python benchmarks/bench_fleets.py --n 50 --seeds 3 --first-seed 4000 --time-limit 60
     python benchmarks/bench_fleets.py --seeds 3 --first-seed 5000 --plot docs/figures/fleet-cost.png \
         --json docs/figures/fleet-cost.json      # also the figure: cost vs the cheapest single type
+    python benchmarks/bench_fleets.py --from-json docs/figures/fleet-cost.json --plot docs/figures/fleet-cost.png
+                                                 # the table and figure again from the saved rows (no solving)
 
 Instances: igniter_opt.bench.fleets.fleet_instance(n, seed, types=2): the `mixed` family's workloads
 over a V100 at 2.48/h and a SYNTHETIC slower type at 1.24/h (examples/fleets/synthetic-slow.json,
@@ -116,20 +118,30 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--time-limit", type=float, default=60.0, help="seconds per exact solve")
     ap.add_argument("--plot", type=Path, help="write the figure (cost vs the cheapest single-type plan) to this PNG")
     ap.add_argument("--json", type=Path, help="write the rows (every solve's cost, status, seconds) to this JSON")
+    ap.add_argument("--from-json", type=Path, help="no solving: the rows of an earlier --json (with its arguments)")
     args = ap.parse_args(argv)
     console = Console(width=200)
-    rows = run(args.n, args.first_seed, args.seeds, args.time_limit, console)
+    command = "python benchmarks/bench_fleets.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    if args.from_json:
+        saved = json.loads(args.from_json.read_text())
+        command, rows = saved["command"], saved["rows"]
+        args = ap.parse_args(command.split()[2:] + [a for a in ("--plot", str(args.plot)) if args.plot])
+        args.json = None
+        console.print(f"rows of: {command}")
+    else:
+        rows = run(args.n, args.first_seed, args.seeds, args.time_limit, console)
     console.print(table(rows, f"least cost over v100 (2.48/h) + SYNTHETIC slow type (1.24/h), n={args.n}, seeds "
                               f"{args.first_seed}..{args.first_seed + args.seeds - 1}, one HiGHS thread, "
                               f"{args.time_limit:g} s per exact solve"))
-    command = "python benchmarks/bench_fleets.py " + " ".join(argv if argv is not None else sys.argv[1:])
     if args.json:
         args.json.write_text(json.dumps({"command": command, "rows": rows}, indent=1) + "\n")
     if args.plot:
         from igniter_opt.bench.plots import plot_fleet_cost
 
         plot_fleet_cost(plot_points(rows), args.plot,
-                        f"n={args.n}, v100 2.48/h + SYNTHETIC slow 1.24/h; % of the cheapest single-type exact plan")
+                        f"n={args.n}, seeds {args.first_seed}..{args.first_seed + args.seeds - 1}: v100 2.48/h + "
+                        f"SYNTHETIC slow 1.24/h, % of the cheapest single-type exact plan\n(hatched: the greedy's "
+                        f"plan breaks the model; {args.time_limit:g} s per exact solve)")
         console.print(f"figure: {args.plot}")
 
 
