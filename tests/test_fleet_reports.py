@@ -80,6 +80,18 @@ def test_single_type_results_and_report_are_unchanged(tmp_path: Path) -> None:
         run_batch([MIXED], ["greedy"], time_limit=5, jobs=1, results_csv=old, progress=False)
 
 
+def test_a_row_cut_inside_its_cost_is_not_read(tmp_path: Path) -> None:
+    """cost is the last column: a last line without its newline (a kill mid-write) is dropped, so
+    a cost cut from 7.44 to 7.4 is never read as a result."""
+    out = tmp_path / "r.csv"
+    run_batch([MIXED], ["greedy"], time_limit=5, jobs=1, results_csv=out, progress=False)
+    whole = out.read_bytes()
+    assert whole.endswith(b",7.44\r\n") and len(read_results(out)) == 1  # csv ends lines with CR LF
+    out.write_bytes(whole + whole.splitlines(keepends=True)[-1][:-3])  # "...,7.4" without newline
+    rows = read_results(out)
+    assert len(rows) == 1 and rows[0]["cost"] == "7.44"
+
+
 def test_fleet_cost_figure_is_written(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     from igniter_opt.bench.plots import fleet_cost_series, plot_fleet_cost
