@@ -7,6 +7,7 @@ from rich.text import Text
 
 from igniter_opt.data.plan import Plan
 from igniter_opt.solvers.margin import latency_limit_ms
+from igniter_opt.solvers.sizing import FIXED_SPLIT
 
 
 def _fmt(value, spec: str = ".3f") -> str:
@@ -31,6 +32,8 @@ def plan_header(plan: Plan) -> str:
     proof = PROOF.get(plan.status, plan.status)
     if plan.gap is not None and plan.status in ("time_limit", "interrupted"):
         proof = f"{proof[:-1]}, gap {plan.gap:.1%})"
+    if plan.space and plan.status in ("optimal", "time_limit", "interrupted"):  # what the proof covers
+        proof += " for the sizing's split" if plan.space == FIXED_SPLIT else f" over {plan.space}"
     margin = f"margin {plan.margin_pct:g}%, " if plan.margin_pct else ""
     if plan.cost is not None:  # a priced fleet: the objective is the cost, the bound is on it
         return (f"{plan.instance} - {plan.solver}: {plan.num_gpus} GPU(s) {_types(plan)}, "

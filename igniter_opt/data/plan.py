@@ -4,7 +4,10 @@ JSON (docs/model.md, "Formats"): {"instance", "solver", "profile", "status", "nu
 "solve_seconds", "feasible", "gpus": [{"workloads": [{"name", "model", "batch", "resource_pct",
 "rate_rps", "slo_ms", "predicted_latency_ms", "predicted_throughput_rps", "meets_slo"}]}]}
 plus "gap", "message" and "margin_pct" (the robustness margin, %, the plan was solved for, or in
-`verify`'s output checked at; optional, 0 when absent, so older plans still load).
+`verify`'s output checked at; optional, 0 when absent, so older plans still load), and "space"
+when some workload needs more than one GPU: the space of replica splits the status and bound
+hold over ("fixed split": the sizing's; or every split on a stated rate grid). Absent when no
+workload is split (the status then holds over every plan).
 A plan for a mixed fleet (docs/fleets.md) also has "gpu_type" on each GPU and, when the fleet has
 prices, "cost" (price per hour of its GPUs) and "cost_bound" (the proven least cost), and "fleet"
 (the instance's types, so that `verify` needs no instance); all optional.
@@ -78,6 +81,7 @@ class Plan:
     cost: float | None = None  # price per hour of the plan's GPUs (a fleet with prices)
     cost_bound: float | None = None  # the least cost proven (a fleet with prices)
     fleet: list[dict[str, Any]] | None = None  # the fleet's types as in the instance (a fleet plan)
+    space: str = ""  # the replica splits the status holds over ("" when no workload is split)
 
     @property
     def num_gpus(self) -> int:
@@ -91,12 +95,13 @@ class Plan:
         return [w for g in self.gpus for w in g.workloads]
 
     def to_dict(self) -> dict[str, Any]:
+        space = {"space": self.space} if self.space else {}
         return {
             "instance": self.instance, "solver": self.solver, "profile": self.profile,
             "status": self.status, "margin_pct": self.margin_pct, "num_gpus": self.num_gpus,
             "lower_bound": self.lower_bound,
             "gap": self.gap, "solve_seconds": self.solve_seconds, "feasible": self.feasible,
-            "message": self.message,
+            "message": self.message, **space,
             **({} if self.cost is None else {"cost": self.cost}),
             **({} if self.cost_bound is None else {"cost_bound": self.cost_bound}),
             **({} if self.fleet is None else {"fleet": self.fleet}),
@@ -116,7 +121,7 @@ class Plan:
         return cls(instance=spec.instance, solver=spec.solver, profile=spec.profile, status=spec.status,
                    gpus=gpus, lower_bound=spec.lower_bound, gap=spec.gap, solve_seconds=spec.solve_seconds,
                    feasible=spec.feasible, message=spec.message, margin_pct=spec.margin_pct,
-                   cost=spec.cost, cost_bound=spec.cost_bound,
+                   cost=spec.cost, cost_bound=spec.cost_bound, space=spec.space,
                    fleet=None if spec.fleet is None else [t.model_dump(exclude_none=True) for t in spec.fleet])
 
     def gpu_types(self) -> list[str | None]:

@@ -193,6 +193,7 @@ class PlanSpec(_Schema):
     solve_seconds: NonNegative = 0.0
     feasible: Flag = False
     message: Text = ""
+    space: Text = ""
     margin_pct: Annotated[float, Field(strict=True, ge=0, lt=100, allow_inf_nan=False)] = 0.0
     cost: NonNegative | None = None
     cost_bound: NonNegative | None = None

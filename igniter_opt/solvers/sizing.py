@@ -25,6 +25,9 @@ from igniter_opt.solvers.margin import latency_limit_ms, rate_target_rps
 
 REPLICA_RATE_FRACTION = 0.9
 FULL_SHARE = 100.0
+# The space a solve over the demands below is proven over when some workload is split: only this
+# split (a plan's `space`; see docs/exact.md, "What is proven").
+FIXED_SPLIT = "fixed split"
 # More full-GPU replicas than this for one workload is a typo in its rate (or SLO), not a plan.
 MAX_REPLICAS = 10_000
 
@@ -175,6 +178,20 @@ def size_instance(instance: Instance, profile: Profile, margin_pct: float = 0.0)
     """Demands of every workload, in instance order (replicas next to their rest), at the margin."""
     check_models(instance, profile)
     return [d for w in instance.workloads for d in split_workload(profile, w, margin_pct)]
+
+
+def split_workloads(demands: list[Demand]) -> list[str]:
+    """Names of the workloads the sizing split into replicas, in order (empty: none needs two GPUs)."""
+    return list(dict.fromkeys(d.replica_of for d in demands if d.replica_of is not None))
+
+
+def fixed_split_note(status: str, names: list[str]) -> str:
+    """What a plan over the sizing's split proves, in words: never a bare "optimal" when the
+    split itself was not searched."""
+    which = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    claim = {"optimal": "optimal", "time_limit": "bound", "interrupted": "bound"}.get(status, "plan")
+    return (f"{claim} for the sizing's split of {which} (full-GPU replicas at "
+            f"{REPLICA_RATE_FRACTION:.0%} of the largest single-GPU rate plus the rest), not over every split")
 
 
 def margin_of(demands: list[Demand]) -> float:

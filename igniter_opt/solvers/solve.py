@@ -23,7 +23,7 @@ from igniter_opt.model import Profile, load_profile
 from igniter_opt.solvers.base import SolveOptions
 from igniter_opt.solvers.margin import check_margin
 from igniter_opt.solvers.registry import check_solver, get_solver
-from igniter_opt.solvers.sizing import lower_bound_gpus, size_instance
+from igniter_opt.solvers.sizing import FIXED_SPLIT, fixed_split_note, lower_bound_gpus, size_instance, split_workloads
 from igniter_opt.solvers.verify import verify
 
 
@@ -75,6 +75,10 @@ def solve(instance: Instance, solver: str = "greedy", profile: Profile | str | N
         plan = _nothing_yet(instance, solver, prof)
     if plan.lower_bound is None and plan.status != "infeasible" and demands and instance.batch_policy == "paper":
         plan.lower_bound = lower_bound_gpus(demands)
+    split = split_workloads(demands or [])
+    if split and not plan.space and plan.status != "infeasible":  # the solver searched the sizing's split only
+        plan.space = FIXED_SPLIT
+        plan.message = "; ".join(filter(None, [fixed_split_note(plan.status, split), plan.message]))
     plan.margin_pct = margin
     plan.solve_seconds = round(time.perf_counter() - start, 6)
     checked, problems = verify(plan, prof)
