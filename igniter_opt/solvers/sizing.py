@@ -133,6 +133,12 @@ def _demand(profile: Profile, w: Workload, name: str, rate: float, replica_of: s
                   full_gpu=full_gpu, margin_pct=margin_pct)
 
 
+def demand_at(profile: Profile, w: Workload, name: str, rate: float, margin_pct: float = 0.0) -> Demand:
+    """A replica of workload w serving `rate` (paper batch of that rate): a piece of a split that
+    a solver chooses itself (exact's split levels)."""
+    return _demand(profile, w, name, rate, w.name, margin_pct=margin_pct)
+
+
 def _least_share(profile: Profile, coef: ModelCoefficients, slo_ms: float, batch: int, rate: float,
                  margin_pct: float = 0.0) -> float:
     """least_share, with the throughput budget when the batch sits at the profile's largest."""

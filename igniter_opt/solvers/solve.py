@@ -23,7 +23,14 @@ from igniter_opt.model import Profile, load_profile
 from igniter_opt.solvers.base import SolveOptions
 from igniter_opt.solvers.margin import check_margin
 from igniter_opt.solvers.registry import check_solver, get_solver
-from igniter_opt.solvers.sizing import FIXED_SPLIT, fixed_split_note, lower_bound_gpus, size_instance, split_workloads
+from igniter_opt.solvers.sizing import (
+    FIXED_SPLIT,
+    Demand,
+    fixed_split_note,
+    lower_bound_gpus,
+    size_instance,
+    split_workloads,
+)
 from igniter_opt.solvers.verify import verify
 
 
@@ -75,10 +82,7 @@ def solve(instance: Instance, solver: str = "greedy", profile: Profile | str | N
         plan = _nothing_yet(instance, solver, prof)
     if plan.lower_bound is None and plan.status != "infeasible" and demands and instance.batch_policy == "paper":
         plan.lower_bound = lower_bound_gpus(demands)
-    split = split_workloads(demands or [])
-    if split and not plan.space and plan.status != "infeasible":  # the solver searched the sizing's split only
-        plan.space = FIXED_SPLIT
-        plan.message = "; ".join(filter(None, [fixed_split_note(plan.status, split), plan.message]))
+    _note_fixed_split(plan, demands or [])
     plan.margin_pct = margin
     plan.solve_seconds = round(time.perf_counter() - start, 6)
     checked, problems = verify(plan, prof)
@@ -103,6 +107,14 @@ def _time_left(own: object, start: float) -> object:
         return own
     left = limit - (time.perf_counter() - start)
     return dataclasses.replace(own, time_limit=max(0.01, min(limit, left)))
+
+
+def _note_fixed_split(plan: Plan, demands: list[Demand]) -> None:
+    """A plan over the sizing's split (the solver did not search the splits itself) says so."""
+    split = split_workloads(demands)
+    if split and not plan.space and plan.status != "infeasible":
+        plan.space = FIXED_SPLIT
+        plan.message = "; ".join(filter(None, [fixed_split_note(plan.status, split), plan.message]))
 
 
 def _nothing_yet(instance: Instance, solver: str, profile: Profile) -> Plan:

@@ -5,6 +5,7 @@ master   the covering master LP / integer program over generated columns (highsp
 pricing  the Pricer: pair-share table, memo, heuristic and exhaustive pricing calls
 levels   the level-wise vectorised search both pricing modes run
 bnp      column generation, the bound argument, Ryan-Foster branching
+splits   rate levels of workloads above one GPU (the split is exact's decision)
 solver   types and options from demands, seeds, plan assembly; the registered SOLVER
 """
 

@@ -43,6 +43,9 @@ DIVE_GAIN = 0.3  # a new dive when the root LP fell this much since the last one
 DIVE_SHARE = 0.3  # of the time left, at most, per dive
 DIVE_AFTER = 0.25  # of the time limit: a dive then (after the start or the last one) even while the LP moves
 DIVE_MIP_SECONDS = 5.0  # the integer master after a dive that found no better plan
+ENUM_COLUMNS = 50_000  # a node that cannot branch is closed by listing at most this many columns
+ENUM_EVALUATIONS = 20_000_000  # sets that listing may evaluate
+TINY = 1e-9  # added to every type's dual for that listing, so members of zero dual are listed too
 
 
 @dataclass
@@ -80,8 +83,11 @@ class BranchAndPrice:
     """One search over a fixed option set; `run` may be called once."""
 
     def __init__(self, pricer: Pricer, master: Master, incumbent: list[Column], lower: int,
-                 deadline: float):
+                 deadline: float, unbranchable: Array | None = None):
         self.pricer = pricer
+        # types never branched on: a split workload's rate levels (a level may be in several
+        # columns of a plan, so together/apart would not split the plans in two)
+        self.unbranchable = set() if unbranchable is None else set(np.asarray(unbranchable).tolist())
         self.master = master
         self.incumbent = list(incumbent)
         self.upper = len(incumbent)
@@ -255,7 +261,7 @@ class BranchAndPrice:
         for c, z in zip(self.master.columns, lp.z):
             if z <= EPS:
                 continue
-            members = sorted(set(types[list(c.members)].tolist()))
+            members = sorted(set(types[list(c.members)].tolist()) - self.unbranchable)
             for a in range(len(members)):
                 for b in range(a + 1, len(members)):
                     key = (members[a], members[b])
@@ -292,6 +298,11 @@ class BranchAndPrice:
             if math.ceil(bound - 1e-6) >= self.upper:
                 continue
             pair = self._pair(lp) if lp is not None and branching else None
+            # with split workloads' rate levels the LP's bound is often just below the incumbent
+            # (pieces round well fractionally): the root tries the listing before any branching
+            if (pair is None or node.depth == 0) and self.unbranchable and lp is not None and \
+                    self._close(node.rules, lp, bound):
+                continue
             if pair is None:  # no branching here (aggregated rows) or an LP already integral
                 complete = False
                 continue
@@ -311,6 +322,61 @@ class BranchAndPrice:
         if self.lower < self.upper and time.perf_counter() < self.final_deadline - 0.2:
             self._final_integer()
         return self.outcome(complete)
+
+    def _close(self, rules: Rules, lp: LpResult, bound: float) -> bool:
+        """Close a node that cannot branch (a split workload's rate levels are in no single row)
+        exactly: with duals pi' = pi / theta (every column's value is at most theta, so pi' is
+        dual feasible and the bound is pi' d), a cover z of at most UB - 1 GPUs has
+        sum_c rc'_c z_c <= UB - 1 - bound with every rc'_c >= 0, so it uses only columns of
+        reduced cost at most that slack. All of them are listed (members of zero dual too) and
+        the integer master over them decides: a cover below UB is the new incumbent, none proves
+        UB. True when the node is closed."""
+        if bound <= 0:
+            return False
+        if lp.value > bound * (1 + 1e-9):  # a Farley proof left the LP unsolved: a wide slack
+            solved = self._solve_lp(rules, lp)
+            if solved is None:
+                return False
+            lp = solved
+            bound = lp.value
+            if rules.root:
+                self.lower = max(self.lower, math.ceil(bound - 1e-6))
+            if math.ceil(bound - 1e-6) >= self.upper:
+                return True
+        duals = lp.duals / max(1.0, lp.value / bound)
+        slack = self.upper - 1 - bound
+        # "nothing prices out" allows values up to 1 + EPS: reduced costs down to -EPS, so a cover
+        # of UB - 1 columns may hold one of reduced cost up to slack + UB * EPS
+        slack += self.upper * EPS + 1e-7
+        res = self.pricer.price(duals + TINY, 1 - slack, beam=None, deadline=self.deadline, rules=rules,
+                                max_columns=ENUM_COLUMNS, max_nodes=ENUM_EVALUATIONS)
+        self.stats.exhaustive_calls += 1
+        self.stats.pricing_nodes += res.nodes
+        if not res.complete or len(res.columns) >= ENUM_COLUMNS:
+            return False
+        self._add(res.columns)
+        useful = self.master.reduced_costs(duals) <= slack
+        self.stats.integer_solves += 1
+        self._take(self.master.solve_integer(self.deadline - time.perf_counter(), self._allowed(rules) & useful,
+                                             below=self.upper))
+        return self.master.last_proven
+
+    def _solve_lp(self, rules: Rules, lp: LpResult) -> LpResult | None:
+        """The node's LP solved (theta = 1) by heuristic pricing alone, when it can prove that
+        (its truncated search completes with nothing above 1); None when it cannot: then the node
+        branches as before (an exhaustive call at threshold 1 may take long, the state search's
+        tail)."""
+        while time.perf_counter() < self.deadline:
+            res = self._heuristic(lp.duals, rules)
+            if not res.columns:
+                return lp if res.complete else None
+            self._add(res.columns)
+            solved = self.master.solve_lp()
+            self.stats.lp_iterations += 1
+            if solved is None:
+                return None
+            lp = solved
+        return None
 
     def _final_bound(self, lp: LpResult, until: float) -> None:
         """The best Lagrangian bound the root's last duals give in the time left: for each bound

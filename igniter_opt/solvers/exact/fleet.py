@@ -242,6 +242,8 @@ def _single_type_seed(prep: Prepared, instance: Instance, g: int, budget: float,
                                                                     margin_pct=margin))
     except InfeasibleError:
         return None
+    if plan.space:  # exact chose its own replica split (issue 23): its pieces are not the fleet's rows
+        return None
     row_of = {d.name: r for r, d in enumerate(prep.fd.per_type[g])}
     gpus = []
     for gpu in plan.gpus:

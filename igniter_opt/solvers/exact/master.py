@@ -3,7 +3,9 @@
     min sum_c z_c   s.t.   sum_c a_tc z_c >= d_t  (every type t),   z_c >= 0 (LP) or integer
 
 a_tc is how many members of type t configuration c holds and d_t how many identical workloads
-of type t the instance has (cutting-stock aggregation). Covering rather than partitioning keeps
+of type t the instance has (cutting-stock aggregation). The rate levels of a split workload
+(splits.py) share its row, each member covering the fraction of the rate it serves (d = 1).
+Covering rather than partitioning keeps
 the duals non-negative; it is equivalent because feasibility is downward closed (dropping a
 member from a GPU keeps the rest feasible). The LP is kept in one highspy model and re-solved
 warm after each batch of priced columns; the integer master over the generated columns runs in a
@@ -42,8 +44,9 @@ class Column:
 
 @dataclass(frozen=True)
 class LpResult:
-    """Optimal restricted-master LP: value, type duals and column values (and the availability
-    rows' duals per GPU type, <= 0, zero for a type without a count)."""
+    """Optimal restricted-master LP: value, type duals (row dual times the type's weight) and
+    column values (and the availability rows' duals per GPU type, <= 0, zero for a type without a
+    count)."""
 
     value: float
     duals: Array
@@ -72,9 +75,15 @@ class Master:
 
     def __init__(self, demand: Array, option_type: Array, threads: int = 1, option_gpu: Array | None = None,
                  gpu_cost: Array | None = None, available: list[int | None] | None = None,
-                 option_gpus: Array | None = None) -> None:
+                 option_gpus: Array | None = None, type_row: Array | None = None,
+                 type_weight: Array | None = None) -> None:
         self.demand = np.asarray(demand, dtype=float)
         self.option_type = option_type
+        # a type covers its row `weight` per member: by default a row per type, one per member; a
+        # split workload's rate levels share its row, each covering the fraction of the rate it serves
+        self.type_row = np.arange(len(self.demand)) if type_row is None else np.asarray(type_row)
+        self.type_weight = np.ones(len(self.type_row)) if type_weight is None else np.asarray(type_weight, dtype=float)
+        self.last_proven = False  # the last integer master ended proven (optimal, or no cover below the cutoff)
         self.option_gpu = np.zeros(len(option_type), dtype=np.int64) if option_gpu is None else option_gpu
         self.gpu_cost = np.ones(1) if gpu_cost is None else np.asarray(gpu_cost, dtype=float)
         self.option_gpus = np.zeros(len(option_type)) if option_gpus is None else np.asarray(option_gpus, float)
@@ -94,11 +103,18 @@ class Master:
             self.avail_row[g] = len(self.demand) + g
             self._lp.addRow(-inf, inf if count is None else float(count), 0, np.array([], dtype=np.int32),
                             np.array([]))
-        self._rows: list[Array] = []  # per column: the rows it covers, and how many times
+        self._rows: list[Array] = []  # per column: the types it holds, and how many of each
         self._counts: list[Array] = []
 
     def coverage(self, col: Column) -> tuple[Array, Array]:
-        """Row indices and counts of a column."""
+        """Row indices of a column and how much of each it covers (member counts times weights)."""
+        types, counts = self._types(col)
+        rows, where = np.unique(self.type_row[types], return_inverse=True)
+        cover = np.bincount(where.ravel(), weights=counts * self.type_weight[types], minlength=rows.size)
+        return rows.astype(np.int32), cover.astype(float)
+
+    def _types(self, col: Column) -> tuple[Array, Array]:
+        """Types of a column's members and how many of each."""
         types, counts = np.unique(self.option_type[list(col.members)], return_counts=True)
         return types.astype(np.int32), counts.astype(float)
 
@@ -116,9 +132,10 @@ class Master:
             return False
         self._keys.add(col.members)
         self.columns.append(col)
-        rows, counts = self.coverage(col)
-        self._rows.append(rows)
+        types, counts = self._types(col)
+        self._rows.append(types)
         self._counts.append(counts)
+        rows, counts = self.coverage(col)
         gpu = self.gpu_of(col)
         n_gpus = self.gpus_of(col)
         cost = float(self.gpu_cost[gpu]) * n_gpus
@@ -130,7 +147,8 @@ class Master:
 
     def reduced_costs(self, duals: Array) -> Array:
         """cost_c - sum_t pi_t a_tc of every column (what a unit of it adds to the LP value; the
-        availability duals are left out, so this is a lower bound on the reduced cost)."""
+        availability duals are left out, so this is a lower bound on the reduced cost); duals per
+        type, as `solve_lp` gives them."""
         sizes = np.fromiter((len(r) for r in self._rows), dtype=np.int64, count=len(self._rows))
         rows, counts = np.concatenate(self._rows), np.concatenate(self._counts)
         starts = np.r_[0, np.cumsum(sizes)[:-1]]
@@ -170,8 +188,9 @@ class Master:
         avail = np.zeros(len(self.gpu_cost))
         for g, row in self.avail_row.items():  # <= 0 at a count, >= 0 at a branch's lower bound
             avail[g] = float(row_dual[row])
-        return LpResult(value=float(value), duals=np.maximum(row_dual[:n], 0.0),
-                        z=np.array(sol.col_value), avail_duals=avail)
+        # per type: its row's dual times what one member covers (what pricing sums over members)
+        duals = np.maximum(row_dual[:n], 0.0)[self.type_row] * self.type_weight
+        return LpResult(value=float(value), duals=duals, z=np.array(sol.col_value), avail_duals=avail)
 
     def solve_integer(self, time_limit: float, allowed: Array | None = None, below: float | None = None,
                       lower: Array | None = None) -> tuple[float, Array] | None:
@@ -179,6 +198,7 @@ class Master:
         and none tried on less than MIN_MIP_SECONDS); only `allowed` columns, at least `lower` of
         each; with `below`, only covers of lower cost (a cutoff row HiGHS prunes with; costs are
         integers). Returns the cover's cost and its column counts."""
+        self.last_proven = False
         if time_limit < MIN_MIP_SECONDS:
             return None
         h = _new_highs(self._threads)
@@ -196,6 +216,8 @@ class Master:
         if below is not None:  # a cutoff row: sum_c cost_c z_c <= below - 1 (HiGHS has no hard cutoff option)
             h.addRow(-highspy.kHighsInf, float(below) - 1, n, np.arange(n, dtype=np.int32), costs)
         h.run()
+        done = (highspy.HighsModelStatus.kOptimal, highspy.HighsModelStatus.kInfeasible)
+        self.last_proven = h.getModelStatus() in done
         sol = h.getSolution()
         if not sol.value_valid:
             return None

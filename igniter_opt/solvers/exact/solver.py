@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -29,6 +29,7 @@ from igniter_opt.solvers.exact.bnp import BranchAndPrice
 from igniter_opt.solvers.exact.master import Column, Master
 from igniter_opt.solvers.exact.oracle import Options, build_options, clock_ratio, demand_terms, needed_share
 from igniter_opt.solvers.exact.pricing import Pricer
+from igniter_opt.solvers.exact.splits import SAME, SplitWorkload, space_of, split_note, split_workloads_of
 from igniter_opt.solvers.heuristics.firstfit import first_fit
 from igniter_opt.solvers.heuristics.greedy import place_greedy
 from igniter_opt.solvers.jitcache import announce_if_cold
@@ -38,6 +39,7 @@ RERUN_SHARE = 0.2  # of the limit, at least left for the search over single work
 SEED_SHARE = 0.4  # of the time left, at most for the heuristics that seed the master
 PAIR_SECONDS = 5e-8  # per entry of the pricer's option-by-option pair table: its allocation alone, at least
 FEW_GPUS = 4  # at most this many shareable GPUs in the seed plan: the compact MILP runs first
+FIXED_SHARE = 0.25  # of the limit, at most: the search over the sizing's split that seeds the one over every split
 
 
 @dataclass(frozen=True)
@@ -52,29 +54,48 @@ class ExactOptions(HighsOptions):
 
 @dataclass(frozen=True)
 class Catalogue:
-    """Workload types and their options: what the master's rows and the pricing's items are."""
+    """Workload types and their options: what the master's rows and the pricing's items are.
 
-    type_demands: list[list[int]]  # demand indices of each type
+    Types first: one per group of identical workloads (a row of the master each, covered by a
+    count). Then one type per rate level of each split workload (splits.py), whose rows are the
+    split workloads' (covered by the fractions of their rate the pieces serve)."""
+
+    type_demands: list[list[int]]  # demand indices of each workload type (empty for a piece type)
     option_type: Array
     option_batch: Array
     options: Options
+    type_row: Array  # the master row of each type
+    type_weight: Array  # what one member covers of its row: 1, or the fraction of the rate a piece serves
+    row_demand: Array  # right-hand side of each row: the type's workload count, or 1 (a split workload)
+    caps: Array  # most members of a type one column holds (the pricing's multiplicities)
+    splits: tuple[SplitWorkload, ...] = ()
+    type_piece: tuple[Demand | None, ...] = ()  # per type: the piece demand of a rate level, or None
+
+    @property
+    def piece_types(self) -> Array:
+        """Types that are rate levels of a split workload (never branched on: not single rows)."""
+        return np.array([t for t, p in enumerate(self.type_piece) if p is not None], dtype=np.int64)
 
 
 def catalogue(profile: Profile, demands: list[Demand], policy: str, aggregate: bool,
               margin_pct: float = 0.0) -> Catalogue:
-    """Group the shareable demands into types and list each type's (batch) options."""
+    """Group the unsplit demands into types and list each type's (batch) options; then one type
+    per rate level of each split workload (its paper batch at that rate)."""
     groups: dict[tuple[object, ...], list[int]] = {}
     for i, d in enumerate(demands):
-        if d.full_gpu:
+        if d.replica_of is not None:
             continue
         key = (d.model, d.slo_ms, d.rate_rps, d.batch) if aggregate else (i,)
         groups.setdefault(key, []).append(i)
     type_demands = list(groups.values())
+    splits = tuple(_feasible_pieces(profile, split_workloads_of(profile, demands), margin_pct))
+    pieces = [(s, p) for s, sw in enumerate(splits) for p in sw.pieces]
     batches = _batch_options(profile, demands, policy, [t[0] for t in type_demands])
     rows = [(t, b) for t, members in enumerate(type_demands) for b in batches[members[0]]]
+    rows += [(len(type_demands) + k, p.batch) for k, (_, p) in enumerate(pieces)]
     option_type = np.array([t for t, _ in rows], dtype=np.int64)
     option_batch = np.array([b for _, b in rows], dtype=float)
-    reps = [demands[type_demands[t][0]] for t, _ in rows]
+    reps = [demands[type_demands[t][0]] for t, _ in rows[:len(rows) - len(pieces)]] + [p for _, p in pieces]
     opts = build_options(profile, [d.model for d in reps], option_batch,
                          np.array([d.slo_ms for d in reps]), np.array([d.rate_rps for d in reps]),
                          margin_pct)
@@ -84,7 +105,33 @@ def catalogue(profile: Profile, demands: list[Demand], policy: str, aggregate: b
         if t not in served:
             raise InfeasibleError(f"workload {demands[members[0]].name!r}: no share of one GPU meets "
                                   f"its SLO and rate at any allowed batch")
-    return Catalogue(type_demands, option_type, option_batch, opts)
+    n_types = len(type_demands)
+    weight = np.array([1.0] * n_types + [splits[s].fraction(p) for s, p in pieces])
+    alone_of_piece = opts.alone[len(rows) - len(pieces):]
+    caps = [len(m) for m in type_demands] + [
+        max(1, min(math.ceil(1 / w - SAME), math.floor(100 / a + 1e-9)))
+        for w, a in zip(weight[n_types:], alone_of_piece)]
+    return Catalogue(type_demands + [[] for _ in pieces], option_type, option_batch, opts,
+                     type_row=np.array(list(range(n_types)) + [n_types + s for s, _ in pieces], dtype=np.int64),
+                     type_weight=weight,
+                     row_demand=np.array([len(m) for m in type_demands] + [1.0] * len(splits), dtype=float),
+                     caps=np.array(caps, dtype=float), splits=splits,
+                     type_piece=tuple([None] * n_types + [p for _, p in pieces]))
+
+
+def _feasible_pieces(profile: Profile, splits: list[SplitWorkload], margin_pct: float) -> list[SplitWorkload]:
+    """The split workloads with only the levels some share of one GPU serves alone (the largest,
+    r_max, always is); InfeasibleError if a workload keeps none."""
+    out = []
+    for sw in splits:
+        o = build_options(profile, [p.model for p in sw.pieces], np.array([p.batch for p in sw.pieces], dtype=float),
+                          np.array([p.slo_ms for p in sw.pieces]), np.array([p.rate_rps for p in sw.pieces]),
+                          margin_pct)
+        kept = [p for p, a in zip(sw.pieces, o.alone) if np.isfinite(a)]
+        if not kept:
+            raise InfeasibleError(f"workload {sw.name!r}: no rate level of its replicas fits one GPU")
+        out.append(SplitWorkload(sw.name, sw.rate_rps, kept))
+    return out
 
 
 def _batch_options(profile: Profile, demands: list[Demand], policy: str, reps: list[int]
@@ -114,20 +161,39 @@ def heuristic_plans(profile: Profile, demands: list[Demand], deadline: float | N
     return plans
 
 
+def _sizing_options(demands: list[Demand], cat: Catalogue) -> dict[int, int]:
+    """Each demand's option at its paper batch: its type's, or for a replica of a split workload
+    the rate level equal to its rate (the sizing's rates are levels verbatim); a demand whose
+    level was dropped (not feasible alone) has none."""
+    found: dict[int, int] = {}
+    first: dict[int, int] = {}
+    for o, t in enumerate(cat.option_type.tolist()):
+        first.setdefault(t, o)
+        members = cat.type_demands[t]
+        if members and cat.option_batch[o] == demands[members[0]].batch:
+            found.update({i: o for i in members})
+    level = {(p.replica_of, p.rate_rps): first[t] for t, p in enumerate(cat.type_piece) if p is not None}
+    for i, d in enumerate(demands):
+        if d.replica_of is not None and (d.replica_of, d.rate_rps) in level:
+            found[i] = level[(d.replica_of, d.rate_rps)]
+    return found
+
+
 def _seed_columns(demands: list[Demand], cat: Catalogue, pricer: Pricer, heuristics: list[list[GpuPlan]]
                   ) -> list[list[Column]]:
-    """The heuristics' plans as columns (paper batches); plans with a GPU that does not fit dropped."""
-    where = {i: t for t, members in enumerate(cat.type_demands) for i in members}
-    paper_option = {}
-    for o, (t, b) in enumerate(zip(cat.option_type, cat.option_batch)):
-        if b == demands[cat.type_demands[t][0]].batch:
-            paper_option[int(t)] = o
-    name_to_index = {d.name: i for i, d in enumerate(demands) if not d.full_gpu}
+    """The heuristics' plans as columns (paper batches; each full-GPU replica of the sizing's
+    split alone); plans with a GPU that does not fit, or a replica without its level, dropped."""
+    option = _sizing_options(demands, cat)
+    index = {d.name: i for i, d in enumerate(demands)}
+    full = [[i] for i, d in enumerate(demands) if d.full_gpu]
+    plans = [[[index[w.name] for w in g.workloads] for g in plan] + full for plan in heuristics]
     seeds = []
-    for gpus in heuristics:
+    for gpus in plans:
         cols = []
-        for g in gpus:
-            opts = tuple(sorted(paper_option[where[name_to_index[w.name]]] for w in g.workloads))
+        for members in gpus:
+            if any(i not in option for i in members):
+                break
+            opts = tuple(sorted(option[i] for i in members))
             shares = pricer.shares_of(opts)
             if shares is None:
                 break
@@ -138,15 +204,29 @@ def _seed_columns(demands: list[Demand], cat: Catalogue, pricer: Pricer, heurist
 
 
 def _to_gpus(demands: list[Demand], cat: Catalogue, pricer: Pricer, chosen: list[Column]) -> list[GpuPlan]:
-    """Assign the workloads of each type to the chosen columns' slots; least shares recomputed."""
+    """Assign the workloads of each type to the chosen columns' slots, and each split workload's
+    pieces in column order until its rate is served (later ones are left out); least shares
+    recomputed. Pieces are named `<workload>#<k>`, k from 1."""
     queue = {t: list(members) for t, members in enumerate(cat.type_demands)}
+    served = np.zeros(len(cat.row_demand))
+    count = np.zeros(len(cat.row_demand), dtype=int)
     gpus = []
     for col in chosen:
-        members, opts = [], []
+        members: list[Demand] = []
+        opts = []
         for o in col.members:
             t = int(cat.option_type[o])
-            if queue[t]:
-                members.append(queue[t].pop())
+            piece = cat.type_piece[t] if cat.type_piece else None
+            if piece is not None:
+                row = int(cat.type_row[t])
+                if served[row] >= 1 - SAME:
+                    continue
+                served[row] += cat.type_weight[t]
+                count[row] += 1
+                members.append(replace(piece, name=f"{piece.replica_of}#{count[row]}"))
+                opts.append(o)
+            elif queue[t]:
+                members.append(demands[queue[t].pop()])
                 opts.append(o)
         if not members:
             continue
@@ -156,8 +236,7 @@ def _to_gpus(demands: list[Demand], cat: Catalogue, pricer: Pricer, chosen: list
         by_opt: dict[int, list[float]] = {}
         for o, s in zip(key, shares):
             by_opt.setdefault(o, []).append(float(s))
-        gpus.append(GpuPlan([placed(demands[i], by_opt[o].pop(), int(cat.option_batch[o]))
-                             for i, o in zip(members, opts)]))
+        gpus.append(GpuPlan([placed(d, by_opt[o].pop(), int(cat.option_batch[o])) for d, o in zip(members, opts)]))
     return gpus
 
 
@@ -170,12 +249,11 @@ def _prepare(profile: Profile, demands: list[Demand], policy: str, aggregate: bo
     if heuristics is None:
         heuristics = heuristic_plans(profile, demands)
     cat = catalogue(profile, demands, policy, aggregate, margin_pct)
-    demand = np.array([len(m) for m in cat.type_demands], dtype=float)
     pairs = len(cat.option_type) ** 2
     if time.perf_counter() + PAIR_SECONDS * pairs > deadline:  # not even the table's memory in time
         raise DeadlineReached(f"a pair table of {len(cat.option_type)} options needs more time than is left")
-    pricer = Pricer(profile.hardware, cat.options, cat.option_type, demand, deadline)
-    master = Master(demand, cat.option_type, threads)
+    pricer = Pricer(profile.hardware, cat.options, cat.option_type, cat.caps, deadline)
+    master = Master(cat.row_demand, cat.option_type, threads, type_row=cat.type_row, type_weight=cat.type_weight)
     for o in range(len(cat.option_type)):
         if np.isfinite(cat.options.alone[o]):
             master.add(Column((o,), (float(cat.options.alone[o]),)))
@@ -183,10 +261,9 @@ def _prepare(profile: Profile, demands: list[Demand], policy: str, aggregate: bo
     for cols in seeds:
         for c in cols:
             master.add(c)
-    incumbent = min(seeds, key=len) if seeds else _singletons(cat, demand)
-    volume = math.ceil(float(np.sum(demand * _cheapest(cat))) / 100 - 1e-9)
-    lower = max(volume, math.ceil(float(demand.sum()) / max_members(profile, cat, demand) - 1e-9))
-    return cat, pricer, BranchAndPrice(pricer, master, incumbent, lower, deadline)
+    incumbent = min(seeds, key=len) if seeds else _singletons(demands, cat)
+    lower = max(_volume(cat), math.ceil(_members_needed(cat) / max_members(profile, cat, cat.caps) - 1e-9))
+    return cat, pricer, BranchAndPrice(pricer, master, incumbent, lower, deadline, unbranchable=cat.piece_types)
 
 
 def max_members(profile: Profile, cat: Catalogue, demand: Array) -> int:
@@ -216,20 +293,36 @@ def max_members(profile: Profile, cat: Catalogue, demand: Array) -> int:
     return best
 
 
-def _cheapest(cat: Catalogue) -> Array:
-    """Least share alone of each type over its options (a valid size for the bin bound)."""
-    best = np.full(len(cat.type_demands), np.inf)
-    np.minimum.at(best, cat.option_type, cat.options.alone)
-    return best
+def _volume(cat: Catalogue) -> int:
+    """Volume bound: each row's demand at the least share alone per unit it covers, over 100%."""
+    per_unit = cat.options.alone / cat.type_weight[cat.option_type]
+    best = np.full(len(cat.row_demand), np.inf)
+    np.minimum.at(best, cat.type_row[cat.option_type], per_unit)
+    return math.ceil(float(np.sum(cat.row_demand * best)) / 100 - 1e-9)
 
 
-def _singletons(cat: Catalogue, demand: Array) -> list[Column]:
-    """Every workload alone on a GPU at its type's cheapest option (the incumbent of last resort)."""
+def _members_needed(cat: Catalogue) -> int:
+    """Fewest members any plan has: every workload of a type, and for a split workload as many
+    pieces as its largest level needs to serve its rate."""
+    most = np.zeros(len(cat.row_demand))
+    fits = np.isfinite(cat.options.alone)
+    np.maximum.at(most, cat.type_row[cat.option_type[fits]], cat.type_weight[cat.option_type[fits]])
+    return int(np.sum(np.ceil(cat.row_demand / most - SAME)))
+
+
+def _singletons(demands: list[Demand], cat: Catalogue) -> list[Column]:
+    """Every workload alone on a GPU at its type's cheapest option, and every replica of the
+    sizing's split alone (the incumbent of last resort)."""
     alone = cat.options.alone
-    order = np.lexsort((alone, cat.option_type))  # by type, cheapest (then lowest index) first
-    first = order[np.r_[True, np.diff(cat.option_type[order]) != 0]]
-    return [Column((int(o),), (float(alone[o]),)) for o in first if np.isfinite(alone[o])
-            for _ in range(int(demand[cat.option_type[o]]))]
+    n_options = sum(1 for t in cat.option_type.tolist() if cat.type_demands[t])
+    kinds = cat.option_type[:n_options]
+    order = np.lexsort((alone[:n_options], kinds))  # by type, cheapest (then lowest index) first
+    first = order[np.r_[True, np.diff(kinds[order]) != 0]] if n_options else order
+    cols = [Column((int(o),), (float(alone[o]),)) for o in first if np.isfinite(alone[o])
+            for _ in range(len(cat.type_demands[cat.option_type[o]]))]
+    option = _sizing_options(demands, cat)
+    return cols + [Column((option[i],), (float(alone[option[i]]),)) for i, d in enumerate(demands)
+                   if d.replica_of is not None and i in option]
 
 
 def solve(instance: Instance, profile: Profile, demands: list[Demand], options: ExactOptions) -> Plan:
@@ -239,11 +332,12 @@ def solve(instance: Instance, profile: Profile, demands: list[Demand], options: 
     deadline = begin + options.time_limit
     policy = instance.batch_policy
     margin = margin_of(demands)  # the demands were sized at the margin; the oracle uses the same limits
+    # every workload, and every split workload's pieces, are placed by the search (splits.py)
     plan = Plan(instance=instance.name, solver="exact", profile=profile.name, status="optimal",
-                gpus=replica_gpus(demands))
-    replicas = plan.num_gpus
-    if not any(not d.full_gpu for d in demands):
-        plan.lower_bound, plan.gap = replicas, 0.0
+                space=space_of(demands))
+    replicas = 0
+    if not demands:
+        plan.lower_bound, plan.gap = 0, 0.0
         return plan
     bnp: BranchAndPrice | None = None
     compact_plan: Plan | None = None
@@ -256,16 +350,23 @@ def solve(instance: Instance, profile: Profile, demands: list[Demand], options: 
             order = sorted(shareable, key=lambda i: -demands[i].r_lower)
             with contextlib.suppress(InfeasibleError):
                 heuristics.append(first_fit(profile, demands, order, deadline))
+        # the heuristics' plan is over the sizing's split: its replicas on their own GPUs, and
+        # `solve` notes the fixed split and adds that split's lower bound
+        plan.space, plan.gpus = "", replica_gpus(demands)
         return _out_of_time(plan, heuristics, str(exc))
     try:
         active = cat
-        if bnp.lower < bnp.upper <= FEW_GPUS:
+        # after the preparation, so that Ctrl-C meanwhile still returns the seeds' incumbent
+        fixed = _fixed_split_search(profile, demands, policy, begin + FIXED_SHARE * options.time_limit,
+                                    options.threads, margin) if cat.splits else None
+        _seed_fixed(bnp, _fixed_columns(demands, cat, pricer, fixed))
+        if bnp.lower < bnp.upper <= FEW_GPUS and not cat.splits:  # the MILP knows the sizing's split only
             compact_plan = _compact_first(instance, profile, demands, options, deadline)
             if compact_plan.status == "optimal" and compact_plan.feasible:
                 return compact_plan
             if compact_plan.lower_bound is not None:
                 bnp.lower = max(bnp.lower, compact_plan.lower_bound - replicas)
-        out = bnp.run(branching=all(len(m) == 1 for m in cat.type_demands))
+        out = bnp.run(branching=all(len(m) == 1 for m in cat.type_demands if m))
         # pair branching needs single rows: the search again with every workload its own type,
         # when a fifth of the limit is left for it (its preparation alone takes seconds at 500)
         if not out.complete and out.lower < out.upper and time.perf_counter() < deadline - RERUN_SHARE * \
@@ -276,6 +377,7 @@ def solve(instance: Instance, profile: Profile, demands: list[Demand], options: 
             except DeadlineReached:
                 pass  # no time for the search over single workloads: the first search's answer stands
             else:
+                _seed_fixed(bnp, _fixed_columns(demands, cat2, pricer2, fixed))
                 active = cat2
                 out2 = bnp.run(branching=True)
                 lower = max(out.lower, out2.lower)
@@ -302,6 +404,8 @@ def solve(instance: Instance, profile: Profile, demands: list[Demand], options: 
                     f"{s.lp_iterations} LP solves, {s.exhaustive_calls} exhaustive pricings, {s.dives} dives, "
                     f"{s.integer_solves} integer masters") if s.nodes else \
         "the heuristic plan meets the volume and cardinality bounds: optimal without search"
+    if cat.splits:
+        plan.message = f"{split_note(plan.status, [sw.name for sw in cat.splits])}; {plan.message}"
     return plan
 
 
@@ -315,6 +419,60 @@ def _out_of_time(plan: Plan, heuristics: list[list[GpuPlan]], why: str) -> Plan:
     plan.status = "time_limit"
     plan.message = f"out of time before branch-and-price could start ({why}): the heuristics' plan"
     return plan
+
+
+def _fixed_split_search(profile: Profile, demands: list[Demand], policy: str, until: float, threads: int,
+                        margin: float) -> tuple[list[Demand], Catalogue, list[Column]] | None:
+    """The best plan over the sizing's split found by `until` (branch-and-price as before issue 23:
+    full-GPU replicas aside, each rest an ordinary workload): a seed, so the search over every
+    split starts from it (its bound holds for that split only and is not used)."""
+    fixed = [replace(d, replica_of=None) for d in demands if not d.full_gpu]
+    if not fixed or time.perf_counter() >= until:
+        return None
+    try:
+        fcat, _, fbnp = _prepare(profile, fixed, policy, True, until, threads, margin)
+    except DeadlineReached:
+        return None
+    out = fbnp.run(branching=all(len(m) == 1 for m in fcat.type_demands if m))
+    return fixed, fcat, out.chosen
+
+
+def _fixed_columns(demands: list[Demand], cat: Catalogue, pricer: Pricer,
+                   fixed: tuple[list[Demand], Catalogue, list[Column]] | None) -> list[Column]:
+    """The fixed-split search's plan as columns of `cat` (each rest at its rate level, each full
+    replica alone); empty when a member has no option here or a GPU does not fit."""
+    if fixed is None:
+        return []
+    sub, fcat, chosen = fixed
+    option = _sizing_options(demands, cat)
+    index = {d.name: i for i, d in enumerate(demands)}
+    queue = {t: list(members) for t, members in enumerate(fcat.type_demands)}
+    cols = []
+    for col in chosen:
+        names = [sub[queue[t].pop()].name for t in (int(fcat.option_type[o]) for o in col.members) if queue[t]]
+        if any(int(fcat.option_batch[o]) != sub[fcat.type_demands[int(fcat.option_type[o])][0]].batch
+               for o in col.members):
+            return []  # a batch other than the paper's (policy joint): not mapped
+        if not names:
+            continue
+        if any(index[n] not in option for n in names):
+            return []
+        opts = tuple(sorted(option[index[n]] for n in names))
+        shares = pricer.shares_of(opts)
+        if shares is None:
+            return []
+        cols.append(Column(opts, tuple(float(x) for x in shares)))
+    full = [Column((option[i],), (float(cat.options.alone[option[i]]),)) for i, d in enumerate(demands)
+            if d.full_gpu and i in option]
+    return cols + full if len(full) == sum(d.full_gpu for d in demands) else []
+
+
+def _seed_fixed(bnp: BranchAndPrice, cols: list[Column]) -> None:
+    """The fixed-split plan's columns into the master, and the incumbent when it uses fewer GPUs."""
+    for c in cols:
+        bnp.master.add(c)
+    if cols and len(cols) < bnp.upper:
+        bnp.incumbent, bnp.upper = list(cols), len(cols)
 
 
 def _compact_first(instance: Instance, profile: Profile, demands: list[Demand], options: ExactOptions,
