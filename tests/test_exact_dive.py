@@ -9,6 +9,7 @@ import pytest
 from conftest import HANG_GUARD_S
 
 from igniter_opt.bench.generate import mixed_instance
+from igniter_opt.data.instance import Instance
 from igniter_opt.model import load_profile
 from igniter_opt.solvers.exact import bnp as bnp_module
 from igniter_opt.solvers.exact.bnp import BranchAndPrice
@@ -16,7 +17,7 @@ from igniter_opt.solvers.exact.dive import _round, dive
 from igniter_opt.solvers.exact.master import Column, Master
 from igniter_opt.solvers.exact.pricing import Rules
 from igniter_opt.solvers.exact.solver import _prepare
-from igniter_opt.solvers.sizing import size_instance
+from igniter_opt.solvers.sizing import size_instance, split_workloads
 from igniter_opt.solvers.solve import SolveOptions, solve
 
 V100 = load_profile("v100")
@@ -34,8 +35,16 @@ def _random_master(seed: int, types: int = 6, columns: int = 40) -> Master:
     return master
 
 
-def _prepared(n: int, seed: int, limit: float = 60.0) -> BranchAndPrice:
+def _light(n: int, seed: int) -> Instance:
+    """mixed_instance without the workloads that need more than one GPU (whose rate levels make
+    the LP's rounding, and so the dive, a different matter: tests/test_exact_splits.py)."""
     inst = mixed_instance(n, seed)
+    split = set(split_workloads(size_instance(inst, V100)))
+    return Instance(inst.name, inst.profile, tuple(w for w in inst.workloads if w.name not in split))
+
+
+def _prepared(n: int, seed: int, limit: float = 60.0, light: bool = False) -> BranchAndPrice:
+    inst = _light(n, seed) if light else mixed_instance(n, seed)
     demands = size_instance(inst, V100)
     _, _, bnp = _prepare(V100, demands, "paper", False, time.perf_counter() + limit, 1, 0.0)
     return bnp
@@ -89,7 +98,7 @@ def test_round_fixes_integer_parts_first_then_rounds_up_near_columns():
 
 
 def test_dive_returns_a_fitting_cover_or_nothing_and_undoes_its_fixings():
-    bnp = _prepared(40, 11)
+    bnp = _prepared(40, 11, light=True)
     bnp.column_generation(Rules())
     master, pricer = bnp.master, bnp.pricer
     lp = master.solve_lp()
@@ -110,7 +119,7 @@ def test_the_final_bound_search_proves_ceil_lp_once_the_lp_is_solved():
     assert proven
     optimum = solve(mixed_instance(40, 12), "exact", options=SolveOptions(time_limit=HANG_GUARD_S))
     assert optimum.status == "optimal"
-    replicas = sum(d.full_gpu for d in size_instance(mixed_instance(40, 12), V100))
+    replicas = 0  # exact places every replica itself (split workloads' rate levels are its items)
     bnp.lower = 0
     lp = bnp.master.solve_lp()  # the root LP with every column: solved, so ceil(LP) is provable
     bnp._final_bound(lp, time.perf_counter() + 30)
@@ -126,7 +135,7 @@ def test_from_a_bad_incumbent_the_dives_reach_the_proven_optimum(seed, monkeypat
     inst = mixed_instance(24, seed)
     optimum = solve(inst, "exact", options=SolveOptions(time_limit=HANG_GUARD_S))
     assert optimum.status == "optimal"
-    replicas = sum(d.full_gpu for d in size_instance(inst, V100))
+    replicas = 0  # exact places every replica itself (split workloads' rate levels are its items)
     bnp = _prepared(24, seed)
     alone = [Column((o,), (float(bnp.pricer.o.alone[o]),)) for o in range(len(bnp.pricer.option_type))]
     bnp.incumbent, bnp.upper = alone, len(alone)

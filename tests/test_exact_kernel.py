@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import mixed_pricer
+from conftest import fixed_split, mixed_pricer
 
 pytest.importorskip("numba")
 
@@ -195,9 +195,9 @@ def _with_copies(n: int, seed: int) -> Pricer:
                  for c in range(int(rng.integers(1, 4)))]
     profile = load_profile("v100")
     inst = Instance(name=f"copies-{n}-{seed}", profile="v100", workloads=tuple(workloads))
-    cat = catalogue(profile, size_instance(inst, profile), "paper", True)
-    demand = np.array([len(m) for m in cat.type_demands], dtype=float)
-    return Pricer(profile.hardware, cat.options, cat.option_type, demand)
+    cat = catalogue(profile, fixed_split(size_instance(inst, profile)), "paper", True)
+    # caps: a type's workload count, or a split workload's rate level's most copies in one column
+    return Pricer(profile.hardware, cat.options, cat.option_type, cat.caps)
 
 
 def _brute_force(p: Pricer, order: np.ndarray, value: np.ndarray) -> dict:

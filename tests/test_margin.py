@@ -17,6 +17,7 @@ from igniter_opt.data.instance import Instance, Workload, load_instance
 from igniter_opt.data.plan import Plan
 from igniter_opt.model import load_profile, predict
 from igniter_opt.solvers import SolveOptions, exact_solvers, get_solver, size_instance, solve, solver_names, verify
+from igniter_opt.solvers.sizing import split_workloads
 
 ROOT = Path(__file__).resolve().parent.parent
 MOTIVATION = ROOT / "instances" / "paper" / "motivation.json"
@@ -80,7 +81,13 @@ def test_exact_gpu_counts_never_fall_as_the_margin_grows(n, seed):
             assert plan.feasible and plan.status == "optimal", (solver, margin, plan.message)
             counts[solver].append(plan.num_gpus)
         assert counts[solver] == sorted(counts[solver]), (solver, counts[solver])
-    assert len({tuple(c) for c in counts.values()}) == 1, counts  # the exact solvers agree
+    assert counts["milp"] == counts["patterns"], counts  # the fixed-split exact solvers agree
+    # exact also searches the replica splits (a superset): never more, and the same where no
+    # workload is split at that margin
+    for k, margin in enumerate((0, 5, 10, 20)):
+        assert counts["exact"][k] <= counts["milp"][k], counts
+        if not split_workloads(size_instance(inst, V100, margin)):
+            assert counts["exact"][k] == counts["milp"][k], counts
 
 
 def igniter(*args):
