@@ -66,7 +66,15 @@ def serve_cmd(gpus: int | None = typer.Option(None, "--gpus", help="GPUs of the 
                                                  "serving for the next controller)."),
               tritonserver: str | None = typer.Option(None, "--tritonserver",
                                                       help="tritonserver binary (else $PATH, else nvidia-pytriton's)."),
-              device: Device = typer.Option(Device.auto, "--device", help="auto | cpu | gpu."),
+              device: Device = typer.Option(Device.auto, "--device", help="auto | cpu | gpu | emulate (local "
+                                            "stand-ins sleeping the model's predicted latency for the current "
+                                            "plan: an emulation, not GPU figures)."),
+              inject_error: list[str] = typer.Option([], "--inject-error",
+                                                     help="emulate: NAME=FACTOR multiplies workload NAME's "
+                                                          "emulated service time (a wrong prediction)."),
+              time_scale: float = typer.Option(1.0, "--time-scale",
+                                               help="emulate: servers run F times slower than the plan "
+                                                    "(clients offer rate / F; latency / F compares)."),
               address: str | None = typer.Option(None, "--address", help="ray: the cluster HOST:PORT (else "
                                                                          "$RAY_ADDRESS).")) -> None:
     """Run the provisioning controller: an HTTP JSON API that admits, changes and removes workloads."""
@@ -74,6 +82,7 @@ def serve_cmd(gpus: int | None = typer.Option(None, "--gpus", help="GPUs of the 
         require(module, "service", "igniter serve")
     from igniter_opt.controller.core import Config  # fastapi and uvicorn only when serving
     from igniter_opt.controller.server import ServeOptions, serve
+    from igniter_opt.deploy.emulation import check_time_scale, parse_inject_errors
     from igniter_opt.deploy.types import LaunchError
 
     check_margin(margin, "--margin")
@@ -90,6 +99,8 @@ def serve_cmd(gpus: int | None = typer.Option(None, "--gpus", help="GPUs of the 
 
         gpus = load_service_fleet(fleet).gpus  # validated here: a bad fleet is one line before anything starts
     assert gpus is not None
+    errors = parse_inject_errors(inject_error, None)
+    check_time_scale(time_scale)
     config = Config(state_dir=state_dir.resolve(), gpus=gpus, profile=profile, policy=policy.value,
                     margin_pct=margin, batch_policy=str(batch_policy.value), max_changes=max_changes,
                     time_limit_s=time_limit, grace_s=grace,
@@ -98,7 +109,8 @@ def serve_cmd(gpus: int | None = typer.Option(None, "--gpus", help="GPUs of the 
         raise InputError(f"--state-dir {state_dir}: not a directory")
     os.makedirs(state_dir, exist_ok=True)
     options = ServeOptions(host=host, port=port, backend=backend.value, token_file=token_file,
-                           tritonserver=tritonserver, device=device.value, teardown=teardown, address=address)
+                           tritonserver=tritonserver, device=device.value, teardown=teardown, address=address,
+                           inject_error=errors, time_scale=time_scale)
     try:
         serve(config, options)
     except LaunchError as exc:

@@ -98,7 +98,8 @@ def plan_out(ctl: Controller) -> PlanOut:
             for g, ms in gpus_of(plan).items()]
     return PlanOut(policy=ctl.config.policy, fleet_gpus=ctl.config.gpus, num_gpus=len(gpus), status=info.status,
                    lower_bound=info.lower_bound, feasible=True, version=ctl.version(), objectives=info.objectives,
-                   gpus=gpus, cost=info.cost if ctl.fleet is not None else None)
+                   gpus=gpus, cost=info.cost if ctl.fleet is not None else None,
+                   emulated=ctl.plane.emulation() is not None, emulation=ctl.plane.emulation())
 
 
 def create_app(ctl: Controller, token: str | None = None, max_body: int = MAX_BODY_BYTES) -> FastAPI:
@@ -221,14 +222,17 @@ def _service_routes(app: FastAPI, ctl: Controller) -> None:
         return plan_out(ctl)
 
     @app.get("/healthz")
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    def healthz() -> dict[str, Any]:
+        return {"status": "ok", "emulated": ctl.plane.emulation() is not None}
 
     @app.get("/readyz")
     def readyz() -> JSONResponse:
         if not ctl.ready:
             return error(503, "controller", "not ready: re-adopting servers")
-        return JSONResponse({"status": "ready", "backend": ctl.plane.kind, "policy": ctl.config.policy})
+        emulation = ctl.plane.emulation()
+        return JSONResponse({"status": "ready", "backend": ctl.plane.kind, "policy": ctl.config.policy,
+                             "emulated": emulation is not None,
+                             **({"emulation": emulation} if emulation is not None else {})})
 
     @app.get("/metrics")
     def metrics() -> Response:

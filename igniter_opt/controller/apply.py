@@ -57,6 +57,7 @@ def apply_plan(store: Store, plane: DataPlane, old: Plan, new: Plan, info: PlanI
         for n in old:
             if n not in new:
                 store.delete_endpoint(db, n)
+    plane.observe(new, store.servers(), store.endpoints())
     return version
 
 

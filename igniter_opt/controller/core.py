@@ -87,6 +87,7 @@ class Controller:
         """Re-adopt what the state says runs, stop the rest, restart dead servers; then ready."""
         with self.lock:
             self._adopt()
+            self.plane.observe(self.store.plan(), self.store.servers(), self.store.endpoints())
             self.metrics.observe_plan(self.store.plan(), self.config.gpus)
         self._drainer = threading.Thread(target=self._drain_loop, name="igniter-drainer", daemon=True)
         self._drainer.start()

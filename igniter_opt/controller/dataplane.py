@@ -16,10 +16,11 @@ import subprocess
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
+from typing import Any
 
 from typing_extensions import override
 
-from igniter_opt.controller.records import Placement, Server
+from igniter_opt.controller.records import Endpoint, Placement, Plan, Server
 from igniter_opt.deploy.backends.launcher import free_port, wait_ready
 from igniter_opt.deploy.backends.local import (
     find_tritonserver,
@@ -70,6 +71,14 @@ class DataPlane(ABC):
 
     def close(self, teardown: bool) -> None:  # noqa: B027  (most planes hold nothing)
         """Release what the plane holds (MPS daemon on teardown)."""
+
+    def observe(self, plan: Plan, servers: list[Server], endpoints: dict[str, Endpoint]) -> None:  # noqa: B027
+        """Hear the plan, servers and endpoints after every applied change and on start (the
+        emulated plane rewrites its emulation file: co-runners and shares follow the plan)."""
+
+    def emulation(self) -> dict[str, Any] | None:
+        """The emulation's settings when the servers are emulated GPUs, else None (a real device)."""
+        return None
 
 
 class NoPlane(DataPlane):
@@ -149,14 +158,19 @@ class LocalPlane(DataPlane):
     def _gpu(self, placement: Placement) -> int | None:
         return placement.gpu % self.gpus if self.gpus else None
 
+    def model_config(self, server: Server, placement: Placement) -> ModelConfig:
+        """The server's config.pbtxt settings (the emulated plane adds its emulation file)."""
+        del server  # the emulated plane names it in the config
+        gpu = self._gpu(placement)
+        spec = placement.spec
+        return ModelConfig(name=spec.name, model=spec.model, batch=placement.batch,
+                           queue_delay_us=queue_delay_us(spec.slo_ms, placement.batch, spec.rate_rps),
+                           kind="KIND_CPU" if gpu is None else "KIND_GPU", gpu=gpu or 0)
+
     def spawn(self, server: Server, placement: Placement) -> Server:
         home = self.root / server.id
         gpu = self._gpu(placement)
-        spec = placement.spec
-        cfg = ModelConfig(name=spec.name, model=spec.model, batch=placement.batch,
-                          queue_delay_us=queue_delay_us(spec.slo_ms, placement.batch, spec.rate_rps),
-                          kind="KIND_CPU" if gpu is None else "KIND_GPU", gpu=gpu or 0)
-        repo = write_repository(home / "repo", cfg)
+        repo = write_repository(home / "repo", self.model_config(server, placement))
         ports = (free_port(), free_port(), free_port())
         argv = server_command(self.install, repo, ports, self.backends, self._shm(server))
         env = self.mps.client_env(placement.share_pct) if self.mps is not None else {}

@@ -114,3 +114,5 @@ class PlanOut(BaseModel):
     objectives: dict[str, Any]
     gpus: list[dict[str, Any]]
     cost: float | None = None  # price per hour of the GPUs in use (a priced --fleet); GPUs then carry gpu_type
+    emulated: bool = False                # the servers are emulated GPUs (--device emulate): not GPU figures
+    emulation: dict[str, Any] | None = None

@@ -15,7 +15,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from igniter_opt.controller.api import MAX_BODY_BYTES, create_app
@@ -41,6 +41,8 @@ class ServeOptions:
     teardown: bool = False
     max_body: int = MAX_BODY_BYTES
     address: str | None = None        # ray: the cluster (else $RAY_ADDRESS)
+    inject_error: dict[str, float] = field(default_factory=dict)   # emulate: workload -> error factor
+    time_scale: float = 1.0           # emulate: servers run F times slower than the plan (emulated.py)
 
 
 def is_loopback(host: str) -> bool:
@@ -80,8 +82,18 @@ def check_binding(host: str, token: str | None) -> None:
 def make_plane(config: Config, options: ServeOptions) -> DataPlane:
     if options.backend not in BACKENDS:
         raise InputError(f"--backend {options.backend!r}: must be one of {BACKENDS}")
+    if options.device == "emulate" and options.backend != "local":
+        raise InputError(f"--device emulate runs with --backend local (got --backend {options.backend})")
+    if options.device != "emulate" and (options.inject_error or options.time_scale != 1):
+        raise InputError("--inject-error and --time-scale are for --device emulate")
     if options.backend == "none":
         return NoPlane()
+    if options.device == "emulate":
+        from igniter_opt.controller.emulated import EmulatedPlane
+        from igniter_opt.model import load_profile
+
+        return EmulatedPlane(config.state_dir, load_profile(config.profile), options.inject_error,
+                             options.time_scale, options.tritonserver)
     if options.backend == "ray":
         from igniter_opt.controller.rayplane import RayPlane
 
@@ -120,8 +132,10 @@ def serve(config: Config, options: ServeOptions) -> None:
         app = create_app(ctl, token, options.max_body)
         server = uvicorn.Server(uvicorn.Config(app, host=options.host, port=options.port, log_level="warning",
                                                access_log=False, lifespan="off"))
+        emulated = plane.emulation()
+        device = (f"EMULATED GPUs, time scale {emulated['time_scale']:g}" if emulated else f"device {options.device}")
         print(f"igniter serve: http://{options.host}:{options.port} (policy {config.policy}, backend "
-              f"{plane.kind}, {config.gpus} GPUs, state {config.state_dir}); API docs at /docs",
+              f"{plane.kind}, {device}, {config.gpus} GPUs, state {config.state_dir}); API docs at /docs",
               file=sys.stderr, flush=True)
         with _signals_recorded():  # uvicorn re-raises the stop signal after its shutdown: recorded here
             server.run()

@@ -51,17 +51,18 @@ class EmulatedServer:
     active: bool = True       # serving the workload's traffic (a warm idle shadow is not)
 
 
-def parse_inject_errors(items: list[str], plan: Plan) -> dict[str, float]:
-    """`NAME=FACTOR` strings -> {workload: factor}; InputError naming the bad item."""
-    names = {w.name for w in plan.workloads()}
+def parse_inject_errors(items: list[str], plan: Plan | None) -> dict[str, float]:
+    """`NAME=FACTOR` strings -> {workload: factor}; InputError naming the bad item. Without a plan
+    (the service: workloads arrive later) any non-empty name is accepted."""
+    names = None if plan is None else {w.name for w in plan.workloads()}
     errors: dict[str, float] = {}
     for item in items:
         name, sep, value = item.partition("=")
         if not sep:
             raise InputError(f"--inject-error {item!r}: expected NAME=FACTOR, e.g. alexnet=1.5")
-        if name not in names:
+        if not name or (names is not None and name not in names):
             raise InputError(f"--inject-error {item!r}: no workload {name!r} in the plan "
-                             f"(workloads: {', '.join(sorted(names))})")
+                             f"(workloads: {', '.join(sorted(names or ()))})")
         try:
             factor = float(value)
         except ValueError:
