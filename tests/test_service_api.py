@@ -66,7 +66,7 @@ def test_admit_answers_with_place_and_endpoint(tmp_path):
         assert "/v1/workloads" in c.get("/openapi.json").json()["paths"]
         text = c.get("/metrics").text
         assert "igniter_workloads 1.0" in text and 'igniter_admissions_total{result="admitted"} 1.0' in text
-        assert c.get("/healthz").json() == {"status": "ok"} and c.get("/readyz").status_code == 200
+        assert c.get("/healthz").json() == {"status": "ok", "emulated": False} and c.get("/readyz").status_code == 200
     finally:
         ctl.close()
 
