@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -150,6 +151,35 @@ def endpoint_cmd(name: str = typer.Argument(...), after_version: int = typer.Opt
                       None, token_file))
 
 
+class WindowPoster:
+    """A LiveMonitor listener posting each step's client-side windows to the service's /v1/windows
+    (its /metrics then carries p50/p99, throughput and SLO violations); a failed post is skipped with
+    one warning, never stopping the measurement."""
+
+    FIELDS = ("workload", "window_s", "completed", "throughput_rps", "p50_ms", "p99_ms", "violation_pct",
+              "errors", "unix_s")
+
+    def __init__(self, url: str, token: str | None) -> None:
+        self.url, self.token, self.warned, self.posted = url.rstrip("/") + "/v1/windows", token, False, 0
+
+    def __call__(self, records: list[Any]) -> None:
+        body = {"windows": [{k: getattr(r, k) for k in self.FIELDS} for r in records if r.completed or r.errors]}
+        if not body["windows"]:
+            return
+        req = urllib.request.Request(self.url, data=json.dumps(body).encode(), method="POST")
+        req.add_header("Content-Type", "application/json")
+        if self.token:
+            req.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            with urllib.request.urlopen(req, timeout=2.0):
+                self.posted += 1
+        except (OSError, ValueError) as exc:
+            if not self.warned:
+                self.warned = True
+                print(f"igniter client measure: warning: live windows not posted to {self.url} ({exc})",
+                      file=sys.stderr, flush=True)
+
+
 def _token(token_file: Path | None) -> str | None:
     if token_file is not None:
         return token_file.read_text().strip()
@@ -169,6 +199,7 @@ def measure_cmd(names: list[str] = typer.Argument(None, help="Workloads to drive
     from igniter_opt.data.dnn import spec_for
     from igniter_opt.data.plan import GpuPlan, PlacedWorkload, Plan
     from igniter_opt.deploy.load.generator import LoadError, Target, require_load_client, run_load
+    from igniter_opt.deploy.monitor import LiveMonitor
     from igniter_opt.deploy.report import measurement_report
 
     require_load_client()
@@ -182,6 +213,12 @@ def measure_cmd(names: list[str] = typer.Argument(None, help="Workloads to drive
         fail("nothing to measure: no workloads, or the service runs without servers (--backend none)",
              EXIT_BAD_INPUT)
     token = _token(token_file)
+    emulation = request(url, "GET", "/v1/plan", None, token_file).get("emulation") or {}
+    scale = float(emulation.get("time_scale", 1.0))  # an emulated device F times slower: rate / F, SLO x F
+    if scale != 1:
+        chosen = [{**w, "rate_rps": w["rate_rps"] / scale, "slo_ms": w["slo_ms"] * scale,
+                   "predicted_latency_ms": None if w["predicted_latency_ms"] is None else
+                   w["predicted_latency_ms"] * scale} for w in chosen]
     targets = [Target(name=w["name"], model_name=w["endpoint"]["model_name"], url=w["endpoint"]["grpc_url"],
                       rate_rps=w["rate_rps"], slo_ms=w["slo_ms"], input_dims=spec_for(w["model"]).input_dims,
                       follow_url=f"{url.rstrip('/')}/v1/workloads/{w['name']}/endpoint", follow_token=token)
@@ -190,7 +227,11 @@ def measure_cmd(names: list[str] = typer.Argument(None, help="Workloads to drive
         PlacedWorkload(w["name"], w["model"], w["batch"], w["share_pct"], w["rate_rps"], w["slo_ms"],
                        w["predicted_latency_ms"]) for w in chosen])])
     try:
-        results = run_load(targets, _load_options(duration, warmup, distribution, seed))
+        monitor = LiveMonitor(targets, listeners=[WindowPoster(url, token)])  # live windows -> /v1/windows
+        try:
+            results = run_load(targets, _load_options(duration, warmup, distribution, seed), hooks=monitor)
+        finally:
+            monitor.stop()
     except LoadError as exc:
         fail(str(exc))
     _finish(measurement_report(plan, results, None), results, output, as_json, "service: predicted vs measured")

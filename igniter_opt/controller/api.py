@@ -21,10 +21,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from igniter_opt.controller.apply import ApplyError
 from igniter_opt.controller.core import BadRequest, Controller, NotFound
+from igniter_opt.controller.live import client_windows
 from igniter_opt.controller.models import (
     EndpointOut,
     ErrorOut,
     PlanOut,
+    WindowsIn,
     WorkloadChange,
     WorkloadIn,
     WorkloadOut,
@@ -234,6 +236,17 @@ def _service_routes(app: FastAPI, ctl: Controller) -> None:
                              "emulated": emulation is not None,
                              **({"emulation": emulation} if emulation is not None else {})})
 
+    @app.post("/v1/windows", status_code=202, response_model=dict[str, Any])
+    def windows(body: WindowsIn) -> Any:
+        """Client-side windows (p50/p99, throughput, SLO violations) for /metrics."""
+        plan = ctl.plan()
+        unknown = sorted({w.workload for w in body.windows} - set(plan))
+        if unknown:
+            return error(404, "windows[].workload", f"no workload {', '.join(map(repr, unknown))}")
+        ctl.live.feed(client_windows([w.model_dump() for w in body.windows]))
+        return {"accepted": len(body.windows)}
+
     @app.get("/metrics")
     def metrics() -> Response:
+        ctl.live.publish()  # the plan now: a removed workload's live figures go at once
         return Response(ctl.metrics.text(), media_type="text/plain; version=0.0.4")

@@ -16,6 +16,7 @@ from pathlib import Path
 from igniter_opt.controller.apply import apply_plan, drain_due
 from igniter_opt.controller.dataplane import DataPlane
 from igniter_opt.controller.fleetplace import check_adopted, load_service_fleet, place_igniter_fleet, with_types
+from igniter_opt.controller.live import LiveGauges, ServiceMonitor
 from igniter_opt.controller.metrics import Metrics
 from igniter_opt.controller.placement import Unplaceable, gpus_of, place_igniter, verified
 from igniter_opt.controller.records import Endpoint, Placement, Plan, PlanInfo, Server, Spec
@@ -58,6 +59,7 @@ class Config:
     time_limit_s: float = 10.0
     grace_s: float = 5.0
     fleet: str | None = None  # a fleet file (policy igniter; `gpus` is then its slots): fleetplace.py
+    monitor_step_s: float = 1.0           # the live monitor's scrape period (live.py)
 
 
 class Controller:
@@ -80,6 +82,9 @@ class Controller:
         self.notes: list[str] = []
         self._stop = threading.Event()
         self._drainer: threading.Thread | None = None
+        emulation = plane.emulation() or {}
+        self.live = ServiceMonitor(LiveGauges(self.metrics.registry), self._serving,
+                                   float(emulation.get("time_scale", 1.0)), config.monitor_step_s)
 
     # -- life cycle --------------------------------------------------------------------------------
 
@@ -91,6 +96,8 @@ class Controller:
             self.metrics.observe_plan(self.store.plan(), self.config.gpus)
         self._drainer = threading.Thread(target=self._drain_loop, name="igniter-drainer", daemon=True)
         self._drainer.start()
+        if self.plane.kind != "none":
+            self.live.start()
         self.ready = True
 
     def _adopt(self) -> None:
@@ -146,7 +153,8 @@ class Controller:
             self.lock.release()
 
     def close(self, teardown: bool = False) -> None:
-        """Stop the drainer; with `teardown` stop every server too (else they keep serving)."""
+        """Stop the monitor and the drainer; with `teardown` stop every server too (else they keep serving)."""
+        self.live.stop()
         self._stop.set()
         if self._drainer is not None:
             self._drainer.join(timeout=5)
@@ -160,6 +168,12 @@ class Controller:
                 self.plane.sweep([])
             self.plane.close(teardown)
             self.store.close()
+
+    def _serving(self) -> tuple[Plan, dict[str, Server]]:
+        """The plan and each workload's endpoint server (what the monitor scrapes)."""
+        servers = {s.id: s for s in self.store.servers()}
+        return self.store.plan(), {n: servers[e.server_id] for n, e in self.store.endpoints().items()
+                                   if e.server_id in servers}
 
     # -- mutations ---------------------------------------------------------------------------------
 

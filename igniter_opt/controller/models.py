@@ -67,6 +67,29 @@ class WorkloadChange(Strict):
         return self
 
 
+Ms = Annotated[float | None, Field(ge=0, le=3_600_000, allow_inf_nan=False, description="ms")]
+
+
+class WindowIn(Strict):
+    """One client-side window of one workload (what `igniter client measure` posts every step)."""
+
+    workload: Name
+    window_s: float = Field(gt=0, le=3600, allow_inf_nan=False)
+    completed: int = Field(ge=0)
+    throughput_rps: float = Field(ge=0, le=10 * MAX_RATE_RPS, allow_inf_nan=False)
+    p50_ms: Ms = None
+    p99_ms: Ms = None
+    violation_pct: float = Field(ge=0, le=100, allow_inf_nan=False)
+    errors: int = Field(ge=0)
+    unix_s: float = Field(gt=0, allow_inf_nan=False, description="the window's end, unix time")
+
+
+class WindowsIn(Strict):
+    """Client-side windows for the service's live metrics."""
+
+    windows: list[WindowIn] = Field(min_length=1, max_length=1000)
+
+
 class EndpointOut(BaseModel):
     """Where a workload is served; `version` grows whenever the endpoint changes."""
 
