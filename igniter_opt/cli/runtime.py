@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -11,18 +12,44 @@ from igniter_opt.cli.app import EXIT_CHECK_FAILED, app, console, err_console, po
 from igniter_opt.data.errors import InputError
 from igniter_opt.data.io import write_json
 from igniter_opt.deploy.inputs import prepare_inputs
-from igniter_opt.deploy.top import RunDirSource, render_table
+from igniter_opt.deploy.monitor import WindowRecord
+from igniter_opt.deploy.top import MonitorSource, RunDirSource, render_table
+from igniter_opt.deploy.topservice import ServiceError, ServiceSource
+
+
+def _source(run_dir: Path, url: str | None, token_file: Path | None) -> MonitorSource:
+    if url is None:
+        return RunDirSource(run_dir)
+    token = os.environ.get("IGNITER_TOKEN", "").strip() or None
+    if token_file is not None:
+        try:
+            token = token_file.read_text().strip()
+        except OSError as exc:
+            raise InputError(f"--token-file {token_file}: cannot read it ({exc.strerror})") from None
+    return ServiceSource(url, token)
+
+
+def _latest(source: MonitorSource) -> list[WindowRecord]:
+    try:
+        return source.latest()
+    except ServiceError as exc:
+        print_error(str(exc))
+        raise typer.Exit(EXIT_CHECK_FAILED) from None
 
 
 @app.command("top")
 def top_cmd(run_dir: Path = typer.Option(Path("igniter-run"), "--run-dir",
                                          help="The run directory of a running `igniter run` or `measure`."),
+            url: str | None = typer.Option(None, "--url", help="A running `igniter serve` (its /v1 API and "
+                                                               "/metrics) instead of a run directory."),
+            token_file: Path | None = typer.Option(None, "--token-file",
+                                                   help="--url: bearer token file (else $IGNITER_TOKEN)."),
             interval: float = typer.Option(0.5, "--interval", help="Refresh every S seconds.", callback=positive),
             once: bool = typer.Option(False, "--once", help="Print the newest windows once and exit.")) -> None:
     """Live table of each workload's newest window: rate, p99 vs SLO, share, GPU, shadow state."""
-    source = RunDirSource(run_dir)
+    source = _source(run_dir, url, token_file)
     if once:
-        records = source.latest()
+        records = _latest(source)
         if not records:
             err_console.print(f"no windows yet in {source.describe()}", highlight=False)
             raise typer.Exit(EXIT_CHECK_FAILED)
@@ -34,7 +61,7 @@ def top_cmd(run_dir: Path = typer.Option(Path("igniter-run"), "--run-dir",
         with Live(render_table([], f"waiting for {source.describe()}"), console=console,
                   refresh_per_second=max(1.0, 1 / interval)) as live:
             while True:
-                records = source.latest()
+                records = _latest(source)
                 live.update(render_table(records) if records else render_table([], f"waiting for {source.describe()}"))
                 time.sleep(interval)
     except KeyboardInterrupt:
