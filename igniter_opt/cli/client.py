@@ -195,6 +195,8 @@ def measure_cmd(names: list[str] = typer.Argument(None, help="Workloads to drive
                 output: Path | None = typer.Option(None, "-o", "--output", callback=output_file),
                 as_json: bool = JsonOpt) -> None:
     """Load the service's workloads at their rates, following each endpoint (moves lose no request)."""
+    from dataclasses import replace
+
     from igniter_opt.cli.deploy import _finish, _load_options  # the load generator only when measuring
     from igniter_opt.data.dnn import spec_for
     from igniter_opt.data.plan import GpuPlan, PlacedWorkload, Plan
@@ -229,7 +231,8 @@ def measure_cmd(names: list[str] = typer.Argument(None, help="Workloads to drive
     try:
         monitor = LiveMonitor(targets, listeners=[WindowPoster(url, token)])  # live windows -> /v1/windows
         try:
-            results = run_load(targets, _load_options(duration, warmup, distribution, seed), hooks=monitor)
+            options = replace(_load_options(duration, warmup, distribution, seed), progress_s=0.1)
+            results = run_load(targets, options, hooks=monitor)
         finally:
             monitor.stop()
     except LoadError as exc:
