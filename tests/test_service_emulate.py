@@ -83,3 +83,29 @@ def test_emulation_options_are_checked(tmp_path):
         make_plane(config, ServeOptions(backend="ray", device="emulate"))
     with pytest.raises(InputError, match="are for --device emulate"):
         make_plane(config, ServeOptions(backend="local", device="cpu", time_scale=2.0))
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--inject-error", "a=0"], "factor must be a finite number > 0"),
+    (["--inject-error", "a"], "expected NAME=FACTOR"),
+    (["--time-scale", "0.5"], "--time-scale: must be a finite number >= 1"),
+    (["--backend", "none"], "--device emulate runs with --backend local"),
+])
+def test_serve_emulate_bad_options_are_one_line_exit_2(tmp_path, args, message):
+    from typer.testing import CliRunner
+
+    from igniter_opt.cli.app import app
+
+    result = CliRunner().invoke(app, ["serve", "--gpus", "1", "--device", "emulate", "--state-dir",
+                                      str(tmp_path / "st"), "--port", "1", *args])
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+
+
+def test_top_url_unreachable_is_one_line_exit_1():
+    from typer.testing import CliRunner
+
+    from igniter_opt.cli.app import app
+    from igniter_opt.deploy.backends.launcher import free_port
+
+    result = CliRunner().invoke(app, ["top", "--url", f"http://127.0.0.1:{free_port()}", "--once"])
+    assert result.exit_code == 1 and "unreachable" in result.output and "Traceback" not in result.output

@@ -248,5 +248,5 @@ def _service_routes(app: FastAPI, ctl: Controller) -> None:
 
     @app.get("/metrics")
     def metrics() -> Response:
-        ctl.live.publish()  # the plan now: a removed workload's live figures go at once
-        return Response(ctl.metrics.text(), media_type="text/plain; version=0.0.4")
+        text = ctl.live.text(ctl.metrics.text)  # against the plan now: a removed workload's figures go at once
+        return Response(text, media_type="text/plain; version=0.0.4")

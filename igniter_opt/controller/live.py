@@ -87,7 +87,7 @@ class ServiceMonitor:
                  time_scale: float = 1.0, step_s: float = 1.0, stale_s: float = 10.0) -> None:
         self.gauges, self.serving = gauges, serving
         self.time_scale, self.step_s, self.stale_s = time_scale, step_s, stale_s
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._client: dict[str, ClientWindow] = {}
         self._scrapes: dict[str, tuple[float, dict[str, float]]] = {}   # server id -> (time, counters)
         self.triton: dict[str, dict[str, float]] = {}                   # workload -> last step's figures
@@ -170,6 +170,13 @@ class ServiceMonitor:
                         gauge.labels(name).set(t[key] / 1000.0)
                 if "batch" in t:
                     g.batch.labels(name).set(t["batch"])
+
+
+    def text(self, render: Callable[[], bytes]) -> bytes:
+        """Publish against the plan now and render, with no tick clearing the gauges in between."""
+        with self._lock:
+            self.publish()
+            return render()
 
 
 def client_windows(items: list[dict[str, Any]]) -> list[ClientWindow]:
