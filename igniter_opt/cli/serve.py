@@ -72,6 +72,11 @@ def serve_cmd(gpus: int | None = typer.Option(None, "--gpus", help="GPUs of the 
               inject_error: list[str] = typer.Option([], "--inject-error",
                                                      help="emulate: NAME=FACTOR multiplies workload NAME's "
                                                           "emulated service time (a wrong prediction)."),
+              shadow: bool = typer.Option(False, "--shadow",
+                                          help="A warm shadow server per workload at a larger share; K violating "
+                                               "client windows switch the workload to it (docs/service.md)."),
+              shadow_windows: int = typer.Option(2, "--shadow-windows", callback=at_least(1),
+                                                 help="--shadow: consecutive windows with p99 > SLO that switch."),
               time_scale: float = typer.Option(1.0, "--time-scale",
                                                help="emulate: servers run F times slower than the plan "
                                                     "(clients offer rate / F; latency / F compares)."),
@@ -103,7 +108,7 @@ def serve_cmd(gpus: int | None = typer.Option(None, "--gpus", help="GPUs of the 
     check_time_scale(time_scale)
     config = Config(state_dir=state_dir.resolve(), gpus=gpus, profile=profile, policy=policy.value,
                     margin_pct=margin, batch_policy=str(batch_policy.value), max_changes=max_changes,
-                    time_limit_s=time_limit, grace_s=grace,
+                    time_limit_s=time_limit, grace_s=grace, shadow=shadow, shadow_windows=shadow_windows,
                     fleet=None if fleet is None else str(fleet.resolve()))
     if state_dir.exists() and not state_dir.is_dir():
         raise InputError(f"--state-dir {state_dir}: not a directory")

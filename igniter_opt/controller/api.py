@@ -246,6 +246,11 @@ def _service_routes(app: FastAPI, ctl: Controller) -> None:
         ctl.live.feed(client_windows([w.model_dump() for w in body.windows]))
         return {"accepted": len(body.windows)}
 
+    @app.get("/v1/corrections", response_model=dict[str, Any])
+    def corrections() -> dict[str, Any]:
+        """Shadow switches and breaks no shadow could take (measured vs predicted, old and new share)."""
+        return {"corrections": ctl.store.corrections()}
+
     @app.get("/metrics")
     def metrics() -> Response:
         text = ctl.live.text(ctl.metrics.text)  # against the plan now: a removed workload's figures go at once

@@ -21,6 +21,7 @@ from igniter_opt.controller.metrics import Metrics
 from igniter_opt.controller.placement import Unplaceable, gpus_of, place_igniter, verified
 from igniter_opt.controller.records import Endpoint, Placement, Plan, PlanInfo, Server, Spec
 from igniter_opt.controller.replan import replan_exact
+from igniter_opt.controller.shadows import Shadows
 from igniter_opt.controller.state import Store
 from igniter_opt.data.dnn import ALIASES, SPECS
 from igniter_opt.data.errors import InputError
@@ -60,6 +61,8 @@ class Config:
     grace_s: float = 5.0
     fleet: str | None = None  # a fleet file (policy igniter; `gpus` is then its slots): fleetplace.py
     monitor_step_s: float = 1.0           # the live monitor's scrape period (live.py)
+    shadow: bool = False                  # a warm shadow per workload, switched to on SLO breaks (shadows.py)
+    shadow_windows: int = 2               # consecutive violating client windows that switch a workload
 
 
 class Controller:
@@ -85,6 +88,9 @@ class Controller:
         emulation = plane.emulation() or {}
         self.live = ServiceMonitor(LiveGauges(self.metrics.registry), self._serving,
                                    float(emulation.get("time_scale", 1.0)), config.monitor_step_s)
+        self.shadows = Shadows(self, config.shadow_windows) if config.shadow and plane.kind != "none" else None
+        if self.shadows is not None:
+            self.live.listeners.append(self.shadows.on_windows)
 
     # -- life cycle --------------------------------------------------------------------------------
 
@@ -94,6 +100,8 @@ class Controller:
             self._adopt()
             self.plane.observe(self.store.plan(), self.store.servers(), self.store.endpoints())
             self.metrics.observe_plan(self.store.plan(), self.config.gpus)
+            if self.shadows is not None:
+                self.shadows.ensure()
         self._drainer = threading.Thread(target=self._drain_loop, name="igniter-drainer", daemon=True)
         self._drainer.start()
         if self.plane.kind != "none":
@@ -138,8 +146,18 @@ class Controller:
             try:
                 drain_due(self.store, self.plane)
                 self._release()
+                self._ensure_shadows()
             except Exception:  # a failed stop is retried on the next tick
                 self.metrics.failures.labels("drain").inc()
+
+    def _ensure_shadows(self) -> None:
+        """Start missing shadows when no change holds the lock (never inside a client's request)."""
+        if self.shadows is None or not self.lock.acquire(blocking=False):
+            return
+        try:
+            self.shadows.ensure()
+        finally:
+            self.lock.release()
 
     def _release(self) -> None:
         """Give back the GPU slots the plan no longer uses, once nothing drains and no change is in
@@ -147,7 +165,7 @@ class Controller:
         if not self.lock.acquire(blocking=False):
             return
         try:
-            if not any(s.status != "serving" for s in self.store.servers()):
+            if not any(s.status in ("starting", "draining") for s in self.store.servers()):
                 self.plane.release({p.gpu for p in self.store.plan().values()})
         finally:
             self.lock.release()

@@ -61,7 +61,8 @@ class EmulatedPlane(LocalPlane):
     @override
     def spawn(self, server: Server, placement: Placement) -> Server:
         self._shares[server.id] = (placement.name, placement.share_pct)
-        self._plan = {**self._plan, placement.name: placement}  # its service times before it starts
+        if placement.name not in self._plan:  # a new workload: its service times before it starts
+            self._plan = {**self._plan, placement.name: placement}
         self.write()
         return super().spawn(server, placement)
 

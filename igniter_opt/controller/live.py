@@ -93,6 +93,7 @@ class ServiceMonitor:
         self.triton: dict[str, dict[str, float]] = {}                   # workload -> last step's figures
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.listeners: list[Callable[[list[ClientWindow]], None]] = []   # hear posted client windows
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="igniter-monitor", daemon=True)
@@ -118,6 +119,8 @@ class ServiceMonitor:
                 if old is None or w.unix_s >= old.unix_s:
                     self._client[w.workload] = w
         self.publish()
+        for listener in self.listeners:
+            listener(windows)
 
     def tick(self) -> None:
         """Scrape every endpoint server once, then publish."""

@@ -14,9 +14,11 @@ import fcntl
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from igniter_opt.controller.records import Endpoint, Placement, Plan, PlanInfo, Server, Spec
 from igniter_opt.data.errors import InputError
@@ -33,6 +35,8 @@ CREATE TABLE IF NOT EXISTS servers (
   repository TEXT NOT NULL, host TEXT NOT NULL, drain_until REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS endpoints (
   workload TEXT PRIMARY KEY, server_id TEXT, grpc_url TEXT, http_url TEXT, version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS corrections (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, unix_s REAL NOT NULL, workload TEXT NOT NULL, record TEXT NOT NULL);
 """
 
 DB_NAME = "state.sqlite"
@@ -147,6 +151,17 @@ class Store:
     @staticmethod
     def delete_endpoint(db: sqlite3.Connection, workload: str) -> None:
         db.execute("DELETE FROM endpoints WHERE workload=?", (workload,))
+
+    @staticmethod
+    def add_correction(db: sqlite3.Connection, workload: str, record: dict[str, Any]) -> None:
+        """A shadow switch or a break no shadow could take (controller/shadows.py), as JSON."""
+        db.execute("INSERT INTO corrections (unix_s, workload, record) VALUES(?,?,?)",
+                   (time.time(), workload, json.dumps(record)))
+
+    def corrections(self) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute("SELECT record FROM corrections ORDER BY seq").fetchall()
+        return [json.loads(r[0]) for r in rows]
 
     def next_server_id(self, db: sqlite3.Connection, workload: str) -> str:
         row = db.execute("SELECT value FROM meta WHERE key='server_seq'").fetchone()
