@@ -73,3 +73,24 @@ def test_k_violating_windows_switch_to_the_warm_shadow(tmp_path, fake):  # noqa:
     finally:
         ctl.close(teardown=True)
     assert servers_under(state) == []
+
+
+def test_windows_begun_before_a_switch_do_not_count(tmp_path):
+    from igniter_opt.controller.dataplane import NoPlane
+    from igniter_opt.controller.shadows import Shadows
+
+    ctl = Controller(Config(state_dir=tmp_path / "st", gpus=1), NoPlane())
+    ctl.start()
+    try:
+        ctl.add([Spec("a", "alexnet", 15.0, 100.0)])
+        calls: list[str] = []
+        sh = Shadows(ctl, windows=2)
+        sh.switch = lambda name, _w: calls.append(name) or {}  # type: ignore[method-assign]
+        sh.switched["a"] = time.time() + 0.5                  # a switch that "just happened"
+        sh.on_windows([window("a", 300.0), window("a", 300.0)])
+        assert calls == []                                    # the old server's backlog
+        late = ClientWindow("a", 1.0, 100, 100.0, 150.0, 300.0, 50.0, 0, time.time() + 2.0)
+        sh.on_windows([late, late])
+        assert calls == ["a"]
+    finally:
+        ctl.close()

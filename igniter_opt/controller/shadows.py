@@ -14,7 +14,8 @@ GPU's active shares <= 100%), the endpoint moved to the shadow server with a ver
 following the long-poll protocol move), the old server draining, and the correction (measured p99
 vs predicted, old and new share) recorded in the SQLite state (`GET /v1/corrections`). With no warm
 shadow, or when the larger share no longer fits, the break is recorded as `replan-needed` (not
-re-planned automatically here). Accounting: shares of idle shadows are not in the plan; MPS caps
+re-planned automatically here). Windows that began before a switch are not counted (the old
+server's backlog is not the shadow's). Accounting: shares of idle shadows are not in the plan; MPS caps
 of active servers plus idle shadows may sum above 100% (an idle shadow runs no kernels); the plan
 guarantees the active servers' shares sum to <= 100% per GPU.
 """
@@ -46,14 +47,15 @@ class Shadows:
     first: dict[str, ClientWindow] = field(default_factory=dict)
     shares: dict[str, tuple[str, int, float]] = field(default_factory=dict)   # shadow id -> (workload, gpu, share)
     noted: set[str] = field(default_factory=set)
+    switched: dict[str, float] = field(default_factory=dict)   # workload -> unix time of its last switch
 
     def on_windows(self, windows: list[ClientWindow]) -> None:
         """Count consecutive violating windows per workload; switch at K."""
         plan = self.ctl.plan()
         scale = self.ctl.live.time_scale
         for w in windows:
-            if w.workload not in plan:
-                continue
+            if w.workload not in plan or w.unix_s - w.window_s < self.switched.get(w.workload, 0.0):
+                continue  # a window holding requests of the server it was switched from is not the shadow's
             slo = plan[w.workload].spec.slo_ms * scale
             if w.p99_ms is None or w.p99_ms <= slo:
                 self.breaks[w.workload] = 0
@@ -117,6 +119,7 @@ class Shadows:
                               else window.p99_ms / record["predicted_ms"])
                 ctl.store.add_correction(db, name, record)
             del self.shares[shadow.id]
+            self.switched[name] = time.time()
             ctl.plane.observe(new, ctl.store.servers(), ctl.store.endpoints())
             ctl.metrics.replans.labels("shadow").inc()
             ctl.metrics.observe_plan(new, ctl.config.gpus)
