@@ -109,3 +109,16 @@ def test_top_url_unreachable_is_one_line_exit_1():
 
     result = CliRunner().invoke(app, ["top", "--url", f"http://127.0.0.1:{free_port()}", "--once"])
     assert result.exit_code == 1 and "unreachable" in result.output and "Traceback" not in result.output
+
+
+def test_fleet_is_refused_with_emulate_or_shadow(tmp_path):
+    from typer.testing import CliRunner
+
+    from igniter_opt.cli.app import app
+
+    fleet = tmp_path / "fleet.json"
+    fleet.write_text('{"types": [{"name": "v100", "profile": "v100", "count": 1}]}')
+    for extra in (["--device", "emulate"], ["--shadow"]):
+        result = CliRunner().invoke(app, ["serve", "--fleet", str(fleet), "--state-dir", str(tmp_path / "st"),
+                                          *extra])
+        assert result.exit_code == 2 and "not with --device emulate or --shadow" in result.output

@@ -100,6 +100,8 @@ def serve_cmd(gpus: int | None = typer.Option(None, "--gpus", help="GPUs of the 
             raise InputError(f"--policy {policy.value}: --fleet takes policy igniter only")
         if backend is ServeBackend.ray:
             raise InputError("--backend ray: not with --fleet yet (Ray bundles do not request the GPU type)")
+        if device is Device.emulate or shadow:
+            raise InputError("--fleet: not with --device emulate or --shadow yet (they predict with one profile)")
         from igniter_opt.controller.fleetplace import load_service_fleet
 
         gpus = load_service_fleet(fleet).gpus  # validated here: a bad fleet is one line before anything starts

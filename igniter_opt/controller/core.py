@@ -88,6 +88,8 @@ class Controller:
         emulation = plane.emulation() or {}
         self.live = ServiceMonitor(LiveGauges(self.metrics.registry), self._serving,
                                    float(emulation.get("time_scale", 1.0)), config.monitor_step_s)
+        if config.shadow and self.fleet is not None:
+            raise InputError("--shadow: not with --fleet yet (the shadow rule predicts with one profile)")
         self.shadows = Shadows(self, config.shadow_windows) if config.shadow and plane.kind != "none" else None
         if self.shadows is not None:
             self.live.listeners.append(self.shadows.on_windows)
