@@ -74,6 +74,8 @@ class Controller:
         self.fleet = None if config.fleet is None else load_service_fleet(config.fleet)
         if self.fleet is not None and config.policy != "igniter":
             raise InputError(f"--fleet: policy {config.policy!r} does not take a fleet (only igniter)")
+        if config.shadow and self.fleet is not None:
+            raise InputError("--shadow: not with --fleet yet (the shadow rule predicts with one profile)")
         self.config = config if self.fleet is None else replace(config, gpus=self.fleet.gpus)
         self.plane = plane
         self.profile = profile or (load_profile(config.profile) if self.fleet is None
@@ -88,8 +90,6 @@ class Controller:
         emulation = plane.emulation() or {}
         self.live = ServiceMonitor(LiveGauges(self.metrics.registry), self._serving,
                                    float(emulation.get("time_scale", 1.0)), config.monitor_step_s)
-        if config.shadow and self.fleet is not None:
-            raise InputError("--shadow: not with --fleet yet (the shadow rule predicts with one profile)")
         self.shadows = Shadows(self, config.shadow_windows) if config.shadow and plane.kind != "none" else None
         if self.shadows is not None:
             self.live.listeners.append(self.shadows.on_windows)
@@ -99,11 +99,15 @@ class Controller:
     def start(self) -> None:
         """Re-adopt what the state says runs, stop the rest, restart dead servers; then ready."""
         with self.lock:
-            self._adopt()
-            self.plane.observe(self.store.plan(), self.store.servers(), self.store.endpoints())
-            self.metrics.observe_plan(self.store.plan(), self.config.gpus)
-            if self.shadows is not None:
-                self.shadows.ensure()
+            try:
+                self._adopt()
+                self.plane.observe(self.store.plan(), self.store.servers(), self.store.endpoints())
+                self.metrics.observe_plan(self.store.plan(), self.config.gpus)
+                if self.shadows is not None:
+                    self.shadows.ensure()
+            except BaseException:  # refused (e.g. another fleet): the state directory is free again at once
+                self.store.close()
+                raise
         self._drainer = threading.Thread(target=self._drain_loop, name="igniter-drainer", daemon=True)
         self._drainer.start()
         if self.plane.kind != "none":
