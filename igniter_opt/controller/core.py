@@ -87,6 +87,8 @@ class Controller:
         self.notes: list[str] = []
         self._stop = threading.Event()
         self._drainer: threading.Thread | None = None
+        self._closed = False                  # the state is closed (a refused start, or close())
+        self._refused = False                 # start() was refused: close() still releases the plane
         emulation = plane.emulation() or {}
         self.live = ServiceMonitor(LiveGauges(self.metrics.registry), self._serving,
                                    float(emulation.get("time_scale", 1.0)), config.monitor_step_s)
@@ -107,6 +109,7 @@ class Controller:
                     self.shadows.ensure()
             except BaseException:  # refused (e.g. another fleet): the state directory is free again at once
                 self.store.close()
+                self._closed = self._refused = True
                 raise
         self._drainer = threading.Thread(target=self._drain_loop, name="igniter-drainer", daemon=True)
         self._drainer.start()
@@ -178,6 +181,11 @@ class Controller:
 
     def close(self, teardown: bool = False) -> None:
         """Stop the monitor and the drainer; with `teardown` stop every server too (else they keep serving)."""
+        if self._closed:
+            if self._refused:
+                self._refused = False
+                self.plane.close(teardown)
+            return
         self.live.stop()
         self._stop.set()
         if self._drainer is not None:
@@ -192,6 +200,7 @@ class Controller:
                 self.plane.sweep([])
             self.plane.close(teardown)
             self.store.close()
+            self._closed = True
 
     def _serving(self) -> tuple[Plan, dict[str, Server]]:
         """The plan and each workload's endpoint server (what the monitor scrapes)."""
