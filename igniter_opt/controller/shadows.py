@@ -22,18 +22,35 @@ guarantees the active servers' shares sum to <= 100% per GPU.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from igniter_opt.controller.live import ClientWindow
+from igniter_opt.controller.dataplane import DataPlane
+from igniter_opt.controller.live import ClientWindow, ServiceMonitor
+from igniter_opt.controller.metrics import Metrics
 from igniter_opt.controller.placement import Unplaceable, to_solver_plan, verified
-from igniter_opt.controller.records import Endpoint, Placement, Server
+from igniter_opt.controller.records import Endpoint, Placement, Plan, Server
+from igniter_opt.controller.state import Store
 from igniter_opt.deploy.shadow import others_fit, shadow_share
 from igniter_opt.deploy.types import LaunchError
+from igniter_opt.model import Profile
 
-if TYPE_CHECKING:
-    from igniter_opt.controller.core import Controller
+
+class Controller(Protocol):
+    """What the shadows use of the controller (controller/core.py), named here so that core imports
+    shadows and not the other way round."""
+
+    lock: threading.Lock
+    store: Store
+    plane: DataPlane
+    metrics: Metrics
+    live: ServiceMonitor
+    profile: Profile
+    config: Any  # core.Config: grace_s
+
+    def plan(self) -> Plan: ...
 
 
 @dataclass
