@@ -8,7 +8,7 @@ call (beam pricing found nothing); that call's duals, threshold and rules are ca
 solve is abandoned. Both searches then run that same call with the same time limit (max_columns
 as in bnp). Table: evaluations (sets whose least shares were computed), seconds, microseconds per
 evaluation, whether the search completed and how many columns it returned. Rows: numpy
-(LevelSearch), numba with the numpy bound's decisions (INTEGER_BOUND off: the same sets
+(LevelSearch), numba with the numpy bound's decisions (ExactSettings.integer_bound off: the same sets
 evaluated when both complete), and +int, the kernel as Pricer runs it (integer knapsack bound on). The JIT cost is
 measured apart, in fresh processes: the first call with an empty numba cache (compile), then the
 first call of a second process on that cache (load), each minus a steady call.
@@ -17,6 +17,7 @@ first call of a second process on that cache (load), each minus a steady call.
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import subprocess
 import sys
@@ -26,9 +27,10 @@ import time
 import numpy as np
 
 from igniter_opt.bench.generate import mixed_instance
-from igniter_opt.solvers.exact import bnp, kernel
+from igniter_opt.solvers.exact import kernel
 from igniter_opt.solvers.exact.levels import LevelSearch
 from igniter_opt.solvers.exact.pricing import Pricer
+from igniter_opt.solvers.exact.settings import DEFAULT, ExactSettings
 from igniter_opt.solvers.solve import SolveOptions, solve
 
 
@@ -78,13 +80,12 @@ def run_numpy(c: dict, limit: float):
 
 def run_numba(c: dict, limit: float, integer: bool = True):
     p, order, value = inputs(c)
-    kernel.INTEGER_BOUND, saved = integer, kernel.INTEGER_BOUND
-    try:
-        t = time.perf_counter()
-        res = kernel.search(p, order, value, c["threshold"], c["rules"], t + limit, c["max_columns"])
-        return res, time.perf_counter() - t
-    finally:
-        kernel.INTEGER_BOUND = saved
+    # the same pricer's tables with the kernel's integer bound on or off (its settings, not a global)
+    q = copy.copy(p)
+    q.settings = ExactSettings(integer_bound=integer)
+    t = time.perf_counter()
+    res = kernel.search(q, order, value, c["threshold"], c["rules"], t + limit, c["max_columns"])
+    return res, time.perf_counter() - t
 
 
 JIT_PROBE = """
@@ -135,7 +136,7 @@ def main() -> None:
     print(f"numba JIT: compile {compile_s:.2f} s (first call, empty cache); "
           f"cached load {load_s:.2f} s (first call of a second process)")
     print(f"exhaustive pricing on real duals (first exhaustive call of exact on mixed-n-s{args.seed}), "
-          f"limit {args.limit:g} s per search, max_columns {bnp.EXHAUSTIVE_COLUMNS}")
+          f"limit {args.limit:g} s per search, max_columns {DEFAULT.exhaustive_columns}")
     head = (f"{'n':>4} {'K':>4} {'search':>6} {'evaluations':>12} {'seconds':>9} {'us/eval':>9} "
             f"{'complete':>8} {'columns':>7}")
     print(head)

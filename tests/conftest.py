@@ -95,19 +95,21 @@ def fixed_split(demands):
 
 
 @cache
-def mixed_pricer(n: int, seed: int, policy: str = "paper", aggregate: bool = True):
+def mixed_pricer(n: int, seed: int, policy: str = "paper", aggregate: bool = True, settings=None):
     """The branch-and-price Pricer of `mixed_instance(n, seed)` on the V100 (types aggregated
-    unless told), built once per session; the pricing tests' common subject."""
+    unless told), built once per session and settings (ExactSettings; None: the defaults); the
+    pricing tests' common subject."""
 
     from igniter_opt.bench.generate import mixed_instance
     from igniter_opt.solvers.exact.pricing import Pricer
+    from igniter_opt.solvers.exact.settings import ExactSettings
     from igniter_opt.solvers.exact.solver import catalogue
     from igniter_opt.solvers.sizing import size_instance
 
     profile = load_profile("v100")
     cat = catalogue(profile, fixed_split(size_instance(mixed_instance(n, seed), profile)), policy, aggregate)
     # caps: a type's workload count, or a split workload's rate level's most copies in one column
-    return Pricer(profile.hardware, cat.options, cat.option_type, cat.caps)
+    return Pricer(profile.hardware, cat.options, cat.option_type, cat.caps, settings or ExactSettings())
 
 
 def fake_mps_control(env_prefix: str) -> str:

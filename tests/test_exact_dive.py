@@ -11,11 +11,11 @@ from conftest import HANG_GUARD_S
 from igniter_opt.bench.generate import mixed_instance
 from igniter_opt.data.instance import Instance
 from igniter_opt.model import load_profile
-from igniter_opt.solvers.exact import bnp as bnp_module
 from igniter_opt.solvers.exact.bnp import BranchAndPrice
 from igniter_opt.solvers.exact.dive import _round, dive
 from igniter_opt.solvers.exact.master import Column, Master
 from igniter_opt.solvers.exact.pricing import Rules
+from igniter_opt.solvers.exact.settings import DEFAULT, ExactSettings
 from igniter_opt.solvers.exact.solver import _prepare
 from igniter_opt.solvers.sizing import size_instance, split_workloads
 from igniter_opt.solvers.solve import SolveOptions, solve
@@ -43,10 +43,11 @@ def _light(n: int, seed: int) -> Instance:
     return Instance(inst.name, inst.profile, tuple(w for w in inst.workloads if w.name not in split))
 
 
-def _prepared(n: int, seed: int, limit: float = 60.0, light: bool = False) -> BranchAndPrice:
+def _prepared(n: int, seed: int, limit: float = 60.0, light: bool = False,
+              settings: ExactSettings = DEFAULT) -> BranchAndPrice:
     inst = _light(n, seed) if light else mixed_instance(n, seed)
     demands = size_instance(inst, V100)
-    _, _, bnp = _prepare(V100, demands, "paper", False, time.perf_counter() + limit, 1, 0.0)
+    _, _, bnp = _prepare(V100, demands, "paper", False, time.perf_counter() + limit, 1, 0.0, settings)
     return bnp
 
 
@@ -89,11 +90,12 @@ def test_integer_master_respects_lower_bounds_allowed_columns_and_the_cutoff():
 
 def test_round_fixes_integer_parts_first_then_rounds_up_near_columns():
     z = np.array([1.0, 2.4, 0.3, 0.9, 0.0])
-    first = _round(np.zeros(0), z)
+    S = ExactSettings()  # round_up 0.2, round_share 30
+    first = _round(np.zeros(0), z, S.round_up, S.round_share)
     assert first.tolist() == [1, 2, 0, 0, 0]  # the integer parts, nothing rounded up yet
-    second = _round(first, z)
-    assert second.tolist() == [1, 2, 0, 1, 0]  # 0.9 is within ROUND_UP of its ceiling
-    third = _round(second, np.array([1.0, 2.4, 0.3, 1.0, 0.0]))
+    second = _round(first, z, S.round_up, S.round_share)
+    assert second.tolist() == [1, 2, 0, 1, 0]  # 0.9 is within round_up of its ceiling
+    third = _round(second, np.array([1.0, 2.4, 0.3, 1.0, 0.0]), S.round_up, S.round_share)
     assert third.tolist() == [1, 3, 0, 1, 0]  # else the one nearest its ceiling
 
 
@@ -128,15 +130,14 @@ def test_the_final_bound_search_proves_ceil_lp_once_the_lp_is_solved():
 
 
 @pytest.mark.parametrize("seed", [15, 16])
-def test_from_a_bad_incumbent_the_dives_reach_the_proven_optimum(seed, monkeypatch):
+def test_from_a_bad_incumbent_the_dives_reach_the_proven_optimum(seed):
     # every workload alone as the incumbent: the plan must come from the dives (and the integer
     # masters), and the answer must be the optimum the default run proves
-    monkeypatch.setattr(bnp_module, "DIVE_AFTER", 0.0)  # a dive at every LP that moved by DIVE_GAIN
     inst = mixed_instance(24, seed)
     optimum = solve(inst, "exact", options=SolveOptions(time_limit=HANG_GUARD_S))
     assert optimum.status == "optimal"
     replicas = 0  # exact places every replica itself (split workloads' rate levels are its items)
-    bnp = _prepared(24, seed)
+    bnp = _prepared(24, seed, settings=ExactSettings(dive_after=0.0))  # a dive at every LP that moved by dive_gain
     alone = [Column((o,), (float(bnp.pricer.o.alone[o]),)) for o in range(len(bnp.pricer.option_type))]
     bnp.incumbent, bnp.upper = alone, len(alone)
     out = bnp.run(branching=True)
@@ -147,7 +148,7 @@ def test_from_a_bad_incumbent_the_dives_reach_the_proven_optimum(seed, monkeypat
 
 def test_the_root_takes_the_final_phase_when_no_dive_can_beat_the_incumbent():
     """With ceil(LP) at the incumbent, dives and integer masters cannot help: the root's column
-    generation goes on into the final phase (once), keeping FINAL_RESERVE for the bound search."""
+    generation goes on into the final phase (once), keeping settings.final_reserve for the bound search."""
     bnp = _prepared(32, 3, limit=10)
     lp = bnp.master.solve_lp()
     bnp.upper = math.ceil(lp.value - 1e-6)
@@ -155,7 +156,7 @@ def test_the_root_takes_the_final_phase_when_no_dive_can_beat_the_incumbent():
     assert not bnp._extend(lp, Rules(apart=[(0, 1)]))  # not below the root
     assert bnp._extend(lp, Rules())
     assert bnp.deadline > before
-    assert bnp.deadline == pytest.approx(bnp.final_deadline - bnp_module.FINAL_RESERVE * bnp._limit)
+    assert bnp.deadline == pytest.approx(bnp.final_deadline - bnp.s.final_reserve * bnp._limit)
     assert not bnp._extend(lp, Rules())
     other = _prepared(32, 3, limit=10)
     lp = other.master.solve_lp()

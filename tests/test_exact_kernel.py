@@ -18,14 +18,15 @@ from igniter_opt.solvers.exact import kernel, pricing
 from igniter_opt.solvers.exact.levels import LevelSearch
 from igniter_opt.solvers.exact.oracle import least_shares
 from igniter_opt.solvers.exact.pricing import Pricer, Rules
+from igniter_opt.solvers.exact.settings import ExactSettings
 from igniter_opt.solvers.exact.solver import catalogue
 from igniter_opt.solvers.sizing import size_instance
 
 ALL = 10**6  # max_columns large enough to return every set above the threshold
 
 
-def _pricer(n: int, seed: int, policy: str = "paper") -> Pricer:
-    return mixed_pricer(n, seed, policy)
+def _pricer(n: int, seed: int, policy: str = "paper", settings: ExactSettings | None = None) -> Pricer:
+    return mixed_pricer(n, seed, policy, settings=settings)
 
 
 def _duals(p: Pricer, seed: int, spread: float) -> np.ndarray:
@@ -70,9 +71,8 @@ def _check_oracle(p: Pricer, found, threshold: float) -> None:
 @pytest.mark.parametrize("n,seed,spread,threshold", [
     (12, 0, 0.3, 1.0), (16, 1, 0.3, 1.0), (20, 2, 0.4, 1.05), (24, 3, 0.3, 1.0),
     (28, 4, 0.4, 1.05), (32, 5, 0.3, 1.02), (32, 6, 0.2, 1.0)])
-def test_kernel_equals_level_search(n, seed, spread, threshold, integer, monkeypatch):
-    monkeypatch.setattr(kernel, "INTEGER_BOUND", integer)
-    p = _pricer(n, seed)
+def test_kernel_equals_level_search(n, seed, spread, threshold, integer):
+    p = _pricer(n, seed, settings=ExactSettings(integer_bound=integer))
     ref, got = _both(p, _duals(p, seed, spread), threshold, Rules())
     assert ref.complete and got.complete
     a, b = _as_dict(ref.found), _as_dict(got.found)
@@ -89,10 +89,9 @@ def test_kernel_equals_level_search(n, seed, spread, threshold, integer, monkeyp
 
 @pytest.mark.parametrize("integer", [False, True])
 @pytest.mark.parametrize("n,seed,spread", [(12, 3, 0.4), (14, 2, 0.3)])
-def test_kernel_equals_level_search_with_batch_options(n, seed, spread, integer, monkeypatch):
+def test_kernel_equals_level_search_with_batch_options(n, seed, spread, integer):
     """Policy joint: several options (batches) per type, the type's multiplicity shared."""
-    monkeypatch.setattr(kernel, "INTEGER_BOUND", integer)
-    p = _pricer(n, seed, "joint")
+    p = _pricer(n, seed, "joint", ExactSettings(integer_bound=integer))
     assert len(p.option_type) > len(p.demand)
     ref, got = _both(p, _duals(p, seed, spread), 1.0, Rules())
     assert ref.complete and got.complete
@@ -138,14 +137,14 @@ def test_nothing_above_threshold(n, seed):
     assert got.best <= full.best + 1e-3
 
 
-def test_resumed_in_small_chunks_is_the_same_search(monkeypatch):
+def test_resumed_in_small_chunks_is_the_same_search():
     p = _pricer(24, 3)
     duals = _duals(p, 3, 0.3)
     _, whole = _both(p, duals, 1.0, Rules())
-    monkeypatch.setattr(kernel, "FIRST_CHUNK", 7)
-    monkeypatch.setattr(kernel, "CHUNK_SECONDS", 1e-9)  # every call stops after 1000 evaluations
+    # every call stops after 1000 evaluations (the first after 7)
+    small = _pricer(24, 3, settings=ExactSettings(first_chunk=7, chunk_seconds=1e-9))
     order, value = _order(p, duals)
-    got = kernel.search(p, order, value, 1.0, Rules(), time.perf_counter() + 600, ALL)
+    got = kernel.search(small, order, value, 1.0, Rules(), time.perf_counter() + 600, ALL)
     assert got.complete and got.evaluated == whole.evaluated
     assert _as_dict(got.found).keys() == _as_dict(whole.found).keys()
 
@@ -175,19 +174,18 @@ def test_pricer_uses_the_kernel_for_exhaustive_calls(monkeypatch):
     assert calls == [1]
     p.price(duals, 1.0, beam=50, deadline=far)  # beam pricing stays in numpy
     assert calls == [1]
-    monkeypatch.setattr(pricing, "KERNEL", False)
-    slow = p.price(duals, 1.0, beam=None, deadline=far, max_columns=ALL)
+    numpy = Pricer(p.hw, p.o, p.option_type, p.demand, ExactSettings(kernel=False))
+    slow = numpy.price(duals, 1.0, beam=None, deadline=far, max_columns=ALL)
     assert calls == [1]
     assert fast.complete and slow.complete
     assert {c.members: c.shares for c in fast.columns} == {c.members: c.shares for c in slow.columns}
-    monkeypatch.setattr(pricing, "KERNEL", True)
     monkeypatch.setattr(pricing, "_kernel", None)  # numba missing: the numpy search
     missing = p.price(duals, 1.0, beam=None, deadline=far, max_columns=ALL)
     assert calls == [1]
     assert {c.members: c.shares for c in missing.columns} == {c.members: c.shares for c in slow.columns}
 
 
-def _with_copies(n: int, seed: int) -> Pricer:
+def _with_copies(n: int, seed: int, settings: ExactSettings) -> Pricer:
     """mixed_instance(n, seed) with each workload repeated 1-3 times: types with demand > 1,
     so an option may appear several times in one set."""
     rng = np.random.default_rng(seed)
@@ -197,7 +195,7 @@ def _with_copies(n: int, seed: int) -> Pricer:
     inst = Instance(name=f"copies-{n}-{seed}", profile="v100", workloads=tuple(workloads))
     cat = catalogue(profile, fixed_split(size_instance(inst, profile)), "paper", True)
     # caps: a type's workload count, or a split workload's rate level's most copies in one column
-    return Pricer(profile.hardware, cat.options, cat.option_type, cat.caps)
+    return Pricer(profile.hardware, cat.options, cat.option_type, cat.caps, settings)
 
 
 def _brute_force(p: Pricer, order: np.ndarray, value: np.ndarray) -> dict:
@@ -226,12 +224,12 @@ def _brute_force(p: Pricer, order: np.ndarray, value: np.ndarray) -> dict:
 
 @pytest.mark.parametrize("integer", [False, True])
 @pytest.mark.parametrize("seed,copies", [(4, True), (9, True), (1, True), (3, False)])
-def test_kernel_finds_exactly_the_sets_brute_force_finds(seed, copies, integer, monkeypatch):
+def test_kernel_finds_exactly_the_sets_brute_force_finds(seed, copies, integer):
     """Exhaustive means exhaustive: the kernel's sets above the threshold are all the feasible
     sets above it, with options repeated too (the numpy search's "at most a items" bound counts
     each option once and can miss such sets; the kernel finds a superset of its sets)."""
-    monkeypatch.setattr(kernel, "INTEGER_BOUND", integer)
-    p = _with_copies(8, seed) if copies else _pricer(10, seed)
+    settings = ExactSettings(integer_bound=integer)
+    p = _with_copies(8, seed, settings) if copies else _pricer(10, seed, settings=settings)
     rng = np.random.default_rng(seed)
     cheapest = np.full(len(p.demand), np.inf)
     np.minimum.at(cheapest, p.option_type, p.o.alone)

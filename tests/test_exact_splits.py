@@ -22,6 +22,8 @@ from igniter_opt.data.plan import GpuPlan, PlacedWorkload, Plan
 from igniter_opt.model import load_profile
 from igniter_opt.solvers.colocation import least_shares
 from igniter_opt.solvers.exact import splits
+from igniter_opt.solvers.exact.settings import ExactSettings
+from igniter_opt.solvers.exact.solver import ExactOptions
 from igniter_opt.solvers.sizing import FIXED_SPLIT, demand_at, max_rate_alone, size_instance, split_workloads
 from igniter_opt.solvers.solve import SolveOptions, solve
 from igniter_opt.solvers.verify import verify
@@ -93,7 +95,7 @@ def tiny_heavy(seed: int) -> Instance:
     return Instance(f"tiny-heavy-{seed}", "v100", tuple(workloads))
 
 
-def _items(inst: Instance) -> tuple[list, list[str], list[float], list[int]]:
+def _items(inst: Instance, grid: int) -> tuple[list, list[str], list[float], list[int]]:
     """Items of the brute force: each unsplit workload, and each rate level of a split workload
     (paper batch of that rate) up to ceil(R / level) times (more copies of one level are in no
     minimal cover); with the row each covers, how much of it, and its most copies."""
@@ -109,7 +111,7 @@ def _items(inst: Instance) -> tuple[list, list[str], list[float], list[int]]:
     for w in (w for w in inst.workloads if w.name in names):
         own = [d.rate_rps for d in demands if d.replica_of == w.name]
         r_max = max_rate_alone(V100, w.model, w.slo_ms, w.rate_rps)
-        for level in splits.levels(w.rate_rps, r_max, own):
+        for level in splits.levels(w.rate_rps, r_max, own, grid):
             p = demand_at(V100, w, f"{w.name}@{level}", level)
             if least_shares(V100, [p], [0], np.array([p.batch], float), np.array([min(p.r_lower, 100.0)])) is None:
                 continue
@@ -140,11 +142,11 @@ def _feasible_gpus(items: list, cap: list[int]) -> list[tuple[int, ...]]:
     return configs
 
 
-def brute_force(inst: Instance) -> int:
+def brute_force(inst: Instance, grid: int) -> int:
     """Fewest GPUs over every split on the grid (splits.levels) and every placement: every
     feasible GPU enumerated, then an integer program picks the fewest covering every workload
     once and every split workload's rate."""
-    items, row, weight, cap = _items(inst)
+    items, row, weight, cap = _items(inst, grid)
     configs = _feasible_gpus(items, cap)
     rows = sorted(set(row))
     h = highspy.Highs()  # type: ignore[no-untyped-call]
@@ -166,23 +168,21 @@ def brute_force(inst: Instance) -> int:
     return round(h.getInfo().objective_function_value)
 
 
-@pytest.fixture
-def coarse_grid(monkeypatch):
-    """A grid of r_max/4 (the brute force's configurations stay few); exact uses the same."""
-    monkeypatch.setattr(splits, "GRID", 4)
+# A grid of r_max/4 (the brute force's configurations stay few); exact uses the same.
+COARSE = 4
+COARSE_GRID = ExactOptions(time_limit=60, settings=ExactSettings(split_grid=COARSE))
 
 
-@pytest.mark.usefixtures("coarse_grid")
 @pytest.mark.parametrize("seed", range(30))
 def test_exact_equals_brute_force_over_splits(seed):
     inst = tiny_heavy(seed)
     assert split_workloads(size_instance(inst, V100))  # the instance has a workload above one GPU
-    plan = solve(inst, "exact", options=SolveOptions(time_limit=60))
+    plan = solve(inst, "exact", solver_options=COARSE_GRID)
     assert plan.feasible, plan.message
     assert plan.status == "optimal", plan.message
     assert plan.space == "every split on the grid r_max/4"
     assert_covers(plan, inst)
-    assert plan.num_gpus == plan.lower_bound == brute_force(inst)
+    assert plan.num_gpus == plan.lower_bound == brute_force(inst, COARSE)
     assert plan.num_gpus <= solve(inst, "milp", options=SolveOptions(time_limit=60)).num_gpus
 
 
@@ -200,7 +200,7 @@ def _gpu(pieces: list[tuple[Workload, float]], k: list[int]) -> GpuPlan | None:
                     for d, s in zip(ds, shares)])
 
 
-def local_search(inst: Instance, rng: np.random.Generator, steps: int) -> int:
+def local_search(inst: Instance, rng: np.random.Generator, steps: int, grid: int) -> int:
     """Fewest GPUs of a verified plan reached by random moves on the grid's rate levels: move a
     piece to another GPU, or split a piece into two levels summing to at least its rate. Starts
     from every piece of the sizing's split alone; a state is kept only if `verify` passes it."""
@@ -210,7 +210,8 @@ def local_search(inst: Instance, rng: np.random.Generator, steps: int) -> int:
     for w in inst.workloads:
         own = [d.rate_rps for d in demands if d.replica_of == w.name]
         if own:
-            lv[w.name] = np.array(splits.levels(w.rate_rps, max_rate_alone(V100, w.model, w.slo_ms, w.rate_rps), own))
+            r_max = max_rate_alone(V100, w.model, w.slo_ms, w.rate_rps)
+            lv[w.name] = np.array(splits.levels(w.rate_rps, r_max, own, grid))
     state = [[(by_name[d.replica_of or d.name], d.rate_rps)] for d in demands]
 
     def plan_of(gpus):
@@ -248,11 +249,10 @@ def local_search(inst: Instance, rng: np.random.Generator, steps: int) -> int:
     return best
 
 
-@pytest.mark.usefixtures("coarse_grid")
 @pytest.mark.parametrize("seed", range(4))
 def test_local_search_never_beats_a_proven_optimum(seed):
     inst = tiny_heavy(100 + seed)
-    plan = solve(inst, "exact", options=SolveOptions(time_limit=60))
+    plan = solve(inst, "exact", solver_options=COARSE_GRID)
     assert plan.status == "optimal" and plan.feasible
-    found = local_search(inst, np.random.default_rng(seed), 400)
+    found = local_search(inst, np.random.default_rng(seed), 400, COARSE)
     assert found >= plan.num_gpus

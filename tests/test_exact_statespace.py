@@ -16,10 +16,12 @@ pytest.importorskip("numba")
 from igniter_opt.bench.generate import mixed_instance
 from igniter_opt.data.instance import Instance
 from igniter_opt.model import load_profile
-from igniter_opt.solvers.exact import bnp, pricing
+from igniter_opt.solvers.exact import pricing
 from igniter_opt.solvers.exact import statekernel as sk
 from igniter_opt.solvers.exact.oracle import demand_terms, least_shares
 from igniter_opt.solvers.exact.pricing import Pricer
+from igniter_opt.solvers.exact.settings import ExactSettings
+from igniter_opt.solvers.exact.solver import ExactOptions
 from igniter_opt.solvers.exact.statespace import StateSpaceSearch, applicable
 from igniter_opt.solvers.sizing import size_instance, split_workloads
 from igniter_opt.solvers.solve import SolveOptions, solve
@@ -113,18 +115,17 @@ def test_knapsacks_against_brute_force(seed):
         assert (got == sk.NEG and exact == -np.inf) or got == pytest.approx(exact)
 
 
-def _set_search(p: Pricer, duals: np.ndarray, threshold: float, monkeypatch) -> pricing.PricingResult:
-    monkeypatch.setattr(pricing, "STATE_SPACE", False)
-    q = Pricer(p.hw, p.o, p.option_type, p.demand.astype(float))
+def _set_search(p: Pricer, duals: np.ndarray, threshold: float) -> pricing.PricingResult:
+    q = Pricer(p.hw, p.o, p.option_type, p.demand.astype(float), ExactSettings(state_space=False))
     return q.price(duals, threshold, beam=None, deadline=time.perf_counter() + FAR, max_columns=10**6)
 
 
 @pytest.mark.parametrize("n,seed,aggregate", [(24, 2, False), (24, 3, True), (32, 4, False)])
-def test_state_search_finds_the_best_set_and_proves_what_the_set_search_proves(n, seed, aggregate, monkeypatch):
+def test_state_search_finds_the_best_set_and_proves_what_the_set_search_proves(n, seed, aggregate):
     p = _pricer(n, seed, aggregate)
     assert applicable(p.o, p.option_type)
     duals = _duals(p, seed)
-    ref = _set_search(p, duals, 1.0, monkeypatch)
+    ref = _set_search(p, duals, 1.0)
     assert ref.complete and ref.columns
     values = sorted(duals[p.option_type[list(c.members)]].sum() for c in ref.columns)
     top = values[-1]
@@ -139,10 +140,10 @@ def test_state_search_finds_the_best_set_and_proves_what_the_set_search_proves(n
     assert proof.complete and not proof.found
 
 
-def test_a_search_cut_short_still_bounds_every_configuration(monkeypatch):
+def test_a_search_cut_short_still_bounds_every_configuration():
     p = _pricer(32, 4, False)
     duals = _duals(p, 4)
-    ref = _set_search(p, duals, 1.0, monkeypatch)
+    ref = _set_search(p, duals, 1.0)
     top = max(duals[p.option_type[list(c.members)]].sum() for c in ref.columns)
     res = _search(p, duals, 1.0, deadline=-1.0).run()
     assert not res.complete
@@ -150,14 +151,12 @@ def test_a_search_cut_short_still_bounds_every_configuration(monkeypatch):
 
 
 def test_pricer_hands_exhaustive_root_calls_to_the_state_search(monkeypatch):
-    """After SET_FIRST sets the set search gives way; the answer is the same."""
+    """After settings.set_first sets the set search gives way; the answer is the same."""
     p = _pricer(32, 4, False)
     duals = _duals(p, 4)
-    ref = _set_search(p, duals, 1.0, monkeypatch)
+    ref = _set_search(p, duals, 1.0)
     top = max(duals[p.option_type[list(c.members)]].sum() for c in ref.columns)
-    monkeypatch.setattr(pricing, "STATE_SPACE", True)
-    monkeypatch.setattr(pricing, "SET_FIRST", 5)
-    q = Pricer(p.hw, p.o, p.option_type, p.demand.astype(float))
+    q = Pricer(p.hw, p.o, p.option_type, p.demand.astype(float), ExactSettings(state_space=True, set_first=5))
     calls = []
     real = q._state_price
     monkeypatch.setattr(q, "_state_price", lambda *a, **k: calls.append(1) or real(*a, **k))
@@ -177,12 +176,12 @@ def test_exact_proves_the_same_optimum_when_the_state_search_prices_the_root(n, 
     split = set(split_workloads(size_instance(inst, v100)))
     inst = Instance(inst.name, inst.profile, tuple(w for w in inst.workloads if w.name not in split))
     ref = solve(inst, "exact", options=SolveOptions(time_limit=HANG_GUARD_S))
-    monkeypatch.setattr(pricing, "SET_FIRST", 1)
-    monkeypatch.setattr(bnp, "HEURISTIC_EVALUATIONS", 500)  # the heuristic stalls: exhaustive calls
+    # the heuristic stalls (500 evaluations a call): exhaustive calls, each handed over at once
+    handed = ExactOptions(time_limit=HANG_GUARD_S, settings=ExactSettings(set_first=1, heuristic_evaluations=500))
     calls = []
     real = Pricer._state_price
     monkeypatch.setattr(Pricer, "_state_price", lambda *a, **k: calls.append(1) or real(*a, **k))
-    got = solve(inst, "exact", options=SolveOptions(time_limit=HANG_GUARD_S))
+    got = solve(inst, "exact", solver_options=handed)
     assert ref.status == got.status == "optimal" and got.feasible
     assert got.num_gpus == ref.num_gpus == got.lower_bound
     assert calls  # the state search did price

@@ -20,8 +20,9 @@ from igniter_opt.data.instance import Instance, Workload, load_instance
 from igniter_opt.data.plan import STATUSES, Plan, load_plan
 from igniter_opt.model import load_profile
 from igniter_opt.solvers.base import HighsOptions
-from igniter_opt.solvers.formulations import patterns
+from igniter_opt.solvers.formulations.compact import CompactOptions
 from igniter_opt.solvers.formulations.highs import run_highs
+from igniter_opt.solvers.formulations.patterns import PatternsOptions
 from igniter_opt.solvers.heuristics import greedy
 from igniter_opt.solvers.solve import SolveOptions, solve
 
@@ -123,14 +124,14 @@ def test_configuration_count_is_bounded_with_the_real_cause():
         assert "batch policy joint" in text and "'w" in text and "--batch-policy paper" in text
 
 
-def test_joint_errors_name_the_real_cause(monkeypatch):
+def test_joint_errors_name_the_real_cause():
     """milp never says 'use --solver milp'; patterns names the workloads and the joint policy."""
-    monkeypatch.setattr(patterns, "MAX_BATCH_VECTORS", 4)
     inst = load_instance(PAPER / "motivation.json")
-    plan = solve(inst, "milp", options=SolveOptions(time_limit=20, batch_policy="joint"))
+    joint = SolveOptions(time_limit=20, batch_policy="joint")
+    plan = solve(inst, "milp", options=joint, solver_options=CompactOptions(time_limit=20, max_batch_vectors=4))
     assert plan.feasible and plan.status == "optimal"
     with pytest.raises(InputError) as err:
-        solve(inst, "patterns", options=SolveOptions(time_limit=20, batch_policy="joint"))
+        solve(inst, "patterns", options=joint, solver_options=PatternsOptions(time_limit=20, max_batch_vectors=4))
     text = str(err.value)
     assert "batch policy joint" in text and "batch combinations" in text and "'" in text
     assert not text.endswith("use --solver milp")
@@ -250,19 +251,15 @@ def test_ctrl_c_while_milp_prepares_keeps_the_heuristic_incumbent(monkeypatch):
     assert plan.status == "interrupted" and plan.solver == "milp" and plan.feasible and plan.num_gpus > 0
 
 
-def test_milp_refuses_a_model_past_its_memory_bound_in_one_line(monkeypatch):
-    from igniter_opt.solvers.formulations import compact
-
-    monkeypatch.setattr(compact, "MAX_MODEL_VARS", 10)
+def test_milp_refuses_a_model_past_its_memory_bound_in_one_line():
     inst = load_instance(ROOT / "instances" / "showcase" / "milp_beats_greedy_n12_s3.json")
     with pytest.raises(InputError, match=r"binary variables .* use --batch-policy paper"):
-        solve(inst, "milp", options=SolveOptions(time_limit=60))
+        solve(inst, "milp", solver_options=CompactOptions(time_limit=60, max_model_vars=10))
 
 
-def test_patterns_enumeration_is_bounded_in_memory_and_milp_does_without(monkeypatch):
-    monkeypatch.setattr(patterns, "MAX_PATTERNS", 5)
+def test_patterns_enumeration_is_bounded_in_memory_and_milp_does_without():
     inst = load_instance(PAPER / "paper-loose-n08-1.json")
     with pytest.raises(InputError, match=r"fitting .* pairs .* use --solver milp"):
-        solve(inst, "patterns", options=SolveOptions(time_limit=20))
+        solve(inst, "patterns", solver_options=PatternsOptions(time_limit=20, max_patterns=5))
     plan = solve(inst, "milp", options=SolveOptions(time_limit=20))
     assert plan.feasible and plan.status in ("optimal", "time_limit")

@@ -35,7 +35,7 @@ def check_fleet_solver(solver: str) -> None:
 
 
 def solve_fleet(instance: Instance, solver: str, options: SolveOptions, margin: float,
-                fleet: Fleet | None = None) -> Plan:
+                fleet: Fleet | None = None, solver_options: object | None = None) -> Plan:
     """The verified plan of a fleet solver (status infeasible with the reason when no plan can be)."""
     from igniter_opt.solvers.exact.fleet import solve_fleet_exact
     from igniter_opt.solvers.exact.fleetpatterns import solve_fleet_patterns
@@ -51,7 +51,9 @@ def solve_fleet(instance: Instance, solver: str, options: SolveOptions, margin: 
         if solver == "greedy":
             plan = solve_fleet_greedy(instance, fleet, fd)
         elif solver == "exact":
-            plan = solve_fleet_exact(instance, fleet, fd, costs, options.time_limit, options.threads, margin)
+            settings = getattr(solver_options, "settings", None)  # ExactOptions' tuning, when given
+            plan = solve_fleet_exact(instance, fleet, fd, costs, options.time_limit, options.threads, margin,
+                                     *([settings] if settings is not None else []))
         else:
             plan = solve_fleet_patterns(instance, fleet, fd, costs, options.time_limit, options.threads,
                                         options.force)

@@ -62,7 +62,8 @@ def solve(instance: Instance, solver: str = "greedy", profile: Profile | str | N
 
         own_options = get_solver(solver).options(options) if solver_options is None else solver_options
         return solve_fleet(instance, solver, options, check_margin(getattr(own_options, "margin_pct",
-                                                                            options.margin_pct)))
+                                                                            options.margin_pct)),
+                           solver_options=solver_options)
     prof = resolve_profile(instance, profile)
     runner = get_solver(solver)
     start = time.perf_counter()

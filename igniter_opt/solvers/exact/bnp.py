@@ -22,30 +22,14 @@ import numpy as np
 
 from igniter_opt.model.predict import Array
 from igniter_opt.solvers.exact.dive import dive
-from igniter_opt.solvers.exact.master import MIN_MIP_SECONDS, Column, LpResult, Master
+from igniter_opt.solvers.exact.master import Column, LpResult, Master
 from igniter_opt.solvers.exact.pricing import Pricer, PricingResult, Rules
 
-EPS = 1e-6
-DELTA = 1e-4  # proves LP > UB - 1 + DELTA, well above the LP's numerical noise
-EXHAUSTIVE_COLUMNS = 150
-EXHAUSTIVE_SHARE = 0.05  # of the time limit: an exhaustive call that found columns returns then
-FINAL_SHARE = 0.2  # of the time limit, kept for a last dive, the bound search and the integer master
-FINAL_DIVE_SHARE = 0.5  # of that, for a last dive when ceil(LP) is below the incumbent
-BOUND_SHARE = 0.5  # of what is left then, for the bound search
-FINAL_RESERVE = 0.03  # of the time limit, for the bound search when the root's search ran into the final phase
-HEURISTIC_COLUMNS = 200
-BEAM = 400  # numpy heuristic pricing keeps the best sets of each size
-HEURISTIC = "truncated"  # or "beam": how columns are found before an exhaustive search
-HEURISTIC_EVALUATIONS = 200_000  # sets the truncated compiled search may evaluate per call
-DIVERSE_PASSES = 3  # heuristic pricing passes that leave out the types already crowded
-CROWDED = 8  # columns a type may be in before later passes leave it out
-DIVE_GAIN = 0.3  # a new dive when the root LP fell this much since the last one
-DIVE_SHARE = 0.3  # of the time left, at most, per dive
-DIVE_AFTER = 0.25  # of the time limit: a dive then (after the start or the last one) even while the LP moves
-DIVE_MIP_SECONDS = 5.0  # the integer master after a dive that found no better plan
-ENUM_COLUMNS = 50_000  # a node that cannot branch is closed by listing at most this many columns
-ENUM_EVALUATIONS = 20_000_000  # sets that listing may evaluate
-TINY = 1e-9  # added to every type's dual for that listing, so members of zero dual are listed too
+EPS = 1e-6  # numerical tolerance of an LP value (a constant, not tuning)
+DELTA = 1e-4  # proves LP > UB - 1 + DELTA, well above the LP's numerical noise (a tolerance)
+# a tolerance, not tuning: added to every type's dual for the closing listing, so members of zero dual are
+# listed too
+TINY = 1e-9
 
 
 @dataclass
@@ -85,6 +69,7 @@ class BranchAndPrice:
     def __init__(self, pricer: Pricer, master: Master, incumbent: list[Column], lower: int,
                  deadline: float, unbranchable: Array | None = None):
         self.pricer = pricer
+        self.s = pricer.settings  # the solve's tuning (settings.py), carried by its pricer
         # types never branched on: a split workload's rate levels (a level may be in several
         # columns of a plan, so together/apart would not split the plans in two)
         self.unbranchable = set() if unbranchable is None else set(np.asarray(unbranchable).tolist())
@@ -93,14 +78,14 @@ class BranchAndPrice:
         self.upper = len(incumbent)
         self.lower = lower
         self.final_deadline = deadline
-        # the last FINAL_SHARE of the time goes to one integer master over all columns when the
+        # the last final_share of the time goes to one integer master over all columns when the
         # bound is not proven by then (the LP's columns usually hold a better plan than the seed)
         now = time.perf_counter()
-        self.deadline = now + (1 - FINAL_SHARE) * max(0.0, deadline - now)
+        self.deadline = now + (1 - self.s.final_share) * max(0.0, deadline - now)
         self.stats = Stats()
         self._dived_at = math.inf
         self._limit = max(0.0, deadline - now)
-        self._dive_period = DIVE_AFTER * self._limit
+        self._dive_period = self.s.dive_after * self._limit
         self._dive_due = now + self._dive_period
 
     # -- column generation ----------------------------------------------------------------
@@ -140,11 +125,11 @@ class BranchAndPrice:
             # long before the LP converges, and a search at a higher threshold is far smaller
             target = min(self.upper, math.ceil(lp.value - 1e-6))
             theta = max(1 + EPS, lp.value / (target - 1 + DELTA)) if target > 1 else 1 + EPS
-            # one exhaustive call ends after EXHAUSTIVE_SHARE of the limit when it found columns
+            # one exhaustive call ends after exhaustive_share of the limit when it found columns
             # (the LP moves on with them); without any it runs to the deadline (the bound)
             res = self.pricer.price(lp.duals, theta, beam=None, deadline=self.deadline, rules=rules,
-                                    max_columns=EXHAUSTIVE_COLUMNS,
-                                    soft_deadline=time.perf_counter() + EXHAUSTIVE_SHARE * self._limit)
+                                    max_columns=self.s.exhaustive_columns,
+                                    soft_deadline=time.perf_counter() + self.s.exhaustive_share * self._limit)
             self.stats.exhaustive_calls += 1
             self.stats.pricing_nodes += res.nodes
             if rules.root:  # Lagrangian (Farley) bound of the root
@@ -163,10 +148,10 @@ class BranchAndPrice:
     def _extend(self, lp: LpResult, rules: Rules) -> bool:
         """The final phase is for dives and integer masters, which cannot beat the incumbent when
         ceil(root LP) reaches it: then the root's column generation (and its bound) goes on
-        until FINAL_RESERVE of the limit is left, once."""
+        until final_reserve of the limit is left, once."""
         if not rules.root or math.ceil(lp.value - 1e-6) < self.upper:
             return False
-        end = self.final_deadline - FINAL_RESERVE * self._limit
+        end = self.final_deadline - self.s.final_reserve * self._limit
         if end <= self.deadline:
             return False
         self.deadline = end
@@ -176,27 +161,28 @@ class BranchAndPrice:
         """Columns of negative reduced cost from the truncated compiled search (in dual order it
         meets good columns first, and when it finishes it proves the LP solved), or the beam."""
         deadline = self.deadline if deadline is None else deadline
-        if not (HEURISTIC == "truncated" and self.pricer.compiled):
-            res = self.pricer.price(duals, 1 + EPS, beam=BEAM, deadline=deadline, rules=rules,
-                                    max_columns=HEURISTIC_COLUMNS)
+        if not self.pricer.compiled:
+            res = self.pricer.price(duals, 1 + EPS, beam=self.s.beam, deadline=deadline, rules=rules,
+                                    max_columns=self.s.heuristic_columns)
             self.stats.pricing_nodes += res.nodes
             return res
         first = res = self.pricer.price(duals, 1 + EPS, beam=None, deadline=deadline, rules=rules,
-                                        max_columns=HEURISTIC_COLUMNS // 2, max_nodes=HEURISTIC_EVALUATIONS)
+                                        max_columns=self.s.heuristic_columns // 2,
+                                        max_nodes=self.s.heuristic_evaluations)
         found, nodes = list(res.columns), res.nodes
         # the depth-first search meets columns around the few types of largest dual: price
-        # again without the types already in CROWDED columns, so the rows the LP can move are
+        # again without the types already in crowded columns, so the rows the LP can move are
         # many (at 200 workloads, 200 columns of one pass held 22-50 of the 200 types)
         blocked = duals.copy()
-        for _ in range(DIVERSE_PASSES):
+        for _ in range(self.s.diverse_passes):
             if not res.columns or time.perf_counter() > deadline:
                 break
             types, uses = np.unique(self.pricer.option_type[np.concatenate([c.members for c in found])],
                                     return_counts=True)
-            blocked[types[uses >= CROWDED]] = 0.0
+            blocked[types[uses >= self.s.crowded]] = 0.0
             res = self.pricer.price(blocked, 1 + EPS, beam=None, deadline=deadline, rules=rules,
-                                    max_columns=HEURISTIC_COLUMNS // (2 * DIVERSE_PASSES),
-                                    max_nodes=HEURISTIC_EVALUATIONS // 2)
+                                    max_columns=self.s.heuristic_columns // (2 * self.s.diverse_passes),
+                                    max_nodes=self.s.heuristic_evaluations // 2)
             found += res.columns
             nodes += res.nodes
         self.stats.pricing_nodes += nodes
@@ -204,26 +190,27 @@ class BranchAndPrice:
 
     def _maybe_dive(self, lp: LpResult, stalled: bool) -> bool:
         """At the root, dive for a plan of fewer GPUs than the incumbent when ceil(LP) allows one,
-        the LP fell by DIVE_GAIN since the last dive, and either heuristic pricing stalls or
-        DIVE_AFTER of the time passed since the start or the last dive (large instances, whose LP
+        the LP fell by dive_gain since the last dive, and either heuristic pricing stalls or
+        dive_after of the time passed since the start or the last dive (large instances, whose LP
         converges slowly). A better incumbent also lowers the bound the proof must reach. True
         when the pool grew."""
-        if math.ceil(lp.value - 1e-6) >= self.upper or lp.value > self._dived_at - DIVE_GAIN:
+        if math.ceil(lp.value - 1e-6) >= self.upper or lp.value > self._dived_at - self.s.dive_gain:
             return False
         if not stalled and time.perf_counter() < self._dive_due:
             return False
         self._dived_at = lp.value
         self._dive_due = time.perf_counter() + self._dive_period
-        return self._dive(time.perf_counter() + DIVE_SHARE * (self.deadline - time.perf_counter()))
+        return self._dive(time.perf_counter() + self.s.dive_share * (self.deadline - time.perf_counter()))
 
     def _dive(self, end: float) -> bool:
         """One dive until `end`, then (if it found nothing better) the integer master over the
         pool; the incumbent is updated. True when the pool grew."""
         before = len(self.master.columns)
         end = min(self.deadline, end)
-        finish_by = min(self.deadline, end + min(DIVE_MIP_SECONDS, DIVE_SHARE * (self.deadline - time.perf_counter())))
+        finish_by = min(self.deadline,
+                        end + min(self.s.dive_mip_seconds, self.s.dive_share * (self.deadline - time.perf_counter())))
         out = dive(self.master, lambda duals: self._heuristic(duals, Rules(), end).columns, self.upper, end,
-                   finish_by)
+                   finish_by, self.s)
         self.stats.columns = len(self.master.columns)
         self.stats.lp_iterations += out.lp_solves
         self.stats.dives += 1
@@ -231,7 +218,7 @@ class BranchAndPrice:
             self.upper, self.incumbent = len(out.cover), out.cover
         else:  # the dive's columns often complete a plan its rounding missed
             left = self.deadline - time.perf_counter()
-            self._pool_integer(Rules(), min(DIVE_SHARE * left, DIVE_MIP_SECONDS))
+            self._pool_integer(Rules(), min(self.s.dive_share * left, self.s.dive_mip_seconds))
         return len(self.master.columns) > before
 
     def _pool_integer(self, rules: Rules, budget: float) -> None:
@@ -239,7 +226,7 @@ class BranchAndPrice:
         incumbent. With LP duals pi, a cover z costs sum_c z_c = LP + sum_c rc_c z_c + pi (A z - d)
         >= LP + sum_c rc_c z_c, and every rc_c >= 0: a column of reduced cost above UB - 1 - LP
         is in no cover of UB - 1 GPUs (reduced-cost fixing), which leaves a small MIP."""
-        if budget < MIN_MIP_SECONDS:
+        if budget < self.s.min_mip_seconds:
             return
         lp = self.master.solve_lp()
         if lp is None:
@@ -316,9 +303,9 @@ class BranchAndPrice:
             self.master.forbid(np.ones(len(self.master.columns), dtype=bool))
             if math.ceil(root_lp.value - 1e-6) < self.upper:  # a last dive, from the LP as it ended
                 now = time.perf_counter()
-                self._dive(now + FINAL_DIVE_SHARE * (self.final_deadline - now))
+                self._dive(now + self.s.final_dive_share * (self.final_deadline - now))
             now = time.perf_counter()
-            self._final_bound(root_lp, now + BOUND_SHARE * (self.final_deadline - now))
+            self._final_bound(root_lp, now + self.s.bound_share * (self.final_deadline - now))
         if self.lower < self.upper and time.perf_counter() < self.final_deadline - 0.2:
             self._final_integer()
         return self.outcome(complete)
@@ -349,10 +336,10 @@ class BranchAndPrice:
         # of UB - 1 columns may hold one of reduced cost up to slack + UB * EPS
         slack += self.upper * EPS + 1e-7
         res = self.pricer.price(duals + TINY, 1 - slack, beam=None, deadline=self.deadline, rules=rules,
-                                max_columns=ENUM_COLUMNS, max_nodes=ENUM_EVALUATIONS)
+                                max_columns=self.s.enum_columns, max_nodes=self.s.enum_evaluations)
         self.stats.exhaustive_calls += 1
         self.stats.pricing_nodes += res.nodes
-        if not res.complete or len(res.columns) >= ENUM_COLUMNS:
+        if not res.complete or len(res.columns) >= self.s.enum_columns:
             return False
         self._add(res.columns)
         useful = self.master.reduced_costs(duals) <= slack

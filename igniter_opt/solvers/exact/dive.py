@@ -20,14 +20,9 @@ import numpy as np
 
 from igniter_opt.model.predict import Array
 from igniter_opt.solvers.exact.master import Column, LpResult, Master
+from igniter_opt.solvers.exact.settings import DEFAULT, ExactSettings
 
-ROUNDS = 6  # pricing rounds per dive step (the pricing is heuristic: the dive needs no proof)
-SLACK = 0.25  # a dive goes on while its LP is below incumbent - 1 + SLACK (its LP is not converged)
-INTEGRAL = 1e-6
-ROUND_UP = 0.2  # columns this close to their ceiling are rounded up together
-ROUND_SHARE = 30  # and at least one in this many of the fractional columns
-FINISH_RC = 0.05  # the closing MIP keeps columns of reduced cost up to the dive's slack plus this
-
+INTEGRAL = 1e-6  # a tolerance: a column value this close to an integer is one
 
 @dataclass
 class DiveResult:
@@ -39,7 +34,7 @@ class DiveResult:
 
 
 def dive(master: Master, price: Callable[[Array], list[Column]], upper: int, deadline: float,
-         finish_by: float) -> DiveResult:
+         finish_by: float, settings: ExactSettings = DEFAULT) -> DiveResult:
     """One dive from the current master (no fixings in place); the fixings are undone on return.
     A dive stopped by its slack or its deadline ends with the integer master on what is left
     (the fixings as lower bounds, columns cut by reduced cost; a small MIP by then), until
@@ -49,28 +44,30 @@ def dive(master: Master, price: Callable[[Array], list[Column]], upper: int, dea
     lp: LpResult | None = None
     try:
         while time.perf_counter() < deadline:
-            lp, n = _priced_lp(master, price, deadline)
+            lp, n = _priced_lp(master, price, deadline, settings.dive_rounds)
             solves += n
             if lp is None:
                 return DiveResult(None, steps, solves)
-            if lp.value > upper - 1 + SLACK:
+            if lp.value > upper - 1 + settings.dive_slack:
                 break
             z = lp.z
             if np.all(np.abs(z - np.round(z)) < INTEGRAL):
                 return DiveResult(_cover(master, np.round(z), upper), steps, solves)
             steps += 1
-            fixed = _round(fixed, z)
+            fixed = _round(fixed, z, settings.round_up, settings.round_share)
             master.bound(fixed)
         if lp is None:
             return DiveResult(None, steps, solves)
-        return DiveResult(_finish(master, lp, fixed, upper, finish_by - time.perf_counter()), steps, solves)
+        return DiveResult(_finish(master, lp, fixed, upper, finish_by - time.perf_counter(),
+                                           settings.finish_rc), steps, solves)
     finally:
         master.bound(np.zeros(0))
 
 
-def _finish(master: Master, lp: LpResult, fixed: Array, upper: int, seconds: float) -> list[Column] | None:
+def _finish(master: Master, lp: LpResult, fixed: Array, upper: int, seconds: float, finish_rc: float
+            ) -> list[Column] | None:
     """The integer master under the dive's fixings, over the columns of small reduced cost."""
-    keep = master.reduced_costs(lp.duals) <= max(upper - 1 - lp.value, 0.0) + FINISH_RC
+    keep = master.reduced_costs(lp.duals) <= max(upper - 1 - lp.value, 0.0) + finish_rc
     keep[:len(fixed)] |= fixed > 0
     res = master.solve_integer(seconds, keep, below=upper, lower=fixed)
     return None if res is None else _cover(master, res[1], upper)
@@ -84,12 +81,12 @@ def _cover(master: Master, count: Array, upper: int) -> list[Column] | None:
     return [c for c, k in zip(master.columns, count) for _ in range(k)]
 
 
-def _priced_lp(master: Master, price: Callable[[Array], list[Column]], deadline: float
+def _priced_lp(master: Master, price: Callable[[Array], list[Column]], deadline: float, rounds: int
                ) -> tuple[LpResult | None, int]:
-    """The LP under the fixings after up to ROUNDS rounds of pricing (fewer when none prices out)."""
+    """The LP under the fixings after up to `rounds` rounds of pricing (fewer when none prices out)."""
     lp = master.solve_lp()
     solves = 1
-    for _ in range(ROUNDS):
+    for _ in range(rounds):
         if lp is None or time.perf_counter() > deadline:
             break
         if not sum(master.add(c) for c in price(lp.duals)):
@@ -99,10 +96,10 @@ def _priced_lp(master: Master, price: Callable[[Array], list[Column]], deadline:
     return lp, solves
 
 
-def _round(fixed: Array, z: Array) -> Array:
+def _round(fixed: Array, z: Array, round_up: float, round_share: int) -> Array:
     """New fixings: every column at least the integer part of its LP value; when that fixes
-    nothing new, the columns within ROUND_UP of their ceiling rounded up, and at least one in
-    ROUND_SHARE of the fractional ones (the nearest to their ceiling: large dives go faster)."""
+    nothing new, the columns within round_up of their ceiling rounded up, and at least one in
+    round_share of the fractional ones (the nearest to their ceiling: large dives go faster)."""
     old = np.zeros(len(z))
     old[:len(fixed)] = fixed
     new = np.maximum(old, np.floor(z + INTEGRAL))
@@ -110,8 +107,8 @@ def _round(fixed: Array, z: Array) -> Array:
         return new
     up = np.ceil(z - INTEGRAL)
     frac = np.where(up > new, z - np.floor(z + INTEGRAL), -1.0)
-    pick = frac >= 1 - ROUND_UP
-    least = max(1, int(np.sum(frac > 0)) // ROUND_SHARE)
+    pick = frac >= 1 - round_up
+    least = max(1, int(np.sum(frac > 0)) // round_share)
     if pick.sum() < least:
         pick[np.argsort(-frac)[:least]] = True
     new[pick] = np.maximum(new[pick], up[pick])

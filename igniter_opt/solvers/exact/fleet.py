@@ -24,15 +24,15 @@ from igniter_opt.solvers.exact.fleetbnp import FleetOutcome, FleetSearch
 from igniter_opt.solvers.exact.master import Column, Master, fewest_gpus
 from igniter_opt.solvers.exact.oracle import Options, build_options
 from igniter_opt.solvers.exact.pricing import Pricer
+from igniter_opt.solvers.exact.settings import DEFAULT, ExactSettings
 from igniter_opt.solvers.exact.solver import _batch_options
 from igniter_opt.solvers.fleet import Costs, Fleet, FleetDemands
 from igniter_opt.solvers.heuristics.firstfit import first_fit
 from igniter_opt.solvers.heuristics.fleetgreedy import place_fleet_greedy, replica_gpus_of
 
-SINGLE_TYPE_ROWS = 30  # from this many rows, the single-type exact seeds the incumbent
-SINGLE_TYPE_SHARE = 0.2  # of the time limit, for that seed
-TIE_BREAK_SECONDS = 5.0  # at most, for the fewest GPUs among the least-cost covers found
-ARTIFICIAL_FACTOR = 1000  # an artificial column costs this many times the dearest plan of singletons
+# a constant of the model (a big M, not tuning): an artificial column costs this many times the
+# dearest plan of singletons
+ARTIFICIAL_FACTOR = 1000
 
 
 def _type_options(fleet: Fleet, fd: FleetDemands, g: int, policy: str, margin: float
@@ -58,7 +58,8 @@ def _type_options(fleet: Fleet, fd: FleetDemands, g: int, policy: str, margin: f
 class Prepared:
     """Per-type pricers, the master, and the map from global options to (type, local option)."""
 
-    def __init__(self, fleet: Fleet, fd: FleetDemands, costs: Costs, policy: str, margin: float, threads: int):
+    def __init__(self, fleet: Fleet, fd: FleetDemands, costs: Costs, policy: str, margin: float, threads: int,
+                 settings: ExactSettings = DEFAULT):
         self.fleet, self.fd = fleet, fd
         self.pricers: list[Pricer] = []
         self.offsets: list[int] = []
@@ -72,7 +73,7 @@ class Prepared:
         for g, t in enumerate(fleet.types):
             rows, batch, opts = _type_options(fleet, fd, g, policy, margin)
             self.offsets.append(len(option_row))
-            self.pricers.append(Pricer(t.profile.hardware, opts, rows, demand))
+            self.pricers.append(Pricer(t.profile.hardware, opts, rows, demand, settings))
             self.batches.append(batch)
             option_row += rows.tolist()
             option_gpu += [g] * len(rows)
@@ -88,7 +89,7 @@ class Prepared:
                              option_gpu=np.array(option_gpu, dtype=np.int64),
                              gpu_cost=np.array([*costs.per_gpu, big], dtype=float),
                              available=[t.count for t in fleet.types] + [None],
-                             option_gpus=np.array(option_extra, dtype=float))
+                             option_gpus=np.array(option_extra, dtype=float), settings=settings)
         for r in range(fd.rows):
             self.master.add(Column((self.art_offset + r,), (0.0,)))
         for g, p in enumerate(self.pricers):
@@ -170,17 +171,18 @@ class Prepared:
 
 
 def solve_fleet_exact(instance: Instance, fleet: Fleet, fd: FleetDemands, costs: Costs, time_limit: float,
-                      threads: int = 1, margin: float = 0.0) -> Plan:
+                      threads: int = 1, margin: float = 0.0, settings: ExactSettings = DEFAULT) -> Plan:
     """The least-cost plan with its proven bound; status optimal only when proven."""
     begin = time.perf_counter()
     plan = Plan(instance=instance.name, solver="exact", profile=fleet.types[0].profile.name, status="optimal")
-    prep = Prepared(fleet, fd, costs, instance.batch_policy, margin, threads)
+    prep = Prepared(fleet, fd, costs, instance.batch_policy, margin, threads, settings)
     search = FleetSearch(prep.pricers, prep.offsets, prep.master, prep.artificial, begin + time_limit, prep.extras)
     seeds = prep.seeds()
-    if fd.rows >= SINGLE_TYPE_ROWS:  # a strong incumbent: the tuned single-type exact on the best type
+    if fd.rows >= settings.single_type_rows:  # a strong incumbent: the tuned single-type exact on the best type
         g = _best_single_type(prep, seeds)
         if g is not None:
-            found = _single_type_seed(prep, instance, g, SINGLE_TYPE_SHARE * time_limit, threads, margin)
+            found = _single_type_seed(prep, instance, g, settings.single_type_share * time_limit, threads,
+                                      margin, settings)
             seeds += [found] if found else []
     for seed in seeds:
         for c in seed:
@@ -203,7 +205,7 @@ def solve_fleet_exact(instance: Instance, fleet: Fleet, fd: FleetDemands, costs:
     left = begin + time_limit - time.perf_counter()
     if costs.step and left > 0:  # ties towards fewer GPUs, over the generated columns
         real = np.array([prep.master.gpu_of(c) != prep.artificial for c in prep.master.columns])
-        z = fewest_gpus(prep.master, out.upper, real, min(left, TIE_BREAK_SECONDS))
+        z = fewest_gpus(prep.master, out.upper, real, min(left, settings.tie_break_seconds))
         if z is not None and _gpus(prep.master, z) < sum(prep.master.gpus_of(c) for c in chosen):
             chosen = [c for c, k in zip(prep.master.columns, z) for _ in range(int(k))]
     plan.gpus += prep.to_gpus(chosen)
@@ -228,7 +230,7 @@ def _best_single_type(prep: Prepared, seeds: list[list[Column]]) -> int | None:
 
 
 def _single_type_seed(prep: Prepared, instance: Instance, g: int, budget: float, threads: int,
-                      margin: float) -> list[Column] | None:
+                      margin: float, settings: ExactSettings) -> list[Column] | None:
     """The single-type exact solver's plan on type g alone, as fleet columns (its full-GPU
     replicas are the rows' replicas on g); None when it does not map onto the rows."""
     from igniter_opt.solvers.exact.solver import ExactOptions
@@ -239,7 +241,7 @@ def _single_type_seed(prep: Prepared, instance: Instance, g: int, budget: float,
     try:
         demands = size_instance(instance, profile, margin)
         plan = exact_solve(instance, profile, demands, ExactOptions(time_limit=max(1.0, budget), threads=threads,
-                                                                    margin_pct=margin))
+                                                                    margin_pct=margin, settings=settings))
     except InfeasibleError:
         return None
     if plan.space:  # exact chose its own replica split (issue 23): its pieces are not the fleet's rows

@@ -26,15 +26,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from igniter_opt.model.predict import Array
-from igniter_opt.solvers.exact.master import MIN_MIP_SECONDS, Column, LpResult, Master
+from igniter_opt.solvers.exact.master import Column, LpResult, Master
 from igniter_opt.solvers.exact.pricing import Pricer, Rules
 
-EPS = 1e-6
+EPS = 1e-6  # numerical tolerances, as in bnp.py (not tuning)
 DELTA = 1e-4
-HEURISTIC_COLUMNS = 60
-HEURISTIC_EVALUATIONS = 200_000
-EXHAUSTIVE_COLUMNS = 150
-NODE_MIP_SHARE = 0.25  # of the time left, for the integer master at a node that must branch
 
 
 def ceil_bound(value: float) -> int:
@@ -89,6 +85,7 @@ class FleetSearch:
     def __init__(self, pricers: list[Pricer], offsets: list[int], master: Master, artificial: int,
                  deadline: float, extras: list[Array] | None = None):
         self.pricers, self.offsets, self.master = pricers, offsets, master
+        self.s = pricers[0].settings  # the solve's tuning (settings.py), carried by its pricers
         # per type, per row: the full-GPU replicas realizing the row on that type brings
         self.extras = extras or [np.zeros(len(master.demand)) for _ in pricers]
         self.artificial = artificial  # the GPU type index of the artificial columns
@@ -125,8 +122,9 @@ class FleetSearch:
             threshold = theta * float(self.master.gpu_cost[g]) - float(lp.avail_duals[g])
             duals = self._type_duals(lp.duals, g, rules, float(lp.avail_duals[g]))
             res = pricer.price(duals, threshold, beam=None, deadline=self.deadline,
-                               rules=rules.pairs, max_columns=EXHAUSTIVE_COLUMNS if exhaustive else HEURISTIC_COLUMNS,
-                               max_nodes=None if exhaustive else HEURISTIC_EVALUATIONS)
+                               rules=rules.pairs, max_columns=self.s.exhaustive_columns if exhaustive
+                               else self.s.fleet_heuristic_columns,
+                               max_nodes=None if exhaustive else self.s.heuristic_evaluations)
             if exhaustive:
                 self.stats.exhaustive_calls += 1
             complete &= res.complete
@@ -197,8 +195,8 @@ class FleetSearch:
                 self.incumbent = [c for c, k in zip(self.master.columns, np.round(z)) for _ in range(int(k))]
 
     def _node_integer(self, rules: FleetRules) -> None:
-        budget = NODE_MIP_SHARE * (self.deadline - time.perf_counter())
-        if budget < MIN_MIP_SECONDS:
+        budget = self.s.node_mip_share * (self.deadline - time.perf_counter())
+        if budget < self.s.min_mip_seconds:
             return
         real = np.array([self._real(i) for i in range(len(self.master.columns))])
         self.stats.integer_solves += 1

@@ -16,19 +16,19 @@ the same grid rounding ceil(x / unit - 1e-9), the same forward confirmation that
 noise violators by one unit, and sums taken in numpy's pairwise order (`_psum`), so the shares
 are bit for bit those the numpy search computes. Members are kept in position order, as there.
 
-Bound. With INTEGER_BOUND off, the keep decision is exactly that of the numpy ghost bound
+Bound. With settings.integer_bound off, the keep decision is exactly that of the numpy ghost bound
 (the same sets are evaluated), except that (i) its "at most a items" cap counts a position's
 multiplicity (the numpy one counts each position once, which is not an upper bound when one
 option may be added twice) and (ii) positions an apart rule excludes are left out of the
 knapsack (they can never join). It is reached through cheaper valid relaxations first, each of
 which can only be larger than the numpy quantity it stands for: the total value of all positions
 still allowed (>= any knapsack over them); per ghost count a, the top-a values among positions
-whose *pair* weight w0 fits the capacity (w(a) >= w0, so fewer fit); and for "GHOSTS or more",
+whose *pair* weight w0 fits the capacity (w(a) >= w0, so fewer fit); and for "ghosts or more" (settings.ghosts),
 capacity times the best value per w0 (>= the fractional knapsack). Only when a relaxation passes
 is the exact per-a knapsack computed. Survival is decided as soon as one a passes, so a kept
 child's bound (it only orders the stack) may be smaller than the numpy one.
 
-With INTEGER_BOUND on (the default), a count a >= 2 whose fractional bound passes is re-checked
+With settings.integer_bound on (the default), a count a >= 2 whose fractional bound passes is re-checked
 by the integer knapsack over the same items, weights and capacity (`_integer`): every least share
 is a multiple of the unit, so weights are whole units and the capacity rounds down to whole units
 without losing a feasible completion; the integer optimum of the same relaxation is therefore
@@ -38,7 +38,7 @@ fractional one. Fewer sets are extended; the sets above the threshold found are 
 Budget. numba cannot read a clock cheaply, so the kernel returns after `max_evals` evaluations
 (or when its found-buffer may overflow) with the whole search state in the stack arrays; the
 caller checks its deadline and calls again to resume. `search` sizes the chunks so that one
-call lasts about CHUNK_SECONDS.
+call lasts about settings.chunk_seconds.
 """
 
 from __future__ import annotations
@@ -48,14 +48,10 @@ import time
 import numpy as np
 from numba import njit
 
-from igniter_opt.solvers.exact.levels import GHOSTS, LevelResult
+from igniter_opt.solvers.exact.levels import LevelResult
 from igniter_opt.solvers.exact.oracle import FULL, MAX_ROUNDS
 
-CHUNK_SECONDS = 0.2  # target wall time of one kernel call (the deadline is checked between calls)
-FIRST_CHUNK = 5000  # evaluations in the first call, before the rate is known
-INTEGER_BOUND = True  # tighten the fractional knapsack by the integer one (share units) per ghost count
-
-# rows of the coefficient block (one column per position)
+# Constants of the layout, not tuning: rows of the coefficient block (one column per position)
 GAMMA, K4, K5, BATCH, P0, P1, C0, C1, KL2, KERN, TIDLE, LIMIT, LATCAP, RATE, TIO, TOUT = range(16)
 N_COEF = 16
 # hardware vector
@@ -290,7 +286,7 @@ def _integer(vals, ws, ms, n, cap, unit, limit, dp):  # pragma: no cover - compi
 
 @_compiled
 def _survives(hw, C, value, ptype, mult_type, pair, apart, threshold, pos, m, r, v, own, own_pw,
-              own_l2, used, sf, si, dp, integer):  # pragma: no cover - compiled
+              own_l2, used, sf, si, dp, integer, ghosts):  # pragma: no cover - compiled
     """Keep decision of LevelSearch._survivors for the child pos[:m] at shares r[:m], value v.
 
     Returns (keep, bound): a kept child's bound is the first one that passes (it orders the
@@ -344,7 +340,7 @@ def _survives(hw, C, value, ptype, mult_type, pair, apart, threshold, pos, m, r,
     g_l2 = max(g_l2, 0.0)
     g_pw = max(g_pw, 0.0)
     best = 0.0
-    for a in range(1, GHOSTS + 1):
+    for a in range(1, ghosts + 1):
         inc = _sched(hw, m + a)
         ratio_s = _clock(hw, power_sum + a * g_pw)
         for j in range(m):
@@ -352,7 +348,7 @@ def _survives(hw, C, value, ptype, mult_type, pair, apart, threshold, pos, m, r,
         cap = FULL - _psum(r_a, 0, m)
         if cap < 0:
             continue
-        limited = a < GHOSTS
+        limited = a < ghosts
         # a cheap relaxation first: the pair weights w0 <= w(a)
         if limited:
             cheap = _top(vals, ims, w0, n, cap, a, top_buf)
@@ -392,7 +388,7 @@ def _survives(hw, C, value, ptype, mult_type, pair, apart, threshold, pos, m, r,
 
 @_compiled
 def _run(hw, C, alone, value, ptype, mult_type, pair, apart, threshold, stk_pos, stk_sh, stk_val,
-         stk_len, istate, fstate, f_pos, f_sh, f_val, f_len, max_evals, max_found, integer,
+         stk_len, istate, fstate, f_pos, f_sh, f_val, f_len, max_evals, max_found, integer, ghosts,
          used, fs, is_, ch_sh, dp):  # pragma: no cover
     """Resume the depth-first search from the stack; returns DONE, OUT_OF_EVALS or BUFFER_FULL
     (also when max_found sets are in the found buffer: the caller has enough columns).
@@ -503,7 +499,7 @@ def _run(hw, C, alone, value, ptype, mult_type, pair, apart, threshold, stk_pos,
                 used[ptype[q]] += 1
                 keep, bound = _survives(hw, C, value, ptype, mult_type, pair, apart, threshold, pos,
                                         m + 1, ch_sh[c], ch_val[c], own, own_pw, own_l2, used, sf, si, dp,
-                                        integer)
+                                        integer, ghosts)
                 used[ptype[q]] -= 1
                 if keep:
                     kidx[nkeep] = c
@@ -550,7 +546,7 @@ def search(pricer, order: np.ndarray, value: np.ndarray, threshold: float, rules
            max_columns: int, max_evaluations: int | None = None) -> LevelResult:
     """LevelSearch(..., beam=None).run() on the compiled kernel: sets above the threshold, and
     whether the search completed (then no other set's value exceeds the threshold)."""
-    o, hw = pricer.o, pricer.hw
+    o, hw, s = pricer.o, pricer.hw, pricer.settings
     order = np.asarray(order, dtype=np.int64)
     k = len(order)
     C = _coefficients(o, order)
@@ -575,14 +571,14 @@ def search(pricer, order: np.ndarray, value: np.ndarray, threshold: float, rules
                np.zeros((SCRATCH_I, width), dtype=np.int64), np.zeros((k, depth)),
                np.zeros((depth + 1, depth + 1)))
     found: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray, float]] = {}
-    chunk = FIRST_CHUNK
+    chunk = s.first_chunk
     complete = False
     while time.perf_counter() <= deadline:
         budget = chunk if max_evaluations is None else max(min(chunk, max_evaluations - int(istate[1])), 1)
         before, t0 = int(istate[1]), time.perf_counter()
         status = _run(hwv, C, alone, value, ptype, mult_type, pair, apart, float(threshold), stk_pos,
                       stk_sh, stk_val, stk_len, istate, fstate, f_pos, f_sh, f_val, f_len, budget,
-                      max(max_columns - len(found), 1), INTEGER_BOUND, *scratch)
+                      max(max_columns - len(found), 1), s.integer_bound, s.ghosts, *scratch)
         dt = time.perf_counter() - t0
         for i in range(int(istate[2])):
             _keep(found, pricer, rules, order, f_pos[i, :f_len[i]], f_sh[i, :f_len[i]], float(f_val[i]))
@@ -602,7 +598,7 @@ def search(pricer, order: np.ndarray, value: np.ndarray, threshold: float, rules
             break
         done = int(istate[1]) - before
         if status == OUT_OF_EVALS and dt > 0:
-            chunk = int(min(max(done / dt * CHUNK_SECONDS, 1000), 50_000_000))
+            chunk = int(min(max(done / dt * s.chunk_seconds, 1000), 50_000_000))
     ranked = sorted(found.values(), key=lambda f: -f[2])
     return LevelResult(ranked[:max_columns], complete, float(fstate[0]), int(istate[1]))
 

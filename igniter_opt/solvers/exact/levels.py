@@ -26,14 +26,8 @@ import numpy as np
 from igniter_opt.model.predict import Array
 from igniter_opt.solvers.exact.oracle import FULL, clock_ratio, demand_terms, least_shares, needed_share
 
-GHOSTS = 3  # additions counted exactly in the bound; beyond, 'GHOSTS or more'
-BEAM_SPAN = 64  # beam mode: a set is extended only by the next this many options (by dual)
-DFS_BATCH = 2000  # sets expanded per step of the exhaustive search
 if TYPE_CHECKING:
     from igniter_opt.solvers.exact.pricing import Pricer, Rules
-
-CHUNK = 20000  # rows per oracle call
-CHUNK_CELLS = 4_000_000  # rows x options x members per bound block (memory)
 
 
 class _OutOfTime(Exception):
@@ -151,7 +145,8 @@ class LevelSearch:
             if self._stop():
                 return False
             top = stack.pop()
-            batch, rest = top.take(slice(0, DFS_BATCH)), top.take(slice(DFS_BATCH, None))
+            step = self.p.settings.dfs_batch
+            batch, rest = top.take(slice(0, step)), top.take(slice(step, None))
             if len(rest):
                 stack.append(rest)
             # were the search cut from here on, the batch and the stack are what is left unexplored
@@ -175,7 +170,7 @@ class LevelSearch:
         """(parent index, candidate position) of every child: positions from the parent's last."""
         k = len(self.order)
         last = level.pos[:, -1]
-        counts = k - last if self.beam is None else np.minimum(k - last, BEAM_SPAN)
+        counts = k - last if self.beam is None else np.minimum(k - last, self.p.settings.beam_span)
         parent = np.repeat(np.arange(len(level)), counts)
         offsets = np.cumsum(counts) - counts
         cand = last[parent] + (np.arange(counts.sum()) - offsets[parent])
@@ -197,9 +192,10 @@ class LevelSearch:
         pos = np.concatenate([level.pos[parent], cand[:, None]], axis=1)
         start = np.concatenate([level.shares[parent], lb[:, None]], axis=1)
         shares = np.empty_like(start)
-        for lo in range(0, len(pos), CHUNK):
+        chunk = self.p.settings.oracle_rows
+        for lo in range(0, len(pos), chunk):
             self._check_time()
-            sl = slice(lo, lo + CHUNK)
+            sl = slice(lo, lo + chunk)
             shares[sl] = least_shares(self.p.hw, self.p.o, self.order[pos[sl]], start[sl])
         self.evaluated += len(pos)
         ok = np.isfinite(shares).all(axis=1)
@@ -217,7 +213,7 @@ class LevelSearch:
             return child
         last = child.pos[:, -1]
         bound = np.empty(len(child))
-        rows = max(256, CHUNK_CELLS // (len(self.order) * child.pos.shape[1]))
+        rows = max(256, self.p.settings.bound_cells // (len(self.order) * child.pos.shape[1]))
         for lo in range(0, len(child), rows):
             self._check_time()
             sl = slice(lo, lo + rows)
@@ -234,7 +230,7 @@ class LevelSearch:
     def _bound(self, child: Frontier, sl: slice, own: Array, last: Array) -> Array:
         """Upper bound on the value later options can add to each child, over the count they add.
 
-        For a additions (a = 1..GHOSTS, and "GHOSTS or more"), everyone's interference is bounded
+        For a additions (a = 1..ghosts, and "ghosts or more"; settings.ghosts), everyone's interference is bounded
         from below by the child's members at their least shares plus a-1 (a, for the child's own
         members) "ghosts", each demanding the least L2 and power any option demands alone, at
         m + a members' scheduling delay. One inverse step per member then gives shares that
@@ -263,7 +259,7 @@ class LevelSearch:
         ghost_l2 = np.where(np.isfinite(ghost_l2), ghost_l2, 0.0)
         ghost_power = np.where(np.isfinite(ghost_power), ghost_power, 0.0)
         best = np.zeros(n)
-        ghosts = GHOSTS if self.beam is None else 1  # the beam only ranks: the cheap bound will do
+        ghosts = self.p.settings.ghosts if self.beam is None else 1  # the beam only ranks: the cheap bound will do
         for a in range(1, ghosts + 1):
             ratio_s = clock_ratio(hw, power_sum + a * ghost_power)[:, None]
             r_a = np.maximum(r, needed_share(hw, o, opts, l2_sum[:, None] - l2 + a * ghost_l2,

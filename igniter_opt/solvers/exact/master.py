@@ -30,8 +30,7 @@ import highspy
 import numpy as np
 
 from igniter_opt.model.predict import Array
-
-MIN_MIP_SECONDS = 0.5  # no integer master on less (setting one up took 1 s at 200 workloads)
+from igniter_opt.solvers.exact.settings import DEFAULT, ExactSettings
 
 
 @dataclass(frozen=True)
@@ -76,7 +75,8 @@ class Master:
     def __init__(self, demand: Array, option_type: Array, threads: int = 1, option_gpu: Array | None = None,
                  gpu_cost: Array | None = None, available: list[int | None] | None = None,
                  option_gpus: Array | None = None, type_row: Array | None = None,
-                 type_weight: Array | None = None) -> None:
+                 type_weight: Array | None = None, settings: ExactSettings = DEFAULT) -> None:
+        self.min_mip_seconds = settings.min_mip_seconds
         self.demand = np.asarray(demand, dtype=float)
         self.option_type = option_type
         # a type covers its row `weight` per member: by default a row per type, one per member; a
@@ -195,11 +195,11 @@ class Master:
     def solve_integer(self, time_limit: float, allowed: Array | None = None, below: float | None = None,
                       lower: Array | None = None) -> tuple[float, Array] | None:
         """Best integer cover over the generated columns within the time limit (None if none found,
-        and none tried on less than MIN_MIP_SECONDS); only `allowed` columns, at least `lower` of
+        and none tried on less than settings.min_mip_seconds); only `allowed` columns, at least `lower` of
         each; with `below`, only covers of lower cost (a cutoff row HiGHS prunes with; costs are
         integers). Returns the cover's cost and its column counts."""
         self.last_proven = False
-        if time_limit < MIN_MIP_SECONDS:
+        if time_limit < self.min_mip_seconds:
             return None
         h = _new_highs(self._threads)
         lp = self._lp.getLp()
@@ -229,7 +229,7 @@ def fewest_gpus(master: Master, cost_limit: float, allowed: Array, time_limit: f
     """Column counts of an integer cover of cost <= cost_limit with the fewest columns (GPUs),
     over the allowed columns (a fleet's tie-break once its least cost is known); None if none
     was found within the time limit."""
-    if time_limit < MIN_MIP_SECONDS:
+    if time_limit < master.min_mip_seconds:
         return None
     h = _new_highs(master._threads)
     h.passModel(master._lp.getLp())

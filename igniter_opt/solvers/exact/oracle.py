@@ -25,8 +25,8 @@ from igniter_opt.model import Profile
 from igniter_opt.model.coefficients import Hardware
 from igniter_opt.model.predict import Array
 
-FULL = 100.0
-MAX_ROUNDS = 200
+FULL = 100.0  # a constant of the model: a whole GPU, in percent
+MAX_ROUNDS = 200  # a numerical limit of the fixed point (it converges in far fewer), shared with kernel.py
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from igniter_opt.model.predict import Array
 from igniter_opt.solvers.exact.levels import LevelSearch
 from igniter_opt.solvers.exact.master import Column
 from igniter_opt.solvers.exact.oracle import FULL, Options, least_shares
+from igniter_opt.solvers.exact.settings import DEFAULT, ExactSettings
 
 try:  # the compiled pieces of the interference-state search (numba)
     from igniter_opt.solvers.exact import statespace as _statespace
@@ -33,13 +34,6 @@ try:  # the compiled exhaustive search (numba); without numba, LevelSearch does 
     from igniter_opt.solvers.exact import kernel as _kernel
 except ImportError:  # pragma: no cover - numba missing
     _kernel = None  # type: ignore[assignment]
-
-MEMO_LIMIT = 2_000_000
-KERNEL = True  # exhaustive pricing on the numba kernel when numba imports
-STATE_SPACE = True  # exact pricing without branching rules over bins of interference states
-SET_FIRST = 2_000_000  # sets the compiled set search may evaluate before the state search takes over
-ORDER_BY_VALUE = True  # canonical order of the search: by dual (later candidates are worth less, so bounds are tighter)
-
 
 @dataclass
 class Rules:
@@ -83,8 +77,9 @@ class Pricer:
     """Prices GPU configurations over a fixed set of options (memo shared across calls)."""
 
     def __init__(self, hw: Hardware, options: Options, option_type: Array, demand: Array,
-                 deadline: float | None = None):
+                 settings: ExactSettings = DEFAULT, deadline: float | None = None):
         self.hw = hw
+        self.settings = settings  # the solve's tuning: every search of this pricer reads it
         self.deadline = deadline  # DeadlineReached when the pair table is not built by then
         self.o = options
         self.option_type = option_type
@@ -92,7 +87,8 @@ class Pricer:
         self.memo: dict[tuple[int, ...], Array | None] = {}
         self.evaluations = 0
         self.pair = self._pair_table()
-        self.state_space = STATE_SPACE and _statespace is not None and _statespace.applicable(options, option_type)
+        self.state_space = (settings.state_space and _statespace is not None
+                            and _statespace.applicable(options, option_type))
 
     def _pair_table(self) -> Array:
         """pair[a, b]: least share of option b beside option a alone (inf when the pair cannot fit).
@@ -120,7 +116,7 @@ class Pricer:
     @property
     def compiled(self) -> bool:
         """Does exhaustive pricing run on the numba kernel here?"""
-        return KERNEL and _kernel is not None and self.hw.unit_pct * _kernel.MAX_MEMBERS > FULL
+        return self.settings.kernel and _kernel is not None and self.hw.unit_pct * _kernel.MAX_MEMBERS > FULL
 
     def shares_of(self, members: tuple[int, ...]) -> Array | None:
         """Least shares of a set in sorted option order (memoised), None when it does not fit."""
@@ -140,15 +136,15 @@ class Pricer:
         order = np.nonzero(value > 1e-12)[0]
         if order.size == 0:
             return PricingResult([], True, 0.0, 0)
-        ratio = value[order] if ORDER_BY_VALUE else value[order] / np.maximum(self.o.alone[order], 1e-9)
-        order = order[np.argsort(-ratio, kind="stable")]
+        # canonical order of the search: by dual (later candidates are worth less, so bounds are tighter)
+        order = order[np.argsort(-value[order], kind="stable")]
         # the set search is fastest on small instances; where it would list millions of
-        # near-optimal sets (SET_FIRST evaluated, none found), the state search proves the same
+        # near-optimal sets (settings.set_first evaluated, none found), the state search proves the same
         # in far fewer bins
         hand_off = beam is None and max_nodes is None and self.state_space and self.compiled and rules.root
         if beam is None and self.compiled:
             res = _kernel.search(self, order, value[order], threshold, rules, deadline, max_columns,
-                                 SET_FIRST if hand_off else max_nodes)
+                                 self.settings.set_first if hand_off else max_nodes)
             if hand_off and not (res.complete or res.found):
                 return self._state_price(duals, threshold, deadline, max_columns, soft_deadline)
         else:

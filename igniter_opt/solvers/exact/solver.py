@@ -29,22 +29,20 @@ from igniter_opt.solvers.exact.bnp import BranchAndPrice
 from igniter_opt.solvers.exact.master import Column, Master
 from igniter_opt.solvers.exact.oracle import Options, build_options, clock_ratio, demand_terms, needed_share
 from igniter_opt.solvers.exact.pricing import Pricer
+from igniter_opt.solvers.exact.settings import DEFAULT, ExactSettings
 from igniter_opt.solvers.exact.splits import SAME, SplitWorkload, space_of, split_note, split_workloads_of
 from igniter_opt.solvers.heuristics.firstfit import first_fit
 from igniter_opt.solvers.heuristics.greedy import place_greedy
 from igniter_opt.solvers.jitcache import announce_if_cold
 from igniter_opt.solvers.sizing import Demand, margin_of
 
-RERUN_SHARE = 0.2  # of the limit, at least left for the search over single workloads
-SEED_SHARE = 0.4  # of the time left, at most for the heuristics that seed the master
-PAIR_SECONDS = 5e-8  # per entry of the pricer's option-by-option pair table: its allocation alone, at least
-FEW_GPUS = 4  # at most this many shareable GPUs in the seed plan: the compact MILP runs first
-FIXED_SHARE = 0.25  # of the limit, at most: the search over the sizing's split that seeds the one over every split
-
 
 @dataclass(frozen=True)
 class ExactOptions(HighsOptions):
-    """Options of branch-and-price: the whole-call time limit, threads and the SLO margin (%)."""
+    """Options of branch-and-price: the whole-call time limit, threads, the SLO margin (%) and the
+    search's tuning (settings.py; benchmarks and tests pass variants here)."""
+
+    settings: ExactSettings = DEFAULT
 
     @classmethod
     def from_common(cls, common: SolveOptions) -> ExactOptions:
@@ -78,7 +76,7 @@ class Catalogue:
 
 
 def catalogue(profile: Profile, demands: list[Demand], policy: str, aggregate: bool,
-              margin_pct: float = 0.0) -> Catalogue:
+              margin_pct: float = 0.0, grid: int = DEFAULT.split_grid) -> Catalogue:
     """Group the unsplit demands into types and list each type's (batch) options; then one type
     per rate level of each split workload (its paper batch at that rate)."""
     groups: dict[tuple[object, ...], list[int]] = {}
@@ -88,7 +86,7 @@ def catalogue(profile: Profile, demands: list[Demand], policy: str, aggregate: b
         key = (d.model, d.slo_ms, d.rate_rps, d.batch) if aggregate else (i,)
         groups.setdefault(key, []).append(i)
     type_demands = list(groups.values())
-    splits = tuple(_feasible_pieces(profile, split_workloads_of(profile, demands), margin_pct))
+    splits = tuple(_feasible_pieces(profile, split_workloads_of(profile, demands, grid), margin_pct))
     pieces = [(s, p) for s, sw in enumerate(splits) for p in sw.pieces]
     batches = _batch_options(profile, demands, policy, [t[0] for t in type_demands])
     rows = [(t, b) for t, members in enumerate(type_demands) for b in batches[members[0]]]
@@ -241,19 +239,20 @@ def _to_gpus(demands: list[Demand], cat: Catalogue, pricer: Pricer, chosen: list
 
 
 def _prepare(profile: Profile, demands: list[Demand], policy: str, aggregate: bool, deadline: float,
-             threads: int, margin_pct: float, heuristics: list[list[GpuPlan]] | None = None
-             ) -> tuple[Catalogue, Pricer, BranchAndPrice]:
+             threads: int, margin_pct: float, settings: ExactSettings = DEFAULT,
+             heuristics: list[list[GpuPlan]] | None = None) -> tuple[Catalogue, Pricer, BranchAndPrice]:
     """Types, options, pricer and master seeded with the heuristics' columns (heuristic_plans when
     not given); the search not run. DeadlineReached when the pricer's pair table is not built by
     `deadline`."""
     if heuristics is None:
         heuristics = heuristic_plans(profile, demands)
-    cat = catalogue(profile, demands, policy, aggregate, margin_pct)
+    cat = catalogue(profile, demands, policy, aggregate, margin_pct, settings.split_grid)
     pairs = len(cat.option_type) ** 2
-    if time.perf_counter() + PAIR_SECONDS * pairs > deadline:  # not even the table's memory in time
+    if time.perf_counter() + settings.pair_seconds * pairs > deadline:  # not even the table's memory in time
         raise DeadlineReached(f"a pair table of {len(cat.option_type)} options needs more time than is left")
-    pricer = Pricer(profile.hardware, cat.options, cat.option_type, cat.caps, deadline)
-    master = Master(cat.row_demand, cat.option_type, threads, type_row=cat.type_row, type_weight=cat.type_weight)
+    pricer = Pricer(profile.hardware, cat.options, cat.option_type, cat.caps, settings, deadline)
+    master = Master(cat.row_demand, cat.option_type, threads, type_row=cat.type_row, type_weight=cat.type_weight,
+                    settings=settings)
     for o in range(len(cat.option_type)):
         if np.isfinite(cat.options.alone[o]):
             master.add(Column((o,), (float(cat.options.alone[o]),)))
@@ -331,19 +330,21 @@ def solve(instance: Instance, profile: Profile, demands: list[Demand], options: 
     begin = time.perf_counter()
     deadline = begin + options.time_limit
     policy = instance.batch_policy
+    settings = options.settings
     margin = margin_of(demands)  # the demands were sized at the margin; the oracle uses the same limits
     # every workload, and every split workload's pieces, are placed by the search (splits.py)
     plan = Plan(instance=instance.name, solver="exact", profile=profile.name, status="optimal",
-                space=space_of(demands))
+                space=space_of(demands, settings.split_grid))
     replicas = 0
     if not demands:
         plan.lower_bound, plan.gap = 0, 0.0
         return plan
     bnp: BranchAndPrice | None = None
     compact_plan: Plan | None = None
-    heuristics = heuristic_plans(profile, demands, begin + SEED_SHARE * options.time_limit)
+    heuristics = heuristic_plans(profile, demands, begin + settings.seed_share * options.time_limit)
     try:
-        cat, pricer, bnp = _prepare(profile, demands, policy, True, deadline, options.threads, margin, heuristics)
+        cat, pricer, bnp = _prepare(profile, demands, policy, True, deadline, options.threads, margin, settings,
+                                    heuristics)
     except DeadlineReached as exc:
         if time.perf_counter() < deadline:  # what is left goes to a first fit that may get further
             shareable = [i for i, d in enumerate(demands) if not d.full_gpu]
@@ -357,10 +358,10 @@ def solve(instance: Instance, profile: Profile, demands: list[Demand], options: 
     try:
         active = cat
         # after the preparation, so that Ctrl-C meanwhile still returns the seeds' incumbent
-        fixed = _fixed_split_search(profile, demands, policy, begin + FIXED_SHARE * options.time_limit,
-                                    options.threads, margin) if cat.splits else None
+        fixed = _fixed_split_search(profile, demands, policy, begin + settings.fixed_share * options.time_limit,
+                                    options.threads, margin, settings) if cat.splits else None
         _seed_fixed(bnp, _fixed_columns(demands, cat, pricer, fixed))
-        if bnp.lower < bnp.upper <= FEW_GPUS and not cat.splits:  # the MILP knows the sizing's split only
+        if bnp.lower < bnp.upper <= settings.few_gpus and not cat.splits:  # the MILP knows the sizing's split only
             compact_plan = _compact_first(instance, profile, demands, options, deadline)
             if compact_plan.status == "optimal" and compact_plan.feasible:
                 return compact_plan
@@ -369,11 +370,11 @@ def solve(instance: Instance, profile: Profile, demands: list[Demand], options: 
         out = bnp.run(branching=all(len(m) == 1 for m in cat.type_demands if m))
         # pair branching needs single rows: the search again with every workload its own type,
         # when a fifth of the limit is left for it (its preparation alone takes seconds at 500)
-        if not out.complete and out.lower < out.upper and time.perf_counter() < deadline - RERUN_SHARE * \
+        if not out.complete and out.lower < out.upper and time.perf_counter() < deadline - settings.rerun_share * \
                 options.time_limit and any(len(m) > 1 for m in cat.type_demands):
             try:
                 cat2, pricer2, bnp = _prepare(profile, demands, policy, False, deadline, options.threads, margin,
-                                              heuristics)
+                                              settings, heuristics)
             except DeadlineReached:
                 pass  # no time for the search over single workloads: the first search's answer stands
             else:
@@ -405,7 +406,7 @@ def solve(instance: Instance, profile: Profile, demands: list[Demand], options: 
                     f"{s.integer_solves} integer masters") if s.nodes else \
         "the heuristic plan meets the volume and cardinality bounds: optimal without search"
     if cat.splits:
-        plan.message = f"{split_note(plan.status, [sw.name for sw in cat.splits])}; {plan.message}"
+        plan.message = f"{split_note(plan.status, [sw.name for sw in cat.splits], settings.split_grid)}; {plan.message}"
     return plan
 
 
@@ -422,7 +423,7 @@ def _out_of_time(plan: Plan, heuristics: list[list[GpuPlan]], why: str) -> Plan:
 
 
 def _fixed_split_search(profile: Profile, demands: list[Demand], policy: str, until: float, threads: int,
-                        margin: float) -> tuple[list[Demand], Catalogue, list[Column]] | None:
+                        margin: float, settings: ExactSettings) -> tuple[list[Demand], Catalogue, list[Column]] | None:
     """The best plan over the sizing's split found by `until` (branch-and-price as before issue 23:
     full-GPU replicas aside, each rest an ordinary workload): a seed, so the search over every
     split starts from it (its bound holds for that split only and is not used)."""
@@ -430,7 +431,7 @@ def _fixed_split_search(profile: Profile, demands: list[Demand], policy: str, un
     if not fixed or time.perf_counter() >= until:
         return None
     try:
-        fcat, _, fbnp = _prepare(profile, fixed, policy, True, until, threads, margin)
+        fcat, _, fbnp = _prepare(profile, fixed, policy, True, until, threads, margin, settings)
     except DeadlineReached:
         return None
     out = fbnp.run(branching=all(len(m) == 1 for m in fcat.type_demands if m))

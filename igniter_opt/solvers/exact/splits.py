@@ -5,9 +5,9 @@ pieces, each a replica with its own rate, paper batch (from that rate) and share
 the pieces: each (workload, rate level) is an option of its own, and the master covers the
 workload's rate (the served fractions of its pieces sum to at least 1) instead of a count. The
 levels, with r_max the largest rate one GPU sustains alone (sizing.max_rate_alone, at the margin)
-and step = r_max / GRID:
+and step = r_max / grid (settings.split_grid, 10 by default):
 
-    k step             (k = 1..GRID: the grid),
+    k step             (k = 1..grid: the grid),
     R - k step         (k >= 0, where in (0, r_max]: the remainders that make a split exact),
     the sizing's own replica and rest rates (so its split, and every plan over it, stays a plan).
 
@@ -23,22 +23,22 @@ from dataclasses import dataclass
 
 from igniter_opt.data.instance import Workload
 from igniter_opt.model import Profile
+from igniter_opt.solvers.exact.settings import DEFAULT
 from igniter_opt.solvers.sizing import REPLICA_RATE_FRACTION, Demand, demand_at, split_workloads
 
-GRID = 10  # levels k / GRID of the largest single-GPU rate (the sizing's 90% replica is k = 9)
-SAME = 1e-9  # relative: two levels this close are one
+SAME = 1e-9  # a tolerance (relative): two levels this close are one
 
 
-def space_of(demands: list[Demand]) -> str:
+def space_of(demands: list[Demand], grid: int = DEFAULT.split_grid) -> str:
     """The plan's `space` when `exact` searched the splits ("" when no workload is split)."""
-    return f"every split on the grid r_max/{GRID}" if split_workloads(demands) else ""
+    return f"every split on the grid r_max/{grid}" if split_workloads(demands) else ""
 
 
-def split_note(status: str, names: list[str]) -> str:
+def split_note(status: str, names: list[str], grid: int = DEFAULT.split_grid) -> str:
     """What the status holds over when some workload is split, in words."""
     which = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
     claim = "optimal" if status == "optimal" else "bound"
-    return (f"{claim} over every split of {which} into replicas of rates k r_max/{GRID} or the rate "
+    return (f"{claim} over every split of {which} into replicas of rates k r_max/{grid} or the rate "
             f"minus such multiples (r_max: the largest single-GPU rate), placed anywhere")
 
 
@@ -55,14 +55,14 @@ class SplitWorkload:
         return piece.rate_rps / self.rate_rps
 
 
-def levels(rate: float, r_max: float, own: list[float]) -> list[float]:
+def levels(rate: float, r_max: float, own: list[float], grid: int = DEFAULT.split_grid) -> list[float]:
     """Rate levels of one split workload: the grid, the exact remainders and the sizing's rates
     (kept verbatim, so the sizing's demands map onto levels exactly), ascending, without repeats."""
-    step = r_max / GRID
+    step = r_max / grid
     found = list(own)
-    found += [k * step for k in range(1, GRID + 1)]
+    found += [k * step for k in range(1, grid + 1)]
     first = max(0, math.ceil((rate - r_max) / step - SAME))
-    found += [rate - k * step for k in range(first, first + GRID + 2) if 0 < rate - k * step <= r_max * (1 + SAME)]
+    found += [rate - k * step for k in range(first, first + grid + 2) if 0 < rate - k * step <= r_max * (1 + SAME)]
     out: list[float] = []
     for level in sorted(found):
         if level <= 0:
@@ -75,7 +75,8 @@ def levels(rate: float, r_max: float, own: list[float]) -> list[float]:
     return out
 
 
-def split_workloads_of(profile: Profile, demands: list[Demand]) -> list[SplitWorkload]:
+def split_workloads_of(profile: Profile, demands: list[Demand], grid: int = DEFAULT.split_grid
+                       ) -> list[SplitWorkload]:
     """Every workload the sizing split, with its pieces (levels one GPU cannot serve alone dropped
     later by the catalogue, like any option without a share alone)."""
     margin = demands[0].margin_pct if demands else 0.0
@@ -88,6 +89,6 @@ def split_workloads_of(profile: Profile, demands: list[Demand]) -> list[SplitWor
         # a bisection of ~60 predictions, not repeated here)
         r_max = max(d.rate_rps for d in mine if d.full_gpu) / REPLICA_RATE_FRACTION
         pieces = [demand_at(profile, w, f"{name}@{level:.6g}", level, margin)
-                  for level in levels(rate, r_max, [d.rate_rps for d in mine])]
+                  for level in levels(rate, r_max, [d.rate_rps for d in mine], grid)]
         out.append(SplitWorkload(name, rate, pieces))
     return out

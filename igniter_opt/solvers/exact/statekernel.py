@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-NEG = -1e18
+NEG = -1e18  # a constant: "no set" in the knapsack tables
 # rows of the item coefficient block
 GAMMA, K4, K5, BATCH, P0, P1, C0, C1, KL2, KERN, TIDLE, LIMIT, ALONE = range(13)
 N_COEF = 13

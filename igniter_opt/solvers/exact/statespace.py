@@ -39,12 +39,7 @@ from igniter_opt.solvers.exact.oracle import FULL, Options, demand_terms
 if TYPE_CHECKING:
     from igniter_opt.solvers.exact.pricing import Pricer
 
-LEAF_C = 0.25  # bins this narrow in L2 demand and (LEAF_P) in watts get their exact optimum
-LEAF_P = 2.0
-FLOOR = 16.0  # bins LEAF / FLOOR narrow are not split again: their bound stays unresolved
-ITERATIONS = 20  # multiplier steps of one Lagrangian bound
-MAX_SETS = 20_000  # sets one leaf may list before its exact optimum is given up (split instead)
-EDGE = 1e-9  # bins are closed below by this much less, against float noise in C and P
+EDGE = 1e-9  # a tolerance, not tuning: bins are closed below by this much less, against float noise in C and P
 
 
 @dataclass(order=True)
@@ -74,7 +69,7 @@ class StateSpaceSearch:
 
     def __init__(self, pricer: Pricer, duals: Array, threshold: float, deadline: float, max_columns: int,
                  soft_deadline: float | None = None):
-        self.hw, self.shares_of = pricer.hw, pricer.shares_of
+        self.hw, self.shares_of, self.s = pricer.hw, pricer.shares_of, pricer.settings
         self.threshold, self.deadline, self.max_columns = threshold, deadline, max_columns
         self.soft_deadline = deadline if soft_deadline is None else min(deadline, soft_deadline)
         self.units = int(round(FULL / self.hw.unit_pct))
@@ -139,7 +134,7 @@ class StateSpaceSearch:
         self._caps(b)
         self.bins += 1
         return float(sk.lagrangian(b.m, self.w, self.value, self.c, self.p, self.units, b.c_hi,
-                                   b.p_hi - self.hw.idle_power_w, self.threshold, ITERATIONS, self.best,
+                                   b.p_hi - self.hw.idle_power_w, self.threshold, self.s.iterations, self.best,
                                    self.take, self.chosen, self.vbuf, self.out, self.cand))
 
     def _caps(self, b: _Bin) -> None:
@@ -150,7 +145,7 @@ class StateSpaceSearch:
         """The bin's optimum above the threshold (value, proven) with the set in best_set."""
         lam, mu = self.out[0], self.out[1]
         got, cut = sk.leaf(b.m, self.w, self.value, self.c, self.p, self.units, b.c_hi,
-                           b.p_hi - self.hw.idle_power_w, lam, mu, self.threshold, MAX_SETS, self.suffix,
+                           b.p_hi - self.hw.idle_power_w, lam, mu, self.threshold, self.s.max_sets, self.suffix,
                            self.vbuf, self.picks, self.starts, self.room, self.acc, self.best_set)
         return float(got), not cut
 
@@ -174,7 +169,8 @@ class StateSpaceSearch:
             return
         if self.out[3] > self.threshold and not self.out[2]:
             self._settles(self.cand)  # a column met on the way (the bin stays open)
-        leaf = b.c_hi - b.c_lo <= LEAF_C and b.p_hi - b.p_lo <= LEAF_P
+        leaf_c, leaf_p, floor = self.s.leaf_c, self.s.leaf_p, self.s.floor
+        leaf = b.c_hi - b.c_lo <= leaf_c and b.p_hi - b.p_lo <= leaf_p
         if self.out[2]:
             if self._settles(self.chosen):
                 return
@@ -185,13 +181,12 @@ class StateSpaceSearch:
                     return
                 ub = got
         b.key = -ub
-        b.floor = b.c_hi - b.c_lo <= LEAF_C / FLOOR and b.p_hi - b.p_lo <= LEAF_P / FLOOR
+        b.floor = b.c_hi - b.c_lo <= leaf_c / floor and b.p_hi - b.p_lo <= leaf_p / floor
         heapq.heappush(heap, b)
 
-    @staticmethod
-    def _halves(b: _Bin) -> list[_Bin]:
+    def _halves(self, b: _Bin) -> list[_Bin]:
         """Halve the bin along the dimension widest relative to its leaf size."""
-        if (b.c_hi - b.c_lo) / LEAF_C >= (b.p_hi - b.p_lo) / LEAF_P:
+        if (b.c_hi - b.c_lo) / self.s.leaf_c >= (b.p_hi - b.p_lo) / self.s.leaf_p:
             mid = (b.c_lo + b.c_hi) / 2
             return [_Bin(0.0, b.m, b.c_lo, mid, b.p_lo, b.p_hi), _Bin(0.0, b.m, mid, b.c_hi, b.p_lo, b.p_hi)]
         mid = (b.p_lo + b.p_hi) / 2

@@ -35,7 +35,7 @@ from igniter_opt.solvers.formulations.bounds import (
 )
 from igniter_opt.solvers.formulations.common import Configs, capacity_units, holds, inc_of, shareable_configs
 from igniter_opt.solvers.formulations.highs import run_highs
-from igniter_opt.solvers.formulations.patterns import EnumerationTooLarge, fitting
+from igniter_opt.solvers.formulations.patterns import MAX_BATCH_VECTORS_DEFAULT, EnumerationTooLarge, fitting
 from igniter_opt.solvers.heuristics.firstfit import best_heuristic
 from igniter_opt.solvers.sizing import Demand, margin_of
 from igniter_opt.solvers.verify import verify
@@ -56,11 +56,19 @@ class CompactFeatures:
     bound_stop: bool = True  # stop without a model when the heuristic meets the bound
 
 
+# Memory bound of the model: Pyomo takes ~2.3 kB per x variable to build (measured at n=48, joint),
+# appsi's translation about as much again, so at most this many x variables (~2-3 GB) are built
+# (the default of CompactOptions.max_model_vars).
+MAX_MODEL_VARS_DEFAULT = 500_000
+
+
 @dataclass(frozen=True)
 class CompactOptions(HighsOptions):
     """Options of `milp`: HiGHS's, plus the formulation variant."""
 
     features: CompactFeatures = CompactFeatures()
+    max_model_vars: int = MAX_MODEL_VARS_DEFAULT  # x variables built at most (memory)
+    max_batch_vectors: int = MAX_BATCH_VECTORS_DEFAULT  # joint: batch combinations per pair the conflicts try
 
     @classmethod
     def from_common(cls, common: SolveOptions) -> CompactOptions:
@@ -75,9 +83,6 @@ NOT_BUILT = "time limit reached before the model could be built: heuristic plan 
 # Seconds per x variable that build_model plus appsi's translation take (measured ~2e-4 on a
 # 2-core machine at 64 and 100 workloads): the model is not built when the time left is below this.
 BUILD_SECONDS_PER_VAR = 2.5e-4
-# Memory bound of the model: Pyomo takes ~2.3 kB per x variable to build (measured at n=48, joint),
-# appsi's translation about as much again, so at most this many x variables (~2-3 GB) are built.
-MAX_MODEL_VARS = 500_000
 
 
 @dataclass
@@ -110,13 +115,15 @@ def _heuristic(instance: Instance, profile: Profile, demands: list[Demand], cfgs
     return best_heuristic(instance, profile, demands, order, "milp", until)
 
 
-def _pairs(profile: Profile, demands: list[Demand], policy: str,
-           deadline: float = math.inf) -> tuple[set[tuple[int, int]], dict[int, float]] | None:
+def _pairs(profile: Profile, demands: list[Demand], policy: str, deadline: float = math.inf,
+           max_batch_vectors: int = MAX_BATCH_VECTORS_DEFAULT
+           ) -> tuple[set[tuple[int, int]], dict[int, float]] | None:
     """Pairs that cannot share a GPU, and each demand's least share when it shares one (None when
     the deadline cut the pair fixed points short, or a pair has more joint batch combinations than
     the enumeration tries: an untried pair is no conflict, so the model stays exact)."""
     try:
-        known, complete = fitting(profile, demands, policy, max_size=2, deadline=deadline)
+        known, complete = fitting(profile, demands, policy, max_size=2, deadline=deadline,
+                                  max_batch_vectors=max_batch_vectors)
     except EnumerationTooLarge:
         return None
     if not complete:
@@ -168,7 +175,8 @@ def _warm(model: pyo.ConcreteModel, data: CompactData) -> bool:
 
 
 def prepare(instance: Instance, profile: Profile, demands: list[Demand], policy: str,
-            deadline: float = math.inf, features: CompactFeatures | None = None) -> CompactData:
+            deadline: float = math.inf, features: CompactFeatures | None = None,
+            max_batch_vectors: int = MAX_BATCH_VECTORS_DEFAULT) -> CompactData:
     """Configurations (pruned), bounds, pair conflicts, GPU limit and warm start of an instance.
 
     Past the deadline (a time.perf_counter() value) the optional strengthenings are skipped with
@@ -179,7 +187,7 @@ def prepare(instance: Instance, profile: Profile, demands: list[Demand], policy:
     cfgs = shareable_configs(profile, demands, policy)
     best = _heuristic(instance, profile, demands, cfgs, deadline)
     try:
-        return _prepare_from(profile, demands, policy, deadline, features, cfgs, best)
+        return _prepare_from(profile, demands, policy, deadline, features, cfgs, best, max_batch_vectors)
     except KeyboardInterrupt:  # Ctrl-C while preparing: the heuristic plan is the incumbent
         if best is None:
             raise
@@ -189,7 +197,8 @@ def prepare(instance: Instance, profile: Profile, demands: list[Demand], policy:
 
 
 def _prepare_from(profile: Profile, demands: list[Demand], policy: str, deadline: float,
-                  features: CompactFeatures, cfgs: list[Configs], best: Plan | None) -> CompactData:
+                  features: CompactFeatures, cfgs: list[Configs], best: Plan | None,
+                  max_batch_vectors: int = MAX_BATCH_VECTORS_DEFAULT) -> CompactData:
     """prepare() once the heuristic incumbent is known."""
     hw = profile.hardware
     keep: dict[int, set[tuple[int, float]]] = {c.demand: set() for c in cfgs}
@@ -207,7 +216,7 @@ def _prepare_from(profile: Profile, demands: list[Demand], policy: str, deadline
             cfgs, _ = prune(hw, cfgs, keep, rounds=3, deadline=deadline)
         except DeadlineReached:
             pass  # the configurations unpruned: a sound superset
-    pairs = _pairs(profile, demands, policy, deadline) if features.pairs and not late() else None
+    pairs = _pairs(profile, demands, policy, deadline, max_batch_vectors) if features.pairs and not late() else None
     if pairs is not None:
         conflicts, shared = pairs
     else:
@@ -450,7 +459,8 @@ def solve(instance: Instance, profile: Profile, demands: list[Demand], options: 
     """
     begin = time.perf_counter()
     deadline = begin + options.time_limit
-    data = prepare(instance, profile, demands, instance.batch_policy, deadline, options.features)
+    data = prepare(instance, profile, demands, instance.batch_policy, deadline, options.features,
+                   options.max_batch_vectors)
     replicas = replica_gpus(demands)
     plan = Plan(instance=instance.name, solver="milp", profile=profile.name, status="optimal")
     try:
@@ -473,9 +483,9 @@ def _solve_prepared(plan: Plan, data: CompactData, replicas: list[GpuPlan], opti
     if time.perf_counter() + build_seconds(data) > deadline:
         plan.message = NOT_BUILT
         return _finish(plan, None, data, ("time_limit", False, None), replicas)
-    if x_count(data) > MAX_MODEL_VARS:
+    if x_count(data) > options.max_model_vars:
         raise InputError(f"milp: the model would have {x_count(data):,} binary variables (at most "
-                         f"{MAX_MODEL_VARS:,}, ~5 kB each to build and hand to HiGHS); use --batch-policy "
+                         f"{options.max_model_vars:,}, ~5 kB each to build and hand to HiGHS); use --batch-policy "
                          f"paper, fewer workloads, or --solver greedy")
     model = build_model(data)
     outcome = run_highs(model, options.time_limit, options, warm=_warm(model, data), deadline=deadline)

@@ -32,11 +32,12 @@ from igniter_opt.solvers.formulations.highs import run_highs
 from igniter_opt.solvers.heuristics.firstfit import best_heuristic
 from igniter_opt.solvers.sizing import Demand, least_share
 
-LIMIT = 16
-MAX_BATCH_VECTORS = 4096
+LIMIT = 16  # shareable workloads `patterns` enumerates without --force (the CLI's documented limit)
 # Memory bound of the enumeration: at most this many (subset, batch vector) least-share vectors are
 # kept (~300 bytes each); past it `patterns` stops with one line and `milp` skips its pair conflicts.
-MAX_PATTERNS = 2_000_000
+# The defaults of PatternsOptions.max_patterns / max_batch_vectors and of `fitting`'s arguments.
+MAX_PATTERNS_DEFAULT = 2_000_000
+MAX_BATCH_VECTORS_DEFAULT = 4096
 STOPPED_SECONDS = 0.5  # for the heuristic plan once the time limit has stopped the enumeration
 ENUM_SHARE = 0.9  # of the time limit, at most for the enumeration (a cut one falls back to the heuristics)
 Pattern = tuple[tuple[int, ...], Array, Array]  # members, shares, batches
@@ -50,6 +51,8 @@ class PatternsOptions(HighsOptions):
     """Options of `patterns`: HiGHS's, plus `force` to enumerate above LIMIT shareable demands."""
 
     force: bool = False
+    max_patterns: int = MAX_PATTERNS_DEFAULT  # (subset, batch vector) pairs kept at most (memory)
+    max_batch_vectors: int = MAX_BATCH_VECTORS_DEFAULT  # batch combinations tried per subset at most (joint)
 
     @classmethod
     def from_common(cls, common: SolveOptions) -> PatternsOptions:
@@ -70,10 +73,12 @@ def _start(profile: Profile, demands: list[Demand], members: tuple[int, ...], ve
 
 
 def fitting(profile: Profile, demands: list[Demand], policy: str, max_size: int | None = None,
-            deadline: float = math.inf) -> tuple[Known, bool]:
+            deadline: float = math.inf, max_patterns: int = MAX_PATTERNS_DEFAULT,
+            max_batch_vectors: int = MAX_BATCH_VECTORS_DEFAULT) -> tuple[Known, bool]:
     """Least shares of every fitting (subset, batch vector), subsets up to max_size members.
 
-    The flag is False when the deadline cut the enumeration short.
+    The flag is False when the deadline cut the enumeration short; TooManyPatterns or
+    TooManyBatchVectors past the memory bounds.
     """
     options = batch_options(profile, demands, policy, deadline)
     known: Known = {}
@@ -84,21 +89,23 @@ def fitting(profile: Profile, demands: list[Demand], policy: str, max_size: int 
         for members in level:
             if time.perf_counter() > deadline:
                 return known, False
-            if _fit_subset(profile, demands, members, options, known, deadline):
+            if _fit_subset(profile, demands, members, options, known, deadline, max_batch_vectors):
                 fit.append(members)
                 stored += len(known[members])
-                if stored > MAX_PATTERNS:
-                    raise TooManyPatterns(stored)
+                if stored > max_patterns:
+                    raise TooManyPatterns(stored, max_patterns)
         if max_size is not None and len(level[0]) >= max_size:
             break  # the next level would be built only to be thrown away
-        level = _extend(fit, sorted(options), set(known), deadline)
+        level = _extend(fit, sorted(options), set(known), deadline, max_patterns)
     return known, True
 
 
 def enumerate_patterns(profile: Profile, demands: list[Demand], policy: str,
-                       deadline: float = math.inf) -> tuple[list[Pattern], bool]:
+                       deadline: float = math.inf, max_patterns: int = MAX_PATTERNS_DEFAULT,
+                       max_batch_vectors: int = MAX_BATCH_VECTORS_DEFAULT) -> tuple[list[Pattern], bool]:
     """Every fitting subset once, with its least total share; False when cut short."""
-    known, complete = fitting(profile, demands, policy, deadline=deadline)
+    known, complete = fitting(profile, demands, policy, deadline=deadline, max_patterns=max_patterns,
+                              max_batch_vectors=max_batch_vectors)
     out = []
     for members, vectors in known.items():
         vec = min(vectors, key=lambda v: vectors[v].sum())
@@ -125,32 +132,32 @@ class EnumerationTooLarge(InputError):
 
 
 class TooManyPatterns(EnumerationTooLarge):
-    """More fitting (subset, batch vector) pairs than MAX_PATTERNS: the memory bound."""
+    """More fitting (subset, batch vector) pairs than max_patterns: the memory bound."""
 
-    def __init__(self, count: int) -> None:
+    def __init__(self, count: int, limit: int) -> None:
         super().__init__(
-            f"patterns: more than {MAX_PATTERNS:,} fitting (subset, batch vector) pairs ({count:,} so far), "
+            f"patterns: more than {limit:,} fitting (subset, batch vector) pairs ({count:,} so far), "
             f"the bound on its memory: too many workloads fit together for enumeration; use --solver milp")
 
 
 class TooManyBatchVectors(EnumerationTooLarge):
     """Policy `joint`: one subset has more batch combinations than the enumeration tries."""
 
-    def __init__(self, demands: list[Demand], members: tuple[int, ...], count: int) -> None:
+    def __init__(self, demands: list[Demand], members: tuple[int, ...], count: int, limit: int) -> None:
         names = ", ".join(repr(demands[i].name) for i in members)
         super().__init__(
             f"patterns: under batch policy joint the workloads {names} have {count} batch "
-            f"combinations (at most {MAX_BATCH_VECTORS} per subset are enumerated, as each "
+            f"combinations (at most {limit} per subset are enumerated, as each "
             f"workload may use any batch up to its paper batch); use --batch-policy paper, or "
             f"--solver milp, which does not enumerate subsets")
         self.members = members
 
 
 def _fit_subset(profile: Profile, demands: list[Demand], members: tuple[int, ...], options: dict[int, list[int]],
-                known: Known, deadline: float = math.inf) -> bool:
+                known: Known, deadline: float = math.inf, max_batch_vectors: int = MAX_BATCH_VECTORS_DEFAULT) -> bool:
     vectors = _vectors(members, options, known)
-    if len(vectors) > MAX_BATCH_VECTORS:
-        raise TooManyBatchVectors(demands, members, len(vectors))
+    if len(vectors) > max_batch_vectors:
+        raise TooManyBatchVectors(demands, members, len(vectors), max_batch_vectors)
     for n, vec in enumerate(vectors):
         if n % 64 == 63 and time.perf_counter() > deadline:
             return False  # the caller sees the deadline passed and stops
@@ -165,15 +172,15 @@ def _fit_subset(profile: Profile, demands: list[Demand], members: tuple[int, ...
 
 
 def _extend(fitting: list[tuple[int, ...]], items: list[int], fits: set[tuple[int, ...]],
-            deadline: float = math.inf) -> list[tuple[int, ...]]:
+            deadline: float = math.inf, max_patterns: int = MAX_PATTERNS_DEFAULT) -> list[tuple[int, ...]]:
     """Candidates one larger whose every one-smaller subset fits (Apriori); cut short past the
-    deadline (the caller then stops) and refused past MAX_PATTERNS candidates (memory)."""
+    deadline (the caller then stops) and refused past max_patterns candidates (memory)."""
     out: list[tuple[int, ...]] = []
     for members in fitting:
         if time.perf_counter() > deadline:
             break
-        if len(out) > MAX_PATTERNS:
-            raise TooManyPatterns(len(out))
+        if len(out) > max_patterns:
+            raise TooManyPatterns(len(out), max_patterns)
         for j in items:
             if j <= members[-1]:
                 continue
@@ -258,7 +265,8 @@ def solve(instance: Instance, profile: Profile, demands: list[Demand], options: 
     cfgs = shareable_configs(profile, demands, policy)  # InfeasibleError naming a workload no GPU serves
     try:
         # the enumeration stops at ENUM_SHARE of the limit: the rest is for the fallback plan
-        patterns, complete = enumerate_patterns(profile, demands, policy, begin + ENUM_SHARE * options.time_limit)
+        patterns, complete = enumerate_patterns(profile, demands, policy, begin + ENUM_SHARE * options.time_limit,
+                                                options.max_patterns, options.max_batch_vectors)
     except DeadlineReached:
         patterns, complete = [], False
     except KeyboardInterrupt:

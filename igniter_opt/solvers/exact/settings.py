@@ -1,0 +1,90 @@
+"""The exact solver's tuning as data: one frozen record passed through every part of the search.
+
+Every number here trades time between parts of branch-and-price (or memory within one part);
+none changes what is proven. `ExactOptions.settings` carries it into a solve; the Pricer holds it
+for the searches it runs (levels.py, kernel.py, statespace.py) and hands it to the branch-and-
+price (bnp.py, dive.py, master.py) and the fleet's search (fleet.py, fleetbnp.py). Two solves in
+one process may use different settings; tests and benchmarks pass them instead of patching
+module globals. What stays a module constant is part of the model or of an array layout
+(oracle.FULL, the kernels' coefficient rows) or a numerical tolerance (EPS, DELTA, TINY, EDGE).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ExactSettings:
+    """Tuning of the exact solver (defaults: the tuned values, docs/exact.md)."""
+
+    # -- the solve (solver.py) ---------------------------------------------------------------
+    rerun_share: float = 0.2  # of the limit, at least left for the search over single workloads
+    few_gpus: int = 4  # at most this many shareable GPUs in the seed plan: the compact MILP runs first
+    # of the limit, at most: the search over the sizing's split that seeds the one over every split
+    fixed_share: float = 0.25
+    split_grid: int = 10  # rate levels k / split_grid of the largest single-GPU rate (splits.py)
+    seed_share: float = 0.4  # of the time left, at most for the heuristics that seed the master
+    pair_seconds: float = 5e-8  # per entry of the pricer's pair table: its allocation alone, at least
+
+    # -- branch-and-price (bnp.py) -----------------------------------------------------------
+    exhaustive_columns: int = 150  # columns one exhaustive pricing call returns at most
+    exhaustive_share: float = 0.05  # of the time limit: an exhaustive call that found columns returns then
+    final_share: float = 0.2  # of the time limit, kept for a last dive, the bound search and the integer master
+    final_dive_share: float = 0.5  # of that, for a last dive when ceil(LP) is below the incumbent
+    bound_share: float = 0.5  # of what is left then, for the bound search
+    # of the time limit, for the bound search when the root's search ran into the final phase
+    final_reserve: float = 0.03
+    heuristic_columns: int = 200  # columns one heuristic pricing round returns at most
+    beam: int = 400  # numpy heuristic pricing (no numba) keeps the best sets of each size
+    heuristic_evaluations: int = 200_000  # sets the truncated compiled search may evaluate per call
+    diverse_passes: int = 3  # heuristic pricing passes that leave out the types already crowded
+    crowded: int = 8  # columns a type may be in before later passes leave it out
+    dive_gain: float = 0.3  # a new dive when the root LP fell this much since the last one
+    dive_share: float = 0.3  # of the time left, at most, per dive
+    dive_after: float = 0.25  # of the time limit: a dive then (after the start or the last one) even while the LP moves
+    dive_mip_seconds: float = 5.0  # the integer master after a dive that found no better plan
+    enum_columns: int = 50_000  # a node that cannot branch is closed by listing at most this many columns
+    enum_evaluations: int = 20_000_000  # sets that listing may evaluate
+
+    # -- dives (dive.py) ---------------------------------------------------------------------
+    dive_rounds: int = 6  # pricing rounds per dive step (the pricing is heuristic: the dive needs no proof)
+    dive_slack: float = 0.25  # a dive goes on while its LP is below incumbent - 1 + slack (its LP is not converged)
+    round_up: float = 0.2  # columns this close to their ceiling are rounded up together
+    round_share: int = 30  # and at least one in this many of the fractional columns
+    finish_rc: float = 0.05  # the closing MIP keeps columns of reduced cost up to the dive's slack plus this
+
+    # -- the master (master.py) --------------------------------------------------------------
+    min_mip_seconds: float = 0.5  # no integer master on less (setting one up took 1 s at 200 workloads)
+
+    # -- pricing (pricing.py) ----------------------------------------------------------------
+    kernel: bool = True  # exhaustive pricing on the numba kernel when numba imports
+    state_space: bool = True  # exact pricing without branching rules over bins of interference states
+    set_first: int = 2_000_000  # sets the compiled set search may evaluate before the state search takes over
+
+    # -- the set search (levels.py, kernel.py) -----------------------------------------------
+    ghosts: int = 3  # additions counted exactly in the bound; beyond, 'ghosts or more'
+    integer_bound: bool = True  # kernel: tighten the fractional knapsack by the integer one per ghost count
+    chunk_seconds: float = 0.2  # kernel: target wall time of one call (the deadline is checked between calls)
+    first_chunk: int = 5000  # kernel: evaluations in the first call, before the rate is known
+    beam_span: int = 64  # numpy beam: a set is extended only by the next this many options (by dual)
+    dfs_batch: int = 2000  # numpy: sets expanded per step of the exhaustive search
+    oracle_rows: int = 20_000  # numpy: rows per oracle call (memory)
+    bound_cells: int = 4_000_000  # numpy: rows x options x members per bound block (memory)
+
+    # -- the interference-state search (statespace.py) ---------------------------------------
+    leaf_c: float = 0.25  # bins this narrow in L2 demand and (leaf_p) in watts get their exact optimum
+    leaf_p: float = 2.0
+    floor: float = 16.0  # bins leaf / floor narrow are not split again: their bound stays unresolved
+    iterations: int = 20  # multiplier steps of one Lagrangian bound
+    max_sets: int = 20_000  # sets one leaf may list before its exact optimum is given up (split instead)
+
+    # -- mixed fleets (fleet.py, fleetbnp.py) ------------------------------------------------
+    fleet_heuristic_columns: int = 60  # columns one heuristic pricing call returns per GPU type
+    node_mip_share: float = 0.25  # of the time left, for the integer master at a node that must branch
+    single_type_rows: int = 30  # from this many rows, the single-type exact seeds the incumbent
+    single_type_share: float = 0.2  # of the time limit, for that seed
+    tie_break_seconds: float = 5.0  # at most, for the fewest GPUs among the least-cost covers found
+
+
+DEFAULT = ExactSettings()
