@@ -48,14 +48,37 @@ import time
 import numpy as np
 from numba import njit
 
+from igniter_opt.solvers.exact.layout import (
+    BATCH,
+    C0,
+    C1,
+    GAMMA,
+    HAF,
+    HASCH,
+    HBSCH,
+    HCAP,
+    HF,
+    HIDLE,
+    HUNIT,
+    K4,
+    K5,
+    KERN,
+    KL2,
+    LATCAP,
+    LIMIT,
+    P0,
+    P1,
+    RATE,
+    TIDLE,
+    TIO,
+    TOUT,
+    coefficients,
+    hardware_vector,
+)
 from igniter_opt.solvers.exact.levels import LevelResult
 from igniter_opt.solvers.exact.oracle import FULL, MAX_ROUNDS
 
-# Constants of the layout, not tuning: rows of the coefficient block (one column per position)
-GAMMA, K4, K5, BATCH, P0, P1, C0, C1, KL2, KERN, TIDLE, LIMIT, LATCAP, RATE, TIO, TOUT = range(16)
-N_COEF = 16
-# hardware vector
-HF, HCAP, HIDLE, HUNIT, HAF, HASCH, HBSCH = range(7)
+# the coefficient block and the hardware vector: layout.py (one layout for both compiled searches)
 
 DONE, OUT_OF_EVALS, BUFFER_FULL = 0, 1, 2
 
@@ -140,7 +163,7 @@ def _demand(c, r):  # pragma: no cover - compiled
 def _col(C, p):  # pragma: no cover - compiled
     """Column p of the coefficient block: one option's coefficients, as a tuple."""
     return (C[0, p], C[1, p], C[2, p], C[3, p], C[4, p], C[5, p], C[6, p], C[7, p], C[8, p], C[9, p],
-            C[10, p], C[11, p], C[12, p], C[13, p], C[14, p], C[15, p])
+            C[10, p], C[11, p], C[12, p], C[13, p], C[14, p], C[15, p], C[16, p])
 
 
 @_compiled
@@ -529,19 +552,6 @@ def _run(hw, C, alone, value, ptype, mult_type, pair, apart, threshold, stk_pos,
     return status
 
 
-def _coefficients(o, order: np.ndarray) -> np.ndarray:
-    """The (N_COEF, K) block of option coefficients in position order."""
-    rows = [o.gamma, o.k4, o.k5, o.batch, o.power[:, 0], o.power[:, 1], o.l2[:, 0], o.l2[:, 1],
-            o.k_l2, o.kernels, o.t_idle, o.limit, o.latency_cap, o.rate_need, o.transfer_in_out,
-            o.transfer_out]
-    return np.ascontiguousarray(np.stack([np.asarray(x, dtype=float)[order] for x in rows]))
-
-
-def _hardware(hw) -> np.ndarray:
-    return np.array([hw.max_frequency_mhz, hw.power_cap_w, hw.idle_power_w, hw.unit_pct, hw.a_f,
-                     hw.a_sch, hw.b_sch], dtype=float)
-
-
 def search(pricer, order: np.ndarray, value: np.ndarray, threshold: float, rules, deadline: float,
            max_columns: int, max_evaluations: int | None = None) -> LevelResult:
     """LevelSearch(..., beam=None).run() on the compiled kernel: sets above the threshold, and
@@ -549,8 +559,8 @@ def search(pricer, order: np.ndarray, value: np.ndarray, threshold: float, rules
     o, hw, s = pricer.o, pricer.hw, pricer.settings
     order = np.asarray(order, dtype=np.int64)
     k = len(order)
-    C = _coefficients(o, order)
-    hwv = _hardware(hw)
+    C = coefficients(o, order)
+    hwv = hardware_vector(hw)
     alone = np.ascontiguousarray(o.alone[order], dtype=float)
     value = np.ascontiguousarray(value, dtype=float)
     ptype = np.ascontiguousarray(pricer.option_type[order], dtype=np.int64)

@@ -14,12 +14,30 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from igniter_opt.solvers.exact.layout import (
+    ALONE,
+    BATCH,
+    C0,
+    C1,
+    GAMMA,
+    HAF,
+    HASCH,
+    HBSCH,
+    HCAP,
+    HF,
+    HUNIT,
+    K4,
+    K5,
+    KERN,
+    KL2,
+    LIMIT,
+    P0,
+    P1,
+    TIDLE,
+)
+
 NEG = -1e18  # a constant: "no set" in the knapsack tables
-# rows of the item coefficient block
-GAMMA, K4, K5, BATCH, P0, P1, C0, C1, KL2, KERN, TIDLE, LIMIT, ALONE = range(13)
-N_COEF = 13
-# hardware vector
-H_UNIT, H_CAP, H_AF, H_F, H_ASCH, H_BSCH = range(6)
+# the item coefficient block and the hardware vector: layout.py (the set search's layout too)
 
 _compiled = njit(cache=True)
 
@@ -32,11 +50,11 @@ def weights(m, c_lo, p_lo, coef, hw, units, w, c, p):  # pragma: no cover - comp
 
     The test is `needed_share` of the oracle with those lower bounds, so a member's least share
     in any set whose state is at least (m, c_lo, p_lo) is at least this weight."""
-    unit = hw[H_UNIT]
+    unit = hw[HUNIT]
     ratio = 1.0
-    if p_lo > hw[H_CAP]:
-        ratio = 1.0 + hw[H_AF] * (p_lo - hw[H_CAP]) / hw[H_F]
-    inc = hw[H_ASCH] * m + hw[H_BSCH] if m >= 2 else 0.0
+    if p_lo > hw[HCAP]:
+        ratio = 1.0 + hw[HAF] * (p_lo - hw[HCAP]) / hw[HF]
+    inc = hw[HASCH] * m + hw[HBSCH] if m >= 2 else 0.0
     for i in range(coef.shape[1]):
         w[i] = -1
         g, k4, k5 = coef[GAMMA, i], coef[K4, i], coef[K5, i]

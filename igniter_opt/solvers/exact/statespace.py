@@ -34,6 +34,7 @@ import numpy as np
 
 from igniter_opt.model.predict import Array
 from igniter_opt.solvers.exact import statekernel as sk
+from igniter_opt.solvers.exact.layout import ALONE, coefficients, hardware_vector
 from igniter_opt.solvers.exact.oracle import FULL, Options, demand_terms
 
 if TYPE_CHECKING:
@@ -76,7 +77,7 @@ class StateSpaceSearch:
         self._items(pricer, duals)
         self.max_m = self._max_members()
         self._scratch(self.option.size, self.max_m + 1)
-        self.p_alone, self.c_alone = self._demand(pricer.o, self.coef[sk.ALONE])
+        self.p_alone, self.c_alone = self._demand(pricer.o, self.coef[ALONE])
         self.p_full, self.c_full = self._demand(pricer.o, np.full(self.option.size, FULL))
         self.found: dict[tuple[int, ...], tuple[Array, float]] = {}
         self.bins = 0
@@ -93,10 +94,8 @@ class StateSpaceSearch:
         copies = np.minimum(pricer.demand[pricer.option_type[opts]], np.floor(FULL / o.alone[opts] + 1e-9))
         self.option = i = np.repeat(opts, copies.astype(int))
         self.value = value[i]
-        self.coef = np.stack([o.gamma[i], o.k4[i], o.k5[i], o.batch[i], o.power[i, 0], o.power[i, 1],
-                              o.l2[i, 0], o.l2[i, 1], o.k_l2[i], o.kernels[i], o.t_idle[i], o.limit[i],
-                              o.alone[i]])
-        self.hwv = np.array([hw.unit_pct, hw.power_cap_w, hw.a_f, hw.max_frequency_mhz, hw.a_sch, hw.b_sch])
+        self.coef = coefficients(o, i)
+        self.hwv = hardware_vector(hw)
 
     def _scratch(self, n: int, mm: int) -> None:
         """The kernels' working arrays, allocated once per call (n items, up to mm - 1 members)."""
@@ -116,7 +115,7 @@ class StateSpaceSearch:
 
     def _max_members(self) -> int:
         """Most items whose alone shares fit one GPU together."""
-        alone = np.sort(np.round(self.coef[sk.ALONE] / self.hw.unit_pct))
+        alone = np.sort(np.round(self.coef[ALONE] / self.hw.unit_pct))
         return int(np.searchsorted(np.cumsum(alone), self.units, side="right"))
 
     def _root(self, m: int) -> _Bin:
