@@ -96,7 +96,8 @@ from igniter_opt.model import load_profile
 from igniter_opt.bench.generate import mixed_instance
 from igniter_opt.solvers.sizing import size_instance
 from igniter_opt.solvers.exact.solver import catalogue
-from igniter_opt.solvers.exact.pricing import Pricer, Rules
+from igniter_opt.solvers.exact.branching import Rules
+from igniter_opt.solvers.exact.pricing import Pricer
 from igniter_opt.solvers.exact import kernel
 prof = load_profile("v100")
 cat = catalogue(prof, size_instance(mixed_instance(12, 0), prof), "paper", True)

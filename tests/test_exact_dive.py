@@ -12,9 +12,9 @@ from igniter_opt.bench.generate import mixed_instance
 from igniter_opt.data.instance import Instance
 from igniter_opt.model import load_profile
 from igniter_opt.solvers.exact.bnp import BranchAndPrice
+from igniter_opt.solvers.exact.branching import Rules
 from igniter_opt.solvers.exact.dive import _round, dive
 from igniter_opt.solvers.exact.master import Column, Master
-from igniter_opt.solvers.exact.pricing import Rules
 from igniter_opt.solvers.exact.settings import DEFAULT, ExactSettings
 from igniter_opt.solvers.exact.solver import _prepare
 from igniter_opt.solvers.sizing import size_instance, split_workloads

@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from igniter_opt.model.predict import Array
+from igniter_opt.solvers.exact.branching import Rules, most_fractional_pair
 from igniter_opt.solvers.exact.dive import dive
 from igniter_opt.solvers.exact.master import Column, LpResult, Master
-from igniter_opt.solvers.exact.pricing import Pricer, PricingResult, Rules
+from igniter_opt.solvers.exact.pricing import Pricer, PricingResult
 
 EPS = 1e-6  # numerical tolerance of an LP value (a constant, not tuning)
 DELTA = 1e-4  # proves LP > UB - 1 + DELTA, well above the LP's numerical noise (a tolerance)
@@ -243,20 +244,8 @@ class BranchAndPrice:
     # -- branching ------------------------------------------------------------------------
     def _pair(self, lp: LpResult) -> tuple[int, int] | None:
         """The pair of types most fractionally together in the LP (Ryan-Foster), or None."""
-        types = self.pricer.option_type
-        score: dict[tuple[int, int], float] = {}
-        for c, z in zip(self.master.columns, lp.z):
-            if z <= EPS:
-                continue
-            members = sorted(set(types[list(c.members)].tolist()) - self.unbranchable)
-            for a in range(len(members)):
-                for b in range(a + 1, len(members)):
-                    key = (members[a], members[b])
-                    score[key] = score.get(key, 0.0) + float(z)
-        frac = {k: v for k, v in score.items() if EPS < v - math.floor(v) < 1 - EPS}
-        if not frac:
-            return None
-        return min(frac, key=lambda k: abs(frac[k] - math.floor(frac[k]) - 0.5))
+        return most_fractional_pair((c.members for c in self.master.columns), lp.z, self.pricer.option_type,
+                                    self.unbranchable, EPS)
 
     def run(self, branching: bool) -> Outcome:
         """Depth-first branch-and-price from the root; the outcome holds incumbent and bound."""

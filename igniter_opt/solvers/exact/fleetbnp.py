@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from igniter_opt.model.predict import Array
+from igniter_opt.solvers.exact.branching import FleetRules, Rules
 from igniter_opt.solvers.exact.master import Column, LpResult, Master
-from igniter_opt.solvers.exact.pricing import Pricer, Rules
+from igniter_opt.solvers.exact.pricing import Pricer
 
 EPS = 1e-6  # numerical tolerances, as in bnp.py (not tuning)
 DELTA = 1e-4
@@ -36,28 +37,6 @@ DELTA = 1e-4
 def ceil_bound(value: float) -> int:
     """Round a bound on an integer cost up, forgiving the LP's relative noise."""
     return math.ceil(value - 1e-6 - 1e-9 * abs(value))
-
-
-@dataclass
-class FleetRules:
-    """Branching rules: row pairs together / apart (any type), and rows kept off a type."""
-
-    pairs: Rules = field(default_factory=Rules)
-    off: dict[int, frozenset[int]] = field(default_factory=dict)  # gpu type -> rows it may not hold
-    gpus: dict[int, tuple[float, float]] = field(default_factory=dict)  # gpu type -> GPUs (lo, hi)
-
-    @property
-    def root(self) -> bool:
-        return self.pairs.root and not any(self.off.values()) and not self.gpus
-
-    def with_off(self, gpu: int, rows: set[int]) -> FleetRules:
-        off = dict(self.off)
-        off[gpu] = frozenset(off.get(gpu, frozenset()) | rows)
-        return FleetRules(self.pairs, off, self.gpus)
-
-    def with_gpus(self, gpu: int, lo: float, hi: float) -> FleetRules:
-        old = self.gpus.get(gpu, (0.0, math.inf))
-        return FleetRules(self.pairs, self.off, {**self.gpus, gpu: (max(lo, old[0]), min(hi, old[1]))})
 
 
 @dataclass

@@ -27,7 +27,8 @@ from igniter_opt.model.predict import Array
 from igniter_opt.solvers.exact.oracle import FULL, clock_ratio, demand_terms, least_shares, needed_share
 
 if TYPE_CHECKING:
-    from igniter_opt.solvers.exact.pricing import Pricer, Rules
+    from igniter_opt.solvers.exact.branching import Rules
+    from igniter_opt.solvers.exact.pricing import Pricer
 
 
 class _OutOfTime(Exception):

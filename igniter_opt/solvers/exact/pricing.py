@@ -13,13 +13,14 @@ branch-and-price needs.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from igniter_opt.data.errors import DeadlineReached
 from igniter_opt.model.coefficients import Hardware
 from igniter_opt.model.predict import Array
+from igniter_opt.solvers.exact.branching import Rules
 from igniter_opt.solvers.exact.levels import LevelSearch
 from igniter_opt.solvers.exact.master import Column
 from igniter_opt.solvers.exact.oracle import FULL, Options, least_shares
@@ -34,26 +35,6 @@ try:  # the compiled exhaustive search (numba); without numba, LevelSearch does 
     from igniter_opt.solvers.exact import kernel as _kernel
 except ImportError:  # pragma: no cover - numba missing
     _kernel = None  # type: ignore[assignment]
-
-@dataclass
-class Rules:
-    """Branching rules a priced column must obey: option pairs together or apart."""
-
-    together: list[tuple[int, int]] = field(default_factory=list)  # types
-    apart: list[tuple[int, int]] = field(default_factory=list)  # types
-
-    @property
-    def root(self) -> bool:
-        """No rule at all: the root's column generation (its bound is the whole problem's)."""
-        return not (self.together or self.apart)
-
-    def admits(self, types: Array) -> bool:
-        """Does a column with these member types obey every rule?"""
-        present = set(types.tolist())
-        if any((a in present) != (b in present) for a, b in self.together):
-            return False
-        return not any(a in present and b in present for a, b in self.apart)
-
 
 @dataclass
 class PricingResult:
