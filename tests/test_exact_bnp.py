@@ -34,9 +34,9 @@ def _partitions(items):
         return
     first, rest = items[0], items[1:]
     for part in _partitions(rest):
-        yield [[first]] + part
+        yield [[first], *part]
         for k in range(len(part)):
-            yield part[:k] + [[first] + part[k]] + part[k + 1:]
+            yield [*part[:k], [first] + part[k], *part[k + 1:]]
 
 
 def _brute_force(inst: Instance) -> int:

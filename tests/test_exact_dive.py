@@ -117,7 +117,7 @@ def test_dive_returns_a_fitting_cover_or_nothing_and_undoes_its_fixings():
 
 def test_the_final_bound_search_proves_ceil_lp_once_the_lp_is_solved():
     bnp = _prepared(40, 12)
-    bound, lp, proven = bnp.column_generation(Rules())
+    _, lp, proven = bnp.column_generation(Rules())
     assert proven
     optimum = solve(mixed_instance(40, 12), "exact", options=SolveOptions(time_limit=HANG_GUARD_S))
     assert optimum.status == "optimal"

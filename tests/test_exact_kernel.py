@@ -210,13 +210,13 @@ def _brute_force(p: Pricer, order: np.ndarray, value: np.ndarray) -> dict:
             t = int(types[q])
             if used.get(t, 0) >= p.demand[t]:
                 continue
-            opts = np.sort(order[pos + [q]])
+            opts = np.sort(order[[*pos, q]])
             shares = least_shares(p.hw, p.o, opts[None, :])[0]
             if not np.isfinite(shares).all():
                 continue
             out[tuple(opts.tolist())] = (shares, v + value[q])
             used[t] = used.get(t, 0) + 1
-            grow(pos + [q], used, v + value[q])
+            grow([*pos, q], used, v + value[q])
             used[t] -= 1
 
     grow([], {}, 0.0)

@@ -134,9 +134,9 @@ def _feasible_gpus(items: list, cap: list[int]) -> list[tuple[int, ...]]:
 
     def grow(members: tuple[int, ...]) -> None:
         for i in range(members[-1] if members else 0, len(items)):
-            if members.count(i) < cap[i] and fits(members + (i,)):
-                configs.append(members + (i,))
-                grow(members + (i,))
+            if members.count(i) < cap[i] and fits((*members, i)):
+                configs.append((*members, i))
+                grow((*members, i))
 
     grow(())
     return configs

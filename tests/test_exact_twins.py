@@ -78,7 +78,7 @@ def test_clock_schedule_demand_and_needed_share_equal_the_oracle(pricer):
 
 def test_pairwise_sum_is_numpys():
     rng = np.random.default_rng(2)
-    for n in list(range(1, 20)) + [31, 64, 100, 128]:
+    for n in [*list(range(1, 20)), 31, 64, 100, 128]:
         a = rng.uniform(0, 50, n)
         assert kernel._psum(a, 0, n) == a.sum()
 

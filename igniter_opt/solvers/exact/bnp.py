@@ -282,9 +282,8 @@ class BranchAndPrice:
             if pair is None:  # no branching here (aggregated rows) or an LP already integral
                 complete = False
                 continue
-            a, b = pair
-            stack.append(_Node(Rules(node.rules.together, node.rules.apart + [pair]), node.depth + 1))
-            stack.append(_Node(Rules(node.rules.together + [pair], node.rules.apart), node.depth + 1))
+            stack.append(_Node(Rules(node.rules.together, [*node.rules.apart, pair]), node.depth + 1))
+            stack.append(_Node(Rules([*node.rules.together, pair], node.rules.apart), node.depth + 1))
         if root_bound is not None and complete and not stack:
             self.lower = self.upper
         if root_lp is not None and self.lower < self.upper:
@@ -376,7 +375,7 @@ class BranchAndPrice:
     def _take(self, res: tuple[float, Array] | None) -> None:
         """An integer master's cover becomes the incumbent when it uses fewer GPUs."""
         if res is not None and res[0] < self.upper - 0.5:
-            self.upper = int(round(res[0]))
+            self.upper = round(res[0])
             self.incumbent = [c for c, k in zip(self.master.columns, res[1]) for _ in range(int(k))]
 
     def outcome(self, complete: bool) -> Outcome:

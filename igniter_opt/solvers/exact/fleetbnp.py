@@ -217,8 +217,8 @@ class FleetSearch:
         p = frac(pair)
         if p is not None:
             pr = rules.pairs
-            return (FleetRules(Rules(pr.together + [p], pr.apart), rules.off),
-                    FleetRules(Rules(pr.together, pr.apart + [p]), rules.off))
+            return (FleetRules(Rules([*pr.together, p], pr.apart), rules.off),
+                    FleetRules(Rules(pr.together, [*pr.apart, p]), rules.off))
         rg = frac(row_gpu)
         if rg is None:
             return None

@@ -81,7 +81,7 @@ def solve_fleet_patterns(instance: Instance, fleet: Fleet, fd: FleetDemands, cos
             plan.gpus += replica_gpus_of(fleet, fd, g, list(rows))
             plan.gpus.append(GpuPlan([placed(fd.per_type[g][r], float(s), int(b))
                                       for r, s, b in zip(rows, shares, batch)], fleet.types[g].name))
-    bound = int(round(found[0]))
+    bound = round(found[0])
     if costs.step:
         plan.cost_bound = round(costs.price_bound(bound), 6)
     else:

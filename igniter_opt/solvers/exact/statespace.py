@@ -73,7 +73,7 @@ class StateSpaceSearch:
         self.hw, self.shares_of, self.s = pricer.hw, pricer.shares_of, pricer.settings
         self.threshold, self.deadline, self.max_columns = threshold, deadline, max_columns
         self.soft_deadline = deadline if soft_deadline is None else min(deadline, soft_deadline)
-        self.units = int(round(FULL / self.hw.unit_pct))
+        self.units = round(FULL / self.hw.unit_pct)
         self._items(pricer, duals)
         self.max_m = self._max_members()
         self._scratch(self.option.size, self.max_m + 1)
