@@ -67,7 +67,8 @@ def compare_row(plan: Plan) -> dict:
             "num_gpus": plan.num_gpus, "lower_bound": plan.lower_bound,
             **({} if plan.cost is None else {"cost": plan.cost, "cost_bound": plan.cost_bound}),
             "status": plan.status, "gap": plan.gap, "total_share_pct": round(plan.total_share, 6),
-            "feasible": plan.feasible, "solve_seconds": plan.solve_seconds, "message": plan.message}
+            "feasible": plan.feasible, "solve_seconds": plan.solve_seconds, "message": plan.message,
+            **({} if plan.space is None else {"space": plan.space})}
 
 
 def compare_table(title: str, rows: list[dict]) -> Table:
@@ -82,9 +83,14 @@ def compare_table(title: str, rows: list[dict]) -> Table:
         money = tuple("-" if r.get(k) is None else f"{r[k]:g}" for k in ("cost", "cost_bound")) if priced else ()
         table.add_row(r["solver"], str(r["num_gpus"]), *money,
                       "-" if r["lower_bound"] is None else str(r["lower_bound"]),
-                      r["status"], "-" if r["gap"] is None else f"{r['gap']:.1%}", f"{r['total_share_pct']:g}",
+                      _status(r), "-" if r["gap"] is None else f"{r['gap']:.1%}", f"{r['total_share_pct']:g}",
                       ok, f"{r['solve_seconds']:.2f}")
     return table
+
+
+def _status(row: dict) -> str:
+    """The status, with the space it holds over when that is only the sizing's split (docs/exact.md)."""
+    return f"{row['status']} (fixed split)" if row.get("space") == "fixed split" else row["status"]
 
 
 def cell(row: dict) -> str:

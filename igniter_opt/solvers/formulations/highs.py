@@ -80,6 +80,18 @@ def _interrupted_result(opt: Any) -> tuple[bool, float | None]:
     return found, bound
 
 
+def _translate(opt: Highs, model: Any) -> None:
+    """Hand the model to HiGHS. pyomo captures HiGHS's output around it and, when Ctrl-C lands
+    inside that capture, re-raises it as RuntimeError("KeyboardInterrupt: ..."): turned back into
+    the KeyboardInterrupt it is, so the caller's Ctrl-C handling (exit 130) applies."""
+    try:
+        opt.set_instance(model)
+    except RuntimeError as exc:
+        if str(exc).startswith("KeyboardInterrupt"):
+            raise KeyboardInterrupt from None
+        raise
+
+
 def run_highs(model: Any, time_limit: float, options: HighsOptions, warm: bool = False,
               deadline: float | None = None) -> tuple[str, bool, float | None]:
     """Solve; returns (status, has incumbent loaded into the model, dual bound).
@@ -94,7 +106,7 @@ def run_highs(model: Any, time_limit: float, options: HighsOptions, warm: bool =
         raise InputError("HiGHS is not available: pip install highspy")
     # Translate first: it counts against the deadline, solve() then only updates, and a Ctrl-C
     # during the translation is a plain KeyboardInterrupt (the SIGINT handler needs HiGHS's object).
-    opt.set_instance(model)
+    _translate(opt, model)
     if deadline is not None:
         left = deadline - time.perf_counter()
         if left < MIN_SOLVE_SECONDS:
