@@ -327,3 +327,33 @@ def test_a_workload_split_on_one_type_and_whole_on_another_is_a_choice():
     for t in inst.fleet or ():
         one = solve(replace(inst, fleet=(t,)), "exact", options=OPTIONS)
         assert one.status == "optimal" and (plan.cost or 0.0) <= (one.cost or 0.0) + 1e-9
+
+
+@pytest.mark.parametrize("seed", [202, 206, 210])
+def test_a_time_limited_solve_reports_a_positive_valid_bound(seed):
+    """Cut off before its search ends, exact still reports the bound it proved (the volume bound
+    at least), never 0, and it is at most the least cost that patterns proves; one type alone in
+    the fleet path too."""
+    inst = fleet_instance(12, seed, types=2)
+    cut = SolveOptions(time_limit=1e-3)
+    for fleet in (inst.fleet, (inst.fleet or ())[1:]):
+        one = replace(inst, fleet=fleet)
+        best = solve(one, "patterns", options=OPTIONS)
+        assert best.status == "optimal" and best.cost is not None
+        ex = solve(one, "exact", options=cut)
+        assert ex.status == "time_limit" and ex.cost_bound is not None, ex.message
+        assert 0 < ex.cost_bound <= best.cost + 1e-9, (fleet, ex.cost_bound, best.cost)
+        assert ex.cost is None or ex.cost >= best.cost - 1e-9
+
+
+def test_from_30_workloads_every_unlimited_types_single_type_exact_seeds_the_fleet():
+    """At 30 workloads the single-type exact plans seed the fleet's incumbent: the fleet's plan is
+    never costlier than either type's exact plan alone, and a one-type fleet reports the single-type
+    search's bound (the whole problem), so it is proven like the single-type solver."""
+    inst = fleet_instance(30, 5000)
+    ex = solve(inst, "exact", options=OPTIONS)
+    assert ex.feasible and ex.cost is not None and ex.cost_bound is not None and 0 < ex.cost_bound <= ex.cost
+    for t in inst.fleet or ():
+        one = solve(replace(inst, fleet=(t,)), "exact", options=OPTIONS)
+        assert one.feasible and one.cost is not None and ex.cost <= one.cost + 1e-9, (t.name, ex.cost, one.cost)
+        assert one.cost_bound is not None and 0 < one.cost_bound <= one.cost + 1e-9

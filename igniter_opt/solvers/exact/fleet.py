@@ -20,7 +20,7 @@ from igniter_opt.data.instance import Instance
 from igniter_opt.data.plan import GpuPlan, Plan
 from igniter_opt.model.predict import Array
 from igniter_opt.solvers.colocation import placed
-from igniter_opt.solvers.exact.fleetbnp import FleetOutcome, FleetSearch
+from igniter_opt.solvers.exact.fleetbnp import FleetOutcome, FleetSearch, ceil_bound
 from igniter_opt.solvers.exact.master import Column, Master, fewest_gpus
 from igniter_opt.solvers.exact.oracle import Options, build_options
 from igniter_opt.solvers.exact.pricing import Pricer
@@ -29,6 +29,7 @@ from igniter_opt.solvers.exact.solver import _batch_options
 from igniter_opt.solvers.fleet import Costs, Fleet, FleetDemands
 from igniter_opt.solvers.heuristics.firstfit import first_fit
 from igniter_opt.solvers.heuristics.fleetgreedy import place_fleet_greedy, replica_gpus_of
+from igniter_opt.solvers.sizing import FULL_SHARE
 
 # a constant of the model (a big M, not tuning): an artificial column costs this many times the
 # dearest plan of singletons
@@ -95,6 +96,21 @@ class Prepared:
         for g, p in enumerate(self.pricers):
             for o in range(len(p.option_type)):
                 self.master.add(Column((self.offsets[g] + o,), (float(p.o.alone[o]),)))
+
+    def volume_bound(self, only: int | None = None) -> int:
+        """A proven bound on the integer cost (on type `only` alone when given): each row costs at
+        least, on the cheapest type that serves it, its replicas plus its least share alone over
+        the GPU's 100% (interference only raises shares, and a GPU's shares sum to at most 100%)."""
+        least = np.full(self.fd.rows, np.inf)
+        for g, p in enumerate(self.pricers):
+            if (only is not None and g != only) or not len(p.option_type):
+                continue
+            share = np.full(self.fd.rows, np.inf)
+            np.minimum.at(share, p.option_type, p.o.alone)
+            cost = float(self.master.gpu_cost[g])
+            least = np.minimum(least, cost * (self.extras[g] + share / FULL_SHARE))
+        total = float(least.sum())
+        return ceil_bound(total) if math.isfinite(total) else 0
 
     def costs_of(self, cols: list[Column]) -> float:
         """Integer cost of a list of columns (each its type's cost times its GPUs)."""
@@ -178,28 +194,25 @@ def solve_fleet_exact(instance: Instance, fleet: Fleet, fd: FleetDemands, costs:
     prep = Prepared(fleet, fd, costs, instance.batch_policy, margin, threads, settings)
     search = FleetSearch(prep.pricers, prep.offsets, prep.master, prep.artificial, begin + time_limit, prep.extras)
     seeds = prep.seeds()
-    if fd.rows >= settings.single_type_rows:  # a strong incumbent: the tuned single-type exact on the best type
-        g = _best_single_type(prep, seeds)
-        if g is not None:
-            found = _single_type_seed(prep, instance, g, settings.single_type_share * time_limit, threads,
-                                      margin, settings)
-            seeds += [found] if found else []
+    search.lower = prep.volume_bound()
     for seed in seeds:
-        for c in seed:
-            prep.master.add(c)
-        cost = prep.costs_of(seed)
-        used = np.zeros(len(fleet.types))
-        for c in seed:
-            used[prep.master.gpu_of(c)] += prep.master.gpus_of(c)
-        fits = all(t.count is None or used[g] <= t.count for g, t in enumerate(fleet.types))
-        if fits and cost < search.upper:
-            search.incumbent, search.upper = seed, cost
-    out = search.run()
+        _offer(prep, search, seed)
+    if fd.rows >= settings.single_type_rows:  # strong incumbents: the single-type search on each unlimited type
+        _single_type_seeds(prep, search, instance, begin + settings.single_type_share * time_limit, threads, margin,
+                           settings)
+    if search.lower >= search.upper:  # a seed meets a proven bound: optimal without search
+        out = FleetOutcome(search.incumbent, search.upper, int(search.upper), True, search.stats)
+    else:
+        out = search.run()
     if not out.chosen:
         if out.complete:
             raise InfeasibleError(f"the fleet is too small: no plan fits the availability of "
                                   f"{_counts(fleet)} (proven by branch-and-price)")
         plan.status, plan.message = "time_limit", f"time limit of {time_limit:g} s: no plan found yet"
+        if costs.step:
+            plan.cost_bound = round(costs.price_bound(out.lower), 6)
+        else:
+            plan.lower_bound = out.lower
         return plan
     chosen = out.chosen
     left = begin + time_limit - time.perf_counter()
@@ -213,51 +226,80 @@ def solve_fleet_exact(instance: Instance, fleet: Fleet, fd: FleetDemands, costs:
     return plan
 
 
-def _best_single_type(prep: Prepared, seeds: list[list[Column]]) -> int | None:
-    """The unlimited type that serves every row whose one-type seed is cheapest (None: no such)."""
-    best: tuple[float, int] | None = None
-    for seed in seeds:
-        types = {prep.master.gpu_of(c) for c in seed}
-        if len(types) != 1:
+def _offer(prep: Prepared, search: FleetSearch, seed: list[Column]) -> None:
+    """A plan as columns: into the master, and the incumbent when it fits the counts and is cheaper."""
+    for c in seed:
+        prep.master.add(c)
+    cost = prep.costs_of(seed)
+    used = np.zeros(len(prep.fleet.types))
+    for c in seed:
+        used[prep.master.gpu_of(c)] += prep.master.gpus_of(c)
+    fits = all(t.count is None or used[g] <= t.count for g, t in enumerate(prep.fleet.types))
+    if fits and cost < search.upper:
+        search.incumbent, search.upper = seed, cost
+
+
+def _single_type_seeds(prep: Prepared, search: FleetSearch, instance: Instance, until: float, threads: int,
+                       margin: float, settings: ExactSettings) -> None:
+    """The single-type exact plan of every unlimited type that serves every row and whose volume
+    bound alone is below the incumbent, cheapest volume first, each with a fair share of the time
+    left until `until` (an early proof hands its rest to the next). With one type in the fleet that
+    solve is the whole problem: it gets the whole limit and its GPU bound is the fleet's bound."""
+    cost = prep.master.gpu_cost
+    alone = len(prep.fleet.types) == 1
+    cands = sorted((prep.volume_bound(g), g) for g, t in enumerate(prep.fleet.types)
+                   if t.count is None and prep.fd.servable[g].all())
+    for i, (vol, g) in enumerate(cands):
+        left = (search.deadline if alone else until) - time.perf_counter()
+        if vol >= search.upper or left <= 0:
             continue
-        g = types.pop()
-        if prep.fleet.types[g].count is not None or not prep.fd.servable[g].all():
-            continue
-        cost = float(prep.costs_of(seed))
-        if best is None or cost < best[0]:
-            best = (cost, g)
-    return None if best is None else best[1]
+        found, gpus_bound = _single_type_seed(prep, instance, g, left / (len(cands) - i), threads, margin,
+                                              settings)
+        if found:
+            _offer(prep, search, found)
+        if alone and gpus_bound:
+            search.lower = max(search.lower, round(gpus_bound * float(cost[g])))
 
 
 def _single_type_seed(prep: Prepared, instance: Instance, g: int, budget: float, threads: int,
-                      margin: float, settings: ExactSettings) -> list[Column] | None:
-    """The single-type exact solver's plan on type g alone, as fleet columns (its full-GPU
-    replicas are the rows' replicas on g); None when it does not map onto the rows."""
-    from igniter_opt.solvers.exact.solver import ExactOptions
-    from igniter_opt.solvers.exact.solver import solve as exact_solve
+                      margin: float, settings: ExactSettings) -> tuple[list[Column] | None, int]:
+    """The single-type branch-and-price over the sizing's split on type g alone (the fleet's rows:
+    each workload's rest is a row, its full-GPU replicas the row's extra on g; exact's search over
+    every split, issue 23, places pieces the fleet has no rows for), as fleet columns (None when it
+    does not map onto the rows), and its proven GPU bound on g alone, replicas included (0: none)."""
+    from dataclasses import replace
+
+    from igniter_opt.data.errors import DeadlineReached
+    from igniter_opt.solvers.exact.solver import _prepare
     from igniter_opt.solvers.sizing import size_instance
 
     profile = prep.fleet.types[g].profile
     try:
         demands = size_instance(instance, profile, margin)
-        plan = exact_solve(instance, profile, demands, ExactOptions(time_limit=max(1.0, budget), threads=threads,
-                                                                    margin_pct=margin, settings=settings))
     except InfeasibleError:
-        return None
-    if plan.space:  # exact chose its own replica split (issue 23): its pieces are not the fleet's rows
-        return None
+        return None, 0
+    fixed = [replace(d, replica_of=None) for d in demands if not d.full_gpu]
+    replicas = len(demands) - len(fixed)
+    try:
+        cat, _, bnp = _prepare(profile, fixed, instance.batch_policy, True,
+                               time.perf_counter() + max(1.0, budget), threads, margin, settings)
+    except (DeadlineReached, InfeasibleError):
+        return None, 0
+    out = bnp.run(branching=all(len(m) == 1 for m in cat.type_demands if m))
+    bound = replicas + int(out.lower)
     row_of = {d.name: r for r, d in enumerate(prep.fd.per_type[g])}
+    queue = {t: list(members) for t, members in enumerate(cat.type_demands)}
     gpus = []
-    for gpu in plan.gpus:
-        names = [w.name for w in gpu.workloads]
-        if not any(n in row_of for n in names):
-            continue  # a full-GPU replica: counted as its row's extra on g
+    for col in out.chosen:
+        names = [fixed[queue[t].pop()].name for t in (int(cat.option_type[o]) for o in col.members) if queue[t]]
+        if not names:
+            continue
         if not all(n in row_of for n in names):
-            return None
-        gpus.append((g, [(row_of[w.name], w.resource_pct) for w in gpu.workloads]))
+            return None, bound
+        gpus.append((g, [(row_of[n], 0.0) for n in names]))
     if {r for _, slots in gpus for r, _ in slots} != set(range(prep.fd.rows)):
-        return None
-    return prep._columns(gpus)
+        return None, bound
+    return prep._columns(gpus), bound
 
 
 def _gpus(master: Master, z: Array) -> float:
@@ -277,7 +319,9 @@ def _finish(plan: Plan, costs: Costs, upper: int, lower: int, out: FleetOutcome 
     else:
         plan.lower_bound = min(lower, upper)
     plan.gap = 0.0 if proven else round((upper - lower) / upper, 6) if upper else 0.0
-    if out is not None:
+    if out is not None and not out.stats.nodes:
+        plan.message = "a seed plan meets the proven bound: optimal without search"
+    elif out is not None:
         s = out.stats
         plan.message = (f"fleet branch-and-price: root LP {s.root_lp:.4f} (integer costs), {s.columns} columns, "
                         f"{s.nodes} nodes, {s.lp_solves} LP solves, {s.exhaustive_calls} exhaustive pricings, "

@@ -82,8 +82,8 @@ class ExactSettings:
     # -- mixed fleets (fleet.py, fleetbnp.py) ------------------------------------------------
     fleet_heuristic_columns: int = 60  # columns one heuristic pricing call returns per GPU type
     node_mip_share: float = 0.25  # of the time left, for the integer master at a node that must branch
-    single_type_rows: int = 30  # from this many rows, the single-type exact seeds the incumbent
-    single_type_share: float = 0.2  # of the time limit, for that seed
+    single_type_rows: int = 30  # from this many rows, each unlimited type's single-type search seeds the incumbent
+    single_type_share: float = 0.6  # of the time limit at most, for those seeds together (a fair share per type)
     tie_break_seconds: float = 5.0  # at most, for the fewest GPUs among the least-cost covers found
 
 
