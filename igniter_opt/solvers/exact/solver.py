@@ -26,6 +26,7 @@ from igniter_opt.model.predict import Array
 from igniter_opt.solvers.base import FunctionSolver, HighsOptions, SolveOptions
 from igniter_opt.solvers.colocation import placed, replica_gpus
 from igniter_opt.solvers.exact.bnp import BranchAndPrice
+from igniter_opt.solvers.exact.improve import ImproveSettings, improve, reserve
 from igniter_opt.solvers.exact.master import Column, Master
 from igniter_opt.solvers.exact.oracle import Options, build_options, clock_ratio, demand_terms, needed_share
 from igniter_opt.solvers.exact.pricing import Pricer
@@ -324,11 +325,13 @@ def _singletons(demands: list[Demand], cat: Catalogue) -> list[Column]:
                    if d.replica_of is not None and i in option]
 
 
-def solve(instance: Instance, profile: Profile, demands: list[Demand], options: ExactOptions) -> Plan:
+def solve(instance: Instance, profile: Profile, demands: list[Demand], options: ExactOptions,
+          tuning: ImproveSettings | None = None) -> Plan:
     """Minimum GPUs by branch-and-price; status optimal only with the bound proven."""
     announce_if_cold()
     begin = time.perf_counter()
-    deadline = begin + options.time_limit
+    tuning = tuning or ImproveSettings()
+    deadline = begin + options.time_limit - reserve(tuning, options.time_limit)  # the rest: improve.py
     policy = instance.batch_policy
     settings = options.settings
     margin = margin_of(demands)  # the demands were sized at the margin; the oracle uses the same limits
@@ -398,6 +401,8 @@ def solve(instance: Instance, profile: Profile, demands: list[Demand], options: 
         plan.gpus = compact_plan.gpus
     if compact_plan is not None and compact_plan.lower_bound is not None:
         plan.lower_bound = max(plan.lower_bound, compact_plan.lower_bound)
+    if plan.lower_bound < plan.num_gpus and not cat.splits:  # a gap: destroy-and-repair the incumbent
+        plan.gpus = improve(plan.gpus, profile, demands, begin + options.time_limit, tuning)[0]
     plan.status = "optimal" if plan.lower_bound >= plan.num_gpus else "time_limit"
     plan.gap = round((plan.num_gpus - plan.lower_bound) / plan.num_gpus, 6)
     s = out.stats
