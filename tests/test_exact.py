@@ -202,13 +202,13 @@ def test_compare_cli_table_and_json():
     runner = CliRunner()
     res = runner.invoke(app, ["compare", str(PAPER / "motivation.json"), "--json"])
     assert res.exit_code == 0, res.output
-    rows = json.loads(res.output)
+    rows = json.loads(res.stdout)
     assert [r["solver"] for r in rows] == ["greedy", "ffd", "exact"]  # the default: exact, not the cross-checks
     by = {r["solver"]: r for r in rows}
     assert by["exact"]["num_gpus"] == by["greedy"]["num_gpus"] == 1
     assert by["exact"]["status"] == "optimal" and by["exact"]["feasible"]
     res = runner.invoke(app, ["compare", str(PAPER / "motivation.json"), "--json", "--solvers", "milp,patterns"])
-    by = {r["solver"]: r for r in json.loads(res.output)}
+    by = {r["solver"]: r for r in json.loads(res.stdout)}
     assert by["milp"]["num_gpus"] == by["patterns"]["num_gpus"] == 1 and by["milp"]["status"] == "optimal"
     res = runner.invoke(app, ["compare", str(PAPER / "motivation.json"), "--solvers", "milp,greedy"])
     assert res.exit_code == 0 and "optimal" in res.output

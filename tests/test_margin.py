@@ -131,7 +131,7 @@ def test_compare_margins_table_and_json():
         assert [c.strip() for c in row.strip("│┃ ").split("│")][1:] == ["1", "1", "+0"], row
     res = runner.invoke(app, ["compare", str(MOTIVATION), "--margins", "20,0", "--solvers", "milp,ffd", "--json"])
     assert res.exit_code == 0, res.output
-    rows = json.loads(res.output)
+    rows = json.loads(res.stdout)
     assert [(r["solver"], r["margin_pct"]) for r in rows] == [("milp", 0), ("ffd", 0), ("milp", 20), ("ffd", 20)]
     assert [r["num_gpus"] for r in rows if r["solver"] == "milp"] == [1, 2]
 
