@@ -19,16 +19,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from igniter_opt.model.predict import Array
+from igniter_opt.solvers.exact.branching import Rules
 from igniter_opt.solvers.exact.oracle import FULL, clock_ratio, demand_terms, least_shares, needed_share
-
-if TYPE_CHECKING:
-    from igniter_opt.solvers.exact.branching import Rules
-    from igniter_opt.solvers.exact.pricing import Pricer
+from igniter_opt.solvers.exact.view import PricerView
 
 
 class _OutOfTime(Exception):
@@ -93,7 +90,7 @@ def _knapsack(value: Array, w: Array, ok: Array, mult: Array, cap: Array,
 class LevelSearch:
     """One pricing call over options in `order` (positions) with values `value` per position."""
 
-    def __init__(self, pricer: Pricer, order: Array, value: Array, threshold: float, rules: Rules,
+    def __init__(self, pricer: PricerView, order: Array, value: Array, threshold: float, rules: Rules,
                  deadline: float, max_columns: int, beam: int | None, max_evaluations: int | None):
         self.p = pricer
         self.order = order

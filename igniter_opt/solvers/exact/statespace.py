@@ -28,7 +28,6 @@ from __future__ import annotations
 import heapq
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -36,9 +35,7 @@ from igniter_opt.model.predict import Array
 from igniter_opt.solvers.exact import statekernel as sk
 from igniter_opt.solvers.exact.layout import ALONE, coefficients, hardware_vector
 from igniter_opt.solvers.exact.oracle import FULL, Options, demand_terms
-
-if TYPE_CHECKING:
-    from igniter_opt.solvers.exact.pricing import Pricer
+from igniter_opt.solvers.exact.view import PricerView
 
 EDGE = 1e-9  # a tolerance, not tuning: bins are closed below by this much less, against float noise in C and P
 
@@ -68,7 +65,7 @@ class StateResult:
 class StateSpaceSearch:
     """One pricing call: items from the duals, then best-first over bins until done or cut."""
 
-    def __init__(self, pricer: Pricer, duals: Array, threshold: float, deadline: float, max_columns: int,
+    def __init__(self, pricer: PricerView, duals: Array, threshold: float, deadline: float, max_columns: int,
                  soft_deadline: float | None = None):
         self.hw, self.shares_of, self.s = pricer.hw, pricer.shares_of, pricer.settings
         self.threshold, self.deadline, self.max_columns = threshold, deadline, max_columns
@@ -83,7 +80,7 @@ class StateSpaceSearch:
         self.bins = 0
         self.unresolved = -np.inf
 
-    def _items(self, pricer: Pricer, duals: Array) -> None:
+    def _items(self, pricer: PricerView, duals: Array) -> None:
         """Items: the options of positive dual, each repeated as often as its type's demand (and
         its share alone) allows, largest dual first (a leaf meets good sets first); their
         coefficients stacked for the kernels."""
