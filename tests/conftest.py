@@ -11,8 +11,11 @@ import json
 import os
 import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -144,3 +147,25 @@ def triton_pids(run_dir: Path) -> list[int]:
         if str(run_dir) in cmd and ("tritonserver" in cmd or "triton_python_backend_stub" in cmd):
             found.append(int(entry.name))
     return found
+
+
+RAY_STORE = 80 * 2**20  # object store per Ray node: the minimum Ray accepts, plenty for these tests
+
+
+@contextmanager
+def local_ray_cluster(nodes: list[dict[str, Any]]) -> Iterator[Any]:
+    """A local multi-node Ray cluster (ray.cluster_utils): a head with 1 CPU and no GPU plus one worker
+    node per `add_node` keyword dict (`igniter_workers`, in order), connected; shut down after."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "num_gpus": 0, "include_dashboard": False,
+                                                      "object_store_memory": RAY_STORE})
+    try:
+        c.igniter_workers = [c.add_node(object_store_memory=RAY_STORE, **node) for node in nodes]
+        c.wait_for_nodes(timeout=60)
+        ray.init(address=c.address, log_to_driver=False)
+        yield c
+    finally:
+        ray.shutdown()
+        c.shutdown()

@@ -12,7 +12,8 @@ import pytest
 
 ray = pytest.importorskip("ray", reason="pip install 'igniter-opt[cluster]'")
 
-from test_ray import SMALL, assert_nothing_left  # noqa: E402
+from conftest import local_ray_cluster  # noqa: E402
+from test_ray import assert_nothing_left  # noqa: E402
 
 from igniter_opt.data.plan import GpuPlan, PlacedWorkload, Plan  # noqa: E402
 from igniter_opt.deploy.backends.local import find_tritonserver  # noqa: E402
@@ -34,20 +35,11 @@ def watchdog():
 @pytest.fixture(scope="module")
 def typed_cluster():
     """A head (no GPU) and two nodes of one GPU each: one declares type v100, the other slow."""
-    from ray.cluster_utils import Cluster
-
-    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "num_gpus": 0, "include_dashboard": False,
-                                                      "object_store_memory": SMALL})
-    try:
-        nodes = {t: c.add_node(num_cpus=2, num_gpus=1, object_store_memory=SMALL,
-                               resources={f"accelerator_type:{t}": 1}) for t in ("v100", "slow")}
-        c.wait_for_nodes(timeout=60)
-        ray.init(address=c.address, log_to_driver=False)
-        c.igniter_typed = {t: n.node_id for t, n in nodes.items()}
+    types = ("v100", "slow")
+    with local_ray_cluster([{"num_cpus": 2, "num_gpus": 1, "resources": {f"accelerator_type:{t}": 1}}
+                            for t in types]) as c:
+        c.igniter_typed = {t: n.node_id for t, n in zip(types, c.igniter_workers)}
         yield c
-    finally:
-        ray.shutdown()
-        c.shutdown()
 
 
 def plan_of(*types: str) -> Plan:

@@ -62,7 +62,10 @@ def test_a_short_time_limit_on_a_big_instance_is_a_plan_and_a_bound_not_a_hang(b
     plan = solve(big, solver, options=SolveOptions(time_limit=0.5, force=True))
     waited = time.perf_counter() - start
     assert waited < 60, f"{solver}: {waited:.0f} s for a 0.5 s limit"  # hang guard (was 100+ s)
-    assert plan.status == "time_limit" and plan.gpus, plan.message
+    # the vectorised greedy places 1,500 workloads in about 0.4 s on an idle machine: finishing in
+    # time is its right answer there ("heuristic"), being cut is on a busy one (the 0.01 s test below)
+    finished = solver == "greedy" and plan.status == "heuristic" and waited < 0.5 + 2
+    assert (plan.status == "time_limit" or finished) and plan.gpus, plan.message
     assert plan.lower_bound is not None and 0 < plan.lower_bound <= plan.num_gpus
     assert plan.message
     if solver != "greedy":  # the exact solvers keep a plan that verifies (first fit is feasible)

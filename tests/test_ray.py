@@ -21,7 +21,7 @@ import pytest
 
 ray = pytest.importorskip("ray", reason="needs the 'cluster' extra: pip install -e '.[cluster]'")
 
-from conftest import triton_pids  # noqa: E402
+from conftest import local_ray_cluster, triton_pids  # noqa: E402
 
 from igniter_opt.data.plan import GpuPlan, PlacedWorkload, Plan  # noqa: E402
 from igniter_opt.deploy.backends.local import find_tritonserver  # noqa: E402
@@ -36,7 +36,6 @@ pytestmark = [pytest.mark.ray, pytest.mark.triton, pytest.mark.slow,
                                  reason="no tritonserver: needs the 'triton' extra (pip install -e '.[triton]')")]
 
 ROOT = Path(__file__).resolve().parent.parent
-SMALL = 80 * 2**20  # object store per node: the minimum Ray accepts, plenty here
 
 
 WATCHDOG_S = 150  # a test still running after this dumps its stacks and ends the run: CI never hangs
@@ -52,19 +51,8 @@ def watchdog():
 @pytest.fixture(scope="module")
 def cluster():
     """A head (no GPU) and two worker nodes declaring 2 GPUs and 4 CPUs each."""
-    from ray.cluster_utils import Cluster
-
-    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "num_gpus": 0, "include_dashboard": False,
-                                                      "object_store_memory": SMALL})
-    try:
-        workers = [c.add_node(num_cpus=4, num_gpus=2, object_store_memory=SMALL) for _ in range(2)]
-        c.wait_for_nodes(timeout=60)
-        ray.init(address=c.address, log_to_driver=False)
-        c.igniter_workers = workers
+    with local_ray_cluster([{"num_cpus": 4, "num_gpus": 2}] * 2) as c:
         yield c
-    finally:
-        ray.shutdown()
-        c.shutdown()
 
 
 def light(name: str, model: str, share: float, rate: float) -> PlacedWorkload:

@@ -17,7 +17,7 @@ import pytest
 ray = pytest.importorskip("ray", reason="pip install 'igniter-opt[cluster]'")
 pytest.importorskip("fastapi", reason="needs the 'service' extra: pip install -e '.[service]'")
 
-from conftest import triton_pids  # noqa: E402
+from conftest import local_ray_cluster, triton_pids  # noqa: E402
 from test_service_e2e import Service, in_background, stable, targets  # noqa: E402
 
 from igniter_opt.deploy.backends.launcher import free_port  # noqa: E402
@@ -26,25 +26,15 @@ from igniter_opt.deploy.backends.local import find_tritonserver  # noqa: E402
 pytestmark = [pytest.mark.ray, pytest.mark.triton, pytest.mark.slow, pytest.mark.extra("service", "deploy", "cluster"),
               pytest.mark.skipif(find_tritonserver() is None, reason="no tritonserver (pip install nvidia-pytriton)")]
 
-SMALL = 80 * 2**20
-
 
 @pytest.fixture()
 def cluster():
-    from ray.cluster_utils import Cluster
-
+    """A head (no GPU) and two worker nodes declaring 2 GPUs and 4 CPUs each."""
     faulthandler.dump_traceback_later(400, exit=True)
-    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "num_gpus": 0, "include_dashboard": False,
-                                                      "object_store_memory": SMALL})
     try:
-        workers = [c.add_node(num_cpus=4, num_gpus=2, object_store_memory=SMALL) for _ in range(2)]
-        c.wait_for_nodes(timeout=60)
-        ray.init(address=c.address, log_to_driver=False)
-        c.igniter_workers = workers
-        yield c
+        with local_ray_cluster([{"num_cpus": 4, "num_gpus": 2}] * 2) as c:
+            yield c
     finally:
-        ray.shutdown()
-        c.shutdown()
         faulthandler.cancel_dump_traceback_later()
 
 

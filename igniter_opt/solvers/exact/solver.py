@@ -287,7 +287,8 @@ def max_members(profile: Profile, cat: Catalogue, demand: Array) -> int:
         order = np.argsort(per_type)
         counts = demand[order]
         taken = np.clip(m - (np.cumsum(counts) - counts), 0, counts)
-        if float(np.sum(np.where(taken > 0, per_type[order] * taken, 0.0))) > 100 + 1e-9:
+        used = taken > 0  # (an unserved type, share inf, is taken 0 times: no inf * 0)
+        if float(np.sum(per_type[order][used] * taken[used])) > 100 + 1e-9:
             break
         best = m
     return best
