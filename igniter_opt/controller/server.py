@@ -22,6 +22,7 @@ from igniter_opt.controller.api import MAX_BODY_BYTES, create_app
 from igniter_opt.controller.core import Config, Controller
 from igniter_opt.controller.dataplane import DataPlane, LocalPlane, NoPlane
 from igniter_opt.data.errors import InputError, require
+from igniter_opt.deploy.emulation import check_emulation_use
 
 TOKEN_ENV = "IGNITER_TOKEN"
 MIN_TOKEN = 16
@@ -82,10 +83,7 @@ def check_binding(host: str, token: str | None) -> None:
 def make_plane(config: Config, options: ServeOptions) -> DataPlane:
     if options.backend not in BACKENDS:
         raise InputError(f"--backend {options.backend!r}: must be one of {BACKENDS}")
-    if options.device == "emulate" and options.backend != "local":
-        raise InputError(f"--device emulate runs with --backend local (got --backend {options.backend})")
-    if options.device != "emulate" and (options.inject_error or options.time_scale != 1):
-        raise InputError("--inject-error and --time-scale are for --device emulate")
+    check_emulation_use(options.device, options.backend, options.inject_error, options.time_scale)
     if options.backend == "none":
         return NoPlane()
     if options.device == "emulate":

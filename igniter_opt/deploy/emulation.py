@@ -73,6 +73,14 @@ def parse_inject_errors(items: list[str], plan: Plan | None) -> dict[str, float]
     return errors
 
 
+def check_emulation_use(device: str, backend: str, inject_error: dict[str, float], time_scale: float) -> None:
+    """The emulated device runs on the local backend, and its knobs need it (deploy and serve alike)."""
+    if device == "emulate" and backend != "local":
+        raise InputError(f"--device emulate runs with --backend local (got --backend {backend})")
+    if device != "emulate" and (inject_error or time_scale != 1):
+        raise InputError("--inject-error and --time-scale are for --device emulate")
+
+
 def check_time_scale(scale: float) -> float:
     """A time scale must be a finite number >= 1 (slowing down, never speeding up)."""
     if not (math.isfinite(scale) and scale >= 1):

@@ -16,6 +16,7 @@ from typing import Any
 
 from igniter_opt.data.errors import InputError, require
 from igniter_opt.data.plan import PlacedWorkload, Plan
+from igniter_opt.deploy.emulation import check_emulation_use
 
 ENDPOINTS = "endpoints.json"  # in RUN_DIR while the servers are up
 BACKENDS = ("local", "docker", "ray")
@@ -93,10 +94,7 @@ class DeployOptions:
             require("pynvml", "deploy", "--device gpu (NVML)")
         if self.device not in DEVICES:
             raise InputError(f"--device: must be one of {', '.join(DEVICES)}, got {self.device!r}")
-        if self.device == "emulate" and self.backend != "local":
-            raise InputError(f"--device emulate runs with --backend local (got --backend {self.backend})")
-        if self.device != "emulate" and (self.inject_error or self.time_scale != 1):
-            raise InputError("--inject-error and --time-scale are for --device emulate")
+        check_emulation_use(self.device, self.backend, self.inject_error, self.time_scale)
         if self.shadow and self.backend != "local":
             raise InputError(f"--shadow runs with --backend local (got --backend {self.backend})")
         if not 0 <= self.shadow_margin_pct < 100:
