@@ -293,7 +293,7 @@ def test_a_workload_at_a_margin_gets_headroom(tmp_path):
 def test_one_controller_per_state_dir_and_a_fleet_that_holds_the_plan(tmp_path):
     ctl = controller(tmp_path, gpus=3)
     try:
-        with pytest.raises(InputError, match="another igniter serve uses it"):
+        with pytest.raises(InputError, match="this --state-dir is in use by pid "):
             controller(tmp_path, gpus=3)
         c = TestClient(create_app(ctl))
         for i in range(3):  # one vgg19 at 52.5% per GPU slot

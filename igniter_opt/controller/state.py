@@ -1,8 +1,9 @@
 """The controller's state in SQLite under --state-dir: workloads with their placement, the plan's
 proof, servers (pid, ports) and endpoints, and a version counter; every change one transaction.
 
-One controller per state directory: an exclusive lock on STATE/lock (flock, released by the kernel
-when the process dies, SIGKILL included) refuses a second one. One connection, used under the
+One controller per state directory: an exclusive lock on the folder (data.lock.exclusive, a flock
+on STATE/.igniter.lock that names its holder; the kernel releases it when the process dies,
+SIGKILL included) refuses a second one. One connection, used under the
 store's lock (the controller serialises mutations anyway; reads from request threads take the same
 short lock). WAL mode, synchronous=FULL: a SIGKILLed controller
 finds the last committed step on restart.
@@ -10,18 +11,17 @@ finds the last committed step on restart.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 from igniter_opt.controller.records import Endpoint, Placement, Plan, PlanInfo, Server, Spec
-from igniter_opt.data.errors import InputError
+from igniter_opt.data.lock import exclusive
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -48,12 +48,8 @@ class Store:
     def __init__(self, state_dir: str | Path) -> None:
         self.dir = Path(state_dir).resolve()
         self.dir.mkdir(parents=True, exist_ok=True)
-        self._lockfile = open(self.dir / "lock", "w")
-        try:
-            fcntl.flock(self._lockfile, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self._lockfile.close()
-            raise InputError(f"--state-dir {self.dir}: another igniter serve uses it") from None
+        self._held = ExitStack()
+        self._held.enter_context(exclusive(self.dir, "this --state-dir"))
         self._db = sqlite3.connect(self.dir / DB_NAME, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
@@ -63,7 +59,7 @@ class Store:
     def close(self) -> None:
         with self._lock:
             self._db.close()
-            self._lockfile.close()
+            self._held.close()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
