@@ -143,23 +143,53 @@ def test_exact_never_worse_than_a_verified_heuristic(seed):
             assert plan.num_gpus <= other.num_gpus
 
 
-def test_ctrl_c_keeps_the_incumbent_and_the_bound():
+def test_ctrl_c_keeps_the_incumbent_and_the_bound(monkeypatch):
     import os
     import signal
     import threading
 
     from igniter_opt.data.errors import SolveInterrupted
+    from igniter_opt.solvers.exact.bnp import BranchAndPrice
 
-    timer = threading.Timer(2.0, lambda: os.kill(os.getpid(), signal.SIGINT))
-    timer.start()
+    # Ctrl-C 0.5 s into the search (a fixed timer from the start lands in imports or sizing on a
+    # busy machine, where there is no incumbent yet)
+    timers: list[threading.Timer] = []
+    search = BranchAndPrice.run
+
+    def interrupted_run(self, *args, **kwargs):
+        timers.append(threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT)))
+        timers[-1].start()
+        return search(self, *args, **kwargs)
+
+    monkeypatch.setattr(BranchAndPrice, "run", interrupted_run)
     try:
         with pytest.raises(SolveInterrupted) as caught:
             solve(mixed_instance(64, 1), "exact", options=SolveOptions(time_limit=120))
     finally:
-        timer.cancel()
+        for timer in timers:
+            timer.cancel()
+    assert timers  # the search ran and was interrupted, not the preparation
     plan = caught.value.plan
     assert plan.status == "interrupted" and plan.feasible, plan.message
     assert plan.num_gpus > 0 and plan.lower_bound is not None and plan.lower_bound <= plan.num_gpus
+
+
+def test_ctrl_c_while_preparing_keeps_the_heuristics_plan(monkeypatch):
+    """Ctrl-C before branch-and-price exists (sizing its catalogue) still answers with the
+    heuristics' verified plan, status interrupted, not an empty plan."""
+    from igniter_opt.data.errors import SolveInterrupted
+    from igniter_opt.solvers.exact import solver as exact_solver
+
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(exact_solver, "_prepare", interrupted)
+    inst = mixed_instance(24, 3)
+    with pytest.raises(SolveInterrupted) as caught:
+        solve(inst, "exact", options=SolveOptions(time_limit=60))
+    plan = caught.value.plan
+    assert plan.status == "interrupted" and plan.feasible, plan.message
+    assert {w.name.split("#")[0] for g in plan.gpus for w in g.workloads} == {w.name for w in inst.workloads}
 
 
 @pytest.mark.parametrize("path", ["instances/stress/stress-small-n24-00.json", "instances/random/random-n24-01.json"])

@@ -359,6 +359,13 @@ def solve(instance: Instance, profile: Profile, demands: list[Demand], options: 
         # `solve` notes the fixed split and adds that split's lower bound
         plan.space, plan.gpus = "", replica_gpus(demands)
         return _out_of_time(plan, heuristics, str(exc))
+    except KeyboardInterrupt:  # Ctrl-C while preparing: the heuristics' plan is the incumbent
+        if not heuristics:
+            raise
+        plan.space, plan.gpus = "", replica_gpus(demands)
+        plan = _out_of_time(plan, heuristics, "interrupted")
+        plan.status = "interrupted"
+        raise SolveInterrupted(plan) from None
     try:
         active = cat
         # after the preparation, so that Ctrl-C meanwhile still returns the seeds' incumbent
