@@ -169,3 +169,37 @@ def local_ray_cluster(nodes: list[dict[str, Any]]) -> Iterator[Any]:
     finally:
         ray.shutdown()
         c.shutdown()
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    """CPU time (user + system) a process has used: its own threads included, children not.
+    Tests wait on this, not on the wall clock, before a Ctrl-C, so that a busy machine (a CPU
+    hog beside the suite) delays the signal as much as it delays the work it must interrupt."""
+    if pid is None:
+        return time.process_time()
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+def interrupt_after_cpu(seconds: float, pid: int | None = None, wall_cap: float = 120.0) -> None:
+    """Send SIGINT to `pid` (default: this process, from a helper thread) once it has used
+    `seconds` of CPU since now, or after `wall_cap` s at the latest; returns at once when pid is
+    None (the thread waits), else blocks until the signal is sent or the process is gone."""
+    import threading
+
+    target = os.getpid() if pid is None else pid
+    start = cpu_seconds(pid)
+    give_up = time.monotonic() + wall_cap
+
+    def wait_and_send() -> None:
+        try:
+            while cpu_seconds(pid) - start < seconds and time.monotonic() < give_up:
+                time.sleep(0.05)
+            os.kill(target, signal.SIGINT)
+        except (OSError, ProcessLookupError):  # the process ended first
+            pass
+
+    if pid is None:
+        threading.Thread(target=wait_and_send, daemon=True).start()
+    else:
+        wait_and_send()

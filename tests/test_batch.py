@@ -41,7 +41,7 @@ def dying_task(path: str, solver: str, time_limit: float) -> dict:
 
 
 def slow_task(path: str, solver: str, time_limit: float) -> dict:
-    time.sleep(0.4)
+    time.sleep(1.5)  # 12 tasks on 2 workers: 9 s, time for the test to see 3 rows and press Ctrl-C under load
     return solve_task(path, solver, time_limit)
 
 

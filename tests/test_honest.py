@@ -2,18 +2,16 @@
 (feasible); time limits keep the incumbent and bound; Ctrl-C is exit 130; bad limits are exit 2."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import tracemalloc
 from dataclasses import replace
 
 import pyomo.environ as pyo
 import pytest
-from conftest import ROOT
+from conftest import ROOT, interrupt_after_cpu
 
 from igniter_opt.data.errors import InputError, SolveInterrupted
 from igniter_opt.data.instance import Instance, Workload, load_instance
@@ -159,13 +157,9 @@ def _hard_model() -> pyo.ConcreteModel:
 
 def test_run_highs_ctrl_c_stops_highs_with_incumbent_and_bound():
     model = _hard_model()
-    timer = threading.Timer(2.0, lambda: os.kill(os.getpid(), signal.SIGINT))
     start = time.perf_counter()
-    timer.start()
-    try:
-        status, found, bound = run_highs(model, 60, HighsOptions(time_limit=60))
-    finally:
-        timer.cancel()
+    interrupt_after_cpu(2.0)  # 2 s of this process's CPU (HiGHS runs in it), not of the wall clock
+    status, found, bound = run_highs(model, 60, HighsOptions(time_limit=60))
     assert status == "interrupted"
     assert time.perf_counter() - start < 45  # stopped, not run to its 60 s limit (a hang guard)
     assert found and bound is not None  # the incumbent is loaded into the model, with HiGHS's bound
@@ -191,9 +185,8 @@ def _interrupt_cli(tmp_path, *extra, after=4.0):
                              "--solver", "milp", "--time-limit", "120", "-o", str(out), *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    time.sleep(after)
+    interrupt_after_cpu(after, proc.pid)  # its CPU seconds: under load the wall clock runs ahead
     sent = time.perf_counter()
-    proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
     return proc.returncode, stdout, stderr, out, time.perf_counter() - sent
 

@@ -49,7 +49,9 @@ def test_k_violating_windows_switch_to_the_warm_shadow(tmp_path, fake):  # noqa:
         before = (ctl.plan()["a"], ctl.store.endpoints()["a"])
         share = ctl.shadows.shares[shadow.id][2]
         assert share > before[0].share_pct
-        emu = json.loads((state / "emulation.json").read_text())["servers"]
+        while shadow.id not in (emu := json.loads((state / "emulation.json").read_text())["servers"]):
+            assert time.monotonic() < deadline  # the plane records a stand-in once it answers, a moment later
+            time.sleep(0.1)
         assert emu[shadow.id]["active"] is False and emu[before[1].server_id]["active"] is True
 
         ctl.live.feed([window("a", 100.0)])        # under the SLO x 10: no switch
