@@ -65,3 +65,48 @@ def test_the_cover_drops_a_row_with_the_rows_it_must_stay_together_with() -> Non
 def test_the_cover_keeps_an_exactly_covered_solution() -> None:
     lp = pieces_of((0, {0, 1}, 0.5), (0, {0}, 0.5), (1, {1}, 0.5))
     assert exact_cover(lp, [], EPS) == lp
+
+
+def test_the_search_solves_a_node_by_the_plan_its_integral_aggregates_imply() -> None:
+    """A real fleet master (joint batches: a row has columns at several batches on a type) and an LP
+    point with one row half on each of two of its singleton columns of one type, every other row on
+    one singleton: every aggregate is integral, the point is not. The search used to have no rule
+    left here (the node stayed open); now its exact cover is the incumbent, at the LP's cost."""
+    import math
+    import time
+    from dataclasses import replace
+
+    import numpy as np
+
+    from igniter_opt.bench.fleets import fleet_instance
+    from igniter_opt.solvers.exact.branching import FleetRules
+    from igniter_opt.solvers.exact.fleet import Prepared
+    from igniter_opt.solvers.exact.fleetbnp import FleetSearch
+    from igniter_opt.solvers.exact.master import LpResult
+    from igniter_opt.solvers.fleet import instance_fleet, integer_costs, size_fleet
+
+    inst = replace(fleet_instance(4, 1), batch_policy="joint")
+    fleet = instance_fleet(inst)
+    fd = size_fleet(inst, fleet)
+    prep = Prepared(fleet, fd, integer_costs(fleet), "joint", 0.0, 1)
+    m = prep.master
+    search = FleetSearch(prep.pricers, prep.offsets, m, prep.artificial, time.perf_counter() + 60, prep.extras)
+    singles: dict[tuple[int, int], list[int]] = {}  # (row, type) -> its singleton columns
+    for i, c in enumerate(m.columns):
+        if len(c.members) == 1 and m.gpu_of(c) != prep.artificial:
+            singles.setdefault((int(m.option_type[c.members[0]]), m.gpu_of(c)), []).append(i)
+    row, g = next(k for k, cols in singles.items() if len(cols) >= 2)  # two batches of a row on one type
+    z = np.zeros(len(m.columns))
+    z[singles[(row, g)][:2]] = 0.5
+    for r in range(fd.rows):
+        if r != row:
+            z[min(i for (rr, _), cols in singles.items() if rr == r for i in cols)] = 1.0
+    lp = LpResult(value=float(np.dot(m.costs, z)), duals=np.zeros(fd.rows), z=z,
+                  avail_duals=np.zeros(len(fleet.types) + 1))
+    search._integral(lp)
+    assert search.upper == math.inf  # not integral: not a plan as it stands
+    assert search._branch(lp, FleetRules()) is None  # no rule needed: the node is solved
+    assert search.upper == lp.value and search.stats.implied_plans == 1
+    rows = sorted(int(m.option_type[o]) for c in search.incumbent for o in c.members)
+    assert rows == list(range(fd.rows))  # each row on one GPU
+    assert all(prep.pricers[m.gpu_of(c)].shares_of(prep.local(c)[1]) is not None for c in search.incumbent)
