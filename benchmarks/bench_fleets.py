@@ -6,6 +6,8 @@
         --json docs/figures/fleet-cost.json      # also the figure: cost vs the cheapest single type
     python benchmarks/bench_fleets.py --from-json docs/figures/fleet-cost.json --plot docs/figures/fleet-cost.png
                                                  # the table and figure again from the saved rows (no solving)
+    python benchmarks/bench_fleets.py --capped-only slow:38,slow:43,slow:44,slow:38,slow:38
+                                                 # only the capped solves, one cap per seed (TYPE:COUNT)
 
 Instances: igniter_opt.bench.fleets.fleet_instance(n, seed, types=2): the `mixed` family's workloads
 over a V100 at 2.48/h and a SYNTHETIC slower type at 1.24/h (examples/fleets/synthetic-slow.json,
@@ -80,6 +82,45 @@ def run(n: int, first_seed: int, seeds: int, limit: float, console: Console) -> 
     return rows
 
 
+def run_capped(n: int, first_seed: int, caps: list[tuple[str, int]], limit: float, console: Console) -> list[dict]:
+    """Only the capped solves: seed first_seed + i with caps[i] (the type and its count)."""
+    ctx = mp.get_context("spawn")
+    rows = []
+    for i, (kind, cap) in enumerate(caps):
+        seed = first_seed + i
+        capped = _fresh(ctx, (n, seed, limit, "capped", tuple(cap if t == kind else None for t in ("v100", "slow"))))
+        if capped["status"] != "infeasible" and not capped["feasible"]:
+            sys.exit(f"seed {seed}: the capped plan does not verify: {capped['message']}")
+        rows.append({"seed": seed, "cap": f"{kind}<={cap}", "capped": capped,
+                     "respected": capped["types"].count(kind) <= cap})
+        console.print(f"seed {seed}: capped {kind}<={cap}: {capped['cost']} ({capped['status']}, bound "
+                      f"{capped['bound']}, {capped['seconds']:.1f} s)", style="dim", highlight=False)
+    return rows
+
+
+def capped_table(rows: list[dict], title: str) -> Table:
+    t = Table(title=title)
+    for col in ("seed", "cap", "capped cost/h", "bound", "status", "s", "GPUs (v100+slow)", "cap kept"):
+        t.add_column(col, justify="right")
+    for r in rows:
+        c = r["capped"]
+        t.add_row(str(r["seed"]), r["cap"], f"{c['cost']}", f"{c['bound']}", c["status"], f"{c['seconds']:.1f}",
+                  f"{c['types'].count('v100')}+{c['types'].count('slow')}", "yes" if r["respected"] else "NO")
+    proven = sum(r["capped"]["status"] == "optimal" for r in rows)
+    t.caption = f"proven {proven}/{len(rows)}; median {statistics.median(r['capped']['seconds'] for r in rows):.1f} s"
+    return t
+
+
+def _caps(text: str) -> list[tuple[str, int]]:
+    out = []
+    for item in text.split(","):
+        kind, _, count = item.partition(":")
+        if kind not in ("v100", "slow") or not count.isdigit():
+            raise SystemExit(f"--capped-only {text!r}: expected TYPE:COUNT[,TYPE:COUNT...] with TYPE v100 or slow")
+        out.append((kind, int(count)))
+    return out
+
+
 def table(rows: list[dict], title: str) -> Table:
     t = Table(title=title)
     for col in ("seed", "exact cost/h", "proven", "exact s", "GPUs (v100+slow)", "greedy cost/h",
@@ -119,8 +160,19 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--plot", type=Path, help="write the figure (cost vs the cheapest single-type plan) to this PNG")
     ap.add_argument("--json", type=Path, help="write the rows (every solve's cost, status, seconds) to this JSON")
     ap.add_argument("--from-json", type=Path, help="no solving: the rows of an earlier --json (with its arguments)")
+    ap.add_argument("--capped-only", help="only the capped solves, one TYPE:COUNT per seed from --first-seed "
+                                          "(e.g. slow:38,slow:43); the caps the full run derives are in its table")
     args = ap.parse_args(argv)
     console = Console(width=200)
+    if args.capped_only:
+        caps = _caps(args.capped_only)
+        rows = run_capped(args.n, args.first_seed, caps, args.time_limit, console)
+        console.print(capped_table(rows, f"least cost with a binding cap, n={args.n}, seeds {args.first_seed}.."
+                                         f"{args.first_seed + len(caps) - 1}, {args.time_limit:g} s per solve"))
+        if args.json:
+            args.json.write_text(json.dumps({"command": "python benchmarks/bench_fleets.py " + " ".join(
+                argv if argv is not None else sys.argv[1:]), "rows": rows}, indent=1) + "\n")
+        return
     command = "python benchmarks/bench_fleets.py " + " ".join(argv if argv is not None else sys.argv[1:])
     if args.from_json:
         saved = json.loads(args.from_json.read_text())

@@ -140,8 +140,9 @@ def test_bad_fleet_files_and_options_are_one_line_exit_2(tmp_path: Path, monkeyp
         assert str(path) in result.output
     good = fleet_file(tmp_path, [V100, SLOW])
     for args, message in ((["--gpus", "2"], "not with --fleet"), (["--policy", "exact"], "policy igniter only"),
-                          (["--backend", "ray"], "not with --fleet yet")):
-        result = runner.invoke(app, ["serve", "--fleet", str(good), "--state-dir", str(tmp_path / "s"), *args])
+                          (["--backend", "ray"], "--backend ray needs a running cluster")):  # a fleet is fine on ray
+        result = runner.invoke(app, ["serve", "--fleet", str(good), "--state-dir", str(tmp_path / "s"), *args],
+                               env={"RAY_ADDRESS": ""})
         assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output, result.output
     result = runner.invoke(app, ["serve", "--state-dir", str(tmp_path / "s"), "--backend", "none"])
     assert result.exit_code == 2 and "--gpus: missing" in result.output

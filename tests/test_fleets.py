@@ -189,6 +189,26 @@ def test_binding_availability_is_respected_and_still_proven():
     assert solve(inst, "patterns", options=OPTIONS).cost == plan.cost
 
 
+def test_a_binding_cap_is_proven_when_the_pricing_cannot_finish():
+    """The state search left with no resolution at all (every bin at its floor at once, the set
+    search handing over at once): each such exhaustive pricing ends unfinished. Its unexplored
+    bound still proves a node bound, so the search goes on and proves the capped optimum (equal to
+    patterns); it used to stop at the first one, status time_limit."""
+    from igniter_opt.solvers.exact.settings import DEFAULT
+    from igniter_opt.solvers.exact.solver import ExactOptions
+
+    coarse = replace(DEFAULT, set_first=1, leaf_c=1e-9, leaf_p=1e-9, floor=1e-12)
+    free = fleet_instance(10, 5)
+    used = {t: solve(free, "exact", options=OPTIONS).gpu_types().count(t) for t in ("v100", "slow")}
+    cheap = max(used, key=lambda t: used[t])
+    inst = replace(free, fleet=tuple(replace(t, count=used[cheap] - 1) if t.name == cheap else t
+                                     for t in free.fleet or ()))
+    plan = solve(inst, "exact", solver_options=ExactOptions(time_limit=60, threads=1, settings=coarse))
+    assert plan.status == "optimal" and plan.feasible and plan.gpu_types().count(cheap) <= used[cheap] - 1
+    assert "bounds from unfinished pricings" in plan.message
+    assert plan.cost == solve(inst, "patterns", options=OPTIONS).cost
+
+
 # -- exact against a brute force and patterns ----------------------------------------------------
 
 def _partitions(items: list[int]):

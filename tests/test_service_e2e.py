@@ -38,11 +38,12 @@ WORKLOADS = [("a", "resnet50", 100.0, 20.0), ("b", "vgg19", 200.0, 10.0), ("c", 
 class Service:
     """`igniter serve` as a subprocess (stderr to a file)."""
 
-    def __init__(self, state: Path, port: int, *extra: str) -> None:
+    def __init__(self, state: Path, port: int, *extra: str, gpus: int | None = 3) -> None:
         self.url = f"http://127.0.0.1:{port}"
         self.log = state.parent / f"serve-{port}-{time.monotonic_ns()}.log"
+        fleet = [] if gpus is None else ["--gpus", str(gpus)]  # None: the extra arguments give --fleet
         with open(self.log, "w") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "igniter_opt", "serve", "--gpus", "3", "--backend",
+            self.proc = subprocess.Popen([sys.executable, "-m", "igniter_opt", "serve", *fleet, "--backend",
                                           "local", "--device", "cpu", "--state-dir", str(state), "--port", str(port),
                                           "--grace", "2", *extra], stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 120

@@ -35,6 +35,7 @@ def serve_cmd(gpus: int | None = typer.Option(None, "--gpus", help="GPUs of the 
               profile: str = typer.Option("v100", "--profile", help="GPU profile (bundled name or JSON path)."),
               fleet: Path | None = typer.Option(None, "--fleet", help="A mixed fleet instead of --gpus/--profile: a "
                                                 "JSON list of {type, profile, count, price_per_hour} (policy igniter; "
+                                                "with --backend ray each slot asks for accelerator_type:<type>; "
                                                 "docs/fleets.md)."),
               policy: Policy = typer.Option(Policy.igniter, "--policy",
                                             help="igniter (the reference greedy per arrival) | exact (re-plan "
@@ -98,8 +99,6 @@ def serve_cmd(gpus: int | None = typer.Option(None, "--gpus", help="GPUs of the 
             raise InputError(f"--gpus {gpus}: not with --fleet (the fleet's counts are its GPUs)")
         if policy is not Policy.igniter:
             raise InputError(f"--policy {policy.value}: --fleet takes policy igniter only")
-        if backend is ServeBackend.ray:
-            raise InputError("--backend ray: not with --fleet yet (Ray bundles do not request the GPU type)")
         if device is Device.emulate or shadow:
             raise InputError("--fleet: not with --device emulate or --shadow yet (they predict with one profile)")
         from igniter_opt.controller.fleetplace import load_service_fleet

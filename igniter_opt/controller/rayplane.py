@@ -3,7 +3,10 @@ placement group, so both outlive the controller and a restarted one finds them b
 
 - GPU slot j -> placement group `<ns>-gpu<j>` of one bundle {"GPU": 1} (STRICT_PACK, detached):
   one whole device of one node, kept while the controller is away; slots fill the cluster's nodes,
-  so a plan spreads over nodes as it grows.
+  so a plan spreads over nodes as it grows. With a fleet (`--fleet`) a slot of type T also asks
+  for Ray's accelerator_type:T (deploy/gputypes.py, as deploy's ray backend does), so it lands on a
+  node of that type; a fleet type no alive node declares is refused when the plane is made, before
+  anything starts.
 - server -> actor named by its server id in the namespace `<ns>` (igniter-serve-<hash of the state
   directory>), lifetime detached, in its slot's bundle with a token GPU fraction (a slot briefly
   holds the old and the new server of a workload during make-before-break; the share is MPS's
@@ -30,7 +33,8 @@ from igniter_opt.controller.dataplane import DataPlane
 from igniter_opt.controller.records import Placement, Server
 from igniter_opt.data.errors import InputError
 from igniter_opt.deploy.backends.launcher import wait_ready
-from igniter_opt.deploy.backends.ray import _remote_classes
+from igniter_opt.deploy.backends.ray import _remote_classes, missing_type, node_totals
+from igniter_opt.deploy.gputypes import accelerator_resource
 from igniter_opt.deploy.types import LaunchError
 from igniter_opt.platform.raycluster import import_ray, probe
 
@@ -43,7 +47,8 @@ class RayPlane(DataPlane):
     kind = "ray"
 
     def __init__(self, state_dir: str | Path, address: str | None, tritonserver: str | None = None,
-                 ready_timeout_s: float = 120.0, placement_timeout_s: float = 30.0) -> None:
+                 ready_timeout_s: float = 120.0, placement_timeout_s: float = 30.0,
+                 slot_types: list[str] | None = None) -> None:
         address = address or os.environ.get("RAY_ADDRESS")
         if not address:
             raise InputError("--backend ray needs a running cluster: --address HOST:PORT or RAY_ADDRESS (a Ray "
@@ -55,6 +60,13 @@ class RayPlane(DataPlane):
         if not self.ray.is_initialized():
             probe(address)
             self.ray.init(address=address, namespace=self.ns, log_to_driver=False, logging_level=logging.WARNING)
+        # a fleet: slot j's bundle also asks for its type's accelerator_type resource
+        self.slot_types = list(slot_types or [])
+        self.bundles = [{"GPU": 1.0, **accelerator_resource(t)} for t in self.slot_types]
+        missing = missing_type(self.bundles, node_totals(self.ray), whose="--fleet: the fleet")
+        if missing:
+            self.ray.shutdown()
+            raise InputError(missing)
         self.options = {"fp16": False, "response_cache": False, "tritonserver": tritonserver,
                         "ready_timeout_s": ready_timeout_s}
         self.ready_timeout_s = ready_timeout_s
@@ -72,11 +84,14 @@ class RayPlane(DataPlane):
         try:
             pg = get_placement_group(name)
         except ValueError:
-            pg = placement_group([{"GPU": 1.0}], strategy="STRICT_PACK", name=name, lifetime="detached")
+            bundle = self.bundles[slot] if slot < len(self.bundles) else {"GPU": 1.0}
+            pg = placement_group([bundle], strategy="STRICT_PACK", name=name, lifetime="detached")
         ready, _ = self.ray.wait([pg.ready()], timeout=self.placement_timeout_s)
         if not ready:
             remove_placement_group(pg)
-            raise LaunchError(f"GPU slot {slot}: no free GPU on the Ray cluster within {self.placement_timeout_s:g} s")
+            kind = "" if slot >= len(self.slot_types) else f" of type {self.slot_types[slot]}"
+            raise LaunchError(f"GPU slot {slot}: no free GPU{kind} on the Ray cluster within "
+                              f"{self.placement_timeout_s:g} s")
         if slot not in self._nodes:
             setup = _remote_classes(self.ray)["setup"].options(
                 scheduling_strategy=PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=0))

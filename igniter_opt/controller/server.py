@@ -95,7 +95,13 @@ def make_plane(config: Config, options: ServeOptions) -> DataPlane:
     if options.backend == "ray":
         from igniter_opt.controller.rayplane import RayPlane
 
-        return RayPlane(config.state_dir, options.address, options.tritonserver)
+        slot_types = None
+        if config.fleet is not None:
+            from igniter_opt.controller.fleetplace import load_service_fleet
+
+            fleet = load_service_fleet(config.fleet)
+            slot_types = [fleet.type_name(j) for j in range(fleet.gpus)]
+        return RayPlane(config.state_dir, options.address, options.tritonserver, slot_types=slot_types)
     return LocalPlane(config.state_dir, options.tritonserver, device=options.device)
 
 

@@ -76,13 +76,9 @@ def capacity_problem(bundles: list[dict[str, float]], nodes: list[dict[str, floa
     First-fit decreasing by CPU: enough to refuse a hopeless group at once and say what is missing.
     Resources that exist but are busy (other jobs) are not a refusal: the placement wait is bounded.
     """
-    for key in sorted({k for b in bundles for k in b if k.startswith(ACCELERATOR)}):
-        if not any(n.get(key, 0) > 0 for n in nodes):
-            declared = sorted({k[len(ACCELERATOR):] for n in nodes for k in n if k.startswith(ACCELERATOR)})
-            t = key[len(ACCELERATOR):]
-            return (f"the plan has GPUs of type {t!r} and no node of the Ray cluster declares {key} (types "
-                    f"declared: {', '.join(declared) or 'none'}); add such a node with `ray start --address ADDR "
-                    f"--num-gpus N --resources '{{\"{key}\": 1}}'`")
+    missing = missing_type(bundles, nodes)
+    if missing:
+        return missing
     need_gpu = sum(b.get("GPU", 0) for b in bundles)
     have_gpu = sum(math.floor(n.get("GPU", 0) + 1e-9) for n in nodes)
     if have_gpu < need_gpu:
@@ -102,7 +98,21 @@ def capacity_problem(bundles: list[dict[str, float]], nodes: list[dict[str, floa
     return None
 
 
-def _node_totals(ray: Any) -> list[dict[str, float]]:
+def missing_type(bundles: list[dict[str, float]], nodes: list[dict[str, float]], whose: str = "the plan"
+                 ) -> str | None:
+    """Why bundles asking for Ray's accelerator_type:<T> can never be placed: the first type no
+    alive node declares, with the types declared (None: every type is declared somewhere)."""
+    for key in sorted({k for b in bundles for k in b if k.startswith(ACCELERATOR)}):
+        if not any(n.get(key, 0) > 0 for n in nodes):
+            declared = sorted({k[len(ACCELERATOR):] for n in nodes for k in n if k.startswith(ACCELERATOR)})
+            t = key[len(ACCELERATOR):]
+            return (f"{whose} has GPUs of type {t!r} and no node of the Ray cluster declares {key} (types "
+                    f"declared: {', '.join(declared) or 'none'}); add such a node with `ray start --address ADDR "
+                    f"--num-gpus N --resources '{{\"{key}\": 1}}'`")
+    return None
+
+
+def node_totals(ray: Any) -> list[dict[str, float]]:
     """Total resources of each alive node."""
     return [{k: float(v) for k, v in n.get("Resources", {}).items()} for n in ray.nodes() if n.get("Alive")]
 
@@ -237,7 +247,7 @@ class RayDeployment:
         the cluster cannot hold it (checked first, then a bounded wait: never left pending)."""
         from ray.util.placement_group import placement_group, placement_group_table
 
-        problem = capacity_problem(bundles, _node_totals(self.ray))
+        problem = capacity_problem(bundles, node_totals(self.ray))
         if problem:
             raise PlacementError(problem)
         self.pg = placement_group(bundles, strategy="PACK", name=f"igniter-{self.run_id}")

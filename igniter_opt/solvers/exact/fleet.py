@@ -325,6 +325,9 @@ def _finish(plan: Plan, costs: Costs, upper: int, lower: int, out: FleetOutcome 
         s = out.stats
         plan.message = (f"fleet branch-and-price: root LP {s.root_lp:.4f} (integer costs), {s.columns} columns, "
                         f"{s.nodes} nodes, {s.lp_solves} LP solves, {s.exhaustive_calls} exhaustive pricings, "
-                        f"{s.integer_solves} integer masters")
+                        f"{s.integer_solves} integer masters"
+                        + "".join(f", {k} {what}" for k, what in ((s.open_bounds, "bounds from unfinished pricings"),
+                                                                  (s.implied_plans, "plans implied by exact covers"),
+                                                                  (s.cover_branches, "branches on exact covers")) if k))
     if not math.isfinite(upper):
         plan.gap = None

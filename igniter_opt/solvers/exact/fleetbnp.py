@@ -12,7 +12,12 @@ availability duals; a row realized on g with replicas is worth its dual less the
 the bound still holds since theta >= 1); theta is first chosen to prove the incumbent (or
 ceil(LP)), then 1 to solve the LP when the node must branch. Branching: first on a type's GPU
 count when it is fractional (at most floor / at least ceil: bounds on the type's count row), then
-Ryan-Foster on a pair of rows (together / apart), then on a row's GPU type (on g / not on g). One
+Ryan-Foster on a pair of rows (together / apart), then on a row's GPU type (on g / not on g); when
+all three are integral on a fractional LP, the LP's exact cover (fleetcover.py) either implies an
+integer plan costing at most the LP (the node is solved) or has a fractional pair or row-type to
+branch on, so the scheme is complete. When a type's exhaustive pricing cannot finish (the state
+search's unresolved bins), the most any column it left open is worth still gives a valid theta,
+so the node's bound is proven and the search goes on (before, it stopped there). One
 artificial column per row (type "none", a cost above any plan) keeps every LP feasible; a plan
 never holds one. Depth first; at the deadline the incumbent and the root bound are returned.
 """
@@ -27,6 +32,7 @@ import numpy as np
 
 from igniter_opt.model.predict import Array
 from igniter_opt.solvers.exact.branching import FleetRules, Rules
+from igniter_opt.solvers.exact.fleetcover import Piece, aggregates, exact_cover, integral_classes, most_fractional
 from igniter_opt.solvers.exact.master import Column, LpResult, Master
 from igniter_opt.solvers.exact.pricing import Pricer
 
@@ -46,6 +52,9 @@ class FleetStats:
     columns: int = 0
     exhaustive_calls: int = 0
     integer_solves: int = 0
+    open_bounds: int = 0  # node bounds from an incomplete pricing's unexplored reach (theta above 1)
+    implied_plans: int = 0  # nodes solved by the plan their integral aggregates imply (fleetcover.py)
+    cover_branches: int = 0  # branches on the aggregates of the exact cover (fleetcover.py)
     root_lp: float = math.nan
 
 
@@ -69,6 +78,8 @@ class FleetSearch:
         self.extras = extras or [np.zeros(len(master.demand)) for _ in pricers]
         self.artificial = artificial  # the GPU type index of the artificial columns
         self.rows = len(master.demand)
+        # the order exhaustive pricing visits the types: cheapest first, then the last to have columns
+        self._recent = sorted(range(len(pricers)), key=lambda g: float(master.gpu_cost[g]))
         self.deadline = deadline
         self.incumbent: list[Column] = []
         self.upper = math.inf
@@ -90,14 +101,23 @@ class FleetSearch:
             d[list(off)] = 0.0
         return d
 
-    def price(self, lp: LpResult, rules: FleetRules, theta: float, exhaustive: bool) -> tuple[list[Column], bool]:
+    def price(self, lp: LpResult, rules: FleetRules, theta: float, exhaustive: bool
+              ) -> tuple[list[Column], bool, float]:
         """Columns of every type whose duals sum past theta cost_g - mu_g; complete when every
-        type's search was (then none exists)."""
+        type's search was (then none exists); and the least theta' that an incomplete search
+        proves instead (no column of type g is worth more than theta' cost_g - mu_g: the best it
+        found and what it left unexplored; inf when unknown). Exhaustive searches stop at the
+        first type with new columns (the type that last had some searched first): the LP moves on
+        with them, and the slow proof that a type has none is only needed when no type has any."""
         found: list[Column] = []
         complete = True
-        for g, pricer in enumerate(self.pricers):
+        reach = theta
+        for g in list(self._recent):
+            pricer = self.pricers[g]
             if time.perf_counter() > self.deadline:
-                return found, False
+                return found, False, math.inf
+            if exhaustive and any(not self.master.known(c.members) for c in found):
+                return found, False, math.inf
             threshold = theta * float(self.master.gpu_cost[g]) - float(lp.avail_duals[g])
             duals = self._type_duals(lp.duals, g, rules, float(lp.avail_duals[g]))
             res = pricer.price(duals, threshold, beam=None, deadline=self.deadline,
@@ -107,12 +127,18 @@ class FleetSearch:
             if exhaustive:
                 self.stats.exhaustive_calls += 1
             complete &= res.complete
+            if not res.complete:
+                reach = max(reach, (max(res.best, res.open_reach) + float(lp.avail_duals[g]))
+                            / float(self.master.gpu_cost[g]))
             off = rules.off.get(g, frozenset())
             for c in res.columns:
                 rows = pricer.option_type[list(c.members)]
                 if not off.intersection(rows.tolist()) and rules.pairs.admits(rows):
                     found.append(Column(tuple(m + self.offsets[g] for m in c.members), c.shares))
-        return found, complete
+                    if exhaustive and self._recent[0] != g:
+                        self._recent.remove(g)
+                        self._recent.insert(0, g)
+        return found, complete, reach
 
     def _allowed(self, rules: FleetRules) -> Array:
         types = self.master.option_type
@@ -142,20 +168,23 @@ class FleetSearch:
                 return math.inf, None, True
             if time.perf_counter() > self.deadline:
                 return -math.inf, lp, False
-            cols, _ = self.price(lp, rules, 1 + EPS, exhaustive=False)
+            cols, _, _ = self.price(lp, rules, 1 + EPS, exhaustive=False)
             if self._add(cols):
                 continue
             target = min(self.upper, ceil_bound(lp.value))
             theta = 1 + EPS
             if not converge and target > 1 and math.isfinite(target):
                 theta = max(theta, lp.value / (target - 1 + DELTA))
-            cols, complete = self.price(lp, rules, theta, exhaustive=True)
+            cols, complete, reach = self.price(lp, rules, theta, exhaustive=True)
             if self._add(cols):
                 continue
-            if not complete:
-                return -math.inf, lp, False
+            if not complete:  # the searches bound what they left open: a Lagrangian bound still holds
+                if not math.isfinite(reach) or time.perf_counter() > self.deadline:
+                    return -math.inf, lp, False
+                self.stats.open_bounds += 1
+                theta = max(theta, reach)
             bound = lp.value / theta
-            if theta > 1 + EPS and ceil_bound(bound) < self.upper:
+            if theta > 1 + EPS and ceil_bound(bound) < self.upper and not (converge and not complete):
                 converge = True  # the node branches: solve its LP first
                 continue
             return bound, lp, True
@@ -186,9 +215,10 @@ class FleetSearch:
             self.incumbent = [c for c, k in zip(self.master.columns, res[1]) for _ in range(int(k))]
 
     def _branch(self, lp: LpResult, rules: FleetRules) -> tuple[FleetRules, FleetRules] | None:
-        """Two children: a fractional pair of rows (together, apart), else a row fractionally on a
-        type (off every other type, off that type); None when neither is fractional."""
-        types = self.master.option_type
+        """Two children: a type's fractional GPU count (at most floor, at least ceil), else a
+        fractional pair of rows (together, apart), else a row fractionally on a type (off every
+        other type, off that type); when all are integral, the same on the LP's exact cover, or
+        None when that cover implies an integer plan (then the incumbent; fleetcover.py)."""
         per_type = np.zeros(len(self.pricers))
         for i, (c, z) in enumerate(zip(self.master.columns, lp.z)):
             if z > EPS and self._real(i):
@@ -198,28 +228,29 @@ class FleetSearch:
             g = min(fractional, key=lambda g: abs(per_type[g] - math.floor(per_type[g]) - 0.5))
             v = per_type[g]
             return rules.with_gpus(g, 0.0, math.floor(v)), rules.with_gpus(g, math.ceil(v), math.inf)
-        pair: dict[tuple[int, int], float] = {}
-        row_gpu: dict[tuple[int, int], float] = {}
-        for i, (c, z) in enumerate(zip(self.master.columns, lp.z)):
-            if z <= EPS or not self._real(i):
-                continue
-            g = self.master.gpu_of(c)
-            rows = sorted(set(types[list(c.members)].tolist()))
-            for a in range(len(rows)):
-                row_gpu[(rows[a], g)] = row_gpu.get((rows[a], g), 0.0) + float(z)
-                for b in range(a + 1, len(rows)):
-                    pair[(rows[a], rows[b])] = pair.get((rows[a], rows[b]), 0.0) + float(z)
+        types = self.master.option_type
+        pieces = [Piece(i, self.master.gpu_of(c), frozenset(types[list(c.members)].tolist()), float(z))
+                  for i, (c, z) in enumerate(zip(self.master.columns, lp.z)) if z > EPS and self._real(i)]
+        children = self._pair_or_type(pieces, rules)
+        if children is not None or any(z > EPS and not self._real(i) for i, z in enumerate(lp.z)):
+            return children
+        cover = exact_cover(pieces, rules.pairs.together, EPS)
+        classes = integral_classes(cover, EPS)
+        if classes is not None:
+            self._implied(classes)
+            return None
+        children = self._pair_or_type(cover, rules)
+        self.stats.cover_branches += children is not None
+        return children
 
-        def frac(table: dict[tuple[int, int], float]) -> tuple[int, int] | None:
-            cand = {k: v - math.floor(v) for k, v in table.items() if EPS < v - math.floor(v) < 1 - EPS}
-            return min(cand, key=lambda k: abs(cand[k] - 0.5)) if cand else None
-
-        p = frac(pair)
+    def _pair_or_type(self, pieces: list[Piece], rules: FleetRules) -> tuple[FleetRules, FleetRules] | None:
+        pair, row_gpu = aggregates(pieces)
+        p = most_fractional(pair, EPS)
         if p is not None:
             pr = rules.pairs
-            return (FleetRules(Rules([*pr.together, p], pr.apart), rules.off),
-                    FleetRules(Rules(pr.together, [*pr.apart, p]), rules.off))
-        rg = frac(row_gpu)
+            return (FleetRules(Rules([*pr.together, p], pr.apart), rules.off, rules.gpus),
+                    FleetRules(Rules(pr.together, [*pr.apart, p]), rules.off, rules.gpus))
+        rg = most_fractional(row_gpu, EPS)
         if rg is None:
             return None
         r, g = rg
@@ -228,6 +259,34 @@ class FleetSearch:
             if other != g:
                 on = on.with_off(other, {r})
         return on, rules.with_off(g, {r})
+
+    def _implied(self, classes: dict[tuple[int, frozenset[int]], tuple[int, int]]) -> None:
+        """The integer plan of an integral exact cover: per class, the rows' options of a column
+        holding them (a subset of a fitting GPU fits), that many times; the incumbent when it
+        covers every row, keeps the counts and is cheaper."""
+        chosen: list[Column] = []
+        covered: set[int] = set()
+        used = np.zeros(len(self.pricers))
+        for (g, rows), (k, i) in classes.items():
+            members = tuple(m for m in self.master.columns[i].members if int(self.master.option_type[m]) in rows)
+            local = tuple(m - self.offsets[g] for m in members)
+            shares = self.pricers[g].shares_of(local)
+            if shares is None:
+                return
+            col = Column(members, tuple(float(x) for x in shares))
+            self.master.add(col)
+            chosen += [col] * k
+            covered |= rows
+            used[g] += k * self.master.gpus_of(col)
+        counts = self.master.available
+        if len(covered) < self.rows or any(c is not None and used[g] > c + EPS for g, c in enumerate(counts)):
+            return
+        self.stats.columns = len(self.master.columns)
+        self.stats.implied_plans += 1
+        cost = sum(float(self.master.gpu_cost[self.master.gpu_of(c)]) * self.master.gpus_of(c) for c in chosen)
+        if cost < self.upper - 0.5:
+            self.upper = cost
+            self.incumbent = chosen
 
     def run(self) -> FleetOutcome:
         """Depth-first branch-and-price from the root."""
@@ -250,6 +309,8 @@ class FleetSearch:
             if ceil_bound(bound) >= self.upper:
                 continue
             children = self._branch(lp, rules)
+            if children is None and ceil_bound(bound) >= self.upper:  # the cover's plan solved it
+                continue
             if children is None:
                 self._node_integer(rules)
                 if ceil_bound(bound) < self.upper:

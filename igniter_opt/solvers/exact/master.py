@@ -126,6 +126,10 @@ class Master:
         """GPUs a column takes: its own and its members' full-GPU replicas."""
         return 1.0 + float(self.option_gpus[list(col.members)].sum())
 
+    def known(self, members: tuple[int, ...]) -> bool:
+        """Is a column with these members in the master?"""
+        return members in self._keys
+
     def add(self, col: Column) -> bool:
         """Add a column unless one with the same members is there; True when added."""
         if col.members in self._keys:
