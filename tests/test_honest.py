@@ -197,7 +197,7 @@ def test_ctrl_c_during_a_milp_solve_is_exit_130_and_writes_only_when_asked(tmp_p
     assert rc == 130, stderr
     assert one_line(stderr) and stderr.startswith("interrupted"), stderr
     assert not out.exists() and "time_limit" not in stdout
-    assert waited < 15
+    assert waited < 60  # a hang guard (stops in ~1-3 s on an idle machine; 27 s seen beside a CPU hog at load 6)
 
     rc, _, stderr, out, _ = _interrupt_cli(tmp_path, "--save-interrupted")
     assert rc == 130 and one_line(stderr), stderr
