@@ -88,6 +88,9 @@ class BranchAndPrice:
         self._limit = max(0.0, deadline - now)
         self._dive_period = self.s.dive_after * self._limit
         self._dive_due = now + self._dive_period
+        # the root's best Farley certificate: type duals pi >= 0 and v with every configuration's
+        # dual sum at most v, so LP* >= pi d / v (warm.py carries it into the next re-plan)
+        self.certificate: tuple[Array, float] | None = None
 
     # -- column generation ----------------------------------------------------------------
     def _allowed(self, rules: Rules) -> Array:
@@ -117,6 +120,7 @@ class BranchAndPrice:
                 continue
             if res.complete:  # nothing prices out at all: the LP is solved
                 if rules.root:
+                    self._certify(lp.duals, 1 + EPS)
                     self.lower = max(self.lower, math.ceil(lp.value - 1e-6))
                 return lp.value, lp, True
             if rules.root and self._maybe_dive(lp, stalled=True):
@@ -137,6 +141,7 @@ class BranchAndPrice:
                 # every set's value is at most max(best seen, theta, what is left unexplored)
                 v_max = max(res.best, theta, res.open_reach)
                 if math.isfinite(v_max):
+                    self._certify(lp.duals, v_max)
                     self.lower = max(self.lower, math.ceil(lp.value / v_max - 1e-6))
             if self._add(res.columns):
                 continue
@@ -145,6 +150,12 @@ class BranchAndPrice:
                     continue
                 return -math.inf, lp, False
             return lp.value / theta, lp, True
+
+    def _certify(self, duals: Array, v_max: float) -> None:
+        """Keep (duals, v_max) when its Farley bound pi d / v_max beats the certificate held."""
+        value = float(duals @ self.pricer.demand) / v_max
+        if self.certificate is None or value > float(self.certificate[0] @ self.pricer.demand) / self.certificate[1]:
+            self.certificate = (duals.copy(), v_max)
 
     def _extend(self, lp: LpResult, rules: Rules) -> bool:
         """The final phase is for dives and integer masters, which cannot beat the incumbent when
@@ -365,6 +376,7 @@ class BranchAndPrice:
             self.stats.pricing_nodes += res.nodes
             if res.columns or not res.complete:
                 return
+            self._certify(lp.duals, lp.value / (target - 1 + DELTA))
             self.lower = target
 
     def _final_integer(self) -> None:
