@@ -247,6 +247,10 @@ class BranchAndPrice:
         useful = self.master.reduced_costs(lp.duals) <= self.upper - 1 - lp.value + 1e-7
         self._take(self.master.solve_integer(budget, self._allowed(rules) & useful, below=self.upper))
 
+    def pool_integer(self, budget: float) -> None:
+        """The integer master over the whole pool below the incumbent (a warm start's first step)."""
+        self._pool_integer(Rules(), budget)
+
     def _node_integer(self, rules: Rules) -> None:
         """The integer master over the node's columns, on half the time left (an upper bound)."""
         if self.upper > self.lower:

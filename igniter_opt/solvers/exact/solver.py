@@ -364,6 +364,7 @@ def solve(instance: Instance, profile: Profile, demands: list[Demand], options: 
                 for cols in _seed_columns(demands, cat, pricer, heuristics):
                     _seed_fixed(bnp, cols)
             warmstart.start(bnp, seeded)
+            warmstart.settle(bnp, seeded, cat, options.time_limit)
             if options.record is not None:
                 options.record.stats = seeded.stats
     except DeadlineReached as exc:

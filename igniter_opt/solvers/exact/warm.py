@@ -25,6 +25,7 @@ configuration's dual sum at most v). `seed` maps it onto a new instance:
 from __future__ import annotations
 
 import math
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -33,7 +34,7 @@ import numpy as np
 
 from igniter_opt.data.plan import GpuPlan
 from igniter_opt.model.predict import Array
-from igniter_opt.solvers.exact.bnp import BranchAndPrice
+from igniter_opt.solvers.exact.bnp import DELTA, BranchAndPrice
 from igniter_opt.solvers.exact.master import Column
 from igniter_opt.solvers.exact.pricing import Pricer
 from igniter_opt.solvers.exact.splits import SplitWorkload
@@ -42,6 +43,7 @@ from igniter_opt.solvers.sizing import Demand
 # a member's key: owner ("" for a workload; a split workload's name for one of its rate levels),
 # model, SLO (ms), rate (req/s), batch. A configuration's fit depends only on its members' keys.
 Signature = tuple[str, str, float, float, int]
+BIG = 10.0  # the changed workload's dual in the proof's search: above any set's value without it (at most v ~ 1)
 
 
 def signature(d: Demand, batch: int | None = None, owner: str = "") -> Signature:
@@ -123,13 +125,15 @@ class WarmRecord:
 @dataclass
 class WarmSeed:
     """A warm start mapped onto the new instance: columns, repaired incumbent, first bound,
-    the carried certificate (type duals, v_max)."""
+    the carried certificate (type duals, v_max), and the type of the one changed workload whose
+    dual the certificate had to drop (None when there is no such single type)."""
 
     columns: list[Column]
     incumbent: list[Column] | None
     lower: int
     certificate: tuple[Array, float] | None
     stats: WarmStats
+    forced: int | None = None
 
 
 def applies(warm: ExactWarmStart, profile: str, policy: str, margin_pct: float) -> bool:
@@ -190,22 +194,74 @@ def seed(warm: ExactWarmStart, demands: list[Demand], cat: CatalogueView, pricer
     if warm.policy == "paper" and all(n not in warm.workloads or _harder(warm.workloads[n], new[n])
                                       for n in changed) and not gone and warm.lower > lower:
         stats.lower, stats.bound_from = warm.lower, "monotone"
-    return WarmSeed(columns, incumbent, stats.lower, certificate, stats)
+    forced = None
+    alone = [t for t, members in enumerate(cat.type_demands) if any(demands[i].name in changed for i in members)]
+    if certificate is not None and len(alone) == 1 and len(cat.type_demands[alone[0]]) == 1 and \
+            certificate[0][alone[0]] == 0:
+        forced = alone[0]
+    return WarmSeed(columns, incumbent, stats.lower, certificate, stats, forced)
 
 
 def start(bnp: BranchAndPrice, warm: WarmSeed) -> None:
     """A prepared search started warm: the mapped columns in its master, the repaired plan as
     incumbent when it uses fewer GPUs than the seeds, the first bound and the carried certificate."""
-    for c in warm.columns:
-        bnp.master.add(c)
+    bnp.master.add_many(warm.columns)
     if warm.incumbent is not None:
-        for c in warm.incumbent:
-            bnp.master.add(c)
+        bnp.master.add_many(warm.incumbent)
         if len(warm.incumbent) < bnp.upper:
             bnp.incumbent, bnp.upper = list(warm.incumbent), len(warm.incumbent)
     bnp.lower = max(bnp.lower, warm.lower)
     bnp.certificate = warm.certificate
     bnp.stats.columns = len(bnp.master.columns)
+
+
+def settle(bnp: BranchAndPrice, warm: WarmSeed, cat: CatalogueView, time_limit: float) -> None:
+    """Close the gap without a search where the carried certificate allows: prove the incumbent
+    by one search over the configurations holding the changed workload (`_prove`); failing that,
+    the integer master over the warm pool below the incumbent, and the proof again for its plan.
+    What is left open, branch-and-price then searches as in a cold solve."""
+    s = bnp.s
+    if warm.forced is None or bnp.certificate is None or bnp.lower >= bnp.upper:
+        return
+    until = time.perf_counter() + s.warm_search_share * time_limit
+    if _prove(bnp, cat, warm.forced, bnp.upper, until):
+        return
+    before = bnp.upper
+    bnp.pool_integer(min(s.warm_mip_seconds, max(0.0, until - time.perf_counter())))
+    if bnp.upper < before:
+        _prove(bnp, cat, warm.forced, bnp.upper, until)
+
+
+def _prove(bnp: BranchAndPrice, cat: CatalogueView, forced: int, target: int, until: float) -> bool:
+    """Prove `target` GPUs with the carried certificate (pi, v): every configuration without the
+    changed workload w is an old one (value at most v), so with w's dual set to
+    alpha = (target - 1 + DELTA) v - (pi d without w) the bound pi d / v reaches target once no
+    configuration holding w is worth more than v. That is one exhaustive search with w's dual
+    raised to BIG (no set without w reaches BIG) and threshold BIG + v - alpha: only sets holding
+    w are explored. True when proven (the certificate and the bound are updated)."""
+    assert bnp.certificate is not None
+    duals, v = bnp.certificate
+    duals = duals.copy()
+    duals[forced] = 0.0
+    row_dual = np.zeros(len(cat.row_demand))
+    row_dual[cat.type_row] = duals / cat.type_weight
+    alpha = (target - 1 + DELTA) * v - float(row_dual @ cat.row_demand)
+    if alpha > v - 1e-9 or time.perf_counter() > until:  # w alone would be worth more than v
+        return False
+    alpha = max(alpha, 0.0)
+    probe = duals.copy()
+    probe[forced] = BIG
+    res = bnp.pricer.price(probe, BIG + v - alpha, beam=None, deadline=until, max_columns=1,
+                           max_nodes=bnp.s.enum_evaluations)
+    bnp.stats.exhaustive_calls += 1
+    bnp.stats.pricing_nodes += res.nodes
+    if res.columns or not res.complete:
+        bnp.master.add_many(res.columns)
+        return False
+    duals[forced] = alpha
+    bnp.certificate = (duals, v)
+    bnp.lower = max(bnp.lower, target)
+    return True
 
 
 def _map_column(members: tuple[Signature, ...], shares: tuple[float, ...], key_option: dict[Signature, int],
