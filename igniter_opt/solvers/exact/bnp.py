@@ -247,9 +247,14 @@ class BranchAndPrice:
         useful = self.master.reduced_costs(lp.duals) <= self.upper - 1 - lp.value + 1e-7
         self._take(self.master.solve_integer(budget, self._allowed(rules) & useful, below=self.upper))
 
-    def pool_integer(self, budget: float) -> None:
-        """The integer master over the whole pool below the incumbent (a warm start's first step)."""
-        self._pool_integer(Rules(), budget)
+    def dive_once(self, end: float) -> None:
+        """One dive from the root LP until `end` (a warm start's first step: a plan below the
+        repaired incumbent)."""
+        lp = self.master.solve_lp()
+        self.stats.lp_iterations += 1
+        if lp is not None and math.ceil(lp.value - 1e-6) < self.upper:
+            self._dived_at = lp.value
+            self._dive(end)
 
     def _node_integer(self, rules: Rules) -> None:
         """The integer master over the node's columns, on half the time left (an upper bound)."""

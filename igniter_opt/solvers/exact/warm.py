@@ -187,7 +187,8 @@ def seed(warm: ExactWarmStart, demands: list[Demand], cat: CatalogueView, pricer
         col = _map_column(members, shares, key_option, cap, moved, by_name, pricer, stats)
         if col is not None:
             columns.append(col)
-    incumbent = _repair(warm, demands, key_option, changed, pricer)
+    movable = {o for o, t in enumerate(cat.option_type.tolist()) if cat.type_demands[t]}  # not a rate level
+    incumbent = _repair(warm, demands, key_option, changed, pricer, movable)
     stats.repaired_gpus = None if incumbent is None else len(incumbent)
     certificate, lower = _certificate(warm, cat, demands, keys, new, changed)
     stats.lower, stats.bound_from = lower, "certificate" if certificate is not None else "a-priori"
@@ -218,18 +219,20 @@ def start(bnp: BranchAndPrice, warm: WarmSeed) -> None:
 def settle(bnp: BranchAndPrice, warm: WarmSeed, cat: CatalogueView, time_limit: float) -> None:
     """Close the gap without a search where the carried certificate allows: prove the incumbent
     by one search over the configurations holding the changed workload (`_prove`); failing that,
-    the integer master over the warm pool below the incumbent, and the proof again for its plan.
+    a dive from the warm LP (its columns completed by heuristic pricing, then the integer master)
+    for a plan below it, and the proof again for that plan.
     What is left open, branch-and-price then searches as in a cold solve."""
     s = bnp.s
-    if warm.forced is None or bnp.certificate is None or bnp.lower >= bnp.upper:
-        return
+    forced = warm.forced if bnp.certificate is not None else None
+    if bnp.lower >= bnp.upper or (forced is None and bnp.lower < bnp.upper - 1):
+        return  # proven already, or one GPU fewer would not close the gap either
     until = time.perf_counter() + s.warm_search_share * time_limit
-    if _prove(bnp, cat, warm.forced, bnp.upper, until):
+    if forced is not None and _prove(bnp, cat, forced, bnp.upper, until):
         return
     before = bnp.upper
-    bnp.pool_integer(min(s.warm_mip_seconds, max(0.0, until - time.perf_counter())))
-    if bnp.upper < before:
-        _prove(bnp, cat, warm.forced, bnp.upper, until)
+    bnp.dive_once(until)
+    if forced is not None and bnp.upper < before:
+        _prove(bnp, cat, forced, bnp.upper, until)
 
 
 def _prove(bnp: BranchAndPrice, cat: CatalogueView, forced: int, target: int, until: float) -> bool:
@@ -251,8 +254,7 @@ def _prove(bnp: BranchAndPrice, cat: CatalogueView, forced: int, target: int, un
     alpha = max(alpha, 0.0)
     probe = duals.copy()
     probe[forced] = BIG
-    res = bnp.pricer.price(probe, BIG + v - alpha, beam=None, deadline=until, max_columns=1,
-                           max_nodes=bnp.s.enum_evaluations)
+    res = bnp.pricer.price_forced(probe, BIG + v - alpha, until, bnp.s.heuristic_evaluations)
     bnp.stats.exhaustive_calls += 1
     bnp.stats.pricing_nodes += res.nodes
     if res.columns or not res.complete:
@@ -301,11 +303,13 @@ def _map_column(members: tuple[Signature, ...], shares: tuple[float, ...], key_o
 
 
 def _repair(warm: ExactWarmStart, demands: list[Demand], key_option: dict[Signature, int], changed: set[str],
-            pricer: Pricer) -> list[Column] | None:
+            pricer: Pricer, movable: set[int]) -> list[Column] | None:
     """The previous plan for the new instance: unchanged members stay on their GPUs (least shares
-    recomputed), changed and new workloads are placed by first fit (largest least share alone
-    first) onto the fullest GPU that still fits them, else a GPU of their own. None when a GPU
-    cannot be mapped (e.g. a split workload changed: its pieces are the search's to place)."""
+    recomputed); changed and new workloads are placed by first fit (largest least share alone
+    first) onto the fullest GPU that still fits them, else by one ejection (a member of a GPU
+    makes room and moves to another), else on a GPU of their own; then the lightest GPUs are
+    emptied into the others where they fit. None when a GPU cannot be mapped (e.g. a split
+    workload changed: its pieces are the search's to place)."""
     if any(d.replica_of in changed for d in demands):
         return None
     present = {d.name for d in demands}
@@ -321,13 +325,8 @@ def _repair(warm: ExactWarmStart, demands: list[Demand], key_option: dict[Signat
         o = key_option.get(signature(d))
         if o is None:
             return None
-        load = [_load(pricer, g) for g in gpus]
-        for j in sorted(range(len(gpus)), key=lambda j: -load[j]):
-            if pricer.shares_of(tuple(gpus[j] + [o])) is not None:
-                gpus[j].append(o)
-                break
-        else:
-            gpus.append([o])
+        _place(pricer, gpus, o, movable)
+    _consolidate(pricer, gpus, movable)
     out = []
     for g in gpus:
         key = tuple(sorted(g))
@@ -336,6 +335,59 @@ def _repair(warm: ExactWarmStart, demands: list[Demand], key_option: dict[Signat
             return None
         out.append(Column(key, tuple(float(x) for x in least)))
     return out
+
+
+def _fits(pricer: Pricer, gpu: list[int]) -> bool:
+    return pricer.shares_of(tuple(gpu)) is not None
+
+
+def _by_load(pricer: Pricer, gpus: list[list[int]], skip: int = -1) -> list[int]:
+    """GPU indices, fullest first (`skip` left out)."""
+    load = [_load(pricer, g) for g in gpus]
+    return [j for j in sorted(range(len(gpus)), key=lambda j: -load[j]) if j != skip]
+
+
+def _place(pricer: Pricer, gpus: list[list[int]], o: int, movable: set[int]) -> None:
+    """Option o onto the fullest GPU it fits beside; else into a GPU one of whose (movable)
+    members moves to the fullest other GPU it fits beside; else a GPU of its own."""
+    order = _by_load(pricer, gpus)
+    for j in order:
+        if _fits(pricer, gpus[j] + [o]):
+            gpus[j].append(o)
+            return
+    for j in order:
+        for m in sorted(set(gpus[j]) & movable):
+            rest = list(gpus[j])
+            rest.remove(m)
+            if not _fits(pricer, [*rest, o]):
+                continue
+            for k in _by_load(pricer, gpus, skip=j):
+                if _fits(pricer, gpus[k] + [m]):
+                    gpus[j] = [*rest, o]
+                    gpus[k].append(m)
+                    return
+    gpus.append([o])
+
+
+def _consolidate(pricer: Pricer, gpus: list[list[int]], movable: set[int], tries: int = 3) -> None:
+    """Empty each of the `tries` lightest GPUs whose members all move, when every member fits on
+    another GPU (first fit, largest share alone first)."""
+    for j in list(reversed(_by_load(pricer, gpus)))[:tries]:
+        if j >= len(gpus) or not set(gpus[j]) <= movable or len(gpus) < 2:
+            continue
+        trial = [list(g) for g in gpus]
+        ok = True
+        for m in sorted(gpus[j], key=lambda m: -float(pricer.o.alone[m])):
+            for k in _by_load(pricer, trial, skip=j):
+                if _fits(pricer, trial[k] + [m]):
+                    trial[k].append(m)
+                    break
+            else:
+                ok = False
+                break
+        if ok:
+            gpus[:] = [g for i, g in enumerate(trial) if i != j]
+            return
 
 
 def _load(pricer: Pricer, gpu: list[int]) -> float:
