@@ -104,3 +104,38 @@ def test_default_unchanged_and_mismatched_warm_ignored() -> None:
     assert other.stats is None and not at_margin.message.startswith("warm start")
     assert at_margin.num_gpus == _exact(inst, margin=5.0).num_gpus
     assert ExactOptions().warm is None and ExactOptions().record is None
+
+
+def _one_gpu(profile, spec) -> bool:
+    from igniter_opt.controller.placement import Unplaceable, demand
+
+    try:
+        demand(profile, spec)
+    except Unplaceable:
+        return False
+    return True
+
+
+def test_service_stage1_starts_warm() -> None:
+    """The exact policy's stage 1 with the controller's WarmRecord: the first re-plan leaves its
+    solve there, the next (one rate changed) starts from it and needs as many GPUs as a re-plan
+    without it; its plan verifies (replan_exact's placements carry the model's prediction)."""
+    from igniter_opt.controller.records import Spec
+    from igniter_opt.controller.replan import replan_exact
+    from igniter_opt.model import load_profile
+
+    profile = load_profile("v100")
+    inst = mixed_instance(16, 41)
+    specs = [Spec(w.name, w.model, w.slo_ms, w.rate_rps) for w in inst.workloads]
+    specs = [s for s in specs if _one_gpu(profile, s)]  # the service refuses a workload above one GPU
+    record = WarmRecord()
+    current, _ = replan_exact(profile, 40, {}, specs, {s.name for s in specs}, time_limit=LIMIT, warm=record)
+    assert record.last is not None and record.stats is None
+    first = record.last
+    specs[3] = replace(specs[3], rate_rps=round(specs[3].rate_rps * 1.2))
+    plan, info = replan_exact(profile, 40, current, specs, {specs[3].name}, time_limit=LIMIT, warm=record)
+    assert record.stats is not None and record.stats.kept > 0 and record.last is not first
+    _, cold_info = replan_exact(profile, 40, current, specs, {specs[3].name}, time_limit=LIMIT)
+    assert info.objectives["gpus"]["exact_plan"] == cold_info.objectives["gpus"]["exact_plan"]
+    assert info.status == cold_info.status == "optimal"
+    assert set(plan) == {s.name for s in specs}

@@ -153,9 +153,14 @@ class BranchAndPrice:
 
     def _certify(self, duals: Array, v_max: float) -> None:
         """Keep (duals, v_max) when its Farley bound pi d / v_max beats the certificate held."""
-        value = float(duals @ self.pricer.demand) / v_max
-        if self.certificate is None or value > float(self.certificate[0] @ self.pricer.demand) / self.certificate[1]:
+        if self.certificate is None or self._farley(duals, v_max) > self._farley(*self.certificate):
             self.certificate = (duals.copy(), v_max)
+
+    def _farley(self, duals: Array, v_max: float) -> float:
+        """pi d / v over the master's rows (a row's dual: any of its types' dual over its weight)."""
+        row_dual = np.zeros(len(self.master.demand))
+        row_dual[self.master.type_row] = duals / self.master.type_weight
+        return float(row_dual @ self.master.demand) / v_max
 
     def _extend(self, lp: LpResult, rules: Rules) -> bool:
         """The final phase is for dives and integer masters, which cannot beat the incumbent when
