@@ -405,8 +405,9 @@ def solve(instance: Instance, profile: Profile, demands: list[Demand], options: 
         if not out.complete and out.lower < out.upper and time.perf_counter() < deadline - settings.rerun_share * \
                 options.time_limit and any(len(m) > 1 for m in cat.type_demands):
             try:
+                # (a warm start's repaired plan seeds it in place of the heuristics it skipped)
                 cat2, pricer2, bnp = _prepare(profile, demands, policy, False, deadline, options.threads, margin,
-                                              settings, heuristics)
+                                              settings, heuristics or [_to_gpus(demands, cat, pricer, out.chosen)])
             except DeadlineReached:
                 pass  # no time for the search over single workloads: the first search's answer stands
             else:
