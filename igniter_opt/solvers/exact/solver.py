@@ -364,7 +364,6 @@ def solve(instance: Instance, profile: Profile, demands: list[Demand], options: 
                 for cols in _seed_columns(demands, cat, pricer, heuristics):
                     _seed_fixed(bnp, cols)
             warmstart.start(bnp, seeded)
-            warmstart.settle(bnp, seeded, cat, options.time_limit)
             if options.record is not None:
                 options.record.stats = seeded.stats
     except DeadlineReached as exc:
@@ -387,6 +386,8 @@ def solve(instance: Instance, profile: Profile, demands: list[Demand], options: 
         raise SolveInterrupted(plan) from None
     try:
         active, owner = cat, bnp
+        if warm is not None:  # here, so that Ctrl-C during its searches answers with the incumbent
+            warmstart.settle(bnp, seeded, cat, options.time_limit)
         # after the preparation, so that Ctrl-C meanwhile still returns the seeds' incumbent; a warm
         # start's plan stands for the search over the sizing's split
         fixed = _fixed_split_search(profile, demands, policy, begin + settings.fixed_share * options.time_limit,
