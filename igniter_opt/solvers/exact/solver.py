@@ -26,6 +26,7 @@ from igniter_opt.model.predict import Array
 from igniter_opt.solvers.base import FunctionSolver, HighsOptions, SolveOptions
 from igniter_opt.solvers.colocation import placed, replica_gpus
 from igniter_opt.solvers.exact import warm as warmstart
+from igniter_opt.solvers.exact import warmproof
 from igniter_opt.solvers.exact.bnp import BranchAndPrice
 from igniter_opt.solvers.exact.improve import ImproveSettings, improve, reserve
 from igniter_opt.solvers.exact.master import Column, Master
@@ -387,7 +388,7 @@ def solve(instance: Instance, profile: Profile, demands: list[Demand], options: 
     try:
         active, owner = cat, bnp
         if warm is not None:  # here, so that Ctrl-C during its searches answers with the incumbent
-            warmstart.settle(bnp, seeded, cat, options.time_limit)
+            warmproof.settle(bnp, seeded, cat, options.time_limit)
         # after the preparation, so that Ctrl-C meanwhile still returns the seeds' incumbent; a warm
         # start's plan stands for the search over the sizing's split
         fixed = _fixed_split_search(profile, demands, policy, begin + settings.fixed_share * options.time_limit,

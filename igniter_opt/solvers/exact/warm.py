@@ -6,7 +6,8 @@ demands (model, SLO, rate, batch), so every column whose members all keep their 
 column of the new instance as it is. `ExactWarmStart` keeps what a solve found: its column pool
 (members as demand signatures, with their least shares), its plan (workload names and batches per
 GPU), its proven bound and its root's best Farley certificate (type duals pi >= 0 and v with every
-configuration's dual sum at most v). `seed` maps it onto a new instance:
+configuration's dual sum at most v). `seed` maps it onto a new instance (and warmproof.py proves
+what it can of the result before branch-and-price goes on):
 
 - columns: kept as they are when their members' demands are all still there; a member whose
   workload changed is replaced by its new demand and the column re-checked by the oracle (a
@@ -25,7 +26,6 @@ configuration's dual sum at most v). `seed` maps it onto a new instance:
 from __future__ import annotations
 
 import math
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -34,7 +34,7 @@ import numpy as np
 
 from igniter_opt.data.plan import GpuPlan
 from igniter_opt.model.predict import Array
-from igniter_opt.solvers.exact.bnp import DELTA, BranchAndPrice
+from igniter_opt.solvers.exact.bnp import BranchAndPrice
 from igniter_opt.solvers.exact.master import Column
 from igniter_opt.solvers.exact.pricing import Pricer
 from igniter_opt.solvers.exact.splits import SplitWorkload
@@ -43,7 +43,6 @@ from igniter_opt.solvers.sizing import Demand
 # a member's key: owner ("" for a workload; a split workload's name for one of its rate levels),
 # model, SLO (ms), rate (req/s), batch. A configuration's fit depends only on its members' keys.
 Signature = tuple[str, str, float, float, int]
-BIG = 10.0  # the changed workload's dual in the proof's search: above any set's value without it (at most v ~ 1)
 
 
 def signature(d: Demand, batch: int | None = None, owner: str = "") -> Signature:
@@ -214,56 +213,6 @@ def start(bnp: BranchAndPrice, warm: WarmSeed) -> None:
     bnp.lower = max(bnp.lower, warm.lower)
     bnp.certificate = warm.certificate
     bnp.stats.columns = len(bnp.master.columns)
-
-
-def settle(bnp: BranchAndPrice, warm: WarmSeed, cat: CatalogueView, time_limit: float) -> None:
-    """Close the gap without a search where the carried certificate allows: prove the incumbent
-    by one search over the configurations holding the changed workload (`_prove`); failing that,
-    a dive from the warm LP (its columns completed by heuristic pricing, then the integer master)
-    for a plan below it, and the proof again for that plan.
-    What is left open, branch-and-price then searches as in a cold solve."""
-    s = bnp.s
-    forced = warm.forced if bnp.certificate is not None else None
-    if bnp.lower >= bnp.upper or (forced is None and bnp.lower < bnp.upper - 1):
-        return  # proven already, or one GPU fewer would not close the gap either
-    until = time.perf_counter() + s.warm_search_share * time_limit
-    if forced is not None and _prove(bnp, cat, forced, bnp.upper, until):
-        return
-    before = bnp.upper
-    bnp.dive_once(until)
-    if forced is not None and bnp.upper < before:
-        _prove(bnp, cat, forced, bnp.upper, until)
-
-
-def _prove(bnp: BranchAndPrice, cat: CatalogueView, forced: int, target: int, until: float) -> bool:
-    """Prove `target` GPUs with the carried certificate (pi, v): every configuration without the
-    changed workload w is an old one (value at most v), so with w's dual set to
-    alpha = (target - 1 + DELTA) v - (pi d without w) the bound pi d / v reaches target once no
-    configuration holding w is worth more than v. That is one exhaustive search with w's dual
-    raised to BIG (no set without w reaches BIG) and threshold BIG + v - alpha: only sets holding
-    w are explored. True when proven (the certificate and the bound are updated)."""
-    assert bnp.certificate is not None
-    duals, v = bnp.certificate
-    duals = duals.copy()
-    duals[forced] = 0.0
-    row_dual = np.zeros(len(cat.row_demand))
-    row_dual[cat.type_row] = duals / cat.type_weight
-    alpha = (target - 1 + DELTA) * v - float(row_dual @ cat.row_demand)
-    if alpha > v - 1e-9 or time.perf_counter() > until:  # w alone would be worth more than v
-        return False
-    alpha = max(alpha, 0.0)
-    probe = duals.copy()
-    probe[forced] = BIG
-    res = bnp.pricer.price_forced(probe, BIG + v - alpha, until, bnp.s.heuristic_evaluations)
-    bnp.stats.exhaustive_calls += 1
-    bnp.stats.pricing_nodes += res.nodes
-    if res.columns or not res.complete:
-        bnp.master.add_many(res.columns)
-        return False
-    duals[forced] = alpha
-    bnp.certificate = (duals, v)
-    bnp.lower = max(bnp.lower, target)
-    return True
 
 
 def _map_column(members: tuple[Signature, ...], shares: tuple[float, ...], key_option: dict[Signature, int],
