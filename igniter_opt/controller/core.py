@@ -26,6 +26,7 @@ from igniter_opt.controller.state import Store
 from igniter_opt.data.dnn import ALIASES, SPECS
 from igniter_opt.data.errors import InputError
 from igniter_opt.model import Profile, load_profile
+from igniter_opt.solvers.exact.warm import WarmRecord
 
 POLICIES = ("igniter", "exact")
 
@@ -81,6 +82,8 @@ class Controller:
         self.profile = profile or (load_profile(config.profile) if self.fleet is None
                                    else self.fleet.fleet.types[0].profile)
         self.store = Store(config.state_dir)
+        # policy exact: the last stage-1 solve, which the next re-plan starts from (in memory: a restart solves cold)
+        self.warm = WarmRecord()
         self.metrics = Metrics()
         self.lock = threading.Lock()
         self.ready = False
@@ -223,7 +226,7 @@ class Controller:
         c = self.config
         if c.policy == "exact":
             new, info = replan_exact(self.profile, c.gpus, current, specs, subjects, c.time_limit_s, c.max_changes,
-                                     c.batch_policy)
+                                     c.batch_policy, self.warm)
         else:
             kept = {n: p for n, p in current.items() if n not in subjects}
             new = place_igniter(self.profile, c.gpus, kept, arrivals) if self.fleet is None else \

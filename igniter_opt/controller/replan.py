@@ -2,7 +2,9 @@
 
 Stage 1 (GPU count): branch-and-price (solvers/exact) on every workload gives K_exact GPUs and a
 proven lower bound L; the igniter policy's incremental plan is a second candidate; K is the
-fewer of the two (a plan over the fleet is refused, naming K and L).
+fewer of the two (a plan over the fleet is refused, naming K and L). The controller keeps its last
+stage-1 solve in memory and starts the next one from it (solvers/exact/warm.py: its columns,
+repaired plan and certificate; the bound is proven on the new set as before).
 
 Stage 2 (disturbance, with the GPU count fixed at K): a set-partitioning MILP on HiGHS (scipy's
 milp) over physical GPU slots. Its columns are one GPU's member set with batches, on a slot:
@@ -19,7 +21,7 @@ running slots beyond K). The plan's `objectives` say which.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
@@ -31,6 +33,8 @@ from igniter_opt.data.instance import Instance, Workload
 from igniter_opt.data.plan import Plan as SolverPlan
 from igniter_opt.model import Profile
 from igniter_opt.solvers.base import SolveOptions
+from igniter_opt.solvers.exact import ExactOptions
+from igniter_opt.solvers.exact.warm import WarmRecord
 from igniter_opt.solvers.solve import solve
 
 
@@ -82,10 +86,14 @@ def _neighbours(profile: Profile, kept: Plan, loose: list[Spec]) -> list[Candida
 
 
 def _stage1(profile: Profile, specs: list[Spec], margin_pct: float, time_limit: float,
-            batch_policy: str) -> SolverPlan:
+            batch_policy: str, warm: WarmRecord | None = None) -> SolverPlan:
+    """Branch-and-price on every workload; with `warm`, started from the last solve it holds (a
+    change that left no usable part of it solves cold) and left holding this one."""
     instance = Instance("service", profile.name, tuple(Workload(s.name, s.model, s.slo_ms, s.rate_rps)
                                                        for s in specs), batch_policy)
-    plan = solve(instance, "exact", profile, SolveOptions(time_limit=time_limit, margin_pct=margin_pct))
+    common = SolveOptions(time_limit=time_limit, margin_pct=margin_pct)
+    own = None if warm is None else replace(ExactOptions.from_common(common), warm=warm.last, record=warm)
+    plan = solve(instance, "exact", profile, common, solver_options=own)
     if plan.status == "infeasible" or not plan.feasible:
         raise Unplaceable("plan", f"the exact solver found no plan: {plan.message or plan.status}")
     return plan
@@ -151,9 +159,10 @@ def change_bound(current: Plan, others: set[str], k: int) -> int:
 
 def replan_exact(profile: Profile, fleet: int, current: Plan, specs: list[Spec], subjects: set[str],
                  time_limit: float = 10.0, max_changes: int | None = None,
-                 batch_policy: str = "paper") -> tuple[Plan, PlanInfo]:
+                 batch_policy: str = "paper", warm: WarmRecord | None = None) -> tuple[Plan, PlanInfo]:
     """The re-plan of `specs` (every workload after the change; `subjects` are the ones the request
-    adds or changes) and what was proven about its two objectives."""
+    adds or changes) and what was proven about its two objectives. `warm`: the controller's last
+    stage-1 solve (in memory), which stage 1 starts from and replaces."""
     if not specs:
         return {}, PlanInfo(policy="exact", status="optimal", lower_bound=0, objectives={})
     by_name = {s.name: s for s in specs}
@@ -161,7 +170,7 @@ def replan_exact(profile: Profile, fleet: int, current: Plan, specs: list[Spec],
         demand(profile, s)  # one GPU per workload, or Unplaceable
     others = {n for n, p in current.items() if n in by_name and n not in subjects and p.spec == by_name[n]}
     margins = sorted({s.margin_pct for s in specs})
-    exact = _stage1(profile, specs, margins[-1], time_limit, batch_policy)  # feasible at every margin
+    exact = _stage1(profile, specs, margins[-1], time_limit, batch_policy, warm)  # feasible at every margin
     bound_plan = exact if len(margins) == 1 else _stage1(profile, specs, margins[0], time_limit, batch_policy)
     lower = int(bound_plan.lower_bound) if bound_plan.lower_bound is not None else None  # valid at the loosest
     kept = {n: p for n, p in current.items() if n in others}

@@ -88,6 +88,9 @@ class BranchAndPrice:
         self._limit = max(0.0, deadline - now)
         self._dive_period = self.s.dive_after * self._limit
         self._dive_due = now + self._dive_period
+        # the root's best Farley certificate: type duals pi >= 0 and v with every configuration's
+        # dual sum at most v, so LP* >= pi d / v (warm.py carries it into the next re-plan)
+        self.certificate: tuple[Array, float] | None = None
 
     # -- column generation ----------------------------------------------------------------
     def _allowed(self, rules: Rules) -> Array:
@@ -117,6 +120,7 @@ class BranchAndPrice:
                 continue
             if res.complete:  # nothing prices out at all: the LP is solved
                 if rules.root:
+                    self._certify(lp.duals, 1 + EPS)
                     self.lower = max(self.lower, math.ceil(lp.value - 1e-6))
                 return lp.value, lp, True
             if rules.root and self._maybe_dive(lp, stalled=True):
@@ -137,6 +141,7 @@ class BranchAndPrice:
                 # every set's value is at most max(best seen, theta, what is left unexplored)
                 v_max = max(res.best, theta, res.open_reach)
                 if math.isfinite(v_max):
+                    self._certify(lp.duals, v_max)
                     self.lower = max(self.lower, math.ceil(lp.value / v_max - 1e-6))
             if self._add(res.columns):
                 continue
@@ -145,6 +150,17 @@ class BranchAndPrice:
                     continue
                 return -math.inf, lp, False
             return lp.value / theta, lp, True
+
+    def _certify(self, duals: Array, v_max: float) -> None:
+        """Keep (duals, v_max) when its Farley bound pi d / v_max beats the certificate held."""
+        if self.certificate is None or self._farley(duals, v_max) > self._farley(*self.certificate):
+            self.certificate = (duals.copy(), v_max)
+
+    def _farley(self, duals: Array, v_max: float) -> float:
+        """pi d / v over the master's rows (a row's dual: any of its types' dual over its weight)."""
+        row_dual = np.zeros(len(self.master.demand))
+        row_dual[self.master.type_row] = duals / self.master.type_weight
+        return float(row_dual @ self.master.demand) / v_max
 
     def _extend(self, lp: LpResult, rules: Rules) -> bool:
         """The final phase is for dives and integer masters, which cannot beat the incumbent when
@@ -235,6 +251,15 @@ class BranchAndPrice:
         self.stats.integer_solves += 1
         useful = self.master.reduced_costs(lp.duals) <= self.upper - 1 - lp.value + 1e-7
         self._take(self.master.solve_integer(budget, self._allowed(rules) & useful, below=self.upper))
+
+    def dive_once(self, end: float) -> None:
+        """One dive from the root LP until `end` (a warm start's first step: a plan below the
+        repaired incumbent)."""
+        lp = self.master.solve_lp()
+        self.stats.lp_iterations += 1
+        if lp is not None and math.ceil(lp.value - 1e-6) < self.upper:
+            self._dived_at = lp.value
+            self._dive(end)
 
     def _node_integer(self, rules: Rules) -> None:
         """The integer master over the node's columns, on half the time left (an upper bound)."""
@@ -365,6 +390,7 @@ class BranchAndPrice:
             self.stats.pricing_nodes += res.nodes
             if res.columns or not res.complete:
                 return
+            self._certify(lp.duals, lp.value / (target - 1 + DELTA))
             self.lower = target
 
     def _final_integer(self) -> None:

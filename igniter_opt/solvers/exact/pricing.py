@@ -134,6 +134,16 @@ class Pricer:
         cols = [Column(tuple(int(o) for o in opts), tuple(float(x) for x in sh)) for opts, sh, _ in res.found]
         return PricingResult(cols, res.complete, res.best, res.evaluated, res.open_reach)
 
+    def price_forced(self, duals: Array, threshold: float, deadline: float, first_sets: int) -> PricingResult:
+        """One exhaustive search for a set above the threshold: the set search for `first_sets`
+        evaluations (it meets such a set quickly when there is one), then, where it applies, the
+        interference-state search to prove there is none (a warm start's proof, warm.py)."""
+        res = self.price(duals, threshold, beam=None, deadline=deadline, max_columns=1, max_nodes=first_sets)
+        if res.columns or res.complete or not (self.state_space and self.compiled):
+            return res if res.columns or res.complete else self.price(duals, threshold, beam=None, deadline=deadline,
+                                                                      max_columns=1)
+        return self._state_price(duals, threshold, deadline, 1)
+
     def _state_price(self, duals: Array, threshold: float, deadline: float, max_columns: int,
                      soft_deadline: float | None = None) -> PricingResult:
         """Exhaustive pricing by the interference-state search (`statespace.py`); it returns at

@@ -26,6 +26,9 @@ class ExactSettings:
     split_grid: int = 10  # rate levels k / split_grid of the largest single-GPU rate (splits.py)
     seed_share: float = 0.4  # of the time left, at most for the heuristics that seed the master
     pair_seconds: float = 5e-8  # per entry of the pricer's pair table: its allocation alone, at least
+    # a warm start (warm.py): of the limit at most, for its proof (the search over configurations
+    # holding the changed workload) and a dive from the warm pool before branch-and-price
+    warm_search_share: float = 0.25
 
     # -- branch-and-price (bnp.py) -----------------------------------------------------------
     exhaustive_columns: int = 150  # columns one exhaustive pricing call returns at most

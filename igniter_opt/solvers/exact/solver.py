@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -25,6 +25,8 @@ from igniter_opt.model import Profile
 from igniter_opt.model.predict import Array
 from igniter_opt.solvers.base import FunctionSolver, HighsOptions, SolveOptions
 from igniter_opt.solvers.colocation import placed, replica_gpus
+from igniter_opt.solvers.exact import warm as warmstart
+from igniter_opt.solvers.exact import warmproof
 from igniter_opt.solvers.exact.bnp import BranchAndPrice
 from igniter_opt.solvers.exact.improve import ImproveSettings, improve, reserve
 from igniter_opt.solvers.exact.master import Column, Master
@@ -41,9 +43,12 @@ from igniter_opt.solvers.sizing import Demand, margin_of
 @dataclass(frozen=True)
 class ExactOptions(HighsOptions):
     """Options of branch-and-price: the whole-call time limit, threads, the SLO margin (%) and the
-    search's tuning (settings.py; benchmarks and tests pass variants here)."""
+    search's tuning (settings.py; benchmarks and tests pass variants here). `warm`: a previous
+    solve to start from (warm.py); `record`: a sink the solve leaves its own warm start in."""
 
     settings: ExactSettings = DEFAULT
+    warm: warmstart.ExactWarmStart | None = field(default=None, compare=False)
+    record: warmstart.WarmRecord | None = field(default=None, compare=False)
 
     @classmethod
     def from_common(cls, common: SolveOptions) -> ExactOptions:
@@ -345,11 +350,25 @@ def solve(instance: Instance, profile: Profile, demands: list[Demand], options: 
         return plan
     bnp: BranchAndPrice | None = None
     compact_plan: Plan | None = None
-    heuristics = heuristic_plans(profile, demands, begin + settings.seed_share * options.time_limit)
+    warm = options.warm if options.warm is not None and warmstart.applies(options.warm, profile.name, policy,
+                                                                          margin) else None
+    # a warm start's repaired plan replaces the heuristics' (they are the fallback when it has none)
+    heuristics = [] if warm is not None else heuristic_plans(profile, demands,
+                                                             begin + settings.seed_share * options.time_limit)
     try:
         cat, pricer, bnp = _prepare(profile, demands, policy, True, deadline, options.threads, margin, settings,
                                     heuristics)
+        if warm is not None:
+            seeded = warmstart.seed(warm, demands, cat, pricer)
+            if seeded.incumbent is None:  # no repaired plan: the heuristics' plans seed it as in a cold solve
+                heuristics = heuristic_plans(profile, demands, begin + settings.seed_share * options.time_limit)
+                for cols in _seed_columns(demands, cat, pricer, heuristics):
+                    _seed_fixed(bnp, cols)
+            warmstart.start(bnp, seeded)
+            if options.record is not None:
+                options.record.stats = seeded.stats
     except DeadlineReached as exc:
+        heuristics = heuristics or heuristic_plans(profile, demands, deadline)
         if time.perf_counter() < deadline:  # what is left goes to a first fit that may get further
             shareable = [i for i, d in enumerate(demands) if not d.full_gpu]
             order = sorted(shareable, key=lambda i: -demands[i].r_lower)
@@ -367,14 +386,18 @@ def solve(instance: Instance, profile: Profile, demands: list[Demand], options: 
         plan.status = "interrupted"
         raise SolveInterrupted(plan) from None
     try:
-        active = cat
-        # after the preparation, so that Ctrl-C meanwhile still returns the seeds' incumbent
+        active, owner = cat, bnp
+        if warm is not None:  # here, so that Ctrl-C during its searches answers with the incumbent
+            warmproof.settle(bnp, seeded, cat, options.time_limit)
+        # after the preparation, so that Ctrl-C meanwhile still returns the seeds' incumbent; a warm
+        # start's plan stands for the search over the sizing's split
         fixed = _fixed_split_search(profile, demands, policy, begin + settings.fixed_share * options.time_limit,
-                                    options.threads, margin, settings) if cat.splits else None
+                                    options.threads, margin, settings) if cat.splits and warm is None else None
         _seed_fixed(bnp, _fixed_columns(demands, cat, pricer, fixed))
         if bnp.lower < bnp.upper <= settings.few_gpus and not cat.splits:  # the MILP knows the sizing's split only
             compact_plan = _compact_first(instance, profile, demands, options, deadline)
             if compact_plan.status == "optimal" and compact_plan.feasible:
+                _record(options, profile, policy, margin, demands, cat, bnp, compact_plan)
                 return compact_plan
             if compact_plan.lower_bound is not None:
                 bnp.lower = max(bnp.lower, compact_plan.lower_bound - replicas)
@@ -384,8 +407,9 @@ def solve(instance: Instance, profile: Profile, demands: list[Demand], options: 
         if not out.complete and out.lower < out.upper and time.perf_counter() < deadline - settings.rerun_share * \
                 options.time_limit and any(len(m) > 1 for m in cat.type_demands):
             try:
+                # (a warm start's repaired plan seeds it in place of the heuristics it skipped)
                 cat2, pricer2, bnp = _prepare(profile, demands, policy, False, deadline, options.threads, margin,
-                                              settings, heuristics)
+                                              settings, heuristics or [_to_gpus(demands, cat, pricer, out.chosen)])
             except DeadlineReached:
                 pass  # no time for the search over single workloads: the first search's answer stands
             else:
@@ -394,7 +418,7 @@ def solve(instance: Instance, profile: Profile, demands: list[Demand], options: 
                 out2 = bnp.run(branching=True)
                 lower = max(out.lower, out2.lower)
                 if out2.upper < out.upper or out2.lower > out.lower:
-                    cat, pricer, out = cat2, pricer2, out2
+                    cat, pricer, out, owner = cat2, pricer2, out2, bnp
                 out.lower = lower
     except KeyboardInterrupt:
         if bnp is None:
@@ -417,10 +441,23 @@ def solve(instance: Instance, profile: Profile, demands: list[Demand], options: 
     plan.message = (f"branch-and-price: root LP {s.root_lp:.4f}, {s.columns} columns, {s.nodes} nodes, "
                     f"{s.lp_iterations} LP solves, {s.exhaustive_calls} exhaustive pricings, {s.dives} dives, "
                     f"{s.integer_solves} integer masters") if s.nodes else \
-        "the heuristic plan meets the volume and cardinality bounds: optimal without search"
+        "the previous plan (repaired, or a dive's over its columns) meets the bound its certificate carries" \
+        if warm is not None else "the heuristic plan meets the volume and cardinality bounds: optimal without search"
     if cat.splits:
         plan.message = f"{split_note(plan.status, [sw.name for sw in cat.splits], settings.split_grid)}; {plan.message}"
+    if warm is not None:
+        plan.message = f"warm start; {plan.message}"
+    _record(options, profile, policy, margin, demands, cat, owner, plan)
     return plan
+
+
+def _record(options: ExactOptions, profile: Profile, policy: str, margin: float, demands: list[Demand],
+            cat: Catalogue, bnp: BranchAndPrice, plan: Plan) -> None:
+    """Leave this solve's warm start in options.record (when asked for one)."""
+    if options.record is None:
+        return
+    options.record.last = warmstart.export(profile.name, policy, margin, demands, cat, bnp.master.columns,
+                                           bnp.certificate, plan.gpus, int(plan.lower_bound or 0))
 
 
 def _out_of_time(plan: Plan, heuristics: list[list[GpuPlan]], why: str) -> Plan:
