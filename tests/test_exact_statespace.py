@@ -46,10 +46,12 @@ def _search(p: Pricer, duals: np.ndarray, threshold: float, max_columns: int = 1
     return StateSpaceSearch(p, duals, threshold, time.perf_counter() + deadline, max_columns)
 
 
-def test_weights_never_exceed_the_true_least_shares():
-    """At the state a feasible set really has, every member's weight is at most its least share:
-    the relaxation keeps every configuration (and is tight: most weights are equal)."""
-    p = _pricer(40, 1)
+@pytest.mark.parametrize("policy", ["paper", "joint"])
+def test_weights_never_exceed_the_true_least_shares(policy):
+    """At the state a feasible set really has, every member's weight is at most its least share
+    (under joint: at its own batch): the relaxation keeps every configuration (and is tight: most
+    weights are equal)."""
+    p = mixed_pricer(40, 1, policy)
     s = _search(p, np.ones(len(p.demand)), 1.0)
     rng = np.random.default_rng(0)
     equal = total = 0
@@ -73,46 +75,77 @@ def test_weights_never_exceed_the_true_least_shares():
     assert total > 200 and equal > 0.8 * total
 
 
-def _brute(m, w, val, c, p, units, c_cap, p_cap):
+def _brute(m, w, val, c, p, units, c_cap, p_cap, gof=None, gcap=None):
+    """Best value of m items under the knapsack's rows and (gof, gcap) at most gcap[g] items of
+    each capped group g; -inf when none."""
     best = -np.inf
     for combo in itertools.combinations(range(w.size), m):
         combo = list(combo)
+        if gof is not None and ((gcap > 0) & (np.bincount(gof[combo], minlength=gcap.size) > gcap)).any():
+            continue
         if (w[combo] >= 0).all() and w[combo].sum() <= units and c[combo].sum() <= c_cap and p[combo].sum() <= p_cap:
             best = max(best, val[combo].sum())
     return best
 
 
-@pytest.mark.parametrize("seed", range(6))
+def _groups(rng, n: int, capped: bool):
+    """Items in contiguous groups of 1-3 (2-3 when capped); capped groups (several batch options of one type) take
+    at most 1..size-1 of their items, the others (one option) any number."""
+    sizes, left = [], n
+    while left:
+        sizes.append(min(left, int(rng.integers(2 if capped else 1, 4))))
+        left -= sizes[-1]
+    glo = np.cumsum([0, *sizes[:-1]]).astype(np.int64)
+    ghi = (glo + np.array(sizes)).astype(np.int64)
+    gcap = np.array([int(rng.integers(1, s)) if capped and s > 1 else 0 for s in sizes], dtype=np.int64)
+    gof = np.repeat(np.arange(len(sizes)), sizes).astype(np.int64)
+    return glo, ghi, gcap, gof
+
+
+@pytest.mark.parametrize("seed", range(10))
 def test_knapsacks_against_brute_force(seed):
-    """knapsack is exact without side rows, lagrangian an upper bound with them, leaf exact."""
+    """knapsack is exact without side rows, lagrangian an upper bound with them, leaf exact; with
+    capped groups (odd seeds) never more of a group than its cap (a wrong cap finds better sets)."""
     rng = np.random.default_rng(seed)
     n, units = 11, 12
-    w = rng.integers(1, 6, n).astype(np.int64)
+    glo, ghi, gcap, gof = _groups(rng, n, capped=seed % 2 == 1)
+    w = rng.integers(1, 4 if seed % 2 else 6, n).astype(np.int64)  # capped: small, so that sets are large
     w[rng.random(n) < 0.1] = -1
-    val, c, p = rng.uniform(0.05, 0.5, n), rng.uniform(1, 10, n), rng.uniform(10, 100, n)
-    mm = 5
-    best, take = np.empty((mm + 1, units + 1)), np.zeros((n, mm + 1, units + 1), dtype=np.bool_)
+    # a group's items share their type's dual (the options of one type); capped types worth more
+    val = np.where(gcap > 0, rng.uniform(0.3, 0.5, gcap.size), rng.uniform(0.05, 0.3, gcap.size))[gof]
+    c, p = rng.uniform(1, 10, n), rng.uniform(10, 100, n)
+    mm, d = 5, int(gcap.max())
+    best, take = np.empty((mm + 1, units + 1)), np.zeros((n, d + 1, mm + 1, units + 1), dtype=np.bool_)
+    tab, gc = np.empty((d + 1, mm + 1, units + 1)), np.zeros((glo.size, mm + 1, units + 1), dtype=np.int64)
     chosen, cand, vbuf, out = (np.zeros(n, dtype=np.bool_), np.zeros(n, dtype=np.bool_), np.empty(n),
                                np.zeros(4))
     suffix = np.empty((n + 1, mm + 1, units + 1))
     picks, starts, room = (np.zeros(mm + 2, dtype=np.int64) for _ in range(3))
     acc, best_set = np.zeros(mm + 2), np.zeros(n, dtype=np.bool_)
+    binding = 0
     for m in range(1, mm + 1):
-        free = _brute(m, w, val, c, p, units, np.inf, np.inf)
-        got = sk.knapsack(m, w, val, units, best, take, chosen)
+        free = _brute(m, w, val, c, p, units, np.inf, np.inf, gof, gcap)
+        binding += free < _brute(m, w, val, c, p, units, np.inf, np.inf)
+        got = sk.knapsack(m, w, val, units, glo, ghi, gcap, best, take, chosen, tab, gc)
         assert (got == sk.NEG and free == -np.inf) or got == pytest.approx(free)
         if got > sk.NEG:
             assert chosen.sum() == m and val[chosen].sum() == pytest.approx(got)
+            assert not ((gcap > 0) & (np.bincount(gof[chosen], minlength=gcap.size) > gcap)).any()
         c_cap, p_cap = 0.5 * c.sum() * m / n, 0.5 * p.sum() * m / n
-        exact = _brute(m, w, val, c, p, units, c_cap, p_cap)
-        ub = sk.lagrangian(m, w, val, c, p, units, c_cap, p_cap, 0.0, 20, best, take, chosen, vbuf, out, cand)
+        exact = _brute(m, w, val, c, p, units, c_cap, p_cap, gof, gcap)
+        ub = sk.lagrangian(m, w, val, c, p, units, c_cap, p_cap, 0.0, 20, glo, ghi, gcap, best, take, chosen, vbuf,
+                           out, cand, tab, gc)
         assert ub >= exact - 1e-9
         if out[3] > sk.NEG / 2:  # a candidate met on the way meets both rows
             assert c[cand].sum() <= c_cap and p[cand].sum() <= p_cap and val[cand].sum() <= exact + 1e-9
-        got, cut = sk.leaf(m, w, val, c, p, units, c_cap, p_cap, out[0], out[1], -1.0, 10**6, suffix, vbuf,
-                           picks, starts, room, acc, best_set)
+        got, cut = sk.leaf(m, w, val, c, p, units, c_cap, p_cap, out[0], out[1], -1.0, 10**6, glo, ghi, gcap, gof,
+                           suffix, tab, vbuf, picks, starts, room, acc, best_set)
         assert cut == 0
         assert (got == sk.NEG and exact == -np.inf) or got == pytest.approx(exact)
+        if got > sk.NEG:
+            assert not ((gcap > 0) & (np.bincount(gof[best_set], minlength=gcap.size) > gcap)).any()
+    if seed % 2:  # the caps bind somewhere: without them the answers above would differ
+        assert binding > 0
 
 
 def _set_search(p: Pricer, duals: np.ndarray, threshold: float) -> pricing.PricingResult:
@@ -123,7 +156,7 @@ def _set_search(p: Pricer, duals: np.ndarray, threshold: float) -> pricing.Prici
 @pytest.mark.parametrize("n,seed,aggregate", [(24, 2, False), (24, 3, True), (32, 4, False)])
 def test_state_search_finds_the_best_set_and_proves_what_the_set_search_proves(n, seed, aggregate):
     p = _pricer(n, seed, aggregate)
-    assert applicable(p.o, p.option_type)
+    assert applicable(p.o)
     duals = _duals(p, seed)
     ref = _set_search(p, duals, 1.0)
     assert ref.complete and ref.columns
@@ -136,6 +169,39 @@ def test_state_search_finds_the_best_set_and_proves_what_the_set_search_proves(n
     for key, shares, _ in res.found:  # every column is the oracle's least shares of its set
         assert np.array_equal(shares, least_shares(p.hw, p.o, np.array([key]))[0])
     # above the best set: nothing found and the search is complete (the Farley proof)
+    proof = _search(p, duals, top + 1e-6).run()
+    assert proof.complete and not proof.found
+
+
+def _joint_pricer(n: int, seed: int, copies: int) -> Pricer:
+    """Policy joint (several batch options per type), every type's demand times `copies`."""
+    p = mixed_pricer(n, seed, "joint", False)
+    return Pricer(p.hw, p.o, p.option_type, p.demand.astype(float) * copies, ExactSettings())
+
+
+@pytest.mark.parametrize("n,seed,copies,spread", [(12, 5, 2, 1.15), (16, 6, 1, 1.15), (12, 7, 3, 1.1),
+                                                   (16, 8, 2, 1.1)])
+def test_state_search_over_several_batch_options_per_type(n, seed, copies, spread):
+    """Under joint a type's items span its batches: the knapsack caps them at the type's demand
+    together. The state search finds the set search's best set (with copies >= 2 it takes a type
+    more than once), proves the same threshold, and no column holds more of a type than its
+    demand (a cap per option would allow it: a type has several options)."""
+    p = _joint_pricer(n, seed, copies)
+    s = _search(p, np.ones(len(p.demand)), 1.0)
+    assert (s.gcap > 0).any() and s.gcap.max() == copies
+    rng = np.random.default_rng(seed)
+    alone = np.full(len(p.demand), np.inf)
+    np.minimum.at(alone, p.option_type, p.o.alone)
+    duals = np.where(np.isfinite(alone), alone, 0.0) / 100 * rng.uniform(0.97, spread, len(p.demand))
+    ref = _set_search(p, duals, 1.0)
+    assert ref.complete and ref.columns
+    top = max(duals[p.option_type[list(c.members)]].sum() for c in ref.columns)
+    res = _search(p, duals, top - 1e-6).run()
+    assert res.complete and res.best == pytest.approx(top)
+    assert {k for k, _, _ in res.found} <= {c.members for c in ref.columns}
+    for key, shares, _ in res.found:
+        assert (np.bincount(p.option_type[list(key)], minlength=len(p.demand)) <= p.demand).all()
+        assert np.array_equal(shares, least_shares(p.hw, p.o, np.array([key]))[0])
     proof = _search(p, duals, top + 1e-6).run()
     assert proof.complete and not proof.found
 

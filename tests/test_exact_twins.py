@@ -121,12 +121,14 @@ def _weights_numpy(p, items, m: int, c_lo: float, p_lo: float, units: int) -> np
     return out
 
 
-def test_state_weights_equal_the_oracles_least_shares_at_the_same_state(pricer):
+@pytest.mark.parametrize("policy", ["paper", "joint"])
+def test_state_weights_equal_the_oracles_least_shares_at_the_same_state(policy):
     """At the state (m, L2 demand, power) a fitting set really has, the state kernel's weight of
     each member equals its numpy twin exactly, never exceeds the oracle's least share, and equals
     it wherever the relaxation is tight: the member's share is the inverse model's fixed point
-    (not raised by the forward check) and its own L2 demand grows with its share."""
-    p, rng = pricer, np.random.default_rng(4)
+    (not raised by the forward check) and its own L2 demand grows with its share. Under joint the
+    sets mix batch options (of one type too): each weight is its option's, at its batch."""
+    p, rng = mixed_pricer(40, 1, policy), np.random.default_rng(4)
     hwv, unit = hardware_vector(p.hw), p.hw.unit_pct
     units = round(FULL / unit)
     tight = 0

@@ -69,7 +69,7 @@ class Pricer:
         self.evaluations = 0
         self.pair = self._pair_table()
         self.state_space = (settings.state_space and _statespace is not None
-                            and _statespace.applicable(options, option_type))
+                            and _statespace.applicable(options))
 
     def _pair_table(self) -> Array:
         """pair[a, b]: least share of option b beside option a alone (inf when the pair cannot fit).

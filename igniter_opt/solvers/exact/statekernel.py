@@ -7,6 +7,11 @@ least the bin's lower corner; `lagrangian` bounds the best set of the bin (the k
 those weights with exactly m items, its side rows sum c <= C_hi and sum p <= P_hi - P_idle
 moved into the objective); `leaf` finds the best set of the bin exactly. Arrays are allocated
 by the caller and reused.
+
+Items come in *groups* (glo[g]..ghi[g]-1, contiguous): a type's items. When the type has
+several batch options (policy `joint`), its group is *capped*: at most gcap[g] of its items (the
+type's demand) go in one set, whatever their batches; a type with one option has gcap 0 (its
+copies already number at most its demand) and is the plain 0/1 knapsack.
 """
 
 from __future__ import annotations
@@ -75,22 +80,51 @@ def weights(m, c_lo, p_lo, coef, hw, units, w, c, p):  # pragma: no cover - comp
 
 
 @_compiled
-def knapsack(m, w, v, units, best, take, chosen):  # pragma: no cover - compiled
-    """Max sum v over exactly m items with sum w <= units (items with w < 0 left out); the
-    chosen items in `chosen`. Returns NEG when no m items fit."""
-    n = w.size
+def knapsack(m, w, v, units, glo, ghi, gcap, best, take, chosen, tab, gc):  # pragma: no cover - compiled
+    """Max sum v over exactly m items with sum w <= units (items with w < 0 left out) and at most
+    gcap[g] items of each capped group g (items glo[g]..ghi[g]-1; gcap 0: no cap beyond the
+    items themselves); the chosen items in `chosen`. Returns NEG when no m items fit.
+
+    A capped group (a type with several batch options) is a 0/1 knapsack with one more index, the
+    count taken from the group so far (`tab`); `gc` remembers the count behind each final state."""
     best[:m + 1, :units + 1] = NEG
     best[0, 0] = 0.0
-    for i in range(n):
-        if w[i] < 0:
+    for g in range(glo.size):
+        d = min(gcap[g], m)
+        if d <= 0:
+            for i in range(glo[g], ghi[g]):
+                if w[i] < 0:
+                    continue
+                take[i, 0, :m + 1, :units + 1] = False
+                for k in range(m, 0, -1):
+                    for s in range(units, w[i] - 1, -1):
+                        cand = best[k - 1, s - w[i]] + v[i]
+                        if cand > best[k, s]:
+                            best[k, s] = cand
+                            take[i, 0, k, s] = True
             continue
-        take[i, :m + 1, :units + 1] = False
-        for k in range(m, 0, -1):
-            for s in range(units, w[i] - 1, -1):
-                cand = best[k - 1, s - w[i]] + v[i]
-                if cand > best[k, s]:
-                    best[k, s] = cand
-                    take[i, k, s] = True
+        tab[0, :m + 1, :units + 1] = best[:m + 1, :units + 1]
+        tab[1:d + 1, :m + 1, :units + 1] = NEG
+        top = 0
+        for i in range(glo[g], ghi[g]):
+            if w[i] < 0:
+                continue
+            take[i, :d + 1, :m + 1, :units + 1] = False
+            top = min(d, top + 1)
+            for cc in range(top, 0, -1):
+                for k in range(m, 0, -1):
+                    for s in range(units, w[i] - 1, -1):
+                        cand = tab[cc - 1, k - 1, s - w[i]] + v[i]
+                        if cand > tab[cc, k, s]:
+                            tab[cc, k, s] = cand
+                            take[i, cc, k, s] = True
+        for k in range(m + 1):
+            for s in range(units + 1):
+                gc[g, k, s] = 0
+                for cc in range(1, top + 1):
+                    if tab[cc, k, s] > best[k, s]:
+                        best[k, s] = tab[cc, k, s]
+                        gc[g, k, s] = cc
     res, at = NEG, 0
     for s in range(units + 1):
         if best[m, s] > res:
@@ -99,17 +133,28 @@ def knapsack(m, w, v, units, best, take, chosen):  # pragma: no cover - compiled
     if res <= NEG / 2:
         return NEG
     k = m
-    for i in range(n - 1, -1, -1):
-        if k > 0 and w[i] >= 0 and take[i, k, at]:
-            chosen[i] = True
-            k -= 1
-            at -= w[i]
+    for g in range(glo.size - 1, -1, -1):
+        capped = min(gcap[g], m) > 0
+        cc = gc[g, k, at] if capped else 0
+        for i in range(ghi[g] - 1, glo[g] - 1, -1):
+            if w[i] < 0 or k <= 0:
+                continue
+            if capped:
+                if cc > 0 and take[i, cc, k, at]:
+                    chosen[i] = True
+                    cc -= 1
+                    k -= 1
+                    at -= w[i]
+            elif take[i, 0, k, at]:
+                chosen[i] = True
+                k -= 1
+                at -= w[i]
     return res
 
 
 @_compiled
-def lagrangian(m, w, val, c, p, units, c_cap, p_cap, target, iters, best, take, chosen, vbuf, out,
-               cand):  # pragma: no cover - compiled
+def lagrangian(m, w, val, c, p, units, c_cap, p_cap, target, iters, glo, ghi, gcap, best, take, chosen, vbuf,
+               out, cand, tab, gc):  # pragma: no cover - compiled
     """An upper bound on the bin's best set: for multipliers lam, mu >= 0,
     max sum (val - lam c - mu p) + lam c_cap + mu p_cap over the knapsack is one, and Polyak
     steps towards `target` search the multipliers. out: [lam, mu, exact] of the best bound;
@@ -123,7 +168,7 @@ def lagrangian(m, w, val, c, p, units, c_cap, p_cap, target, iters, best, take, 
     for _ in range(iters):
         for i in range(n):
             vbuf[i] = val[i] - lam * c[i] - mu * p[i]
-        got = knapsack(m, w, vbuf, units, best, take, chosen)
+        got = knapsack(m, w, vbuf, units, glo, ghi, gcap, best, take, chosen, tab, gc)
         if got <= NEG / 2:
             return NEG
         bound = got + lam * c_cap + mu * p_cap
@@ -138,28 +183,28 @@ def lagrangian(m, w, val, c, p, units, c_cap, p_cap, target, iters, best, take, 
         if sc <= c_cap and sp <= p_cap and sv > out[3]:
             out[3] = sv
             cand[:] = chosen
-        gc, gp = (c_cap - sc) / 40.0, (p_cap - sp) / 500.0  # scaled: C is tens, P hundreds
-        if gc >= 0 and gp >= 0 and abs(lam * gc) + abs(mu * gp) < 1e-12:
+        dc, dp = (c_cap - sc) / 40.0, (p_cap - sp) / 500.0  # scaled: C is tens, P hundreds
+        if dc >= 0 and dp >= 0 and abs(lam * dc) + abs(mu * dp) < 1e-12:
             out[0], out[1], out[2] = lam, mu, 1.0
             return bound
         if ub <= target:
             return ub
-        if lam <= 0 and gc > 0:
-            gc = 0.0
-        if mu <= 0 and gp > 0:
-            gp = 0.0
-        norm = gc * gc + gp * gp
+        if lam <= 0 and dc > 0:
+            dc = 0.0
+        if mu <= 0 and dp > 0:
+            dp = 0.0
+        norm = dc * dc + dp * dp
         if norm <= 0:
             break
         step = (bound - target) / norm
-        lam = max(0.0, lam - step * gc / 40.0)
-        mu = max(0.0, mu - step * gp / 500.0)
+        lam = max(0.0, lam - step * dc / 40.0)
+        mu = max(0.0, mu - step * dp / 500.0)
     return ub
 
 
 @_compiled
-def leaf(m, w, val, c, p, units, c_cap, p_cap, lam, mu, tau, max_sets, suffix, vbuf, picks, starts,
-         room, acc, best_set):  # pragma: no cover - compiled
+def leaf(m, w, val, c, p, units, c_cap, p_cap, lam, mu, tau, max_sets, glo, ghi, gcap, gof, suffix, tab, vbuf,
+         picks, starts, room, acc, best_set):  # pragma: no cover - compiled
     """The bin's best set worth more than tau, exactly: every set of m items whose Lagrangian
     value (multipliers lam, mu) can pass tau is listed by a depth-first search cut by suffix
     knapsack bounds, and the best one meeting both side rows is kept in best_set. A set passing
@@ -171,13 +216,33 @@ def leaf(m, w, val, c, p, units, c_cap, p_cap, lam, mu, tau, max_sets, suffix, v
         vbuf[i] = val[i] - lam * c[i] - mu * p[i]
     suffix[n, 0, :units + 1] = 0.0
     suffix[n, 1:m + 1, :units + 1] = NEG
-    for i in range(n - 1, -1, -1):
-        for k in range(m + 1):
-            for s in range(units + 1):
-                b = suffix[i + 1, k, s]
-                if w[i] >= 0 and k >= 1 and s >= w[i]:
-                    b = max(b, suffix[i + 1, k - 1, s - w[i]] + vbuf[i])
-                suffix[i, k, s] = b
+    for g in range(glo.size - 1, -1, -1):
+        d = min(gcap[g], m)
+        if d <= 0:
+            for i in range(ghi[g] - 1, glo[g] - 1, -1):
+                for k in range(m + 1):
+                    for s in range(units + 1):
+                        b = suffix[i + 1, k, s]
+                        if w[i] >= 0 and k >= 1 and s >= w[i]:
+                            b = max(b, suffix[i + 1, k - 1, s - w[i]] + vbuf[i])
+                        suffix[i, k, s] = b
+            continue
+        tab[0, :m + 1, :units + 1] = suffix[ghi[g], :m + 1, :units + 1]
+        tab[1:d + 1, :m + 1, :units + 1] = NEG
+        for i in range(ghi[g] - 1, glo[g] - 1, -1):
+            if w[i] >= 0:
+                for cc in range(d, 0, -1):
+                    for k in range(m, 0, -1):
+                        for s in range(units, w[i] - 1, -1):
+                            cand = tab[cc - 1, k - 1, s - w[i]] + vbuf[i]
+                            if cand > tab[cc, k, s]:
+                                tab[cc, k, s] = cand
+            for k in range(m + 1):
+                for s in range(units + 1):
+                    b = tab[0, k, s]
+                    for cc in range(1, d + 1):
+                        b = max(b, tab[cc, k, s])
+                    suffix[i, k, s] = b
     found = NEG
     if suffix[0, m, units] + const <= tau:
         return found, 0
@@ -202,9 +267,23 @@ def leaf(m, w, val, c, p, units, c_cap, p_cap, lam, mu, tau, max_sets, suffix, v
             continue
         j, moved = starts[level], False
         while j < n:
+            g = gof[j]
+            nxt = j + 1
+            d = min(gcap[g], m)
+            if d > 0:
+                used = 0
+                q = level - 1
+                while q >= 0 and picks[q] >= glo[g]:
+                    used += 1
+                    q -= 1
+                if used >= d:  # the group is full: on to the next one
+                    j = ghi[g]
+                    continue
+                if used + 1 == d:
+                    nxt = ghi[g]
             if 0 <= w[j] <= room[level]:
                 value = acc[level] + vbuf[j]
-                if value + suffix[j + 1, m - level - 1, room[level] - w[j]] + const > tau:
+                if value + suffix[nxt, m - level - 1, room[level] - w[j]] + const > tau:
                     picks[level] = j
                     starts[level] = j + 1
                     starts[level + 1], room[level + 1], acc[level + 1] = j + 1, room[level] - w[j], value

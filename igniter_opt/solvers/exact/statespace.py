@@ -19,8 +19,9 @@ configuration at any time, so a search cut by the deadline still gives a Farley 
 the depth-first search over sets (`kernel.py`) must list millions of near-optimal sets at 200
 workloads, the bins are a few thousand: the knapsack does the combinatorics in share units.
 
-Used for the root's exhaustive pricing when every type has one option (the paper batch policy)
-and no branching rule applies; the set search does the rest.
+Used for the root's exhaustive pricing when no branching rule applies; the set search does the
+rest. Under the joint batch policy a type has several options (batches): its items form a group
+of the knapsack capped at the type's demand, whatever the batches (`statekernel`).
 """
 
 from __future__ import annotations
@@ -87,19 +88,37 @@ class StateSpaceSearch:
         o, hw = pricer.o, self.hw
         value = duals[pricer.option_type]
         opts = np.nonzero((value > 1e-12) & np.isfinite(o.alone))[0]
-        opts = opts[np.argsort(-value[opts], kind="stable")]
-        copies = np.minimum(pricer.demand[pricer.option_type[opts]], np.floor(FULL / o.alone[opts] + 1e-9))
-        self.option = i = np.repeat(opts, copies.astype(int))
+        kind = pricer.option_type[opts]
+        # by dual, a type's options together (by option, as the stable sort gave with one option each)
+        opts = opts[np.lexsort((opts, kind, -value[opts]))]
+        kind = pricer.option_type[opts]
+        demand = pricer.demand[kind]
+        copies = np.minimum(demand, np.floor(FULL / o.alone[opts] + 1e-9)).astype(int)
+        self.option = i = np.repeat(opts, copies)
         self.value = value[i]
         self.coef = coefficients(o, i)
         self.hwv = hardware_vector(hw)
+        # groups: one per type, its items contiguous; capped (at its demand) when it has several options
+        item_kind = pricer.option_type[i]
+        cut = np.flatnonzero(np.diff(item_kind)) + 1 if i.size else np.zeros(0, dtype=np.int64)
+        self.glo = np.concatenate([[0], cut]).astype(np.int64) if i.size else np.zeros(0, dtype=np.int64)
+        self.ghi = np.concatenate([cut, [i.size]]).astype(np.int64) if i.size else np.zeros(0, dtype=np.int64)
+        first = item_kind[self.glo]
+        several = np.array([np.unique(i[a:b]).size > 1 for a, b in zip(self.glo, self.ghi, strict=True)], dtype=bool)
+        self.gcap = np.where(several, pricer.demand[first], 0).astype(np.int64)
+        self.gof = np.repeat(np.arange(self.glo.size, dtype=np.int64), self.ghi - self.glo)
+        # the fewest share units any item of a group takes alone, for the member bound
+        self._group_alone = [(int(pricer.demand[t]), float(o.alone[i[a:b]].min()))
+                             for t, a, b in zip(first, self.glo, self.ghi, strict=True)]
 
     def _scratch(self, n: int, mm: int) -> None:
         """The kernels' working arrays, allocated once per call (n items, up to mm - 1 members)."""
         u = self.units
+        d = int(min(self.gcap.max(initial=0), mm - 1))  # the largest count a capped group tracks
         self.w = np.empty(n, dtype=np.int64)
         self.c, self.p, self.vbuf = np.empty(n), np.empty(n), np.empty(n)
-        self.best, self.take = np.empty((mm, u + 1)), np.zeros((n, mm, u + 1), dtype=np.bool_)
+        self.best, self.take = np.empty((mm, u + 1)), np.zeros((n, d + 1, mm, u + 1), dtype=np.bool_)
+        self.tab, self.gc = np.empty((d + 1, mm, u + 1)), np.zeros((self.glo.size, mm, u + 1), dtype=np.int64)
         self.chosen, self.best_set, self.cand = (np.zeros(n, dtype=np.bool_) for _ in range(3))
         self.suffix = np.empty((n + 1, mm, u + 1))
         self.picks, self.starts, self.room = (np.zeros(mm + 1, dtype=np.int64) for _ in range(3))
@@ -111,8 +130,11 @@ class StateSpaceSearch:
         return power[:, 0], l2[:, 0]
 
     def _max_members(self) -> int:
-        """Most items whose alone shares fit one GPU together."""
-        alone = np.sort(np.round(self.coef[ALONE] / self.hw.unit_pct))
+        """Most members whose alone shares fit one GPU together: each type at most its demand
+        (or as many as fit alone) of its smallest option (with one option: its items)."""
+        unit = self.hw.unit_pct
+        reps = [min(d, int(np.floor(FULL / a + 1e-9))) for d, a in self._group_alone]
+        alone = np.sort(np.repeat([round(a / unit) for _, a in self._group_alone], reps))
         return int(np.searchsorted(np.cumsum(alone), self.units, side="right"))
 
     def _root(self, m: int) -> _Bin:
@@ -130,8 +152,9 @@ class StateSpaceSearch:
         self._caps(b)
         self.bins += 1
         return float(sk.lagrangian(b.m, self.w, self.value, self.c, self.p, self.units, b.c_hi,
-                                   b.p_hi - self.hw.idle_power_w, self.threshold, self.s.iterations, self.best,
-                                   self.take, self.chosen, self.vbuf, self.out, self.cand))
+                                   b.p_hi - self.hw.idle_power_w, self.threshold, self.s.iterations, self.glo,
+                                   self.ghi, self.gcap, self.best, self.take, self.chosen, self.vbuf, self.out,
+                                   self.cand, self.tab, self.gc))
 
     def _caps(self, b: _Bin) -> None:
         """Items whose own L2 or power already passes the bin's top cannot be in its sets."""
@@ -141,8 +164,9 @@ class StateSpaceSearch:
         """The bin's optimum above the threshold (value, proven) with the set in best_set."""
         lam, mu = self.out[0], self.out[1]
         got, cut = sk.leaf(b.m, self.w, self.value, self.c, self.p, self.units, b.c_hi,
-                           b.p_hi - self.hw.idle_power_w, lam, mu, self.threshold, self.s.max_sets, self.suffix,
-                           self.vbuf, self.picks, self.starts, self.room, self.acc, self.best_set)
+                           b.p_hi - self.hw.idle_power_w, lam, mu, self.threshold, self.s.max_sets, self.glo,
+                           self.ghi, self.gcap, self.gof, self.suffix, self.tab, self.vbuf, self.picks,
+                           self.starts, self.room, self.acc, self.best_set)
         return float(got), not cut
 
     def _settles(self, chosen: Array) -> bool:
@@ -213,8 +237,7 @@ class StateSpaceSearch:
                            max(top, self.unresolved))
 
 
-def applicable(options: Options, option_type: Array) -> bool:
-    """One option per type (so item multiplicities are the demands) and L2 and power growing
-    with the share (so members at a full GPU bound a state from above)."""
-    one_each = np.unique(option_type).size == option_type.size
-    return bool(one_each and (options.l2[:, 0] >= 0).all() and (options.power[:, 0] >= 0).all())
+def applicable(options: Options) -> bool:
+    """L2 and power growing with the share (so members at a full GPU bound a state from above).
+    Several options per type (policy `joint`) are groups capped at the type's demand."""
+    return bool((options.l2[:, 0] >= 0).all() and (options.power[:, 0] >= 0).all())
