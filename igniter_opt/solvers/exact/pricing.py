@@ -70,6 +70,9 @@ class Pricer:
         self.pair = self._pair_table()
         self.state_space = (settings.state_space and _statespace is not None
                             and _statespace.applicable(options))
+        # several batch options per type (policy joint): the set search has far more sets to list
+        one_each = np.unique(option_type).size == option_type.size
+        self.set_first = settings.set_first if one_each else settings.set_first_joint
 
     def _pair_table(self) -> Array:
         """pair[a, b]: least share of option b beside option a alone (inf when the pair cannot fit).
@@ -125,7 +128,7 @@ class Pricer:
         hand_off = beam is None and max_nodes is None and self.state_space and self.compiled and rules.root
         if beam is None and self.compiled:
             res = _kernel.search(self, order, value[order], threshold, rules, deadline, max_columns,
-                                 self.settings.set_first if hand_off else max_nodes)
+                                 self.set_first if hand_off else max_nodes)
             if hand_off and not (res.complete or res.found):
                 return self._state_price(duals, threshold, deadline, max_columns, soft_deadline)
         else:

@@ -64,6 +64,7 @@ class ExactSettings:
     kernel: bool = True  # exhaustive pricing on the numba kernel when numba imports
     state_space: bool = True  # exact pricing without branching rules over bins of interference states
     set_first: int = 2_000_000  # sets the compiled set search may evaluate before the state search takes over
+    set_first_joint: int = 100_000  # the same when a type has several batch options (joint: more sets, each slower)
 
     # -- the set search (levels.py, kernel.py) -----------------------------------------------
     ghosts: int = 3  # additions counted exactly in the bound; beyond, 'ghosts or more'

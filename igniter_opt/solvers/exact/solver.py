@@ -498,17 +498,25 @@ def _fixed_columns(demands: list[Demand], cat: Catalogue, pricer: Pricer,
     option = _sizing_options(demands, cat)
     index = {d.name: i for i, d in enumerate(demands)}
     queue = {t: list(members) for t, members in enumerate(fcat.type_demands)}
+    # policy joint: a workload's option at another batch than the paper's (its type's, same batch)
+    type_of = {i: t for t, members in enumerate(cat.type_demands) for i in members}
+    at_batch = {(int(t), float(b)): o for o, (t, b) in enumerate(zip(cat.option_type, cat.option_batch, strict=True))}
     cols = []
     for col in chosen:
-        names = [sub[queue[t].pop()].name for t in (int(fcat.option_type[o]) for o in col.members) if queue[t]]
-        if any(int(fcat.option_batch[o]) != sub[fcat.type_demands[int(fcat.option_type[o])][0]].batch
-               for o in col.members):
-            return []  # a batch other than the paper's (policy joint): not mapped
-        if not names:
+        picked = [(o, sub[queue[t].pop()].name) for o, t in ((o, int(fcat.option_type[o])) for o in col.members)
+                  if queue[t]]
+        if not picked:
             continue
-        if any(index[n] not in option for n in names):
-            return []
-        opts = tuple(sorted(option[index[n]] for n in names))
+        opts_list = []
+        for o, n in picked:
+            i, batch = index[n], float(fcat.option_batch[o])
+            if batch == demands[i].batch and i in option:
+                opts_list.append(option[i])
+            elif i in type_of and (type_of[i], batch) in at_batch:
+                opts_list.append(at_batch[(type_of[i], batch)])
+            else:
+                return []  # a rest at another batch than its rate level's, or no such option here
+        opts = tuple(sorted(opts_list))
         shares = pricer.shares_of(opts)
         if shares is None:
             return []
