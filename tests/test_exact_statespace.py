@@ -18,6 +18,7 @@ from igniter_opt.data.instance import Instance
 from igniter_opt.model import load_profile
 from igniter_opt.solvers.exact import pricing
 from igniter_opt.solvers.exact import statekernel as sk
+from igniter_opt.solvers.exact.branching import Rules
 from igniter_opt.solvers.exact.oracle import demand_terms, least_shares
 from igniter_opt.solvers.exact.pricing import Pricer
 from igniter_opt.solvers.exact.settings import ExactSettings
@@ -75,12 +76,14 @@ def test_weights_never_exceed_the_true_least_shares(policy):
     assert total > 200 and equal > 0.8 * total
 
 
-def _brute(m, w, val, c, p, units, c_cap, p_cap, gof=None, gcap=None):
+def _brute(m, w, val, c, p, units, c_cap, p_cap, gof=None, gcap=None, rules=None):
     """Best value of m items under the knapsack's rows and (gof, gcap) at most gcap[g] items of
-    each capped group g; -inf when none."""
+    each capped group g (and, given rules, obeying them with the groups as types); -inf when none."""
     best = -np.inf
     for combo in itertools.combinations(range(w.size), m):
         combo = list(combo)
+        if rules is not None and not rules.admits(gof[combo]):
+            continue
         if gof is not None and ((gcap > 0) & (np.bincount(gof[combo], minlength=gcap.size) > gcap)).any():
             continue
         if (w[combo] >= 0).all() and w[combo].sum() <= units and c[combo].sum() <= c_cap and p[combo].sum() <= p_cap:
@@ -105,7 +108,8 @@ def _groups(rng, n: int, capped: bool):
 @pytest.mark.parametrize("seed", range(10))
 def test_knapsacks_against_brute_force(seed):
     """knapsack is exact without side rows, lagrangian an upper bound with them, leaf exact; with
-    capped groups (odd seeds) never more of a group than its cap (a wrong cap finds better sets)."""
+    capped groups (odd seeds) never more of a group than its cap (a wrong cap finds better sets);
+    under a node's rules (a pair apart, a pair together) the leaf's best set obeys them."""
     rng = np.random.default_rng(seed)
     n, units = 11, 12
     glo, ghi, gcap, gof = _groups(rng, n, capped=seed % 2 == 1)
@@ -122,7 +126,16 @@ def test_knapsacks_against_brute_force(seed):
     suffix = np.empty((n + 1, mm + 1, units + 1))
     picks, starts, room = (np.zeros(mm + 2, dtype=np.int64) for _ in range(3))
     acc, best_set = np.zeros(mm + 2), np.zeros(n, dtype=np.bool_)
-    binding = 0
+    binding = differs = 0
+    top = np.argsort(-val[glo])  # the groups worth most: rules bind there
+    variants = []
+    for rules in (Rules(apart=[(int(top[0]), int(top[1]))]), Rules(together=[(int(top[0]), int(top[-1]))]),
+                  Rules(together=[(int(top[1]), int(top[2]))], apart=[(int(top[0]), int(top[2]))])):
+        apart = np.zeros((glo.size, glo.size) if rules.apart else (0, 0), dtype=np.bool_)
+        for a, b in rules.apart:
+            apart[a, b] = apart[b, a] = True
+        variants.append((rules, apart, np.array(rules.together, dtype=np.int64).reshape(-1, 2)))
+    no_apart, no_together = np.zeros((0, 0), dtype=np.bool_), np.zeros((0, 2), dtype=np.int64)
     for m in range(1, mm + 1):
         free = _brute(m, w, val, c, p, units, np.inf, np.inf, gof, gcap)
         binding += free < _brute(m, w, val, c, p, units, np.inf, np.inf)
@@ -131,7 +144,7 @@ def test_knapsacks_against_brute_force(seed):
         if got > sk.NEG:
             assert chosen.sum() == m and val[chosen].sum() == pytest.approx(got)
             assert not ((gcap > 0) & (np.bincount(gof[chosen], minlength=gcap.size) > gcap)).any()
-        c_cap, p_cap = 0.5 * c.sum() * m / n, 0.5 * p.sum() * m / n
+        c_cap, p_cap = 0.8 * c.sum() * m / n, 0.8 * p.sum() * m / n  # binding, though not always
         exact = _brute(m, w, val, c, p, units, c_cap, p_cap, gof, gcap)
         ub = sk.lagrangian(m, w, val, c, p, units, c_cap, p_cap, 0.0, 20, glo, ghi, gcap, best, take, chosen, vbuf,
                            out, cand, tab, gc)
@@ -139,13 +152,24 @@ def test_knapsacks_against_brute_force(seed):
         if out[3] > sk.NEG / 2:  # a candidate met on the way meets both rows
             assert c[cand].sum() <= c_cap and p[cand].sum() <= p_cap and val[cand].sum() <= exact + 1e-9
         got, cut = sk.leaf(m, w, val, c, p, units, c_cap, p_cap, out[0], out[1], -1.0, 10**6, glo, ghi, gcap, gof,
-                           suffix, tab, vbuf, picks, starts, room, acc, best_set)
+                           suffix, tab, vbuf, picks, starts, room, acc, best_set, gof, no_apart, no_together)
         assert cut == 0
         assert (got == sk.NEG and exact == -np.inf) or got == pytest.approx(exact)
         if got > sk.NEG:
             assert not ((gcap > 0) & (np.bincount(gof[best_set], minlength=gcap.size) > gcap)).any()
+        # a node's rules (groups as types): pairs apart and together; the leaf's best obeys them
+        for rules, apart, together in variants:
+            ruled = _brute(m, w, val, c, p, units, c_cap, p_cap, gof, gcap, rules)
+            got, cut = sk.leaf(m, w, val, c, p, units, c_cap, p_cap, out[0], out[1], -1.0, 10**6, glo, ghi, gcap,
+                               gof, suffix, tab, vbuf, picks, starts, room, acc, best_set, gof, apart, together)
+            assert cut == 0
+            assert (got == sk.NEG and ruled == -np.inf) or got == pytest.approx(ruled)
+            if got > sk.NEG:
+                assert rules.admits(gof[best_set])
+            differs += ruled != exact
     if seed % 2:  # the caps bind somewhere: without them the answers above would differ
         assert binding > 0
+    assert differs > 0 or seed == 1  # and the rules bind somewhere (seed 1: nowhere, checked)
 
 
 def _set_search(p: Pricer, duals: np.ndarray, threshold: float) -> pricing.PricingResult:
@@ -204,6 +228,19 @@ def test_state_search_over_several_batch_options_per_type(n, seed, copies, sprea
         assert np.array_equal(shares, least_shares(p.hw, p.o, np.array([key]))[0])
     proof = _search(p, duals, top + 1e-6).run()
     assert proof.complete and not proof.found
+    # at a branching node: the best set's two most valuable types apart; the state search obeys the
+    # rule and finds the set search's best under it
+    best = max(ref.columns, key=lambda col: duals[p.option_type[list(col.members)]].sum())
+    kinds = sorted(set(p.option_type[list(best.members)].tolist()), key=lambda t: -duals[t])
+    if len(kinds) >= 2:
+        rules = Rules(apart=[(kinds[0], kinds[1])])
+        q = Pricer(p.hw, p.o, p.option_type, p.demand.astype(float), ExactSettings(state_space=False))
+        ruled = q.price(duals, 1.0, beam=None, deadline=time.perf_counter() + FAR, max_columns=10**6, rules=rules)
+        assert ruled.complete
+        want = max((duals[p.option_type[list(col.members)]].sum() for col in ruled.columns), default=0.0)
+        got = StateSpaceSearch(p, duals, 1.0, time.perf_counter() + FAR, 10**6, rules=rules).run()
+        assert got.complete and got.best == pytest.approx(want) and want < top
+        assert all(rules.admits(p.option_type[list(k)]) for k, _, _ in got.found)
 
 
 def test_a_search_cut_short_still_bounds_every_configuration():

@@ -73,6 +73,9 @@ class Pricer:
         # several batch options per type (policy joint): the set search has far more sets to list
         one_each = np.unique(option_type).size == option_type.size
         self.set_first = settings.set_first if one_each else settings.set_first_joint
+        # and there the set search cannot finish at a branching node either (35 million sets in 43 s
+        # at 64 workloads): the state search takes nodes too (paper: the root only, as before)
+        self.state_nodes = not one_each
 
     def _pair_table(self) -> Array:
         """pair[a, b]: least share of option b beside option a alone (inf when the pair cannot fit).
@@ -125,12 +128,13 @@ class Pricer:
         # the set search is fastest on small instances; where it would list millions of
         # near-optimal sets (settings.set_first evaluated, none found), the state search proves the same
         # in far fewer bins
-        hand_off = beam is None and max_nodes is None and self.state_space and self.compiled and rules.root
+        hand_off = beam is None and max_nodes is None and self.state_space and self.compiled and \
+            (rules.root or self.state_nodes)
         if beam is None and self.compiled:
             res = _kernel.search(self, order, value[order], threshold, rules, deadline, max_columns,
                                  self.set_first if hand_off else max_nodes)
             if hand_off and not (res.complete or res.found):
-                return self._state_price(duals, threshold, deadline, max_columns, soft_deadline)
+                return self._state_price(duals, threshold, deadline, max_columns, soft_deadline, rules)
         else:
             res = LevelSearch(self, order, value[order], threshold, rules, deadline, max_columns, beam,
                               max_nodes).run()
@@ -148,9 +152,9 @@ class Pricer:
         return self._state_price(duals, threshold, deadline, 1)
 
     def _state_price(self, duals: Array, threshold: float, deadline: float, max_columns: int,
-                     soft_deadline: float | None = None) -> PricingResult:
+                     soft_deadline: float | None = None, rules: Rules | None = None) -> PricingResult:
         """Exhaustive pricing by the interference-state search (`statespace.py`); it returns at
         soft_deadline when it found columns by then."""
-        res = _statespace.StateSpaceSearch(self, duals, threshold, deadline, max_columns, soft_deadline).run()
+        res = _statespace.StateSpaceSearch(self, duals, threshold, deadline, max_columns, soft_deadline, rules).run()
         cols = [Column(key, tuple(float(x) for x in shares)) for key, shares, _ in res.found]
         return PricingResult(cols, res.complete, res.best, res.bins, res.open_reach)

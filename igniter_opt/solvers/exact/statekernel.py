@@ -204,12 +204,22 @@ def lagrangian(m, w, val, c, p, units, c_cap, p_cap, target, iters, glo, ghi, gc
 
 @_compiled
 def leaf(m, w, val, c, p, units, c_cap, p_cap, lam, mu, tau, max_sets, glo, ghi, gcap, gof, suffix, tab, vbuf,
-         picks, starts, room, acc, best_set):  # pragma: no cover - compiled
+         picks, starts, room, acc, best_set, ityp, apart, together):  # pragma: no cover - compiled
     """The bin's best set worth more than tau, exactly: every set of m items whose Lagrangian
     value (multipliers lam, mu) can pass tau is listed by a depth-first search cut by suffix
     knapsack bounds, and the best one meeting both side rows is kept in best_set. A set passing
     tau must pass it in Lagrangian value too, so none is missed. Returns (value or NEG, cut):
-    cut = 1 when max_sets sets were listed first (the answer is then not proven)."""
+    cut = 1 when max_sets sets were listed first (the answer is then not proven).
+
+    Groups (gof: each item's group): a capped group's suffix tables count its items (at most
+    gcap[g] from the rest of the group, a relaxation inside it that stays an upper bound), and the
+    search never takes more than gcap[g] items of one group; a pick that fills its group's cap is
+    bounded by the tables after the group.
+
+    Branching rules (a node of branch-and-price): ityp[i] is item i's type, apart[a, b] says
+    types a and b never share a GPU (a pick is skipped when it would), together[k] = (a, b) that
+    a set holds both or neither (checked on complete sets). The tables ignore the rules (still
+    upper bounds), so the answer is the best set obeying them. apart of shape (0, 0): no rule."""
     n = w.size
     const = lam * c_cap + mu * p_cap
     for i in range(n):
@@ -256,7 +266,15 @@ def leaf(m, w, val, c, p, units, c_cap, p_cap, lam, mu, tau, max_sets, glo, ghi,
                 sc += c[picks[q]]
                 sp += p[picks[q]]
                 sv += val[picks[q]]
-            if sc <= c_cap and sp <= p_cap and sv > tau:
+            ok = True
+            for k in range(together.shape[0]):
+                has_a, has_b = False, False
+                for q in range(m):
+                    has_a = has_a or ityp[picks[q]] == together[k, 0]
+                    has_b = has_b or ityp[picks[q]] == together[k, 1]
+                if has_a != has_b:
+                    ok = False
+            if ok and sc <= c_cap and sp <= p_cap and sv > tau:
                 tau = found = sv
                 best_set[:] = False
                 for q in range(m):
@@ -281,7 +299,12 @@ def leaf(m, w, val, c, p, units, c_cap, p_cap, lam, mu, tau, max_sets, glo, ghi,
                     continue
                 if used + 1 == d:
                     nxt = ghi[g]
-            if 0 <= w[j] <= room[level]:
+            clash = False
+            if apart.shape[0] > 0:
+                for q in range(level):
+                    if apart[ityp[picks[q]], ityp[j]]:
+                        clash = True
+            if not clash and 0 <= w[j] <= room[level]:
                 value = acc[level] + vbuf[j]
                 if value + suffix[nxt, m - level - 1, room[level] - w[j]] + const > tau:
                     picks[level] = j

@@ -19,9 +19,10 @@ configuration at any time, so a search cut by the deadline still gives a Farley 
 the depth-first search over sets (`kernel.py`) must list millions of near-optimal sets at 200
 workloads, the bins are a few thousand: the knapsack does the combinatorics in share units.
 
-Used for the root's exhaustive pricing when no branching rule applies; the set search does the
-rest. Under the joint batch policy a type has several options (batches): its items form a group
-of the knapsack capped at the type's demand, whatever the batches (`statekernel`).
+Used for the root's exhaustive pricing, and under joint at the nodes too (the leaves obey the
+node's branching rules); the set search does the rest. Under the joint batch policy a type has
+several options (batches): its items form a group of the knapsack capped at the type's demand,
+whatever the batches (`statekernel`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import numpy as np
 
 from igniter_opt.model.predict import Array
 from igniter_opt.solvers.exact import statekernel as sk
+from igniter_opt.solvers.exact.branching import Rules
 from igniter_opt.solvers.exact.layout import ALONE, coefficients, hardware_vector
 from igniter_opt.solvers.exact.oracle import FULL, Options, demand_terms
 from igniter_opt.solvers.exact.view import PricerView
@@ -67,12 +69,13 @@ class StateSpaceSearch:
     """One pricing call: items from the duals, then best-first over bins until done or cut."""
 
     def __init__(self, pricer: PricerView, duals: Array, threshold: float, deadline: float, max_columns: int,
-                 soft_deadline: float | None = None):
+                 soft_deadline: float | None = None, rules: Rules | None = None):
         self.hw, self.shares_of, self.s = pricer.hw, pricer.shares_of, pricer.settings
         self.threshold, self.deadline, self.max_columns = threshold, deadline, max_columns
         self.soft_deadline = deadline if soft_deadline is None else min(deadline, soft_deadline)
         self.units = round(FULL / self.hw.unit_pct)
         self._items(pricer, duals)
+        self._rules(pricer, rules or Rules())
         self.max_m = self._max_members()
         self._scratch(self.option.size, self.max_m + 1)
         self.p_alone, self.c_alone = self._demand(pricer.o, self.coef[ALONE])
@@ -110,6 +113,21 @@ class StateSpaceSearch:
         # the fewest share units any item of a group takes alone, for the member bound
         self._group_alone = [(int(pricer.demand[t]), float(o.alone[i[a:b]].min()))
                              for t, a, b in zip(first, self.glo, self.ghi, strict=True)]
+
+    def _rules(self, pricer: PricerView, rules: Rules) -> None:
+        """A node's branching rules for the leaves (types apart as a matrix, pairs together);
+        the bounds ignore them (upper bounds still), the sets kept obey them."""
+        self.rules = rules
+        self.ityp = pricer.option_type[self.option].astype(np.int64)
+        types = len(pricer.demand)
+        self.apart = np.zeros((types, types) if rules.apart else (0, 0), dtype=np.bool_)
+        for a, b in rules.apart:
+            self.apart[a, b] = self.apart[b, a] = True
+        self.together = np.array(rules.together, dtype=np.int64).reshape(-1, 2)
+
+    def _admits(self, chosen: Array) -> bool:
+        """Does the set obey the node's rules (always at the root)?"""
+        return self.rules.root or self.rules.admits(self.ityp[chosen])
 
     def _scratch(self, n: int, mm: int) -> None:
         """The kernels' working arrays, allocated once per call (n items, up to mm - 1 members)."""
@@ -166,7 +184,7 @@ class StateSpaceSearch:
         got, cut = sk.leaf(b.m, self.w, self.value, self.c, self.p, self.units, b.c_hi,
                            b.p_hi - self.hw.idle_power_w, lam, mu, self.threshold, self.s.max_sets, self.glo,
                            self.ghi, self.gcap, self.gof, self.suffix, self.tab, self.vbuf, self.picks,
-                           self.starts, self.room, self.acc, self.best_set)
+                           self.starts, self.room, self.acc, self.best_set, self.ityp, self.apart, self.together)
         return float(got), not cut
 
     def _settles(self, chosen: Array) -> bool:
@@ -187,14 +205,14 @@ class StateSpaceSearch:
         ub = self._bound(b)
         if ub <= self.threshold:
             return
-        if self.out[3] > self.threshold and not self.out[2]:
+        if self.out[3] > self.threshold and not self.out[2] and self._admits(self.cand):
             self._settles(self.cand)  # a column met on the way (the bin stays open)
         leaf_c, leaf_p, floor = self.s.leaf_c, self.s.leaf_p, self.s.floor
         leaf = b.c_hi - b.c_lo <= leaf_c and b.p_hi - b.p_lo <= leaf_p
-        if self.out[2]:
+        if self.out[2] and self._admits(self.chosen):
             if self._settles(self.chosen):
                 return
-        elif leaf:
+        elif leaf or self.out[2]:  # (the Lagrangian's optimum breaks a rule: the leaf's obeys them)
             got, proven = self._exact(b)
             if proven:
                 if got <= self.threshold or self._settles(self.best_set):
