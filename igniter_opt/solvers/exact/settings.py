@@ -21,7 +21,6 @@ class ExactSettings:
     # -- the solve (solver.py) ---------------------------------------------------------------
     rerun_share: float = 0.2  # of the limit, at least left for the search over single workloads
     few_gpus: int = 4  # at most this many shareable GPUs in the seed plan: the compact MILP runs first
-    few_workloads: int = 40  # ... and at most this many shareable workloads (at 48 it proved nothing in 60 s)
     # large configurations (large_members below): first fits in random orders seed the master and the
     # incumbent, for at most this share of the limit and this many plans (the LP starts below the
     # seed plan's count instead of sitting on it for dozens of rounds)

@@ -397,8 +397,7 @@ def solve(instance: Instance, profile: Profile, demands: list[Demand], options: 
         fixed = _fixed_split_search(profile, demands, policy, begin + settings.fixed_share * options.time_limit,
                                     options.threads, margin, settings) if cat.splits and warm is None else None
         _seed_fixed(bnp, _fixed_columns(demands, cat, pricer, fixed))
-        if bnp.lower < bnp.upper <= settings.few_gpus and not cat.splits and \
-                len(demands) <= settings.few_workloads:  # the MILP knows the sizing's split only
+        if bnp.lower < bnp.upper <= settings.few_gpus and not cat.splits:  # the MILP knows the sizing's split only
             compact_plan = _compact_first(instance, profile, demands, options, deadline)
             if compact_plan.status == "optimal" and compact_plan.feasible:
                 _record(options, profile, policy, margin, demands, cat, bnp, compact_plan)
