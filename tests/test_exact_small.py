@@ -69,11 +69,37 @@ def test_improve_starts_with_a_multistart() -> None:
 
 
 def test_root_state_check_proves_heavytail_n48_01() -> None:
-    """Volume bound 2, every plan 3 GPUs: the root LP converges to about 2.5 only after minutes of
-    heuristic rounds, while the state search proves no configuration above LP / 2 much earlier
-    (before the check, compact MILP step off: 3 against bound 2 at 120 s; with it 5-15 s). The
-    limit is a hang guard, not a speed test."""
+    """End to end with the compact MILP step off (so branch-and-price and its root check do the
+    work): 3 GPUs, proven, verified. The limit is a hang guard, not a speed test; the test below
+    shows that the check proves the bound before the LP is solved."""
     inst = load_instance(STRESS / "stress-heavytail-n48-01.json")
     no_milp = ExactOptions(time_limit=120, threads=1, settings=ExactSettings(few_gpus=0))  # the check alone
     plan = solve(inst, "exact", solver_options=no_milp)
     assert plan.feasible and plan.num_gpus == 3 and plan.lower_bound == 3 and plan.status == "optimal"
+
+
+def test_the_check_proves_while_heuristic_pricing_still_finds_columns() -> None:
+    """The root LP of heavytail-n48-01 at about 2.52 is not solved (heuristic pricing still finds
+    columns), yet its duals already prove bound 3: no configuration is worth more than
+    LP / (3 - 1 + DELTA). `_check` finds that by the state search and returns the threshold."""
+    from igniter_opt.solvers.exact.branching import Rules
+    from igniter_opt.solvers.exact.solver import _prepare, heuristic_plans
+
+    inst = load_instance(STRESS / "stress-heavytail-n48-01.json")
+    prof = resolve_profile(inst)
+    demands = size_instance(inst, prof, 0.0)
+    deadline = time.perf_counter() + 600  # a hang guard
+    _, _, bnp = _prepare(prof, demands, "paper", True, deadline, 1, 0.0, heuristics=heuristic_plans(prof, demands))
+    assert (bnp.lower, bnp.upper) == (2, 3)
+    bnp._check_due = float("inf")  # rounds of heuristic pricing alone, until the LP is near its optimum
+    for _ in range(400):
+        lp = bnp.master.solve_lp()
+        assert lp is not None
+        if lp.value < 2.53:
+            break
+        bnp._add(bnp._heuristic(lp.duals, Rules()).columns)
+    assert lp.value < 2.53
+    assert bnp._heuristic(lp.duals, Rules()).columns  # the LP is not solved
+    bnp._check_due = 0.0
+    theta = bnp._check(lp)
+    assert theta is not None and lp.value / theta > 2 and bnp.lower == 3  # proven: 3 GPUs are needed
