@@ -22,7 +22,14 @@ from igniter_opt.model import Profile, load_profile
 from igniter_opt.solvers.sizing import max_rate_alone, split_workload
 
 FAMILIES = ("paper", "random", "stress", "showcase")
-STRESS_KINDS = ("tight", "replicas", "small", "powercap")
+STRESS_KINDS = ("tight", "replicas", "small", "powercap")  # what --family stress makes without --kinds
+# Kinds made only when named in --kinds (appended: a kind's seed is its index here, so adding one
+# changes no existing kind's draws, and the default set stays the four above).
+EXTRA_KINDS = ("heavytail",)
+ALL_KINDS = STRESS_KINDS + EXTRA_KINDS
+HEAVY_TAIL_SHAPE = 1.2  # Lomax (numpy's pareto) shape of the heavytail kind's rates
+HEAVY_TAIL_SCALE = 5.0  # req/s: the least rate, and the Lomax scale
+HEAVY_TAIL_CAP = 0.8  # of the most one GPU sustains alone: no heavytail workload needs a replica
 MODELS = MODEL_NAMES  # the paper's four, in its order
 
 # The paper's SLOs (ms) and rates (req/s) per model: the motivation example plus SSD.
@@ -108,14 +115,19 @@ def _stress_draw(rng: np.random.Generator, profile: Profile, kind: str, i: int) 
         model = str(rng.choice(MODELS, p=[0.0, 0.2, 0.4, 0.4]))
         slo = PAPER_SLO_MS[model] * rng.uniform(1.5, 3.0)
         rate = max_rate_alone(profile, model, slo, 1e5) * rng.uniform(0.25, 0.6)
+    elif kind == "heavytail":  # most services light, a few heavy: Pareto (Lomax) rates
+        model = str(rng.choice(MODELS, p=[0.4, 0.4, 0.1, 0.1]))
+        slo = PAPER_SLO_MS[model] * rng.uniform(1.0, 3.0)
+        rate = HEAVY_TAIL_SCALE * (1.0 + rng.pareto(HEAVY_TAIL_SHAPE))
+        rate = min(rate, HEAVY_TAIL_CAP * max_rate_alone(profile, model, slo, 1e5))
     else:
-        raise InputError(f"stress kind {kind!r}: unknown (choose from {', '.join(STRESS_KINDS)})")
+        raise InputError(f"stress kind {kind!r}: unknown (choose from {', '.join(ALL_KINDS)})")
     return _workload(i, model, slo, rate)
 
 
 def stress_instance(kind: str, n: int, k: int, seed: int, profile: Profile) -> Instance:
     """A stress instance of one kind; workloads no GPU could serve are redrawn."""
-    rng = np.random.default_rng(instance_seed(seed, STRESS_KINDS.index(kind), n, k))
+    rng = np.random.default_rng(instance_seed(seed, ALL_KINDS.index(kind), n, k))
     workloads = []
     for i in range(n):
         for _ in range(100):
@@ -143,9 +155,9 @@ def _check(spec: FamilySpec) -> None:
         raise InputError(f"family {spec.family!r}: unknown (choose from {', '.join(FAMILIES)})")
     if spec.count < 1 or not spec.sizes or min(spec.sizes) < 1:
         raise InputError("generate: --count and every size must be >= 1")
-    bad = [k for k in spec.kinds if k not in STRESS_KINDS]
+    bad = [k for k in spec.kinds if k not in ALL_KINDS]
     if bad or (spec.kinds and spec.family != "stress"):
-        raise InputError(f"--kinds {','.join(spec.kinds)}: only for stress, from {', '.join(STRESS_KINDS)}")
+        raise InputError(f"--kinds {','.join(spec.kinds)}: only for stress, from {', '.join(ALL_KINDS)}")
     if spec.family == "paper" and spec.profile != "v100":
         raise InputError("family paper: only the v100 profile has the paper's models")
 
@@ -205,5 +217,6 @@ COMMITTED: tuple[FamilySpec, ...] = (
     FamilySpec("random", sizes=(8, 16, 24, 32, 48), count=6, seed=2024),
     FamilySpec("stress", sizes=(6, 10, 14), count=14, seed=7, kinds=("tight", "replicas", "powercap")),
     FamilySpec("stress", sizes=(24, 32), count=6, seed=7, kinds=("small",)),
+    FamilySpec("stress", sizes=(48, 60, 72, 84, 100), count=2, seed=7, kinds=("heavytail",)),
     FamilySpec("showcase", sizes=(12, 14), count=1, seed=3),
 )

@@ -157,7 +157,8 @@ def generate_cmd(
     count: int = typer.Option(1, help="Instances per size (paper: load steps per size and SLO level).",
                               callback=at_least(1)),
     seed: int = typer.Option(0, help="Family seed (paper ignores it: it is deterministic)."),
-    kinds: str | None = typer.Option(None, help="stress: tight,replicas,small,powercap (default: all)."),
+    kinds: str | None = typer.Option(None, help="stress: tight,replicas,small,powercap (default: these four) "
+                                                    "or heavytail (only when named)."),
     profile: str = typer.Option("v100", help="Profile whose models the instances use."),
     output: Path = typer.Option(..., "-o", "--output", help="Folder to write <name>.json into."),
 ) -> None:

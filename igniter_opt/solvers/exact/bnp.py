@@ -91,6 +91,9 @@ class BranchAndPrice:
         # the root's best Farley certificate: type duals pi >= 0 and v with every configuration's
         # dual sum at most v, so LP* >= pi d / v (warm.py carries it into the next re-plan)
         self.certificate: tuple[Array, float] | None = None
+        # large configurations: a Farley check by the state search between heuristic rounds
+        members = sum(len(c.members) for c in incumbent) / max(1, len(incumbent))
+        self._check_due = now + self.s.check_period * self._limit if members >= self.s.large_members else math.inf
 
     # -- column generation ----------------------------------------------------------------
     def _allowed(self, rules: Rules) -> Array:
@@ -116,6 +119,9 @@ class BranchAndPrice:
             res = self._heuristic(lp.duals, rules)
             if self._add(res.columns):
                 if rules.root:
+                    theta = self._check(lp)
+                    if theta is not None:
+                        return lp.value / theta, lp, True
                     self._maybe_dive(lp, stalled=False)
                 continue
             if res.complete:  # nothing prices out at all: the LP is solved
@@ -161,6 +167,34 @@ class BranchAndPrice:
         row_dual = np.zeros(len(self.master.demand))
         row_dual[self.master.type_row] = duals / self.master.type_weight
         return float(row_dual @ self.master.demand) / v_max
+
+    def _check(self, lp: LpResult) -> float | None:
+        """At the root, while heuristic pricing still finds columns, every check_period of the
+        limit (large configurations only): the state search at the threshold that proves
+        min(UB, ceil(LP)), for at most check_budget of the limit. Its columns join the master, its
+        best and open reach give a Farley bound; the threshold when it proves that none passes
+        it (the root's bound is then proven, as after an exhaustive call), else None."""
+        now = time.perf_counter()
+        if now < self._check_due:
+            return None
+        self._check_due = now + self.s.check_period * self._limit
+        target = min(self.upper, math.ceil(lp.value - 1e-6))
+        if target <= max(1, self.lower):
+            return None
+        theta = max(1 + EPS, lp.value / (target - 1 + DELTA))
+        res = self.pricer.state_price(lp.duals, theta, min(self.deadline, now + self.s.check_budget * self._limit),
+                                      self.s.exhaustive_columns)
+        if res is None:
+            self._check_due = math.inf
+            return None
+        self.stats.exhaustive_calls += 1
+        self.stats.pricing_nodes += res.nodes
+        v_max = max(res.best, theta, res.open_reach)
+        if math.isfinite(v_max):
+            self.lower = max(self.lower, math.ceil(lp.value / v_max - 1e-6))
+            self._certify(lp.duals, v_max)
+        self._add(res.columns)
+        return theta if res.complete and not res.columns else None
 
     def _extend(self, lp: LpResult, rules: Rules) -> bool:
         """The final phase is for dives and integer masters, which cannot beat the incumbent when

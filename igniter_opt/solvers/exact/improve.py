@@ -2,11 +2,12 @@
 
 When branch-and-price ends with a gap, its incumbent can be worse than what a cheap local
 search finds on families where a GPU holds many small workloads (stress-small, heavy-tailed
-rates). This phase repeatedly takes 2-4 GPUs of the plan (the least loaded one and random
-others), re-places their workloads together by the interference-aware first fit
-(heuristics.firstfit) in a few orders, and keeps the new plan when the repair used fewer GPUs and
-the whole plan verifies (solvers.verify). It never touches the lower bound, and a plan it returns
-always verifies, so it can only lower the GPU count.
+rates). This phase first tries first fits in random orders (half the phase: the fewest-GPU
+verified plan replaces the incumbent when it uses fewer GPUs), then repeatedly takes 2-4 GPUs of
+the plan (the least loaded one and random others), re-places their workloads together by the
+interference-aware first fit (heuristics.firstfit) in a few orders, and keeps the new plan when
+the repair used fewer GPUs and the whole plan verifies (solvers.verify). It never touches the
+lower bound, and a plan it returns always verifies, so it can only lower the GPU count.
 
 `multistart` is the reference it is measured against: first fit of all workloads in random
 orders, the best verified plan kept (benchmarks/bench_improve.py).
@@ -38,6 +39,7 @@ class ImproveSettings:
     max_destroy: int = 4  # ... and at most
     orders: int = 4  # first-fit orders tried per move (the first by r_lower, descending; then random)
     seed: int = 0  # of the random choices: the phase is deterministic for a given plan
+    restart_share: float = 0.5  # of the phase first goes to first fits in random orders (multistart)
 
 
 def reserve(settings: ImproveSettings, time_limit: float) -> float:
@@ -86,6 +88,14 @@ def improve(gpus: list[GpuPlan], profile: Profile, demands: list[Demand], deadli
     by_name = {name: d for name, d in by_name.items() if seen[name] == 1}  # a name placed twice is a piece
     rng = np.random.default_rng(settings.seed)
     kept = 0
+    left = deadline - time.perf_counter()
+    if settings.restart_share > 0 and left > 0:  # a fresh start may beat the plan (then repair goes on from it)
+        try:
+            fresh = multistart(profile, demands, settings.restart_share * left, settings.seed + 1)
+        except InfeasibleError:
+            fresh = plan
+        if len(fresh) < len(plan):
+            plan, kept = fresh, 1
     while time.perf_counter() < deadline:
         movable = [j for j, g in enumerate(plan) if all(w.name in by_name for w in g.workloads)]
         if len(movable) < 2:
@@ -107,6 +117,22 @@ def improve(gpus: list[GpuPlan], profile: Profile, demands: list[Demand], deadli
         if _verified(candidate, profile, margin):
             plan, kept = candidate, kept + 1
     return plan, kept
+
+
+def random_fits(profile: Profile, demands: list[Demand], until: float, count: int, seed: int = 0
+                ) -> list[list[GpuPlan]]:
+    """First fits of the shareable demands in up to `count` random orders, until `until` (a
+    perf_counter time): seeds of exact's master and incumbent where GPUs hold many workloads."""
+    rng = np.random.default_rng(seed)
+    shareable = [i for i, d in enumerate(demands) if not d.full_gpu]
+    plans: list[list[GpuPlan]] = []
+    while len(plans) < count and time.perf_counter() < until:
+        order = [shareable[int(i)] for i in rng.permutation(len(shareable))]
+        try:
+            plans.append(first_fit(profile, demands, order, until))
+        except InfeasibleError:
+            break
+    return plans
 
 
 def multistart(profile: Profile, demands: list[Demand], seconds: float, seed: int = 0) -> list[GpuPlan]:

@@ -151,6 +151,13 @@ class Pricer:
                                                                       max_columns=1)
         return self._state_price(duals, threshold, deadline, 1)
 
+    def state_price(self, duals: Array, threshold: float, deadline: float, max_columns: int) -> PricingResult | None:
+        """Exhaustive pricing by the interference-state search alone (no set search first; root
+        only), or None where it does not apply (several options per type, or no numba)."""
+        if not (self.state_space and self.compiled):
+            return None
+        return self._state_price(duals, threshold, deadline, max_columns)
+
     def _state_price(self, duals: Array, threshold: float, deadline: float, max_columns: int,
                      soft_deadline: float | None = None, rules: Rules | None = None) -> PricingResult:
         """Exhaustive pricing by the interference-state search (`statespace.py`); it returns at

@@ -21,6 +21,11 @@ class ExactSettings:
     # -- the solve (solver.py) ---------------------------------------------------------------
     rerun_share: float = 0.2  # of the limit, at least left for the search over single workloads
     few_gpus: int = 4  # at most this many shareable GPUs in the seed plan: the compact MILP runs first
+    # large configurations (large_members below): first fits in random orders seed the master and the
+    # incumbent, for at most this share of the limit and this many plans (the LP starts below the
+    # seed plan's count instead of sitting on it for dozens of rounds)
+    seed_fits_share: float = 0.04
+    seed_fits: int = 40
     # of the limit, at most: the search over the sizing's split that seeds the one over every split
     fixed_share: float = 0.25
     split_grid: int = 10  # rate levels k / split_grid of the largest single-GPU rate (splits.py)
@@ -49,6 +54,13 @@ class ExactSettings:
     dive_mip_seconds: float = 5.0  # the integer master after a dive that found no better plan
     enum_columns: int = 50_000  # a node that cannot branch is closed by listing at most this many columns
     enum_evaluations: int = 20_000_000  # sets that listing may evaluate
+    # many members per GPU (issue 24): where the seed plan holds at least large_members workloads per
+    # GPU on average, the root's heuristic rounds are interrupted every check_period of the limit by
+    # a state search at the Farley threshold, for at most check_budget of the limit (the LP tails
+    # for minutes there while its duals already prove the bound)
+    large_members: float = 8.0
+    check_period: float = 0.03
+    check_budget: float = 0.01
 
     # -- dives (dive.py) ---------------------------------------------------------------------
     dive_rounds: int = 6  # pricing rounds per dive step (the pricing is heuristic: the dive needs no proof)

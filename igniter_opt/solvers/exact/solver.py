@@ -28,7 +28,7 @@ from igniter_opt.solvers.colocation import placed, replica_gpus
 from igniter_opt.solvers.exact import warm as warmstart
 from igniter_opt.solvers.exact import warmproof
 from igniter_opt.solvers.exact.bnp import BranchAndPrice
-from igniter_opt.solvers.exact.improve import ImproveSettings, improve, reserve
+from igniter_opt.solvers.exact.improve import ImproveSettings, improve, random_fits, reserve
 from igniter_opt.solvers.exact.master import Column, Master
 from igniter_opt.solvers.exact.oracle import Options, build_options, clock_ratio, demand_terms, needed_share
 from igniter_opt.solvers.exact.pricing import Pricer
@@ -355,6 +355,9 @@ def solve(instance: Instance, profile: Profile, demands: list[Demand], options: 
     # a warm start's repaired plan replaces the heuristics' (they are the fallback when it has none)
     heuristics = [] if warm is not None else heuristic_plans(profile, demands,
                                                              begin + settings.seed_share * options.time_limit)
+    if warm is None and _members_per_gpu(heuristics) >= settings.large_members:  # many small workloads per GPU
+        heuristics += random_fits(profile, demands, begin + settings.seed_fits_share * options.time_limit,
+                                  settings.seed_fits)  # (issue 24)
     try:
         cat, pricer, bnp = _prepare(profile, demands, policy, True, deadline, options.threads, margin, settings,
                                     heuristics)
@@ -458,6 +461,12 @@ def _record(options: ExactOptions, profile: Profile, policy: str, margin: float,
         return
     options.record.last = warmstart.export(profile.name, policy, margin, demands, cat, bnp.master.columns,
                                            bnp.certificate, plan.gpus, int(plan.lower_bound or 0))
+
+
+def _members_per_gpu(heuristics: list[list[GpuPlan]]) -> float:
+    """Workloads per GPU of the fewest-GPU heuristic plan (how large configurations are)."""
+    best = min(heuristics, key=len, default=[])
+    return sum(len(g.workloads) for g in best) / max(1, len(best))
 
 
 def _out_of_time(plan: Plan, heuristics: list[list[GpuPlan]], why: str) -> Plan:
