@@ -48,6 +48,15 @@ def _missing(module: str) -> bool:
         return True
 
 
+def pytest_configure(config: pytest.Config) -> None:  # noqa: ARG001 (pytest's hook signature)
+    """Ctrl-C as a terminal gives it, whatever started the suite: a shell without job control
+    starts `cmd &` with SIGINT ignored, Python then installs no KeyboardInterrupt handler, and
+    the children it starts inherit the ignore, so every Ctrl-C test would fail. A handler (not
+    an ignore) is reset to the default at exec, so the programs the tests start get Ctrl-C too."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Skip a test marked `extra(NAME, ...)` when one of those extras is not installed."""
     for mark in item.iter_markers("extra"):
