@@ -377,17 +377,11 @@ def solve(instance: Instance, profile: Profile, demands: list[Demand], options: 
             order = sorted(shareable, key=lambda i: -demands[i].r_lower)
             with contextlib.suppress(InfeasibleError):
                 heuristics.append(first_fit(profile, demands, order, deadline))
-        # the heuristics' plan is over the sizing's split: its replicas on their own GPUs, and
-        # `solve` notes the fixed split and adds that split's lower bound
-        plan.space, plan.gpus = "", replica_gpus(demands)
-        return _out_of_time(plan, heuristics, str(exc))
+        return _before_search(plan, demands, heuristics, "time_limit", f"out of time ({exc})")
     except KeyboardInterrupt:  # Ctrl-C while preparing: the heuristics' plan is the incumbent
         if not heuristics:
             raise
-        plan.space, plan.gpus = "", replica_gpus(demands)
-        plan = _out_of_time(plan, heuristics, "interrupted")
-        plan.status = "interrupted"
-        raise SolveInterrupted(plan) from None
+        raise SolveInterrupted(_before_search(plan, demands, heuristics, "interrupted", "interrupted")) from None
     try:
         active, owner = cat, bnp
         if warm is not None:  # here, so that Ctrl-C during its searches answers with the incumbent
@@ -469,15 +463,16 @@ def _members_per_gpu(heuristics: list[list[GpuPlan]]) -> float:
     return sum(len(g.workloads) for g in best) / max(1, len(best))
 
 
-def _out_of_time(plan: Plan, heuristics: list[list[GpuPlan]], why: str) -> Plan:
-    """The answer when branch-and-price could not start in time: the fewest-GPU first fit (feasible
-    by construction; the greedy's plan only when no first fit exists), status time_limit. `solve`
-    adds the sizing's lower bound."""
+def _before_search(plan: Plan, demands: list[Demand], heuristics: list[list[GpuPlan]], status: str,
+                   why: str) -> Plan:
+    """The answer when branch-and-price did not start (out of time, or Ctrl-C): the fewest-GPU first
+    fit (feasible by construction; the greedy's plan only when no first fit exists). It is over the
+    sizing's split: its replicas on their own GPUs, and `solve` notes the fixed split and adds that
+    split's lower bound."""
     fits: list[list[GpuPlan]] = heuristics[1:] if len(heuristics) > 1 else heuristics
-    best: list[GpuPlan] = min(fits, key=len)
-    plan.gpus += best
-    plan.status = "time_limit"
-    plan.message = f"out of time before branch-and-price could start ({why}): the heuristics' plan"
+    plan.space, plan.gpus = "", replica_gpus(demands) + min(fits, key=len)
+    plan.status = status
+    plan.message = f"{why} before branch-and-price could start: the heuristics' plan"
     return plan
 
 
