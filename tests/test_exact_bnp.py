@@ -214,6 +214,7 @@ def test_few_gpus_run_the_compact_model_first_and_agree_with_milp():
 
     from igniter_opt.data.instance import load_instance
 
-    inst = load_instance(Path(__file__).resolve().parent.parent / "instances/stress/stress-small-n32-04.json")
+    inst = load_instance(Path(__file__).resolve().parent.parent / "instances/stress/stress-small-n32-05.json")
     exact = _optimal(inst, "exact")
+    assert "the compact MILP ran first" in exact.message
     assert exact.num_gpus == _optimal(inst, "milp").num_gpus
