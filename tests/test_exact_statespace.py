@@ -203,8 +203,9 @@ def _joint_pricer(n: int, seed: int, copies: int) -> Pricer:
     return Pricer(p.hw, p.o, p.option_type, p.demand.astype(float) * copies, ExactSettings())
 
 
-@pytest.mark.parametrize("n,seed,copies,spread", [(12, 5, 2, 1.15), (16, 6, 1, 1.15), (12, 7, 3, 1.1),
-                                                   (16, 8, 2, 1.1)])
+# demand 1 (a multiple-choice knapsack), 2 and 3 copies; a second copies-2 case (12, 5, 2, 1.15) took
+# 22 s of the suite's time for nothing the (16, 8, 2) case does not check
+@pytest.mark.parametrize("n,seed,copies,spread", [(16, 6, 1, 1.15), (12, 7, 3, 1.1), (16, 8, 2, 1.1)])
 def test_state_search_over_several_batch_options_per_type(n, seed, copies, spread):
     """Under joint a type's items span its batches: the knapsack caps them at the type's demand
     together. The state search finds the set search's best set (with copies >= 2 it takes a type
