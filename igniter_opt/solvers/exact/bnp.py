@@ -87,6 +87,8 @@ class BranchAndPrice:
         self._dived_at = math.inf
         self._limit = max(0.0, deadline - now)
         self._dive_period = self.s.dive_after * self._limit
+        # datacenter sizes (issue 24, item 3): no dive at the root before the final phase
+        self._root_dives = len(master.demand) < self.s.large_rows
         self._dive_due = now + self._dive_period
         # the root's best Farley certificate: type duals pi >= 0 and v with every configuration's
         # dual sum at most v, so LP* >= pi d / v (warm.py carries it into the next re-plan)
@@ -245,7 +247,8 @@ class BranchAndPrice:
         dive_after of the time passed since the start or the last dive (large instances, whose LP
         converges slowly). A better incumbent also lowers the bound the proof must reach. True
         when the pool grew."""
-        if math.ceil(lp.value - 1e-6) >= self.upper or lp.value > self._dived_at - self.s.dive_gain:
+        if not self._root_dives or math.ceil(lp.value - 1e-6) >= self.upper or \
+                lp.value > self._dived_at - self.s.dive_gain:
             return False
         if not stalled and time.perf_counter() < self._dive_due:
             return False

@@ -77,6 +77,7 @@ class Master:
                  option_gpus: Array | None = None, type_row: Array | None = None,
                  type_weight: Array | None = None, settings: ExactSettings = DEFAULT) -> None:
         self.min_mip_seconds = settings.min_mip_seconds
+        self.mip_presolve = len(demand) < settings.large_rows  # (issue 24, item 3)
         self.demand = np.asarray(demand, dtype=float)
         self.option_type = option_type
         # a type covers its row `weight` per member: by default a row per type, one per member; a
@@ -256,6 +257,8 @@ class Master:
             h.changeColsBounds(n, np.arange(n, dtype=np.int32), low, np.maximum(up, low))
         h.setOptionValue("time_limit", float(time_limit))
         h.setOptionValue("mip_rel_gap", 0.0)
+        if not self.mip_presolve:
+            h.setOptionValue("presolve", "off")
         costs = np.array(self.costs)
         if below is not None:  # a cutoff row: sum_c cost_c z_c <= below - 1 (HiGHS has no hard cutoff option)
             h.addRow(-highspy.kHighsInf, float(below) - 1, n, np.arange(n, dtype=np.int32), costs)
