@@ -43,3 +43,21 @@ def test_a_small_integer_master_keeps_the_presolve_and_the_same_answer():
     # the gate is a setting: the same small master without presolve agrees
     off = _pairs_master(20, ExactSettings(large_rows=10))
     assert not off.mip_presolve and off.solve_integer(30.0)[0] == 10
+
+
+def test_pruning_the_pool_keeps_the_lp_and_lets_a_column_come_back():
+    master = _pairs_master(20, ExactSettings())
+    lp = master.solve_lp()
+    assert lp is not None and abs(lp.value - 10) < 1e-6
+    used = lp.z > 1e-9
+    keep = used.copy()
+    keep[:3] = True  # three singletons stay besides the LP's own columns
+    dropped = [c for c, k in zip(master.columns, keep, strict=True) if not k]
+    assert master.prune(keep) == len(dropped) > 0
+    assert len(master.columns) == int(keep.sum())
+    again = master.solve_lp()
+    assert again is not None and abs(again.value - lp.value) < 1e-6
+    assert np.allclose(master.reduced_costs(again.duals), [1 - sum(again.duals[list(c.members)])
+                                                               for c in master.columns])
+    assert not master.known(dropped[0].members) and master.add(dropped[0])
+    assert master.solve_lp() is not None and len(master.columns) == int(keep.sum()) + 1
