@@ -87,6 +87,8 @@ class BranchAndPrice:
         self._dived_at = math.inf
         self._limit = max(0.0, deadline - now)
         self._dive_period = self.s.dive_after * self._limit
+        # datacenter sizes (issue 24, item 3): no dive at the root before the final phase
+        self._root_dives = len(master.demand) < self.s.large_rows
         self._dive_due = now + self._dive_period
         # the root's best Farley certificate: type duals pi >= 0 and v with every configuration's
         # dual sum at most v, so LP* >= pi d / v (warm.py carries it into the next re-plan)
@@ -117,6 +119,8 @@ class BranchAndPrice:
             if time.perf_counter() > self.deadline and not self._extend(lp, rules):
                 return -math.inf, lp, False
             res = self._heuristic(lp.duals, rules)
+            if rules.root and not self._root_dives:
+                self._prune(lp)
             if self._add(res.columns):
                 if rules.root:
                     theta = self._check(lp)
@@ -156,6 +160,20 @@ class BranchAndPrice:
                     continue
                 return -math.inf, lp, False
             return lp.value / theta, lp, True
+
+    def _prune(self, lp: LpResult) -> None:
+        """Datacenter sizes (issue 24, item 3): past pool_max columns, delete those of largest
+        reduced cost that the LP leaves at zero, down to pool_keep (the LP's value is unchanged:
+        its solution stays; the deleted columns may be priced again)."""
+        n = len(self.master.columns)
+        if n <= self.s.pool_max:
+            return
+        rc = self.master.reduced_costs(lp.duals)
+        rc[lp.z[:n] > 1e-9] = -np.inf  # the LP's own columns stay
+        keep = np.zeros(n, dtype=bool)
+        keep[np.argsort(rc, kind="stable")[:self.s.pool_keep]] = True
+        self.master.prune(keep)
+        self.stats.columns = len(self.master.columns)
 
     def _certify(self, duals: Array, v_max: float) -> None:
         """Keep (duals, v_max) when its Farley bound pi d / v_max beats the certificate held."""
@@ -245,7 +263,8 @@ class BranchAndPrice:
         dive_after of the time passed since the start or the last dive (large instances, whose LP
         converges slowly). A better incumbent also lowers the bound the proof must reach. True
         when the pool grew."""
-        if math.ceil(lp.value - 1e-6) >= self.upper or lp.value > self._dived_at - self.s.dive_gain:
+        if not self._root_dives or math.ceil(lp.value - 1e-6) >= self.upper or \
+                lp.value > self._dived_at - self.s.dive_gain:
             return False
         if not stalled and time.perf_counter() < self._dive_due:
             return False

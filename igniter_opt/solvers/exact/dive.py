@@ -41,10 +41,13 @@ def dive(master: Master, price: Callable[[Array], list[Column]], upper: int, dea
     `finish_by`."""
     fixed = np.zeros(0)
     steps = solves = 0
+    large = len(master.demand) >= settings.large_rows  # datacenter sizes: faster steps (issue 24, item 3)
+    rounds = settings.dive_rounds_large if large else settings.dive_rounds
+    share = settings.round_share_large if large else settings.round_share
     lp: LpResult | None = None
     try:
         while time.perf_counter() < deadline:
-            lp, n = _priced_lp(master, price, deadline, settings.dive_rounds)
+            lp, n = _priced_lp(master, price, deadline, rounds)
             solves += n
             if lp is None:
                 return DiveResult(None, steps, solves)
@@ -54,7 +57,7 @@ def dive(master: Master, price: Callable[[Array], list[Column]], upper: int, dea
             if np.all(np.abs(z - np.round(z)) < INTEGRAL):
                 return DiveResult(_cover(master, np.round(z), upper), steps, solves)
             steps += 1
-            fixed = _round(fixed, z, settings.round_up, settings.round_share)
+            fixed = _round(fixed, z, settings.round_up, share)
             master.bound(fixed)
         if lp is None:
             return DiveResult(None, steps, solves)

@@ -77,6 +77,7 @@ class Master:
                  option_gpus: Array | None = None, type_row: Array | None = None,
                  type_weight: Array | None = None, settings: ExactSettings = DEFAULT) -> None:
         self.min_mip_seconds = settings.min_mip_seconds
+        self.mip_presolve = len(demand) < settings.large_rows  # (issue 24, item 3)
         self.demand = np.asarray(demand, dtype=float)
         self.option_type = option_type
         # a type covers its row `weight` per member: by default a row per type, one per member; a
@@ -189,6 +190,23 @@ class Master:
                              np.array(starts, dtype=np.int32), np.array(index, dtype=np.int32), np.array(value))
         return len(costs)
 
+    def prune(self, keep: Array) -> int:
+        """Delete the columns not kept (the root's pool at datacenter sizes, where each LP re-solve
+        over 20,000-30,000 columns took about a second); a deleted column may be priced again.
+        Only between solves, never under a dive's fixings or a branch's rules. The number deleted."""
+        drop = np.nonzero(~keep)[0].astype(np.int32)
+        if drop.size == 0:
+            return 0
+        self._lp.deleteCols(int(drop.size), drop)
+        kept = np.nonzero(keep)[0].tolist()
+        for i in drop.tolist():
+            self._keys.discard(self.columns[i].members)
+        self.columns = [self.columns[i] for i in kept]
+        self.costs = [self.costs[i] for i in kept]
+        self._rows = [self._rows[i] for i in kept]
+        self._counts = [self._counts[i] for i in kept]
+        return int(drop.size)
+
     def reduced_costs(self, duals: Array) -> Array:
         """cost_c - sum_t pi_t a_tc of every column (what a unit of it adds to the LP value; the
         availability duals are left out, so this is a lower bound on the reduced cost); duals per
@@ -256,6 +274,8 @@ class Master:
             h.changeColsBounds(n, np.arange(n, dtype=np.int32), low, np.maximum(up, low))
         h.setOptionValue("time_limit", float(time_limit))
         h.setOptionValue("mip_rel_gap", 0.0)
+        if not self.mip_presolve:
+            h.setOptionValue("presolve", "off")
         costs = np.array(self.costs)
         if below is not None:  # a cutoff row: sum_c cost_c z_c <= below - 1 (HiGHS has no hard cutoff option)
             h.addRow(-highspy.kHighsInf, float(below) - 1, n, np.arange(n, dtype=np.int32), costs)

@@ -73,6 +73,8 @@ class Pricer:
         # several batch options per type (policy joint): the set search has far more sets to list
         one_each = np.unique(option_type).size == option_type.size
         self.set_first = settings.set_first if one_each else settings.set_first_joint
+        if one_each and len(demand) >= settings.large_rows:  # (issue 24, item 3)
+            self.set_first = settings.set_first_large
         # and there the set search cannot finish at a branching node either (35 million sets in 43 s
         # at 64 workloads): the state search takes nodes too (paper: the root only, as before)
         self.state_nodes = not one_each

@@ -389,7 +389,8 @@ def solve(instance: Instance, profile: Profile, demands: list[Demand], options: 
         # after the preparation, so that Ctrl-C meanwhile still returns the seeds' incumbent; a warm
         # start's plan stands for the search over the sizing's split
         fixed = _fixed_split_search(profile, demands, policy, begin + settings.fixed_share * options.time_limit,
-                                    options.threads, margin, settings) if cat.splits and warm is None else None
+                                    options.threads, margin, settings) \
+            if cat.splits and warm is None and len(demands) < settings.large_rows else None
         _seed_fixed(bnp, _fixed_columns(demands, cat, pricer, fixed))
         if bnp.lower < bnp.upper <= settings.few_gpus and not cat.splits:  # the MILP knows the sizing's split only
             compact_plan = _compact_first(instance, profile, demands, options, deadline)

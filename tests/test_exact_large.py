@@ -1,0 +1,63 @@
+"""Datacenter sizes under the paper policy (issue 24, item 3): what is gated on the master's size.
+
+From ExactSettings.large_rows rows the integer master runs without HiGHS's presolve (it
+ran 10-20 s past a 5 s limit on 13,000-column masters); the cover it returns must still be an
+optimal one, and smaller masters keep the presolve. From as many rows the root does not
+dive before the final phase.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from igniter_opt.solvers.exact.master import Column, Master
+from igniter_opt.solvers.exact.settings import ExactSettings
+
+
+def _pairs_master(types: int, settings: ExactSettings) -> Master:
+    """Every type alone, and the pairs (2i, 2i+1) and (2i+1, 2i+2): the least cover is the first pairs."""
+    master = Master(np.ones(types), np.arange(types), settings=settings)
+    for t in range(types):
+        master.add(Column((t,), (0.5,)))
+    for t in range(0, types - 1):
+        master.add(Column((t, t + 1), (0.5, 0.5)))
+    return master
+
+
+def test_a_large_integer_master_runs_without_presolve_and_finds_the_least_cover():
+    master = _pairs_master(160, ExactSettings())
+    assert not master.mip_presolve
+    res = master.solve_integer(30.0, below=161)
+    assert res is not None and res[0] == 80
+    assert master.last_proven
+    covered = np.zeros(160)
+    for col, k in zip(master.columns, res[1], strict=True):
+        covered[list(col.members)] += k
+    assert covered.min() >= 1
+
+
+def test_a_small_integer_master_keeps_the_presolve_and_the_same_answer():
+    small = _pairs_master(20, ExactSettings())
+    assert small.mip_presolve
+    assert small.solve_integer(30.0)[0] == 10
+    # the gate is a setting: the same small master without presolve agrees
+    off = _pairs_master(20, ExactSettings(large_rows=10))
+    assert not off.mip_presolve and off.solve_integer(30.0)[0] == 10
+
+
+def test_pruning_the_pool_keeps_the_lp_and_lets_a_column_come_back():
+    master = _pairs_master(20, ExactSettings())
+    lp = master.solve_lp()
+    assert lp is not None and abs(lp.value - 10) < 1e-6
+    used = lp.z > 1e-9
+    keep = used.copy()
+    keep[:3] = True  # three singletons stay besides the LP's own columns
+    dropped = [c for c, k in zip(master.columns, keep, strict=True) if not k]
+    assert master.prune(keep) == len(dropped) > 0
+    assert len(master.columns) == int(keep.sum())
+    again = master.solve_lp()
+    assert again is not None and abs(again.value - lp.value) < 1e-6
+    assert np.allclose(master.reduced_costs(again.duals), [1 - sum(again.duals[list(c.members)])
+                                                               for c in master.columns])
+    assert not master.known(dropped[0].members) and master.add(dropped[0])
+    assert master.solve_lp() is not None and len(master.columns) == int(keep.sum()) + 1
