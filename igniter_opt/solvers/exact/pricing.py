@@ -90,6 +90,8 @@ class Pricer:
         # and there the set search cannot finish at a branching node either (35 million sets in 43 s
         # at 64 workloads): the state search takes nodes too (paper: the root only, as before)
         self.state_nodes = self.joint = not one_each
+        # joint: what the state search's columns met on the way must be worth (None: its threshold)
+        self.s_collect = 1 + settings.collect_above if self.joint and settings.collect_above >= 0 else None
         # joint (issue 24): the few options of least share alone of each type, which the LP's columns
         # mostly use; heuristic pricing searches them first (a smaller tree it gets deeper into)
         self.lean = None if one_each or settings.lean_options <= 0 else \
@@ -153,7 +155,9 @@ class Pricer:
             res = _kernel.search(self, order, value[order], threshold, rules, deadline, max_columns,
                                  self.set_first if hand_off else max_nodes)
             if hand_off and not (res.complete or res.found):
-                return self._state_price(duals, threshold, deadline, max_columns, soft_deadline, rules)
+                # joint: sets met on the way above 1 come back too (the LP's tail needs many columns)
+                return self._state_price(duals, threshold, deadline, max_columns, soft_deadline, rules,
+                                         self.s_collect)
         else:
             res = LevelSearch(self, order, value[order], threshold, rules, deadline, max_columns, beam,
                               max_nodes).run()
@@ -178,9 +182,11 @@ class Pricer:
         return self._state_price(duals, threshold, deadline, max_columns)
 
     def _state_price(self, duals: Array, threshold: float, deadline: float, max_columns: int,
-                     soft_deadline: float | None = None, rules: Rules | None = None) -> PricingResult:
+                     soft_deadline: float | None = None, rules: Rules | None = None,
+                     collect: float | None = None) -> PricingResult:
         """Exhaustive pricing by the interference-state search (`statespace.py`); it returns at
         soft_deadline when it found columns by then."""
-        res = _statespace.StateSpaceSearch(self, duals, threshold, deadline, max_columns, soft_deadline, rules).run()
+        res = _statespace.StateSpaceSearch(self, duals, threshold, deadline, max_columns, soft_deadline, rules,
+                                           collect).run()
         cols = [Column(key, tuple(float(x) for x in shares)) for key, shares, _ in res.found]
         return PricingResult(cols, res.complete, res.best, res.bins, res.open_reach)

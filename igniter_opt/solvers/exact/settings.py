@@ -85,6 +85,9 @@ class ExactSettings:
     # joint: exhaustive_share (a state call under joint meets its first column after seconds; the next
     # ones come faster, so a longer call brings more columns per second of search)
     exhaustive_share_joint: float = 0.1
+    # joint: an exhaustive state call also returns the sets it met worth more than 1 + this (below its
+    # threshold; a negative value: off), unless it proves the threshold
+    collect_above: float = 1e-6
 
     # -- the set search (levels.py, kernel.py) -----------------------------------------------
     ghosts: int = 3  # additions counted exactly in the bound; beyond, 'ghosts or more'
