@@ -37,9 +37,9 @@ def test_lean_mask_holds_each_types_least_shares_alone():
 
 
 def test_lean_pass_prices_only_its_options_and_is_never_complete():
-    p = mixed_pricer(16, 6, "joint", False)
+    p = mixed_pricer(12, 5, "joint", False)
     assert p.lean is not None and p.lean.sum() < p.lean.size
-    assert mixed_pricer(16, 6, "paper", False).lean is None
+    assert mixed_pricer(12, 5, "paper", False).lean is None
     alone = np.full(len(p.demand), np.inf)
     np.minimum.at(alone, p.option_type, p.o.alone)
     duals = np.where(np.isfinite(alone), alone, 0.0) / 100 * 1.1  # many sets price out
