@@ -147,7 +147,8 @@ class BranchAndPrice:
             # (the LP moves on with them); without any it runs to the deadline (the bound)
             res = self.pricer.price(lp.duals, theta, beam=None, deadline=self.deadline, rules=rules,
                                     max_columns=self.s.exhaustive_columns,
-                                    soft_deadline=time.perf_counter() + self._exhaustive_share * self._limit)
+                                    soft_deadline=time.perf_counter() + self._exhaustive_share * self._limit,
+                                    collect=True)
             self.stats.exhaustive_calls += 1
             self.stats.pricing_nodes += res.nodes
             if rules.root:  # Lagrangian (Farley) bound of the root

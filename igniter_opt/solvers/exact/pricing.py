@@ -136,9 +136,11 @@ class Pricer:
     # -- the search -----------------------------------------------------------------------
     def price(self, duals: Array, threshold: float, *, beam: int | None, deadline: float,
               rules: Rules | None = None, max_columns: int = 60, max_nodes: int | None = None,
-              soft_deadline: float | None = None, only: Array | None = None) -> PricingResult:
+              soft_deadline: float | None = None, only: Array | None = None,
+              collect: bool = False) -> PricingResult:
         """Sets whose dual sum exceeds the threshold (beam search, or exhaustive when beam is None).
-        `only`: a mask of the options the sets may hold (then `complete` says nothing about the others)."""
+        `only`: a mask of the options the sets may hold (then `complete` says nothing about the others).
+        `collect` (a GPU costs 1): under joint, a state search also returns the sets above 1 it met."""
         rules = rules or Rules()
         value = duals[self.option_type]
         order = np.nonzero((value > 1e-12) if only is None else (value > 1e-12) & only)[0]
@@ -157,7 +159,7 @@ class Pricer:
             if hand_off and not (res.complete or res.found):
                 # joint: sets met on the way above 1 come back too (the LP's tail needs many columns)
                 return self._state_price(duals, threshold, deadline, max_columns, soft_deadline, rules,
-                                         self.s_collect)
+                                         self.s_collect if collect else None)
         else:
             res = LevelSearch(self, order, value[order], threshold, rules, deadline, max_columns, beam,
                               max_nodes).run()
