@@ -96,6 +96,9 @@ class BranchAndPrice:
         # large configurations: a Farley check by the state search between heuristic rounds
         members = sum(len(c.members) for c in incumbent) / max(1, len(incumbent))
         self._check_due = now + self.s.check_period * self._limit if members >= self.s.large_members else math.inf
+        # several batch options per type (joint, issue 24): its own exhaustive-call budget
+        self._exhaustive_share = self.s.exhaustive_share_joint if getattr(pricer, "joint", False) else \
+            self.s.exhaustive_share
 
     # -- column generation ----------------------------------------------------------------
     def _allowed(self, rules: Rules) -> Array:
@@ -144,7 +147,8 @@ class BranchAndPrice:
             # (the LP moves on with them); without any it runs to the deadline (the bound)
             res = self.pricer.price(lp.duals, theta, beam=None, deadline=self.deadline, rules=rules,
                                     max_columns=self.s.exhaustive_columns,
-                                    soft_deadline=time.perf_counter() + self.s.exhaustive_share * self._limit)
+                                    soft_deadline=time.perf_counter() + self._exhaustive_share * self._limit,
+                                    collect=True)
             self.stats.exhaustive_calls += 1
             self.stats.pricing_nodes += res.nodes
             if rules.root:  # Lagrangian (Farley) bound of the root
@@ -235,9 +239,16 @@ class BranchAndPrice:
                                     max_columns=self.s.heuristic_columns)
             self.stats.pricing_nodes += res.nodes
             return res
+        only = self.pricer.lean  # joint: each type's options of least share alone first (issue 24)
         first = res = self.pricer.price(duals, 1 + EPS, beam=None, deadline=deadline, rules=rules,
                                         max_columns=self.s.heuristic_columns // 2,
-                                        max_nodes=self.s.heuristic_evaluations)
+                                        max_nodes=self.s.heuristic_evaluations, only=only)
+        if only is not None and not res.columns:  # none there: every option, as under the paper policy
+            only = None
+            self.stats.pricing_nodes += res.nodes
+            first = res = self.pricer.price(duals, 1 + EPS, beam=None, deadline=deadline, rules=rules,
+                                            max_columns=self.s.heuristic_columns // 2,
+                                            max_nodes=self.s.heuristic_evaluations)
         found, nodes = list(res.columns), res.nodes
         # the depth-first search meets columns around the few types of largest dual: price
         # again without the types already in crowded columns, so the rows the LP can move are
@@ -251,7 +262,7 @@ class BranchAndPrice:
             blocked[types[uses >= self.s.crowded]] = 0.0
             res = self.pricer.price(blocked, 1 + EPS, beam=None, deadline=deadline, rules=rules,
                                     max_columns=self.s.heuristic_columns // (2 * self.s.diverse_passes),
-                                    max_nodes=self.s.heuristic_evaluations // 2)
+                                    max_nodes=self.s.heuristic_evaluations // 2, only=only)
             found += res.columns
             nodes += res.nodes
         self.stats.pricing_nodes += nodes

@@ -47,6 +47,18 @@ class PricingResult:
     open_reach: float = np.inf  # an incomplete exhaustive search: no unexplored set is worth more
 
 
+def lean_options(alone: Array, option_type: Array, keep: int) -> Array:
+    """Mask of each type's `keep` options of least share alone (finite ones; ties by option)."""
+    mask = np.zeros(option_type.size, dtype=bool)
+    finite = np.flatnonzero(np.isfinite(alone))
+    ranked = finite[np.lexsort((finite, alone[finite], option_type[finite]))]  # by type, then share alone
+    kinds = option_type[ranked]
+    first = np.r_[0, np.flatnonzero(np.diff(kinds)) + 1] if ranked.size else np.zeros(0, dtype=int)
+    rank = np.arange(ranked.size) - np.repeat(first, np.diff(np.r_[first, ranked.size]))
+    mask[ranked[rank < keep]] = True
+    return mask
+
+
 def _rows_block(n: int, top: int, bottom: int) -> tuple[Array, Array]:
     """Pairs (a, b), a <= b < n, of the upper triangle's rows top..bottom-1, in triu order."""
     a = np.repeat(np.arange(top, bottom), n - np.arange(top, bottom))
@@ -77,7 +89,13 @@ class Pricer:
             self.set_first = settings.set_first_large
         # and there the set search cannot finish at a branching node either (35 million sets in 43 s
         # at 64 workloads): the state search takes nodes too (paper: the root only, as before)
-        self.state_nodes = not one_each
+        self.state_nodes = self.joint = not one_each
+        # joint: what the state search's columns met on the way must be worth (None: its threshold)
+        self.s_collect = 1 + settings.collect_above if self.joint and settings.collect_above >= 0 else None
+        # joint (issue 24): the few options of least share alone of each type, which the LP's columns
+        # mostly use; heuristic pricing searches them first (a smaller tree it gets deeper into)
+        self.lean = None if one_each or settings.lean_options <= 0 else \
+            lean_options(self.o.alone, option_type, settings.lean_options)
 
     def _pair_table(self) -> Array:
         """pair[a, b]: least share of option b beside option a alone (inf when the pair cannot fit).
@@ -118,11 +136,14 @@ class Pricer:
     # -- the search -----------------------------------------------------------------------
     def price(self, duals: Array, threshold: float, *, beam: int | None, deadline: float,
               rules: Rules | None = None, max_columns: int = 60, max_nodes: int | None = None,
-              soft_deadline: float | None = None) -> PricingResult:
-        """Sets whose dual sum exceeds the threshold (beam search, or exhaustive when beam is None)."""
+              soft_deadline: float | None = None, only: Array | None = None,
+              collect: bool = False) -> PricingResult:
+        """Sets whose dual sum exceeds the threshold (beam search, or exhaustive when beam is None).
+        `only`: a mask of the options the sets may hold (then `complete` says nothing about the others).
+        `collect` (a GPU costs 1): under joint, a state search also returns the sets above 1 it met."""
         rules = rules or Rules()
         value = duals[self.option_type]
-        order = np.nonzero(value > 1e-12)[0]
+        order = np.nonzero((value > 1e-12) if only is None else (value > 1e-12) & only)[0]
         if order.size == 0:
             return PricingResult([], True, 0.0, 0)
         # canonical order of the search: by dual (later candidates are worth less, so bounds are tighter)
@@ -136,12 +157,14 @@ class Pricer:
             res = _kernel.search(self, order, value[order], threshold, rules, deadline, max_columns,
                                  self.set_first if hand_off else max_nodes)
             if hand_off and not (res.complete or res.found):
-                return self._state_price(duals, threshold, deadline, max_columns, soft_deadline, rules)
+                # joint: sets met on the way above 1 come back too (the LP's tail needs many columns)
+                return self._state_price(duals, threshold, deadline, max_columns, soft_deadline, rules,
+                                         self.s_collect if collect else None)
         else:
             res = LevelSearch(self, order, value[order], threshold, rules, deadline, max_columns, beam,
                               max_nodes).run()
         cols = [Column(tuple(int(o) for o in opts), tuple(float(x) for x in sh)) for opts, sh, _ in res.found]
-        return PricingResult(cols, res.complete, res.best, res.evaluated, res.open_reach)
+        return PricingResult(cols, res.complete and only is None, res.best, res.evaluated, res.open_reach)
 
     def price_forced(self, duals: Array, threshold: float, deadline: float, first_sets: int) -> PricingResult:
         """One exhaustive search for a set above the threshold: the set search for `first_sets`
@@ -161,9 +184,11 @@ class Pricer:
         return self._state_price(duals, threshold, deadline, max_columns)
 
     def _state_price(self, duals: Array, threshold: float, deadline: float, max_columns: int,
-                     soft_deadline: float | None = None, rules: Rules | None = None) -> PricingResult:
+                     soft_deadline: float | None = None, rules: Rules | None = None,
+                     collect: float | None = None) -> PricingResult:
         """Exhaustive pricing by the interference-state search (`statespace.py`); it returns at
         soft_deadline when it found columns by then."""
-        res = _statespace.StateSpaceSearch(self, duals, threshold, deadline, max_columns, soft_deadline, rules).run()
+        res = _statespace.StateSpaceSearch(self, duals, threshold, deadline, max_columns, soft_deadline, rules,
+                                           collect).run()
         cols = [Column(key, tuple(float(x) for x in shares)) for key, shares, _ in res.found]
         return PricingResult(cols, res.complete, res.best, res.bins, res.open_reach)

@@ -77,6 +77,17 @@ class ExactSettings:
     state_space: bool = True  # exact pricing without branching rules over bins of interference states
     set_first: int = 2_000_000  # sets the compiled set search may evaluate before the state search takes over
     set_first_joint: int = 100_000  # the same when a type has several batch options (joint: more sets, each slower)
+    # -- joint batch policy (issue 24, item 1: joint at 64/100 workloads) --
+    lean_options: int = 2  # joint: heuristic pricing first searches each type's this many options of least share alone
+    # joint: fixed_share (there the search over the sizing's split never proves its own optimum in
+    # time; it only seeds, and the root LP needs the time more)
+    fixed_share_joint: float = 0.1
+    # joint: exhaustive_share (a state call under joint meets its first column after seconds; the next
+    # ones come faster, so a longer call brings more columns per second of search)
+    exhaustive_share_joint: float = 0.1
+    # joint: an exhaustive state call also returns the sets it met worth more than 1 + this (below its
+    # threshold; a negative value: off), unless it proves the threshold
+    collect_above: float = 1e-6
 
     # -- the set search (levels.py, kernel.py) -----------------------------------------------
     ghosts: int = 3  # additions counted exactly in the bound; beyond, 'ghosts or more'

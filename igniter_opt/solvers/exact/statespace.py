@@ -69,9 +69,13 @@ class StateSpaceSearch:
     """One pricing call: items from the duals, then best-first over bins until done or cut."""
 
     def __init__(self, pricer: PricerView, duals: Array, threshold: float, deadline: float, max_columns: int,
-                 soft_deadline: float | None = None, rules: Rules | None = None):
+                 soft_deadline: float | None = None, rules: Rules | None = None, collect: float | None = None):
         self.hw, self.shares_of, self.s = pricer.hw, pricer.shares_of, pricer.settings
         self.threshold, self.deadline, self.max_columns = threshold, deadline, max_columns
+        # sets met on the way worth more than `collect` (below the threshold) come back as columns
+        # too, unless the search proves the threshold (joint's tail, issue 24: they cost nothing more)
+        self.collect = threshold if collect is None else min(collect, threshold)
+        self.extra: dict[tuple[int, ...], tuple[Array, float]] = {}
         self.soft_deadline = deadline if soft_deadline is None else min(deadline, soft_deadline)
         self.units = round(FULL / self.hw.unit_pct)
         self._items(pricer, duals)
@@ -198,15 +202,19 @@ class StateSpaceSearch:
         value = float(self.value[chosen].sum())
         if value > self.threshold:
             self.found[key] = (shares, value)
+        elif value > self.collect:
+            self.extra[key] = (shares, value)
         return True
 
     def _visit(self, b: _Bin, heap: list[_Bin]) -> None:
         """Bound a bin; settle it by a true column or its exact optimum, or queue it."""
         ub = self._bound(b)
-        if ub <= self.threshold:
-            return
-        if self.out[3] > self.threshold and not self.out[2] and self._admits(self.cand):
+        if self.out[3] > self.collect and not self.out[2] and self._admits(self.cand):
             self._settles(self.cand)  # a column met on the way (the bin stays open)
+        if ub <= self.threshold:
+            if self.out[2] and ub > self.collect and self._admits(self.chosen):
+                self._settles(self.chosen)  # the bin's optimum, below the threshold (collect only)
+            return
         leaf_c, leaf_p, floor = self.s.leaf_c, self.s.leaf_p, self.s.floor
         leaf = b.c_hi - b.c_lo <= leaf_c and b.p_hi - b.p_lo <= leaf_p
         if self.out[2] and self._admits(self.chosen):
@@ -251,8 +259,11 @@ class StateSpaceSearch:
         top = -heap[0].key if heap and not complete else -np.inf
         found = [(k, s, v) for k, (s, v) in self.found.items()]
         found.sort(key=lambda f: -f[2])
-        return StateResult(found, complete and self.unresolved <= self.threshold, best, self.bins,
-                           max(top, self.unresolved))
+        proven = complete and self.unresolved <= self.threshold
+        if self.extra and not (proven and not found):  # a proof comes back without them
+            extra = sorted(((k, s, v) for k, (s, v) in self.extra.items() if k not in self.found), key=lambda f: -f[2])
+            found += extra[:max(0, self.max_columns - len(found))]
+        return StateResult(found, proven, best, self.bins, max(top, self.unresolved))
 
 
 def applicable(options: Options) -> bool:
