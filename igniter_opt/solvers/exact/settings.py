@@ -63,10 +63,6 @@ class ExactSettings:
     check_period: float = 0.01
     check_budget: float = 0.01
     check_max_budget: float = 0.16
-    # and there, above compact_large_from workloads, the compact MILP's few-GPU step (solver.py) has
-    # this share of the time left, not half (branch-and-price with the check proves more in that time)
-    compact_share_large: float = 0.25
-    compact_large_from: int = 40
 
     # -- dives (dive.py) ---------------------------------------------------------------------
     dive_rounds: int = 6  # pricing rounds per dive step (the pricing is heuristic: the dive needs no proof)

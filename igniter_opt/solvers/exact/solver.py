@@ -355,8 +355,7 @@ def solve(instance: Instance, profile: Profile, demands: list[Demand], options: 
     # a warm start's repaired plan replaces the heuristics' (they are the fallback when it has none)
     heuristics = [] if warm is not None else heuristic_plans(profile, demands,
                                                              begin + settings.seed_share * options.time_limit)
-    large = _members_per_gpu(heuristics) >= settings.large_members  # many small workloads per GPU
-    if warm is None and large:
+    if warm is None and _members_per_gpu(heuristics) >= settings.large_members:  # many small workloads per GPU
         heuristics += random_fits(profile, demands, begin + settings.seed_fits_share * options.time_limit,
                                   settings.seed_fits)  # (issue 24)
     try:
@@ -394,9 +393,7 @@ def solve(instance: Instance, profile: Profile, demands: list[Demand], options: 
             if cat.splits and warm is None and len(demands) < settings.large_rows else None
         _seed_fixed(bnp, _fixed_columns(demands, cat, pricer, fixed))
         if bnp.lower < bnp.upper <= settings.few_gpus and not cat.splits:  # the MILP knows the sizing's split only
-            # of the time left: less where the root's check proves fast (issue 24; stress-small keeps half)
-            share = settings.compact_share_large if large and len(demands) > settings.compact_large_from else 0.5
-            compact_plan = _compact_first(instance, profile, demands, options, deadline, share)
+            compact_plan = _compact_first(instance, profile, demands, options, deadline)
             if compact_plan.status == "optimal" and compact_plan.feasible:
                 _record(options, profile, policy, margin, demands, cat, bnp, compact_plan)
                 return compact_plan
@@ -543,15 +540,15 @@ def _seed_fixed(bnp: BranchAndPrice, cols: list[Column]) -> None:
 
 
 def _compact_first(instance: Instance, profile: Profile, demands: list[Demand], options: ExactOptions,
-                   deadline: float, share: float = 0.5) -> Plan:
-    """The compact MILP on `share` of the time left (half by default): with few GPUs its size is small and its pair
+                   deadline: float) -> Plan:
+    """The compact MILP on half the time left: with few GPUs its size is small and its pair
     conflicts strong, while pricing must search sets of many small members (a portfolio step;
     its plan and bound are kept if branch-and-price does not do better)."""
     from igniter_opt.solvers.formulations.compact import CompactOptions
     from igniter_opt.solvers.formulations.compact import solve as compact_solve
     from igniter_opt.solvers.verify import verify
 
-    left = max(1.0, share * (deadline - time.perf_counter()))
+    left = max(1.0, 0.5 * (deadline - time.perf_counter()))
     sub = CompactOptions(time_limit=left, threads=options.threads, mip_gap=0.0, verbose=options.verbose,
                          margin_pct=options.margin_pct)
     plan = compact_solve(instance, profile, demands, sub)
