@@ -103,3 +103,37 @@ def test_the_check_proves_while_heuristic_pricing_still_finds_columns() -> None:
     bnp._check_due = 0.0
     theta = bnp._check(lp)
     assert theta is not None and lp.value / theta > 2 and bnp.lower == 3  # proven: 3 GPUs are needed
+    assert bnp._check_budget == 2 * bnp.s.check_budget  # a check that found no column: the next one gets twice
+
+
+def test_the_check_prices_better_columns_than_the_heuristic() -> None:
+    """Early at the root of heavytail-n48-01 (heuristic pricing finds columns worth 1-1.05) the state search at the
+    Farley threshold finds configurations worth more than the best the heuristic pricing finds at
+    the same duals (why the check runs about every round); they join the master, and a check
+    that found columns keeps the base budget and is due again check_period after it started."""
+    from igniter_opt.solvers.exact.branching import Rules
+    from igniter_opt.solvers.exact.solver import _prepare, heuristic_plans
+
+    inst = load_instance(STRESS / "stress-heavytail-n48-01.json")
+    prof = resolve_profile(inst)
+    demands = size_instance(inst, prof, 0.0)
+    deadline = time.perf_counter() + 600  # a hang guard
+    _, _, bnp = _prepare(prof, demands, "paper", True, deadline, 1, 0.0, heuristics=heuristic_plans(prof, demands))
+    for _ in range(200):  # heuristic rounds until their best column is worth less than 1.05
+        lp = bnp.master.solve_lp()
+        assert lp is not None
+        heuristic = bnp._heuristic(lp.duals, Rules())
+        if heuristic.best < 1.05:
+            break
+        bnp._add(heuristic.columns)
+    assert heuristic.columns and heuristic.best < 1.05  # the LP is not solved
+    before = len(bnp.master.columns)
+    bnp._check_budget, bnp._check_due = 1.5 / bnp._limit, 0.0  # a 1.5 s search
+    start = time.perf_counter()
+    assert bnp._check(lp) is None  # columns found: no proof yet
+    added = bnp.master.columns[before:]
+    assert added
+    best = max(float(lp.duals[bnp.pricer.option_type[list(c.members)]].sum()) for c in added)
+    assert best > heuristic.best + 0.01
+    assert bnp._check_budget == bnp.s.check_budget
+    assert start <= bnp._check_due - bnp.s.check_period * bnp._limit <= time.perf_counter()

@@ -99,6 +99,7 @@ class BranchAndPrice:
         # several batch options per type (joint, issue 24): its own exhaustive-call budget
         self._exhaustive_share = self.s.exhaustive_share_joint if getattr(pricer, "joint", False) else \
             self.s.exhaustive_share
+        self._check_budget = self.s.check_budget  # doubles after each check that found nothing (issue 24)
 
     # -- column generation ----------------------------------------------------------------
     def _allowed(self, rules: Rules) -> Array:
@@ -191,24 +192,35 @@ class BranchAndPrice:
         return float(row_dual @ self.master.demand) / v_max
 
     def _check(self, lp: LpResult) -> float | None:
-        """At the root, while heuristic pricing still finds columns, every check_period of the
-        limit (large configurations only): the state search at the threshold that proves
-        min(UB, ceil(LP)), for at most check_budget of the limit. Its columns join the master, its
-        best and open reach give a Farley bound; the threshold when it proves that none passes
-        it (the root's bound is then proven, as after an exhaustive call), else None."""
+        """At the root, while heuristic pricing still finds columns (large configurations only):
+        the state search at the threshold that proves min(UB, ceil(LP)). Its columns join the
+        master (they are worth far more than the heuristic's: 1.1-1.2 against 1.01-1.03 on
+        heavy-tailed rates), its best and open reach give a Farley bound; the threshold when it
+        proves that none passes it (the root's bound is then proven, as after an exhaustive call),
+        else None. A check that found columns has check_budget of the limit and the next comes
+        check_period after its start (about every round); one that found none doubles the next
+        one's budget (up to check_max_budget, what a proof near the LP's optimum takes) and
+        leaves the heuristic rounds as long again before it."""
         now = time.perf_counter()
         if now < self._check_due:
             return None
-        self._check_due = now + self.s.check_period * self._limit
         target = min(self.upper, math.ceil(lp.value - 1e-6))
         if target <= max(1, self.lower):
+            self._check_due = now + self.s.check_period * self._limit
             return None
         theta = max(1 + EPS, lp.value / (target - 1 + DELTA))
-        res = self.pricer.state_price(lp.duals, theta, min(self.deadline, now + self.s.check_budget * self._limit),
+        res = self.pricer.state_price(lp.duals, theta, min(self.deadline, now + self._check_budget * self._limit),
                                       self.s.exhaustive_columns)
         if res is None:
             self._check_due = math.inf
             return None
+        end = time.perf_counter()
+        if res.columns:
+            self._check_budget = self.s.check_budget
+            self._check_due = now + self.s.check_period * self._limit
+        else:
+            self._check_budget = min(2 * self._check_budget, self.s.check_max_budget)
+            self._check_due = end + (end - now)
         self.stats.exhaustive_calls += 1
         self.stats.pricing_nodes += res.nodes
         v_max = max(res.best, theta, res.open_reach)

@@ -57,10 +57,12 @@ class ExactSettings:
     # many members per GPU (issue 24): where the seed plan holds at least large_members workloads per
     # GPU on average, the root's heuristic rounds are interrupted every check_period of the limit by
     # a state search at the Farley threshold, for at most check_budget of the limit (the LP tails
-    # for minutes there while its duals already prove the bound)
+    # for minutes there on the heuristic's columns; the state search's are worth far more); a check
+    # that found no column doubles the next one's budget, up to check_max_budget (a proof's time)
     large_members: float = 8.0
-    check_period: float = 0.03
+    check_period: float = 0.01
     check_budget: float = 0.01
+    check_max_budget: float = 0.16
 
     # -- dives (dive.py) ---------------------------------------------------------------------
     dive_rounds: int = 6  # pricing rounds per dive step (the pricing is heuristic: the dive needs no proof)
