@@ -104,7 +104,10 @@ class ExactSettings:
     # -- the interference-state search (statespace.py) ---------------------------------------
     leaf_c: float = 0.25  # bins this narrow in L2 demand and (leaf_p) in watts get their exact optimum
     leaf_p: float = 2.0
-    floor: float = 16.0  # bins leaf / floor narrow are not split again: their bound stays unresolved
+    # bins leaf / floor narrow are not split again: their bound stays unresolved. 256, not 16: with
+    # split workloads the root LP sits 0.01-0.1 above an integer, and proving its ceiling needs
+    # thresholds a few 1e-4 above 1 that bins of leaf / 16 left unresolved (issue 24, docs/exact.md)
+    floor: float = 256.0
     iterations: int = 20  # multiplier steps of one Lagrangian bound
     max_sets: int = 20_000  # sets one leaf may list before its exact optimum is given up (split instead)
 
