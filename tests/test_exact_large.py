@@ -26,7 +26,7 @@ def _pairs_master(types: int, settings: ExactSettings) -> Master:
 
 def test_a_large_integer_master_runs_without_presolve_and_finds_the_least_cover():
     master = _pairs_master(160, ExactSettings())
-    assert not master.mip_presolve
+    assert master.large  # so its integer master runs without presolve
     res = master.solve_integer(30.0, below=161)
     assert res is not None and res[0] == 80
     assert master.last_proven
@@ -38,11 +38,11 @@ def test_a_large_integer_master_runs_without_presolve_and_finds_the_least_cover(
 
 def test_a_small_integer_master_keeps_the_presolve_and_the_same_answer():
     small = _pairs_master(20, ExactSettings())
-    assert small.mip_presolve
+    assert not small.large  # so it keeps the presolve
     assert small.solve_integer(30.0)[0] == 10
     # the gate is a setting: the same small master without presolve agrees
     off = _pairs_master(20, ExactSettings(large_rows=10))
-    assert not off.mip_presolve and off.solve_integer(30.0)[0] == 10
+    assert off.large and off.solve_integer(30.0)[0] == 10
 
 
 def test_pruning_the_pool_keeps_the_lp_and_lets_a_column_come_back():

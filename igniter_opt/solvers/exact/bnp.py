@@ -88,7 +88,7 @@ class BranchAndPrice:
         self._limit = max(0.0, deadline - now)
         self._dive_period = self.s.dive_after * self._limit
         # datacenter sizes (issue 24, item 3): no dive at the root before the final phase
-        self._root_dives = len(master.demand) < self.s.large_rows
+        self._root_dives = not master.large
         self._dive_due = now + self._dive_period
         # the root's best Farley certificate: type duals pi >= 0 and v with every configuration's
         # dual sum at most v, so LP* >= pi d / v (warm.py carries it into the next re-plan)
@@ -97,8 +97,7 @@ class BranchAndPrice:
         members = sum(len(c.members) for c in incumbent) / max(1, len(incumbent))
         self._check_due = now + self.s.check_period * self._limit if members >= self.s.large_members else math.inf
         # several batch options per type (joint, issue 24): its own exhaustive-call budget
-        self._exhaustive_share = self.s.exhaustive_share_joint if getattr(pricer, "joint", False) else \
-            self.s.exhaustive_share
+        self._exhaustive_share = self.s.exhaustive_share_joint if pricer.joint else self.s.exhaustive_share
         self._check_budget = self.s.check_budget  # doubles after each check that found nothing (issue 24)
 
     # -- column generation ----------------------------------------------------------------
@@ -152,12 +151,8 @@ class BranchAndPrice:
                                     collect=True)
             self.stats.exhaustive_calls += 1
             self.stats.pricing_nodes += res.nodes
-            if rules.root:  # Lagrangian (Farley) bound of the root
-                # every set's value is at most max(best seen, theta, what is left unexplored)
-                v_max = max(res.best, theta, res.open_reach)
-                if math.isfinite(v_max):
-                    self._certify(lp.duals, v_max)
-                    self.lower = max(self.lower, math.ceil(lp.value / v_max - 1e-6))
+            if rules.root:
+                self._root_bound(lp, res, theta)
             if self._add(res.columns):
                 continue
             if not res.complete:
@@ -179,6 +174,14 @@ class BranchAndPrice:
         keep[np.argsort(rc, kind="stable")[:self.s.pool_keep]] = True
         self.master.prune(keep)
         self.stats.columns = len(self.master.columns)
+
+    def _root_bound(self, lp: LpResult, res: PricingResult, theta: float) -> None:
+        """The root's Lagrangian (Farley) bound after an exhaustive search at `theta`: every set's
+        value is at most max(best seen, theta, what is left unexplored)."""
+        v_max = max(res.best, theta, res.open_reach)
+        if math.isfinite(v_max):
+            self._certify(lp.duals, v_max)
+            self.lower = max(self.lower, math.ceil(lp.value / v_max - 1e-6))
 
     def _certify(self, duals: Array, v_max: float) -> None:
         """Keep (duals, v_max) when its Farley bound pi d / v_max beats the certificate held."""
@@ -223,10 +226,7 @@ class BranchAndPrice:
             self._check_due = end + (end - now)
         self.stats.exhaustive_calls += 1
         self.stats.pricing_nodes += res.nodes
-        v_max = max(res.best, theta, res.open_reach)
-        if math.isfinite(v_max):
-            self.lower = max(self.lower, math.ceil(lp.value / v_max - 1e-6))
-            self._certify(lp.duals, v_max)
+        self._root_bound(lp, res, theta)
         self._add(res.columns)
         return theta if res.complete and not res.columns else None
 

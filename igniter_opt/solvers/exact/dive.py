@@ -41,9 +41,8 @@ def dive(master: Master, price: Callable[[Array], list[Column]], upper: int, dea
     `finish_by`."""
     fixed = np.zeros(0)
     steps = solves = 0
-    large = len(master.demand) >= settings.large_rows  # datacenter sizes: faster steps (issue 24, item 3)
-    rounds = settings.dive_rounds_large if large else settings.dive_rounds
-    share = settings.round_share_large if large else settings.round_share
+    rounds = settings.dive_rounds_large if master.large else settings.dive_rounds  # (issue 24, item 3)
+    share = settings.round_share_large if master.large else settings.round_share
     lp: LpResult | None = None
     try:
         while time.perf_counter() < deadline:

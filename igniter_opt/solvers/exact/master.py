@@ -77,7 +77,8 @@ class Master:
                  option_gpus: Array | None = None, type_row: Array | None = None,
                  type_weight: Array | None = None, settings: ExactSettings = DEFAULT) -> None:
         self.min_mip_seconds = settings.min_mip_seconds
-        self.mip_presolve = len(demand) < settings.large_rows  # (issue 24, item 3)
+        # datacenter sizes (issue 24, item 3): no MIP presolve, no root dives, faster dive steps
+        self.large = len(demand) >= settings.large_rows
         self.demand = np.asarray(demand, dtype=float)
         self.option_type = option_type
         # a type covers its row `weight` per member: by default a row per type, one per member; a
@@ -274,7 +275,7 @@ class Master:
             h.changeColsBounds(n, np.arange(n, dtype=np.int32), low, np.maximum(up, low))
         h.setOptionValue("time_limit", float(time_limit))
         h.setOptionValue("mip_rel_gap", 0.0)
-        if not self.mip_presolve:
+        if self.large:
             h.setOptionValue("presolve", "off")
         costs = np.array(self.costs)
         if below is not None:  # a cutoff row: sum_c cost_c z_c <= below - 1 (HiGHS has no hard cutoff option)

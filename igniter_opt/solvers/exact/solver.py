@@ -388,8 +388,7 @@ def solve(instance: Instance, profile: Profile, demands: list[Demand], options: 
             warmproof.settle(bnp, seeded, cat, options.time_limit)
         # after the preparation, so that Ctrl-C meanwhile still returns the seeds' incumbent; a warm
         # start's plan stands for the search over the sizing's split
-        share = settings.fixed_share_joint if len(set(cat.option_type.tolist())) < cat.option_type.size else \
-            settings.fixed_share  # several batch options per type (joint, issue 24)
+        share = settings.fixed_share_joint if pricer.joint else settings.fixed_share  # (issue 24)
         fixed = _fixed_split_search(profile, demands, policy, begin + share * options.time_limit,
                                     options.threads, margin, settings) \
             if cat.splits and warm is None and len(demands) < settings.large_rows else None
