@@ -11,7 +11,7 @@ module globals. What stays a module constant is part of the model or of an array
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,12 @@ class ExactSettings:
     # a warm start (warm.py): of the limit at most, for its proof (the search over configurations
     # holding the changed workload) and a dive from the warm pool before branch-and-price
     warm_search_share: float = 0.25
+    # a warm start's branch-and-price (issue 24, item 4): its pool is near the new LP's optimum, so
+    # an exhaustive call goes to the state search at once (the set search's set_first sets near
+    # the proof threshold never finish at 100 workloads) and returns after warm_exhaustive_share
+    # of the limit once it found columns (the LP needs a few of them, then the proof)
+    warm_set_first: int = 0
+    warm_exhaustive_share: float = 0.01
 
     # -- branch-and-price (bnp.py) -----------------------------------------------------------
     exhaustive_columns: int = 150  # columns one exhaustive pricing call returns at most
@@ -140,6 +146,13 @@ class ExactSettings:
     #   the LP does not use are deleted down to pool_keep (LP re-solves took 135 of 300 s at 500)
     pool_max: int = 12_000
     pool_keep: int = 8_000
+
+
+    def warm(self) -> ExactSettings:
+        """These settings for a solve that starts warm (warm_set_first, warm_exhaustive_share)."""
+        return replace(self, set_first=self.warm_set_first, set_first_joint=self.warm_set_first,
+                       set_first_large=self.warm_set_first, exhaustive_share=self.warm_exhaustive_share,
+                       exhaustive_share_joint=self.warm_exhaustive_share)
 
 
 DEFAULT = ExactSettings()

@@ -352,6 +352,8 @@ def solve(instance: Instance, profile: Profile, demands: list[Demand], options: 
     compact_plan: Plan | None = None
     warm = options.warm if options.warm is not None and warmstart.applies(options.warm, profile.name, policy,
                                                                           margin) else None
+    if warm is not None:  # its pool is near the new LP's optimum: short exhaustive calls (settings.py)
+        settings = settings.warm()
     # a warm start's repaired plan replaces the heuristics' (they are the fallback when it has none)
     heuristics = [] if warm is not None else heuristic_plans(profile, demands,
                                                              begin + settings.seed_share * options.time_limit)

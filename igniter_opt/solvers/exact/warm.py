@@ -34,6 +34,7 @@ import numpy as np
 
 from igniter_opt.data.plan import GpuPlan
 from igniter_opt.model.predict import Array
+from igniter_opt.solvers.exact import warmpieces
 from igniter_opt.solvers.exact.bnp import BranchAndPrice
 from igniter_opt.solvers.exact.master import Column
 from igniter_opt.solvers.exact.pricing import Pricer
@@ -187,7 +188,7 @@ def seed(warm: ExactWarmStart, demands: list[Demand], cat: CatalogueView, pricer
         if col is not None:
             columns.append(col)
     movable = {o for o, t in enumerate(cat.option_type.tolist()) if cat.type_demands[t]}  # not a rate level
-    incumbent = _repair(warm, demands, key_option, changed, pricer, movable)
+    incumbent = _repair(warm, demands, key_option, changed, pricer, movable, tuple(cat.splits))
     stats.repaired_gpus = None if incumbent is None else len(incumbent)
     certificate, lower = _certificate(warm, cat, demands, keys, new, changed)
     stats.lower, stats.bound_from = lower, "certificate" if certificate is not None else "a-priori"
@@ -252,19 +253,23 @@ def _map_column(members: tuple[Signature, ...], shares: tuple[float, ...], key_o
 
 
 def _repair(warm: ExactWarmStart, demands: list[Demand], key_option: dict[Signature, int], changed: set[str],
-            pricer: Pricer, movable: set[int]) -> list[Column] | None:
+            pricer: Pricer, movable: set[int], splits: tuple[SplitWorkload, ...]) -> list[Column] | None:
     """The previous plan for the new instance: unchanged members stay on their GPUs (least shares
     recomputed); changed and new workloads are placed by first fit (largest least share alone
     first) onto the fullest GPU that still fits them, else by one ejection (a member of a GPU
     makes room and moves to another), else on a GPU of their own; then the lightest GPUs are
-    emptied into the others where they fit. None when a GPU cannot be mapped (e.g. a split
-    workload changed: its pieces are the search's to place)."""
-    if any(d.replica_of in changed for d in demands):
-        return None
+    emptied into the others where they fit. A changed split workload keeps its pieces at levels
+    that still are levels and covers the rest of its new rate (warmpieces.py). None when a GPU
+    cannot be mapped."""
     present = {d.name for d in demands}
+    resplit = [sw for sw in splits if sw.name in changed]
+    again = {sw.name for sw in resplit}  # changed and still split
     gpus: list[list[int]] = []
     for keys, names in zip(warm.plan, warm.names):
-        stay = [k for k, n in zip(keys, names) if k[0] or (n in present and n not in changed)]
+        # a piece (owner k[0]) stays with its unchanged owner; a changed owner's where its level still is one
+        stay = [k for k, n in zip(keys, names)
+                if ((k[0] not in changed or (k[0] in again and k in key_option)) if k[0] else
+                    (n in present and n not in changed))]
         if any(k not in key_option for k in stay):
             return None
         if stay:
@@ -275,6 +280,8 @@ def _repair(warm: ExactWarmStart, demands: list[Demand], key_option: dict[Signat
         if o is None:
             return None
         _place(pricer, gpus, o, movable)
+    if not warmpieces.cover(gpus, resplit, key_option, lambda g, o: _place(pricer, g, o, movable)):
+        return None
     _consolidate(pricer, gpus, movable)
     out = []
     for g in gpus:
