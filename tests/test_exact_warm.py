@@ -139,3 +139,23 @@ def test_service_stage1_starts_warm() -> None:
     assert info.objectives["gpus"]["exact_plan"] == cold_info.objectives["gpus"]["exact_plan"]
     assert info.status == cold_info.status == "optimal"
     assert set(plan) == {s.name for s in specs}
+
+
+@pytest.mark.parametrize("kind", ["up", "down"])
+def test_changed_split_workload_keeps_its_plan(kind: str) -> None:
+    """A workload above one GPU (split into pieces) changes its rate: the repaired plan keeps the
+    pieces whose rate level still is a level and covers the rest of the new rate (warmpieces.py)
+    instead of giving up, and the warm solve has the cold solve's GPUs and proven status."""
+    inst = mixed_instance(16, 41)
+    before, warm = _cold_with_record(inst)
+    changed, name = one_change(inst, kind, 0, factor=1.1)
+    assert warm.workloads[name][0] == "*"  # it was split before the change (the owner mark of a split workload)
+    rec = WarmRecord()
+    hot = _exact(changed, warm=warm, record=rec)
+    cold = _exact(changed)
+    assert rec.stats is not None and rec.stats.repaired_gpus is not None  # the repair did not give up
+    if kind == "down":  # pieces only leave: no more GPUs than before the change
+        assert rec.stats.repaired_gpus <= before.num_gpus
+    pieces = [w for g in hot.gpus for w in g.workloads if w.name.startswith(f"{name}#")]
+    assert len(pieces) >= 2 and sum(w.rate_rps for w in pieces) >= changed.workloads[0].rate_rps * (1 - 1e-9)
+    assert hot.feasible and (hot.num_gpus, hot.status) == (cold.num_gpus, cold.status) == (cold.num_gpus, "optimal")
