@@ -146,8 +146,12 @@ def test_knapsacks_against_brute_force(seed):
             assert not ((gcap > 0) & (np.bincount(gof[chosen], minlength=gcap.size) > gcap)).any()
         c_cap, p_cap = 0.8 * c.sum() * m / n, 0.8 * p.sum() * m / n  # binding, though not always
         exact = _brute(m, w, val, c, p, units, c_cap, p_cap, gof, gcap)
-        ub = sk.lagrangian(m, w, val, c, p, units, c_cap, p_cap, 0.0, 20, glo, ghi, gcap, best, take, chosen, vbuf,
-                           out, cand, tab, gc)
+        # any first multipliers (a bin starts from its parent's) give an upper bound
+        ub = sk.lagrangian(m, w, val, c, p, units, c_cap, p_cap, 0.0, 20, 0.3, 0.02, glo, ghi, gcap, best, take,
+                           chosen, vbuf, out, cand, tab, gc)
+        assert ub >= exact - 1e-9
+        ub = sk.lagrangian(m, w, val, c, p, units, c_cap, p_cap, 0.0, 20, 0.0, 0.0, glo, ghi, gcap, best, take,
+                           chosen, vbuf, out, cand, tab, gc)
         assert ub >= exact - 1e-9
         if out[3] > sk.NEG / 2:  # a candidate met on the way meets both rows
             assert c[cand].sum() <= c_cap and p[cand].sum() <= p_cap and val[cand].sum() <= exact + 1e-9

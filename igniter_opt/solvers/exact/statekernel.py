@@ -153,18 +153,19 @@ def knapsack(m, w, v, units, glo, ghi, gcap, best, take, chosen, tab, gc):  # pr
 
 
 @_compiled
-def lagrangian(m, w, val, c, p, units, c_cap, p_cap, target, iters, glo, ghi, gcap, best, take, chosen, vbuf,
-               out, cand, tab, gc):  # pragma: no cover - compiled
+def lagrangian(m, w, val, c, p, units, c_cap, p_cap, target, iters, lam0, mu0, glo, ghi, gcap, best, take, chosen,
+               vbuf, out, cand, tab, gc):  # pragma: no cover - compiled
     """An upper bound on the bin's best set: for multipliers lam, mu >= 0,
     max sum (val - lam c - mu p) + lam c_cap + mu p_cap over the knapsack is one, and Polyak
-    steps towards `target` search the multipliers. out: [lam, mu, exact] of the best bound;
+    steps towards `target` search the multipliers, from (lam0, mu0) (any start gives a bound;
+    a bin starts from its parent's best, which the halves are near). out: [lam, mu, exact] of the best bound;
     exact = 1 when its knapsack solution meets both side rows with complementary slackness (the
     bound is then the bin's optimum and `chosen` holds it). Of the knapsack solutions met on the
     way, the best of those meeting both side rows is kept in `cand`, its value in out[3] (a
     candidate column: the bin's sets, though not necessarily its best)."""
     n = w.size
-    lam, mu, ub = 0.0, 0.0, np.inf
-    out[0], out[1], out[2], out[3] = 0.0, 0.0, 0.0, NEG
+    lam, mu, ub = lam0, mu0, np.inf
+    out[0], out[1], out[2], out[3] = lam0, mu0, 0.0, NEG
     for _ in range(iters):
         for i in range(n):
             vbuf[i] = val[i] - lam * c[i] - mu * p[i]

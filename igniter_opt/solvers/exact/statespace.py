@@ -52,6 +52,8 @@ class _Bin:
     p_lo: float = field(compare=False)
     p_hi: float = field(compare=False)
     floor: bool = field(compare=False, default=False)
+    lam: float = field(compare=False, default=0.0)  # the Lagrangian's first multipliers (the parent's best)
+    mu: float = field(compare=False, default=0.0)
 
 
 @dataclass
@@ -173,10 +175,13 @@ class StateSpaceSearch:
         sk.weights(b.m, b.c_lo - EDGE, b.p_lo - EDGE, self.coef, self.hwv, self.units, self.w, self.c, self.p)
         self._caps(b)
         self.bins += 1
-        return float(sk.lagrangian(b.m, self.w, self.value, self.c, self.p, self.units, b.c_hi,
-                                   b.p_hi - self.hw.idle_power_w, self.threshold, self.s.iterations, self.glo,
-                                   self.ghi, self.gcap, self.best, self.take, self.chosen, self.vbuf, self.out,
-                                   self.cand, self.tab, self.gc))
+        # the multipliers start from the parent bin's best (a half of it: they are near its own)
+        ub = float(sk.lagrangian(b.m, self.w, self.value, self.c, self.p, self.units, b.c_hi,
+                                 b.p_hi - self.hw.idle_power_w, self.threshold, self.s.iterations, b.lam, b.mu,
+                                 self.glo, self.ghi, self.gcap, self.best, self.take, self.chosen, self.vbuf, self.out,
+                                 self.cand, self.tab, self.gc))
+        b.lam, b.mu = self.out[0], self.out[1]
+        return ub
 
     def _caps(self, b: _Bin) -> None:
         """Items whose own L2 or power already passes the bin's top cannot be in its sets."""
@@ -234,9 +239,11 @@ class StateSpaceSearch:
         """Halve the bin along the dimension widest relative to its leaf size."""
         if (b.c_hi - b.c_lo) / self.s.leaf_c >= (b.p_hi - b.p_lo) / self.s.leaf_p:
             mid = (b.c_lo + b.c_hi) / 2
-            return [_Bin(0.0, b.m, b.c_lo, mid, b.p_lo, b.p_hi), _Bin(0.0, b.m, mid, b.c_hi, b.p_lo, b.p_hi)]
+            return [_Bin(0.0, b.m, b.c_lo, mid, b.p_lo, b.p_hi, lam=b.lam, mu=b.mu),
+                    _Bin(0.0, b.m, mid, b.c_hi, b.p_lo, b.p_hi, lam=b.lam, mu=b.mu)]
         mid = (b.p_lo + b.p_hi) / 2
-        return [_Bin(0.0, b.m, b.c_lo, b.c_hi, b.p_lo, mid), _Bin(0.0, b.m, b.c_lo, b.c_hi, mid, b.p_hi)]
+        return [_Bin(0.0, b.m, b.c_lo, b.c_hi, b.p_lo, mid, lam=b.lam, mu=b.mu),
+                _Bin(0.0, b.m, b.c_lo, b.c_hi, mid, b.p_hi, lam=b.lam, mu=b.mu)]
 
     def run(self) -> StateResult:
         """Best first until no bin passes the threshold, enough columns, or the deadline."""
