@@ -34,7 +34,7 @@ import numpy as np
 
 from igniter_opt.data.plan import GpuPlan
 from igniter_opt.model.predict import Array
-from igniter_opt.solvers.exact import warmpieces
+from igniter_opt.solvers.exact import warmpieces, warmrepair
 from igniter_opt.solvers.exact.bnp import BranchAndPrice
 from igniter_opt.solvers.exact.master import Column
 from igniter_opt.solvers.exact.pricing import Pricer
@@ -279,10 +279,10 @@ def _repair(warm: ExactWarmStart, demands: list[Demand], key_option: dict[Signat
         o = key_option.get(signature(d))
         if o is None:
             return None
-        _place(pricer, gpus, o, movable)
-    if not warmpieces.cover(gpus, resplit, key_option, lambda g, o: _place(pricer, g, o, movable)):
+        warmrepair.place(pricer, gpus, o, movable)
+    if not warmpieces.cover(gpus, resplit, key_option, lambda g, o: warmrepair.place(pricer, g, o, movable)):
         return None
-    _consolidate(pricer, gpus, movable)
+    warmrepair.consolidate(pricer, gpus, movable)
     out = []
     for g in gpus:
         key = tuple(sorted(g))
@@ -291,65 +291,6 @@ def _repair(warm: ExactWarmStart, demands: list[Demand], key_option: dict[Signat
             return None
         out.append(Column(key, tuple(float(x) for x in least)))
     return out
-
-
-def _fits(pricer: Pricer, gpu: list[int]) -> bool:
-    return pricer.shares_of(tuple(gpu)) is not None
-
-
-def _by_load(pricer: Pricer, gpus: list[list[int]], skip: int = -1) -> list[int]:
-    """GPU indices, fullest first (`skip` left out)."""
-    load = [_load(pricer, g) for g in gpus]
-    return [j for j in sorted(range(len(gpus)), key=lambda j: -load[j]) if j != skip]
-
-
-def _place(pricer: Pricer, gpus: list[list[int]], o: int, movable: set[int]) -> None:
-    """Option o onto the fullest GPU it fits beside; else into a GPU one of whose (movable)
-    members moves to the fullest other GPU it fits beside; else a GPU of its own."""
-    order = _by_load(pricer, gpus)
-    for j in order:
-        if _fits(pricer, gpus[j] + [o]):
-            gpus[j].append(o)
-            return
-    for j in order:
-        for m in sorted(set(gpus[j]) & movable):
-            rest = list(gpus[j])
-            rest.remove(m)
-            if not _fits(pricer, [*rest, o]):
-                continue
-            for k in _by_load(pricer, gpus, skip=j):
-                if _fits(pricer, gpus[k] + [m]):
-                    gpus[j] = [*rest, o]
-                    gpus[k].append(m)
-                    return
-    gpus.append([o])
-
-
-def _consolidate(pricer: Pricer, gpus: list[list[int]], movable: set[int], tries: int = 3) -> None:
-    """Empty each of the `tries` lightest GPUs whose members all move, when every member fits on
-    another GPU (first fit, largest share alone first)."""
-    for j in list(reversed(_by_load(pricer, gpus)))[:tries]:
-        if j >= len(gpus) or not set(gpus[j]) <= movable or len(gpus) < 2:
-            continue
-        trial = [list(g) for g in gpus]
-        ok = True
-        for m in sorted(gpus[j], key=lambda m: -float(pricer.o.alone[m])):
-            for k in _by_load(pricer, trial, skip=j):
-                if _fits(pricer, trial[k] + [m]):
-                    trial[k].append(m)
-                    break
-            else:
-                ok = False
-                break
-        if ok:
-            gpus[:] = [g for i, g in enumerate(trial) if i != j]
-            return
-
-
-def _load(pricer: Pricer, gpu: list[int]) -> float:
-    """A GPU's total least share (inf when it does not fit)."""
-    least = pricer.shares_of(tuple(gpu))
-    return math.inf if least is None else float(np.sum(least))
 
 
 def _certificate(warm: ExactWarmStart, cat: CatalogueView, demands: list[Demand], keys: list[Signature],
