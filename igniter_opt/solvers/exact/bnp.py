@@ -88,7 +88,7 @@ class BranchAndPrice:
         self._limit = max(0.0, deadline - now)
         self._dive_period = self.s.dive_after * self._limit
         # datacenter sizes (issue 24, item 3): no dive at the root before the final phase
-        self._root_dives = not master.large
+        self.root_dives = not master.large
         self._dive_due = now + self._dive_period
         # the root's best Farley certificate: type duals pi >= 0 and v with every configuration's
         # dual sum at most v, so LP* >= pi d / v (warm.py carries it into the next re-plan)
@@ -122,7 +122,7 @@ class BranchAndPrice:
             if time.perf_counter() > self.deadline and not self._extend(lp, rules):
                 return -math.inf, lp, False
             res = self._heuristic(lp.duals, rules)
-            if rules.root and not self._root_dives:
+            if rules.root and self.master.large:
                 self._prune(lp)
             if self._add(res.columns):
                 if rules.root:
@@ -286,7 +286,7 @@ class BranchAndPrice:
         dive_after of the time passed since the start or the last dive (large instances, whose LP
         converges slowly). A better incumbent also lowers the bound the proof must reach. True
         when the pool grew."""
-        if not self._root_dives or math.ceil(lp.value - 1e-6) >= self.upper or \
+        if not self.root_dives or math.ceil(lp.value - 1e-6) >= self.upper or \
                 lp.value > self._dived_at - self.s.dive_gain:
             return False
         if not stalled and time.perf_counter() < self._dive_due:

@@ -213,6 +213,9 @@ def start(bnp: BranchAndPrice, warm: WarmSeed) -> None:
             bnp.incumbent, bnp.upper = list(warm.incumbent), len(warm.incumbent)
     bnp.lower = max(bnp.lower, warm.lower)
     bnp.certificate = warm.certificate
+    # the warm pool's LP is near its optimum: the root proves its bound before it dives (the dive
+    # from the warm LP is warmproof.settle's, where one GPU fewer closes the gap)
+    bnp.root_dives = False
     bnp.stats.columns = len(bnp.master.columns)
 
 

@@ -32,6 +32,8 @@ def settle(bnp: BranchAndPrice, warm: WarmSeed, cat: CatalogueView, time_limit: 
     until = time.perf_counter() + s.warm_search_share * time_limit
     if forced is not None and _prove(bnp, cat, forced, bnp.upper, until):
         return
+    if bnp.lower < bnp.upper - 1:  # a plan one GPU below would not close the gap: the root's bound first
+        return
     before = bnp.upper
     bnp.dive_once(until)
     if forced is not None and bnp.upper < before:
