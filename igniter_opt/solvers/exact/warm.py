@@ -283,7 +283,8 @@ def _repair(warm: ExactWarmStart, demands: list[Demand], key_option: dict[Signat
         if o is None:
             return None
         warmrepair.place(pricer, gpus, o, movable)
-    if not warmpieces.cover(gpus, resplit, key_option, lambda g, o: warmrepair.place(pricer, g, o, movable)):
+    if not warmpieces.cover(gpus, [(sw, _levels_of(sw.name, key_option)) for sw in resplit],
+                            lambda g, o: warmrepair.place(pricer, g, o, movable)):
         return None
     warmrepair.consolidate(pricer, gpus, movable)
     out = []
@@ -293,6 +294,15 @@ def _repair(warm: ExactWarmStart, demands: list[Demand], key_option: dict[Signat
         if least is None:
             return None
         out.append(Column(key, tuple(float(x) for x in least)))
+    return out
+
+
+def _levels_of(name: str, key_option: dict[Signature, int]) -> dict[float, int]:
+    """A split workload's rate levels among the new options: rate -> option (keys owned by `name`)."""
+    out: dict[float, int] = {}
+    for key, o in key_option.items():
+        if key[0] == name:
+            out[key[3]] = min(o, out.get(key[3], o))
     return out
 
 

@@ -12,31 +12,17 @@ heuristics' plan, one or more GPUs above the previous one (docs/exact.md, "Warm 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
 
 from igniter_opt.solvers.exact.splits import SAME, SplitWorkload
 
-if TYPE_CHECKING:
-    from igniter_opt.solvers.exact.warm import Signature
-
-Place = Callable[[list[list[int]], int], None]  # puts an option onto the GPUs (warm._place)
+Place = Callable[[list[list[int]], int], None]  # puts an option onto the GPUs (warmrepair.place)
 
 
-def levels_of(name: str, key_option: dict[Signature, int]) -> dict[float, int]:
-    """The split workload's rate levels in the new options: rate -> option (its keys' owner is `name`)."""
-    out: dict[float, int] = {}
-    for key, o in key_option.items():
-        if key[0] == name:
-            out[key[3]] = min(o, out.get(key[3], o))
-    return out
-
-
-def cover(gpus: list[list[int]], splits: Iterable[SplitWorkload], key_option: dict[Signature, int],
-          place: Place) -> bool:
+def cover(gpus: list[list[int]], splits: Iterable[tuple[SplitWorkload, dict[float, int]]], place: Place) -> bool:
     """Each changed split workload's pieces on `gpus` made to cover its new rate (in place; GPUs
-    left empty are dropped). False when a workload has no levels (the repair gives up)."""
-    for sw in splits:
-        levels = levels_of(sw.name, key_option)
+    left empty are dropped); `splits`: each with its rate levels (rate -> option). False when a
+    workload has no levels (the repair gives up)."""
+    for sw, levels in splits:
         if not levels:
             return False
         rate_of = {o: r for r, o in levels.items()}
