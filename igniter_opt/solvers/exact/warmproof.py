@@ -22,17 +22,16 @@ BIG = 10.0  # the changed workload's dual in the proof's search: above any set's
 def settle(bnp: BranchAndPrice, warm: WarmSeed, cat: CatalogueView, time_limit: float) -> None:
     """Close the gap without a search where the carried certificate allows: prove the incumbent
     by one search over the configurations holding the changed workload (`_prove`); failing that,
-    a dive from the warm LP (its columns completed by heuristic pricing, then the integer master)
-    for a plan below it, and the proof again for that plan.
-    What is left open, branch-and-price then searches as in a cold solve."""
-    s = bnp.s
+    where a plan one GPU below would close the gap, a dive from the warm LP (its columns completed
+    by heuristic pricing, then the integer master) for such a plan, and the proof again for it.
+    What is left open, branch-and-price then searches as in a cold solve (its root's bound first)."""
+    if bnp.lower >= bnp.upper:
+        return  # proven already
     forced = warm.forced if bnp.certificate is not None else None
-    if bnp.lower >= bnp.upper or (forced is None and bnp.lower < bnp.upper - 1):
-        return  # proven already, or one GPU fewer would not close the gap either
-    until = time.perf_counter() + s.warm_search_share * time_limit
+    until = time.perf_counter() + bnp.s.warm_search_share * time_limit
     if forced is not None and _prove(bnp, cat, forced, bnp.upper, until):
         return
-    if bnp.lower < bnp.upper - 1:  # a plan one GPU below would not close the gap: the root's bound first
+    if bnp.lower < bnp.upper - 1:  # one GPU fewer would not close the gap either
         return
     before = bnp.upper
     bnp.dive_once(until)
