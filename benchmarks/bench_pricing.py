@@ -95,7 +95,7 @@ import numpy as np
 from igniter_opt.model import load_profile
 from igniter_opt.bench.generate import mixed_instance
 from igniter_opt.solvers.sizing import size_instance
-from igniter_opt.solvers.exact.solver import catalogue
+from igniter_opt.solvers.exact.catalogue import catalogue
 from igniter_opt.solvers.exact.branching import Rules
 from igniter_opt.solvers.exact.pricing import Pricer
 from igniter_opt.solvers.exact import kernel

@@ -113,9 +113,9 @@ def mixed_pricer(n: int, seed: int, policy: str = "paper", aggregate: bool = Tru
     pricing tests' common subject."""
 
     from igniter_opt.bench.generate import mixed_instance
+    from igniter_opt.solvers.exact.catalogue import catalogue
     from igniter_opt.solvers.exact.pricing import Pricer
     from igniter_opt.solvers.exact.settings import ExactSettings
-    from igniter_opt.solvers.exact.solver import catalogue
     from igniter_opt.solvers.sizing import size_instance
 
     profile = load_profile("v100")

@@ -11,8 +11,8 @@ from igniter_opt.bench.generate import mixed_instance, random_instance
 from igniter_opt.data.instance import Instance, Workload
 from igniter_opt.model import load_profile
 from igniter_opt.solvers.colocation import least_shares as reference_least_shares
+from igniter_opt.solvers.exact.catalogue import catalogue
 from igniter_opt.solvers.exact.oracle import build_options, least_shares
-from igniter_opt.solvers.exact.solver import catalogue
 from igniter_opt.solvers.sizing import size_instance, split_workloads
 from igniter_opt.solvers.solve import SolveOptions, solve
 
@@ -197,7 +197,7 @@ def test_cardinality_bound_holds_every_verified_gpu(path):
     from pathlib import Path
 
     from igniter_opt.data.instance import load_instance
-    from igniter_opt.solvers.exact.solver import max_members
+    from igniter_opt.solvers.exact.catalogue import max_members
 
     inst = load_instance(Path(__file__).resolve().parent.parent / path)
     demands = size_instance(inst, V100)

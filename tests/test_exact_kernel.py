@@ -16,11 +16,11 @@ from igniter_opt.data.instance import Instance
 from igniter_opt.model import load_profile
 from igniter_opt.solvers.exact import kernel, pricing
 from igniter_opt.solvers.exact.branching import Rules
+from igniter_opt.solvers.exact.catalogue import catalogue
 from igniter_opt.solvers.exact.levels import LevelSearch
 from igniter_opt.solvers.exact.oracle import least_shares
 from igniter_opt.solvers.exact.pricing import Pricer
 from igniter_opt.solvers.exact.settings import ExactSettings
-from igniter_opt.solvers.exact.solver import catalogue
 from igniter_opt.solvers.sizing import size_instance
 
 ALL = 10**6  # max_columns large enough to return every set above the threshold

@@ -20,12 +20,12 @@ from igniter_opt.data.instance import Instance
 from igniter_opt.data.plan import GpuPlan, Plan
 from igniter_opt.model.predict import Array
 from igniter_opt.solvers.colocation import placed
+from igniter_opt.solvers.exact.catalogue import batch_choices
 from igniter_opt.solvers.exact.fleetbnp import FleetOutcome, FleetSearch, ceil_bound
 from igniter_opt.solvers.exact.master import Column, Master, fewest_gpus
 from igniter_opt.solvers.exact.oracle import Options, build_options
 from igniter_opt.solvers.exact.pricing import Pricer
 from igniter_opt.solvers.exact.settings import DEFAULT, ExactSettings
-from igniter_opt.solvers.exact.solver import _batch_options
 from igniter_opt.solvers.fleet import Costs, Fleet, FleetDemands
 from igniter_opt.solvers.heuristics.firstfit import first_fit
 from igniter_opt.solvers.heuristics.fleetgreedy import place_fleet_greedy, replica_gpus_of
@@ -41,7 +41,7 @@ def _type_options(fleet: Fleet, fd: FleetDemands, g: int, policy: str, margin: f
     """Rows and batches of type g's options that fit alone, and their oracle Options."""
     profile, demands = fleet.types[g].profile, fd.per_type[g]
     rows_served = [r for r in range(fd.rows) if fd.servable[g, r]]
-    batches = _batch_options(profile, demands, policy, rows_served)
+    batches = batch_choices(profile, demands, policy, rows_served)
     pairs = [(r, b) for r in rows_served for b in batches[r]]
     rows = np.array([r for r, _ in pairs], dtype=np.int64)
     batch = np.array([b for _, b in pairs], dtype=float)
