@@ -12,7 +12,7 @@ from conftest import mixed_pricer
 
 pytest.importorskip("numba")
 
-from igniter_opt.solvers.exact import kernel, layout
+from igniter_opt.solvers.exact import kernel, kernelshares, layout
 from igniter_opt.solvers.exact import statekernel as sk
 from igniter_opt.solvers.exact.layout import N_COEF, coefficients, hardware_vector
 from igniter_opt.solvers.exact.oracle import (
@@ -49,11 +49,11 @@ def test_one_layout_for_both_kernels(pricer):
     """Both kernels index the block built by layout.coefficients (one layout, one builder)."""
     for name in ("GAMMA", "K4", "K5", "BATCH", "P0", "P1", "C0", "C1", "KL2", "KERN", "TIDLE", "LIMIT",
                  "HF", "HCAP", "HUNIT", "HAF", "HASCH", "HBSCH"):
-        assert getattr(kernel, name) == getattr(sk, name) == getattr(layout, name)
-    assert not hasattr(kernel, "_coefficients") and not hasattr(sk, "N_COEF")
+        assert getattr(kernelshares, name) == getattr(sk, name) == getattr(layout, name)
+    assert not any(hasattr(k, "_coefficients") for k in (kernel, kernelshares)) and not hasattr(sk, "N_COEF")
     block = coefficients(pricer.o, np.arange(len(pricer.option_type)))
     assert block.shape == (N_COEF, len(pricer.option_type)) and block.flags.c_contiguous
-    assert np.array_equal(block[kernel.LIMIT], pricer.o.limit)
+    assert np.array_equal(block[kernelshares.LIMIT], pricer.o.limit)
     assert np.array_equal(block[layout.ALONE], pricer.o.alone)
 
 
@@ -62,29 +62,29 @@ def test_clock_schedule_demand_and_needed_share_equal_the_oracle(pricer):
     hw, hwv = p.hw, hardware_vector(pricer.hw)
     C = coefficients(p.o, np.arange(len(p.option_type)))
     for total in rng.uniform(hw.idle_power_w, hw.power_cap_w * 1.5, 200):
-        assert kernel._clock(hwv, total) == float(clock_ratio(hw, np.array(total)))
+        assert kernelshares.clock(hwv, total) == float(clock_ratio(hw, np.array(total)))
     for m in range(1, 12):
-        assert kernel._sched(hwv, m) == float(scheduling_inc(hw, m))
+        assert kernelshares.sched(hwv, m) == float(scheduling_inc(hw, m))
     for _ in range(300):
         q = int(rng.integers(len(p.option_type)))
         col = tuple(float(x) for x in C[:, q])
         r = float(rng.uniform(hw.unit_pct, FULL))
         t, pw, l2 = demand_terms(p.o, np.array([q]), np.array([r]))
-        assert kernel._demand(col, r) == (float(t[0]), float(pw[0]), float(l2[0]))
+        assert kernelshares.demand(col, r) == (float(t[0]), float(pw[0]), float(l2[0]))
         others, ratio, m = float(rng.uniform(0, 60)), float(rng.uniform(0.8, 1.0)), int(rng.integers(1, 8))
         want = needed_share(hw, p.o, np.array([q]), np.array([others]), np.array([ratio]), m)[0]
-        assert kernel._needed(hwv, col, others, ratio, float(scheduling_inc(hw, m))) == want
+        assert kernelshares.needed(hwv, col, others, ratio, float(scheduling_inc(hw, m))) == want
 
 
 def test_pairwise_sum_is_numpys():
     rng = np.random.default_rng(2)
     for n in [*list(range(1, 20)), 31, 64, 100, 128]:
         a = rng.uniform(0, 50, n)
-        assert kernel._psum(a, 0, n) == a.sum()
+        assert kernelshares.psum(a, 0, n) == a.sum()
 
 
 def test_compiled_least_shares_equal_the_oracle(pricer):
-    """kernel._least from one unit each (the oracle's default start): same fit, same shares."""
+    """kernelshares.least from one unit each (the oracle's default start): same fit, same shares."""
     p, rng = pricer, np.random.default_rng(3)
     hwv = hardware_vector(p.hw)
     C = coefficients(p.o, np.arange(len(p.option_type)))
@@ -96,7 +96,7 @@ def test_compiled_least_shares_equal_the_oracle(pricer):
         want = least_shares(p.hw, p.o, pos[None])[0]
         r = np.full(m, p.hw.unit_pct)
         scratch = [np.zeros(m) for _ in range(4)]
-        ok = kernel._least(hwv, C, pos, m, r, *scratch, 0)
+        ok = kernelshares.least(hwv, C, pos, m, r, *scratch, 0)
         assert ok == bool(np.isfinite(want).all())
         if ok:
             fits += 1

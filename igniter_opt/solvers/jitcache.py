@@ -1,6 +1,7 @@
 """The first run of the compiled pricing kernels: a cache that can be written, and a visible line.
 
-numba compiles the kernels of solvers/exact (kernel.py, statekernel.py; `cache=True`) on their
+numba compiles the kernels of solvers/exact (kernel.py and its kernelshares.py and
+kernelknapsack.py, statekernel.py; `cache=True`) on their
 first call and caches the machine code next to the sources, in __pycache__. When that folder cannot
 be written (a read-only site-packages), `use_writable_cache` points numba at
 $XDG_CACHE_HOME/igniter-opt/numba (~/.cache/...) before the kernels load, so the compile is paid
@@ -15,7 +16,8 @@ import os
 import sys
 from pathlib import Path
 
-KERNEL_MODULES = ("igniter_opt.solvers.exact.kernel", "igniter_opt.solvers.exact.statekernel")
+KERNEL_MODULES = ("igniter_opt.solvers.exact.kernel", "igniter_opt.solvers.exact.kernelshares",
+                  "igniter_opt.solvers.exact.kernelknapsack", "igniter_opt.solvers.exact.statekernel")
 COLD_LINE = "compiling solver kernels (first run only)"
 _announced = False
 

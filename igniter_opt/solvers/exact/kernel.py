@@ -10,11 +10,8 @@ node is expanded whole (all its children evaluated, so each child's bound can us
 shares, as the numpy search does), and its surviving children are pushed best-last so the most
 promising one is expanded next.
 
-Arithmetic. `_least` is `oracle.least_shares` for one set, operation for operation: the same
-Jacobi step from the same start (the parent's shares plus the candidate's pair-bounded share),
-the same grid rounding ceil(x / unit - 1e-9), the same forward confirmation that bumps float-
-noise violators by one unit, and sums taken in numpy's pairwise order (`_psum`), so the shares
-are bit for bit those the numpy search computes. Members are kept in position order, as there.
+Arithmetic: `kernelshares.py` (the model for one set, bit for bit the oracle's). Knapsacks:
+`kernelknapsack.py`.
 
 Bound. With settings.integer_bound off, the keep decision is exactly that of the numpy ghost bound
 (the same sets are evaluated), except that (i) its "at most a items" cap counts a position's
@@ -46,265 +43,24 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from numba import njit
 
+from igniter_opt.solvers.exact import kernelknapsack as kk
+from igniter_opt.solvers.exact import kernelshares as ks
+from igniter_opt.solvers.exact.kernelshares import MAX_MEMBERS as MAX_MEMBERS  # (Pricer reads it here)
+from igniter_opt.solvers.exact.kernelshares import compiled as _compiled
 from igniter_opt.solvers.exact.layout import (
-    BATCH,
-    C0,
-    C1,
-    GAMMA,
-    HAF,
-    HASCH,
-    HBSCH,
-    HCAP,
-    HF,
     HIDLE,
     HUNIT,
-    K4,
-    K5,
-    KERN,
-    KL2,
-    LATCAP,
-    LIMIT,
-    P0,
-    P1,
-    RATE,
-    TIDLE,
-    TIO,
-    TOUT,
     coefficients,
     hardware_vector,
 )
 from igniter_opt.solvers.exact.levels import LevelResult
-from igniter_opt.solvers.exact.oracle import FULL, MAX_ROUNDS
+from igniter_opt.solvers.exact.oracle import FULL
 
 # the coefficient block and the hardware vector: layout.py (one layout for both compiled searches)
 
 DONE, OUT_OF_EVALS, BUFFER_FULL = 0, 1, 2
-
-# Compiled without numba's runtime (NRT): no reference counting. With it, every array handed to
-# a helper costs an atomic increment and decrement, which measured ~70% of the search's time;
-# without it nothing may be allocated inside, so `search` passes every scratch array in.
-_compiled = njit(cache=True, _nrt=False)  # type: ignore[call-overload]
 SCRATCH_F, SCRATCH_I = 25, 6  # scratch rows of _run: 14 + 11 of _survives, 3 + 3
-MAX_MEMBERS = 128  # _psum's single block; Pricer uses the kernel only when unit_pct * 128 > 100
-
-
-@_compiled
-def _psum(a, lo, n):  # pragma: no cover - compiled
-    """numpy's pairwise summation of a[lo:lo+n] (what ndarray.sum(axis=1) does per row), for
-    n <= 128 (one block: numpy recurses only above; not here, since cached recursive functions
-    crash numba when loaded back, see MAX_MEMBERS)."""
-    if n < 8:
-        res = -0.0
-        for i in range(n):
-            res += a[lo + i]
-        return res
-    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
-    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
-    i = 8
-    while i < n - (n % 8):
-        r0 += a[lo + i]
-        r1 += a[lo + i + 1]
-        r2 += a[lo + i + 2]
-        r3 += a[lo + i + 3]
-        r4 += a[lo + i + 4]
-        r5 += a[lo + i + 5]
-        r6 += a[lo + i + 6]
-        r7 += a[lo + i + 7]
-        i += 8
-    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-    while i < n:
-        res += a[lo + i]
-        i += 1
-    return res
-
-
-@_compiled
-def _clock(hw, total_power):  # pragma: no cover - compiled
-    """oracle.clock_ratio for one GPU."""
-    if total_power > hw[HCAP]:
-        return 1 + hw[HAF] * (total_power - hw[HCAP]) / hw[HF]
-    return 1.0
-
-
-@_compiled
-def _sched(hw, members):  # pragma: no cover - compiled
-    """oracle.scheduling_inc."""
-    m = float(members)
-    if m >= 2:
-        return hw[HASCH] * m + hw[HBSCH]
-    return 0.0
-
-
-@_compiled
-def _needed(hw, c, others_l2, ratio, inc):  # pragma: no cover - compiled
-    """oracle.needed_share of the option with coefficients c (a tuple: one column of C) given the
-    others' L2 demand, the clock ratio and inc, the scheduling_inc of the member count."""
-    budget = c[LIMIT] * ratio - c[KERN] * inc - c[TIDLE]
-    x = budget / (1 + c[KL2] * others_l2) - c[K5]
-    if x > 0:
-        share = c[GAMMA] / x - c[K4]
-    else:
-        share = np.inf
-    units = np.ceil(share / hw[HUNIT] - 1e-9)
-    return max(units, 1.0) * hw[HUNIT]
-
-
-@_compiled
-def _demand(c, r):  # pragma: no cover - compiled
-    """oracle.demand_terms of the option with coefficients c at share r: (t_solo, power, L2)."""
-    t_solo = c[GAMMA] / (r + c[K4]) + c[K5]
-    ability = 1000 * c[BATCH] / t_solo
-    return t_solo, c[P0] * ability + c[P1], c[C0] * ability + c[C1]
-
-
-@_compiled
-def _col(C, p):  # pragma: no cover - compiled
-    """Column p of the coefficient block: one option's coefficients, as a tuple."""
-    return (C[0, p], C[1, p], C[2, p], C[3, p], C[4, p], C[5, p], C[6, p], C[7, p], C[8, p], C[9, p],
-            C[10, p], C[11, p], C[12, p], C[13, p], C[14, p], C[15, p], C[16, p])
-
-
-@_compiled
-def _least(hw, C, pos, m, r, pw, l2, ts, new, known):  # pragma: no cover - compiled
-    """oracle.least_shares of the set pos[:m] from the start r[:m] (updated in place).
-
-    True when the set fits (r holds its least shares); new is scratch. ts, pw, l2 hold the
-    demand terms of the members at r: the first `known` are given (the parent's members at
-    their shares), the others are computed here, and later rounds recompute only the members
-    whose share moved (same inputs, same floats).
-    """
-    unit = hw[HUNIT]
-    inc = _sched(hw, m)
-    for j in range(known, m):
-        ts[j], pw[j], l2[j] = _demand(_col(C, pos[j]), r[j])
-    for _ in range(MAX_ROUNDS):
-        ratio = _clock(hw, hw[HIDLE] + _psum(pw, 0, m))
-        l2s = _psum(l2, 0, m)
-        finite = True
-        same = True
-        for j in range(m):
-            v = max(r[j], _needed(hw, _col(C, pos[j]), l2s - l2[j], ratio, inc))
-            new[j] = v
-            if not np.isfinite(v):
-                finite = False
-            if v != r[j]:
-                same = False
-        if not finite or _psum(new, 0, m) > FULL + 1e-9:
-            return False
-        if same:  # converged: confirm with the forward model (oracle.violated)
-            late_any = False
-            for j in range(m):
-                p = pos[j]
-                t_sched = C[KERN, p] * inc + C[TIDLE, p]
-                t_act = ts[j] * (1 + C[KL2, p] * (l2s - l2[j]))
-                gpu = (t_sched + t_act) / ratio
-                latency = gpu + C[TIO, p]
-                throughput = C[BATCH, p] * 1000 / (gpu + C[TOUT, p])
-                if latency > C[LATCAP, p] or throughput < C[RATE, p]:
-                    new[j] += unit
-                    late_any = True
-            if not late_any:
-                return True
-        for j in range(m):
-            if new[j] != r[j]:
-                r[j] = new[j]
-                ts[j], pw[j], l2[j] = _demand(_col(C, pos[j]), r[j])
-    return False
-
-
-@_compiled
-def _fractional(vals, ws, ms, n, cap, key):  # pragma: no cover - compiled
-    """Fractional bounded knapsack over n items (value, weight, multiplicity) of capacity cap:
-    items by decreasing value per weight (picked one by one: few fit), the last one in part."""
-    for i in range(n):
-        key[i] = vals[i] / max(ws[i], 1e-9)
-    total = 0.0
-    left = cap
-    while left > 0:
-        i = -1
-        for t in range(n):
-            if key[t] >= 0 and (i < 0 or key[t] > key[i]):
-                i = t
-        if i < 0:
-            break
-        key[i] = -1.0
-        wm = ws[i] * ms[i]
-        vm = vals[i] * ms[i]
-        if wm <= left:
-            total += vm
-            left -= wm
-        else:
-            if wm > 1e-12:
-                total += vm * left / wm
-            break
-    return total
-
-
-@_compiled
-def _top(vals, ms, ws, n, cap, a, buf):  # pragma: no cover - compiled
-    """Sum of the a largest values among the n items whose weight fits cap, each item counted
-    up to its multiplicity (buf: a slots, kept in decreasing order)."""
-    for k in range(a):
-        buf[k] = 0.0
-    for i in range(n):
-        if ws[i] > cap + 1e-9:
-            continue
-        x = vals[i]
-        for _ in range(min(ms[i], a)):
-            if x <= buf[a - 1]:
-                break
-            k = a - 1
-            while k > 0 and buf[k - 1] < x:
-                buf[k] = buf[k - 1]
-                k -= 1
-            buf[k] = x
-    total = 0.0
-    for k in range(a):
-        total += buf[k]
-    return total
-
-
-@_compiled
-def _integer(vals, ws, ms, n, cap, unit, limit, dp):  # pragma: no cover - compiled
-    """0-1 knapsack over n items (each copied up to its multiplicity) in share units: the best
-    value of at most `limit` items whose weights sum to at most cap (dp: scratch rows).
-
-    Exact for the relaxation the fractional knapsack relaxes further (every share is a multiple
-    of the unit, so rounding weights and capacity to units loses nothing), hence a valid and
-    tighter bound: weights round to the nearest unit, the capacity down with the 1e-9 slack of
-    the fractional bound's `w <= cap + 1e-9`.
-    """
-    size = int(np.floor(cap / unit + 1e-9))
-    if size <= 0:
-        return 0.0
-    if limit >= size:  # every item takes a unit at least: the count cannot bind, one row
-        for x in range(size + 1):
-            dp[0, x] = 0.0
-        for i in range(n):
-            wu = max(int(np.rint(ws[i] / unit)), 1)
-            if wu > size:
-                continue
-            for _ in range(min(ms[i], size // wu)):
-                for x in range(size, wu - 1, -1):
-                    cand = dp[0, x - wu] + vals[i]
-                    dp[0, x] = max(dp[0, x], cand)
-        return dp[0, size]
-    rows = limit
-    for c in range(rows + 1):
-        for x in range(size + 1):
-            dp[c, x] = 0.0
-    for i in range(n):
-        wu = max(int(np.rint(ws[i] / unit)), 1)
-        if wu > size:
-            continue
-        for _ in range(min(ms[i], rows, size // wu)):
-            for c in range(rows, 0, -1):
-                for x in range(size, wu - 1, -1):
-                    cand = dp[c - 1, x - wu] + vals[i]
-                    dp[c, x] = max(dp[c, x], cand)
-    return dp[rows, size]
 
 
 @_compiled
@@ -324,9 +80,9 @@ def _survives(hw, C, value, ptype, mult_type, pair, apart, threshold, pos, m, r,
     allow, ims, rm = si[0], si[1], si[2]
     top_buf = sf[10]
     for j in range(m):
-        _, s_pw[j], s_l2[j] = _demand(_col(C, pos[j]), r[j])
-    l2_sum = _psum(s_l2, 0, m)
-    power_sum = hw[HIDLE] + _psum(s_pw, 0, m)
+        _, s_pw[j], s_l2[j] = ks.demand(ks.col(C, pos[j]), r[j])
+    l2_sum = ks.psum(s_l2, 0, m)
+    power_sum = hw[HIDLE] + ks.psum(s_pw, 0, m)
     n = 0
     total = 0.0
     g_l2 = np.inf
@@ -353,7 +109,7 @@ def _survives(hw, C, value, ptype, mult_type, pair, apart, threshold, pos, m, r,
         if w == own[q]:
             q_pw[n], q_l2[n] = own_pw[q], own_l2[q]
         else:
-            _, q_pw[n], q_l2[n] = _demand(_col(C, q), w)
+            _, q_pw[n], q_l2[n] = ks.demand(ks.col(C, q), w)
         g_l2 = min(g_l2, q_l2[n])
         g_pw = min(g_pw, q_pw[n])
         total += value[q] * room
@@ -364,17 +120,17 @@ def _survives(hw, C, value, ptype, mult_type, pair, apart, threshold, pos, m, r,
     g_pw = max(g_pw, 0.0)
     best = 0.0
     for a in range(1, ghosts + 1):
-        inc = _sched(hw, m + a)
-        ratio_s = _clock(hw, power_sum + a * g_pw)
+        inc = ks.sched(hw, m + a)
+        ratio_s = ks.clock(hw, power_sum + a * g_pw)
         for j in range(m):
-            r_a[j] = max(r[j], _needed(hw, _col(C, pos[j]), l2_sum - s_l2[j] + a * g_l2, ratio_s, inc))
-        cap = FULL - _psum(r_a, 0, m)
+            r_a[j] = max(r[j], ks.needed(hw, ks.col(C, pos[j]), l2_sum - s_l2[j] + a * g_l2, ratio_s, inc))
+        cap = FULL - ks.psum(r_a, 0, m)
         if cap < 0:
             continue
         limited = a < ghosts
         # a cheap relaxation first: the pair weights w0 <= w(a)
         if limited:
-            cheap = _top(vals, ims, w0, n, cap, a, top_buf)
+            cheap = kk.top(vals, ims, w0, n, cap, a, top_buf)
         else:
             best_ratio = 0.0
             fit = 0.0
@@ -389,8 +145,8 @@ def _survives(hw, C, value, ptype, mult_type, pair, apart, threshold, pos, m, r,
         cnt = 0
         for i in range(n):  # the ghost weights w(a)
             q = allow[i]
-            ratio_q = _clock(hw, power_sum + q_pw[i] + (a - 1) * g_pw)
-            w = max(w0[i], _needed(hw, _col(C, q), l2_sum + (a - 1) * g_l2, ratio_q, inc))
+            ratio_q = ks.clock(hw, power_sum + q_pw[i] + (a - 1) * g_pw)
+            w = max(w0[i], ks.needed(hw, ks.col(C, q), l2_sum + (a - 1) * g_l2, ratio_q, inc))
             if w <= cap + 1e-9:
                 rv[cnt] = vals[i]
                 rw[cnt] = w
@@ -398,11 +154,11 @@ def _survives(hw, C, value, ptype, mult_type, pair, apart, threshold, pos, m, r,
                 cnt += 1
         if cnt == 0:
             continue
-        kn = _fractional(rv, rw, rm, cnt, cap, key)
+        kn = kk.fractional(rv, rw, rm, cnt, cap, key)
         if limited:
-            kn = min(kn, _top(rv, rm, rw, cnt, cap, a, top_buf))
+            kn = min(kn, kk.top(rv, rm, rw, cnt, cap, a, top_buf))
         if integer and a > 1 and kn > 1e-12 and v + kn > threshold + 1e-12:
-            kn = min(kn, _integer(rv, rw, rm, cnt, cap, hw[HUNIT], a if limited else dp.shape[0] - 1, dp))
+            kn = min(kn, kk.integer(rv, rw, rm, cnt, cap, hw[HUNIT], a if limited else dp.shape[0] - 1, dp))
         if kn > 1e-12 and v + kn > threshold + 1e-12:
             return True, kn
         best = max(best, kn)
@@ -464,9 +220,9 @@ def _run(hw, C, alone, value, ptype, mult_type, pair, apart, threshold, stk_pos,
                     nch += 1
         elif m < D:
             last = pos[m - 1]
-            parent_sum = _psum(ps, 0, m)
+            parent_sum = ks.psum(ps, 0, m)
             for j in range(m):
-                par_ts[j], par_pw[j], par_l2[j] = _demand(_col(C, pos[j]), ps[j])
+                par_ts[j], par_pw[j], par_l2[j] = ks.demand(ks.col(C, pos[j]), ps[j])
             for q in range(K):
                 own[q] = np.inf
             for q in range(last, K):
@@ -492,7 +248,7 @@ def _run(hw, C, alone, value, ptype, mult_type, pair, apart, threshold, stk_pos,
                 evaluated += 1
                 for j in range(m):
                     ts[j], pw[j], l2[j] = par_ts[j], par_pw[j], par_l2[j]
-                if _least(hw, C, pos, m + 1, r, pw, l2, ts, new, m):
+                if ks.least(hw, C, pos, m + 1, r, pw, l2, ts, new, m):
                     ch_q[nch] = q
                     for j in range(m + 1):
                         ch_sh[nch, j] = r[j]
@@ -515,7 +271,7 @@ def _run(hw, C, alone, value, ptype, mult_type, pair, apart, threshold, stk_pos,
         if m + 1 < D:
             for q in range(K):
                 if np.isfinite(own[q]):
-                    _, own_pw[q], own_l2[q] = _demand(_col(C, q), own[q])
+                    _, own_pw[q], own_l2[q] = ks.demand(ks.col(C, q), own[q])
             for c in range(nch):  # the bound on extending each child
                 q = ch_q[c]
                 pos[m] = q
