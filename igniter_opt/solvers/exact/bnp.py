@@ -122,8 +122,9 @@ class BranchAndPrice:
             if time.perf_counter() > self.deadline and not self._extend(lp, rules):
                 return -math.inf, lp, False
             res = self._heuristic(lp.duals, rules)
-            if rules.root and self.master.large:
-                self._prune(lp)
+            if rules.root and self.master.large:  # datacenter sizes (issue 24, item 3): the pool's size
+                self.master.trim(lp, self.s.pool_max, self.s.pool_keep)
+                self.stats.columns = len(self.master.columns)
             if self._add(res.columns):
                 if rules.root:
                     theta = self._check(lp)
@@ -160,20 +161,6 @@ class BranchAndPrice:
                     continue
                 return -math.inf, lp, False
             return lp.value / theta, lp, True
-
-    def _prune(self, lp: LpResult) -> None:
-        """Datacenter sizes (issue 24, item 3): past pool_max columns, delete those of largest
-        reduced cost that the LP leaves at zero, down to pool_keep (the LP's value is unchanged:
-        its solution stays; the deleted columns may be priced again)."""
-        n = len(self.master.columns)
-        if n <= self.s.pool_max:
-            return
-        rc = self.master.reduced_costs(lp.duals)
-        rc[lp.z[:n] > 1e-9] = -np.inf  # the LP's own columns stay
-        keep = np.zeros(n, dtype=bool)
-        keep[np.argsort(rc, kind="stable")[:self.s.pool_keep]] = True
-        self.master.prune(keep)
-        self.stats.columns = len(self.master.columns)
 
     def _root_bound(self, lp: LpResult, res: PricingResult, theta: float) -> None:
         """The root's Lagrangian (Farley) bound after an exhaustive search at `theta`: every set's
@@ -243,42 +230,10 @@ class BranchAndPrice:
         return True
 
     def _heuristic(self, duals: Array, rules: Rules, deadline: float | None = None) -> PricingResult:
-        """Columns of negative reduced cost from the truncated compiled search (in dual order it
-        meets good columns first, and when it finishes it proves the LP solved), or the beam."""
-        deadline = self.deadline if deadline is None else deadline
-        if not self.pricer.compiled:
-            res = self.pricer.price(duals, 1 + EPS, beam=self.s.beam, deadline=deadline, rules=rules,
-                                    max_columns=self.s.heuristic_columns)
-            self.stats.pricing_nodes += res.nodes
-            return res
-        only = self.pricer.lean  # joint: each type's options of least share alone first (issue 24)
-        first = res = self.pricer.price(duals, 1 + EPS, beam=None, deadline=deadline, rules=rules,
-                                        max_columns=self.s.heuristic_columns // 2,
-                                        max_nodes=self.s.heuristic_evaluations, only=only)
-        if only is not None and not res.columns:  # none there: every option, as under the paper policy
-            only = None
-            self.stats.pricing_nodes += res.nodes
-            first = res = self.pricer.price(duals, 1 + EPS, beam=None, deadline=deadline, rules=rules,
-                                            max_columns=self.s.heuristic_columns // 2,
-                                            max_nodes=self.s.heuristic_evaluations)
-        found, nodes = list(res.columns), res.nodes
-        # the depth-first search meets columns around the few types of largest dual: price
-        # again without the types already in crowded columns, so the rows the LP can move are
-        # many (at 200 workloads, 200 columns of one pass held 22-50 of the 200 types)
-        blocked = duals.copy()
-        for _ in range(self.s.diverse_passes):
-            if not res.columns or time.perf_counter() > deadline:
-                break
-            types, uses = np.unique(self.pricer.option_type[np.concatenate([c.members for c in found])],
-                                    return_counts=True)
-            blocked[types[uses >= self.s.crowded]] = 0.0
-            res = self.pricer.price(blocked, 1 + EPS, beam=None, deadline=deadline, rules=rules,
-                                    max_columns=self.s.heuristic_columns // (2 * self.s.diverse_passes),
-                                    max_nodes=self.s.heuristic_evaluations // 2, only=only)
-            found += res.columns
-            nodes += res.nodes
-        self.stats.pricing_nodes += nodes
-        return PricingResult(found, first.complete, first.best, nodes)
+        """Columns of negative reduced cost by heuristic pricing (`Pricer.heuristic`)."""
+        res = self.pricer.heuristic(duals, 1 + EPS, rules, self.deadline if deadline is None else deadline)
+        self.stats.pricing_nodes += res.nodes
+        return res
 
     def _maybe_dive(self, lp: LpResult, stalled: bool) -> bool:
         """At the root, dive for a plan of fewer GPUs than the incumbent when ceil(LP) allows one,

@@ -208,6 +208,19 @@ class Master:
         self._counts = [self._counts[i] for i in kept]
         return int(drop.size)
 
+    def trim(self, lp: LpResult, most: int, keep: int) -> None:
+        """Past `most` columns, delete those of largest reduced cost at the LP's duals that its
+        solution leaves at zero, down to `keep` (the LP's value is unchanged: its solution stays;
+        a deleted column may be priced again)."""
+        n = len(self.columns)
+        if n <= most:
+            return
+        rc = self.reduced_costs(lp.duals)
+        rc[lp.z[:n] > 1e-9] = -np.inf  # the LP's own columns stay
+        kept = np.zeros(n, dtype=bool)
+        kept[np.argsort(rc, kind="stable")[:keep]] = True
+        self.prune(kept)
+
     def reduced_costs(self, duals: Array) -> Array:
         """cost_c - sum_t pi_t a_tc of every column (what a unit of it adds to the LP value; the
         availability duals are left out, so this is a lower bound on the reduced cost); duals per

@@ -166,6 +166,42 @@ class Pricer:
         cols = [Column(tuple(int(o) for o in opts), tuple(float(x) for x in sh)) for opts, sh, _ in res.found]
         return PricingResult(cols, res.complete and only is None, res.best, res.evaluated, res.open_reach)
 
+    def heuristic(self, duals: Array, threshold: float, rules: Rules, deadline: float) -> PricingResult:
+        """Columns worth more than `threshold` (a GPU's cost, 1 + EPS) from the truncated compiled
+        search (in dual order it meets good columns first, and when it finishes it proves the LP
+        solved), or the beam; `nodes` counts every pass."""
+        if not self.compiled:
+            return self.price(duals, threshold, beam=self.settings.beam, deadline=deadline, rules=rules,
+                              max_columns=self.settings.heuristic_columns)
+        lean_nodes = 0
+        only = self.lean  # joint: each type's options of least share alone first (issue 24)
+        first = res = self.price(duals, threshold, beam=None, deadline=deadline, rules=rules,
+                                 max_columns=self.settings.heuristic_columns // 2,
+                                 max_nodes=self.settings.heuristic_evaluations, only=only)
+        if only is not None and not res.columns:  # none there: every option, as under the paper policy
+            only = None
+            lean_nodes = res.nodes
+            first = res = self.price(duals, threshold, beam=None, deadline=deadline, rules=rules,
+                                     max_columns=self.settings.heuristic_columns // 2,
+                                     max_nodes=self.settings.heuristic_evaluations)
+        found, nodes = list(res.columns), res.nodes
+        # the depth-first search meets columns around the few types of largest dual: price
+        # again without the types already in crowded columns, so the rows the LP can move are
+        # many (at 200 workloads, 200 columns of one pass held 22-50 of the 200 types)
+        blocked = duals.copy()
+        for _ in range(self.settings.diverse_passes):
+            if not res.columns or time.perf_counter() > deadline:
+                break
+            types, uses = np.unique(self.option_type[np.concatenate([c.members for c in found])],
+                                    return_counts=True)
+            blocked[types[uses >= self.settings.crowded]] = 0.0
+            res = self.price(blocked, threshold, beam=None, deadline=deadline, rules=rules,
+                             max_columns=self.settings.heuristic_columns // (2 * self.settings.diverse_passes),
+                             max_nodes=self.settings.heuristic_evaluations // 2, only=only)
+            found += res.columns
+            nodes += res.nodes
+        return PricingResult(found, first.complete, first.best, nodes + lean_nodes)
+
     def price_forced(self, duals: Array, threshold: float, deadline: float, first_sets: int) -> PricingResult:
         """One exhaustive search for a set above the threshold: the set search for `first_sets`
         evaluations (it meets such a set quickly when there is one), then, where it applies, the
