@@ -123,9 +123,11 @@ def test_knapsacks_against_brute_force(seed):
     tab, gc = np.empty((d + 1, mm + 1, units + 1)), np.zeros((glo.size, mm + 1, units + 1), dtype=np.int64)
     chosen, cand, vbuf, out = (np.zeros(n, dtype=np.bool_), np.zeros(n, dtype=np.bool_), np.empty(n),
                                np.zeros(4))
-    suffix = np.empty((n + 1, mm + 1, units + 1))
+    suffix = np.empty((2, n + 1, mm + 1, units + 1))
     picks, starts, room = (np.zeros(mm + 2, dtype=np.int64) for _ in range(3))
-    acc, best_set = np.zeros(mm + 2), np.zeros(n, dtype=np.bool_)
+    acc, best_set = np.zeros((2, mm + 2)), np.zeros(n, dtype=np.bool_)
+    relaxed = (np.zeros(0), np.zeros((17, n)), np.zeros(n, dtype=np.int64), np.zeros(mm + 2, dtype=np.int64),
+               np.zeros((5, mm + 2)))  # the leaf without its truth check: the knapsack's relaxation
     binding = differs = 0
     top = np.argsort(-val[glo])  # the groups worth most: rules bind there
     variants = []
@@ -156,16 +158,24 @@ def test_knapsacks_against_brute_force(seed):
         if out[3] > sk.NEG / 2:  # a candidate met on the way meets both rows
             assert c[cand].sum() <= c_cap and p[cand].sum() <= p_cap and val[cand].sum() <= exact + 1e-9
         got, cut = sk.leaf(m, w, val, c, p, units, c_cap, p_cap, out[0], out[1], -1.0, 10**6, glo, ghi, gcap, gof,
-                           suffix, tab, vbuf, picks, starts, room, acc, best_set, gof, no_apart, no_together)
+                           suffix, tab, vbuf, picks, starts, room, acc, best_set, gof, no_apart, no_together, *relaxed)
         assert cut == 0
         assert (got == sk.NEG and exact == -np.inf) or got == pytest.approx(exact)
         if got > sk.NEG:
             assert not ((gcap > 0) & (np.bincount(gof[best_set], minlength=gcap.size) > gcap)).any()
+            # a threshold just below the optimum: both bounds prune (the plain one, side rows
+            # dropped, cuts the sets with slack) and the optimum is still found; just above: none
+            for tau, want in ((exact - 1e-6, exact), (exact + 1e-6, sk.NEG)):
+                got, cut = sk.leaf(m, w, val, c, p, units, c_cap, p_cap, out[0], out[1], tau, 10**6, glo, ghi, gcap,
+                                   gof, suffix, tab, vbuf, picks, starts, room, acc, best_set, gof, no_apart,
+                                   no_together, *relaxed)
+                assert cut == 0 and got == pytest.approx(want)
         # a node's rules (groups as types): pairs apart and together; the leaf's best obeys them
         for rules, apart, together in variants:
             ruled = _brute(m, w, val, c, p, units, c_cap, p_cap, gof, gcap, rules)
             got, cut = sk.leaf(m, w, val, c, p, units, c_cap, p_cap, out[0], out[1], -1.0, 10**6, glo, ghi, gcap,
-                               gof, suffix, tab, vbuf, picks, starts, room, acc, best_set, gof, apart, together)
+                               gof, suffix, tab, vbuf, picks, starts, room, acc, best_set, gof, apart, together,
+                               *relaxed)
             assert cut == 0
             assert (got == sk.NEG and ruled == -np.inf) or got == pytest.approx(ruled)
             if got > sk.NEG:

@@ -121,6 +121,24 @@ def _weights_numpy(p, items, m: int, c_lo: float, p_lo: float, units: int) -> np
     return out
 
 
+def test_a_leafs_truth_check_is_the_oracles_fit(pricer):
+    """statekernel.fits on items (options repeated, picked in any order) says what least_shares
+    says of the same options: a leaf in truth keeps exactly the sets that are columns."""
+    p, rng = pricer, np.random.default_rng(5)
+    n = len(p.option_type)
+    items = np.repeat(np.arange(n), 2)  # each option twice, as a type of demand 2 gives it
+    coef, hwv = coefficients(p.o, items), hardware_vector(p.hw)
+    tpos, tr = np.zeros(12, dtype=np.int64), np.zeros((5, 12))
+    fits = 0
+    for _ in range(400):
+        m = int(rng.integers(1, 8))
+        picks = rng.choice(items.size, size=m, replace=False).astype(np.int64)  # not in option order
+        want = np.isfinite(least_shares(p.hw, p.o, np.sort(items[picks])[None])[0]).all()
+        assert sk.fits(m, picks, items, hwv, coef, tpos, tr) == want
+        fits += int(want)
+    assert 40 < fits < 360  # both answers are exercised
+
+
 @pytest.mark.parametrize("policy", ["paper", "joint"])
 def test_state_weights_equal_the_oracles_least_shares_at_the_same_state(policy):
     """At the state (m, L2 demand, power) a fitting set really has, the state kernel's weight of

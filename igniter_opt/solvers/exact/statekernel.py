@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from igniter_opt.solvers.exact import kernelshares as ks
 from igniter_opt.solvers.exact.layout import (
     ALONE,
     BATCH,
@@ -204,11 +205,66 @@ def lagrangian(m, w, val, c, p, units, c_cap, p_cap, target, iters, lam0, mu0, g
 
 
 @_compiled
+def suffixes(m, w, v, units, glo, ghi, gcap, suffix, tab):  # pragma: no cover - compiled
+    """suffix[i, k, s]: the best sum v of k items from i on with sum w <= s (items with w < 0
+    left out; a capped group's items at most gcap of them, counted inside the group only, a
+    relaxation that stays an upper bound); NEG when none."""
+    n = w.size
+    suffix[n, 0, :units + 1] = 0.0
+    suffix[n, 1:m + 1, :units + 1] = NEG
+    for g in range(glo.size - 1, -1, -1):
+        d = min(gcap[g], m)
+        if d <= 0:
+            for i in range(ghi[g] - 1, glo[g] - 1, -1):
+                for k in range(m + 1):
+                    for s in range(units + 1):
+                        b = suffix[i + 1, k, s]
+                        if w[i] >= 0 and k >= 1 and s >= w[i]:
+                            b = max(b, suffix[i + 1, k - 1, s - w[i]] + v[i])
+                        suffix[i, k, s] = b
+            continue
+        tab[0, :m + 1, :units + 1] = suffix[ghi[g], :m + 1, :units + 1]
+        tab[1:d + 1, :m + 1, :units + 1] = NEG
+        for i in range(ghi[g] - 1, glo[g] - 1, -1):
+            if w[i] >= 0:
+                for cc in range(d, 0, -1):
+                    for k in range(m, 0, -1):
+                        for s in range(units, w[i] - 1, -1):
+                            cand = tab[cc - 1, k - 1, s - w[i]] + v[i]
+                            if cand > tab[cc, k, s]:
+                                tab[cc, k, s] = cand
+            for k in range(m + 1):
+                for s in range(units + 1):
+                    b = tab[0, k, s]
+                    for cc in range(1, d + 1):
+                        b = max(b, tab[cc, k, s])
+                    suffix[i, k, s] = b
+
+
+@_compiled
+def fits(m, picks, opt, hwv, coef, tpos, tr):  # pragma: no cover - compiled
+    """Does the set of items picks[:m] fit in truth? kernelshares.least from one unit each, the
+    members in option order (the oracle's sorted key, so its sums are the oracle's, bit for bit);
+    tpos: int scratch, tr: 5 float scratch rows."""
+    for q in range(m):  # insertion sort of the picks by option
+        x, k = picks[q], q
+        while k > 0 and opt[tpos[k - 1]] > opt[x]:
+            tpos[k] = tpos[k - 1]
+            k -= 1
+        tpos[k] = x
+    for q in range(m):
+        tr[0, q] = hwv[HUNIT]
+    return ks.least(hwv, coef, tpos, m, tr[0], tr[1], tr[2], tr[3], tr[4], 0)
+
+
+@_compiled
 def leaf(m, w, val, c, p, units, c_cap, p_cap, lam, mu, tau, max_sets, glo, ghi, gcap, gof, suffix, tab, vbuf,
-         picks, starts, room, acc, best_set, ityp, apart, together):  # pragma: no cover - compiled
+         picks, starts, room, acc, best_set, ityp, apart, together, hwv, coef, opt, tpos,
+         tr):  # pragma: no cover - compiled
     """The bin's best set worth more than tau, exactly: every set of m items whose Lagrangian
-    value (multipliers lam, mu) can pass tau is listed by a depth-first search cut by suffix
-    knapsack bounds, and the best one meeting both side rows is kept in best_set. A set passing
+    value (multipliers lam, mu) and plain value can pass tau is listed by a depth-first search cut
+    by suffix knapsack bounds of both (suffix[0], suffix[1]; acc[0], acc[1] their partial sums),
+    and the best one meeting both side rows is kept in best_set. A set passing
     tau must pass it in Lagrangian value too, so none is missed. Returns (value or NEG, cut):
     cut = 1 when max_sets sets were listed first (the answer is then not proven).
 
@@ -220,45 +276,22 @@ def leaf(m, w, val, c, p, units, c_cap, p_cap, lam, mu, tau, max_sets, glo, ghi,
     Branching rules (a node of branch-and-price): ityp[i] is item i's type, apart[a, b] says
     types a and b never share a GPU (a pick is skipped when it would), together[k] = (a, b) that
     a set holds both or neither (checked on complete sets). The tables ignore the rules (still
-    upper bounds), so the answer is the best set obeying them. apart of shape (0, 0): no rule."""
+    upper bounds), so the answer is the best set obeying them. apart of shape (0, 0): no rule.
+
+    In truth (hwv not empty): a listed set counts only when it fits by the oracle's least shares
+    (`fits`), so the answer is the bin's best real column above tau, and NEG proves that no set
+    whose state lies in the bin passes tau (each such set is listed, and fits)."""
     n = w.size
     const = lam * c_cap + mu * p_cap
     for i in range(n):
         vbuf[i] = val[i] - lam * c[i] - mu * p[i]
-    suffix[n, 0, :units + 1] = 0.0
-    suffix[n, 1:m + 1, :units + 1] = NEG
-    for g in range(glo.size - 1, -1, -1):
-        d = min(gcap[g], m)
-        if d <= 0:
-            for i in range(ghi[g] - 1, glo[g] - 1, -1):
-                for k in range(m + 1):
-                    for s in range(units + 1):
-                        b = suffix[i + 1, k, s]
-                        if w[i] >= 0 and k >= 1 and s >= w[i]:
-                            b = max(b, suffix[i + 1, k - 1, s - w[i]] + vbuf[i])
-                        suffix[i, k, s] = b
-            continue
-        tab[0, :m + 1, :units + 1] = suffix[ghi[g], :m + 1, :units + 1]
-        tab[1:d + 1, :m + 1, :units + 1] = NEG
-        for i in range(ghi[g] - 1, glo[g] - 1, -1):
-            if w[i] >= 0:
-                for cc in range(d, 0, -1):
-                    for k in range(m, 0, -1):
-                        for s in range(units, w[i] - 1, -1):
-                            cand = tab[cc - 1, k - 1, s - w[i]] + vbuf[i]
-                            if cand > tab[cc, k, s]:
-                                tab[cc, k, s] = cand
-            for k in range(m + 1):
-                for s in range(units + 1):
-                    b = tab[0, k, s]
-                    for cc in range(1, d + 1):
-                        b = max(b, tab[cc, k, s])
-                    suffix[i, k, s] = b
+    suffixes(m, w, vbuf, units, glo, ghi, gcap, suffix[0], tab)
+    suffixes(m, w, val, units, glo, ghi, gcap, suffix[1], tab)
     found = NEG
-    if suffix[0, m, units] + const <= tau:
+    if suffix[0, 0, m, units] + const <= tau or suffix[1, 0, m, units] <= tau:
         return found, 0
     sets, level = 0, 0
-    starts[0], room[0], acc[0] = 0, units, 0.0
+    starts[0], room[0], acc[0, 0], acc[1, 0] = 0, units, 0.0, 0.0
     while level >= 0:
         if level == m:
             sets += 1
@@ -275,7 +308,8 @@ def leaf(m, w, val, c, p, units, c_cap, p_cap, lam, mu, tau, max_sets, glo, ghi,
                     has_b = has_b or ityp[picks[q]] == together[k, 1]
                 if has_a != has_b:
                     ok = False
-            if ok and sc <= c_cap and sp <= p_cap and sv > tau:
+            if ok and sc <= c_cap and sp <= p_cap and sv > tau and (hwv.size == 0 or
+                                                                  fits(m, picks, opt, hwv, coef, tpos, tr)):
                 tau = found = sv
                 best_set[:] = False
                 for q in range(m):
@@ -306,11 +340,15 @@ def leaf(m, w, val, c, p, units, c_cap, p_cap, lam, mu, tau, max_sets, glo, ghi,
                     if apart[ityp[picks[q]], ityp[j]]:
                         clash = True
             if not clash and 0 <= w[j] <= room[level]:
-                value = acc[level] + vbuf[j]
-                if value + suffix[nxt, m - level - 1, room[level] - w[j]] + const > tau:
+                value, plain = acc[0, level] + vbuf[j], acc[1, level] + val[j]
+                left, rest = m - level - 1, room[level] - w[j]
+                # both bounds: the Lagrangian one (side rows priced) and the plain one (side rows
+                # dropped), which is the tighter for sets with slack in the side rows
+                if value + suffix[0, nxt, left, rest] + const > tau and plain + suffix[1, nxt, left, rest] > tau:
                     picks[level] = j
                     starts[level] = j + 1
-                    starts[level + 1], room[level + 1], acc[level + 1] = j + 1, room[level] - w[j], value
+                    starts[level + 1], room[level + 1] = j + 1, room[level] - w[j]
+                    acc[0, level + 1], acc[1, level + 1] = value, plain
                     moved = True
                     break
             j += 1

@@ -14,7 +14,10 @@ The search is best first over bins: a bin's bound is the Lagrangian of its knaps
 side rows priced into the objective), a bin above the threshold is halved along C or P, and a
 bin that small gets its exact optimum (`statekernel.leaf`). An optimum that fits in truth (the
 oracle's least shares) is a column and settles its bin; one that does not is split further,
-down to a floor where its bound is kept as unresolved. The top of the heap bounds every
+down to a floor where its bound is kept as unresolved. A leaf lists its sets under two bounds
+(the Lagrangian one and the plain one, side rows dropped: most sets near a threshold have slack
+in the side rows, and the Lagrangian bound alone let 10^8 of them through in one call) and keeps
+the best that fits in truth, so a leaf whose list completes is settled either way. The top of the heap bounds every
 configuration at any time, so a search cut by the deadline still gives a Farley bound. Where
 the depth-first search over sets (`kernel.py`) must list millions of near-optimal sets at 200
 workloads, the bins are a few thousand: the knapsack does the combinatorics in share units.
@@ -144,9 +147,10 @@ class StateSpaceSearch:
         self.best, self.take = np.empty((mm, u + 1)), np.zeros((n, d + 1, mm, u + 1), dtype=np.bool_)
         self.tab, self.gc = np.empty((d + 1, mm, u + 1)), np.zeros((self.glo.size, mm, u + 1), dtype=np.int64)
         self.chosen, self.best_set, self.cand = (np.zeros(n, dtype=np.bool_) for _ in range(3))
-        self.suffix = np.empty((n + 1, mm, u + 1))
+        self.suffix = np.empty((2, n + 1, mm, u + 1))  # a leaf's bounds: Lagrangian, plain
         self.picks, self.starts, self.room = (np.zeros(mm + 1, dtype=np.int64) for _ in range(3))
-        self.acc, self.out = np.zeros(mm + 1), np.zeros(4)
+        self.acc, self.out = np.zeros((2, mm + 1)), np.zeros(4)
+        self.tpos, self.tr = np.zeros(mm + 1, dtype=np.int64), np.zeros((5, mm + 1))  # a leaf's truth check
 
     def _demand(self, options: Options, shares: Array) -> tuple[Array, Array]:
         """Power above idle and L2 demand of every item at the given shares."""
@@ -193,7 +197,8 @@ class StateSpaceSearch:
         got, cut = sk.leaf(b.m, self.w, self.value, self.c, self.p, self.units, b.c_hi,
                            b.p_hi - self.hw.idle_power_w, lam, mu, self.threshold, self.s.max_sets, self.glo,
                            self.ghi, self.gcap, self.gof, self.suffix, self.tab, self.vbuf, self.picks,
-                           self.starts, self.room, self.acc, self.best_set, self.ityp, self.apart, self.together)
+                           self.starts, self.room, self.acc, self.best_set, self.ityp, self.apart, self.together,
+                           self.hwv, self.coef, self.option, self.tpos, self.tr)
         return float(got), not cut
 
     def _settles(self, chosen: Array) -> bool:
