@@ -78,3 +78,12 @@ def test_state_search_collects_columns_below_its_threshold_but_not_into_a_proof(
     assert {k for k, _, _ in below} <= {k for k, _, _ in plain.found}
     proof = StateSpaceSearch(p, duals, top + 1e-6, far, 10**6, collect=1.0).run()
     assert proof.complete and not proof.found
+
+
+def test_a_warm_solve_collects_under_the_paper_policy_too():
+    """Column generation's state calls collect under joint; a warm solve's (issue 24, item 4)
+    under any policy: its LP's tail needs many columns per call. A cold paper solve does not."""
+    warm = ExactSettings().warm()
+    assert mixed_pricer(10, 3, "paper", False, warm).s_collect == 1 + warm.collect_above
+    assert mixed_pricer(10, 3, "paper", False).s_collect is None
+    assert mixed_pricer(10, 3, "joint", False).s_collect == 1 + ExactSettings().collect_above

@@ -90,8 +90,10 @@ class Pricer:
         # and there the set search cannot finish at a branching node either (35 million sets in 43 s
         # at 64 workloads): the state search takes nodes too (paper: the root only, as before)
         self.state_nodes = self.joint = not one_each
-        # joint: what the state search's columns met on the way must be worth (None: its threshold)
-        self.s_collect = 1 + settings.collect_above if self.joint and settings.collect_above >= 0 else None
+        # joint (and warm solves): what the state search's columns met on the way must be worth
+        # (None: its threshold)
+        collects = (self.joint or settings.collect_one_each) and settings.collect_above >= 0
+        self.s_collect = 1 + settings.collect_above if collects else None
         # joint (issue 24): the few options of least share alone of each type, which the LP's columns
         # mostly use; heuristic pricing searches them first (a smaller tree it gets deeper into)
         self.lean = None if one_each or settings.lean_options <= 0 else \
@@ -140,7 +142,8 @@ class Pricer:
               collect: bool = False) -> PricingResult:
         """Sets whose dual sum exceeds the threshold (beam search, or exhaustive when beam is None).
         `only`: a mask of the options the sets may hold (then `complete` says nothing about the others).
-        `collect` (a GPU costs 1): under joint, a state search also returns the sets above 1 it met."""
+        `collect` (a GPU costs 1): under joint (and in a warm solve), a state search also returns
+        the sets above 1 it met."""
         rules = rules or Rules()
         value = duals[self.option_type]
         order = np.nonzero((value > 1e-12) if only is None else (value > 1e-12) & only)[0]

@@ -40,6 +40,9 @@ class ExactSettings:
     # of the limit once it found columns (the LP needs a few of them, then the proof)
     warm_set_first: int = 0
     warm_exhaustive_share: float = 0.01
+    # and its exhaustive calls return the columns they meet above 1 (collect_above below), under any
+    # policy: the warm LP's tail needs many columns, each call found 1-5 without (docs/exact.md)
+    warm_collect: bool = True
 
     # -- branch-and-price (bnp.py) -----------------------------------------------------------
     exhaustive_columns: int = 150  # columns one exhaustive pricing call returns at most
@@ -96,6 +99,7 @@ class ExactSettings:
     # joint: an exhaustive state call also returns the sets it met worth more than 1 + this (below its
     # threshold; a negative value: off), unless it proves the threshold
     collect_above: float = 1e-6
+    collect_one_each: bool = False  # the same where each type has one option (set by warm())
 
     # -- the set search (levels.py, kernel.py) -----------------------------------------------
     ghosts: int = 3  # additions counted exactly in the bound; beyond, 'ghosts or more'
@@ -151,10 +155,12 @@ class ExactSettings:
 
 
     def warm(self) -> ExactSettings:
-        """These settings for a solve that starts warm (warm_set_first, warm_exhaustive_share)."""
+        """These settings for a solve that starts warm (warm_set_first, warm_exhaustive_share,
+        warm_collect)."""
         return replace(self, set_first=self.warm_set_first, set_first_joint=self.warm_set_first,
                        set_first_large=self.warm_set_first, exhaustive_share=self.warm_exhaustive_share,
-                       exhaustive_share_joint=self.warm_exhaustive_share)
+                       exhaustive_share_joint=self.warm_exhaustive_share,
+                       collect_one_each=self.collect_one_each or self.warm_collect)
 
 
 DEFAULT = ExactSettings()
