@@ -264,8 +264,8 @@ def leaf(m, w, val, c, p, units, c_cap, p_cap, lam, mu, tau, max_sets, glo, ghi,
     """The bin's best set worth more than tau, exactly: every set of m items whose Lagrangian
     value (multipliers lam, mu) and plain value can pass tau is listed by a depth-first search cut
     by suffix knapsack bounds of both (suffix[0], suffix[1]; acc[0], acc[1] their partial sums),
-    and the best one meeting both side rows is kept in best_set. A set passing
-    tau must pass it in Lagrangian value too, so none is missed. Returns (value or NEG, cut):
+    and the best one meeting both side rows is kept in best_set. A set meeting the side rows and
+    passing tau passes it in both values, so none is missed. Returns (value or NEG, cut):
     cut = 1 when max_sets sets were listed first (the answer is then not proven).
 
     Groups (gof: each item's group): a capped group's suffix tables count its items (at most
