@@ -112,12 +112,16 @@ class ExactSettings:
     bound_cells: int = 4_000_000  # numpy: rows x options x members per bound block (memory)
 
     # -- the interference-state search (statespace.py) ---------------------------------------
-    leaf_c: float = 0.25  # bins this narrow in L2 demand and (leaf_p) in watts get their exact optimum
-    leaf_p: float = 2.0
-    # bins leaf / floor narrow are not split again: their bound stays unresolved. 256, not 16: with
-    # split workloads the root LP sits 0.01-0.1 above an integer, and proving its ceiling needs
-    # thresholds a few 1e-4 above 1 that bins of leaf / 16 left unresolved (issue 24, docs/exact.md)
-    floor: float = 256.0
+    # bins this narrow in L2 demand and (leaf_p) in watts get their exact optimum. 4 and 32, not 0.25
+    # and 2, since a leaf lists under both bounds and checks its sets in truth: on the same duals,
+    # the state calls of a paper solve at 100 workloads took 1.5 s instead of 16.2 s (docs/exact.md)
+    leaf_c: float = 4.0
+    leaf_p: float = 32.0
+    # bins leaf / floor narrow are not split again: their bound stays unresolved. 4096 (was 256 with
+    # leaves 16 times narrower: the same 0.001 L2 units and 0.008 W). Not 16: with split workloads
+    # the root LP sits 0.01-0.1 above an integer, and proving its ceiling needs thresholds a few
+    # 1e-4 above 1 that bins of 0.25 / 16 left unresolved (issue 24, docs/exact.md)
+    floor: float = 4096.0
     # multiplier steps of one Lagrangian bound: 6, not 20, since a bin starts from its parent's
     # multipliers (on the same duals, proofs 2-3x faster, the bins visited about the same)
     iterations: int = 6

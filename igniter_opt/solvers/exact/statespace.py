@@ -227,10 +227,12 @@ class StateSpaceSearch:
             return
         leaf_c, leaf_p, floor = self.s.leaf_c, self.s.leaf_p, self.s.floor
         leaf = b.c_hi - b.c_lo <= leaf_c and b.p_hi - b.p_lo <= leaf_p
-        if self.out[2] and self._admits(self.chosen):
-            if self._settles(self.chosen):
-                return
-        elif leaf or self.out[2]:  # (the Lagrangian's optimum breaks a rule: the leaf's obeys them)
+        exact = bool(self.out[2]) and self._admits(self.chosen)
+        if exact and self._settles(self.chosen):
+            return
+        # a leaf settles its bin in truth; so does a wider bin whose Lagrangian optimum breaks a
+        # rule (the leaf's obeys them); one whose optimum does not fit is halved
+        if leaf or (self.out[2] and not exact):
             got, proven = self._exact(b)
             if proven:
                 if got <= self.threshold or self._settles(self.best_set):
