@@ -25,6 +25,7 @@ from igniter_opt.solvers.exact.branching import Rules, most_fractional_pair
 from igniter_opt.solvers.exact.dive import dive
 from igniter_opt.solvers.exact.master import Column, LpResult, Master
 from igniter_opt.solvers.exact.pricing import Pricer, PricingResult
+from igniter_opt.solvers.exact.residual import cover_of, left, release, residual_master
 
 EPS = 1e-6  # numerical tolerance of an LP value (a constant, not tuning)
 DELTA = 1e-4  # proves LP > UB - 1 + DELTA, well above the LP's numerical noise (a tolerance)
@@ -45,6 +46,7 @@ class Stats:
     exhaustive_calls: int = 0
     integer_solves: int = 0
     dives: int = 0
+    residuals: int = 0  # residual searches after a dive (residual.py)
 
 
 @dataclass
@@ -99,6 +101,7 @@ class BranchAndPrice:
         # several batch options per type (joint, issue 24): its own exhaustive-call budget
         self._exhaustive_share = self.s.exhaustive_share_joint if pricer.joint else self.s.exhaustive_share
         self._check_budget = self.s.check_budget  # doubles after each check that found nothing (issue 24)
+        self.branching = True  # pair branching allowed (`run` says; a residual search branches alike)
 
     # -- column generation ----------------------------------------------------------------
     def _allowed(self, rules: Rules) -> Array:
@@ -258,16 +261,39 @@ class BranchAndPrice:
         finish_by = min(self.deadline,
                         end + min(self.s.dive_mip_seconds, self.s.dive_share * (self.deadline - time.perf_counter())))
         out = dive(self.master, lambda duals: self._heuristic(duals, Rules(), end).columns, self.upper, end,
-                   finish_by, self.s)
+                   finish_by, self.s, self.s.residual_rows if self.master.large else 0, self._pieces())
         self.stats.columns = len(self.master.columns)
         self.stats.lp_iterations += out.lp_solves
         self.stats.dives += 1
         if out.cover is not None and len(out.cover) < self.upper:
             self.upper, self.incumbent = len(out.cover), out.cover
+        elif out.fixed is not None and out.z is not None:  # datacenter sizes: what its fixings leave
+            self._residual(out.fixed, out.z, finish_by)
         else:  # the dive's columns often complete a plan its rounding missed
             left = self.deadline - time.perf_counter()
             self._pool_integer(Rules(), min(self.s.dive_share * left, self.s.dive_mip_seconds))
         return len(self.master.columns) > before
+
+    def _residual(self, fixed: Array, z: Array, until: float) -> None:
+        """A small branch-and-price over what a dive's fixings leave (residual.py) until `until`;
+        the fixings plus its plan become the incumbent when they use fewer GPUs."""
+        fixed = release(self.master, fixed, self._pieces())
+        rest = left(self.master, fixed)
+        taken = [c for c, k in zip(self.master.columns, fixed) for _ in range(int(k + 0.5))]
+        self.stats.residuals += 1
+        if not rest.any():
+            chosen = taken
+        else:
+            search = BranchAndPrice(self.pricer, residual_master(self.master, rest, self.s),
+                                    cover_of(self.master, fixed, z), 1, until, self._pieces())
+            out = search.run(self.branching)
+            chosen = taken + out.chosen
+        if len(chosen) < self.upper:
+            self.upper, self.incumbent = len(chosen), chosen
+
+    def _pieces(self) -> Array:
+        """The split workloads' rate-level types (never branched on)."""
+        return np.array(sorted(self.unbranchable), dtype=int)
 
     def _pool_integer(self, rules: Rules, budget: float) -> None:
         """The integer master over the columns that can be in a plan of fewer GPUs than the
@@ -305,6 +331,7 @@ class BranchAndPrice:
 
     def run(self, branching: bool) -> Outcome:
         """Depth-first branch-and-price from the root; the outcome holds incumbent and bound."""
+        self.branching = branching
         if self.lower >= self.upper:  # the a-priori bounds already prove the seed plan
             return self.outcome(True)
         stack = [_Node(Rules())]

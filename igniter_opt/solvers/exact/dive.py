@@ -20,6 +20,7 @@ import numpy as np
 
 from igniter_opt.model.predict import Array
 from igniter_opt.solvers.exact.master import Column, LpResult, Master
+from igniter_opt.solvers.exact.residual import left, release
 from igniter_opt.solvers.exact.settings import DEFAULT, ExactSettings
 
 INTEGRAL = 1e-6  # a tolerance: a column value this close to an integer is one
@@ -31,14 +32,21 @@ class DiveResult:
     cover: list[Column] | None
     steps: int
     lp_solves: int
+    # a dive that stopped for its residual (residual.py): its fixings and its last LP's values
+    fixed: Array | None = None
+    z: Array | None = None
 
 
 def dive(master: Master, price: Callable[[Array], list[Column]], upper: int, deadline: float,
-         finish_by: float, settings: ExactSettings = DEFAULT) -> DiveResult:
+         finish_by: float, settings: ExactSettings = DEFAULT, stop_rows: int = 0,
+         pieces: Array | None = None) -> DiveResult:
     """One dive from the current master (no fixings in place); the fixings are undone on return.
     A dive stopped by its slack or its deadline ends with the integer master on what is left
     (the fixings as lower bounds, columns cut by reduced cost; a small MIP by then), until
-    `finish_by`."""
+    `finish_by`. With `stop_rows`, a dive whose fixings leave at most that many rows uncovered
+    (split workloads' `pieces` left whole: residual.release) returns them (and its last LP's
+    values) for the residual search (residual.py), as does one stopped by its slack or its
+    deadline."""
     fixed = np.zeros(0)
     steps = solves = 0
     rounds = settings.dive_rounds_large if master.large else settings.dive_rounds  # (issue 24, item 3)
@@ -58,12 +66,20 @@ def dive(master: Master, price: Callable[[Array], list[Column]], upper: int, dea
             steps += 1
             fixed = _round(fixed, z, settings.round_up, share)
             master.bound(fixed)
+            if stop_rows and np.count_nonzero(left(master, release(master, fixed, _pieces(pieces)))) <= stop_rows:
+                return DiveResult(None, steps, solves, fixed, z)
         if lp is None:
             return DiveResult(None, steps, solves)
+        if stop_rows:  # stopped by its slack or its deadline: the residual search takes what is left
+            return DiveResult(None, steps, solves, fixed, lp.z)
         return DiveResult(_finish(master, lp, fixed, upper, finish_by - time.perf_counter(),
                                            settings.finish_rc), steps, solves)
     finally:
         master.bound(np.zeros(0))
+
+
+def _pieces(pieces: Array | None) -> Array:
+    return np.zeros(0, dtype=int) if pieces is None else pieces
 
 
 def _finish(master: Master, lp: LpResult, fixed: Array, upper: int, seconds: float, finish_rc: float

@@ -108,6 +108,11 @@ class Master:
         self._rows: list[Array] = []  # per column: the types it holds, and how many of each
         self._counts: list[Array] = []
 
+    @property
+    def threads(self) -> int:
+        """HiGHS threads of this master's solves."""
+        return self._threads
+
     def coverage(self, col: Column) -> tuple[Array, Array]:
         """Row indices of a column and how much of each it covers (member counts times weights)."""
         types, counts = self._types(col)

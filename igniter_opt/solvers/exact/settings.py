@@ -156,6 +156,10 @@ class ExactSettings:
     #   the LP does not use are deleted down to pool_keep (LP re-solves took 135 of 300 s at 500)
     pool_max: int = 12_000
     pool_keep: int = 8_000
+    # - a dive stops rounding once its fixings leave at most residual_rows rows uncovered, and a
+    #   small branch-and-price solves what is left (residual.py; at 200 workloads a dive that
+    #   rounded to the end found no plan below the greedy's 72, the one that left 16 rows found 70)
+    residual_rows: int = 40
 
 
     def warm(self) -> ExactSettings:
