@@ -3,6 +3,7 @@
     python benchmarks/bench_exact.py                               # 32..500 workloads, fresh seeds
     python benchmarks/bench_exact.py --sizes 32,64 --seeds 5 --first-seed 2000
     python benchmarks/bench_exact.py --sizes 32 --policy joint --time-limit 30
+    python benchmarks/bench_exact.py --sizes 200 --settings '{"residual_rows": 0}'   # A/B a tuning
 
 Instances: igniter_opt.bench.generate.mixed_instance (the four V100 models; SLOs alexnet 10-30,
 resnet50 25-80, vgg19 40-120, ssd 50-150 ms; rates 50-400 req/s), seeds from --first-seed on, which
@@ -29,17 +30,23 @@ LIMITS = {32: 60.0, 64: 60.0, 100: 120.0, 200: 120.0, 500: 300.0}
 SEEDS = {32: 5, 64: 5, 100: 3, 200: 2, 500: 1}
 
 
-def _one(args: tuple[int, int, str, float]) -> dict:
-    """Solve one instance with greedy and exact in this (fresh) process."""
+def _one(args: tuple[int, int, str, float, dict]) -> dict:
+    """Solve one instance with greedy and exact in this (fresh) process (exact with the default
+    settings changed by `tuning`, field by field)."""
+    from dataclasses import replace
+
     from igniter_opt.bench.generate import mixed_instance
     from igniter_opt.solvers.base import SolveOptions
+    from igniter_opt.solvers.exact.settings import DEFAULT
+    from igniter_opt.solvers.exact.solver import ExactOptions
     from igniter_opt.solvers.solve import solve
 
-    n, seed, policy, limit = args
+    n, seed, policy, limit, tuning = args
     inst = mixed_instance(n, seed)
     greedy = solve(inst, "greedy")
     begin = time.perf_counter()
-    plan = solve(inst, "exact", options=SolveOptions(time_limit=limit, threads=1, batch_policy=policy))
+    plan = solve(inst, "exact", options=SolveOptions(time_limit=limit, threads=1, batch_policy=policy),
+                 solver_options=ExactOptions(time_limit=limit, threads=1, settings=replace(DEFAULT, **tuning)))
     seconds = time.perf_counter() - begin
     return {"n": n, "seed": seed, "greedy": greedy.num_gpus, "greedy_ok": greedy.feasible,
             "gpus": plan.num_gpus, "bound": plan.lower_bound, "status": plan.status,
@@ -48,13 +55,13 @@ def _one(args: tuple[int, int, str, float]) -> dict:
 
 
 def run(sizes: list[int], first_seed: int, seeds: int | None, policy: str, limit: float | None,
-        console: Console) -> list[dict]:
+        console: Console, tuning: dict | None = None) -> list[dict]:
     rows = []
     ctx = mp.get_context("spawn")
     for n in sizes:
         for seed in range(first_seed, first_seed + (seeds or SEEDS.get(n, 3))):
             with ctx.Pool(1) as pool:
-                row = pool.apply(_one, ((n, seed, policy, limit or LIMITS.get(n, 120.0)),))
+                row = pool.apply(_one, ((n, seed, policy, limit or LIMITS.get(n, 120.0), tuning or {}),))
             if not row["feasible"]:
                 sys.exit(f"n={n} seed={seed}: exact plan does not verify: {row['message']}")
             console.print(f"n={n} seed={seed}: exact {row['gpus']} (bound {row['bound']}, {row['status']}, "
@@ -90,12 +97,33 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--first-seed", type=int, default=1000, help="first seed (the solver was tuned on 0-9)")
     ap.add_argument("--policy", choices=("paper", "joint"), default="paper", help="batch policy")
     ap.add_argument("--time-limit", type=float, default=None, help="seconds per solve (default: per size)")
+    ap.add_argument("--settings", default="{}", help="JSON object of ExactSettings fields to change (an A/B run)")
     args = ap.parse_args(argv)
+    tuning = _tuning(args.settings)
     console = Console(width=160)
     rows = run([int(s) for s in args.sizes.split(",") if s], args.first_seed, args.seeds, args.policy,
-               args.time_limit, console)
+               args.time_limit, console, tuning)
     console.print(table(rows, f"exact vs greedy, mixed_instance seeds from {args.first_seed}, policy "
-                              f"{args.policy}, one HiGHS thread"))
+                              f"{args.policy}, one HiGHS thread{f', settings {tuning}' if tuning else ''}"))
+
+
+def _tuning(text: str) -> dict:
+    """--settings as a dict of ExactSettings fields; a clear error (exit 2) on anything else."""
+    import dataclasses
+    import json
+
+    from igniter_opt.solvers.exact.settings import ExactSettings
+
+    try:
+        tuning = json.loads(text)
+    except json.JSONDecodeError as exc:
+        sys.stderr.write(f"--settings: not JSON ({exc}): {text!r}\n")
+        sys.exit(2)
+    fields = {f.name for f in dataclasses.fields(ExactSettings)}
+    if not isinstance(tuning, dict) or not set(tuning) <= fields:
+        sys.stderr.write(f"--settings: an object of ExactSettings fields, got {text!r}\n")
+        sys.exit(2)
+    return tuning
 
 
 if __name__ == "__main__":
