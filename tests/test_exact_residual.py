@@ -87,7 +87,7 @@ def test_a_dive_stopped_at_its_residual_completes_into_a_fitting_plan():
     assert master.solve_lp().value <= lp.value + 1e-6  # the fixings are gone
     rounded = int(out.fixed.sum()) + len(cover_of(master, out.fixed, out.z))
     bnp.upper = rounded + 1  # the residual search must beat this
-    bnp._residual(out.fixed, out.z, time.perf_counter() + 5)
+    bnp._residual(out.fixed, out.z, time.perf_counter() + 3)
     assert bnp.upper <= rounded and len(bnp.incumbent) == bnp.upper
     assert _covers(master, bnp.incumbent)
     for col in bnp.incumbent:
