@@ -82,10 +82,33 @@ def test_mps_daemon_reuses_ours_and_leaves_it_running(tmp_path, fake_control):
     assert _calls(log)[-1]["stdin"] == "quit\n"
 
 
-def test_mps_long_run_dir_gets_a_short_pipe_dir(tmp_path):
+def test_mps_long_run_dir_gets_a_short_pipe_dir_that_stop_removes(tmp_path, fake_control):
+    exe, _ = fake_control
     deep = tmp_path / ("x" * 90)
-    mps = MpsDaemon(deep)
-    assert len(str(mps.pipe_dir)) <= MAX_PIPE_DIR_LEN + 30 and str(mps.log_dir).startswith(str(deep.resolve()))
+    with MpsDaemon(deep, control=str(exe)) as mps:
+        pipe = mps.pipe_dir
+        assert len(str(pipe)) <= MAX_PIPE_DIR_LEN + 30 and str(mps.log_dir).startswith(str(deep.resolve()))
+        assert pipe.is_dir() and mps.started
+    assert not pipe.parent.exists()  # the short directory went with the daemon
+    idle = MpsDaemon(deep, control=str(exe))
+    made = idle.pipe_dir.parent
+    assert made.is_dir()
+    idle.stop()  # never started: its directory goes all the same
+    assert not made.exists()
+    # a node's teardown names another object's short directory: it is removed as well
+    setup = MpsDaemon(deep, control=str(exe))
+    setup.start()
+    teardown = MpsDaemon(deep, control=str(exe))
+    teardown.pipe_dir = setup.pipe_dir
+    teardown.started = True
+    teardown.stop()
+    assert not setup.pipe_dir.parent.exists()
+    # a pipe directory that is not one of ours is never removed
+    other = MpsDaemon(deep, control=str(exe))
+    other.pipe_dir = tmp_path / "theirs" / "pipe"
+    (tmp_path / "theirs" / "pipe").mkdir(parents=True)
+    other.stop()
+    assert (tmp_path / "theirs" / "pipe").is_dir()
 
 
 def test_gpu_samples_summary():

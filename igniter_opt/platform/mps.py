@@ -16,6 +16,7 @@ from pathlib import Path
 CONTROL = "nvidia-cuda-mps-control"
 # A unix socket path holds at most 107 bytes; MPS appends names such as "/control" to the pipe dir.
 MAX_PIPE_DIR_LEN = 80
+SCRATCH_PREFIX = "igniter-mps-"  # short pipe directories made under the system's temporary directory
 
 
 def mps_available() -> bool:
@@ -60,12 +61,28 @@ class MpsDaemon:
         self.run_dir = Path(run_dir).resolve()
         self.control = control
         self.timeout_s = timeout_s
-        pipe = self.run_dir / "mps" / "pipe"
-        if len(str(pipe)) > MAX_PIPE_DIR_LEN:  # too long for the daemon's sockets: use a short one
-            pipe = Path(tempfile.mkdtemp(prefix="igniter-mps-")) / "pipe"
-        self.pipe_dir = pipe
+        self._pipe = self.run_dir / "mps" / "pipe"
+        self._scratch: Path | None = None  # a short directory made for the pipe (stop removes it)
         self.log_dir = self.run_dir / "mps" / "log"
         self.started = False
+
+    @property
+    def pipe_dir(self) -> Path:
+        """The daemon's pipe directory: under run_dir, or, where that path is too long for the
+        daemon's sockets, in a short temporary directory made on first use."""
+        if self._scratch is None and len(str(self._pipe)) > MAX_PIPE_DIR_LEN:
+            self._scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX))
+            self._pipe = self._scratch / "pipe"
+        return self._pipe
+
+    @pipe_dir.setter
+    def pipe_dir(self, path: Path) -> None:
+        """Another object's pipe directory (a node's teardown): a short one of ours is removed
+        by stop as well."""
+        self._pipe = Path(path)
+        parent = self._pipe.parent
+        own = parent.name.startswith(SCRATCH_PREFIX) and parent.parent == Path(tempfile.gettempdir())
+        self._scratch = parent if own else None
 
     @property
     def env(self) -> dict[str, str]:
@@ -101,15 +118,18 @@ class MpsDaemon:
         self.started = True
 
     def stop(self) -> None:
-        """Stop the daemon if we started it (idempotent)."""
-        if not self.started:
-            return
-        argv, stdin = quit_command(self.control)
+        """Stop the daemon if we started it, and remove a short pipe directory made for it
+        (idempotent)."""
         try:
-            subprocess.run(argv, input=stdin, env=self._full_env(), capture_output=True, text=True,
-                           timeout=self.timeout_s)
+            if self.started:
+                argv, stdin = quit_command(self.control)
+                subprocess.run(argv, input=stdin, env=self._full_env(), capture_output=True, text=True,
+                               timeout=self.timeout_s)
         finally:
             self.started = False
+            if self._scratch is not None:
+                shutil.rmtree(self._scratch, ignore_errors=True)
+                self._scratch = None
 
     def __enter__(self) -> MpsDaemon:
         self.start()
