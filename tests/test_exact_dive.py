@@ -162,3 +162,36 @@ def test_the_root_takes_the_final_phase_when_no_dive_can_beat_the_incumbent():
     lp = other.master.solve_lp()
     other.upper = math.ceil(lp.value - 1e-6) + 1  # a dive could still find a better plan
     assert not other._extend(lp, Rules())
+
+
+def test_together_groups_are_transitive():
+    rules = Rules(together=[(1, 2), (3, 2), (7, 8)], apart=[(1, 9)])
+    assert sorted(map(sorted, rules.groups())) == [[1, 2, 3], [7, 8]]
+    assert Rules().groups() == []
+
+
+def _pair_never_together(bnp: BranchAndPrice, fits: bool) -> tuple[int, int]:
+    """Two types no pool column holds together, whose options fit one GPU together (or not)."""
+    types, pricer = bnp.pricer.option_type, bnp.pricer
+    seen = {tuple(sorted({int(types[o]) for o in c.members})) for c in bnp.master.columns}
+    for a in range(len(bnp.master.demand)):
+        for b in range(a + 1, len(bnp.master.demand)):
+            if any(a in s and b in s for s in seen):
+                continue
+            oa, ob = np.flatnonzero(types == a), np.flatnonzero(types == b)
+            if oa.size == 1 and ob.size == 1 and (pricer.shares_of((int(oa[0]), int(ob[0]))) is not None) == fits:
+                return a, b
+    raise AssertionError("no such pair")
+
+
+def test_a_node_the_pool_cannot_cover_is_repaired_not_pruned():
+    """A together rule on a pair no pool column holds: the restricted master is infeasible, but the
+    node is not. Its bound is proven and finite (pricing fills it), and a pair that cannot share a
+    GPU proves the node infeasible (one option per type: nothing else could fit)."""
+    bnp = _prepared(24, 5, light=True)
+    together = Rules(together=[_pair_never_together(bnp, fits=True)])
+    bound, lp, proven = bnp.column_generation(together)
+    assert proven and lp is not None and np.isfinite(bound) and bound >= 1
+    bnp.master.forbid(np.ones(len(bnp.master.columns), dtype=bool))
+    impossible = Rules(together=[_pair_never_together(bnp, fits=False)])
+    assert bnp.column_generation(impossible) == (np.inf, None, True)

@@ -92,3 +92,4 @@ def test_a_dive_stopped_at_its_residual_completes_into_a_fitting_plan():
     assert _covers(master, bnp.incumbent)
     for col in bnp.incumbent:
         assert bnp.pricer.shares_of(col.members) is not None
+

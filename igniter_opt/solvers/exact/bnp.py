@@ -70,7 +70,7 @@ class BranchAndPrice:
     """One search over a fixed option set; `run` may be called once."""
 
     def __init__(self, pricer: Pricer, master: Master, incumbent: list[Column], lower: int,
-                 deadline: float, unbranchable: Array | None = None):
+                 deadline: float, unbranchable: Array | None = None, residual: bool = True):
         self.pricer = pricer
         self.s = pricer.settings  # the solve's tuning (settings.py), carried by its pricer
         # types never branched on: a split workload's rate levels (a level may be in several
@@ -102,6 +102,10 @@ class BranchAndPrice:
         self._exhaustive_share = self.s.exhaustive_share_joint if pricer.joint else self.s.exhaustive_share
         self._check_budget = self.s.check_budget  # doubles after each check that found nothing (issue 24)
         self.branching = True  # pair branching allowed (`run` says; a residual search branches alike)
+        # a dive hands over its residual at this many rows left (0: never; a residual search's own
+        # dives do not, residual.py)
+        self._residual_rows = 0 if not residual else \
+            self.s.residual_rows if master.large else self.s.residual_rows_small
 
     # -- column generation ----------------------------------------------------------------
     def _allowed(self, rules: Rules) -> Array:
@@ -120,6 +124,14 @@ class BranchAndPrice:
         while True:
             lp = self.master.solve_lp()
             self.stats.lp_iterations += 1
+            if lp is None and not rules.root:  # the pool may lack what the node needs, not the node
+                feasible = self._repair(rules)
+                if feasible is False:  # proven: no column can cover a row under the node's rules
+                    return math.inf, None, True
+                lp = self.master.solve_lp() if feasible else None
+                self.stats.lp_iterations += 1
+                if lp is None:  # cannot tell (or a singleton is missing from the pool): unproven
+                    return -math.inf, None, False
             if lp is None:
                 return math.inf, None, True
             if time.perf_counter() > self.deadline and not self._extend(lp, rules):
@@ -164,6 +176,28 @@ class BranchAndPrice:
                     continue
                 return -math.inf, lp, False
             return lp.value / theta, lp, True
+
+    def _repair(self, rules: Rules) -> bool | None:
+        """A node whose restricted master is infeasible: every column holding a type of a together
+        group holds the whole group, so the group alone (each type's option of least share alone)
+        is the least column covering its rows, and the singletons cover the rest. Those columns
+        are added: True. False when the node itself is infeasible (a group breaks an apart rule,
+        or does not fit a GPU with the only option each type has); None when that cannot be told
+        (a type with several batch options: another choice might fit)."""
+        alone = self.pricer.o.alone
+        types = self.pricer.option_type
+        for group in rules.groups():
+            if any(a in group and b in group for a, b in rules.apart):
+                return False
+            options = [np.flatnonzero((types == t) & np.isfinite(alone)) for t in sorted(group)]
+            if any(o.size == 0 for o in options):
+                return False
+            members = tuple(sorted(int(o[np.argmin(alone[o])]) for o in options))
+            shares = self.pricer.shares_of(members)
+            if shares is None:
+                return False if all(o.size == 1 for o in options) else None
+            self._add([Column(members, tuple(float(x) for x in shares))])
+        return True
 
     def _root_bound(self, lp: LpResult, res: PricingResult, theta: float) -> None:
         """The root's Lagrangian (Farley) bound after an exhaustive search at `theta`: every set's
@@ -261,13 +295,13 @@ class BranchAndPrice:
         finish_by = min(self.deadline,
                         end + min(self.s.dive_mip_seconds, self.s.dive_share * (self.deadline - time.perf_counter())))
         out = dive(self.master, lambda duals: self._heuristic(duals, Rules(), end).columns, self.upper, end,
-                   finish_by, self.s, self.s.residual_rows if self.master.large else 0, self._pieces())
+                   finish_by, self.s, self._residual_rows, self._pieces())
         self.stats.columns = len(self.master.columns)
         self.stats.lp_iterations += out.lp_solves
         self.stats.dives += 1
         if out.cover is not None and len(out.cover) < self.upper:
             self.upper, self.incumbent = len(out.cover), out.cover
-        elif out.fixed is not None and out.z is not None:  # datacenter sizes: what its fixings leave
+        elif out.fixed is not None and out.z is not None:  # what its fixings leave (residual.py)
             self._residual(out.fixed, out.z, finish_by)
         else:  # the dive's columns often complete a plan its rounding missed
             left = self.deadline - time.perf_counter()
@@ -285,7 +319,7 @@ class BranchAndPrice:
             chosen = taken
         else:
             search = BranchAndPrice(self.pricer, residual_master(self.master, rest, self.s),
-                                    cover_of(self.master, fixed, z), 1, until, self._pieces())
+                                    cover_of(self.master, fixed, z), 1, until, self._pieces(), residual=False)
             out = search.run(self.branching)
             chosen = taken + out.chosen
         if len(chosen) < self.upper:
@@ -351,7 +385,7 @@ class BranchAndPrice:
             if not proven:
                 complete = False
                 break
-            if math.ceil(bound - 1e-6) >= self.upper:
+            if bound >= self.upper or math.ceil(bound - 1e-6) >= self.upper:  # (inf: an infeasible node)
                 continue
             self._node_integer(node.rules)
             if math.ceil(bound - 1e-6) >= self.upper:

@@ -27,6 +27,23 @@ class Rules:
         """No rule at all: the root's column generation (its bound is the whole problem's)."""
         return not (self.together or self.apart)
 
+    def groups(self) -> list[set[int]]:
+        """The types that together rules join, transitively, as sets of two or more: a column
+        holding one type of a group holds all of them."""
+        parent: dict[int, int] = {}
+
+        def find(t: int) -> int:
+            while parent.setdefault(t, t) != t:
+                t = parent[t]
+            return t
+
+        for a, b in self.together:
+            parent[find(a)] = find(b)
+        out: dict[int, set[int]] = {}
+        for t in list(parent):
+            out.setdefault(find(t), set()).add(t)
+        return [g for g in out.values() if len(g) > 1]
+
     def admits(self, types: Array) -> bool:
         """Does a column with these member types obey every rule?"""
         present = set(types.tolist())
