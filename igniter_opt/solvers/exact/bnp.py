@@ -25,6 +25,7 @@ from igniter_opt.solvers.exact.branching import Rules, most_fractional_pair
 from igniter_opt.solvers.exact.dive import dive
 from igniter_opt.solvers.exact.master import Column, LpResult, Master
 from igniter_opt.solvers.exact.pricing import Pricer, PricingResult
+from igniter_opt.solvers.exact.repair import group_columns
 from igniter_opt.solvers.exact.residual import cover_of, left, release, residual_master
 
 EPS = 1e-6  # numerical tolerance of an LP value (a constant, not tuning)
@@ -125,10 +126,11 @@ class BranchAndPrice:
             lp = self.master.solve_lp()
             self.stats.lp_iterations += 1
             if lp is None and not rules.root:  # the pool may lack what the node needs, not the node
-                feasible = self._repair(rules)
-                if feasible is False:  # proven: no column can cover a row under the node's rules
+                repair = group_columns(rules, self.pricer)  # (repair.py)
+                if repair.feasible is False:  # proven: no column can cover a row under the node's rules
                     return math.inf, None, True
-                lp = self.master.solve_lp() if feasible else None
+                self._add(repair.columns)
+                lp = self.master.solve_lp() if repair.feasible else None
                 self.stats.lp_iterations += 1
                 if lp is None:  # cannot tell (or a singleton is missing from the pool): unproven
                     return -math.inf, None, False
@@ -176,28 +178,6 @@ class BranchAndPrice:
                     continue
                 return -math.inf, lp, False
             return lp.value / theta, lp, True
-
-    def _repair(self, rules: Rules) -> bool | None:
-        """A node whose restricted master is infeasible: every column holding a type of a together
-        group holds the whole group, so the group alone (each type's option of least share alone)
-        is the least column covering its rows, and the singletons cover the rest. Those columns
-        are added: True. False when the node itself is infeasible (a group breaks an apart rule,
-        or does not fit a GPU with the only option each type has); None when that cannot be told
-        (a type with several batch options: another choice might fit)."""
-        alone = self.pricer.o.alone
-        types = self.pricer.option_type
-        for group in rules.groups():
-            if any(a in group and b in group for a, b in rules.apart):
-                return False
-            options = [np.flatnonzero((types == t) & np.isfinite(alone)) for t in sorted(group)]
-            if any(o.size == 0 for o in options):
-                return False
-            members = tuple(sorted(int(o[np.argmin(alone[o])]) for o in options))
-            shares = self.pricer.shares_of(members)
-            if shares is None:
-                return False if all(o.size == 1 for o in options) else None
-            self._add([Column(members, tuple(float(x) for x in shares))])
-        return True
 
     def _root_bound(self, lp: LpResult, res: PricingResult, theta: float) -> None:
         """The root's Lagrangian (Farley) bound after an exhaustive search at `theta`: every set's
