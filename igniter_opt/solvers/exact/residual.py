@@ -1,15 +1,15 @@
 """The residual of a dive: what its fixings leave uncovered, as a small master of its own.
 
-At datacenter sizes a dive's heuristic pricing finds few columns late in the dive, and rounding
-one column after another pushes its LP past the incumbent before the plan is whole (at 200
-workloads the dive's LP went from 68.3 to 71.3 with 3 columns still fractional, and the integer
-master over 15,000 columns found no plan below the greedy's 72). Once the fixings leave only a few
+A dive's heuristic pricing finds few columns late in the dive (at datacenter sizes most of
+all), and rounding one column after another pushes its LP past the incumbent before the plan is
+whole (at 200 workloads the dive's LP went from 68.3 to 71.3 with 3 columns still fractional, and
+the integer master over 15,000 columns found no plan below the greedy's 72). Once the fixings
+leave only a few
 rows uncovered, the rest is a small instance of the same problem: its rows are those rows (what
 is left of their demand), its columns the pool's columns that hold one of them, and a small
 branch-and-price (exhaustive pricing over a few types is fast) solves it to optimality in
 seconds. The fixings plus its plan are a plan of the whole instance. This is the residual
-problem of cutting stock heuristics (Belov and Scheithauer's sequential value correction and the
-residual rounding of Vance et al.), solved exactly instead of greedily.
+problem of cutting-stock rounding heuristics, solved exactly here instead of greedily.
 
 `bnp.py` runs the search; this module builds its master and its first cover.
 """
