@@ -110,3 +110,54 @@ def test_the_search_solves_a_node_by_the_plan_its_integral_aggregates_imply() ->
     rows = sorted(int(m.option_type[o]) for c in search.incumbent for o in c.members)
     assert rows == list(range(fd.rows))  # each row on one GPU
     assert all(prep.pricers[m.gpu_of(c)].shares_of(prep.local(c)[1]) is not None for c in search.incumbent)
+
+
+def _fleet_search(n: int, seed: int):  # type: ignore[no-untyped-def]
+    import time
+
+    from igniter_opt.bench.fleets import fleet_instance
+    from igniter_opt.solvers.exact.fleet import Prepared
+    from igniter_opt.solvers.exact.fleetbnp import FleetSearch
+    from igniter_opt.solvers.fleet import instance_fleet, integer_costs, size_fleet
+
+    inst = fleet_instance(n, seed)
+    fleet = instance_fleet(inst)
+    fd = size_fleet(inst, fleet)
+    prep = Prepared(fleet, fd, integer_costs(fleet), inst.batch_policy, 0.0, 1)
+    return prep, FleetSearch(prep.pricers, prep.offsets, prep.master, prep.artificial,
+                             time.perf_counter() + 60, prep.extras)
+
+
+def test_a_fleet_node_the_pool_cannot_serve_is_repaired_not_pruned() -> None:
+    """A node asking for a GPU of type 0 with every row kept off it but a together pair that no
+    pool column holds: its restricted master is infeasible (the count row fails), but the node
+    holds plans (the pair on one type-0 GPU). Its bound is proven and finite; a pair that fits no
+    type's GPU (one batch per row under paper) proves the node infeasible. The old search pruned
+    both as infeasible."""
+    import numpy as np
+
+    from igniter_opt.solvers.exact.branching import FleetRules, Rules
+
+    prep, search = _fleet_search(8, 3)
+    p0 = prep.pricers[0]
+    rows = sorted({int(r) for r in p0.option_type})
+
+    def pair(fits: bool) -> tuple[int, int]:
+        for i, a in enumerate(rows):
+            for b in rows[i + 1:]:
+                oa, ob = np.flatnonzero(p0.option_type == a), np.flatnonzero(p0.option_type == b)
+                shared = [p.shares_of((int(np.flatnonzero(p.option_type == a)[0]),
+                                       int(np.flatnonzero(p.option_type == b)[0])))
+                          for p in prep.pricers if a in p.option_type and b in p.option_type]
+                if oa.size == ob.size == 1 and (p0.shares_of((int(oa[0]), int(ob[0]))) is not None) == fits \
+                        and (fits or all(s is None for s in shared)):
+                    return a, b
+        raise AssertionError("no such pair")
+
+    def node(a: int, b: int) -> FleetRules:
+        return FleetRules(Rules(together=[(a, b)]), {0: frozenset(set(rows) - {a, b})}, {0: (1.0, np.inf)})
+
+    bound, lp, proven = search.column_generation(node(*pair(fits=True)))
+    assert proven and lp is not None and np.isfinite(bound) and bound >= 1
+    assert search.stats.repairs == 1
+    assert search.column_generation(node(*pair(fits=False))) == (np.inf, None, True)

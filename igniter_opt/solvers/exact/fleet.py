@@ -328,6 +328,7 @@ def _finish(plan: Plan, costs: Costs, upper: int, lower: int, out: FleetOutcome 
                         f"{s.integer_solves} integer masters"
                         + "".join(f", {k} {what}" for k, what in ((s.open_bounds, "bounds from unfinished pricings"),
                                                                   (s.implied_plans, "plans implied by exact covers"),
-                                                                  (s.cover_branches, "branches on exact covers")) if k))
+                                                                  (s.cover_branches, "branches on exact covers"),
+                                                                  (s.repairs, "nodes repaired")) if k))
     if not math.isfinite(upper):
         plan.gap = None

@@ -18,8 +18,10 @@ integer plan costing at most the LP (the node is solved) or has a fractional pai
 branch on, so the scheme is complete. When a type's exhaustive pricing cannot finish (the state
 search's unresolved bins), the most any column it left open is worth still gives a valid theta,
 so the node's bound is proven and the search goes on (before, it stopped there). One
-artificial column per row (type "none", a cost above any plan) keeps every LP feasible; a plan
-never holds one. Depth first; at the deadline the incumbent and the root bound are returned.
+artificial column per row (type "none", a cost above any plan) keeps the covering rows feasible;
+a plan never holds one. A GPU-count branch can still fail on a pool with no allowed column of
+its type: the node is then repaired with its together groups as columns (repair.py), not
+pruned. Depth first; at the deadline the incumbent and the root bound are returned.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from igniter_opt.solvers.exact.branching import FleetRules, Rules
 from igniter_opt.solvers.exact.fleetcover import Piece, aggregates, exact_cover, integral_classes, most_fractional
 from igniter_opt.solvers.exact.master import Column, LpResult, Master
 from igniter_opt.solvers.exact.pricing import Pricer
+from igniter_opt.solvers.exact.repair import fleet_group_columns
 
 EPS = 1e-6  # numerical tolerances, as in bnp.py (not tuning)
 DELTA = 1e-4
@@ -55,6 +58,7 @@ class FleetStats:
     open_bounds: int = 0  # node bounds from an incomplete pricing's unexplored reach (theta above 1)
     implied_plans: int = 0  # nodes solved by the plan their integral aggregates imply (fleetcover.py)
     cover_branches: int = 0  # branches on the aggregates of the exact cover (fleetcover.py)
+    repairs: int = 0  # nodes whose infeasible restricted master took together-group columns (repair.py)
     root_lp: float = math.nan
 
 
@@ -85,6 +89,7 @@ class FleetSearch:
         self.upper = math.inf
         self.lower = 0
         self.stats = FleetStats()
+        self._infeasible: tuple[float, LpResult | None, bool] = (math.inf, None, True)
 
     # -- pricing --------------------------------------------------------------------------
     def _type_duals(self, duals: Array, g: int, rules: FleetRules, avail_dual: float = 0.0) -> Array:
@@ -151,6 +156,21 @@ class FleetSearch:
             out[i] = rules.pairs.admits(rows) and not rules.off.get(g, frozenset()).intersection(rows.tolist())
         return out
 
+    def _repair(self, rules: FleetRules) -> LpResult | None:
+        """An infeasible restricted master: offer each together group as a column on every type
+        (repair.py) and solve again. `_infeasible` is then the node's verdict when it still fails:
+        proven infeasible, or unproven when a group's least column did not fit but another batch
+        might (the search stops with the bound it has)."""
+        repair = fleet_group_columns(rules, self.pricers, self.offsets)
+        self._infeasible = (math.inf, None, True) if repair.feasible is not None else (-math.inf, None, False)
+        if repair.feasible is False or not self._add(repair.columns):
+            return None
+        self.master.forbid(self._allowed(rules))
+        self.stats.repairs += 1
+        lp = self.master.solve_lp()
+        self.stats.lp_solves += 1
+        return lp
+
     def _add(self, cols: list[Column]) -> int:
         added = sum(self.master.add(c) for c in cols)
         self.stats.columns = len(self.master.columns)
@@ -165,7 +185,9 @@ class FleetSearch:
             lp = self.master.solve_lp()
             self.stats.lp_solves += 1
             if lp is None:
-                return math.inf, None, True
+                lp = self._repair(rules)
+                if lp is None:
+                    return self._infeasible
             if time.perf_counter() > self.deadline:
                 return -math.inf, lp, False
             cols, _, _ = self.price(lp, rules, 1 + EPS, exhaustive=False)
