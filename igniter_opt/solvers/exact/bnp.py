@@ -9,7 +9,9 @@ incumbent optimal, so the proof can come long before the LP itself converges. Wh
 solved (theta = 1) and its ceiling is still below the incumbent, the integer master over the
 generated columns may close the gap; otherwise the node branches on a pair of workloads (Ryan-
 Foster: together / apart) and pricing respects the rule. The search is depth-first and returns,
-at any time, the incumbent and the proven bound.
+at any time, the incumbent and the proven bound. The steps that end a search rather than move it
+(integer masters over the pool, closing a node that cannot branch, the final bound climb) are
+in its base class (closing.py).
 """
 
 from __future__ import annotations
@@ -22,32 +24,12 @@ import numpy as np
 
 from igniter_opt.model.predict import Array
 from igniter_opt.solvers.exact.branching import Rules, most_fractional_pair
+from igniter_opt.solvers.exact.closing import DELTA, EPS, Closing, Stats
 from igniter_opt.solvers.exact.dive import dive
 from igniter_opt.solvers.exact.master import Column, LpResult, Master
 from igniter_opt.solvers.exact.pricing import Pricer, PricingResult
 from igniter_opt.solvers.exact.repair import group_columns
 from igniter_opt.solvers.exact.residual import cover_of, left, release, residual_master
-
-EPS = 1e-6  # numerical tolerance of an LP value (a constant, not tuning)
-DELTA = 1e-4  # proves LP > UB - 1 + DELTA, well above the LP's numerical noise (a tolerance)
-# a tolerance, not tuning: added to every type's dual for the closing listing, so members of zero dual are
-# listed too
-TINY = 1e-9
-
-
-@dataclass
-class Stats:
-    """What the search did (reported in the plan's message and by the benchmark)."""
-
-    lp_iterations: int = 0
-    columns: int = 0
-    nodes: int = 0
-    root_lp: float = math.nan
-    pricing_nodes: int = 0
-    exhaustive_calls: int = 0
-    integer_solves: int = 0
-    dives: int = 0
-    residuals: int = 0  # residual searches after a dive (residual.py)
 
 
 @dataclass
@@ -67,7 +49,7 @@ class _Node:
     depth: int = 0
 
 
-class BranchAndPrice:
+class BranchAndPrice(Closing):
     """One search over a fixed option set; `run` may be called once."""
 
     def __init__(self, pricer: Pricer, master: Master, incumbent: list[Column], lower: int,
@@ -109,15 +91,6 @@ class BranchAndPrice:
             self.s.residual_rows if master.large else self.s.residual_rows_small
 
     # -- column generation ----------------------------------------------------------------
-    def _allowed(self, rules: Rules) -> Array:
-        types = self.pricer.option_type
-        return np.array([rules.admits(types[list(c.members)]) for c in self.master.columns])
-
-    def _add(self, cols: list[Column]) -> int:
-        added = sum(self.master.add(c) for c in cols)
-        self.stats.columns = len(self.master.columns)
-        return added
-
     def column_generation(self, rules: Rules) -> tuple[float, LpResult | None, bool]:
         """Proven LP bound of the node, its last LP, and whether the bound is proven."""
         if not rules.root:
@@ -187,17 +160,6 @@ class BranchAndPrice:
             self._certify(lp.duals, v_max)
             self.lower = max(self.lower, math.ceil(lp.value / v_max - 1e-6))
 
-    def _certify(self, duals: Array, v_max: float) -> None:
-        """Keep (duals, v_max) when its Farley bound pi d / v_max beats the certificate held."""
-        if self.certificate is None or self._farley(duals, v_max) > self._farley(*self.certificate):
-            self.certificate = (duals.copy(), v_max)
-
-    def _farley(self, duals: Array, v_max: float) -> float:
-        """pi d / v over the master's rows (a row's dual: any of its types' dual over its weight)."""
-        row_dual = np.zeros(len(self.master.demand))
-        row_dual[self.master.type_row] = duals / self.master.type_weight
-        return float(row_dual @ self.master.demand) / v_max
-
     def _check(self, lp: LpResult) -> float | None:
         """At the root, while heuristic pricing still finds columns (large configurations only):
         the state search at the threshold that proves min(UB, ceil(LP)). Its columns join the
@@ -245,12 +207,6 @@ class BranchAndPrice:
             return False
         self.deadline = end
         return True
-
-    def _heuristic(self, duals: Array, rules: Rules, deadline: float | None = None) -> PricingResult:
-        """Columns of negative reduced cost by heuristic pricing (`Pricer.heuristic`)."""
-        res = self.pricer.heuristic(duals, 1 + EPS, rules, self.deadline if deadline is None else deadline)
-        self.stats.pricing_nodes += res.nodes
-        return res
 
     def _maybe_dive(self, lp: LpResult, stalled: bool) -> bool:
         """At the root, dive for a plan of fewer GPUs than the incumbent when ceil(LP) allows one,
@@ -308,20 +264,6 @@ class BranchAndPrice:
     def _pieces(self) -> Array:
         """The split workloads' rate-level types (never branched on)."""
         return np.array(sorted(self.unbranchable), dtype=int)
-
-    def _pool_integer(self, rules: Rules, budget: float) -> None:
-        """The integer master over the columns that can be in a plan of fewer GPUs than the
-        incumbent. With LP duals pi, a cover z costs sum_c z_c = LP + sum_c rc_c z_c + pi (A z - d)
-        >= LP + sum_c rc_c z_c, and every rc_c >= 0: a column of reduced cost above UB - 1 - LP
-        is in no cover of UB - 1 GPUs (reduced-cost fixing), which leaves a small MIP."""
-        if budget < self.s.min_mip_seconds:
-            return
-        lp = self.master.solve_lp()
-        if lp is None:
-            return
-        self.stats.integer_solves += 1
-        useful = self.master.reduced_costs(lp.duals) <= self.upper - 1 - lp.value + 1e-7
-        self._take(self.master.solve_integer(budget, self._allowed(rules) & useful, below=self.upper))
 
     def dive_once(self, end: float) -> None:
         """One dive from the root LP until `end` (a warm start's first step: a plan below the
@@ -394,87 +336,6 @@ class BranchAndPrice:
         if self.lower < self.upper and time.perf_counter() < self.final_deadline - 0.2:
             self._final_integer()
         return self.outcome(complete)
-
-    def _close(self, rules: Rules, lp: LpResult, bound: float) -> bool:
-        """Close a node that cannot branch (a split workload's rate levels are in no single row)
-        exactly: with duals pi' = pi / theta (every column's value is at most theta, so pi' is
-        dual feasible and the bound is pi' d), a cover z of at most UB - 1 GPUs has
-        sum_c rc'_c z_c <= UB - 1 - bound with every rc'_c >= 0, so it uses only columns of
-        reduced cost at most that slack. All of them are listed (members of zero dual too) and
-        the integer master over them decides: a cover below UB is the new incumbent, none proves
-        UB. True when the node is closed."""
-        if bound <= 0:
-            return False
-        if lp.value > bound * (1 + 1e-9):  # a Farley proof left the LP unsolved: a wide slack
-            solved = self._solve_lp(rules, lp)
-            if solved is None:
-                return False
-            lp = solved
-            bound = lp.value
-            if rules.root:
-                self.lower = max(self.lower, math.ceil(bound - 1e-6))
-            if math.ceil(bound - 1e-6) >= self.upper:
-                return True
-        duals = lp.duals / max(1.0, lp.value / bound)
-        slack = self.upper - 1 - bound
-        # "nothing prices out" allows values up to 1 + EPS: reduced costs down to -EPS, so a cover
-        # of UB - 1 columns may hold one of reduced cost up to slack + UB * EPS
-        slack += self.upper * EPS + 1e-7
-        res = self.pricer.price(duals + TINY, 1 - slack, beam=None, deadline=self.deadline, rules=rules,
-                                max_columns=self.s.enum_columns, max_nodes=self.s.enum_evaluations)
-        self.stats.exhaustive_calls += 1
-        self.stats.pricing_nodes += res.nodes
-        if not res.complete or len(res.columns) >= self.s.enum_columns:
-            return False
-        self._add(res.columns)
-        useful = self.master.reduced_costs(duals) <= slack
-        self.stats.integer_solves += 1
-        self._take(self.master.solve_integer(self.deadline - time.perf_counter(), self._allowed(rules) & useful,
-                                             below=self.upper))
-        return self.master.last_proven
-
-    def _solve_lp(self, rules: Rules, lp: LpResult) -> LpResult | None:
-        """The node's LP solved (theta = 1) by heuristic pricing alone, when it can prove that
-        (its truncated search completes with nothing above 1); None when it cannot: then the node
-        branches as before (an exhaustive call at threshold 1 may take long, the state search's
-        tail)."""
-        while time.perf_counter() < self.deadline:
-            res = self._heuristic(lp.duals, rules)
-            if not res.columns:
-                return lp if res.complete else None
-            self._add(res.columns)
-            solved = self.master.solve_lp()
-            self.stats.lp_iterations += 1
-            if solved is None:
-                return None
-            lp = solved
-        return None
-
-    def _final_bound(self, lp: LpResult, until: float) -> None:
-        """The best Lagrangian bound the root's last duals give in the time left: for each bound
-        B above the proven one, up to ceil(LP), search for a configuration worth more than
-        LP / (B - 1 + DELTA); finding none proves B. Small B first: their thresholds are high and
-        their searches short; the first B with a configuration above it ends the climb."""
-        for target in range(max(self.lower + 1, 2), min(self.upper, math.ceil(lp.value - 1e-6)) + 1):
-            res = self.pricer.price(lp.duals, lp.value / (target - 1 + DELTA), beam=None, deadline=until,
-                                    max_columns=1)
-            self.stats.exhaustive_calls += 1
-            self.stats.pricing_nodes += res.nodes
-            if res.columns or not res.complete:
-                return
-            self._certify(lp.duals, lp.value / (target - 1 + DELTA))
-            self.lower = target
-
-    def _final_integer(self) -> None:
-        """The integer master over every generated column, in the time kept for it."""
-        self.master.forbid(np.ones(len(self.master.columns), dtype=bool))
-        self._pool_integer(Rules(), self.final_deadline - time.perf_counter() - 0.1)
-
-    def _take(self, res: tuple[float, Array] | None) -> None:
-        """An integer master's cover becomes the incumbent when it uses fewer GPUs."""
-        if res is not None and res[0] < self.upper - 0.5:
-            self.upper = round(res[0])
-            self.incumbent = [c for c, k in zip(self.master.columns, res[1]) for _ in range(int(k))]
 
     def outcome(self, complete: bool) -> Outcome:
         """The incumbent and the bound proven so far (also after an interruption)."""

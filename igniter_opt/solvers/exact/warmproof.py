@@ -13,7 +13,8 @@ import time
 
 import numpy as np
 
-from igniter_opt.solvers.exact.bnp import DELTA, BranchAndPrice
+from igniter_opt.solvers.exact.bnp import BranchAndPrice
+from igniter_opt.solvers.exact.closing import DELTA
 from igniter_opt.solvers.exact.warm import CatalogueView, WarmSeed
 
 BIG = 10.0  # the changed workload's dual in the proof's search: above any set's value without it (at most v ~ 1)

@@ -1,0 +1,183 @@
+"""What a branch-and-price search shares with its final phase: the pool's bookkeeping, the root's
+Farley certificate, integer masters over the pool, and the two closings of the final phase.
+
+`BranchAndPrice` (bnp.py) is the tree search: column generation at a node, dives, branching.
+This base holds its state and the steps that end a search rather than move it: the integer master
+over the columns that can be in a smaller plan (reduced-cost fixing), the exact closing of a node
+that cannot branch (a split workload's rate levels: every column of small enough reduced cost
+listed, then one integer master), the final bound climb on the root's last duals, and the final
+integer master over every column. One job: turning a pool and its duals into a plan or a proof.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from igniter_opt.model.predict import Array
+from igniter_opt.solvers.exact.branching import Rules
+from igniter_opt.solvers.exact.master import Column, LpResult, Master
+from igniter_opt.solvers.exact.pricing import Pricer, PricingResult
+from igniter_opt.solvers.exact.settings import ExactSettings
+
+EPS = 1e-6  # numerical tolerance of an LP value (a constant, not tuning)
+DELTA = 1e-4  # proves LP > UB - 1 + DELTA, well above the LP's numerical noise (a tolerance)
+# a tolerance, not tuning: added to every type's dual for the closing listing, so members of zero dual are
+# listed too
+TINY = 1e-9
+
+
+@dataclass
+class Stats:
+    """What the search did (reported in the plan's message and by the benchmark)."""
+
+    lp_iterations: int = 0
+    columns: int = 0
+    nodes: int = 0
+    root_lp: float = math.nan
+    pricing_nodes: int = 0
+    exhaustive_calls: int = 0
+    integer_solves: int = 0
+    dives: int = 0
+    residuals: int = 0  # residual searches after a dive (residual.py)
+
+
+class Closing:
+    """A search's pool, incumbent and bounds, and the steps that turn them into a plan or a proof."""
+
+    pricer: Pricer
+    s: ExactSettings
+    master: Master
+    stats: Stats
+    incumbent: list[Column]
+    upper: int
+    lower: int
+    deadline: float  # the tree search's (the final phase starts there)
+    final_deadline: float  # the whole search's
+    # the root's best Farley certificate: type duals pi >= 0 and v with every configuration's
+    # dual sum at most v, so LP* >= pi d / v (warm.py carries it into the next re-plan)
+    certificate: tuple[Array, float] | None
+
+    def _allowed(self, rules: Rules) -> Array:
+        types = self.pricer.option_type
+        return np.array([rules.admits(types[list(c.members)]) for c in self.master.columns])
+
+    def _add(self, cols: list[Column]) -> int:
+        added = sum(self.master.add(c) for c in cols)
+        self.stats.columns = len(self.master.columns)
+        return added
+
+    def _certify(self, duals: Array, v_max: float) -> None:
+        """Keep (duals, v_max) when its Farley bound pi d / v_max beats the certificate held."""
+        if self.certificate is None or self._farley(duals, v_max) > self._farley(*self.certificate):
+            self.certificate = (duals.copy(), v_max)
+
+    def _farley(self, duals: Array, v_max: float) -> float:
+        """pi d / v over the master's rows (a row's dual: any of its types' dual over its weight)."""
+        row_dual = np.zeros(len(self.master.demand))
+        row_dual[self.master.type_row] = duals / self.master.type_weight
+        return float(row_dual @ self.master.demand) / v_max
+
+    def _heuristic(self, duals: Array, rules: Rules, deadline: float | None = None) -> PricingResult:
+        """Columns of negative reduced cost by heuristic pricing (`Pricer.heuristic`)."""
+        res = self.pricer.heuristic(duals, 1 + EPS, rules, self.deadline if deadline is None else deadline)
+        self.stats.pricing_nodes += res.nodes
+        return res
+
+    def _pool_integer(self, rules: Rules, budget: float) -> None:
+        """The integer master over the columns that can be in a plan of fewer GPUs than the
+        incumbent. With LP duals pi, a cover z costs sum_c z_c = LP + sum_c rc_c z_c + pi (A z - d)
+        >= LP + sum_c rc_c z_c, and every rc_c >= 0: a column of reduced cost above UB - 1 - LP
+        is in no cover of UB - 1 GPUs (reduced-cost fixing), which leaves a small MIP."""
+        if budget < self.s.min_mip_seconds:
+            return
+        lp = self.master.solve_lp()
+        if lp is None:
+            return
+        self.stats.integer_solves += 1
+        useful = self.master.reduced_costs(lp.duals) <= self.upper - 1 - lp.value + 1e-7
+        self._take(self.master.solve_integer(budget, self._allowed(rules) & useful, below=self.upper))
+
+    def _close(self, rules: Rules, lp: LpResult, bound: float) -> bool:
+        """Close a node that cannot branch (a split workload's rate levels are in no single row)
+        exactly: with duals pi' = pi / theta (every column's value is at most theta, so pi' is
+        dual feasible and the bound is pi' d), a cover z of at most UB - 1 GPUs has
+        sum_c rc'_c z_c <= UB - 1 - bound with every rc'_c >= 0, so it uses only columns of
+        reduced cost at most that slack. All of them are listed (members of zero dual too) and
+        the integer master over them decides: a cover below UB is the new incumbent, none proves
+        UB. True when the node is closed."""
+        if bound <= 0:
+            return False
+        if lp.value > bound * (1 + 1e-9):  # a Farley proof left the LP unsolved: a wide slack
+            solved = self._solve_lp(rules, lp)
+            if solved is None:
+                return False
+            lp = solved
+            bound = lp.value
+            if rules.root:
+                self.lower = max(self.lower, math.ceil(bound - 1e-6))
+            if math.ceil(bound - 1e-6) >= self.upper:
+                return True
+        duals = lp.duals / max(1.0, lp.value / bound)
+        slack = self.upper - 1 - bound
+        # "nothing prices out" allows values up to 1 + EPS: reduced costs down to -EPS, so a cover
+        # of UB - 1 columns may hold one of reduced cost up to slack + UB * EPS
+        slack += self.upper * EPS + 1e-7
+        res = self.pricer.price(duals + TINY, 1 - slack, beam=None, deadline=self.deadline, rules=rules,
+                                max_columns=self.s.enum_columns, max_nodes=self.s.enum_evaluations)
+        self.stats.exhaustive_calls += 1
+        self.stats.pricing_nodes += res.nodes
+        if not res.complete or len(res.columns) >= self.s.enum_columns:
+            return False
+        self._add(res.columns)
+        useful = self.master.reduced_costs(duals) <= slack
+        self.stats.integer_solves += 1
+        self._take(self.master.solve_integer(self.deadline - time.perf_counter(), self._allowed(rules) & useful,
+                                             below=self.upper))
+        return self.master.last_proven
+
+    def _solve_lp(self, rules: Rules, lp: LpResult) -> LpResult | None:
+        """The node's LP solved (theta = 1) by heuristic pricing alone, when it can prove that
+        (its truncated search completes with nothing above 1); None when it cannot: then the node
+        branches as before (an exhaustive call at threshold 1 may take long, the state search's
+        tail)."""
+        while time.perf_counter() < self.deadline:
+            res = self._heuristic(lp.duals, rules)
+            if not res.columns:
+                return lp if res.complete else None
+            self._add(res.columns)
+            solved = self.master.solve_lp()
+            self.stats.lp_iterations += 1
+            if solved is None:
+                return None
+            lp = solved
+        return None
+
+    def _final_bound(self, lp: LpResult, until: float) -> None:
+        """The best Lagrangian bound the root's last duals give in the time left: for each bound
+        B above the proven one, up to ceil(LP), search for a configuration worth more than
+        LP / (B - 1 + DELTA); finding none proves B. Small B first: their thresholds are high and
+        their searches short; the first B with a configuration above it ends the climb."""
+        for target in range(max(self.lower + 1, 2), min(self.upper, math.ceil(lp.value - 1e-6)) + 1):
+            res = self.pricer.price(lp.duals, lp.value / (target - 1 + DELTA), beam=None, deadline=until,
+                                    max_columns=1)
+            self.stats.exhaustive_calls += 1
+            self.stats.pricing_nodes += res.nodes
+            if res.columns or not res.complete:
+                return
+            self._certify(lp.duals, lp.value / (target - 1 + DELTA))
+            self.lower = target
+
+    def _final_integer(self) -> None:
+        """The integer master over every generated column, in the time kept for it."""
+        self.master.forbid(np.ones(len(self.master.columns), dtype=bool))
+        self._pool_integer(Rules(), self.final_deadline - time.perf_counter() - 0.1)
+
+    def _take(self, res: tuple[float, Array] | None) -> None:
+        """An integer master's cover becomes the incumbent when it uses fewer GPUs."""
+        if res is not None and res[0] < self.upper - 0.5:
+            self.upper = round(res[0])
+            self.incumbent = [c for c, k in zip(self.master.columns, res[1]) for _ in range(int(k))]
