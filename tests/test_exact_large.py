@@ -3,7 +3,7 @@
 From ExactSettings.large_rows rows the integer master runs without HiGHS's presolve (it
 ran 10-20 s past a 5 s limit on 13,000-column masters); the cover it returns must still be an
 optimal one, and smaller masters keep the presolve. From as many rows the root does not
-dive before the final phase.
+dive before the final phase, and once the root ends the final phase follows (no tree below it).
 """
 
 from __future__ import annotations
@@ -61,3 +61,23 @@ def test_pruning_the_pool_keeps_the_lp_and_lets_a_column_come_back():
                                                                for c in master.columns])
     assert not master.known(dropped[0].members) and master.add(dropped[0])
     assert master.solve_lp() is not None and len(master.columns) == int(keep.sum()) + 1
+
+
+def test_at_datacenter_sizes_the_final_phase_follows_the_root():
+    """With `tree_large` off (the default) a large master's search goes from the root straight to
+    the final phase: the root ends below the incumbent, and a dive (not the root's integer
+    master, which the tree would run first) finds the plan; the plan covers every workload.
+    With the tree on, the same root runs its integer master first."""
+    from dataclasses import replace
+
+    from test_exact_dive import _covers, _prepared
+
+    large = replace(ExactSettings(), large_rows=30)
+    assert not large.tree_large
+    bnp = _prepared(48, 2, limit=12, light=True, settings=large)
+    assert bnp.master.large
+    out = bnp.run(branching=True)
+    assert out.stats.nodes == 1 and out.stats.dives >= 1 and out.stats.integer_solves == 0
+    assert _covers(bnp.master, out.chosen) and len(out.chosen) == out.upper
+    tree = _prepared(48, 2, limit=12, light=True, settings=replace(large, tree_large=True)).run(branching=True)
+    assert tree.stats.integer_solves >= 1 and tree.stats.dives == 0

@@ -309,6 +309,9 @@ class BranchAndPrice(Closing):
                 break
             if bound >= self.upper or math.ceil(bound - 1e-6) >= self.upper:  # (inf: an infeasible node)
                 continue
+            if self.master.large and not self.s.tree_large:  # datacenter sizes: the final phase now
+                complete = False
+                break
             self._node_integer(node.rules)
             if math.ceil(bound - 1e-6) >= self.upper:
                 continue
@@ -328,7 +331,10 @@ class BranchAndPrice(Closing):
         if root_lp is not None and self.lower < self.upper:
             self.deadline = self.final_deadline  # the search is over: what is left is the final phase's
             self.master.forbid(np.ones(len(self.master.columns), dtype=bool))
-            if math.ceil(root_lp.value - 1e-6) < self.upper:  # a last dive, from the LP as it ended
+            # last dives, from the LP as it ended (each one's columns change the next one's path)
+            for _ in range(self.s.final_dives_large if self.master.large else 1):
+                if math.ceil(root_lp.value - 1e-6) >= self.upper or time.perf_counter() > self.final_deadline - 1:
+                    break
                 now = time.perf_counter()
                 self._dive(now + self.s.final_dive_share * (self.final_deadline - now))
             now = time.perf_counter()

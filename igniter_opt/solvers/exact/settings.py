@@ -164,6 +164,13 @@ class ExactSettings:
     # three came out a GPU lower (seed 16100: 35 / 34, was 36 / 34); joint 64 (fresh seeds
     # 27000-27004) and fresh heavy-tailed rates unchanged; the 219 committed results unchanged
     residual_rows_small: int = 20
+    # - no tree below the root (its integer master, then Ryan-Foster nodes, which never closed a
+    #   node at 200 in the limit): once the root's column generation ends, the final phase takes
+    #   the rest of the limit, with up to final_dives_large dives (each on final_dive_share of the
+    #   time left; each one's columns change the next one's path). Fresh seeds 31010-31014 at
+    #   200: 4/5 proven, against 2/5 with the tree and one dive (docs/exact.md)
+    tree_large: bool = False
+    final_dives_large: int = 4
 
 
     def warm(self) -> ExactSettings:
