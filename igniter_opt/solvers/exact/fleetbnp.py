@@ -34,13 +34,11 @@ import numpy as np
 
 from igniter_opt.model.predict import Array
 from igniter_opt.solvers.exact.branching import FleetRules, Rules
+from igniter_opt.solvers.exact.closing import DELTA, EPS  # the same tolerances as the single-type search
 from igniter_opt.solvers.exact.fleetcover import Piece, aggregates, exact_cover, integral_classes, most_fractional
 from igniter_opt.solvers.exact.master import Column, LpResult, Master
 from igniter_opt.solvers.exact.pricing import Pricer
 from igniter_opt.solvers.exact.repair import fleet_group_columns
-
-EPS = 1e-6  # numerical tolerances, as in bnp.py (not tuning)
-DELTA = 1e-4
 
 
 def ceil_bound(value: float) -> int:
@@ -89,7 +87,6 @@ class FleetSearch:
         self.upper = math.inf
         self.lower = 0
         self.stats = FleetStats()
-        self._infeasible: tuple[float, LpResult | None, bool] = (math.inf, None, True)
 
     # -- pricing --------------------------------------------------------------------------
     def _type_duals(self, duals: Array, g: int, rules: FleetRules, avail_dual: float = 0.0) -> Array:
@@ -156,20 +153,18 @@ class FleetSearch:
             out[i] = rules.pairs.admits(rows) and not rules.off.get(g, frozenset()).intersection(rows.tolist())
         return out
 
-    def _repair(self, rules: FleetRules) -> LpResult | None:
+    def _repair(self, rules: FleetRules) -> tuple[LpResult | None, bool | None]:
         """An infeasible restricted master: offer each together group as a column on every type
-        (repair.py) and solve again. `_infeasible` is then the node's verdict when it still fails:
-        proven infeasible, or unproven when a group's least column did not fit but another batch
-        might (the search stops with the bound it has)."""
+        (repair.py) and solve again. The LP (None when it still fails) and the repair's verdict:
+        when the LP still fails the node is proven infeasible unless the verdict is None (a
+        group's least column did not fit but another batch might)."""
         repair = fleet_group_columns(rules, self.pricers, self.offsets)
-        self._infeasible = (math.inf, None, True) if repair.feasible is not None else (-math.inf, None, False)
         if repair.feasible is False or not self._add(repair.columns):
-            return None
+            return None, repair.feasible
         self.master.forbid(self._allowed(rules))
         self.stats.repairs += 1
-        lp = self.master.solve_lp()
         self.stats.lp_solves += 1
-        return lp
+        return self.master.solve_lp(), repair.feasible
 
     def _add(self, cols: list[Column]) -> int:
         added = sum(self.master.add(c) for c in cols)
@@ -185,9 +180,9 @@ class FleetSearch:
             lp = self.master.solve_lp()
             self.stats.lp_solves += 1
             if lp is None:
-                lp = self._repair(rules)
-                if lp is None:
-                    return self._infeasible
+                lp, verdict = self._repair(rules)
+                if lp is None:  # proven infeasible, or unproven (the search stops with its bound)
+                    return (math.inf, None, True) if verdict is not None else (-math.inf, None, False)
             if time.perf_counter() > self.deadline:
                 return -math.inf, lp, False
             cols, _, _ = self.price(lp, rules, 1 + EPS, exhaustive=False)
