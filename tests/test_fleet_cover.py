@@ -4,6 +4,9 @@ left), the exact cover either implies an integer plan or yields a fractional pai
 
 from __future__ import annotations
 
+from igniter_opt.data.instance import Instance
+from igniter_opt.solvers.exact.fleet import Prepared
+from igniter_opt.solvers.exact.fleetbnp import FleetSearch
 from igniter_opt.solvers.exact.fleetcover import Piece, aggregates, exact_cover, integral_classes, most_fractional
 
 EPS = 1e-6
@@ -29,6 +32,19 @@ def old_rule_has_no_candidate(pieces: list[Piece]) -> bool:
     pair, row_gpu = aggregates(pieces)
     return (all(abs(v - round(v)) < EPS for v in per_type.values()) and most_fractional(pair, EPS) is None
             and most_fractional(row_gpu, EPS) is None)
+
+
+def _fleet_search(inst: Instance) -> tuple[Prepared, FleetSearch]:
+    """The exact fleet solver's preparation of an instance, and a search over it (60 s)."""
+    import time
+
+    from igniter_opt.solvers.fleet import instance_fleet, integer_costs, size_fleet
+
+    fleet = instance_fleet(inst)
+    fd = size_fleet(inst, fleet)
+    prep = Prepared(fleet, fd, integer_costs(fleet), inst.batch_policy, 0.0, 1)
+    return prep, FleetSearch(prep.pricers, prep.offsets, prep.master, prep.artificial,
+                             time.perf_counter() + 60, prep.extras)
 
 
 def test_over_covered_rows_hide_a_fractional_pair_that_the_cover_exposes() -> None:
@@ -73,24 +89,16 @@ def test_the_search_solves_a_node_by_the_plan_its_integral_aggregates_imply() ->
     one singleton: every aggregate is integral, the point is not. The search used to have no rule
     left here (the node stayed open); now its exact cover is the incumbent, at the LP's cost."""
     import math
-    import time
     from dataclasses import replace
 
     import numpy as np
 
     from igniter_opt.bench.fleets import fleet_instance
     from igniter_opt.solvers.exact.branching import FleetRules
-    from igniter_opt.solvers.exact.fleet import Prepared
-    from igniter_opt.solvers.exact.fleetbnp import FleetSearch
     from igniter_opt.solvers.exact.master import LpResult
-    from igniter_opt.solvers.fleet import instance_fleet, integer_costs, size_fleet
 
-    inst = replace(fleet_instance(4, 1), batch_policy="joint")
-    fleet = instance_fleet(inst)
-    fd = size_fleet(inst, fleet)
-    prep = Prepared(fleet, fd, integer_costs(fleet), "joint", 0.0, 1)
-    m = prep.master
-    search = FleetSearch(prep.pricers, prep.offsets, m, prep.artificial, time.perf_counter() + 60, prep.extras)
+    prep, search = _fleet_search(replace(fleet_instance(4, 1), batch_policy="joint"))
+    m, fleet, fd = prep.master, prep.fleet, prep.fd
     singles: dict[tuple[int, int], list[int]] = {}  # (row, type) -> its singleton columns
     for i, c in enumerate(m.columns):
         if len(c.members) == 1 and m.gpu_of(c) != prep.artificial:
@@ -112,22 +120,6 @@ def test_the_search_solves_a_node_by_the_plan_its_integral_aggregates_imply() ->
     assert all(prep.pricers[m.gpu_of(c)].shares_of(prep.local(c)[1]) is not None for c in search.incumbent)
 
 
-def _fleet_search(n: int, seed: int):  # type: ignore[no-untyped-def]
-    import time
-
-    from igniter_opt.bench.fleets import fleet_instance
-    from igniter_opt.solvers.exact.fleet import Prepared
-    from igniter_opt.solvers.exact.fleetbnp import FleetSearch
-    from igniter_opt.solvers.fleet import instance_fleet, integer_costs, size_fleet
-
-    inst = fleet_instance(n, seed)
-    fleet = instance_fleet(inst)
-    fd = size_fleet(inst, fleet)
-    prep = Prepared(fleet, fd, integer_costs(fleet), inst.batch_policy, 0.0, 1)
-    return prep, FleetSearch(prep.pricers, prep.offsets, prep.master, prep.artificial,
-                             time.perf_counter() + 60, prep.extras)
-
-
 def test_a_fleet_node_the_pool_cannot_serve_is_repaired_not_pruned() -> None:
     """A node asking for a GPU of type 0 with every row kept off it but a together pair that no
     pool column holds: its restricted master is infeasible (the count row fails), but the node
@@ -136,9 +128,10 @@ def test_a_fleet_node_the_pool_cannot_serve_is_repaired_not_pruned() -> None:
     both as infeasible."""
     import numpy as np
 
+    from igniter_opt.bench.fleets import fleet_instance
     from igniter_opt.solvers.exact.branching import FleetRules, Rules
 
-    prep, search = _fleet_search(8, 3)
+    prep, search = _fleet_search(fleet_instance(8, 3))
     p0 = prep.pricers[0]
     rows = sorted({int(r) for r in p0.option_type})
 
