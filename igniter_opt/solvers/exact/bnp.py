@@ -75,9 +75,7 @@ class BranchAndPrice(Closing):
         # datacenter sizes (issue 24, item 3): no dive at the root before the final phase
         self.root_dives = not master.large
         self._dive_due = now + self._dive_period
-        # the root's best Farley certificate: type duals pi >= 0 and v with every configuration's
-        # dual sum at most v, so LP* >= pi d / v (warm.py carries it into the next re-plan)
-        self.certificate: tuple[Array, float] | None = None
+        self.certificate = None  # the root's best Farley certificate (closing.Closing says what it is)
         # large configurations: a Farley check by the state search between heuristic rounds
         members = sum(len(c.members) for c in incumbent) / max(1, len(incumbent))
         self._check_due = now + self.s.check_period * self._limit if members >= self.s.large_members else math.inf
