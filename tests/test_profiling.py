@@ -442,3 +442,99 @@ def test_gpu_worker_times_and_traces(tmp_path):
         assert kernels.kernels_per_inference(timing) > 5
     finally:
         w.close()
+
+
+# --------------------------------------------------------------------------------------------
+# The run's order: timings are written before ncu runs; an ncu that fails falls back, in notes.
+
+
+class _Context:
+    def __init__(self, *_args, **_kwargs) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        return None
+
+    def client_env(self, share: float) -> dict[str, str]:
+        return {"CUDA_MPS_PIPE_DIRECTORY": "/nowhere", "CUDA_MPS_ACTIVE_THREAD_PERCENTAGE": f"{share:g}"}
+
+
+def _synthetic_profiler(monkeypatch, tmp_path, ncu):
+    """profile_run on the synthetic GPU: every phase answers from synthesize(), `ncu(mps)` stands in
+    for the L2 pass (it may raise)."""
+    from types import SimpleNamespace
+
+    from igniter_opt.platform import mps, nvml
+    from igniter_opt.profiling import run
+
+    hwm, models = synthesize(truth_profile())
+    names = [m.name for m in models]
+    facts = {"sm_count": 132, "io_bytes": {m.name: (m.input_bytes, m.output_bytes) for m in models}}
+    worker = SimpleNamespace(ready=facts, close=lambda: None,
+                             request=lambda *_: {"bytes": 1 << 20, "pinned": [0.05], "pageable": [0.1]})
+    monkeypatch.setattr(run, "check_environment", lambda _l2: None)
+    monkeypatch.setattr(mps, "MpsDaemon", _Context)
+    monkeypatch.setattr(nvml, "GpuSampler", _Context)
+    monkeypatch.setattr(nvml, "gpu_info", lambda: SimpleNamespace(name="synthetic", max_sm_clock_mhz=1980.0,
+                                                                  power_limit_w=390.0))
+    monkeypatch.setattr(run.grid, "IDLE_POWER_S", 0.0)
+    monkeypatch.setattr(run.Sampled, "means", lambda *_: (60.0, 1980.0))
+    monkeypatch.setattr(run.Profiler, "_start_workers", lambda self, _m: self.workers.update(s100=worker))
+    monkeypatch.setattr(run.Profiler, "_grid", lambda *_: {m.name: m.grid for m in models})
+    monkeypatch.setattr(run.Profiler, "_solo_and_coloc", lambda *_: {
+        m.name: {"kernels": m.kernels, "idle": m.idle_ms, "active": m.active_ms, "active_2": m.coloc_active_ms,
+                 "power_2": m.coloc_power_w, "clock_2": m.coloc_clock_mhz} for m in models})
+    monkeypatch.setattr(run.Profiler, "_concurrent", lambda *_: (
+        hwm.concurrent_power_w, hwm.concurrent_clock_mhz, hwm.concurrent_idle_per_kernel_ms))
+    monkeypatch.setattr(run.Profiler, "_ncu", lambda _self, m: ncu(m))
+    out = tmp_path / "raw.jsonl"
+    opts = run.RunOptions(models=names, out=out, budget_s=240, work_dir=tmp_path / "work")
+    return run, opts, out, {m.name: list(m.l2_diagonal) for m in models}
+
+
+def test_profile_run_falls_back_to_ncu_outside_mps_and_says_so(tmp_path, monkeypatch):
+    calls = []
+
+    def ncu(mps):
+        calls.append(mps is not None)
+        if mps is not None:
+            raise RuntimeError("==ERROR== MPS clients are not supported")
+        return diag, {}
+    run, opts, out, diag = _synthetic_profiler(monkeypatch, tmp_path, ncu)
+    run.profile_run(opts)
+    assert calls == [True, False]
+    prof = load_raw(out)
+    assert all(prof[m]["l2caches"] == diag[m] for m in diag)
+    notes = prof["hardware"]["notes"]
+    assert any("under MPS failed" in n and "not supported" in n for n in notes)
+    assert "L2 demand measured outside MPS (whole GPU at every diagonal point)" in notes
+    assert (opts.work_dir / "steps.log").read_text().count("\n") >= 2
+
+
+def test_profile_run_keeps_its_timings_when_ncu_fails_or_dies(tmp_path, monkeypatch):
+    def failing(_mps):
+        raise subprocess.TimeoutExpired("ncu", 105)
+    run, opts, out, diag = _synthetic_profiler(monkeypatch, tmp_path, failing)
+    run.profile_run(opts)
+    prof = load_raw(out)
+    assert all(prof[m]["l2caches"] == [1.0, 1.0, 1.0] for m in diag)
+    assert "L2 demand: unit proxy per co-runner (ncu gave nothing)" in prof["hardware"]["notes"]
+    fit(prof, name="h")  # a profile that fits
+
+    def killed(_mps):  # the lease ends during the L2 pass: the timings are on disk already
+        raise KeyboardInterrupt
+    run, opts, out, diag = _synthetic_profiler(monkeypatch, tmp_path, killed)
+    out.unlink()
+    with pytest.raises(KeyboardInterrupt):
+        run.profile_run(opts)
+    prof = load_raw(out)
+    assert prof["hardware"]["profile_seconds"] >= 0
+    assert all(prof[m]["l2cache"] == 1.0 and prof[m]["l2_source"].startswith("provisional") for m in diag)
+    assert prof["alexnet"]["gpulatency"] == raw.grid_matrix(truth_points(), "latency_ms")
+
+
+def truth_points():
+    return next(m.grid for m in synthesize(truth_profile())[1] if m.name == "alexnet")

@@ -78,14 +78,44 @@ def _trace_timing(answer: dict[str, Any]) -> kernels.IterationTiming:
     return kernels.iteration_timing(kernels.KernelTrace.from_lists(answer), int(answer["iters"]))
 
 
+def _unit_l2(models: list[str], why: str = "none: unit demand per co-runner") -> tuple[dict[str, list[float]],
+                                                                                       dict[str, Any]]:
+    """The L2 proxy without ncu: demand 1 per co-runner at every diagonal point."""
+    return {m: [1.0, 1.0, 1.0] for m in models}, {m: {"l2_source": why} for m in models}
+
+
+def _without_mps(environ: Any) -> dict[str, str]:
+    return {k: v for k, v in environ.items() if not k.startswith("CUDA_MPS_")}
+
+
+@dataclass
+class Timings:
+    """What the workers measured before the L2 pass."""
+
+    info: Any
+    facts: dict[str, Any]
+    bandwidth: dict[str, Any]
+    idle_power_w: float
+    points: dict[str, list[raw.PointMeasurement]]
+    colocated: dict[str, dict[str, float]]
+    concurrent: tuple[list[float], list[float], list[float]]
+
+
 class Profiler:
     """One profiling run; `run()` returns the raw-profile lines."""
 
     def __init__(self, opts: RunOptions, step: Step = lambda _: None) -> None:
-        self.opts, self.step = opts, step
+        self.opts, self._report = opts, step
         self.budget = grid.plan_budget(opts.budget_s, len(opts.models), opts.l2_source == "ncu")
         self.work = Path(opts.work_dir or tempfile.mkdtemp(prefix="igniter-profile-"))
         self.workers: dict[str, WorkerProcess] = {}
+        self.work.mkdir(parents=True, exist_ok=True)
+
+    def step(self, message: str) -> None:
+        """Report one step, and log it with the time in WORK/steps.log (a run's trail, also when it dies)."""
+        with open(self.work / "steps.log", "a") as log:
+            log.write(f"{time.strftime('%H:%M:%S')} {message}\n")
+        self._report(message)
 
     # -- workers -------------------------------------------------------------------------------
     def _start_workers(self, mps: Any) -> None:
@@ -158,14 +188,16 @@ class Profiler:
             self.step(f"{n} x {m}: {p:.0f} W, {f:.0f} MHz")
         return power, clock, idle
 
-    def _ncu(self, mps: Any) -> tuple[dict[str, list[float]], dict[str, Any]]:
-        """L2 demand of every model at the diagonal points, one ncu run per point."""
+    def _ncu(self, mps: Any | None) -> tuple[dict[str, list[float]], dict[str, Any]]:
+        """L2 demand of every model at the diagonal points, one ncu run per point (mps None: the
+        program runs after the daemon stopped, on the whole GPU, for an ncu that cannot profile MPS clients)."""
+        under_mps = mps is not None
         diag: dict[str, list[float]] = {m: [] for m in self.opts.models}
         extra: dict[str, Any] = {}
         for b, s in grid.DIAGONAL:
-            report = str(self.work / f"l2_b{b}_s{s}")
+            report = str(self.work / f"l2_b{b}_s{s}{'' if under_mps else '_nomps'}")
             program = worker_argv(self.opts.models, [b], self.opts.dtype, self.opts.eager, ncu_reps=2)
-            env = {**os.environ, **mps.client_env(s)}
+            env = {**os.environ, **mps.client_env(s)} if mps is not None else _without_mps(os.environ)
             done = subprocess.run(l2.ncu_profile_command(report, program), env=env, capture_output=True,
                                   text=True, timeout=self.budget.ncu_timeout_s)
             if done.returncode != 0:
@@ -173,20 +205,33 @@ class Profiler:
                                    f"{done.stdout.strip()[-400:]}")
             csv_text = subprocess.run(l2.ncu_import_command(report), capture_output=True, text=True,
                                       check=True, timeout=120).stdout
-            (self.work / f"l2_b{b}_s{s}.csv").write_text(csv_text)
+            (Path(report + ".csv")).write_text(csv_text)
             for m, d in l2.demands_by_model(csv_text, self.opts.models, reps=2).items():
                 diag[m].append(d.pct_of_peak)
                 extra.setdefault(m, {})[f"l2_hit_rate_b{b}_s{s}"] = d.hit_rate_pct
                 extra[m][f"kernel_ncu_b{b}"] = d.kernels
-            self.step(f"ncu L2 at batch {b}, share {s}")
+            self.step(f"ncu L2 at batch {b}, share {s}{'' if under_mps else ' (outside MPS)'}")
+        return diag, extra
+
+    def _l2(self, mps: Any | None) -> tuple[dict[str, list[float]], dict[str, Any]] | None:
+        """ncu's L2 demands, or None with the failure written in notes."""
+        try:
+            diag, extra = self._ncu(mps)
+        except (RuntimeError, ValueError, OSError, subprocess.SubprocessError) as exc:
+            self.opts.notes.append(f"ncu {'under' if mps else 'outside'} MPS failed: {exc}"[:600])
+            self.step(self.opts.notes[-1])
+            return None
+        if mps is None:
+            self.opts.notes.append("L2 demand measured outside MPS (whole GPU at every diagonal point)")
         return diag, extra
 
     # -- the run -------------------------------------------------------------------------------
-    def run(self) -> list[dict[str, Any]]:
+    def run(self, checkpoint: Callable[[list[dict[str, Any]]], None] = lambda _: None) -> list[dict[str, Any]]:
+        """Every measurement; the lines with the unit L2 proxy go to `checkpoint` before ncu runs,
+        so a run stopped during ncu still leaves a profile."""
         from igniter_opt.platform.mps import MpsDaemon
         from igniter_opt.platform.nvml import GpuSampler, gpu_info
 
-        opts = self.opts
         info = gpu_info()
         with ExitStack() as stack:
             mps = stack.enter_context(MpsDaemon(self.work))
@@ -201,36 +246,44 @@ class Profiler:
             first = self.workers["s100"]
             facts = first.ready
             bw = first.request({"op": "bandwidth"}, 120)
-            bandwidth = derive.bandwidth_bytes_per_ms(bw["bytes"], bw["pinned"])
-            self.step(f"bandwidth {bandwidth / 1e6:.2f} GB/s pinned")
-            points = self._grid(nv)
-            colo = self._solo_and_coloc(nv)
-            power, clock, idle = self._concurrent(nv)
+            self.step(f"bandwidth {derive.bandwidth_bytes_per_ms(bw['bytes'], bw['pinned']) / 1e6:.2f} GB/s pinned")
+            timings = Timings(info, facts, bw, idle_power, self._grid(nv), self._solo_and_coloc(nv),
+                              self._concurrent(nv))
             self._close_workers()
-            if opts.l2_source == "ncu":
-                diag, l2_extra = self._ncu(mps)
-            else:
-                diag = {m: [1.0, 1.0, 1.0] for m in opts.models}
-                l2_extra = {m: {"l2_source": "none: unit demand per co-runner"} for m in opts.models}
-        light = max(p.clock_mhz for pts in points.values() for p in pts)
-        F = derive.effective_max_clock(info.max_sm_clock_mhz, light)
-        if F != info.max_sm_clock_mhz:
-            opts.notes.append(f"F = {F:.0f} MHz observed, below NVML max {info.max_sm_clock_mhz:.0f} MHz")
+            if self.opts.l2_source != "ncu":
+                return self._lines(timings, *_unit_l2(self.opts.models))
+            checkpoint(self._lines(timings, *_unit_l2(self.opts.models, "provisional: ncu still to run")))
+            l2_demand = self._l2(mps)
+        # an ncu that cannot profile MPS clients: once more with the daemon stopped, then the proxy
+        l2_demand = l2_demand or self._l2(None)
+        if l2_demand is None:
+            self.opts.notes.append("L2 demand: unit proxy per co-runner (ncu gave nothing)")
+        return self._lines(timings, *(l2_demand or _unit_l2(self.opts.models)))
+
+    def _lines(self, t: Timings, diag: dict[str, list[float]], l2_extra: dict[str, Any]) -> list[dict[str, Any]]:
+        """The raw-profile lines of one run's measurements."""
+        opts, facts, bw = self.opts, t.facts, t.bandwidth
+        light = max(p.clock_mhz for pts in t.points.values() for p in pts)
+        F = derive.effective_max_clock(t.info.max_sm_clock_mhz, light)
+        notes = list(opts.notes)
+        if F != t.info.max_sm_clock_mhz:
+            notes.append(f"F = {F:.0f} MHz observed, below NVML max {t.info.max_sm_clock_mhz:.0f} MHz")
+        power, clock, idle = t.concurrent
         hw = raw.HardwareMeasurement(
-            gpu=info.name, idle_power_w=idle_power, max_clock_mhz=F, power_cap_w=info.power_limit_w,
+            gpu=t.info.name, idle_power_w=t.idle_power_w, max_clock_mhz=F, power_cap_w=t.info.power_limit_w,
             unit_pct=derive.share_unit(int(facts["sm_count"]), opts.unit_step),
-            bandwidth_bytes_per_ms=bandwidth, concurrent_power_w=power, concurrent_clock_mhz=clock,
-            concurrent_idle_per_kernel_ms=idle,
-            extra={"sm_count": facts["sm_count"], "nvmlMaxGPUfrequency": info.max_sm_clock_mhz,
+            bandwidth_bytes_per_ms=derive.bandwidth_bytes_per_ms(bw["bytes"], bw["pinned"]),
+            concurrent_power_w=power, concurrent_clock_mhz=clock, concurrent_idle_per_kernel_ms=idle,
+            extra={"sm_count": facts["sm_count"], "nvmlMaxGPUfrequency": t.info.max_sm_clock_mhz,
                    "bandwidth_pageable": derive.bandwidth_bytes_per_ms(bw["bytes"], bw["pageable"]),
                    "dtype": opts.dtype, "cuda_graphs": not opts.eager, "torch": facts.get("torch"),
-                   "cuda": facts.get("cuda"), "budget_s": opts.budget_s, "notes": list(opts.notes)})
+                   "cuda": facts.get("cuda"), "budget_s": opts.budget_s, "notes": notes})
         models = []
         for m in opts.models:
             d_in, d_out = facts["io_bytes"][m]
-            c = colo[m]
+            c = t.colocated[m]
             models.append(raw.ModelMeasurement(
-                name=m, input_bytes=float(d_in), output_bytes=float(d_out), grid=points[m],
+                name=m, input_bytes=float(d_in), output_bytes=float(d_out), grid=t.points[m],
                 kernels=int(c["kernels"]), idle_ms=c["idle"], active_ms=c["active"],
                 coloc_active_ms=c["active_2"], coloc_power_w=c["power_2"], coloc_clock_mhz=c["clock_2"],
                 l2_diagonal=(diag[m][0], diag[m][1], diag[m][2]), l2_coloc=diag[m][1], extra=l2_extra.get(m, {})))
@@ -243,13 +296,15 @@ class Profiler:
 
 
 def profile_run(opts: RunOptions, step: Step = lambda _: None) -> Path:
-    """Check the host, run the profile and write opts.out; returns the path written."""
+    """Check the host, run the profile and write opts.out (first with the unit L2 proxy, then with
+    ncu's demands); returns the path written."""
     check_environment(opts.l2_source)
     t0 = time.monotonic()
-    lines = Profiler(opts, step).run()
-    lines.append({"hardware": {"profile_seconds": round(time.monotonic() - t0, 1)}})
     opts.out.parent.mkdir(parents=True, exist_ok=True)
-    raw.write_raw(opts.out, lines)
+
+    def write(lines: list[dict[str, Any]]) -> None:
+        raw.write_raw(opts.out, [*lines, {"hardware": {"profile_seconds": round(time.monotonic() - t0, 1)}}])
+    write(Profiler(opts, step).run(checkpoint=write))
     return opts.out
 
 
