@@ -195,3 +195,34 @@ def test_a_node_the_pool_cannot_cover_is_repaired_not_pruned():
     bnp.master.forbid(np.ones(len(bnp.master.columns), dtype=bool))
     impossible = Rules(together=[_pair_never_together(bnp, fits=False)])
     assert bnp.column_generation(impossible) == (np.inf, None, True)
+
+
+def test_under_joint_a_group_is_repaired_with_any_batch_combination_that_fits():
+    """Several batch options per type: when each type's option of least share alone does not fit
+    beside the others, another combination may; least_column tries them all (the node is then
+    repaired, not left undecided) and says False only when none fits (brute force agrees)."""
+    import itertools
+
+    from conftest import mixed_pricer
+
+    from igniter_opt.solvers.exact.repair import least_column
+
+    pricer = mixed_pricer(24, 3, policy="joint")
+    types, alone = pricer.option_type, pricer.o.alone
+    opts = {int(t): np.flatnonzero((types == t) & np.isfinite(alone)) for t in np.unique(types)}
+    verdicts, beyond_least = [], 0
+    for a, b, c in itertools.combinations(sorted(t for t in opts if opts[t].size > 1)[:9], 3):
+        group = (opts[a], opts[b], opts[c])
+        fits = [m for m in itertools.product(*group) if pricer.shares_of(tuple(sorted(map(int, m)))) is not None]
+        col = least_column({a, b, c}, pricer)
+        verdicts.append(bool(fits))
+        if not fits:
+            assert col is False
+            continue
+        assert isinstance(col, Column) and pricer.shares_of(col.members) is not None
+        assert sorted(int(types[o]) for o in col.members) == [a, b, c]
+        least = tuple(sorted(int(o[np.argmin(alone[o])]) for o in group))
+        beyond_least += pricer.shares_of(least) is None
+    assert beyond_least >= 1 and True in verdicts  # the case the repair is for occurs here
+    few = least_column({a, b, c}, pricer, most=1)  # too many combinations: the least ones, or no verdict
+    assert few is None or isinstance(few, Column)

@@ -5,8 +5,9 @@ hold no column with both; the restricted master is then infeasible while the nod
 pruning it would cut plans the node holds. Every column holding a type of a together group
 (`Rules.groups`) holds the whole group, so the group alone is the least column covering its
 rows, and the singletons in the pool cover the other rows. `group_columns` builds those columns;
-when one cannot be built the node is infeasible (one option per type) or undecided (several
-batch options: another choice might fit).
+when one cannot be built the node is infeasible: no combination of the group's options fits
+(under policy joint a type has several batch options, and each combination is tried, up to
+MOST_COMBINATIONS; past that the node is undecided).
 
 The fleet's search (`fleet_group_columns`) meets the same gap through a GPU-count branch: a node
 asking for at least k GPUs of a type whose allowed pool columns are all forbidden (artificial
@@ -17,6 +18,8 @@ no column with that group, which is no verdict on the node (another type may hol
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -36,19 +39,31 @@ class Repair:
     columns: list[Column]
 
 
-def least_column(group: set[int], pricer: PricerView) -> Column | bool | None:
-    """The group as one column, each type at its option of least share alone; False when no column
-    holds the group (a type without options, or one option per type and no fit); None when the
-    least options do not fit but other options might."""
+MOST_COMBINATIONS = 4096  # option combinations one group's repair tries (joint) before it cannot tell
+
+
+def least_column(group: set[int], pricer: PricerView, most: int = MOST_COMBINATIONS) -> Column | bool | None:
+    """The group as one column: each type at its option of least share alone or, when that does
+    not fit (several batch options: policy joint), the first combination of options that fits.
+    False when no column holds the group (a type without options, or no combination fits: a
+    column holding the group holds one of them, and members only add interference); None when
+    the combinations number more than `most` and the ones of least shares did not fit."""
     alone, types = pricer.o.alone, pricer.option_type
     options = [np.flatnonzero((types == t) & np.isfinite(alone)) for t in sorted(group)]
     if any(o.size == 0 for o in options):
         return False
-    members = tuple(sorted(int(o[np.argmin(alone[o])]) for o in options))
-    shares = pricer.shares_of(members)
-    if shares is None:
-        return False if all(o.size == 1 for o in options) else None
-    return Column(members, tuple(float(x) for x in shares))
+    ordered = [o[np.argsort(alone[o], kind="stable")] for o in options]
+    if math.prod(o.size for o in ordered) > most:
+        ordered = [o[:1] for o in ordered]  # the least shares alone, and no verdict if they fail
+        undecided: bool | None = None
+    else:
+        undecided = False
+    for combo in itertools.product(*ordered):
+        members = tuple(sorted(int(o) for o in combo))
+        shares = pricer.shares_of(members)
+        if shares is not None:
+            return Column(members, tuple(float(x) for x in shares))
+    return undecided
 
 
 def _breaks_apart(group: set[int], rules: Rules) -> bool:
@@ -70,9 +85,9 @@ def group_columns(rules: Rules, pricer: PricerView) -> Repair:
 
 def fleet_group_columns(rules: FleetRules, pricers: Sequence[PricerView], offsets: Sequence[int]) -> Repair:
     """Each together group as one column on every type it is not kept off (global option indices);
-    the verdict is False when a group breaks an apart rule, None when some type's least column
-    did not fit but another batch might, True otherwise (the caller proves infeasibility by the
-    LP that still fails with these columns)."""
+    the verdict is False when a group breaks an apart rule, None when some type could not be
+    decided (too many batch combinations to try), True otherwise (the caller proves
+    infeasibility by the LP that still fails with these columns)."""
     columns: list[Column] = []
     undecided = False
     for group in rules.pairs.groups():
