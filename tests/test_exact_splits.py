@@ -10,6 +10,7 @@ verified 24-GPU plan beat the old "proven optimal" 25 must now get at most 24.
 from __future__ import annotations
 
 import math
+import time
 from collections import defaultdict
 
 import highspy
@@ -256,3 +257,25 @@ def test_local_search_never_beats_a_proven_optimum(seed):
     assert plan.status == "optimal" and plan.feasible
     found = local_search(inst, np.random.default_rng(seed), 400, COARSE)
     assert found >= plan.num_gpus
+
+
+def test_the_search_keeps_the_improvement_reserve_only_when_the_phase_can_run(monkeypatch):
+    """improve.py leaves plans with split workloads alone, so their solves give the search the
+    whole limit; without splits the search ends reserve() before it (the phase's seconds)."""
+    from igniter_opt.solvers.exact import solver as exact_solver
+    from igniter_opt.solvers.exact.improve import ImproveSettings, reserve
+
+    seen: list[float] = []
+    original = exact_solver._prepare
+
+    def prepare(profile, demands, policy, aggregate, deadline, *args, **kwargs):
+        seen.append(deadline - time.perf_counter())
+        return original(profile, demands, policy, aggregate, deadline, *args, **kwargs)
+    monkeypatch.setattr(exact_solver, "_prepare", prepare)
+    limit = 100.0  # a reserve of 5 s
+    split = Instance("big", "v100", (Workload("heavy", "ssd", 60, 900), Workload("small", "alexnet", 20, 200)))
+    light = Instance("light", "v100", (Workload("a", "alexnet", 20, 300), Workload("r", "resnet50", 50, 200)))
+    for inst, kept in ((split, 0.0), (light, reserve(ImproveSettings(), limit))):
+        seen.clear()
+        solve(inst, "exact", options=SolveOptions(time_limit=limit))
+        assert seen and limit - kept - 3.0 < seen[0] <= limit - kept, (inst.name, seen)

@@ -46,7 +46,7 @@ from igniter_opt.solvers.exact.splits import space_of, split_note
 from igniter_opt.solvers.heuristics.firstfit import first_fit
 from igniter_opt.solvers.heuristics.greedy import place_greedy
 from igniter_opt.solvers.jitcache import announce_if_cold
-from igniter_opt.solvers.sizing import Demand, margin_of
+from igniter_opt.solvers.sizing import Demand, margin_of, split_workloads
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,9 @@ def solve(instance: Instance, profile: Profile, demands: list[Demand], options: 
     announce_if_cold()
     begin = time.perf_counter()
     tuning = tuning or ImproveSettings()
-    deadline = begin + options.time_limit - reserve(tuning, options.time_limit)  # the rest: improve.py
+    # the rest: improve.py, which leaves plans with split workloads alone (their pieces stay), so
+    # those solves keep the whole limit for the search
+    deadline = begin + options.time_limit - (0.0 if split_workloads(demands) else reserve(tuning, options.time_limit))
     policy = instance.batch_policy
     settings = options.settings
     margin = margin_of(demands)  # the demands were sized at the margin; the oracle uses the same limits
