@@ -99,6 +99,24 @@ def test_round_fixes_integer_parts_first_then_rounds_up_near_columns():
     assert third.tolist() == [1, 3, 0, 1, 0]  # else the one nearest its ceiling
 
 
+def test_noise_changes_which_fractional_columns_a_dive_rounds_up_and_nothing_else():
+    """The final dives after the first (settings.dive_noise): noise shifts how near a fractional
+    column counts to its ceiling; integer parts, integral columns and the ceiling stay."""
+    z = np.array([1.0, 2.45, 0.3, 0.5, 0.0, 0.55])
+    fixed = np.floor(z)
+    plain = _round(fixed, z, 0.2, 30)
+    assert plain.tolist() == [1, 2, 0, 0, 0, 1]  # the nearest to its ceiling (0.55)
+    assert plain.tolist() == _round(fixed, z, 0.2, 30, np.zeros(len(z))).tolist()
+    picks = set()
+    for seed in range(20):
+        noise = np.random.default_rng(seed).uniform(-0.15, 0.15, len(z))
+        out = _round(fixed, z, 0.2, 30, noise)
+        assert np.all(out >= fixed) and np.all(out <= np.ceil(z)) and out.sum() > fixed.sum()
+        assert out[[0, 4]].tolist() == [1, 0]  # integral columns never move
+        picks.add(tuple(np.flatnonzero(out > fixed)))
+    assert len(picks) >= 2  # another path: some other column was rounded up
+
+
 def test_dive_returns_a_fitting_cover_or_nothing_and_undoes_its_fixings():
     bnp = _prepared(40, 11, light=True)
     bnp.column_generation(Rules())

@@ -221,7 +221,7 @@ class BranchAndPrice(Closing):
         self._dive_due = time.perf_counter() + self._dive_period
         return self._dive(time.perf_counter() + self.s.dive_share * (self.deadline - time.perf_counter()))
 
-    def _dive(self, end: float) -> bool:
+    def _dive(self, end: float, rng: np.random.Generator | None = None) -> bool:
         """One dive until `end`, then (if it found nothing better) the integer master over the
         pool; the incumbent is updated. True when the pool grew."""
         before = len(self.master.columns)
@@ -229,7 +229,7 @@ class BranchAndPrice(Closing):
         finish_by = min(self.deadline,
                         end + min(self.s.dive_mip_seconds, self.s.dive_share * (self.deadline - time.perf_counter())))
         out = dive(self.master, lambda duals: self._heuristic(duals, Rules(), end).columns, self.upper, end,
-                   finish_by, self.s, self._residual_rows, self._pieces())
+                   finish_by, self.s, self._residual_rows, self._pieces(), rng)
         self.stats.columns = len(self.master.columns)
         self.stats.lp_iterations += out.lp_solves
         self.stats.dives += 1
@@ -330,11 +330,12 @@ class BranchAndPrice(Closing):
             self.deadline = self.final_deadline  # the search is over: what is left is the final phase's
             self.master.forbid(np.ones(len(self.master.columns), dtype=bool))
             # last dives, from the LP as it ended (each one's columns change the next one's path)
-            for _ in range(self.s.final_dives_large if self.master.large else 1):
+            rng = np.random.default_rng(0) if self.s.dive_noise > 0 else None
+            for k in range(self.s.final_dives_large if self.master.large else 1):
                 if math.ceil(root_lp.value - 1e-6) >= self.upper or time.perf_counter() > self.final_deadline - 1:
                     break
                 now = time.perf_counter()
-                self._dive(now + self.s.final_dive_share * (self.final_deadline - now))
+                self._dive(now + self.s.final_dive_share * (self.final_deadline - now), rng if k else None)
             now = time.perf_counter()
             self._final_bound(root_lp, now + self.s.bound_share * (self.final_deadline - now))
         if self.lower < self.upper and time.perf_counter() < self.final_deadline - 0.2:

@@ -39,7 +39,7 @@ class DiveResult:
 
 def dive(master: Master, price: Callable[[Array], list[Column]], upper: int, deadline: float,
          finish_by: float, settings: ExactSettings = DEFAULT, stop_rows: int = 0,
-         pieces: Array | None = None) -> DiveResult:
+         pieces: Array | None = None, rng: np.random.Generator | None = None) -> DiveResult:
     """One dive from the current master (no fixings in place); the fixings are undone on return.
     A dive stopped by its slack or its deadline ends with the integer master on what is left
     (the fixings as lower bounds, columns cut by reduced cost; a small MIP by then), until
@@ -64,7 +64,8 @@ def dive(master: Master, price: Callable[[Array], list[Column]], upper: int, dea
             if np.all(np.abs(z - np.round(z)) < INTEGRAL):
                 return DiveResult(_cover(master, np.round(z), upper), steps, solves)
             steps += 1
-            fixed = _round(fixed, z, settings.round_up, share)
+            noise = None if rng is None else rng.uniform(-settings.dive_noise, settings.dive_noise, len(z))
+            fixed = _round(fixed, z, settings.round_up, share, noise)
             master.bound(fixed)
             if stop_rows and np.count_nonzero(left(master, release(master, fixed, _pieces(pieces)))) <= stop_rows:
                 return DiveResult(None, steps, solves, fixed, z)
@@ -114,10 +115,11 @@ def _priced_lp(master: Master, price: Callable[[Array], list[Column]], deadline:
     return lp, solves
 
 
-def _round(fixed: Array, z: Array, round_up: float, round_share: int) -> Array:
+def _round(fixed: Array, z: Array, round_up: float, round_share: int, noise: Array | None = None) -> Array:
     """New fixings: every column at least the integer part of its LP value; when that fixes
     nothing new, the columns within round_up of their ceiling rounded up, and at least one in
-    round_share of the fractional ones (the nearest to their ceiling: large dives go faster)."""
+    round_share of the fractional ones (the nearest to their ceiling: large dives go faster).
+    `noise` (one value per column) shifts how near each counts: another dive, another path."""
     old = np.zeros(len(z))
     old[:len(fixed)] = fixed
     new = np.maximum(old, np.floor(z + INTEGRAL))
@@ -125,6 +127,8 @@ def _round(fixed: Array, z: Array, round_up: float, round_share: int) -> Array:
         return new
     up = np.ceil(z - INTEGRAL)
     frac = np.where(up > new, z - np.floor(z + INTEGRAL), -1.0)
+    if noise is not None:
+        frac = np.where(frac > 0, np.clip(frac + noise, INTEGRAL, 1.0), frac)
     pick = frac >= 1 - round_up
     least = max(1, int(np.sum(frac > 0)) // round_share)
     if pick.sum() < least:
