@@ -19,7 +19,7 @@ download() {
     -d "$1" "${@:2}"
 }
 download "$DIR" pyomo highspy pydantic pydantic-core annotated-types typing-inspection tritonclient \
-  python-rapidjson docker 'ml-dtypes==0.5.4' 'grpcio>=1.81.1' 'protobuf>=6.30,<7' 'urllib3>=2.0.7'
+  python-rapidjson docker setuptools wheel 'ml-dtypes==0.5.4' 'grpcio>=1.81.1' 'protobuf>=6.30,<7' 'urllib3>=2.0.7'
 download "$TMP" nvidia-pytriton==0.7.0
 mkdir "$TMP/x" && (cd "$TMP/x" && unzip -q "$TMP"/nvidia_pytriton-*.whl)
 rm -f "$TMP"/x/nvidia_pytriton.libs/libpython3-*.13.so.1.0
