@@ -191,11 +191,11 @@ class Profiler:
     def _ncu(self, mps: Any | None) -> tuple[dict[str, list[float]], dict[str, Any]]:
         """L2 demand of every model at the diagonal points, one ncu run per point (mps None: the
         program runs after the daemon stopped, on the whole GPU, for an ncu that cannot profile MPS clients)."""
-        under_mps = mps is not None
+        where = "" if mps is not None else "_nomps"
         diag: dict[str, list[float]] = {m: [] for m in self.opts.models}
         extra: dict[str, Any] = {}
         for b, s in grid.DIAGONAL:
-            report = str(self.work / f"l2_b{b}_s{s}{'' if under_mps else '_nomps'}")
+            report = str(self.work / f"l2_b{b}_s{s}{where}")
             program = worker_argv(self.opts.models, [b], self.opts.dtype, self.opts.eager, ncu_reps=2)
             env = {**os.environ, **mps.client_env(s)} if mps is not None else _without_mps(os.environ)
             done = subprocess.run(l2.ncu_profile_command(report, program), env=env, capture_output=True,
@@ -205,12 +205,12 @@ class Profiler:
                                    f"{done.stdout.strip()[-400:]}")
             csv_text = subprocess.run(l2.ncu_import_command(report), capture_output=True, text=True,
                                       check=True, timeout=120).stdout
-            (Path(report + ".csv")).write_text(csv_text)
+            Path(report + ".csv").write_text(csv_text)
             for m, d in l2.demands_by_model(csv_text, self.opts.models, reps=2).items():
                 diag[m].append(d.pct_of_peak)
                 extra.setdefault(m, {})[f"l2_hit_rate_b{b}_s{s}"] = d.hit_rate_pct
                 extra[m][f"kernel_ncu_b{b}"] = d.kernels
-            self.step(f"ncu L2 at batch {b}, share {s}{'' if under_mps else ' (outside MPS)'}")
+            self.step(f"ncu L2 at batch {b}, share {s}{' (outside MPS)' if where else ''}")
         return diag, extra
 
     def _l2(self, mps: Any | None) -> tuple[dict[str, list[float]], dict[str, Any]] | None:
@@ -218,7 +218,7 @@ class Profiler:
         try:
             diag, extra = self._ncu(mps)
         except (RuntimeError, ValueError, OSError, subprocess.SubprocessError) as exc:
-            self.opts.notes.append(f"ncu {'under' if mps else 'outside'} MPS failed: {exc}"[:600])
+            self.opts.notes.append(f"ncu {'outside' if mps is None else 'under'} MPS failed: {exc}"[:600])
             self.step(self.opts.notes[-1])
             return None
         if mps is None:

@@ -157,7 +157,7 @@ class FleetSearch:
         """An infeasible restricted master: offer each together group as a column on every type
         (repair.py) and solve again. The LP (None when it still fails) and the repair's verdict:
         when the LP still fails the node is proven infeasible unless the verdict is None (a
-        group's least column did not fit but another batch might)."""
+        group's batch combinations were too many to try: repair.MOST_COMBINATIONS)."""
         repair = fleet_group_columns(rules, self.pricers, self.offsets)
         if repair.feasible is False or not self._add(repair.columns):
             return None, repair.feasible
