@@ -52,6 +52,7 @@ stage e2e "${E2E_S:-150}" env DURATION="${DURATION:-15}" LOADGEN=0 scripts/gpu_e
 stage run "${RUN_S:-300}" env PROFILE_STAGES=run WORK="$WORK" L2="$L2" scripts/gpu_profile.sh "${SAMPLES:-6}" "${BUDGET:-240}"
 stage fit 60 env PROFILE_STAGES=fit WORK="$WORK" L2="$L2" scripts/gpu_profile.sh "${SAMPLES:-6}" "${BUDGET:-240}"
 stage validate "${VALIDATE_S:-240}" env PROFILE_STAGES=validate WORK="$WORK" L2="$L2" \
+  VAL_BUDGET=$(( ${VALIDATE_S:-240} * 2 / 3 )) \
   scripts/gpu_profile.sh "${SAMPLES:-6}" "${BUDGET:-240}"
 
 echo "== left running after the stages:"

@@ -4,7 +4,7 @@
 # docs/validation-<gpu>.md (exact commands, GPU, error table, "median error: X%").
 # Needs: an NVIDIA GPU, torch + torchvision + nvidia-ml-py, nvidia-cuda-mps-control, ncu (or L2=none).
 # Usage: scripts/gpu_profile.sh [SAMPLES] [BUDGET_S]
-#   env: PYTHON, DTYPE, L2, EXTRA_RUN_ARGS, WORK (worker logs, ncu CSVs), PROFILE_STAGES ("run fit validate":
+#   env: PYTHON, DTYPE, L2, EXTRA_RUN_ARGS, VAL_BUDGET (validate's --budget-s, 540), WORK (worker logs, ncu CSVs), PROFILE_STAGES ("run fit validate":
 #   a short lease can measure in one call and validate in the next; the report then reads the run's
 #   duration from the raw file's profile_seconds)
 set -euo pipefail
@@ -26,7 +26,7 @@ STAGES=" ${PROFILE_STAGES:-run fit validate} "
 
 RUN_CMD="$PY -m igniter_opt profile run --models alexnet,resnet50,vgg19,ssd --out $RAW --budget-s $BUDGET --dtype $DTYPE --l2 $L2 --work-dir $WORK ${EXTRA_RUN_ARGS:-}"
 FIT_CMD="$PY -m igniter_opt profile fit $RAW -o $PROFILE --name $SLUG --gpu \"$GPU_NAME\""
-VAL_CMD="$PY -m igniter_opt validate --profile $PROFILE --samples $SAMPLES --seed 0 --dtype $DTYPE -o $JSON"
+VAL_CMD="$PY -m igniter_opt validate --profile $PROFILE --samples $SAMPLES --seed 0 --dtype $DTYPE --budget-s ${VAL_BUDGET:-540} -o $JSON"
 
 T0=$(date +%s)
 if [[ $STAGES == *" run "* ]]; then echo "== $RUN_CMD"; eval "$RUN_CMD"; fi

@@ -234,3 +234,21 @@ def test_cli_errors_are_one_line(tmp_path):
     done = subprocess.run([*cli, "run", str(plan), "--distribution", "uniform"], capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 2 and "distribution" in done.stderr
+
+
+def test_bundled_tritonserver_is_found_without_importing_pytriton(tmp_path, monkeypatch):
+    """nvidia-pytriton's __init__ imports its client's dependencies; a GPU host's minimal wheel set
+    lacks them. Only the bundled binary is needed, so the package is located, never imported."""
+    pkg = tmp_path / "site" / "pytriton"
+    binary = pkg / "tritonserver" / "bin" / "tritonserver"
+    binary.parent.mkdir(parents=True)
+    binary.write_text("#!/bin/sh\n")
+    binary.chmod(0o755)
+    (pkg / "__init__.py").write_text("raise ImportError('No module named wrapt')\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.delitem(sys.modules, "pytriton", raising=False)
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    found = find_tritonserver()
+    assert found is not None and found.source == "pytriton"
+    assert found.binary == binary.resolve()
+    assert "pytriton" not in sys.modules

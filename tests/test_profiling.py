@@ -538,3 +538,36 @@ def test_profile_run_keeps_its_timings_when_ncu_fails_or_dies(tmp_path, monkeypa
 
 def truth_points():
     return next(m.grid for m in synthesize(truth_profile())[1] if m.name == "alexnet")
+
+
+def test_fit_takes_the_clock_knee_below_the_cap_as_the_cap(tmp_path):
+    """The H200 (docs/gpu-h200.md) lowered its clock at 624 W of 700: a_f > 0 against the board
+    limit, which the model cannot hold. The last power at full clock becomes the cap instead."""
+    truth = truth_profile()
+    hwm, models = synthesize(truth)
+    F = hwm.max_clock_mhz
+    power, clock = [150.0, 240.0, 330.0, 420.0, 470.0], [F, F, F, F, F - 27]
+    knee = dataclasses.replace(hwm, power_cap_w=700.0, concurrent_power_w=power, concurrent_clock_mhz=clock)
+    path = tmp_path / "knee-raw.jsonl"
+    raw.write_raw(path, raw.raw_lines(knee, models))
+    fitted = fit(load_raw(path), origin=str(path))
+    hw = fitted.hardware
+    assert hw.power_cap_w == 420.0
+    assert hw.a_f == pytest.approx(-27 / 90)  # one step (90 W) of extrapolated demand past the knee
+    assert any("420.0 W" in note and "700 W" in note for note in fitted.notes)
+    at_cap = dataclasses.replace(knee, concurrent_power_w=[150.0, 300.0, 450.0, 600.0, 690.0])
+    raw.write_raw(path, raw.raw_lines(at_cap, models))
+    held = fit(load_raw(path), origin=str(path))  # a drop at the cap (iGniter's GPUs): the board limit
+    assert held.hardware.power_cap_w == 700.0 and held.notes == []
+    assert held.hardware.a_f == pytest.approx(-27 / 50)
+
+
+def test_fit_of_a_flat_l2_line_is_exactly_flat(tmp_path):
+    """The unit L2 proxy (ncu did not run) gives equal L2 values: slope 0, not curve_fit's -1e-13,
+    which the profile schema refuses as a negative L2 demand."""
+    hwm, models = synthesize(truth_profile())
+    flat = [dataclasses.replace(m, l2_diagonal=(1.0, 1.0, 1.0)) for m in models]
+    path = tmp_path / "flat-raw.jsonl"
+    raw.write_raw(path, raw.raw_lines(hwm, flat))
+    fitted = fit(load_raw(path), origin=str(path))
+    assert all(m.l2 == (0.0, 1.0) for m in fitted.models.values())

@@ -62,6 +62,26 @@ def fit_power_frequency(power: list[float], frequency: list[float], max_freq: fl
     return 0.0
 
 
+# A clock that falls while the measured power is below this fraction of the cap is not held by the cap.
+BELOW_CAP = 0.95
+
+
+def effective_power_cap(power: list[float], frequency: list[float], max_freq: float,
+                        power_cap: float, idle_power: float) -> float:
+    """The power at which the clock starts to fall: the cap, unless the sweep shows it falling below.
+
+    iGniter's GPUs (T4, V100) hold F until the board reaches its power limit. An H200 lowered its
+    clock at 624 W of its 700 W limit: there the last power measured at F (a lower bound on the
+    true knee, so the drop is predicted early, never late) takes the cap's place in the model.
+    """
+    for i, f in enumerate(frequency):
+        if f < max_freq:
+            if power[i] >= BELOW_CAP * power_cap:
+                return power_cap
+            return float(power[i - 1]) if i >= 1 else idle_power
+    return power_cap
+
+
 def fit_scheduling_delay(idle_times: list[float], frequency: list[float],
                          max_freq: float) -> tuple[float, float]:
     """(a_sch, b_sch): idle time scaled to F, minus the solo one, against co-location count 2..n."""
@@ -104,6 +124,9 @@ def fit_power_and_l2(power: ArrayLike, gpu_latency: ArrayLike, frequency: ArrayL
     extra_power = np.asarray(power, dtype=float).ravel() - idle_power
     popt_p, _ = curve_fit(_line, list(ability[full_clock]), list(extra_power[full_clock]))
     diagonal = [ability[0], ability[4], ability[8]]
+    caches = np.asarray(l2caches, dtype=float)
+    if np.ptp(caches) == 0:  # a flat L2 line (the unit proxy): exact, not curve_fit's 1e-13 slope
+        return (float(popt_p[0]), float(popt_p[1])), (0.0, float(caches[0]))
     popt_c, _ = curve_fit(_line, diagonal, l2caches)
     return (float(popt_p[0]), float(popt_p[1])), (float(popt_c[0]), float(popt_c[1]))
 
@@ -160,11 +183,15 @@ def _fit(raw: RawProfile, name: str, gpu: str, origin: str) -> Profile:
         return _field(raw, "hardware", key, origin)
 
     F, P_max, P_idle = float(hwf("maxGPUfrequency")), float(hwf("maxGPUpower")), float(hwf("idlepower"))
-    a_f = fit_power_frequency(hwf("power"), hwf("frequency"), F, P_max, P_idle)
+    cap = effective_power_cap(hwf("power"), hwf("frequency"), F, P_max, P_idle)
+    a_f = fit_power_frequency(hwf("power"), hwf("frequency"), F, cap, P_idle)
     a_sch, b_sch = fit_scheduling_delay(hwf("idletime"), hwf("frequency"), F)
-    hw = Hardware(max_frequency_mhz=F, power_cap_w=P_max, idle_power_w=P_idle,
+    hw = Hardware(max_frequency_mhz=F, power_cap_w=cap, idle_power_w=P_idle,
                   bandwidth_bytes_per_ms=float(hwf("bandwidth")), unit_pct=float(hwf("unit")),
                   a_f=a_f, a_sch=a_sch, b_sch=b_sch)
     models = {m: fit_model(raw, m, hw, origin) for m in raw if m != "hardware"}
+    notes = [] if cap == P_max else [
+        f"power_cap_w {cap:.1f} W is the clock's knee measured below the board's {P_max:g} W limit "
+        f"(the clock fell at {min(hwf('frequency')):g} MHz while under {BELOW_CAP:.0%} of the limit)"]
     return Profile(name=name, gpu=gpu or str(raw["hardware"].get("gpu", "")), hardware=hw,
-                   models=models, source=Path(origin).name)
+                   models=models, source=Path(origin).name, notes=notes)

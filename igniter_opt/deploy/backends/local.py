@@ -10,6 +10,7 @@ the same environment (numpy, torch) as igniter.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import signal
@@ -40,11 +41,12 @@ class TritonInstall:
 
 
 def _pytriton_install() -> TritonInstall | None:
-    try:
-        import pytriton
-    except ImportError:
+    # Located, not imported: pytriton's __init__ pulls in its own client's dependencies, which a
+    # minimal install (a GPU host's wheel set) lacks; only the bundled binary is needed.
+    spec = importlib.util.find_spec("pytriton")
+    if spec is None or not spec.origin:
         return None
-    root = Path(pytriton.__file__).resolve().parent
+    root = Path(spec.origin).resolve().parent
     dist = root / "tritonserver"
     binary = dist / "bin" / "tritonserver"
     if not binary.exists():
