@@ -261,6 +261,9 @@ def test_ncu_commands():
     assert "--profile-from-start" in cmd and cmd[cmd.index("--clock-control") + 1] == "none"
     assert l2.L2_METRIC in cmd[cmd.index("--metrics") + 1]
     assert l2.ncu_import_command("/tmp/r")[:3] == ["ncu", "--import", "/tmp/r.ncu-rep"]
+    assert "--mps" not in cmd  # the whole GPU, no daemon: plain ncu
+    client = l2.ncu_profile_command("/tmp/r", ["python", "-m", "w"], mps_client=True)
+    assert client[client.index("--mps") + 1] == "client" and client.index("--mps") < client.index("python")
 
 
 # --------------------------------------------------------------------------------------------

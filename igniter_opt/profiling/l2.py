@@ -61,13 +61,16 @@ def ncu_available() -> bool:
     return shutil.which(NCU) is not None
 
 
-def ncu_profile_command(report: str, program: list[str], ncu: str = NCU) -> list[str]:
+def ncu_profile_command(report: str, program: list[str], ncu: str = NCU, mps_client: bool = False) -> list[str]:
     """argv that profiles `program` between cudaProfilerStart/Stop into `report`.ncu-rep.
 
     --clock-control none keeps the GPU's own clocks (ncu locks base clocks by default);
-    --target-processes all follows the worker if python re-executes.
+    --target-processes all follows the worker if python re-executes. mps_client: the program is
+    an MPS client; the H200's ncu (CUDA 13) refused one without `--mps client` ("Profiling is not
+    supported with Multi-Process Server (MPS) enabled ... Start ncu with --mps client").
     """
-    return [ncu, "--profile-from-start", "off", "--clock-control", "none", "--target-processes", "all",
+    mps = ["--mps", "client"] if mps_client else []
+    return [ncu, "--profile-from-start", "off", "--clock-control", "none", "--target-processes", "all", *mps,
             "--metrics", ",".join(METRICS), "--force-overwrite", "-o", report, *program]
 
 
