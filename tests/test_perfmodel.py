@@ -84,6 +84,16 @@ def test_bundled_profile_is_the_fit_of_the_bundled_raw_file(v100):
     assert refit.models == v100.models
 
 
+def test_bundled_h200_profile_is_the_fit_of_its_measurements():
+    """The H200 profile (docs/gpu-h200.md) is what `profile fit` makes of the raw file measured on
+    the lent H200; its power cap is the clock's knee, below the board's 700 W."""
+    raw_path = RAW_V100.parent / "h200-raw.jsonl"
+    h200 = load_profile("h200")
+    refit = fit(load_raw(raw_path), name="h200", gpu="NVIDIA H200", origin=str(raw_path))
+    assert refit.hardware == h200.hardware and refit.models == h200.models
+    assert h200.hardware.power_cap_w < 700.0 and h200.hardware.a_f < 0 and h200.notes
+
+
 def _prediction_cases(reference):
     yield reference["motivation_example"]["prediction_for_plan"]
     yield from reference["more_predictions"]
