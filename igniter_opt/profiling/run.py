@@ -198,8 +198,9 @@ class Profiler:
             report = str(self.work / f"l2_b{b}_s{s}{where}")
             program = worker_argv(self.opts.models, [b], self.opts.dtype, self.opts.eager, ncu_reps=2)
             env = {**os.environ, **mps.client_env(s)} if mps is not None else _without_mps(os.environ)
-            done = subprocess.run(l2.ncu_profile_command(report, program, mps_client=mps is not None), env=env, capture_output=True,
-                                  text=True, timeout=self.budget.ncu_timeout_s)
+            argv = l2.ncu_profile_command(report, program, mps_client=mps is not None)
+            done = subprocess.run(argv, env=env, capture_output=True, text=True,
+                                  timeout=self.budget.ncu_timeout_s)
             if done.returncode != 0:
                 raise RuntimeError(f"ncu failed at batch {b}, share {s}: {done.stderr.strip()[-400:]} "
                                    f"{done.stdout.strip()[-400:]}")
