@@ -39,29 +39,8 @@ fi
 echo "== $VAL_CMD"; eval "$VAL_CMD" | tee "$WORK/validate.txt"
 T2=$(date +%s)
 
-$PY - "$JSON" "$REPORT" "$GPU_NAME" "$RUN_CMD" "$FIT_CMD" "$VAL_CMD" "$((T1 - T0))" "$((T2 - T1))" <<'PYEOF'
-import json, subprocess, sys
-src, out, gpu, run_cmd, fit_cmd, val_cmd, t_run, t_val = sys.argv[1:]
-rep = json.load(open(src))
-smi = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,clocks.max.sm,power.limit",
-                      "--format=csv,noheader"], capture_output=True, text=True).stdout.strip()
-lines = [f"# Validation on {gpu}", "", f"GPU (nvidia-smi): {smi}", "",
-         f"Profile run took {t_run} s; validation took {t_val} s "
-         f"({rep['measured']} of {rep['samples']} co-locations measured, {rep['seconds']} s each, "
-         f"dtype {rep['dtype']}, CUDA graphs {rep['cuda_graphs']}).", "", "Commands:", "", "```",
-         run_cmd, fit_cmd, val_cmd, "```", "",
-         "Relative error |predicted - measured| / measured, per model (latency = input H2D + DNN + output D2H; "
-         "throughput = achieved requests/s):", "",
-         "| model | n | latency median | p90 | max | throughput median | p90 | max |",
-         "|---|---|---|---|---|---|---|---|"]
-for name, s in rep["errors"].items():
-    l, t = s["latency"], s["throughput"]
-    lines.append(f"| {name} | {l['n']} | " + " | ".join(f"{100 * x[k]:.1f}%" for x in (l, t)
-                                                    for k in ("median", "p90", "max")) + " |")
-med = rep["median_latency_error"]
-lines += ["", f"median error: {100 * med:.1f}%" if med is not None else "median error: n/a (nothing measured)", "",
-          f"Raw measurements: {src}."]
-open(out, "w").write("\n".join(lines) + "\n")
-print(f"wrote {out}")
-PYEOF
+SMI=$(nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,power.limit --format=csv,noheader | head -n1)
+$PY -m igniter_opt profile report "$JSON" --raw "$RAW" --profile "$PROFILE" -o "$REPORT" --gpu "$GPU_NAME" \
+  --smi "$SMI" --command "$RUN_CMD" --command "$FIT_CMD" --command "$VAL_CMD" \
+  --run-seconds "$((T1 - T0))" --validate-seconds "$((T2 - T1))"
 echo "raw $RAW, profile $PROFILE, report $REPORT (worker logs and ncu reports in $WORK)"

@@ -574,3 +574,32 @@ def test_fit_of_a_flat_l2_line_is_exactly_flat(tmp_path):
     raw.write_raw(path, raw.raw_lines(hwm, flat))
     fitted = fit(load_raw(path), origin=str(path))
     assert all(m.l2 == (0.0, 1.0) for m in fitted.models.values())
+
+
+def test_validation_report_says_what_the_profile_rests_on(tmp_path):
+    """The report reads the L2 source, budget and notes from the files: the first H200 lease's
+    script printed `--l2 ncu` for a profile whose L2 demands were the unit proxy."""
+    from typer.testing import CliRunner
+
+    from igniter_opt.cli import app as cli_app
+
+    root = __import__("conftest").ROOT
+    out = tmp_path / "v.md"
+    result = CliRunner().invoke(cli_app, [
+        "profile", "report", str(root / "docs" / "validation-h200.json"),
+        "--raw", str(root / "igniter_opt" / "profiles" / "h200-raw.jsonl"), "--profile", "h200",
+        "-o", str(out), "--command", "igniter profile run ...", "--run-seconds", "143"])
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    assert "L2 demand: provisional: ncu still to run (the unit proxy" in text
+    assert "budget 230.0 s" in text and "567.9 W is the clock's knee" in text
+    assert "| all | 29 | 9.4% | 24.5% | 30.6% |" in text and "median error: 9.4%" in text
+    v100 = CliRunner().invoke(cli_app, [
+        "profile", "report", str(root / "docs" / "validation-h200.json"),
+        "--raw", str(root / "igniter_opt" / "profiles" / "v100-raw.jsonl"), "--profile", "v100", "-o", str(out)])
+    assert v100.exit_code == 0 and "the unit proxy" not in out.read_text()  # measured L2: no proxy warning
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"errors": {}}')
+    refused = CliRunner().invoke(cli_app, ["profile", "report", str(bad), "--raw", "x", "--profile", "h200",
+                                               "-o", str(out)])
+    assert refused.exit_code == 2 and "bad.json" in refused.output

@@ -154,3 +154,31 @@ def validate_cmd(
     if max_median_error is not None and results and stats["all"]["latency"]["median"] > max_median_error:
         err_console.print(f"median latency error above {100 * max_median_error:.1f}%")
         raise typer.Exit(EXIT_CHECK_FAILED)
+
+
+@profile_app.command("report")
+def profile_report_cmd(
+    validation: Path = typer.Argument(..., help="The JSON report of `igniter validate -o`."),
+    raw: Path = typer.Option(..., help="The raw profile the fitted profile came from."),
+    profile: str = typer.Option(..., help="The fitted profile that was validated (bundled name or JSON)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Markdown file to write.", callback=output_file),
+    gpu: str = typer.Option("", help="GPU name for the title (default: the profile's)."),
+    smi: str = typer.Option("n/a", help="nvidia-smi's line for the GPU."),
+    command: list[str] = typer.Option([], "--command", help="A command that made the files (repeat, in order)."),
+    run_seconds: int = typer.Option(0, help="Seconds the profile run took."),
+    validate_seconds: int = typer.Option(0, help="Seconds the validation took."),
+) -> None:
+    """Write docs/validation-<gpu>.md: error table, commands and what the profile rests on."""
+    from igniter_opt.data.io import read_json
+    from igniter_opt.data.profiles import load_raw
+    from igniter_opt.profiling.report import validation_markdown
+
+    report = read_json(validation, "a validation report")
+    if not isinstance(report, dict) or not {"errors", "measured", "samples", "median_latency_error"} <= set(report):
+        raise InputError(f"{validation}: not a report of `igniter validate -o` (errors, measured, samples, "
+                         "median_latency_error)")
+    prof = load_profile(profile)
+    text = validation_markdown(report, load_raw(raw), prof, gpu=gpu or prof.gpu, smi=smi, commands=command,
+                               run_seconds=run_seconds, validate_seconds=validate_seconds, source=str(validation))
+    output.write_text(text)
+    console.print(f"wrote {output}")
