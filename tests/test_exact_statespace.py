@@ -119,6 +119,7 @@ def test_knapsacks_against_brute_force(seed):
     val = np.where(gcap > 0, rng.uniform(0.3, 0.5, gcap.size), rng.uniform(0.05, 0.3, gcap.size))[gof]
     c, p = rng.uniform(1, 10, n), rng.uniform(10, 100, n)
     mm, d = 5, int(gcap.max())
+    ones = np.ones(n, dtype=np.int64)
     best, take = np.empty((mm + 1, units + 1)), np.zeros((n, d + 1, mm + 1, units + 1), dtype=np.bool_)
     tab, gc = np.empty((d + 1, mm + 1, units + 1)), np.zeros((glo.size, mm + 1, units + 1), dtype=np.int64)
     chosen, cand, vbuf, out = (np.zeros(n, dtype=np.bool_), np.zeros(n, dtype=np.bool_), np.empty(n),
@@ -141,7 +142,7 @@ def test_knapsacks_against_brute_force(seed):
     for m in range(1, mm + 1):
         free = _brute(m, w, val, c, p, units, np.inf, np.inf, gof, gcap)
         binding += free < _brute(m, w, val, c, p, units, np.inf, np.inf)
-        got = sk.knapsack(m, w, val, units, glo, ghi, gcap, best, take, chosen, tab, gc)
+        got = sk.knapsack(m, w, val, ones, units, glo, ghi, gcap, best, take, chosen, tab, gc)
         assert (got == sk.NEG and free == -np.inf) or got == pytest.approx(free)
         if got > sk.NEG:
             assert chosen.sum() == m and val[chosen].sum() == pytest.approx(got)
@@ -149,15 +150,15 @@ def test_knapsacks_against_brute_force(seed):
         c_cap, p_cap = 0.8 * c.sum() * m / n, 0.8 * p.sum() * m / n  # binding, though not always
         exact = _brute(m, w, val, c, p, units, c_cap, p_cap, gof, gcap)
         # any first multipliers (a bin starts from its parent's) give an upper bound
-        ub = sk.lagrangian(m, w, val, c, p, units, c_cap, p_cap, 0.0, 20, 0.3, 0.02, glo, ghi, gcap, best, take,
+        ub = sk.lagrangian(m, w, val, c, p, ones, units, c_cap, p_cap, 0.0, 20, 0.3, 0.02, glo, ghi, gcap, best, take,
                            chosen, vbuf, out, cand, tab, gc)
         assert ub >= exact - 1e-9
-        ub = sk.lagrangian(m, w, val, c, p, units, c_cap, p_cap, 0.0, 20, 0.0, 0.0, glo, ghi, gcap, best, take,
+        ub = sk.lagrangian(m, w, val, c, p, ones, units, c_cap, p_cap, 0.0, 20, 0.0, 0.0, glo, ghi, gcap, best, take,
                            chosen, vbuf, out, cand, tab, gc)
         assert ub >= exact - 1e-9
         if out[3] > sk.NEG / 2:  # a candidate met on the way meets both rows
             assert c[cand].sum() <= c_cap and p[cand].sum() <= p_cap and val[cand].sum() <= exact + 1e-9
-        got, cut = sk.leaf(m, w, val, c, p, units, c_cap, p_cap, out[0], out[1], -1.0, 10**6, glo, ghi, gcap, gof,
+        got, cut = sk.leaf(m, w, val, c, p, ones, units, c_cap, p_cap, out[0], out[1], -1.0, 10**6, glo, ghi, gcap, gof,
                            suffix, tab, vbuf, picks, starts, room, acc, best_set, gof, no_apart, no_together, *relaxed)
         assert cut == 0
         assert (got == sk.NEG and exact == -np.inf) or got == pytest.approx(exact)
@@ -166,14 +167,14 @@ def test_knapsacks_against_brute_force(seed):
             # a threshold just below the optimum: both bounds prune (the plain one, side rows
             # dropped, cuts the sets with slack) and the optimum is still found; just above: none
             for tau, want in ((exact - 1e-6, exact), (exact + 1e-6, sk.NEG)):
-                got, cut = sk.leaf(m, w, val, c, p, units, c_cap, p_cap, out[0], out[1], tau, 10**6, glo, ghi, gcap,
-                                   gof, suffix, tab, vbuf, picks, starts, room, acc, best_set, gof, no_apart,
+                got, cut = sk.leaf(m, w, val, c, p, ones, units, c_cap, p_cap, out[0], out[1], tau, 10**6, glo, ghi,
+                                   gcap, gof, suffix, tab, vbuf, picks, starts, room, acc, best_set, gof, no_apart,
                                    no_together, *relaxed)
                 assert cut == 0 and got == pytest.approx(want)
         # a node's rules (groups as types): pairs apart and together; the leaf's best obeys them
         for rules, apart, together in variants:
             ruled = _brute(m, w, val, c, p, units, c_cap, p_cap, gof, gcap, rules)
-            got, cut = sk.leaf(m, w, val, c, p, units, c_cap, p_cap, out[0], out[1], -1.0, 10**6, glo, ghi, gcap,
+            got, cut = sk.leaf(m, w, val, c, p, ones, units, c_cap, p_cap, out[0], out[1], -1.0, 10**6, glo, ghi, gcap,
                                gof, suffix, tab, vbuf, picks, starts, room, acc, best_set, gof, apart, together,
                                *relaxed)
             assert cut == 0
@@ -303,3 +304,79 @@ def test_exact_proves_the_same_optimum_when_the_state_search_prices_the_root(n, 
     assert ref.status == got.status == "optimal" and got.feasible
     assert got.num_gpus == ref.num_gpus == got.lower_bound
     assert calls  # the state search did price
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_knapsack_counts_items_of_several_members(seed):
+    """A node's together group is one knapsack item of |group| members (statespace._merge):
+    knapsack and suffixes count members, not items, against brute force."""
+    rng = np.random.default_rng(100 + seed)
+    n, units, mm = 9, 12, 6
+    glo, ghi, gcap, gof = _groups(rng, n, capped=seed % 2 == 1)
+    w = rng.integers(1, 5, n).astype(np.int64)
+    cnt = rng.choice([1, 1, 2, 3], n).astype(np.int64)
+    val = rng.uniform(0.1, 0.6, n)
+    d = int(gcap.max())
+    best, take = np.empty((mm + 1, units + 1)), np.zeros((n, d + 1, mm + 1, units + 1), dtype=np.bool_)
+    tab, gc = np.empty((d + 1, mm + 1, units + 1)), np.zeros((glo.size, mm + 1, units + 1), dtype=np.int64)
+    chosen, suffix = np.zeros(n, dtype=np.bool_), np.empty((n + 1, mm + 1, units + 1))
+    sk.suffixes(mm, w, val, cnt, units, glo, ghi, gcap, suffix, tab)
+    several = 0
+    for m in range(1, mm + 1):
+        want = -np.inf
+        for r in range(1, n + 1):
+            for combo in itertools.combinations(range(n), r):
+                combo = list(combo)
+                if cnt[combo].sum() != m or w[combo].sum() > units:
+                    continue
+                if ((gcap > 0) & (np.bincount(gof[combo], minlength=gcap.size) > gcap)).any():
+                    continue
+                want = max(want, val[combo].sum())
+        got = sk.knapsack(m, w, val, cnt, units, glo, ghi, gcap, best, take, chosen, tab, gc)
+        assert (got == sk.NEG and want == -np.inf) or got == pytest.approx(want)
+        if got > sk.NEG:
+            assert cnt[chosen].sum() == m and w[chosen].sum() <= units and val[chosen].sum() == pytest.approx(got)
+            several += int((cnt[chosen] > 1).any())
+            assert suffix[0, m, units] >= got - 1e-9  # the suffix table bounds it (a relaxation inside capped groups)
+    assert several > 0  # items of several members were taken
+
+
+@pytest.mark.parametrize("n,seed", [(16, 6), (16, 8)])
+def test_state_search_at_a_together_node_matches_the_set_search(n, seed):
+    """Under joint at a node whose together rule binds (the best set's most valuable type with a
+    type outside it), the state search, whose bounds take the group as one item, finds the set
+    search's best admissible set and proves the threshold above it. A member whose dual is zero
+    stays in both searches: a set holding its partner must hold it (it used to be dropped, and a
+    node could then be priced out while such a column was worth more than the threshold)."""
+    p = _joint_pricer(n, seed, 1)
+    rng = np.random.default_rng(seed)
+    alone = np.full(len(p.demand), np.inf)
+    np.minimum.at(alone, p.option_type, p.o.alone)
+    duals = np.where(np.isfinite(alone), alone, 0.0) / 100 * rng.uniform(0.97, 1.15, len(p.demand))
+    q = Pricer(p.hw, p.o, p.option_type, p.demand.astype(float), ExactSettings(state_space=False))
+    free = q.price(duals, 1.0, beam=None, deadline=time.perf_counter() + FAR, max_columns=10**6)
+    top_set = max(free.columns, key=lambda col: duals[p.option_type[list(col.members)]].sum())
+    inside = set(p.option_type[list(top_set.members)].tolist())
+    first = max(inside, key=lambda t: duals[t])
+    outside = [t for t in np.argsort(-duals).tolist() if t not in inside and np.isfinite(alone[t])]
+    for zero in (False, True):
+        partner = outside[0]
+        d = duals.copy()
+        pair = (first, partner)
+        if zero:  # the two smallest types, one worth a GPU, the other nothing: every column above 1 holds both
+            pair = tuple(int(t) for t in np.argsort(alone)[:2])
+            d = np.zeros_like(duals)
+            d[pair[0]] = 1.001
+        rules = Rules(together=[pair])
+        ref = q.price(d, 1.0, beam=None, deadline=time.perf_counter() + FAR, max_columns=10**6, rules=rules)
+        assert ref.complete and (ref.columns or not zero)
+        want = max((d[p.option_type[list(col.members)]].sum() for col in ref.columns), default=0.0)
+        search = StateSpaceSearch(p, d, 1.0, time.perf_counter() + FAR, 10**6, rules=rules)
+        assert search.merged and search.bcnt.max() == 2
+        got = search.run()
+        assert got.complete and got.best == pytest.approx(want)  # 0: no admissible set above 1, none found
+        assert all(rules.admits(p.option_type[list(k)]) for k, _, _ in got.found)
+        if zero:  # the partner's dual is zero, and the columns holding the pair are still there
+            assert got.found and all(set(pair) <= set(p.option_type[list(k)].tolist()) for k, _, _ in got.found)
+        proof = StateSpaceSearch(p, d, max(want, 1.0) + 1e-6, time.perf_counter() + FAR, 10**6, rules=rules).run()
+        assert proof.complete and not proof.found

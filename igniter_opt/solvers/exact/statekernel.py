@@ -81,10 +81,11 @@ def weights(m, c_lo, p_lo, coef, hw, units, w, c, p):  # pragma: no cover - comp
 
 
 @_compiled
-def knapsack(m, w, v, units, glo, ghi, gcap, best, take, chosen, tab, gc):  # pragma: no cover - compiled
-    """Max sum v over exactly m items with sum w <= units (items with w < 0 left out) and at most
-    gcap[g] items of each capped group g (items glo[g]..ghi[g]-1; gcap 0: no cap beyond the
-    items themselves); the chosen items in `chosen`. Returns NEG when no m items fit.
+def knapsack(m, w, v, cnt, units, glo, ghi, gcap, best, take, chosen, tab, gc):  # pragma: no cover - compiled
+    """Max sum v over items holding exactly m members with sum w <= units (items with w < 0 left
+    out) and at most gcap[g] items of each capped group g (items glo[g]..ghi[g]-1; gcap 0: no cap
+    beyond the items themselves); the chosen items in `chosen`. Returns NEG when no m members fit.
+    An item holds cnt[i] members (1, or a node's together group as one item: statespace.py).
 
     A capped group (a type with several batch options) is a 0/1 knapsack with one more index, the
     count taken from the group so far (`tab`); `gc` remembers the count behind each final state."""
@@ -97,9 +98,9 @@ def knapsack(m, w, v, units, glo, ghi, gcap, best, take, chosen, tab, gc):  # pr
                 if w[i] < 0:
                     continue
                 take[i, 0, :m + 1, :units + 1] = False
-                for k in range(m, 0, -1):
+                for k in range(m, cnt[i] - 1, -1):
                     for s in range(units, w[i] - 1, -1):
-                        cand = best[k - 1, s - w[i]] + v[i]
+                        cand = best[k - cnt[i], s - w[i]] + v[i]
                         if cand > best[k, s]:
                             best[k, s] = cand
                             take[i, 0, k, s] = True
@@ -113,9 +114,9 @@ def knapsack(m, w, v, units, glo, ghi, gcap, best, take, chosen, tab, gc):  # pr
             take[i, :d + 1, :m + 1, :units + 1] = False
             top = min(d, top + 1)
             for cc in range(top, 0, -1):
-                for k in range(m, 0, -1):
+                for k in range(m, cnt[i] - 1, -1):
                     for s in range(units, w[i] - 1, -1):
-                        cand = tab[cc - 1, k - 1, s - w[i]] + v[i]
+                        cand = tab[cc - 1, k - cnt[i], s - w[i]] + v[i]
                         if cand > tab[cc, k, s]:
                             tab[cc, k, s] = cand
                             take[i, cc, k, s] = True
@@ -138,24 +139,24 @@ def knapsack(m, w, v, units, glo, ghi, gcap, best, take, chosen, tab, gc):  # pr
         capped = min(gcap[g], m) > 0
         cc = gc[g, k, at] if capped else 0
         for i in range(ghi[g] - 1, glo[g] - 1, -1):
-            if w[i] < 0 or k <= 0:
+            if w[i] < 0 or k < cnt[i]:
                 continue
             if capped:
                 if cc > 0 and take[i, cc, k, at]:
                     chosen[i] = True
                     cc -= 1
-                    k -= 1
+                    k -= cnt[i]
                     at -= w[i]
             elif take[i, 0, k, at]:
                 chosen[i] = True
-                k -= 1
+                k -= cnt[i]
                 at -= w[i]
     return res
 
 
 @_compiled
-def lagrangian(m, w, val, c, p, units, c_cap, p_cap, target, iters, lam0, mu0, glo, ghi, gcap, best, take, chosen,
-               vbuf, out, cand, tab, gc):  # pragma: no cover - compiled
+def lagrangian(m, w, val, c, p, cnt, units, c_cap, p_cap, target, iters, lam0, mu0, glo, ghi, gcap, best, take,
+               chosen, vbuf, out, cand, tab, gc):  # pragma: no cover - compiled
     """An upper bound on the bin's best set: for multipliers lam, mu >= 0,
     max sum (val - lam c - mu p) + lam c_cap + mu p_cap over the knapsack is one, and Polyak
     steps towards `target` search the multipliers, from (lam0, mu0) (any start gives a bound;
@@ -170,7 +171,7 @@ def lagrangian(m, w, val, c, p, units, c_cap, p_cap, target, iters, lam0, mu0, g
     for _ in range(iters):
         for i in range(n):
             vbuf[i] = val[i] - lam * c[i] - mu * p[i]
-        got = knapsack(m, w, vbuf, units, glo, ghi, gcap, best, take, chosen, tab, gc)
+        got = knapsack(m, w, vbuf, cnt, units, glo, ghi, gcap, best, take, chosen, tab, gc)
         if got <= NEG / 2:
             return NEG
         bound = got + lam * c_cap + mu * p_cap
@@ -205,10 +206,10 @@ def lagrangian(m, w, val, c, p, units, c_cap, p_cap, target, iters, lam0, mu0, g
 
 
 @_compiled
-def suffixes(m, w, v, units, glo, ghi, gcap, suffix, tab):  # pragma: no cover - compiled
-    """suffix[i, k, s]: the best sum v of k items from i on with sum w <= s (items with w < 0
-    left out; a capped group's items at most gcap of them, counted inside the group only, a
-    relaxation that stays an upper bound); NEG when none."""
+def suffixes(m, w, v, cnt, units, glo, ghi, gcap, suffix, tab):  # pragma: no cover - compiled
+    """suffix[i, k, s]: the best sum v of items from i on holding k members with sum w <= s
+    (items with w < 0 left out; item i holds cnt[i] members; a capped group's items at most gcap
+    of them, counted inside the group only, a relaxation that stays an upper bound); NEG when none."""
     n = w.size
     suffix[n, 0, :units + 1] = 0.0
     suffix[n, 1:m + 1, :units + 1] = NEG
@@ -219,8 +220,8 @@ def suffixes(m, w, v, units, glo, ghi, gcap, suffix, tab):  # pragma: no cover -
                 for k in range(m + 1):
                     for s in range(units + 1):
                         b = suffix[i + 1, k, s]
-                        if w[i] >= 0 and k >= 1 and s >= w[i]:
-                            b = max(b, suffix[i + 1, k - 1, s - w[i]] + v[i])
+                        if w[i] >= 0 and k >= cnt[i] and s >= w[i]:
+                            b = max(b, suffix[i + 1, k - cnt[i], s - w[i]] + v[i])
                         suffix[i, k, s] = b
             continue
         tab[0, :m + 1, :units + 1] = suffix[ghi[g], :m + 1, :units + 1]
@@ -228,9 +229,9 @@ def suffixes(m, w, v, units, glo, ghi, gcap, suffix, tab):  # pragma: no cover -
         for i in range(ghi[g] - 1, glo[g] - 1, -1):
             if w[i] >= 0:
                 for cc in range(d, 0, -1):
-                    for k in range(m, 0, -1):
+                    for k in range(m, cnt[i] - 1, -1):
                         for s in range(units, w[i] - 1, -1):
-                            cand = tab[cc - 1, k - 1, s - w[i]] + v[i]
+                            cand = tab[cc - 1, k - cnt[i], s - w[i]] + v[i]
                             if cand > tab[cc, k, s]:
                                 tab[cc, k, s] = cand
             for k in range(m + 1):
@@ -258,7 +259,7 @@ def fits(m, picks, opt, hwv, coef, tpos, tr):  # pragma: no cover - compiled
 
 
 @_compiled
-def leaf(m, w, val, c, p, units, c_cap, p_cap, lam, mu, tau, max_sets, glo, ghi, gcap, gof, suffix, tab, vbuf,
+def leaf(m, w, val, c, p, cnt, units, c_cap, p_cap, lam, mu, tau, max_sets, glo, ghi, gcap, gof, suffix, tab, vbuf,
          picks, starts, room, acc, best_set, ityp, apart, together, hwv, coef, opt, tpos,
          tr):  # pragma: no cover - compiled
     """The bin's best set worth more than tau, exactly: every set of m items whose Lagrangian
@@ -267,6 +268,8 @@ def leaf(m, w, val, c, p, units, c_cap, p_cap, lam, mu, tau, max_sets, glo, ghi,
     and the best one meeting both side rows is kept in best_set. A set meeting the side rows and
     passing tau passes it in both values, so none is missed. Returns (value or NEG, cut):
     cut = 1 when max_sets sets were listed first (the answer is then not proven).
+
+    cnt: every item holds one member here (all ones: the listing counts members one by one).
 
     Groups (gof: each item's group): a capped group's suffix tables count its items (at most
     gcap[g] from the rest of the group, a relaxation inside it that stays an upper bound), and the
@@ -285,8 +288,8 @@ def leaf(m, w, val, c, p, units, c_cap, p_cap, lam, mu, tau, max_sets, glo, ghi,
     const = lam * c_cap + mu * p_cap
     for i in range(n):
         vbuf[i] = val[i] - lam * c[i] - mu * p[i]
-    suffixes(m, w, vbuf, units, glo, ghi, gcap, suffix[0], tab)
-    suffixes(m, w, val, units, glo, ghi, gcap, suffix[1], tab)
+    suffixes(m, w, vbuf, cnt, units, glo, ghi, gcap, suffix[0], tab)
+    suffixes(m, w, val, cnt, units, glo, ghi, gcap, suffix[1], tab)
     found = NEG
     if suffix[0, 0, m, units] + const <= tau or suffix[1, 0, m, units] <= tau:
         return found, 0

@@ -22,8 +22,9 @@ configuration at any time, so a search cut by the deadline still gives a Farley 
 the depth-first search over sets (`kernel.py`) must list millions of near-optimal sets at 200
 workloads, the bins are a few thousand: the knapsack does the combinatorics in share units.
 
-Used for the root's exhaustive pricing, and under joint at the nodes too (the leaves obey the
-node's branching rules); the set search does the rest. Under the joint batch policy a type has
+Used for the root's exhaustive pricing, and under joint at the nodes too: the leaves obey the
+node's branching rules, and the bins' bounds take each together group as one item (`_merge`);
+the set search does the rest. Under the joint batch policy a type has
 several options (batches): its items form a group of the knapsack capped at the type's demand,
 whatever the batches (`statekernel`).
 """
@@ -83,10 +84,13 @@ class StateSpaceSearch:
         self.extra: dict[tuple[int, ...], tuple[Array, float]] = {}
         self.soft_deadline = deadline if soft_deadline is None else min(deadline, soft_deadline)
         self.units = round(FULL / self.hw.unit_pct)
+        rules = rules or Rules()
+        self.groups = [sorted(g) for g in rules.groups()] if rules.together else []
         self._items(pricer, duals)
-        self._rules(pricer, rules or Rules())
+        self._rules(pricer, rules)
         self.max_m = self._max_members()
         self._scratch(self.option.size, self.max_m + 1)
+        self._merge()
         self.p_alone, self.c_alone = self._demand(pricer.o, self.coef[ALONE])
         self.p_full, self.c_full = self._demand(pricer.o, np.full(self.option.size, FULL))
         self.found: dict[tuple[int, ...], tuple[Array, float]] = {}
@@ -99,7 +103,9 @@ class StateSpaceSearch:
         coefficients stacked for the kernels."""
         o, hw = pricer.o, self.hw
         value = duals[pricer.option_type]
-        opts = np.nonzero((value > 1e-12) & np.isfinite(o.alone))[0]
+        # a together group's types stay whatever their dual: a set holding one holds all of them
+        grouped = np.isin(pricer.option_type, [t for g in self.groups for t in g])
+        opts = np.nonzero(((value > 1e-12) | grouped) & np.isfinite(o.alone))[0]
         kind = pricer.option_type[opts]
         # by dual, a type's options together (by option, as the stable sort gave with one option each)
         opts = opts[np.lexsort((opts, kind, -value[opts]))]
@@ -125,7 +131,8 @@ class StateSpaceSearch:
 
     def _rules(self, pricer: PricerView, rules: Rules) -> None:
         """A node's branching rules for the leaves (types apart as a matrix, pairs together);
-        the bounds ignore them (upper bounds still), the sets kept obey them."""
+        the bounds ignore the apart rules (upper bounds still) and take together groups as one
+        item (`_merge`); the sets kept obey both."""
         self.rules = rules
         self.ityp = pricer.option_type[self.option].astype(np.int64)
         types = len(pricer.demand)
@@ -151,6 +158,56 @@ class StateSpaceSearch:
         self.picks, self.starts, self.room = (np.zeros(mm + 1, dtype=np.int64) for _ in range(3))
         self.acc, self.out = np.zeros((2, mm + 1)), np.zeros(4)
         self.tpos, self.tr = np.zeros(mm + 1, dtype=np.int64), np.zeros((5, mm + 1))  # a leaf's truth check
+        self.ones = np.ones(n, dtype=np.int64)  # every item one member (no together group merged)
+
+    def _merge(self) -> None:
+        """A node's together groups as one item each, for the bins' bounds (the Lagrangian): a
+        set holds all of a group or none of it (branched types are single rows), so the group
+        is one item of |group| members, worth its types' duals, taking at least the sum of its
+        members' least weight, L2 and power over their options (each least on its own: a
+        relaxation of every combination). The bound then no longer lets a member leave its
+        partner behind; the leaves list the members' own items and check the rules (issue 24)."""
+        self.merged = bool(self.groups) and self.option.size > 0
+        if not self.merged:
+            return
+        grouped = np.isin(self.ityp, [t for g in self.groups for t in g])
+        self.keep = np.flatnonzero(~grouped)
+        kept_groups = np.unique(self.gof[self.keep])
+        sizes = self.ghi[kept_groups] - self.glo[kept_groups]
+        start = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        nk, ng = self.keep.size, len(self.groups)
+        self.bglo = np.concatenate([start[:-1], nk + np.arange(ng)]).astype(np.int64)
+        self.bghi = np.concatenate([start[1:], nk + 1 + np.arange(ng)]).astype(np.int64)
+        self.bgcap = np.concatenate([self.gcap[kept_groups], np.zeros(ng)]).astype(np.int64)
+        self.bcnt = np.concatenate([np.ones(nk), [len(g) for g in self.groups]]).astype(np.int64)
+        self.bvalue = np.concatenate([self.value[self.keep], [self._group_value(g) for g in self.groups]])
+        # per group, per member type: its items (a type without items, none: the group cannot be in a set)
+        self.members = [[np.flatnonzero(self.ityp == t) for t in g] for g in self.groups]
+        n, mm = nk + ng, self.max_m + 1
+        u, d = self.units, int(min(self.bgcap.max(initial=0), mm - 1))
+        self.bw, self.bc, self.bp, self.bvbuf = np.empty(n, dtype=np.int64), np.empty(n), np.empty(n), np.empty(n)
+        self.btake = np.zeros((n, d + 1, mm, u + 1), dtype=np.bool_)
+        self.btab, self.bgc = np.empty((d + 1, mm, u + 1)), np.zeros((self.bglo.size, mm, u + 1), dtype=np.int64)
+        self.bchosen, self.bcand = np.zeros(n, dtype=np.bool_), np.zeros(n, dtype=np.bool_)
+
+    def _group_value(self, group: list[int]) -> float:
+        """A group's worth: its types' duals (each type's items carry its dual)."""
+        return float(sum(self.value[self.ityp == t][0] for t in group if (self.ityp == t).any()))
+
+    def _merged_weights(self) -> None:
+        """The bound items' weight, L2 and power at this bin: the kept items' own, and each
+        group's sum over its members of their least over the options that fit (-1: one cannot)."""
+        nk = self.keep.size
+        self.bw[:nk], self.bc[:nk], self.bp[:nk] = self.w[self.keep], self.c[self.keep], self.p[self.keep]
+        for j, members in enumerate(self.members):
+            w = c = p = 0.0
+            for items in members:
+                fit = items[self.w[items] >= 0]
+                if fit.size == 0:
+                    w = -1
+                    break
+                w, c, p = w + self.w[fit].min(), c + self.c[fit].min(), p + self.p[fit].min()
+            self.bw[nk + j], self.bc[nk + j], self.bp[nk + j] = int(w), c, p
 
     def _demand(self, options: Options, shares: Array) -> tuple[Array, Array]:
         """Power above idle and L2 demand of every item at the given shares."""
@@ -179,12 +236,33 @@ class StateSpaceSearch:
         sk.weights(b.m, b.c_lo - EDGE, b.p_lo - EDGE, self.coef, self.hwv, self.units, self.w, self.c, self.p)
         self._caps(b)
         self.bins += 1
+        if self.merged:
+            return self._merged_bound(b)
         # the multipliers start from the parent bin's best (a half of it: they are near its own)
-        ub = float(sk.lagrangian(b.m, self.w, self.value, self.c, self.p, self.units, b.c_hi,
+        ub = float(sk.lagrangian(b.m, self.w, self.value, self.c, self.p, self.ones, self.units, b.c_hi,
                                  b.p_hi - self.hw.idle_power_w, self.threshold, self.s.iterations, b.lam, b.mu,
                                  self.glo, self.ghi, self.gcap, self.best, self.take, self.chosen, self.vbuf, self.out,
                                  self.cand, self.tab, self.gc))
         b.lam, b.mu = self.out[0], self.out[1]
+        return ub
+
+    def _merged_bound(self, b: _Bin) -> float:
+        """The bin's Lagrangian over the bound items (`_merge`). Its optimum and candidate map
+        back to the kept items; one holding a group item is no set, so neither exact nor a candidate."""
+        self._merged_weights()
+        ub = float(sk.lagrangian(b.m, self.bw, self.bvalue, self.bc, self.bp, self.bcnt, self.units, b.c_hi,
+                                 b.p_hi - self.hw.idle_power_w, self.threshold, self.s.iterations, b.lam, b.mu,
+                                 self.bglo, self.bghi, self.bgcap, self.best, self.btake, self.bchosen, self.bvbuf,
+                                 self.out, self.bcand, self.btab, self.bgc))
+        b.lam, b.mu = self.out[0], self.out[1]
+        nk = self.keep.size
+        self.chosen[:], self.cand[:] = False, False
+        self.chosen[self.keep[self.bchosen[:nk]]] = True
+        self.cand[self.keep[self.bcand[:nk]]] = True
+        if self.bchosen[nk:].any():
+            self.out[2] = 0.0
+        if self.bcand[nk:].any():
+            self.out[3] = sk.NEG
         return ub
 
     def _caps(self, b: _Bin) -> None:
@@ -194,7 +272,7 @@ class StateSpaceSearch:
     def _exact(self, b: _Bin) -> tuple[float, bool]:
         """The bin's optimum above the threshold (value, proven) with the set in best_set."""
         lam, mu = self.out[0], self.out[1]
-        got, cut = sk.leaf(b.m, self.w, self.value, self.c, self.p, self.units, b.c_hi,
+        got, cut = sk.leaf(b.m, self.w, self.value, self.c, self.p, self.ones, self.units, b.c_hi,
                            b.p_hi - self.hw.idle_power_w, lam, mu, self.threshold, self.s.max_sets, self.glo,
                            self.ghi, self.gcap, self.gof, self.suffix, self.tab, self.vbuf, self.picks,
                            self.starts, self.room, self.acc, self.best_set, self.ityp, self.apart, self.together,
