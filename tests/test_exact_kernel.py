@@ -125,6 +125,12 @@ def test_kernel_with_apart_and_together_rules(n, seed):
     a, b = _as_dict(ref.found), _as_dict(got.found)
     assert set(a) == set(b) and all(np.array_equal(a[k], b[k]) for k in a)
     assert all(together.admits(p.option_type[list(k)]) for k in b)
+    # the compiled search cuts a set whose together partner can no longer join (its positions all
+    # lie before the set's last one): fewer sets than with the apart rules alone, and its best is
+    # an admissible set's (it used to count sets breaking the rule, which hid the node's real best)
+    _, apart_only = _both(p, duals, 1.0, Rules(apart=pairs[1:]))
+    assert got.evaluated < apart_only.evaluated
+    assert got.best == pytest.approx(max(v for _, _, v in got.found)) if got.found else got.best <= 1.0
 
 
 @pytest.mark.parametrize("n,seed", [(16, 1), (32, 5)])

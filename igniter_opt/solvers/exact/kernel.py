@@ -60,7 +60,33 @@ from igniter_opt.solvers.exact.oracle import FULL
 # the coefficient block and the hardware vector: layout.py (one layout for both compiled searches)
 
 DONE, OUT_OF_EVALS, BUFFER_FULL = 0, 1, 2
-SCRATCH_F, SCRATCH_I = 25, 6  # scratch rows of _run: 14 + 11 of _survives, 3 + 3
+SCRATCH_F, SCRATCH_I = 25, 7  # scratch rows of _run: 14 + 11 of _survives, 4 + 3
+
+
+@_compiled
+def _owes(gmem, tlast, used, t, q):  # pragma: no cover - compiled
+    """For the set of types `used` plus type t at position q, under together groups (gmem: one
+    row of member types per group, -1 padded): 0 when it obeys every group (all or none), 1 when
+    it holds a group partly but the missing members can still join (each has a position from q
+    on: the search adds positions in order), 2 when one cannot (no extension obeys the rules)."""
+    state = 0
+    for g in range(gmem.shape[0]):
+        present, size = 0, 0
+        for k in range(gmem.shape[1]):
+            u = gmem[g, k]
+            if u < 0:
+                break
+            size += 1
+            if used[u] > 0 or u == t:
+                present += 1
+        if present == 0 or present == size:
+            continue
+        state = 1
+        for k in range(size):
+            u = gmem[g, k]
+            if used[u] == 0 and u != t and tlast[u] < q:
+                return 2
+    return state
 
 
 @_compiled
@@ -166,8 +192,8 @@ def _survives(hw, C, value, ptype, mult_type, pair, apart, threshold, pos, m, r,
 
 
 @_compiled
-def _run(hw, C, alone, value, ptype, mult_type, pair, apart, threshold, stk_pos, stk_sh, stk_val,
-         stk_len, istate, fstate, f_pos, f_sh, f_val, f_len, max_evals, max_found, integer, ghosts,
+def _run(hw, C, alone, value, ptype, mult_type, pair, apart, gmem, tlast, threshold, stk_pos, stk_sh,
+         stk_val, stk_len, istate, fstate, f_pos, f_sh, f_val, f_len, max_evals, max_found, integer, ghosts,
          used, fs, is_, ch_sh, dp):  # pragma: no cover
     """Resume the depth-first search from the stack; returns DONE, OUT_OF_EVALS or BUFFER_FULL
     (also when max_found sets are in the found buffer: the caller has enough columns).
@@ -184,8 +210,8 @@ def _run(hw, C, alone, value, ptype, mult_type, pair, apart, threshold, stk_pos,
     ps, r, pw, l2, ts, new = fs[5], fs[6], fs[7], fs[8], fs[9], fs[10]
     par_ts, par_pw, par_l2 = fs[11], fs[12], fs[13]
     sf = fs[14:]
-    ch_q, kidx, pos = is_[0], is_[1], is_[2]
-    si = is_[3:]
+    ch_q, kidx, pos, owed = is_[0], is_[1], is_[2], is_[3]
+    si = is_[4:]
     sp = istate[0]
     evaluated = istate[1]
     nf = istate[2]
@@ -214,9 +240,13 @@ def _run(hw, C, alone, value, ptype, mult_type, pair, apart, threshold, stk_pos,
             for q in range(K):
                 own[q] = alone[q]
                 if np.isfinite(alone[q]) and alone[q] <= FULL:
+                    state = _owes(gmem, tlast, used, ptype[q], q)
+                    if state == 2:  # a together partner that can no longer join: no set here obeys the rules
+                        continue
                     ch_q[nch] = q
                     ch_sh[nch, 0] = alone[q]
                     ch_val[nch] = value[q]
+                    owed[nch] = state
                     nch += 1
         elif m < D:
             last = pos[m - 1]
@@ -249,16 +279,21 @@ def _run(hw, C, alone, value, ptype, mult_type, pair, apart, threshold, stk_pos,
                 for j in range(m):
                     ts[j], pw[j], l2[j] = par_ts[j], par_pw[j], par_l2[j]
                 if ks.least(hw, C, pos, m + 1, r, pw, l2, ts, new, m):
+                    own[q] = r[m]  # siblings' bounds may add q (it may be their together partner)
+                    state = _owes(gmem, tlast, used, t, q)
+                    if state == 2:
+                        continue
                     ch_q[nch] = q
                     for j in range(m + 1):
                         ch_sh[nch, j] = r[j]
                     ch_val[nch] = v + value[q]
-                    own[q] = r[m]
+                    owed[nch] = state
                     nch += 1
-        for c in range(nch):  # record
+        for c in range(nch):  # record (a set holding a together group partly is no column, nor the best)
             cv = ch_val[c]
-            best = max(best, cv)
-            if cv > threshold:
+            if owed[c] == 0:
+                best = max(best, cv)
+            if cv > threshold and owed[c] == 0:
                 for j in range(m):
                     f_pos[nf, j] = pos[j]
                 f_pos[nf, m] = ch_q[c]
@@ -323,6 +358,7 @@ def search(pricer, order: np.ndarray, value: np.ndarray, threshold: float, rules
     mult_type = np.ascontiguousarray(pricer.demand, dtype=np.int64)
     pair = np.ascontiguousarray(pricer.pair[np.ix_(order, order)], dtype=float)
     apart = np.array(rules.apart, dtype=np.int64).reshape(-1, 2)
+    gmem, tlast = _together(rules, ptype, len(pricer.demand))
     depth = int(FULL / hw.unit_pct + 1e-9) + 1  # members of a set: each holds at least one unit
     rows = 4 * k + 1
     stk_pos, stk_sh = np.zeros((rows, depth), dtype=np.int64), np.zeros((rows, depth))
@@ -342,7 +378,7 @@ def search(pricer, order: np.ndarray, value: np.ndarray, threshold: float, rules
     while time.perf_counter() <= deadline:
         budget = chunk if max_evaluations is None else max(min(chunk, max_evaluations - int(istate[1])), 1)
         before, t0 = int(istate[1]), time.perf_counter()
-        status = _run(hwv, C, alone, value, ptype, mult_type, pair, apart, float(threshold), stk_pos,
+        status = _run(hwv, C, alone, value, ptype, mult_type, pair, apart, gmem, tlast, float(threshold), stk_pos,
                       stk_sh, stk_val, stk_len, istate, fstate, f_pos, f_sh, f_val, f_len, budget,
                       max(max_columns - len(found), 1), s.integer_bound, s.ghosts, *scratch)
         dt = time.perf_counter() - t0
@@ -367,6 +403,18 @@ def search(pricer, order: np.ndarray, value: np.ndarray, threshold: float, rules
             chunk = int(min(max(done / dt * s.chunk_seconds, 1000), 50_000_000))
     ranked = sorted(found.values(), key=lambda f: -f[2])
     return LevelResult(ranked[:max_columns], complete, float(fstate[0]), int(istate[1]))
+
+
+def _together(rules, ptype: np.ndarray, types: int) -> tuple[np.ndarray, np.ndarray]:
+    """A node's together groups for the kernel: member types per group (-1 padded) and each
+    type's last position in the search order (-1: none)."""
+    groups = [sorted(g) for g in rules.groups()] if rules.together else []
+    gmem = np.full((len(groups), max((len(g) for g in groups), default=0)), -1, dtype=np.int64)
+    for i, g in enumerate(groups):
+        gmem[i, :len(g)] = g
+    tlast = np.full(types, -1, dtype=np.int64)
+    np.maximum.at(tlast, ptype, np.arange(ptype.size))
+    return gmem, tlast
 
 
 def _keep(found: dict, pricer, rules, order: np.ndarray, pos: np.ndarray, shares: np.ndarray,
