@@ -12,7 +12,12 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from igniter_opt.model.predict import Array
+
+# A together group's member of dual zero is priced at this (a tolerance, not tuning): see Rules.priced.
+GROUP_EPS = 1e-9
 
 
 @dataclass
@@ -43,6 +48,18 @@ class Rules:
         for t in list(parent):
             out.setdefault(find(t), set()).add(t)
         return [g for g in out.values() if len(g) > 1]
+
+    def priced(self, duals: Array) -> Array:
+        """The type duals pricing uses under these rules: a together group's member worth nothing
+        is worth GROUP_EPS. Both searches drop worthless types (a column is no worse without one),
+        which under a together rule would drop every column of the group; so small a value keeps
+        them and only raises bounds."""
+        if not self.together:
+            return duals
+        grouped = [t for g in self.groups() for t in g]
+        floored = duals.copy()
+        floored[grouped] = np.maximum(floored[grouped], GROUP_EPS)
+        return floored
 
     def admits(self, types: Array) -> bool:
         """Does a column with these member types obey every rule?"""

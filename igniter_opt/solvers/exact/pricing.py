@@ -36,12 +36,6 @@ try:  # the compiled exhaustive search (numba); without numba, LevelSearch does 
 except ImportError:  # pragma: no cover - numba missing
     _kernel = None  # type: ignore[assignment]
 
-# A together group's member of dual zero is priced at this (a tolerance, not tuning): both searches
-# drop worthless types (a column is no worse without one), which under a together rule would drop
-# every column of the group; a value this small keeps them, and only raises bounds.
-GROUP_EPS = 1e-9
-
-
 @dataclass
 class PricingResult:
     """Columns found above the threshold, and whether the search was exhaustive."""
@@ -151,10 +145,7 @@ class Pricer:
         `collect` (a GPU costs 1): under joint (and in a warm solve), a state search also returns
         the sets above 1 it met."""
         rules = rules or Rules()
-        if rules.together:  # a node's together group: a member worth nothing still rides with the others
-            grouped = [t for g in rules.groups() for t in g]
-            duals = duals.copy()
-            duals[grouped] = np.maximum(duals[grouped], GROUP_EPS)
+        duals = rules.priced(duals)  # a together group's member worth nothing still rides with the others
         value = duals[self.option_type]
         order = np.nonzero((value > 1e-12) if only is None else (value > 1e-12) & only)[0]
         if order.size == 0:

@@ -86,7 +86,7 @@ class StateSpaceSearch:
         self.units = round(FULL / self.hw.unit_pct)
         rules = rules or Rules()
         self.groups = [sorted(g) for g in rules.groups()] if rules.together else []
-        self._items(pricer, duals)
+        self._items(pricer, rules.priced(duals))
         self._rules(pricer, rules)
         self.max_m = self._max_members()
         self._scratch(self.option.size, self.max_m + 1)
@@ -103,9 +103,7 @@ class StateSpaceSearch:
         coefficients stacked for the kernels."""
         o, hw = pricer.o, self.hw
         value = duals[pricer.option_type]
-        # a together group's types stay whatever their dual: a set holding one holds all of them
-        grouped = np.isin(pricer.option_type, [t for g in self.groups for t in g])
-        opts = np.nonzero(((value > 1e-12) | grouped) & np.isfinite(o.alone))[0]
+        opts = np.nonzero((value > 1e-12) & np.isfinite(o.alone))[0]
         kind = pricer.option_type[opts]
         # by dual, a type's options together (by option, as the stable sort gave with one option each)
         opts = opts[np.lexsort((opts, kind, -value[opts]))]
