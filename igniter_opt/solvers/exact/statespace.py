@@ -179,14 +179,24 @@ class StateSpaceSearch:
         self.bgcap = np.concatenate([self.gcap[kept_groups], np.zeros(ng)]).astype(np.int64)
         self.bcnt = np.concatenate([np.ones(nk), [len(g) for g in self.groups]]).astype(np.int64)
         self.bvalue = np.concatenate([self.value[self.keep], [self._group_value(g) for g in self.groups]])
-        # per group, per member type: its items (a type without items, none: the group cannot be in a set)
-        self.members = [[np.flatnonzero(self.ityp == t) for t in g] for g in self.groups]
+        # per group, per member type, its items; a member without items leaves its group out of
+        # every set (`dead`); the live groups' items in one array, a slot per member type
+        members = [[np.flatnonzero(self.ityp == t) for t in g] for g in self.groups]
+        self.dead = np.array([any(m.size == 0 for m in ms) for ms in members], dtype=bool)
+        live = [ms for ms, d in zip(members, self.dead, strict=True) if not d]
+        slots = [m for ms in live for m in ms]
+        self.gitems = np.concatenate(slots) if slots else np.zeros(0, dtype=np.int64)
+        self.slot_start = np.cumsum([0] + [m.size for m in slots[:-1]]).astype(np.int64)
+        self.group_start = np.cumsum([0] + [len(ms) for ms in live[:-1]]).astype(np.int64)
         n, mm = nk + ng, self.max_m + 1
         u, d = self.units, int(min(self.bgcap.max(initial=0), mm - 1))
         self.bw, self.bc, self.bp, self.bvbuf = np.empty(n, dtype=np.int64), np.empty(n), np.empty(n), np.empty(n)
         self.btake = np.zeros((n, d + 1, mm, u + 1), dtype=np.bool_)
         self.btab, self.bgc = np.empty((d + 1, mm, u + 1)), np.zeros((self.bglo.size, mm, u + 1), dtype=np.int64)
         self.bchosen, self.bcand = np.zeros(n, dtype=np.bool_), np.zeros(n, dtype=np.bool_)
+        self.live = nk + np.flatnonzero(~self.dead)  # the group items' places; a dead group's item never fits
+        dead = nk + np.flatnonzero(self.dead)
+        self.bw[dead], self.bc[dead], self.bp[dead] = -1, 0.0, 0.0
 
     def _group_value(self, group: list[int]) -> float:
         """A group's worth: its types' duals (each type's items carry its dual)."""
@@ -197,15 +207,15 @@ class StateSpaceSearch:
         group's sum over its members of their least over the options that fit (-1: one cannot)."""
         nk = self.keep.size
         self.bw[:nk], self.bc[:nk], self.bp[:nk] = self.w[self.keep], self.c[self.keep], self.p[self.keep]
-        for j, members in enumerate(self.members):
-            w = c = p = 0.0
-            for items in members:
-                fit = items[self.w[items] >= 0]
-                if fit.size == 0:
-                    w = -1
-                    break
-                w, c, p = w + self.w[fit].min(), c + self.c[fit].min(), p + self.p[fit].min()
-            self.bw[nk + j], self.bc[nk + j], self.bp[nk + j] = int(w), c, p
+        if self.gitems.size == 0:
+            return
+        w = self.w[self.gitems]
+        least = np.minimum.reduceat(np.where(w >= 0, [w, self.c[self.gitems], self.p[self.gitems]], np.inf),
+                                    self.slot_start, axis=1)  # per member type (slots are never empty)
+        total = np.add.reduceat(least, self.group_start, axis=1)  # per live group
+        fits = np.isfinite(total[0])
+        self.bw[self.live] = np.where(fits, total[0], -1).astype(np.int64)
+        self.bc[self.live], self.bp[self.live] = np.where(fits, total[1], 0.0), np.where(fits, total[2], 0.0)
 
     def _demand(self, options: Options, shares: Array) -> tuple[Array, Array]:
         """Power above idle and L2 demand of every item at the given shares."""
