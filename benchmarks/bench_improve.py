@@ -3,13 +3,15 @@
     python benchmarks/bench_improve.py instances/stress/stress-small-n32-0[0-2].json --time-limit 60
     python benchmarks/bench_improve.py instances/stress/stress-heavytail-*.json --time-limit 120 \\
         --no-before --json /tmp/heavytail.json
+    python benchmarks/bench_improve.py /tmp/ht25/*.json --time-limit 120 --no-before --settings '{"dive_state": 0}'
 
 Per instance: exact without the phase (its reserve set to 0; skipped with --no-before), exact with
 it (default ImproveSettings), and `multistart` (first fit in random orders, best verified plan)
 for as long as that exact solve took (when exact proves its plan optimal no plan can beat it, so
 the comparison only matters where exact ran to its limit): GPUs, lower bound and status. Every
 plan must verify. One HiGHS thread. The last lines: how many were proven, how many exact plans
-multistart beat, and the load average. --json writes the rows.
+multistart beat, and the load average. --json writes the rows; --settings changes ExactSettings
+fields of every exact solve (an A/B run, as bench_exact's).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import replace
 
 from rich.console import Console
 from rich.table import Table
@@ -30,6 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     from igniter_opt.solvers.base import FunctionSolver, SolveOptions
     from igniter_opt.solvers.exact import solver as exact
     from igniter_opt.solvers.exact.improve import ImproveSettings, multistart
+    from igniter_opt.solvers.exact.settings import DEFAULT
     from igniter_opt.solvers.registry import register
     from igniter_opt.solvers.sizing import size_instance
     from igniter_opt.solvers.solve import resolve_profile, solve
@@ -39,7 +43,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--time-limit", type=float, default=60.0)
     ap.add_argument("--no-before", action="store_true", help="skip exact without the phase")
     ap.add_argument("--json", help="write the rows to this file")
+    ap.add_argument("--settings", default="{}", help="JSON object of ExactSettings fields to change (an A/B run)")
     args = ap.parse_args(argv)
+    tuned = exact.ExactOptions(time_limit=args.time_limit, threads=1,
+                               settings=replace(DEFAULT, **json.loads(args.settings)))
     off = ImproveSettings(share=0.0, max_seconds=0.0)
     register("exact-noimprove", FunctionSolver("exact-noimprove", functools.partial(exact.solve, tuning=off),
                                                exact.ExactOptions.from_common), exact=True)
@@ -54,9 +61,9 @@ def main(argv: list[str] | None = None) -> None:
     for path in args.instances:
         inst = load_instance(path)
         greedy = solve(inst, "greedy", options=opts)
-        before = None if args.no_before else solve(inst, "exact-noimprove", options=opts)
+        before = None if args.no_before else solve(inst, "exact-noimprove", options=opts, solver_options=tuned)
         begin = time.perf_counter()
-        after = solve(inst, "exact", options=opts)
+        after = solve(inst, "exact", options=opts, solver_options=tuned)
         seconds = time.perf_counter() - begin
         prof = resolve_profile(inst)
         ms = multistart(prof, size_instance(inst, prof, 0.0), max(1.0, seconds))

@@ -137,3 +137,44 @@ def test_the_check_prices_better_columns_than_the_heuristic() -> None:
     assert best > heuristic.best + 0.01
     assert bnp._check_budget == bnp.s.check_budget
     assert start <= bnp._check_due - bnp.s.check_period * bnp._limit <= time.perf_counter()
+
+
+def test_a_dive_prices_by_the_state_search_too_where_configurations_are_large() -> None:
+    """A dive step's pricing (`_dive_price`) where the seed plan holds many members per GPU: the
+    heuristic's columns and, for dive_state of the limit, the state search's at the same duals,
+    among them one worth more than the heuristic's first pass found (1-1.05 early at the root of
+    heavytail-n48-01); with dive_state 0 the heuristic's alone, as in every other family."""
+    from dataclasses import replace
+
+    from igniter_opt.solvers.exact.branching import Rules
+    from igniter_opt.solvers.exact.solver import _prepare, heuristic_plans
+
+    inst = load_instance(STRESS / "stress-heavytail-n48-01.json")
+    prof = resolve_profile(inst)
+    demands = size_instance(inst, prof, 0.0)
+    deadline = time.perf_counter() + 600  # a hang guard
+    _, _, bnp = _prepare(prof, demands, "paper", True, deadline, 1, 0.0, heuristics=heuristic_plans(prof, demands))
+    assert bnp._large_members
+    for _ in range(200):  # heuristic rounds until their best column is worth less than 1.05
+        lp = bnp.master.solve_lp()
+        assert lp is not None
+        heuristic = bnp._heuristic(lp.duals, Rules())
+        if heuristic.best < 1.05:
+            break
+        bnp._add(heuristic.columns)
+    assert heuristic.columns and heuristic.best < 1.05
+
+    def worth(c) -> float:
+        return float(lp.duals[bnp.pricer.option_type[list(c.members)]].sum())
+
+    bnp.s = replace(bnp.s, dive_state=0.0)
+    alone = bnp._dive_price(lp.duals, deadline)
+    assert alone == heuristic.columns  # the heuristic's, nothing else
+    bnp.s = replace(bnp.s, dive_state=1.5 / bnp._limit)  # a 1.5 s state search
+    both = bnp._dive_price(lp.duals, deadline)
+    assert both[:len(alone)] == alone
+    extra = both[len(alone):]
+    assert extra and all(worth(c) > 1 for c in extra)  # every one prices out
+    assert max(worth(c) for c in extra) > heuristic.best + 0.01
+    for c in extra:  # and holds the oracle's least shares
+        assert np.allclose(bnp.pricer.shares_of(c.members), c.shares)

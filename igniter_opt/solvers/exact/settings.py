@@ -72,6 +72,11 @@ class ExactSettings:
     check_period: float = 0.01
     check_budget: float = 0.01
     check_max_budget: float = 0.16
+    # and a dive step there prices by the state search too, for this share of the limit per round
+    # (fresh heavy-tailed rates, two seed sets: 18 of 20 proven against 17 of 20 without; at 200
+    # workloads of the paper family, where configurations are small, it cost two GPUs on five
+    # fresh instances and is not used: docs/exact.md)
+    dive_state: float = 0.005
 
     # -- dives (dive.py) ---------------------------------------------------------------------
     dive_rounds: int = 6  # pricing rounds per dive step (the pricing is heuristic: the dive needs no proof)
