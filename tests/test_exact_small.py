@@ -111,22 +111,7 @@ def test_the_check_prices_better_columns_than_the_heuristic() -> None:
     Farley threshold finds configurations worth more than the best the heuristic pricing finds at
     the same duals (why the check runs about every round); they join the master, and a check
     that found columns keeps the base budget and is due again check_period after it started."""
-    from igniter_opt.solvers.exact.branching import Rules
-    from igniter_opt.solvers.exact.solver import _prepare, heuristic_plans
-
-    inst = load_instance(STRESS / "stress-heavytail-n48-01.json")
-    prof = resolve_profile(inst)
-    demands = size_instance(inst, prof, 0.0)
-    deadline = time.perf_counter() + 600  # a hang guard
-    _, _, bnp = _prepare(prof, demands, "paper", True, deadline, 1, 0.0, heuristics=heuristic_plans(prof, demands))
-    for _ in range(200):  # heuristic rounds until their best column is worth less than 1.05
-        lp = bnp.master.solve_lp()
-        assert lp is not None
-        heuristic = bnp._heuristic(lp.duals, Rules())
-        if heuristic.best < 1.05:
-            break
-        bnp._add(heuristic.columns)
-    assert heuristic.columns and heuristic.best < 1.05  # the LP is not solved
+    bnp, lp, heuristic = _early_root_of_n48_01()
     before = len(bnp.master.columns)
     bnp._check_budget, bnp._check_due = 1.5 / bnp._limit, 0.0  # a 1.5 s search
     start = time.perf_counter()
@@ -146,27 +131,13 @@ def test_a_dive_prices_by_the_state_search_too_where_configurations_are_large() 
     heavytail-n48-01); with dive_state 0 the heuristic's alone, as in every other family."""
     from dataclasses import replace
 
-    from igniter_opt.solvers.exact.branching import Rules
-    from igniter_opt.solvers.exact.solver import _prepare, heuristic_plans
-
-    inst = load_instance(STRESS / "stress-heavytail-n48-01.json")
-    prof = resolve_profile(inst)
-    demands = size_instance(inst, prof, 0.0)
-    deadline = time.perf_counter() + 600  # a hang guard
-    _, _, bnp = _prepare(prof, demands, "paper", True, deadline, 1, 0.0, heuristics=heuristic_plans(prof, demands))
+    bnp, lp, heuristic = _early_root_of_n48_01()
     assert bnp._large_members
-    for _ in range(200):  # heuristic rounds until their best column is worth less than 1.05
-        lp = bnp.master.solve_lp()
-        assert lp is not None
-        heuristic = bnp._heuristic(lp.duals, Rules())
-        if heuristic.best < 1.05:
-            break
-        bnp._add(heuristic.columns)
-    assert heuristic.columns and heuristic.best < 1.05
 
     def worth(c) -> float:
         return float(lp.duals[bnp.pricer.option_type[list(c.members)]].sum())
 
+    deadline = time.perf_counter() + 600  # a hang guard
     bnp.s = replace(bnp.s, dive_state=0.0)
     alone = bnp._dive_price(lp.duals, deadline)
     assert alone == heuristic.columns  # the heuristic's, nothing else
@@ -178,3 +149,25 @@ def test_a_dive_prices_by_the_state_search_too_where_configurations_are_large() 
     assert max(worth(c) for c in extra) > heuristic.best + 0.01
     for c in extra:  # and holds the oracle's least shares
         assert np.allclose(bnp.pricer.shares_of(c.members), c.shares)
+
+
+def _early_root_of_n48_01():
+    """The root of heavytail-n48-01 after heuristic rounds until their best column is worth less
+    than 1.05 (the LP not solved yet): the search, its LP and the last heuristic result."""
+    from igniter_opt.solvers.exact.branching import Rules
+    from igniter_opt.solvers.exact.solver import _prepare, heuristic_plans
+
+    inst = load_instance(STRESS / "stress-heavytail-n48-01.json")
+    prof = resolve_profile(inst)
+    demands = size_instance(inst, prof, 0.0)
+    deadline = time.perf_counter() + 600  # a hang guard
+    _, _, bnp = _prepare(prof, demands, "paper", True, deadline, 1, 0.0, heuristics=heuristic_plans(prof, demands))
+    for _ in range(200):
+        lp = bnp.master.solve_lp()
+        assert lp is not None
+        heuristic = bnp._heuristic(lp.duals, Rules())
+        if heuristic.best < 1.05:
+            break
+        bnp._add(heuristic.columns)
+    assert heuristic.columns and heuristic.best < 1.05  # the LP is not solved
+    return bnp, lp, heuristic
