@@ -240,29 +240,31 @@ class StateSpaceSearch:
 
     # -- one bin ----------------------------------------------------------------------------
     def _bound(self, b: _Bin) -> float:
-        """Lagrangian bound of the bin (exact when out[2] says so; `chosen` then holds the set)."""
+        """Lagrangian bound of the bin (exact when out[2] says so; `chosen` then holds the set).
+        At a node with together groups it runs over the bound items (`_merge`), and its optimum
+        and candidate map back to the kept items: one holding a group item is no set, so neither
+        exact nor a candidate."""
         sk.weights(b.m, b.c_lo - EDGE, b.p_lo - EDGE, self.coef, self.hwv, self.units, self.w, self.c, self.p)
         self._caps(b)
         self.bins += 1
         if self.merged:
-            return self._merged_bound(b)
+            self._merged_weights()
+            items, groups = (self.bw, self.bvalue, self.bc, self.bp, self.bcnt), (self.bglo, self.bghi, self.bgcap)
+            take, chosen, vbuf, cand, tab, gc = self.btake, self.bchosen, self.bvbuf, self.bcand, self.btab, self.bgc
+        else:
+            items, groups = (self.w, self.value, self.c, self.p, self.ones), (self.glo, self.ghi, self.gcap)
+            take, chosen, vbuf, cand, tab, gc = self.take, self.chosen, self.vbuf, self.cand, self.tab, self.gc
         # the multipliers start from the parent bin's best (a half of it: they are near its own)
-        ub = float(sk.lagrangian(b.m, self.w, self.value, self.c, self.p, self.ones, self.units, b.c_hi,
-                                 b.p_hi - self.hw.idle_power_w, self.threshold, self.s.iterations, b.lam, b.mu,
-                                 self.glo, self.ghi, self.gcap, self.best, self.take, self.chosen, self.vbuf, self.out,
-                                 self.cand, self.tab, self.gc))
+        ub = float(sk.lagrangian(b.m, *items, self.units, b.c_hi, b.p_hi - self.hw.idle_power_w, self.threshold,
+                                 self.s.iterations, b.lam, b.mu, *groups, self.best, take, chosen, vbuf, self.out,
+                                 cand, tab, gc))
         b.lam, b.mu = self.out[0], self.out[1]
+        if self.merged:
+            self._unmerge()
         return ub
 
-    def _merged_bound(self, b: _Bin) -> float:
-        """The bin's Lagrangian over the bound items (`_merge`). Its optimum and candidate map
-        back to the kept items; one holding a group item is no set, so neither exact nor a candidate."""
-        self._merged_weights()
-        ub = float(sk.lagrangian(b.m, self.bw, self.bvalue, self.bc, self.bp, self.bcnt, self.units, b.c_hi,
-                                 b.p_hi - self.hw.idle_power_w, self.threshold, self.s.iterations, b.lam, b.mu,
-                                 self.bglo, self.bghi, self.bgcap, self.best, self.btake, self.bchosen, self.bvbuf,
-                                 self.out, self.bcand, self.btab, self.bgc))
-        b.lam, b.mu = self.out[0], self.out[1]
+    def _unmerge(self) -> None:
+        """The merged Lagrangian's optimum and candidate as kept items (`_bound`)."""
         nk = self.keep.size
         self.chosen[:], self.cand[:] = False, False
         self.chosen[self.keep[self.bchosen[:nk]]] = True
@@ -271,7 +273,6 @@ class StateSpaceSearch:
             self.out[2] = 0.0
         if self.bcand[nk:].any():
             self.out[3] = sk.NEG
-        return ub
 
     def _caps(self, b: _Bin) -> None:
         """Items whose own L2 or power already passes the bin's top cannot be in its sets."""
