@@ -105,6 +105,37 @@ def _groups(rng, n: int, capped: bool):
     return glo, ghi, gcap, gof
 
 
+def _leaf_scratch(n: int, mm: int, units: int, d: int) -> tuple:
+    """A leaf's working arrays (n items, up to mm members, capped groups of up to d), and its
+    truth check left out (the knapsack's relaxation)."""
+    picks, starts, room = (np.zeros(mm + 2, dtype=np.int64) for _ in range(3))
+    relaxed = (np.zeros(0), np.zeros((17, n)), np.zeros(n, dtype=np.int64), np.zeros(mm + 2, dtype=np.int64),
+               np.zeros((5, mm + 2)))
+    return (np.empty((2, n + 1, mm + 1, units + 1)), np.empty((2, n + 1, mm + 1)), np.empty((d + 1, mm + 1, units + 1)),
+            np.empty(n), picks, starts, room, np.zeros((4, mm + 2)), np.zeros(n, dtype=np.bool_), relaxed)
+
+
+def test_a_leaf_lists_no_set_whose_side_rows_its_rest_must_break():
+    """Twelve items that fit the knapsack in any four, each of L2 demand 5 under a cap of 19: no
+    four meet the row. With the multipliers at zero the value bounds cut nothing, so a leaf that
+    checked the rows only on complete sets would list sets until max_sets (2: cut); the leaf cuts
+    every first pick (5 + the 15 the other three add at least > 19) and proves the bin empty
+    having listed none. One item of demand 2 makes a set of 2 + 5 + 5 + 5 = 17 fit: the first set
+    listed; none after it is worth more, so the leaf proves it."""
+    n, m, units = 12, 4, 12
+    w, val, p = np.ones(n, dtype=np.int64), np.full(n, 0.3), np.ones(n)
+    glo, gcap = np.arange(n, dtype=np.int64), np.zeros(n, dtype=np.int64)  # each item its own group
+    ghi, gof = glo + 1, glo
+    suffix, low, tab, vbuf, picks, starts, room, acc, best_set, relaxed = _leaf_scratch(n, m, units, 0)
+    no_apart, no_together = np.zeros((0, 0), dtype=np.bool_), np.zeros((0, 2), dtype=np.int64)
+    for c, want in ((np.full(n, 5.0), sk.NEG), (np.r_[np.full(n - 1, 5.0), 2.0], 1.2)):
+        got, cut = sk.leaf(m, w, val, c, p, np.ones(n, dtype=np.int64), units, 19.0, 100.0, 0.0, 0.0, -1.0, 2, glo,
+                           ghi, gcap, gof, suffix, low, tab, vbuf, picks, starts, room, acc, best_set, gof, no_apart,
+                           no_together, *relaxed)
+        assert cut == 0 and got == pytest.approx(want)
+    assert best_set[n - 1] and best_set.sum() == m
+
+
 @pytest.mark.parametrize("seed", range(10))
 def test_knapsacks_against_brute_force(seed):
     """knapsack is exact without side rows, lagrangian an upper bound with them, leaf exact; with
@@ -124,11 +155,7 @@ def test_knapsacks_against_brute_force(seed):
     tab, gc = np.empty((d + 1, mm + 1, units + 1)), np.zeros((glo.size, mm + 1, units + 1), dtype=np.int64)
     chosen, cand, vbuf, out = (np.zeros(n, dtype=np.bool_), np.zeros(n, dtype=np.bool_), np.empty(n),
                                np.zeros(4))
-    suffix = np.empty((2, n + 1, mm + 1, units + 1))
-    picks, starts, room = (np.zeros(mm + 2, dtype=np.int64) for _ in range(3))
-    acc, best_set = np.zeros((2, mm + 2)), np.zeros(n, dtype=np.bool_)
-    relaxed = (np.zeros(0), np.zeros((17, n)), np.zeros(n, dtype=np.int64), np.zeros(mm + 2, dtype=np.int64),
-               np.zeros((5, mm + 2)))  # the leaf without its truth check: the knapsack's relaxation
+    suffix, low, tab, vbuf, picks, starts, room, acc, best_set, relaxed = _leaf_scratch(n, mm, units, d)
     binding = differs = 0
     top = np.argsort(-val[glo])  # the groups worth most: rules bind there
     variants = []
@@ -159,7 +186,8 @@ def test_knapsacks_against_brute_force(seed):
         if out[3] > sk.NEG / 2:  # a candidate met on the way meets both rows
             assert c[cand].sum() <= c_cap and p[cand].sum() <= p_cap and val[cand].sum() <= exact + 1e-9
         got, cut = sk.leaf(m, w, val, c, p, ones, units, c_cap, p_cap, out[0], out[1], -1.0, 10**6, glo, ghi, gcap, gof,
-                           suffix, tab, vbuf, picks, starts, room, acc, best_set, gof, no_apart, no_together, *relaxed)
+                           suffix, low, tab, vbuf, picks, starts, room, acc, best_set, gof, no_apart, no_together,
+                           *relaxed)
         assert cut == 0
         assert (got == sk.NEG and exact == -np.inf) or got == pytest.approx(exact)
         if got > sk.NEG:
@@ -168,14 +196,14 @@ def test_knapsacks_against_brute_force(seed):
             # dropped, cuts the sets with slack) and the optimum is still found; just above: none
             for tau, want in ((exact - 1e-6, exact), (exact + 1e-6, sk.NEG)):
                 got, cut = sk.leaf(m, w, val, c, p, ones, units, c_cap, p_cap, out[0], out[1], tau, 10**6, glo, ghi,
-                                   gcap, gof, suffix, tab, vbuf, picks, starts, room, acc, best_set, gof, no_apart,
+                                   gcap, gof, suffix, low, tab, vbuf, picks, starts, room, acc, best_set, gof, no_apart,
                                    no_together, *relaxed)
                 assert cut == 0 and got == pytest.approx(want)
         # a node's rules (groups as types): pairs apart and together; the leaf's best obeys them
         for rules, apart, together in variants:
             ruled = _brute(m, w, val, c, p, units, c_cap, p_cap, gof, gcap, rules)
             got, cut = sk.leaf(m, w, val, c, p, ones, units, c_cap, p_cap, out[0], out[1], -1.0, 10**6, glo, ghi, gcap,
-                               gof, suffix, tab, vbuf, picks, starts, room, acc, best_set, gof, apart, together,
+                               gof, suffix, low, tab, vbuf, picks, starts, room, acc, best_set, gof, apart, together,
                                *relaxed)
             assert cut == 0
             assert (got == sk.NEG and ruled == -np.inf) or got == pytest.approx(ruled)

@@ -243,6 +243,22 @@ def suffixes(m, w, v, cnt, units, glo, ghi, gcap, suffix, tab):  # pragma: no co
 
 
 @_compiled
+def least_sums(m, w, x, low):  # pragma: no cover - compiled
+    """low[i, k]: the least sum of x over k items from i on (items with w < 0 left out; np.inf
+    when fewer than k are left). A lower bound for the rest of a partial set whatever its groups
+    and shares: the leaf cuts a pick whose side row the members still to come must break."""
+    n = w.size
+    low[n, 0] = 0.0
+    low[n, 1:m + 1] = np.inf
+    for i in range(n - 1, -1, -1):
+        for k in range(m + 1):
+            b = low[i + 1, k]
+            if w[i] >= 0 and k >= 1:
+                b = min(b, low[i + 1, k - 1] + x[i])
+            low[i, k] = b
+
+
+@_compiled
 def fits(m, picks, opt, hwv, coef, tpos, tr):  # pragma: no cover - compiled
     """Does the set of items picks[:m] fit in truth? kernelshares.least from one unit each, the
     members in option order (the oracle's sorted key, so its sums are the oracle's, bit for bit);
@@ -259,14 +275,16 @@ def fits(m, picks, opt, hwv, coef, tpos, tr):  # pragma: no cover - compiled
 
 
 @_compiled
-def leaf(m, w, val, c, p, cnt, units, c_cap, p_cap, lam, mu, tau, max_sets, glo, ghi, gcap, gof, suffix, tab, vbuf,
-         picks, starts, room, acc, best_set, ityp, apart, together, hwv, coef, opt, tpos,
+def leaf(m, w, val, c, p, cnt, units, c_cap, p_cap, lam, mu, tau, max_sets, glo, ghi, gcap, gof, suffix, low, tab,
+         vbuf, picks, starts, room, acc, best_set, ityp, apart, together, hwv, coef, opt, tpos,
          tr):  # pragma: no cover - compiled
     """The bin's best set worth more than tau, exactly: every set of m items whose Lagrangian
     value (multipliers lam, mu) and plain value can pass tau is listed by a depth-first search cut
-    by suffix knapsack bounds of both (suffix[0], suffix[1]; acc[0], acc[1] their partial sums),
-    and the best one meeting both side rows is kept in best_set. A set meeting the side rows and
-    passing tau passes it in both values, so none is missed. Returns (value or NEG, cut):
+    by suffix knapsack bounds of both (suffix[0], suffix[1]; acc[0], acc[1] their partial sums)
+    and by the side rows themselves (acc[2], acc[3]: the partial set's L2 and power; low: the
+    least the members still to come add), and the best one meeting both side rows is kept in
+    best_set. A set meeting the side rows and passing tau passes it in both values and meets the
+    rows at every prefix, so none is missed. Returns (value or NEG, cut):
     cut = 1 when max_sets sets were listed first (the answer is then not proven).
 
     cnt: every item holds one member here (all ones: the listing counts members one by one).
@@ -290,11 +308,14 @@ def leaf(m, w, val, c, p, cnt, units, c_cap, p_cap, lam, mu, tau, max_sets, glo,
         vbuf[i] = val[i] - lam * c[i] - mu * p[i]
     suffixes(m, w, vbuf, cnt, units, glo, ghi, gcap, suffix[0], tab)
     suffixes(m, w, val, cnt, units, glo, ghi, gcap, suffix[1], tab)
+    least_sums(m, w, c, low[0])
+    least_sums(m, w, p, low[1])
     found = NEG
     if suffix[0, 0, m, units] + const <= tau or suffix[1, 0, m, units] <= tau:
         return found, 0
     sets, level = 0, 0
-    starts[0], room[0], acc[0, 0], acc[1, 0] = 0, units, 0.0, 0.0
+    starts[0], room[0] = 0, units
+    acc[:, 0] = 0.0
     while level >= 0:
         if level == m:
             sets += 1
@@ -344,14 +365,18 @@ def leaf(m, w, val, c, p, cnt, units, c_cap, p_cap, lam, mu, tau, max_sets, glo,
                         clash = True
             if not clash and 0 <= w[j] <= room[level]:
                 value, plain = acc[0, level] + vbuf[j], acc[1, level] + val[j]
+                sc, sp = acc[2, level] + c[j], acc[3, level] + p[j]
                 left, rest = m - level - 1, room[level] - w[j]
                 # both bounds: the Lagrangian one (side rows priced) and the plain one (side rows
-                # dropped), which is the tighter for sets with slack in the side rows
-                if value + suffix[0, nxt, left, rest] + const > tau and plain + suffix[1, nxt, left, rest] > tau:
+                # dropped), which is the tighter for sets with slack in the side rows; and the side
+                # rows themselves, with the least L2 and power the members still to come can add
+                if (value + suffix[0, nxt, left, rest] + const > tau and plain + suffix[1, nxt, left, rest] > tau
+                        and sc + low[0, nxt, left] <= c_cap and sp + low[1, nxt, left] <= p_cap):
                     picks[level] = j
                     starts[level] = j + 1
                     starts[level + 1], room[level + 1] = j + 1, room[level] - w[j]
                     acc[0, level + 1], acc[1, level + 1] = value, plain
+                    acc[2, level + 1], acc[3, level + 1] = sc, sp
                     moved = True
                     break
             j += 1

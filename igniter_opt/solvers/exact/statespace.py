@@ -153,8 +153,9 @@ class StateSpaceSearch:
         self.tab, self.gc = np.empty((d + 1, mm, u + 1)), np.zeros((self.glo.size, mm, u + 1), dtype=np.int64)
         self.chosen, self.best_set, self.cand = (np.zeros(n, dtype=np.bool_) for _ in range(3))
         self.suffix = np.empty((2, n + 1, mm, u + 1))  # a leaf's bounds: Lagrangian, plain
+        self.low = np.empty((2, n + 1, mm))  # and the least L2 and power of the members to come
         self.picks, self.starts, self.room = (np.zeros(mm + 1, dtype=np.int64) for _ in range(3))
-        self.acc, self.out = np.zeros((2, mm + 1)), np.zeros(4)
+        self.acc, self.out = np.zeros((4, mm + 1)), np.zeros(4)
         self.tpos, self.tr = np.zeros(mm + 1, dtype=np.int64), np.zeros((5, mm + 1))  # a leaf's truth check
         self.ones = np.ones(n, dtype=np.int64)  # every item one member (no together group merged)
 
@@ -283,7 +284,7 @@ class StateSpaceSearch:
         lam, mu = self.out[0], self.out[1]
         got, cut = sk.leaf(b.m, self.w, self.value, self.c, self.p, self.ones, self.units, b.c_hi,
                            b.p_hi - self.hw.idle_power_w, lam, mu, self.threshold, self.s.max_sets, self.glo,
-                           self.ghi, self.gcap, self.gof, self.suffix, self.tab, self.vbuf, self.picks,
+                           self.ghi, self.gcap, self.gof, self.suffix, self.low, self.tab, self.vbuf, self.picks,
                            self.starts, self.room, self.acc, self.best_set, self.ityp, self.apart, self.together,
                            self.hwv, self.coef, self.option, self.tpos, self.tr)
         return float(got), not cut
