@@ -13,6 +13,8 @@ from igniter_opt.model import load_profile
 from igniter_opt.solvers.colocation import least_shares as reference_least_shares
 from igniter_opt.solvers.exact.catalogue import catalogue
 from igniter_opt.solvers.exact.oracle import build_options, least_shares
+from igniter_opt.solvers.exact.settings import ExactSettings
+from igniter_opt.solvers.exact.solver import ExactOptions
 from igniter_opt.solvers.sizing import size_instance, split_workloads
 from igniter_opt.solvers.solve import SolveOptions, solve
 
@@ -209,12 +211,17 @@ def test_cardinality_bound_holds_every_verified_gpu(path):
             assert max(len(g.workloads) for g in plan.gpus) <= m_max
 
 
-def test_few_gpus_run_the_compact_model_first_and_agree_with_milp():
+def test_few_gpus_run_the_compact_model_first_when_asked_and_agree_with_milp():
+    """The compact MILP step is a setting (off by default: branch-and-price proves these alone);
+    on, it runs first and proves; off, branch-and-price proves the same count."""
     from pathlib import Path
 
     from igniter_opt.data.instance import load_instance
 
     inst = load_instance(Path(__file__).resolve().parent.parent / "instances/stress/stress-small-n32-05.json")
-    exact = _optimal(inst, "exact")
-    assert "the compact MILP ran first" in exact.message
+    first = ExactOptions(time_limit=HANG_GUARD_S, threads=1, settings=ExactSettings(few_gpus=4))
+    exact = solve(inst, "exact", options=SolveOptions(time_limit=HANG_GUARD_S), solver_options=first)
+    assert exact.status == "optimal" and "the compact MILP ran first" in exact.message
+    alone = _optimal(inst, "exact")
+    assert alone.message.startswith("branch-and-price") and alone.num_gpus == exact.num_gpus
     assert exact.num_gpus == _optimal(inst, "milp").num_gpus

@@ -69,8 +69,8 @@ def test_improve_starts_with_a_multistart() -> None:
 
 
 def test_root_state_check_proves_heavytail_n48_01() -> None:
-    """End to end with the compact MILP step off (so branch-and-price and its root check do the
-    work): 3 GPUs, proven, verified. The limit is a hang guard, not a speed test; the test below
+    """End to end with the compact MILP step off (its default; so branch-and-price and its root
+    check do the work): 3 GPUs, proven, verified. The limit is a hang guard, not a speed test; the test below
     shows that the check proves the bound before the LP is solved."""
     inst = load_instance(STRESS / "stress-heavytail-n48-01.json")
     no_milp = ExactOptions(time_limit=120, threads=1, settings=ExactSettings(few_gpus=0))  # the check alone
