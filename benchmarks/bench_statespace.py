@@ -109,7 +109,7 @@ def main() -> None:
         table.add_row(path.rsplit("/", 1)[-1], f"{held['threshold']:.5f}", f"{secs:.1f}", str(out.bins),
                       f"{out.bins / max(secs, 1e-9):.0f}", str(leaves.proven), str(leaves.cut), str(len(out.found)),
                       "yes" if out.complete else "no", "-" if out.complete else f"{out.open_reach:.4f}")
-    Console().print(table)
+    Console(width=160).print(table)
 
 
 if __name__ == "__main__":
