@@ -152,9 +152,8 @@ def test_knapsacks_against_brute_force(seed):
     mm, d = 5, int(gcap.max())
     ones = np.ones(n, dtype=np.int64)
     best, take = np.empty((mm + 1, units + 1)), np.zeros((n, d + 1, mm + 1, units + 1), dtype=np.bool_)
-    tab, gc = np.empty((d + 1, mm + 1, units + 1)), np.zeros((glo.size, mm + 1, units + 1), dtype=np.int64)
-    chosen, cand, vbuf, out = (np.zeros(n, dtype=np.bool_), np.zeros(n, dtype=np.bool_), np.empty(n),
-                               np.zeros(4))
+    gc = np.zeros((glo.size, mm + 1, units + 1), dtype=np.int64)
+    chosen, cand, out = np.zeros(n, dtype=np.bool_), np.zeros(n, dtype=np.bool_), np.zeros(4)
     suffix, low, tab, vbuf, picks, starts, room, acc, best_set, relaxed = _leaf_scratch(n, mm, units, d)
     binding = differs = 0
     top = np.argsort(-val[glo])  # the groups worth most: rules bind there

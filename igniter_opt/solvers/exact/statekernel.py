@@ -319,11 +319,7 @@ def leaf(m, w, val, c, p, cnt, units, c_cap, p_cap, lam, mu, tau, max_sets, glo,
     while level >= 0:
         if level == m:
             sets += 1
-            sc, sp, sv = 0.0, 0.0, 0.0
-            for q in range(m):
-                sc += c[picks[q]]
-                sp += p[picks[q]]
-                sv += val[picks[q]]
+            sv, sc, sp = acc[1, m], acc[2, m], acc[3, m]  # summed in pick order on the way down
             ok = True
             for k in range(together.shape[0]):
                 has_a, has_b = False, False
