@@ -49,6 +49,10 @@ class Rules:
             out.setdefault(find(t), set()).add(t)
         return [g for g in out.values() if len(g) > 1]
 
+    def sorted_groups(self) -> list[list[int]]:
+        """`groups`, each as its types in increasing order (the compiled searches' layout)."""
+        return [sorted(g) for g in self.groups()]
+
     def priced(self, duals: Array) -> Array:
         """The type duals pricing uses under these rules: a together group's member worth nothing
         is worth GROUP_EPS. Both searches drop worthless types (a column is no worse without one),

@@ -408,7 +408,7 @@ def search(pricer, order: np.ndarray, value: np.ndarray, threshold: float, rules
 def _together(rules, ptype: np.ndarray, types: int) -> tuple[np.ndarray, np.ndarray]:
     """A node's together groups for the kernel: member types per group (-1 padded) and each
     type's last position in the search order (-1: none)."""
-    groups = [sorted(g) for g in rules.groups()] if rules.together else []
+    groups = rules.sorted_groups()
     gmem = np.full((len(groups), max((len(g) for g in groups), default=0)), -1, dtype=np.int64)
     for i, g in enumerate(groups):
         gmem[i, :len(g)] = g

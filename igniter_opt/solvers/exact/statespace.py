@@ -85,7 +85,7 @@ class StateSpaceSearch:
         self.soft_deadline = deadline if soft_deadline is None else min(deadline, soft_deadline)
         self.units = round(FULL / self.hw.unit_pct)
         rules = rules or Rules()
-        self.groups = [sorted(g) for g in rules.groups()] if rules.together else []
+        self.groups = rules.sorted_groups()
         self._items(pricer, rules.priced(duals))
         self._rules(pricer, rules)
         self.max_m = self._max_members()
