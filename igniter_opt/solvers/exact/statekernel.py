@@ -339,7 +339,14 @@ def leaf(m, w, val, c, p, cnt, units, c_cap, p_cap, lam, mu, tau, max_sets, glo,
             level -= 1
             continue
         j, moved = starts[level], False
+        todo = m - level
         while j < n:
+            # the tables from j on bound every pick at j or after it (they only shrink with j):
+            # once they cannot pass tau or must break a side row, no later pick can either
+            if (acc[0, level] + suffix[0, j, todo, room[level]] + const <= tau
+                    or acc[1, level] + suffix[1, j, todo, room[level]] <= tau
+                    or acc[2, level] + low[0, j, todo] > c_cap or acc[3, level] + low[1, j, todo] > p_cap):
+                break
             g = gof[j]
             nxt = j + 1
             d = min(gcap[g], m)
