@@ -105,6 +105,9 @@ def _groups(rng, n: int, capped: bool):
     return glo, ghi, gcap, gof
 
 
+PLENTY = (10**6, 10**12)  # a leaf's max_sets and max_steps, never reached here
+
+
 def _leaf_scratch(n: int, mm: int, units: int, d: int) -> tuple:
     """A leaf's working arrays (n items, up to mm members, capped groups of up to d), and its
     truth check left out (the knapsack's relaxation)."""
@@ -129,11 +132,27 @@ def test_a_leaf_lists_no_set_whose_side_rows_its_rest_must_break():
     suffix, low, tab, vbuf, picks, starts, room, acc, best_set, relaxed = _leaf_scratch(n, m, units, 0)
     no_apart, no_together = np.zeros((0, 0), dtype=np.bool_), np.zeros((0, 2), dtype=np.int64)
     for c, want in ((np.full(n, 5.0), sk.NEG), (np.r_[np.full(n - 1, 5.0), 2.0], 1.2)):
-        got, cut = sk.leaf(m, w, val, c, p, np.ones(n, dtype=np.int64), units, 19.0, 100.0, 0.0, 0.0, -1.0, 2, glo,
-                           ghi, gcap, gof, suffix, low, tab, vbuf, picks, starts, room, acc, best_set, gof, no_apart,
-                           no_together, *relaxed)
+        got, cut = sk.leaf(m, w, val, c, p, np.ones(n, dtype=np.int64), units, 19.0, 100.0, 0.0, 0.0, -1.0, 2,
+                           PLENTY[1], glo, ghi, gcap, gof, suffix, low, tab, vbuf, picks, starts, room, acc,
+                           best_set, gof, no_apart, no_together, *relaxed)
         assert cut == 0 and got == pytest.approx(want)
     assert best_set[n - 1] and best_set.sum() == m
+
+
+def test_a_leaf_out_of_steps_is_cut_not_proven():
+    """A leaf's depth-first search stops after max_steps items tried, whatever it listed: the
+    bin is then cut (its answer unproven), where with the steps it needs it proves its optimum.
+    Twelve items any four of which fit the knapsack; the L2 row admits a four only with the last
+    item (2 + 5 + 5 + 5 <= 19), which the search reaches after many items tried."""
+    n, m, units = 12, 4, 12
+    w, val, c, p = np.ones(n, dtype=np.int64), np.full(n, 0.3), np.r_[np.full(n - 1, 5.0), 2.0], np.ones(n)
+    glo, gcap = np.arange(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+    suffix, low, tab, vbuf, picks, starts, room, acc, best_set, relaxed = _leaf_scratch(n, m, units, 0)
+    no_apart, no_together = np.zeros((0, 0), dtype=np.bool_), np.zeros((0, 2), dtype=np.int64)
+    got = [sk.leaf(m, w, val, c, p, np.ones(n, dtype=np.int64), units, 19.0, 100.0, 0.0, 0.0, -1.0, 10**6, steps,
+                   glo, glo + 1, gcap, glo, suffix, low, tab, vbuf, picks, starts, room, acc, best_set, glo, no_apart,
+                   no_together, *relaxed) for steps in (1, 10**6)]
+    assert got[0] == (sk.NEG, 1) and got[1][1] == 0 and got[1][0] == pytest.approx(1.2)
 
 
 @pytest.mark.parametrize("seed", range(10))
@@ -184,8 +203,8 @@ def test_knapsacks_against_brute_force(seed):
         assert ub >= exact - 1e-9
         if out[3] > sk.NEG / 2:  # a candidate met on the way meets both rows
             assert c[cand].sum() <= c_cap and p[cand].sum() <= p_cap and val[cand].sum() <= exact + 1e-9
-        got, cut = sk.leaf(m, w, val, c, p, ones, units, c_cap, p_cap, out[0], out[1], -1.0, 10**6, glo, ghi, gcap, gof,
-                           suffix, low, tab, vbuf, picks, starts, room, acc, best_set, gof, no_apart, no_together,
+        got, cut = sk.leaf(m, w, val, c, p, ones, units, c_cap, p_cap, out[0], out[1], -1.0, *PLENTY, glo, ghi, gcap,
+                           gof, suffix, low, tab, vbuf, picks, starts, room, acc, best_set, gof, no_apart, no_together,
                            *relaxed)
         assert cut == 0
         assert (got == sk.NEG and exact == -np.inf) or got == pytest.approx(exact)
@@ -194,16 +213,16 @@ def test_knapsacks_against_brute_force(seed):
             # a threshold just below the optimum: both bounds prune (the plain one, side rows
             # dropped, cuts the sets with slack) and the optimum is still found; just above: none
             for tau, want in ((exact - 1e-6, exact), (exact + 1e-6, sk.NEG)):
-                got, cut = sk.leaf(m, w, val, c, p, ones, units, c_cap, p_cap, out[0], out[1], tau, 10**6, glo, ghi,
+                got, cut = sk.leaf(m, w, val, c, p, ones, units, c_cap, p_cap, out[0], out[1], tau, *PLENTY, glo, ghi,
                                    gcap, gof, suffix, low, tab, vbuf, picks, starts, room, acc, best_set, gof, no_apart,
                                    no_together, *relaxed)
                 assert cut == 0 and got == pytest.approx(want)
         # a node's rules (groups as types): pairs apart and together; the leaf's best obeys them
         for rules, apart, together in variants:
             ruled = _brute(m, w, val, c, p, units, c_cap, p_cap, gof, gcap, rules)
-            got, cut = sk.leaf(m, w, val, c, p, ones, units, c_cap, p_cap, out[0], out[1], -1.0, 10**6, glo, ghi, gcap,
-                               gof, suffix, low, tab, vbuf, picks, starts, room, acc, best_set, gof, apart, together,
-                               *relaxed)
+            got, cut = sk.leaf(m, w, val, c, p, ones, units, c_cap, p_cap, out[0], out[1], -1.0, *PLENTY, glo, ghi,
+                               gcap, gof, suffix, low, tab, vbuf, picks, starts, room, acc, best_set, gof, apart,
+                               together, *relaxed)
             assert cut == 0
             assert (got == sk.NEG and ruled == -np.inf) or got == pytest.approx(ruled)
             if got > sk.NEG:

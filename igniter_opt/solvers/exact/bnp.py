@@ -80,6 +80,8 @@ class BranchAndPrice(Closing):
         members = sum(len(c.members) for c in incumbent) / max(1, len(incumbent))
         self._large_members = members >= self.s.large_members
         self._check_due = now + self.s.check_period * self._limit if self._large_members else math.inf
+        # exhaustive calls return the sets above 1 they met, not only those above their threshold
+        self._collect = pricer.collects or (self._large_members and self.s.collect_large)
         # several batch options per type (joint, issue 24): its own exhaustive-call budget
         self._exhaustive_share = self.s.exhaustive_share_joint if pricer.joint else self.s.exhaustive_share
         self._check_budget = self.s.check_budget  # doubles after each check that found nothing (issue 24)
@@ -138,7 +140,7 @@ class BranchAndPrice(Closing):
             res = self.pricer.price(lp.duals, theta, beam=None, deadline=self.deadline, rules=rules,
                                     max_columns=self.s.exhaustive_columns,
                                     soft_deadline=time.perf_counter() + self._exhaustive_share * self._limit,
-                                    collect=True)
+                                    collect=self._collect)
             self.stats.exhaustive_calls += 1
             self.stats.pricing_nodes += res.nodes
             if rules.root:
@@ -178,7 +180,7 @@ class BranchAndPrice(Closing):
             return None
         theta = max(1 + EPS, lp.value / (target - 1 + DELTA))
         res = self.pricer.state_price(lp.duals, theta, min(self.deadline, now + self._check_budget * self._limit),
-                                      self.s.exhaustive_columns)
+                                      self.s.exhaustive_columns, self._collect)
         if res is None:
             self._check_due = math.inf
             return None

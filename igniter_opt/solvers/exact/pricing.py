@@ -90,10 +90,11 @@ class Pricer:
         # and there the set search cannot finish at a branching node either (35 million sets in 43 s
         # at 64 workloads): the state search takes nodes too (paper: the root only, as before)
         self.state_nodes = self.joint = not one_each
-        # joint (and warm solves): what the state search's columns met on the way must be worth
-        # (None: its threshold)
-        collects = (self.joint or settings.collect_one_each) and settings.collect_above >= 0
-        self.s_collect = 1 + settings.collect_above if collects else None
+        # what the sets a state search met on the way must be worth to come back as columns too,
+        # when its caller asks (None: off); the callers ask under joint and in warm solves
+        # (`collects`), and where configurations are large (bnp.py)
+        self.collects = self.joint or settings.collect_one_each
+        self.s_collect = 1 + settings.collect_above if settings.collect_above >= 0 else None
         # joint (issue 24): the few options of least share alone of each type, which the LP's columns
         # mostly use; heuristic pricing searches them first (a smaller tree it gets deeper into)
         self.lean = None if one_each or settings.lean_options <= 0 else \
@@ -142,8 +143,7 @@ class Pricer:
               collect: bool = False) -> PricingResult:
         """Sets whose dual sum exceeds the threshold (beam search, or exhaustive when beam is None).
         `only`: a mask of the options the sets may hold (then `complete` says nothing about the others).
-        `collect` (a GPU costs 1): under joint (and in a warm solve), a state search also returns
-        the sets above 1 it met."""
+        `collect` (a GPU costs 1): a state search also returns the sets above 1 it met."""
         rules = rules or Rules()
         duals = rules.priced(duals)  # a together group's member worth nothing still rides with the others
         value = duals[self.option_type]
@@ -216,12 +216,15 @@ class Pricer:
                                                                       max_columns=1)
         return self._state_price(duals, threshold, deadline, 1)
 
-    def state_price(self, duals: Array, threshold: float, deadline: float, max_columns: int) -> PricingResult | None:
+    def state_price(self, duals: Array, threshold: float, deadline: float, max_columns: int,
+                    collect: bool = False) -> PricingResult | None:
         """Exhaustive pricing by the interference-state search alone (no set search first; root
-        only), or None where it does not apply (several options per type, or no numba)."""
+        only), or None where it does not apply (several options per type, or no numba);
+        `collect` as for `price`."""
         if not (self.state_space and self.compiled):
             return None
-        return self._state_price(duals, threshold, deadline, max_columns)
+        return self._state_price(duals, threshold, deadline, max_columns,
+                                 collect=self.s_collect if collect else None)
 
     def _state_price(self, duals: Array, threshold: float, deadline: float, max_columns: int,
                      soft_deadline: float | None = None, rules: Rules | None = None,

@@ -81,6 +81,9 @@ class ExactSettings:
     # workloads of the paper family, where configurations are small, it cost two GPUs on five
     # fresh instances and is not used: docs/exact.md)
     dive_state: float = 0.005
+    # and there the root's exhaustive calls return the sets above 1 they met (collect_above), as
+    # under joint
+    collect_large: bool = True
 
     # -- dives (dive.py) ---------------------------------------------------------------------
     dive_rounds: int = 6  # pricing rounds per dive step (the pricing is heuristic: the dive needs no proof)
@@ -135,6 +138,11 @@ class ExactSettings:
     # multipliers (on the same duals, proofs 2-3x faster, the bins visited about the same)
     iterations: int = 6
     max_sets: int = 20_000  # sets one leaf may list before its exact optimum is given up (split instead)
+    # and the steps of its depth-first search (items tried as a next pick): leaf_rate per second
+    # left to the call's deadline, at least leaf_steps. A step took 2.6-7.5 ns on heavy-tailed
+    # rates, where one leaf walked 2.7e9 steps (7 s) in a call of 0.6 s: the bin stays open instead
+    leaf_rate: float = 1.5e8
+    leaf_steps: int = 1_000_000
 
     # -- mixed fleets (fleet.py, fleetbnp.py) ------------------------------------------------
     fleet_heuristic_columns: int = 60  # columns one heuristic pricing call returns per GPU type

@@ -275,7 +275,8 @@ def fits(m, picks, opt, hwv, coef, tpos, tr):  # pragma: no cover - compiled
 
 
 @_compiled
-def leaf(m, w, val, c, p, cnt, units, c_cap, p_cap, lam, mu, tau, max_sets, glo, ghi, gcap, gof, suffix, low, tab,
+def leaf(m, w, val, c, p, cnt, units, c_cap, p_cap, lam, mu, tau, max_sets, max_steps, glo, ghi, gcap, gof, suffix,
+         low, tab,
          vbuf, picks, starts, room, acc, best_set, ityp, apart, together, hwv, coef, opt, tpos,
          tr):  # pragma: no cover - compiled
     """The bin's best set worth more than tau, exactly: every set of m items whose Lagrangian
@@ -285,7 +286,8 @@ def leaf(m, w, val, c, p, cnt, units, c_cap, p_cap, lam, mu, tau, max_sets, glo,
     least the members still to come add), and the best one meeting both side rows is kept in
     best_set. A set meeting the side rows and passing tau passes it in both values and meets the
     rows at every prefix, so none is missed. Returns (value or NEG, cut):
-    cut = 1 when max_sets sets were listed first (the answer is then not proven).
+    cut = 1 when max_sets sets were listed first, or the search took max_steps steps (a step: one
+    item tried as the next pick; the caller sizes it to the time left), so the answer is not proven.
 
     cnt: every item holds one member here (all ones: the listing counts members one by one).
 
@@ -313,7 +315,7 @@ def leaf(m, w, val, c, p, cnt, units, c_cap, p_cap, lam, mu, tau, max_sets, glo,
     found = NEG
     if suffix[0, 0, m, units] + const <= tau or suffix[1, 0, m, units] <= tau:
         return found, 0
-    sets, level = 0, 0
+    sets, level, steps = 0, 0, 0
     starts[0], room[0] = 0, units
     acc[:, 0] = 0.0
     while level >= 0:
@@ -341,6 +343,9 @@ def leaf(m, w, val, c, p, cnt, units, c_cap, p_cap, lam, mu, tau, max_sets, glo,
         j, moved = starts[level], False
         todo = m - level
         while j < n:
+            steps += 1
+            if steps > max_steps:
+                return found, 1
             # the tables from j on bound every pick at j or after it (they only shrink with j):
             # once they cannot pass tau or must break a side row, no later pick can either
             if (acc[0, level] + suffix[0, j, todo, room[level]] + const <= tau

@@ -282,8 +282,10 @@ class StateSpaceSearch:
     def _exact(self, b: _Bin) -> tuple[float, bool]:
         """The bin's optimum above the threshold (value, proven) with the set in best_set."""
         lam, mu = self.out[0], self.out[1]
+        # the steps the time left to the deadline allows (a leaf is one call of the kernel)
+        steps = max(self.s.leaf_steps, int((self.deadline - time.perf_counter()) * self.s.leaf_rate))
         got, cut = sk.leaf(b.m, self.w, self.value, self.c, self.p, self.ones, self.units, b.c_hi,
-                           b.p_hi - self.hw.idle_power_w, lam, mu, self.threshold, self.s.max_sets, self.glo,
+                           b.p_hi - self.hw.idle_power_w, lam, mu, self.threshold, self.s.max_sets, steps, self.glo,
                            self.ghi, self.gcap, self.gof, self.suffix, self.low, self.tab, self.vbuf, self.picks,
                            self.starts, self.room, self.acc, self.best_set, self.ityp, self.apart, self.together,
                            self.hwv, self.coef, self.option, self.tpos, self.tr)
