@@ -82,8 +82,12 @@ def test_state_search_collects_columns_below_its_threshold_but_not_into_a_proof(
 
 def test_a_warm_solve_collects_under_the_paper_policy_too():
     """Column generation's state calls collect under joint; a warm solve's (issue 24, item 4)
-    under any policy: its LP's tail needs many columns per call. A cold paper solve does not."""
+    under any policy: its LP's tail needs many columns per call. A cold paper solve's pricer does
+    not (its branch-and-price asks only where configurations are large, `collect_large`); what a
+    collected set must be worth is the same everywhere, and off when collect_above < 0."""
     warm = ExactSettings().warm()
-    assert mixed_pricer(10, 3, "paper", False, warm).s_collect == 1 + warm.collect_above
-    assert mixed_pricer(10, 3, "paper", False).s_collect is None
+    assert mixed_pricer(10, 3, "paper", False, warm).collects
+    assert not mixed_pricer(10, 3, "paper", False).collects
+    assert mixed_pricer(10, 3, "joint", False).collects
     assert mixed_pricer(10, 3, "joint", False).s_collect == 1 + ExactSettings().collect_above
+    assert mixed_pricer(10, 3, "joint", False, ExactSettings(collect_above=-1.0)).s_collect is None

@@ -276,8 +276,7 @@ def fits(m, picks, opt, hwv, coef, tpos, tr):  # pragma: no cover - compiled
 
 @_compiled
 def leaf(m, w, val, c, p, cnt, units, c_cap, p_cap, lam, mu, tau, max_sets, max_steps, glo, ghi, gcap, gof, suffix,
-         low, tab,
-         vbuf, picks, starts, room, acc, best_set, ityp, apart, together, hwv, coef, opt, tpos,
+         low, tab, vbuf, picks, starts, room, acc, best_set, ityp, apart, together, hwv, coef, opt, tpos,
          tr):  # pragma: no cover - compiled
     """The bin's best set worth more than tau, exactly: every set of m items whose Lagrangian
     value (multipliers lam, mu) and plain value can pass tau is listed by a depth-first search cut
@@ -285,7 +284,9 @@ def leaf(m, w, val, c, p, cnt, units, c_cap, p_cap, lam, mu, tau, max_sets, max_
     and by the side rows themselves (acc[2], acc[3]: the partial set's L2 and power; low: the
     least the members still to come add), and the best one meeting both side rows is kept in
     best_set. A set meeting the side rows and passing tau passes it in both values and meets the
-    rows at every prefix, so none is missed. Returns (value or NEG, cut):
+    rows at every prefix, so none is missed. A scan over the next pick stops at the first item
+    from which the tables can no longer pass tau or meet a side row (they only shrink along it).
+    Returns (value or NEG, cut):
     cut = 1 when max_sets sets were listed first, or the search took max_steps steps (a step: one
     item tried as the next pick; the caller sizes it to the time left), so the answer is not proven.
 
