@@ -225,9 +225,13 @@ def test_cli_errors_are_one_line(tmp_path):
     (stale / "endpoints.json").write_text(json.dumps({"servers": [
         {"name": n, "model_name": n, "grpc_url": "127.0.0.1:1", "gpu": None} for n in ("resnet50-a", "ssd-b")]}))
     cli = [sys.executable, "-m", "igniter_opt"]
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
     done = subprocess.run([*cli, "measure", str(plan), "--run-dir", str(stale), "--duration", "1"],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, cwd=elsewhere)
     assert done.returncode == 1 and "UNAVAILABLE" in done.stderr and "Traceback" not in done.stderr
+    # an endpoints.json that does not name its run dir: live records go to the one it was read from
+    assert not any(elsewhere.iterdir())
     done = subprocess.run([*cli, "measure", str(plan), "--run-dir", str(tmp_path / "none")],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "endpoints.json: not found" in done.stderr

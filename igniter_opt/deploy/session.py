@@ -208,5 +208,7 @@ def read_endpoints(run_dir: str | Path) -> dict[str, Any]:
                          f"{run_dir}` first")
     data = read_json(path, "an endpoints file")
     parse(EndpointsSpec, data, str(path), what="endpoints.json")
+    # where its live records go (monitor.py): the folder it was read from when it does not say
+    data.setdefault("run_dir", str(Path(run_dir).resolve()))
     return data
 
