@@ -162,8 +162,7 @@ class Pricer:
                                  self.set_first if hand_off else max_nodes)
             if hand_off and not (res.complete or res.found):
                 # joint: sets met on the way above 1 come back too (the LP's tail needs many columns)
-                return self._state_price(duals, threshold, deadline, max_columns, soft_deadline, rules,
-                                         self.s_collect if collect else None)
+                return self._state_price(duals, threshold, deadline, max_columns, soft_deadline, rules, collect)
         else:
             res = LevelSearch(self, order, value[order], threshold, rules, deadline, max_columns, beam,
                               max_nodes).run()
@@ -223,15 +222,15 @@ class Pricer:
         `collect` as for `price`."""
         if not (self.state_space and self.compiled):
             return None
-        return self._state_price(duals, threshold, deadline, max_columns,
-                                 collect=self.s_collect if collect else None)
+        return self._state_price(duals, threshold, deadline, max_columns, collect=collect)
 
     def _state_price(self, duals: Array, threshold: float, deadline: float, max_columns: int,
                      soft_deadline: float | None = None, rules: Rules | None = None,
-                     collect: float | None = None) -> PricingResult:
+                     collect: bool = False) -> PricingResult:
         """Exhaustive pricing by the interference-state search (`statespace.py`); it returns at
-        soft_deadline when it found columns by then."""
+        soft_deadline when it found columns by then, and with `collect` the sets above s_collect
+        it met too."""
         res = _statespace.StateSpaceSearch(self, duals, threshold, deadline, max_columns, soft_deadline, rules,
-                                           collect).run()
+                                           self.s_collect if collect else None).run()
         cols = [Column(key, tuple(float(x) for x in shares)) for key, shares, _ in res.found]
         return PricingResult(cols, res.complete, res.best, res.bins, res.open_reach)

@@ -342,7 +342,8 @@ def leaf(m, w, val, c, p, cnt, units, c_cap, p_cap, lam, mu, tau, max_sets, max_
             level -= 1
             continue
         j, moved = starts[level], False
-        todo = m - level
+        todo = m - level  # members still to pick, this one included
+        left = todo - 1
         while j < n:
             steps += 1
             if steps > max_steps:
@@ -375,7 +376,7 @@ def leaf(m, w, val, c, p, cnt, units, c_cap, p_cap, lam, mu, tau, max_sets, max_
             if not clash and 0 <= w[j] <= room[level]:
                 value, plain = acc[0, level] + vbuf[j], acc[1, level] + val[j]
                 sc, sp = acc[2, level] + c[j], acc[3, level] + p[j]
-                left, rest = m - level - 1, room[level] - w[j]
+                rest = room[level] - w[j]
                 # both bounds: the Lagrangian one (side rows priced) and the plain one (side rows
                 # dropped), which is the tighter for sets with slack in the side rows; and the side
                 # rows themselves, with the least L2 and power the members still to come can add
