@@ -3,13 +3,14 @@ under bounds, the dive's rounding and its covers, the Lagrangian bound search af
 
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import HANG_GUARD_S
 
 from igniter_opt.bench.generate import mixed_instance
-from igniter_opt.data.instance import Instance
+from igniter_opt.data.instance import Instance, load_instance
 from igniter_opt.model import load_profile
 from igniter_opt.solvers.exact.bnp import BranchAndPrice
 from igniter_opt.solvers.exact.branching import Rules
@@ -21,6 +22,7 @@ from igniter_opt.solvers.sizing import size_instance, split_workloads
 from igniter_opt.solvers.solve import SolveOptions, solve
 
 V100 = load_profile("v100")
+STRESS = Path(__file__).resolve().parent.parent / "instances" / "stress"
 
 
 def _random_master(seed: int, types: int = 6, columns: int = 40) -> Master:
@@ -180,6 +182,32 @@ def test_the_root_takes_the_final_phase_when_no_dive_can_beat_the_incumbent():
     lp = other.master.solve_lp()
     other.upper = math.ceil(lp.value - 1e-6) + 1  # a dive could still find a better plan
     assert not other._extend(lp, Rules())
+
+
+def _heavy_tailed(settings: ExactSettings = DEFAULT) -> BranchAndPrice:
+    """The committed heavy-tailed 48-workload instance, prepared as the solver does (types of
+    several workloads one row): configurations of 15-20 members, whose root bound a threshold
+    proves long before the LP is solved."""
+    inst = load_instance(STRESS / "stress-heavytail-n48-01.json")
+    profile = load_profile(inst.profile)
+    _, _, bnp = _prepare(profile, size_instance(inst, profile), "paper", True, time.perf_counter() + 30, 1, 0.0,
+                         settings)
+    return bnp
+
+
+def test_the_root_lp_is_solved_on_after_a_threshold_proves_its_bound():
+    """A threshold above 1 proves the root's bound before the LP's optimum; the plan's search
+    rounds that LP, so `_converge` solves it on first (heuristic and state-search pricing): its
+    LP is lower and still covers every row; with no share of the time it does nothing."""
+    bnp = _heavy_tailed()
+    bound, lp, proven = bnp.column_generation(Rules())
+    assert proven and lp.value > bound * (1 + 1e-9)  # proven by a threshold, the LP not solved
+    solved = bnp._converge(lp)
+    assert solved.value < lp.value - 1e-3
+    assert solved.value > bound  # an LP bound still: the proof stands
+    idle = _heavy_tailed(ExactSettings(converge_share=0.0))
+    _, lp0, _ = idle.column_generation(Rules())
+    assert idle._converge(lp0) is lp0
 
 
 def test_together_groups_are_transitive():

@@ -161,6 +161,25 @@ class BranchAndPrice(Closing):
             self._certify(lp.duals, v_max)
             self.lower = max(self.lower, math.ceil(lp.value / v_max - 1e-6))
 
+    def _converge(self, lp: LpResult) -> LpResult:
+        """The root's LP solved on after a threshold proved its bound below the incumbent. That
+        proof needs no optimum (a threshold above 1 ends the search early), but the plan's search
+        after it (integer masters, dives) rounds this LP, and rounded far from its optimum it
+        finds no plan at the bound. Priced as a dive step prices (heuristic, and the state search
+        where configurations are large) until nothing prices out or converge_share of the time
+        left is spent; the LP it reached. Below datacenter sizes only (settings.converge_share)."""
+        now = time.perf_counter()
+        until = now + self.s.converge_share * max(0.0, self.deadline - now)
+        while time.perf_counter() < until:
+            if not self._add(self._dive_price(lp.duals, until)):
+                break
+            solved = self.master.solve_lp()
+            self.stats.lp_iterations += 1
+            if solved is None:
+                break
+            lp = solved
+        return lp
+
     def _check(self, lp: LpResult) -> float | None:
         """At the root, while heuristic pricing still finds columns (large configurations only):
         the state search at the threshold that proves min(UB, ceil(LP)). Its columns join the
@@ -314,11 +333,14 @@ class BranchAndPrice(Closing):
             self.stats.nodes += 1
             bound, lp, proven = self.column_generation(node.rules)
             if node.depth == 0:
-                root_lp = lp
-                self.stats.root_lp = lp.value if lp is not None else math.inf
                 root_bound = bound if proven else None
                 if proven:
                     self.lower = max(self.lower, math.ceil(bound - 1e-6))
+                    if lp is not None and not self.master.large and self.lower < self.upper and \
+                            lp.value > bound * (1 + 1e-9):
+                        lp = self._converge(lp)
+                root_lp = lp
+                self.stats.root_lp = lp.value if lp is not None else math.inf
             if not proven:
                 complete = False
                 break
@@ -327,7 +349,8 @@ class BranchAndPrice(Closing):
             if self.master.large and not self.s.tree_large:  # datacenter sizes: the final phase now
                 complete = False
                 break
-            self._node_integer(node.rules)
+            if branching:  # (without branching the final phase's integer master follows its dives)
+                self._node_integer(node.rules)
             if math.ceil(bound - 1e-6) >= self.upper:
                 continue
             pair = self._pair(lp) if lp is not None and branching else None
@@ -348,7 +371,7 @@ class BranchAndPrice(Closing):
             self.master.forbid(np.ones(len(self.master.columns), dtype=bool))
             # last dives, from the LP as it ended (each one's columns change the next one's path)
             rng = np.random.default_rng(0) if self.s.dive_noise > 0 else None
-            for k in range(self.s.final_dives_large if self.master.large else 1):
+            for k in range(self.s.final_dives_large if self.master.large else self.s.final_dives_small):
                 if math.ceil(root_lp.value - 1e-6) >= self.upper or time.perf_counter() > self.final_deadline - 1:
                     break
                 now = time.perf_counter()

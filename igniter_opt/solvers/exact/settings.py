@@ -54,6 +54,11 @@ class ExactSettings:
     final_share: float = 0.2  # of the time limit, kept for a last dive, the bound search and the integer master
     final_dive_share: float = 0.5  # of that, for a last dive when ceil(LP) is below the incumbent
     bound_share: float = 0.5  # of what is left then, for the bound search
+    # of the time left: the root's LP solved on after a threshold proved its bound below the
+    # incumbent (the proof leaves the LP short of its optimum, and the plan's search rounds it).
+    # Below large_rows only: at 200 workloads the same plans on four of five fresh seeds and one
+    # GPU worse on the fifth (the dives there need the time more; docs/exact.md, "Sixth round")
+    converge_share: float = 0.3
     # of the time limit, for the bound search when the root's search ran into the final phase
     final_reserve: float = 0.03
     heuristic_columns: int = 200  # columns one heuristic pricing round returns at most
@@ -193,6 +198,11 @@ class ExactSettings:
     #   columns). At 200, fifteen fresh instances: 2 GPUs fewer in all, no proof gained or lost
     #   (thin evidence: a plan moves 1-2 GPUs between runs; docs/exact.md)
     dive_noise: float = 0.15
+    # - below large_rows, up to final_dives_small such dives (with the same noise after the first)
+    #   where the search cannot branch (types of several workloads) or branched out of time: on
+    #   the open heavy-tailed instances, after the root's LP is solved on (converge_share), two of
+    #   six proven, against none with one dive (docs/exact.md, "Sixth round")
+    final_dives_small: int = 6
 
     def warm(self) -> ExactSettings:
         """These settings for a solve that starts warm (warm_set_first, warm_exhaustive_share,
