@@ -167,7 +167,8 @@ class BranchAndPrice(Closing):
         after it (integer masters, dives) rounds this LP, and rounded far from its optimum it
         finds no plan at the bound. Priced as a dive step prices (heuristic, and the state search
         where configurations are large) until nothing prices out or converge_share of the time
-        left is spent; the LP it reached. Below datacenter sizes only (settings.converge_share)."""
+        left is spent; the LP it reached. Where configurations are large (8 or more members), below
+        datacenter sizes only (settings.converge_share)."""
         now = time.perf_counter()
         until = now + self.s.converge_share * max(0.0, self.deadline - now)
         while time.perf_counter() < until:
@@ -336,8 +337,8 @@ class BranchAndPrice(Closing):
                 root_bound = bound if proven else None
                 if proven:
                     self.lower = max(self.lower, math.ceil(bound - 1e-6))
-                    if lp is not None and not self.master.large and self.lower < self.upper and \
-                            lp.value > bound * (1 + 1e-9):
+                    if lp is not None and self._large_members and not self.master.large and \
+                            self.lower < self.upper and lp.value > bound * (1 + 1e-9):
                         lp = self._converge(lp)
                 root_lp = lp
                 self.stats.root_lp = lp.value if lp is not None else math.inf
@@ -349,7 +350,8 @@ class BranchAndPrice(Closing):
             if self.master.large and not self.s.tree_large:  # datacenter sizes: the final phase now
                 complete = False
                 break
-            if branching:  # (without branching the final phase's integer master follows its dives)
+            # large configurations without branching: the final phase's integer master follows its dives
+            if branching or not self._large_members:
                 self._node_integer(node.rules)
             if math.ceil(bound - 1e-6) >= self.upper:
                 continue

@@ -56,8 +56,9 @@ class ExactSettings:
     bound_share: float = 0.5  # of what is left then, for the bound search
     # of the time left: the root's LP solved on after a threshold proved its bound below the
     # incumbent (the proof leaves the LP short of its optimum, and the plan's search rounds it).
-    # Below large_rows only: at 200 workloads the same plans on four of five fresh seeds and one
-    # GPU worse on the fifth (the dives there need the time more; docs/exact.md, "Sixth round")
+    # Where configurations are large (large_members) and below large_rows only: at 200 workloads
+    # the same plans on four of five fresh seeds and one GPU worse on the fifth; on other families
+    # it was not shown to pay (docs/exact.md, "Sixth round")
     converge_share: float = 0.3
     # of the time limit, for the bound search when the root's search ran into the final phase
     final_reserve: float = 0.03
