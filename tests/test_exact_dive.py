@@ -198,7 +198,7 @@ def _heavy_tailed(settings: ExactSettings = DEFAULT) -> BranchAndPrice:
 def test_the_root_lp_is_solved_on_after_a_threshold_proves_its_bound():
     """A threshold above 1 proves the root's bound before the LP's optimum; the plan's search
     rounds that LP, so `_converge` solves it on first (heuristic and state-search pricing): its
-    LP is lower and still covers every row; with no share of the time it does nothing."""
+    LP is lower and stays above the proven bound; with no share of the time it does nothing."""
     bnp = _heavy_tailed()
     bound, lp, proven = bnp.column_generation(Rules())
     assert proven and lp.value > bound * (1 + 1e-9)  # proven by a threshold, the LP not solved

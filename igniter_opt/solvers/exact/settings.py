@@ -200,9 +200,9 @@ class ExactSettings:
     #   (thin evidence: a plan moves 1-2 GPUs between runs; docs/exact.md)
     dive_noise: float = 0.15
     # - below large_rows, up to final_dives_small such dives (with the same noise after the first)
-    #   where the search cannot branch (types of several workloads) or branched out of time: on
-    #   the open heavy-tailed instances, after the root's LP is solved on (converge_share), two of
-    #   six proven, against none with one dive (docs/exact.md, "Sixth round")
+    #   where the search cannot branch (types of several workloads) or branched out of time.
+    #   Measured together with converge_share: on the six open heavy-tailed instances either alone
+    #   proved one, together two (docs/exact.md, "Sixth round")
     final_dives_small: int = 6
 
     def warm(self) -> ExactSettings:
