@@ -167,8 +167,8 @@ class BranchAndPrice(Closing):
         after it (integer masters, dives) rounds this LP, and rounded far from its optimum it
         finds no plan at the bound. Priced as a dive step prices (heuristic, and the state search
         where configurations are large) until nothing prices out or converge_share of the time
-        left is spent; the LP it reached. Where configurations are large (8 or more members), below
-        datacenter sizes only (settings.converge_share)."""
+        left is spent; the LP it reached. `run` calls it where configurations are large
+        (large_members), below datacenter sizes (settings.converge_share)."""
         now = time.perf_counter()
         until = now + self.s.converge_share * max(0.0, self.deadline - now)
         while time.perf_counter() < until:
