@@ -14,7 +14,7 @@ from igniter_opt.data.instance import Instance, load_instance
 from igniter_opt.model import load_profile
 from igniter_opt.solvers.exact.bnp import BranchAndPrice
 from igniter_opt.solvers.exact.branching import Rules
-from igniter_opt.solvers.exact.dive import _round, dive
+from igniter_opt.solvers.exact.dive import _back_off, _round, dive
 from igniter_opt.solvers.exact.master import Column, Master
 from igniter_opt.solvers.exact.settings import DEFAULT, ExactSettings
 from igniter_opt.solvers.exact.solver import _prepare
@@ -93,12 +93,26 @@ def test_integer_master_respects_lower_bounds_allowed_columns_and_the_cutoff():
 def test_round_fixes_integer_parts_first_then_rounds_up_near_columns():
     z = np.array([1.0, 2.4, 0.3, 0.9, 0.0])
     S = ExactSettings()  # round_up 0.2, round_share 30
-    first = _round(np.zeros(0), z, S.round_up, S.round_share)
-    assert first.tolist() == [1, 2, 0, 0, 0]  # the integer parts, nothing rounded up yet
-    second = _round(first, z, S.round_up, S.round_share)
-    assert second.tolist() == [1, 2, 0, 1, 0]  # 0.9 is within round_up of its ceiling
-    third = _round(second, np.array([1.0, 2.4, 0.3, 1.0, 0.0]), S.round_up, S.round_share)
-    assert third.tolist() == [1, 3, 0, 1, 0]  # else the one nearest its ceiling
+    first, up = _round(np.zeros(0), z, S.round_up, S.round_share)
+    assert first.tolist() == [1, 2, 0, 0, 0] and up.size == 0  # the integer parts, nothing rounded up yet
+    second, up = _round(first, z, S.round_up, S.round_share)
+    assert second.tolist() == [1, 2, 0, 1, 0] and up.tolist() == [3]  # 0.9 is within round_up of its ceiling
+    third, up = _round(second, np.array([1.0, 2.4, 0.3, 1.0, 0.0]), S.round_up, S.round_share)
+    assert third.tolist() == [1, 3, 0, 1, 0] and up.tolist() == [1]  # else the one nearest its ceiling
+
+
+def test_a_round_up_backs_off_to_the_half_of_its_columns_nearest_their_ceiling():
+    """A round-up's columns come nearest-first; backing off keeps the first half of them at
+    their new fixing, the others (and columns added since) at the fixings before."""
+    z = np.array([0.95, 0.3, 0.85, 0.9, 1.0, 0.82])
+    before = np.array([0.0, 0, 0, 0, 1])  # a column was added since these fixings
+    after, up = _round(before, z, 0.2, 30)
+    assert up.tolist() == [0, 3, 2, 5]  # within 0.2 of their ceiling, nearest first
+    assert after.tolist() == [1, 0, 1, 1, 1, 1]
+    fixed, half = _back_off(before, after, up)
+    assert half.tolist() == [0, 3] and fixed.tolist() == [1, 0, 0, 1, 1, 0]
+    again, quarter = _back_off(before, fixed, half)
+    assert quarter.tolist() == [0] and again.tolist() == [1, 0, 0, 0, 1, 0]
 
 
 def test_noise_changes_which_fractional_columns_a_dive_rounds_up_and_nothing_else():
@@ -106,13 +120,13 @@ def test_noise_changes_which_fractional_columns_a_dive_rounds_up_and_nothing_els
     column counts to its ceiling; integer parts, integral columns and the ceiling stay."""
     z = np.array([1.0, 2.45, 0.3, 0.5, 0.0, 0.55])
     fixed = np.floor(z)
-    plain = _round(fixed, z, 0.2, 30)
+    plain = _round(fixed, z, 0.2, 30)[0]
     assert plain.tolist() == [1, 2, 0, 0, 0, 1]  # the nearest to its ceiling (0.55)
-    assert plain.tolist() == _round(fixed, z, 0.2, 30, np.zeros(len(z))).tolist()
+    assert plain.tolist() == _round(fixed, z, 0.2, 30, np.zeros(len(z)))[0].tolist()
     picks = set()
     for seed in range(20):
         noise = np.random.default_rng(seed).uniform(-0.15, 0.15, len(z))
-        out = _round(fixed, z, 0.2, 30, noise)
+        out = _round(fixed, z, 0.2, 30, noise)[0]
         assert np.all(out >= fixed) and np.all(out <= np.ceil(z)) and out.sum() > fixed.sum()
         assert out[[0, 4]].tolist() == [1, 0]  # integral columns never move
         picks.add(tuple(np.flatnonzero(out > fixed)))

@@ -6,8 +6,11 @@ LP already decided — every column at the integer part of its value — re-solv
 that complete the fixed ones (duals of rows the fixings cover drop to zero, so pricing looks
 only at what is left), and when nothing is integral yet rounds up the most nearly whole column.
 This is the residual-rounding heuristic of cutting stock with column generation, which almost
-always ends at ceil(LP) there. A dive stops as soon as its LP shows it cannot beat the
-incumbent, when its LP is integral (the plan) or at the deadline; the fixings are undone after.
+always ends at ceil(LP) there. A round-up of many columns at once that lifts the LP past the
+GPU the dive is for (incumbent - 1) is undone and only the half of it nearest their ceiling
+rounded, halving again while the LP still passes (`dive_backoffs` times a dive). A dive stops
+as soon as its LP shows it cannot beat the incumbent, when its LP is integral (the plan) or at
+the deadline; the fixings are undone after.
 """
 
 from __future__ import annotations
@@ -46,11 +49,14 @@ def dive(master: Master, price: Callable[[Array], list[Column]], upper: int, dea
     `finish_by`. With `stop_rows`, a dive whose fixings leave at most that many rows uncovered
     (split workloads' `pieces` left whole: residual.release) returns them (and its last LP's
     values) for the residual search (residual.py), as does one stopped by its slack or its
-    deadline."""
+    deadline; with back-offs, only once the LP under its last round-up was seen (and kept)."""
     fixed = np.zeros(0)
     steps = solves = 0
     rounds = settings.dive_rounds_large if master.large else settings.dive_rounds  # (issue 24, item 3)
     share = settings.round_share_large if master.large else settings.round_share
+    backoffs = settings.dive_backoffs
+    backoffs_on = backoffs > 0  # then a round-up's LP is seen before its residual is handed over
+    last: tuple[Array, Array, Array] | None = None  # the last round-up: fixings before, after, its columns
     lp: LpResult | None = None
     try:
         while time.perf_counter() < deadline:
@@ -58,6 +64,15 @@ def dive(master: Master, price: Callable[[Array], list[Column]], upper: int, dea
             solves += n
             if lp is None:
                 return DiveResult(None, steps, solves)
+            if last is not None and last[2].size > 1 and backoffs > 0 and \
+                    lp.value > upper - 1 + settings.backoff_slack:
+                backoffs -= 1  # that round-up cost the GPU the dive is for: half of it instead
+                fixed, half = _back_off(*last)
+                last = (last[0], fixed, half)
+                master.bound(fixed)
+                continue
+            if backoffs_on and stop_rows and np.any(fixed > 0) and _residual_left(master, fixed, pieces) <= stop_rows:
+                return DiveResult(None, steps, solves, fixed, lp.z)  # (its LP seen: the round-up kept)
             if lp.value > upper - 1 + settings.dive_slack:
                 break
             z = lp.z
@@ -65,9 +80,11 @@ def dive(master: Master, price: Callable[[Array], list[Column]], upper: int, dea
                 return DiveResult(_cover(master, np.round(z), upper), steps, solves)
             steps += 1
             noise = None if rng is None else rng.uniform(-settings.dive_noise, settings.dive_noise, len(z))
-            fixed = _round(fixed, z, settings.round_up, share, noise)
+            before = fixed
+            fixed, up = _round(fixed, z, settings.round_up, share, noise)
+            last = (before, fixed, up) if up.size else None
             master.bound(fixed)
-            if stop_rows and np.count_nonzero(left(master, release(master, fixed, _pieces(pieces)))) <= stop_rows:
+            if not backoffs_on and stop_rows and _residual_left(master, fixed, pieces) <= stop_rows:
                 return DiveResult(None, steps, solves, fixed, z)
         if lp is None:
             return DiveResult(None, steps, solves)
@@ -77,6 +94,11 @@ def dive(master: Master, price: Callable[[Array], list[Column]], upper: int, dea
                                            settings.finish_rc), steps, solves)
     finally:
         master.bound(np.zeros(0))
+
+
+def _residual_left(master: Master, fixed: Array, pieces: Array | None) -> int:
+    """Rows the fixings leave uncovered once split workloads held in part are released."""
+    return int(np.count_nonzero(left(master, release(master, fixed, _pieces(pieces)))))
 
 
 def _pieces(pieces: Array | None) -> Array:
@@ -115,16 +137,19 @@ def _priced_lp(master: Master, price: Callable[[Array], list[Column]], deadline:
     return lp, solves
 
 
-def _round(fixed: Array, z: Array, round_up: float, round_share: int, noise: Array | None = None) -> Array:
+def _round(fixed: Array, z: Array, round_up: float, round_share: int, noise: Array | None = None
+           ) -> tuple[Array, Array]:
     """New fixings: every column at least the integer part of its LP value; when that fixes
     nothing new, the columns within round_up of their ceiling rounded up, and at least one in
     round_share of the fractional ones (the nearest to their ceiling: large dives go faster).
-    `noise` (one value per column) shifts how near each counts: another dive, another path."""
+    `noise` (one value per column) shifts how near each counts: another dive, another path.
+    Also the columns rounded up, nearest to their ceiling first (none when integer parts were
+    fixed)."""
     old = np.zeros(len(z))
     old[:len(fixed)] = fixed
     new = np.maximum(old, np.floor(z + INTEGRAL))
     if np.any(new > old):
-        return new
+        return new, np.zeros(0, dtype=np.int64)
     up = np.ceil(z - INTEGRAL)
     frac = np.where(up > new, z - np.floor(z + INTEGRAL), -1.0)
     if noise is not None:
@@ -133,5 +158,17 @@ def _round(fixed: Array, z: Array, round_up: float, round_share: int, noise: Arr
     least = max(1, int(np.sum(frac > 0)) // round_share)
     if pick.sum() < least:
         pick[np.argsort(-frac)[:least]] = True
-    new[pick] = np.maximum(new[pick], up[pick])
-    return new
+    order = np.flatnonzero(pick)
+    order = order[np.argsort(-frac[order], kind="stable")]
+    new[order] = np.maximum(new[order], up[order])
+    return new, order
+
+
+def _back_off(before: Array, after: Array, rounded: Array) -> tuple[Array, Array]:
+    """The fixings of a round-up with only the first half of its columns (the nearest to their
+    ceiling) rounded: `before` and `after` are the fixings around it. Also those columns."""
+    half = rounded[:rounded.size // 2]
+    new = np.zeros(len(after))
+    new[:len(before)] = before
+    new[half] = after[half]
+    return new, half

@@ -204,6 +204,14 @@ class ExactSettings:
     #   Measured together with converge_share: on the six open heavy-tailed instances either alone
     #   proved one, together two (docs/exact.md, "Sixth round")
     final_dives_small: int = 6
+    # a dive's round-up that lifts its LP past incumbent - 1 + backoff_slack is undone and only the
+    # half of its columns nearest their ceiling rounded, halving again while the LP still passes,
+    # up to dive_backoffs times a dive (0: off). At 200 one round-up of 11-20 columns lifted the
+    # LP by 0.4-0.8 at once, past the GPU the dive was for, and the dive went on from there. Fresh
+    # sets at 200: 3 of 15 proven against 1, 4 GPUs fewer; the open heavy-tailed six: 4 proven
+    # (docs/exact.md, "A round-up backed off")
+    dive_backoffs: int = 20
+    backoff_slack: float = 0.0
 
     def warm(self) -> ExactSettings:
         """These settings for a solve that starts warm (warm_set_first, warm_exhaustive_share,
