@@ -1,11 +1,13 @@
 """The residual of a dive (residual.py): what its fixings leave, a cover of it, and the small
 branch-and-price that completes the fixings into a plan of the whole instance."""
 
+import math
 import time
 
 import numpy as np
 from test_exact_dive import _covers, _prepared, _random_master
 
+from igniter_opt.solvers.exact.bnp import BranchAndPrice
 from igniter_opt.solvers.exact.branching import Rules
 from igniter_opt.solvers.exact.dive import dive
 from igniter_opt.solvers.exact.master import Column, Master
@@ -93,3 +95,41 @@ def test_a_dive_stopped_at_its_residual_completes_into_a_fitting_plan():
     for col in bnp.incumbent:
         assert bnp.pricer.shares_of(col.members) is not None
 
+
+
+def test_a_residual_search_ends_at_its_root_once_its_bound_reaches_the_cutoff():
+    """The fixings plus a residual plan must beat the whole search's incumbent: a residual search
+    whose root proves it needs `cutoff` GPUs or more ends there (no dive, no branching, the cover
+    it was given), where without the cutoff the same search goes on to its own plan."""
+    bnp = _prepared(60, 4)
+    master = bnp.master
+    for _ in range(6):
+        lp = master.solve_lp()
+        bnp._add(bnp._heuristic(lp.duals, Rules()).columns)
+    pieces = bnp._pieces()
+    out = dive(master, lambda d: bnp._heuristic(d, Rules()).columns, bnp.upper + 10, time.perf_counter() + 30,
+               time.perf_counter() + 35, DEFAULT, stop_rows=12, pieces=pieces)
+    fixed = release(master, out.fixed, pieces)
+    rest = left(master, fixed)
+    cover = cover_of(master, fixed, out.z)
+    cover = cover + cover[:1]  # one GPU too many: a search has a plan to look for
+
+    def search(cutoff: float) -> BranchAndPrice:
+        return BranchAndPrice(bnp.pricer, residual_master(master, rest, DEFAULT), cover, 1,
+                              time.perf_counter() + 20, pieces, residual=False, cutoff=cutoff)
+
+    free = search(math.inf)
+    whole = free.run(True)
+    assert free.stats.dives + free.stats.nodes + free.stats.integer_solves > 1  # it searched on
+    assert whole.upper < len(cover)
+    cut = search(free.lower)  # what its root proves
+    ended = cut.run(True)
+    assert cut.lower >= cut.cutoff and not ended.complete
+    assert cut.stats.nodes == 1 and cut.stats.dives == 0 and cut.stats.integer_solves == 0
+    assert ended.chosen == cover
+    # the caller's side: an incumbent the fixings cannot beat counts the search as ended
+    taken = int(fixed.sum())
+    bnp.upper = taken + 1
+    before = list(bnp.incumbent)
+    bnp._residual(out.fixed, out.z, time.perf_counter() + 5)
+    assert bnp.stats.cut_off == 1 and bnp.incumbent == before

@@ -9,9 +9,10 @@ incumbent optimal, so the proof can come long before the LP itself converges. Wh
 solved (theta = 1) and its ceiling is still below the incumbent, the integer master over the
 generated columns may close the gap; otherwise the node branches on a pair of workloads (Ryan-
 Foster: together / apart) and pricing respects the rule. The search is depth-first and returns,
-at any time, the incumbent and the proven bound. The steps that end a search rather than move it
-(integer masters over the pool, closing a node that cannot branch, the final bound climb) are
-in its base class (closing.py).
+at any time, the incumbent and the proven bound. The plan's side (dives, residual searches, the
+incumbent's neighbourhoods) is its base class in primal.py; the steps that end a search rather
+than move it (integer masters over the pool, closing a node that cannot branch, the final bound
+climb) are that one's base, in closing.py.
 """
 
 from __future__ import annotations
@@ -24,12 +25,11 @@ import numpy as np
 
 from igniter_opt.model.predict import Array
 from igniter_opt.solvers.exact.branching import Rules, most_fractional_pair
-from igniter_opt.solvers.exact.closing import DELTA, EPS, Closing, Stats
-from igniter_opt.solvers.exact.dive import dive
+from igniter_opt.solvers.exact.closing import DELTA, EPS, Stats
 from igniter_opt.solvers.exact.master import Column, LpResult, Master
 from igniter_opt.solvers.exact.pricing import Pricer, PricingResult
+from igniter_opt.solvers.exact.primal import Primal
 from igniter_opt.solvers.exact.repair import group_columns
-from igniter_opt.solvers.exact.residual import cover_of, left, release, residual_master
 
 
 @dataclass
@@ -49,11 +49,12 @@ class _Node:
     depth: int = 0
 
 
-class BranchAndPrice(Closing):
+class BranchAndPrice(Primal):
     """One search over a fixed option set; `run` may be called once."""
 
     def __init__(self, pricer: Pricer, master: Master, incumbent: list[Column], lower: int,
-                 deadline: float, unbranchable: Array | None = None, residual: bool = True):
+                 deadline: float, unbranchable: Array | None = None, residual: bool = True,
+                 cutoff: float = math.inf):
         self.pricer = pricer
         self.s = pricer.settings  # the solve's tuning (settings.py), carried by its pricer
         # types never branched on: a split workload's rate levels (a level may be in several
@@ -63,6 +64,10 @@ class BranchAndPrice(Closing):
         self.incumbent = list(incumbent)
         self.upper = len(incumbent)
         self.lower = lower
+        # a plan of this many GPUs or more is worth nothing to the caller (a dive's residual: with
+        # the dive's fixings it would not beat the whole search's incumbent): the search ends
+        # once its root's bound reaches it
+        self.cutoff = cutoff
         self.final_deadline = deadline
         # the last final_share of the time goes to one integer master over all columns when the
         # bound is not proven by then (the LP's columns usually hold a better plan than the seed)
@@ -229,85 +234,11 @@ class BranchAndPrice(Closing):
         self.deadline = end
         return True
 
-    def _maybe_dive(self, lp: LpResult, stalled: bool) -> bool:
-        """At the root, dive for a plan of fewer GPUs than the incumbent when ceil(LP) allows one,
-        the LP fell by dive_gain since the last dive, and either heuristic pricing stalls or
-        dive_after of the time passed since the start or the last dive (large instances, whose LP
-        converges slowly). A better incumbent also lowers the bound the proof must reach. True
-        when the pool grew."""
-        if not self.root_dives or math.ceil(lp.value - 1e-6) >= self.upper or \
-                lp.value > self._dived_at - self.s.dive_gain:
-            return False
-        if not stalled and time.perf_counter() < self._dive_due:
-            return False
-        self._dived_at = lp.value
-        self._dive_due = time.perf_counter() + self._dive_period
-        return self._dive(time.perf_counter() + self.s.dive_share * (self.deadline - time.perf_counter()))
-
-    def _dive(self, end: float, rng: np.random.Generator | None = None) -> bool:
-        """One dive until `end`, then (if it found nothing better) the integer master over the
-        pool; the incumbent is updated. True when the pool grew."""
-        before = len(self.master.columns)
-        end = min(self.deadline, end)
-        finish_by = min(self.deadline,
-                        end + min(self.s.dive_mip_seconds, self.s.dive_share * (self.deadline - time.perf_counter())))
-        out = dive(self.master, lambda duals: self._dive_price(duals, end), self.upper, end,
-                   finish_by, self.s, self._residual_rows, self._pieces(), rng)
-        self.stats.columns = len(self.master.columns)
-        self.stats.lp_iterations += out.lp_solves
-        self.stats.dives += 1
-        if out.cover is not None and len(out.cover) < self.upper:
-            self.upper, self.incumbent = len(out.cover), out.cover
-        elif out.fixed is not None and out.z is not None:  # what its fixings leave (residual.py)
-            self._residual(out.fixed, out.z, finish_by)
-        else:  # the dive's columns often complete a plan its rounding missed
-            left = self.deadline - time.perf_counter()
-            self._pool_integer(Rules(), min(self.s.dive_share * left, self.s.dive_mip_seconds))
-        return len(self.master.columns) > before
-
-    def _dive_price(self, duals: Array, end: float) -> list[Column]:
-        """A dive step's columns: heuristic pricing, and where configurations are large (the
-        root's check runs there) the state search at the same duals for dive_state of the limit:
-        the heuristic's columns are worth 1.01-1.03 there, the state search's 1.08-1.17, so the
-        dive's LP after each rounding is near its optimum and rounds the way the root's would."""
-        cols = self._heuristic(duals, Rules(), end).columns
-        if self._large_members and self.s.dive_state > 0:
-            res = self.pricer.state_price(duals, 1 + EPS,
-                                          min(end, time.perf_counter() + self.s.dive_state * self._limit),
-                                          self.s.exhaustive_columns)
-            if res is not None:
-                cols = cols + res.columns
-        return cols
-
-    def _residual(self, fixed: Array, z: Array, until: float) -> None:
-        """A small branch-and-price over what a dive's fixings leave (residual.py) until `until`;
-        the fixings plus its plan become the incumbent when they use fewer GPUs."""
-        fixed = release(self.master, fixed, self._pieces())
-        rest = left(self.master, fixed)
-        taken = [c for c, k in zip(self.master.columns, fixed) for _ in range(int(k + 0.5))]
-        self.stats.residuals += 1
-        if not rest.any():
-            chosen = taken
-        else:
-            search = BranchAndPrice(self.pricer, residual_master(self.master, rest, self.s),
-                                    cover_of(self.master, fixed, z), 1, until, self._pieces(), residual=False)
-            out = search.run(self.branching)
-            chosen = taken + out.chosen
-        if len(chosen) < self.upper:
-            self.upper, self.incumbent = len(chosen), chosen
-
-    def _pieces(self) -> Array:
-        """The split workloads' rate-level types (never branched on)."""
-        return np.array(sorted(self.unbranchable), dtype=int)
-
-    def dive_once(self, end: float) -> None:
-        """One dive from the root LP until `end` (a warm start's first step: a plan below the
-        repaired incumbent)."""
-        lp = self.master.solve_lp()
-        self.stats.lp_iterations += 1
-        if lp is not None and math.ceil(lp.value - 1e-6) < self.upper:
-            self._dived_at = lp.value
-            self._dive(end)
+    def _residual_search(self, master: Master, cover: list[Column], until: float, cutoff: int
+                         ) -> tuple[list[Column], bool]:
+        search = BranchAndPrice(self.pricer, master, cover, 1, until, self._pieces(), residual=False, cutoff=cutoff)
+        out = search.run(self.branching)
+        return out.chosen, search.lower >= cutoff
 
     def _node_integer(self, rules: Rules) -> None:
         """The integer master over the node's columns, on half the time left (an upper bound)."""
@@ -342,6 +273,8 @@ class BranchAndPrice(Closing):
                         lp = self._converge(lp)
                 root_lp = lp
                 self.stats.root_lp = lp.value if lp is not None else math.inf
+                if self.lower >= self.cutoff:
+                    return self.outcome(False)
             if not proven:
                 complete = False
                 break
@@ -369,20 +302,35 @@ class BranchAndPrice(Closing):
         if root_bound is not None and complete and not stack:
             self.lower = self.upper
         if root_lp is not None and self.lower < self.upper:
-            self.deadline = self.final_deadline  # the search is over: what is left is the final phase's
-            self.master.forbid(np.ones(len(self.master.columns), dtype=bool))
-            # last dives, from the LP as it ended (each one's columns change the next one's path)
-            rng = np.random.default_rng(0) if self.s.dive_noise > 0 else None
-            for k in range(self.s.final_dives_large if self.master.large else self.s.final_dives_small):
-                if math.ceil(root_lp.value - 1e-6) >= self.upper or time.perf_counter() > self.final_deadline - 1:
-                    break
-                now = time.perf_counter()
-                self._dive(now + self.s.final_dive_share * (self.final_deadline - now), rng if k else None)
-            now = time.perf_counter()
-            self._final_bound(root_lp, now + self.s.bound_share * (self.final_deadline - now))
+            self._final_phase(root_lp)
         if self.lower < self.upper and time.perf_counter() < self.final_deadline - 0.2:
             self._final_integer()
         return self.outcome(complete)
+
+    def _final_phase(self, root_lp: LpResult) -> None:
+        """What is left of the limit once the tree search is over: dives from the root's last LP,
+        from lns_rows rows the incumbent's neighbourhoods, then the bound climb on its duals."""
+        self.master.forbid(np.ones(len(self.master.columns), dtype=bool))
+        rng = np.random.default_rng(0) if self.s.dive_noise > 0 else None
+        # from lns_rows rows the last lns_share of the time goes to the neighbourhoods (a residual
+        # search's master is never large: it has every row, most asking nothing)
+        now = time.perf_counter()
+        lns = self.s.lns_share if self.master.large and len(self.master.demand) >= self.s.lns_rows else 0.0
+        self.deadline = self.final_deadline - lns * max(0.0, self.final_deadline - now)  # the dives'
+        # last dives, from the LP as it ended (each one's columns change the next one's path)
+        dives = self.s.lns_dives if lns > 0 else \
+            self.s.final_dives_large if self.master.large else self.s.final_dives_small
+        for k in range(dives):
+            if math.ceil(root_lp.value - 1e-6) >= self.upper or time.perf_counter() > self.deadline - 1:
+                break
+            now = time.perf_counter()
+            self._dive(now + self.s.final_dive_share * (self.deadline - now), rng if k else None)
+        self.deadline = self.final_deadline
+        if lns > 0 and math.ceil(root_lp.value - 1e-6) < self.upper:
+            now = time.perf_counter()
+            self._neighbourhoods(root_lp.duals, now + self.s.lns_until * (self.final_deadline - now))
+        now = time.perf_counter()
+        self._final_bound(root_lp, now + self.s.bound_share * (self.final_deadline - now))
 
     def outcome(self, complete: bool) -> Outcome:
         """The incumbent and the bound proven so far (also after an interruption)."""

@@ -43,6 +43,8 @@ class Stats:
     integer_solves: int = 0
     dives: int = 0
     residuals: int = 0  # residual searches after a dive (residual.py)
+    cut_off: int = 0  # of them, ended by their root's bound: the fixings could not beat the incumbent
+    neighbourhoods: int = 0  # of them, on neighbourhoods of the incumbent (neighbourhood.py)
 
 
 class Closing:

@@ -212,6 +212,20 @@ class ExactSettings:
     # (docs/exact.md, "A round-up backed off")
     dive_backoffs: int = 20
     backoff_slack: float = 0.0
+    # from lns_rows master rows, the last lns_share of the final phase destroys and repairs the
+    # incumbent (neighbourhood.py), after lns_dives final dives: its lns_gpus GPUs of largest
+    # reduced cost at the root's duals, then drawn ones, each covered again by a residual search
+    # of at most lns_seconds that must save a GPU, for lns_until of that time (the rest: the final
+    # bound search and integer master). At 500 workloads (the final phase's dives end 5-7 GPUs
+    # above the LP there) it saved 1 and 2 GPUs; at 200 (dives end one above) it saved none and
+    # took the dives' time (docs/exact.md, "Eighth round")
+    lns_rows: int = 400
+    lns_share: float = 0.5
+    lns_dives: int = 1
+    lns_gpus: int = 10
+    lns_seconds: float = 4.0
+    lns_until: float = 0.9
+    lns_grow: float = 1.25  # a neighbourhood proven not to shrink: the next one this much larger
 
     def warm(self) -> ExactSettings:
         """These settings for a solve that starts warm (warm_set_first, warm_exhaustive_share,

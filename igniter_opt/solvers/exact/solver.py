@@ -219,7 +219,8 @@ def solve(instance: Instance, profile: Profile, demands: list[Demand], options: 
     s = out.stats
     plan.message = (f"branch-and-price: root LP {s.root_lp:.4f}, {s.columns} columns, {s.nodes} nodes, "
                     f"{s.lp_iterations} LP solves, {s.exhaustive_calls} exhaustive pricings, {s.dives} dives, "
-                    f"{s.residuals} residual searches, {s.integer_solves} integer masters") if s.nodes else \
+                    f"{s.residuals} residual searches ({s.neighbourhoods} on the plan's neighbourhoods, "
+                    f"{s.cut_off} ended by their bound), {s.integer_solves} integer masters") if s.nodes else \
         "the previous plan (repaired, or a dive's over its columns) meets the bound its certificate carries" \
         if warm is not None else "the heuristic plan meets the volume and cardinality bounds: optimal without search"
     if cat.splits:
