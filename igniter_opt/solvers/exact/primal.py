@@ -117,7 +117,8 @@ class Primal(Closing):
     def _neighbourhoods(self, duals: Array, until: float) -> None:
         """Destroy-and-repair of the incumbent until `until` (neighbourhood.py): its lns_gpus GPUs
         of largest reduced cost at `duals` first, then drawn ones, each covered again by a residual
-        search of at most lns_seconds that must use a GPU fewer."""
+        search of at most lns_seconds that must use a GPU fewer. The size adapts: lns_grow times
+        larger after a neighbourhood proven not to shrink, as much smaller after one out of time."""
         rng = np.random.default_rng(0)
         gpus, tried = self.s.lns_gpus, set()
         while self.upper > self.lower and time.perf_counter() < until - self.s.min_mip_seconds:
