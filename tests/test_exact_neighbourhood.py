@@ -8,7 +8,8 @@ import numpy as np
 from test_exact_dive import _covers, _prepared, _random_master
 
 from igniter_opt.solvers.exact.branching import Rules
-from igniter_opt.solvers.exact.neighbourhood import columns_of, counts_of, pick
+from igniter_opt.solvers.exact.neighbourhood import counts_of, pick
+from igniter_opt.solvers.exact.residual import columns_of
 from igniter_opt.solvers.exact.settings import DEFAULT
 
 

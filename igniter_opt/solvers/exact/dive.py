@@ -23,7 +23,7 @@ import numpy as np
 
 from igniter_opt.model.predict import Array
 from igniter_opt.solvers.exact.master import Column, LpResult, Master
-from igniter_opt.solvers.exact.residual import left, release
+from igniter_opt.solvers.exact.residual import columns_of, left, release
 from igniter_opt.solvers.exact.settings import DEFAULT, ExactSettings
 
 INTEGRAL = 1e-6  # a tolerance: a column value this close to an integer is one
@@ -116,10 +116,9 @@ def _finish(master: Master, lp: LpResult, fixed: Array, upper: int, seconds: flo
 
 def _cover(master: Master, count: Array, upper: int) -> list[Column] | None:
     """The columns of an integer solution, each as often as it is used; None unless it beats `upper`."""
-    count = np.round(count).astype(int)
-    if count.sum() >= upper:
+    if np.round(count).sum() >= upper:
         return None
-    return [c for c, k in zip(master.columns, count) for _ in range(k)]
+    return columns_of(master, count)
 
 
 def _priced_lp(master: Master, price: Callable[[Array], list[Column]], deadline: float, rounds: int

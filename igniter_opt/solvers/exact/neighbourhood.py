@@ -1,16 +1,16 @@
 """Neighbourhoods of the incumbent for its destroy-and-repair by residual searches.
 
-At datacenter sizes the final dives end one GPU above the root's bound on most instances, and
-which dive finds the plan at the bound changes from run to run (issue 24, item 3). The incumbent
-itself is then a better start than another dive: its GPUs of largest reduced cost at the root's
-duals hold its slack (a plan of UB GPUs against an LP of value LP has reduced costs summing to
-about UB - LP, often concentrated on a few GPUs). Taking out a few of them and asking a residual
+At 500 workloads the final phase's dives end 5-7 GPUs above ceil(LP), at the seed plan (issue
+24, item 3). The incumbent itself is then a better start than another dive: its GPUs of largest
+reduced cost at the root's duals hold its slack (a plan of UB GPUs against an LP of value LP has
+reduced costs summing to about UB - LP). Taking out a few of them and asking a residual
 branch-and-price (residual.py) to cover what they held with one GPU fewer is a large-neighbourhood
-search whose repair is exact: its root proves at once when the neighbourhood cannot shrink.
+search whose repair is exact: its root proves at once when the neighbourhood cannot shrink. (At
+200, where the dives end one GPU above ceil(LP), it found nothing: settings.lns_rows.)
 
-This module picks the GPUs and expresses a plan as column counts of the pool; `bnp.py` runs the
-searches. improve.py's destroy-and-repair (first fit) does the same for plans without split
-workloads, outside branch-and-price.
+This module picks the GPUs and expresses a plan as column counts of the pool (residual.columns_of
+the other way); `primal.py` runs the searches. improve.py's destroy-and-repair (first fit) does the
+same for plans without split workloads, outside branch-and-price.
 """
 
 from __future__ import annotations
@@ -29,11 +29,6 @@ def counts_of(master: Master, plan: list[Column]) -> Array:
     counts = np.zeros(len(master.columns))
     np.add.at(counts, [index[c.members] for c in plan], 1.0)
     return counts
-
-
-def columns_of(master: Master, counts: Array) -> list[Column]:
-    """The plan a vector of column counts stands for (each column as often as counted)."""
-    return [c for c, k in zip(master.columns, np.round(counts).astype(int)) for _ in range(k)]
 
 
 def pick(master: Master, counts: Array, duals: Array, gpus: int, rng: np.random.Generator | None

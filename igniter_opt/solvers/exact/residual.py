@@ -62,14 +62,18 @@ def release(master: Master, fixed: Array, pieces: Array) -> Array:
         kept[drop] = 0.0
 
 
+def columns_of(master: Master, counts: Array) -> list[Column]:
+    """The plan a vector of whole column counts stands for (each column as often as counted)."""
+    return [c for c, k in zip(master.columns, np.round(counts).astype(int)) for _ in range(k)]
+
+
 def cover_of(master: Master, fixed: Array, z: Array) -> list[Column]:
     """Columns covering what the fixings leave: each column's LP value above its fixing, rounded
     up (z covers every row and the fixings are whole, so fixed + ceil(z - fixed) does too)."""
     n = len(master.columns)
     low = np.zeros(n)
     low[:len(fixed)] = fixed[:n]
-    extra = np.ceil(np.maximum(np.asarray(z[:n]) - low, 0.0) - 1e-9).astype(int)
-    return [c for c, k in zip(master.columns, extra) for _ in range(int(k))]
+    return columns_of(master, np.ceil(np.maximum(np.asarray(z[:n]) - low, 0.0) - 1e-9))
 
 
 def residual_master(master: Master, rest: Array, settings: ExactSettings) -> Master:
