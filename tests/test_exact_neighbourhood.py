@@ -8,8 +8,8 @@ import numpy as np
 from test_exact_dive import _covers, _prepared, _random_master
 
 from igniter_opt.solvers.exact.branching import Rules
+from igniter_opt.solvers.exact.master import columns_of
 from igniter_opt.solvers.exact.neighbourhood import counts_of, pick
-from igniter_opt.solvers.exact.residual import columns_of
 from igniter_opt.solvers.exact.settings import DEFAULT
 
 
@@ -19,6 +19,10 @@ def test_a_plan_and_its_column_counts_stand_for_each_other():
     counts = counts_of(master, plan)
     assert counts[7] == 2 and counts[2] == 1 and counts.sum() == 3
     assert sorted(c.members for c in columns_of(master, counts)) == sorted(c.members for c in plan)
+    # a solver's near-integers are whole GPUs (truncating 0.9999999 would drop a column of the plan)
+    noisy = counts.copy()
+    noisy[7], noisy[2] = 1.9999999, 0.9999999
+    assert sorted(c.members for c in columns_of(master, noisy)) == sorted(c.members for c in plan)
 
 
 def test_pick_takes_out_the_gpus_of_largest_reduced_cost_or_a_draw_of_as_many():

@@ -19,7 +19,7 @@ import numpy as np
 
 from igniter_opt.model.predict import Array
 from igniter_opt.solvers.exact.branching import Rules
-from igniter_opt.solvers.exact.master import Column, LpResult, Master
+from igniter_opt.solvers.exact.master import Column, LpResult, Master, columns_of
 from igniter_opt.solvers.exact.pricing import Pricer, PricingResult
 from igniter_opt.solvers.exact.settings import ExactSettings
 
@@ -182,4 +182,4 @@ class Closing:
         """An integer master's cover becomes the incumbent when it uses fewer GPUs."""
         if res is not None and res[0] < self.upper - 0.5:
             self.upper = round(res[0])
-            self.incumbent = [c for c, k in zip(self.master.columns, res[1]) for _ in range(int(k))]
+            self.incumbent = columns_of(self.master, res[1])

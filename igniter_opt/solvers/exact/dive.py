@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from igniter_opt.model.predict import Array
-from igniter_opt.solvers.exact.master import Column, LpResult, Master
-from igniter_opt.solvers.exact.residual import columns_of, left, release
+from igniter_opt.solvers.exact.master import Column, LpResult, Master, columns_of
+from igniter_opt.solvers.exact.residual import left, release
 from igniter_opt.solvers.exact.settings import DEFAULT, ExactSettings
 
 INTEGRAL = 1e-6  # a tolerance: a column value this close to an integer is one

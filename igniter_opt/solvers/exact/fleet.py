@@ -22,7 +22,7 @@ from igniter_opt.model.predict import Array
 from igniter_opt.solvers.colocation import placed
 from igniter_opt.solvers.exact.catalogue import batch_choices
 from igniter_opt.solvers.exact.fleetbnp import FleetOutcome, FleetSearch, ceil_bound
-from igniter_opt.solvers.exact.master import Column, Master, fewest_gpus
+from igniter_opt.solvers.exact.master import Column, Master, columns_of, fewest_gpus
 from igniter_opt.solvers.exact.oracle import Options, build_options
 from igniter_opt.solvers.exact.pricing import Pricer
 from igniter_opt.solvers.exact.settings import DEFAULT, ExactSettings
@@ -220,7 +220,7 @@ def solve_fleet_exact(instance: Instance, fleet: Fleet, fd: FleetDemands, costs:
         real = np.array([prep.master.gpu_of(c) != prep.artificial for c in prep.master.columns])
         z = fewest_gpus(prep.master, out.upper, real, min(left, settings.tie_break_seconds))
         if z is not None and _gpus(prep.master, z) < sum(prep.master.gpus_of(c) for c in chosen):
-            chosen = [c for c, k in zip(prep.master.columns, z) for _ in range(int(k))]
+            chosen = columns_of(prep.master, z)
     plan.gpus += prep.to_gpus(chosen)
     _finish(plan, costs, int(out.upper), out.lower, out)
     return plan

@@ -36,7 +36,7 @@ from igniter_opt.model.predict import Array
 from igniter_opt.solvers.exact.branching import FleetRules, Rules
 from igniter_opt.solvers.exact.closing import DELTA, EPS  # the same tolerances as the single-type search
 from igniter_opt.solvers.exact.fleetcover import Piece, aggregates, exact_cover, integral_classes, most_fractional
-from igniter_opt.solvers.exact.master import Column, LpResult, Master
+from igniter_opt.solvers.exact.master import Column, LpResult, Master, columns_of
 from igniter_opt.solvers.exact.pricing import Pricer
 from igniter_opt.solvers.exact.repair import fleet_group_columns
 
@@ -217,7 +217,7 @@ class FleetSearch:
             cost = float(np.dot(self.master.costs, np.round(z)))
             if cost < self.upper - 0.5:
                 self.upper = cost
-                self.incumbent = [c for c, k in zip(self.master.columns, np.round(z)) for _ in range(int(k))]
+                self.incumbent = columns_of(self.master, z)
 
     def _node_integer(self, rules: FleetRules) -> None:
         budget = self.s.node_mip_share * (self.deadline - time.perf_counter())
@@ -229,7 +229,7 @@ class FleetSearch:
         res = self.master.solve_integer(budget, self._allowed(rules) & real, below=below)
         if res is not None and res[0] < self.upper - 0.5:
             self.upper = res[0]
-            self.incumbent = [c for c, k in zip(self.master.columns, res[1]) for _ in range(int(k))]
+            self.incumbent = columns_of(self.master, res[1])
 
     def _branch(self, lp: LpResult, rules: FleetRules) -> tuple[FleetRules, FleetRules] | None:
         """Two children: a type's fractional GPU count (at most floor, at least ceil), else a

@@ -308,6 +308,12 @@ class Master:
         return float(costs @ z), z
 
 
+def columns_of(master: Master, counts: Array) -> list[Column]:
+    """The plan a vector of whole column counts stands for (each column as often as counted;
+    counts are rounded, so an integer master's 0.9999999 is one GPU, not none)."""
+    return [c for c, k in zip(master.columns, np.round(counts).astype(int)) for _ in range(k)]
+
+
 def fewest_gpus(master: Master, cost_limit: float, allowed: Array, time_limit: float) -> Array | None:
     """Column counts of an integer cover of cost <= cost_limit with the fewest columns (GPUs),
     over the allowed columns (a fleet's tie-break once its least cost is known); None if none

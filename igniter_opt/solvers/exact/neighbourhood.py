@@ -8,7 +8,7 @@ branch-and-price (residual.py) to cover what they held with one GPU fewer is a l
 search whose repair is exact: its root proves at once when the neighbourhood cannot shrink. (At
 200, where the dives end one GPU above ceil(LP), it found nothing: settings.lns_rows.)
 
-This module picks the GPUs and expresses a plan as column counts of the pool (residual.columns_of
+This module picks the GPUs and expresses a plan as column counts of the pool (master.columns_of
 the other way); `primal.py` runs the searches. improve.py's destroy-and-repair (first fit) does the
 same for plans without split workloads, outside branch-and-price.
 """

@@ -18,9 +18,9 @@ from igniter_opt.model.predict import Array
 from igniter_opt.solvers.exact.branching import Rules
 from igniter_opt.solvers.exact.closing import EPS, Closing
 from igniter_opt.solvers.exact.dive import dive
-from igniter_opt.solvers.exact.master import Column, LpResult, Master
+from igniter_opt.solvers.exact.master import Column, LpResult, Master, columns_of
 from igniter_opt.solvers.exact.neighbourhood import counts_of, pick
-from igniter_opt.solvers.exact.residual import columns_of, cover_of, left, release, residual_master
+from igniter_opt.solvers.exact.residual import cover_of, left, release, residual_master
 
 
 class Primal(Closing):

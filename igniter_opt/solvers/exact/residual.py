@@ -21,7 +21,7 @@ from dataclasses import replace
 import numpy as np
 
 from igniter_opt.model.predict import Array
-from igniter_opt.solvers.exact.master import Column, Master
+from igniter_opt.solvers.exact.master import Column, Master, columns_of
 from igniter_opt.solvers.exact.settings import ExactSettings
 
 LEFT = 1e-9  # a tolerance: a row covered to within this is covered
@@ -60,11 +60,6 @@ def release(master: Master, fixed: Array, pieces: Array) -> Array:
         if not drop:
             return kept
         kept[drop] = 0.0
-
-
-def columns_of(master: Master, counts: Array) -> list[Column]:
-    """The plan a vector of whole column counts stands for (each column as often as counted)."""
-    return [c for c, k in zip(master.columns, np.round(counts).astype(int)) for _ in range(k)]
 
 
 def cover_of(master: Master, fixed: Array, z: Array) -> list[Column]:
