@@ -2,6 +2,7 @@
 under bounds, the dive's rounding and its covers, the Lagrangian bound search after the root."""
 
 import math
+import pickle
 import time
 from pathlib import Path
 
@@ -71,6 +72,22 @@ def test_reduced_costs_are_one_minus_the_dual_value_of_each_column(seed):
             dense[o, c] += 1
     assert np.allclose(master.reduced_costs(lp.duals), 1 - lp.duals @ dense)
     assert master.reduced_costs(lp.duals).min() >= -1e-7  # optimal LP: no column prices out
+
+
+def test_a_master_and_a_whole_search_pickle_with_their_lp_and_column_bounds():
+    master = _random_master(5)
+    allowed = np.ones(len(master.columns), dtype=bool)
+    allowed[[6, 9]] = False  # forbidden columns stay forbidden in the copy
+    master.bound(np.eye(len(master.columns))[8], allowed)  # and a dive's fixing stays fixed
+    copy = pickle.loads(pickle.dumps(master))
+    lp, again = master.solve_lp(), copy.solve_lp()
+    assert copy.columns == master.columns and copy.costs == master.costs
+    assert math.isclose(again.value, lp.value, rel_tol=1e-9) and np.allclose(again.z, lp.z)
+    assert again.z[[6, 9]].max() == 0 and again.z[8] >= 1 - 1e-9
+    bnp = _prepared(24, 3, light=True)  # the search a final-phase snapshot holds, pricer and all
+    clone = pickle.loads(pickle.dumps(bnp))
+    assert clone.upper == bnp.upper and clone.master.columns == bnp.master.columns
+    assert math.isclose(clone.master.solve_lp().value, bnp.master.solve_lp().value, rel_tol=1e-9)
 
 
 def test_integer_master_respects_lower_bounds_allowed_columns_and_the_cutoff():

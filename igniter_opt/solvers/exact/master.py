@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass, field
+from typing import Any
 
 import highspy
 import numpy as np
@@ -51,6 +52,10 @@ class LpResult:
     duals: Array
     z: Array
     avail_duals: Array = field(default_factory=lambda: np.zeros(1))
+
+
+_LP_VECTORS = ("col_cost_", "col_lower_", "col_upper_", "row_lower_", "row_upper_")
+_LP_MATRIX = ("start_", "index_", "value_")  # column-wise, as the master builds it
 
 
 def _new_highs(threads: int) -> highspy.Highs:
@@ -112,6 +117,29 @@ class Master:
     def threads(self) -> int:
         """HiGHS threads of this master's solves."""
         return self._threads
+
+    def __getstate__(self) -> dict[str, Any]:
+        """A master pickles (a search snapshot: benchmarks/bench_final_phase.py) with its HiGHS
+        model as arrays, column bounds included; the basis is not kept (the next solve is cold)."""
+        state = self.__dict__.copy()
+        lp = state.pop("_lp").getLp()
+        state["_lp_arrays"] = {name: np.array(getattr(lp, name)) for name in _LP_VECTORS} | \
+            {name: np.array(getattr(lp.a_matrix_, name)) for name in _LP_MATRIX}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        arrays = state.pop("_lp_arrays")
+        self.__dict__.update(state)
+        lp = highspy.HighsLp()
+        lp.num_col_, lp.num_row_ = len(arrays["col_cost_"]), len(arrays["row_lower_"])
+        for name in _LP_VECTORS:
+            setattr(lp, name, arrays[name])
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.num_col_, lp.a_matrix_.num_row_ = lp.num_col_, lp.num_row_
+        for name in _LP_MATRIX:
+            setattr(lp.a_matrix_, name, arrays[name])
+        self._lp = _new_highs(self._threads)
+        self._lp.passModel(lp)
 
     def coverage(self, col: Column) -> tuple[Array, Array]:
         """Row indices of a column and how much of each it covers (member counts times weights)."""
