@@ -76,3 +76,12 @@ def test_neighbourhoods_of_a_plan_of_one_gpu_per_workload_save_gpus():
     assert _covers(master, bnp.incumbent)
     for col in bnp.incumbent:
         assert bnp.pricer.shares_of(col.members) is not None
+
+
+def test_from_lns_rows_the_final_phase_takes_lns_final_share_of_the_limit():
+    gated = replace(DEFAULT, large_rows=10, lns_rows=10, lns_final_share=0.5, final_share=0.2)
+    ungated = (replace(gated, lns_rows=10**9), replace(gated, large_rows=10**9))  # a residual master is never large
+    for settings, share in ((gated, 0.5), (ungated[0], 0.2), (ungated[1], 0.2)):
+        bnp = _prepared(24, 3, limit=100.0, light=True, settings=settings)
+        assert len(bnp.master.demand) >= 10
+        assert math.isclose(bnp.final_deadline - bnp.deadline, share * bnp._limit, rel_tol=1e-9)

@@ -69,10 +69,12 @@ class BranchAndPrice(Primal):
         # once its root's bound reaches it
         self.cutoff = cutoff
         self.final_deadline = deadline
-        # the last final_share of the time goes to one integer master over all columns when the
-        # bound is not proven by then (the LP's columns usually hold a better plan than the seed)
+        # the last final_share of the time (lns_final_share from lns_rows rows: _lns) goes to the
+        # final phase and one integer master over all columns when the bound is not proven by then
+        # (the LP's columns usually hold a better plan than the seed)
         now = time.perf_counter()
-        self.deadline = now + (1 - self.s.final_share) * max(0.0, deadline - now)
+        final = self.s.lns_final_share if self._lns else self.s.final_share
+        self.deadline = now + (1 - final) * max(0.0, deadline - now)
         self.stats = Stats()
         self._dived_at = math.inf
         self._limit = max(0.0, deadline - now)
@@ -95,6 +97,13 @@ class BranchAndPrice(Primal):
         # dives do not, residual.py)
         self._residual_rows = 0 if not residual else \
             self.s.residual_rows if master.large else self.s.residual_rows_small
+
+    @property
+    def _lns(self) -> bool:
+        """From lns_rows rows of a datacenter-size master: a longer final phase that ends in the
+        incumbent's neighbourhoods (a residual search's master is never large: it has every row,
+        most asking nothing)."""
+        return self.master.large and len(self.master.demand) >= self.s.lns_rows
 
     # -- column generation ----------------------------------------------------------------
     def column_generation(self, rules: Rules) -> tuple[float, LpResult | None, bool]:
@@ -312,10 +321,9 @@ class BranchAndPrice(Primal):
         from lns_rows rows the incumbent's neighbourhoods, then the bound climb on its duals."""
         self.master.forbid(np.ones(len(self.master.columns), dtype=bool))
         rng = np.random.default_rng(0) if self.s.dive_noise > 0 else None
-        # from lns_rows rows the last lns_share of the time goes to the neighbourhoods (a residual
-        # search's master is never large: it has every row, most asking nothing)
+        # from lns_rows rows the last lns_share of the time goes to the neighbourhoods
         now = time.perf_counter()
-        lns = self.s.lns_share if self.master.large and len(self.master.demand) >= self.s.lns_rows else 0.0
+        lns = self.s.lns_share if self._lns else 0.0
         self.deadline = self.final_deadline - lns * max(0.0, self.final_deadline - now)  # the dives'
         # last dives, from the LP as it ended (each one's columns change the next one's path)
         dives = self.s.lns_dives if lns > 0 else \

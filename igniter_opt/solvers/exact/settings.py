@@ -219,8 +219,13 @@ class ExactSettings:
     # bound search and integer master). At 500 workloads (the final phase's dives end 5-7 GPUs
     # above the LP there) it saved 1 and 2 GPUs; at 200 (dives end one above) it saved none and
     # took the dives' time (docs/exact.md, "Eighth round")
+    # From lns_rows rows the final phase takes lns_final_share of the limit, not final_share: the
+    # root's LP does not converge there in any case (500: 171.3 at 32 s, 169.0 at 235 s) and the
+    # neighbourhoods save GPUs with time: four fresh 500s side by side, 3 GPUs fewer, none more
+    # (docs/exact.md, "Ninth round")
     lns_rows: int = 400
-    lns_share: float = 0.5
+    lns_final_share: float = 0.5
+    lns_share: float = 0.8
     lns_dives: int = 1
     lns_gpus: int = 10
     lns_seconds: float = 4.0
