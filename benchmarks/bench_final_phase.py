@@ -62,9 +62,10 @@ def snap(n: int, seed: int, limit: float, out: Path, min_rows: int, console: Con
     console.print(f"solve: {plan.num_gpus} GPUs, bound {plan.lower_bound}, {plan.status}", highlight=False)
 
 
-def replay(path: Path, seconds: float | None, tuning: dict, console: Console) -> None:
-    """The final phase of a snapshot again, with `tuning` applied: a row per residual search."""
-    search, root_lp, left = pickle.loads(path.read_bytes())
+def replay(path: Path, snapshot: tuple[Any, Any, float], seconds: float | None, tuning: dict, console: Console) -> None:
+    """The final phase of a snapshot (read from `path`) again, with `tuning` applied: a row per
+    residual search."""
+    search, root_lp, left = snapshot
     s = replace(search.s, **tuning)
     search.s = search.pricer.settings = s
     if search._residual_rows:  # derived from the settings when the search was built
@@ -112,9 +113,19 @@ def main(argv: list[str] | None = None) -> None:
     console = Console()
     if args.command == "snap":
         snap(args.n, args.seed, args.time_limit, args.out, args.min_rows, console)
-    else:
-        replay(args.snapshot, args.seconds, json.loads(args.settings), console)
+        return
+    from igniter_opt.solvers.exact.settings import DEFAULT
 
+    try:
+        tuning = json.loads(args.settings)
+        replace(DEFAULT, **tuning)  # every field must exist
+    except (ValueError, TypeError) as err:
+        parser.error(f"--settings {args.settings!r}: {err}")
+    try:
+        snapshot = pickle.loads(args.snapshot.read_bytes())
+    except (OSError, pickle.UnpicklingError, EOFError, KeyError) as err:
+        parser.error(f"{args.snapshot}: not a snapshot of this version ({type(err).__name__}: {err})")
+    replay(args.snapshot, snapshot, args.seconds, tuning, console)
 
 if __name__ == "__main__":
     main()
