@@ -221,7 +221,7 @@ class ExactSettings:
     # took the dives' time (docs/exact.md, "Eighth round")
     # From lns_rows rows the final phase takes lns_final_share of the limit, not final_share: the
     # root's LP does not converge there in any case (500: 171.3 at 32 s, 169.0 at 235 s) and the
-    # neighbourhoods save GPUs with time: four fresh 500s side by side, 3 GPUs fewer, none more
+    # neighbourhoods save GPUs with time: five fresh 500s side by side, 3 GPUs fewer, none more
     # (docs/exact.md, "Ninth round")
     lns_rows: int = 400
     lns_final_share: float = 0.5
