@@ -16,7 +16,7 @@ from igniter_opt.model import load_profile
 from igniter_opt.solvers.exact.bnp import BranchAndPrice
 from igniter_opt.solvers.exact.branching import Rules
 from igniter_opt.solvers.exact.dive import _back_off, _round, dive
-from igniter_opt.solvers.exact.master import Column, Master
+from igniter_opt.solvers.exact.master import Column, LpResult, Master
 from igniter_opt.solvers.exact.settings import DEFAULT, ExactSettings
 from igniter_opt.solvers.exact.solver import _prepare
 from igniter_opt.solvers.sizing import size_instance, split_workloads
@@ -52,6 +52,14 @@ def _prepared(n: int, seed: int, limit: float = 60.0, light: bool = False,
     demands = size_instance(inst, V100)
     _, _, bnp = _prepare(V100, demands, "paper", False, time.perf_counter() + limit, 1, 0.0, settings)
     return bnp
+
+
+def _priced(bnp: BranchAndPrice, rounds: int = 6) -> LpResult:
+    """A few rounds of the root's column generation by heuristic pricing (a dive or a
+    neighbourhood needs no solved LP); the master's LP after them."""
+    for _ in range(rounds):
+        bnp._add(bnp._heuristic(bnp.master.solve_lp().duals, Rules()).columns)
+    return bnp.master.solve_lp()
 
 
 def _covers(master: Master, cover: list[Column]) -> bool:

@@ -1,13 +1,12 @@
-"""Destroy-and-repair of the incumbent by residual searches (neighbourhood.py, bnp._neighbourhoods)."""
+"""Destroy-and-repair of the incumbent by residual searches (neighbourhood.py, primal.Primal._neighbourhoods)."""
 
 import math
 import time
 from dataclasses import replace
 
 import numpy as np
-from test_exact_dive import _covers, _prepared, _random_master
+from test_exact_dive import _covers, _prepared, _priced, _random_master
 
-from igniter_opt.solvers.exact.branching import Rules
 from igniter_opt.solvers.exact.master import columns_of
 from igniter_opt.solvers.exact.neighbourhood import counts_of, pick
 from igniter_opt.solvers.exact.settings import DEFAULT
@@ -48,10 +47,7 @@ def test_neighbourhoods_keep_a_fitting_plan_and_never_one_of_more_gpus():
     searches give a plan that covers every row with configurations that fit, in no more GPUs."""
     bnp = _prepared(60, 4, settings=replace(DEFAULT, lns_gpus=4, lns_seconds=3.0))
     master = bnp.master
-    for _ in range(6):
-        lp = master.solve_lp()
-        bnp._add(bnp._heuristic(lp.duals, Rules()).columns)
-    lp = master.solve_lp()
+    lp = _priced(bnp)
     bnp.lower = math.ceil(lp.value - 1e-6) - 2  # not the proven bound: the search may not stop on it
     before = bnp.upper
     bnp._neighbourhoods(lp.duals, time.perf_counter() + 12)

@@ -5,7 +5,7 @@ import math
 import time
 
 import numpy as np
-from test_exact_dive import _covers, _prepared, _random_master
+from test_exact_dive import _covers, _prepared, _priced, _random_master
 
 from igniter_opt.solvers.exact.bnp import BranchAndPrice
 from igniter_opt.solvers.exact.branching import Rules
@@ -76,10 +76,7 @@ def test_a_dive_stopped_at_its_residual_completes_into_a_fitting_plan():
     every row with configurations that fit, in no more GPUs than the LP's rounding up."""
     bnp = _prepared(60, 4)
     master = bnp.master
-    for _ in range(6):  # a few rounds of the root's column generation (a dive needs no solved LP)
-        lp = master.solve_lp()
-        bnp._add(bnp._heuristic(lp.duals, Rules()).columns)
-    lp = master.solve_lp()
+    lp = _priced(bnp)
     pieces = bnp._pieces()
     assert pieces.size  # the instance has split workloads
     out = dive(master, lambda d: bnp._heuristic(d, Rules()).columns, bnp.upper + 10, time.perf_counter() + 30,
@@ -96,16 +93,13 @@ def test_a_dive_stopped_at_its_residual_completes_into_a_fitting_plan():
         assert bnp.pricer.shares_of(col.members) is not None
 
 
-
 def test_a_residual_search_ends_at_its_root_once_its_bound_reaches_the_cutoff():
     """The fixings plus a residual plan must beat the whole search's incumbent: a residual search
     whose root proves it needs `cutoff` GPUs or more ends there (no dive, no branching, the cover
     it was given), where without the cutoff the same search goes on to its own plan."""
     bnp = _prepared(60, 4)
     master = bnp.master
-    for _ in range(6):
-        lp = master.solve_lp()
-        bnp._add(bnp._heuristic(lp.duals, Rules()).columns)
+    _priced(bnp)
     pieces = bnp._pieces()
     out = dive(master, lambda d: bnp._heuristic(d, Rules()).columns, bnp.upper + 10, time.perf_counter() + 30,
                time.perf_counter() + 35, DEFAULT, stop_rows=12, pieces=pieces)

@@ -11,7 +11,8 @@ branch-and-price (exhaustive pricing over a few types is fast) solves it to opti
 seconds. The fixings plus its plan are a plan of the whole instance. This is the residual
 problem of cutting-stock rounding heuristics, solved exactly here instead of greedily.
 
-`bnp.py` runs the search; this module builds its master and its first cover.
+`primal.py` runs the search (a `BranchAndPrice` of its own, bnp.py); this module builds its master
+and its first cover.
 """
 
 from __future__ import annotations
