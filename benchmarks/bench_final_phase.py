@@ -65,6 +65,8 @@ def snap(n: int, seed: int, limit: float, out: Path, min_rows: int, console: Con
 def replay(path: Path, snapshot: tuple[Any, Any, float], seconds: float | None, tuning: dict, console: Console) -> None:
     """The final phase of a snapshot (read from `path`) again, with `tuning` applied: a row per
     residual search."""
+    from igniter_opt.solvers.exact.residual import left as left_of
+
     search, root_lp, left = snapshot
     s = replace(search.s, **tuning)
     search.s = search.pricer.settings = s
@@ -79,7 +81,6 @@ def replay(path: Path, snapshot: tuple[Any, Any, float], seconds: float | None, 
     complete = search._complete
 
     def traced(fixed: Any, cover: Any, until: float) -> None:
-        from igniter_opt.solvers.exact.residual import left as left_of
         begin, cut = time.perf_counter(), search.stats.cut_off
         rows = int((left_of(search.master, fixed) > 0).sum())
         complete(fixed, cover, until)
