@@ -317,9 +317,12 @@ class BranchAndPrice(Primal):
         return self.outcome(complete)
 
     def _final_phase(self, root_lp: LpResult) -> None:
-        """What is left of the limit once the tree search is over: dives from the root's last LP,
-        from lns_rows rows the incumbent's neighbourhoods, then the bound climb on its duals."""
+        """What is left of the limit once the tree search is over: the bound by in-out separation
+        (`_ascend`), dives from the root's last LP, from lns_rows rows the incumbent's
+        neighbourhoods, then the bound climb on its duals."""
         self.master.forbid(np.ones(len(self.master.columns), dtype=bool))
+        if math.isinf(self.cutoff):  # the bound first (inout.py); a residual search needs only its plan
+            self._ascend(root_lp, time.perf_counter() + self.s.inout_share * self._limit)
         rng = np.random.default_rng(0) if self.s.dive_noise > 0 else None
         # from lns_rows rows the last lns_share of the time goes to the neighbourhoods
         now = time.perf_counter()

@@ -19,6 +19,7 @@ import numpy as np
 
 from igniter_opt.model.predict import Array
 from igniter_opt.solvers.exact.branching import Rules
+from igniter_opt.solvers.exact.inout import Centre, ascend, volume_centre
 from igniter_opt.solvers.exact.master import Column, LpResult, Master, columns_of
 from igniter_opt.solvers.exact.pricing import Pricer, PricingResult
 from igniter_opt.solvers.exact.settings import ExactSettings
@@ -172,6 +173,38 @@ class Closing:
                 return
             self._certify(lp.duals, lp.value / (target - 1 + DELTA))
             self.lower = target
+
+    def _ascend(self, lp: LpResult, until: float) -> None:
+        """The Farley bound in-out separation proves (inout.py) on the segments from the best
+        dual-feasible centre known (the volume bound's duals, or the certificate scaled) towards
+        the LP's duals, until the bound reaches min(UB, ceil(LP)) or `until`. Where the root's LP
+        was cut by the clock its own duals prove less than the volume bound."""
+        target = min(self.upper, math.ceil(lp.value - 1e-6))
+        if self.lower >= target or time.perf_counter() >= until:
+            return
+        m = self.master
+        vol = volume_centre(self.pricer.o.alone, self.pricer.option_type, m.type_row, m.type_weight)
+        centre = Centre(vol, self._farley(vol, 1.0))
+        if self.certificate is not None and self._farley(*self.certificate) > centre.value:
+            duals, v_max = self.certificate
+            centre = Centre(duals / v_max, self._farley(duals, v_max))
+        s = self.s
+        best = ascend(lp.duals, centre, lambda pi: self._farley(pi, 1.0),
+                      lambda pi, theta: self._proves(pi, theta, until), s.inout_alphas, s.inout_steps,
+                      s.inout_rounds, goal=target - 1 + DELTA)
+        if best.value > centre.value:
+            self._certify(best.duals, 1.0)
+            self.lower = max(self.lower, math.ceil(best.value - 1e-6))
+
+    def _proves(self, duals: Array, theta: float, until: float) -> tuple[bool, float]:
+        """Is no configuration worth more than theta at `duals`? (True, nan) proven; (False, the
+        worth of one that is) or (False, nan) when the search ran out of time."""
+        res = self.pricer.price(duals, theta, beam=None, deadline=until, max_columns=1)
+        self.stats.exhaustive_calls += 1
+        self.stats.pricing_nodes += res.nodes
+        if res.columns:
+            return False, max(float(duals[self.pricer.option_type[list(c.members)]].sum()) for c in res.columns)
+        return res.complete, math.nan
 
     def _final_integer(self) -> None:
         """The integer master over every generated column, in the time kept for it."""

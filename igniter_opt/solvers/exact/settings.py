@@ -231,6 +231,16 @@ class ExactSettings:
     lns_seconds: float = 4.0
     lns_until: float = 0.9
     lns_grow: float = 1.25  # a neighbourhood proven not to shrink: the next one this much larger
+    # where the root's bound is below min(UB, ceil(LP)) as the final phase starts (its column
+    # generation cut by the clock, or tailing), up to inout_share of the limit goes to in-out
+    # separation for the bound (inout.py): points a of the way from the best dual-feasible centre
+    # to the LP's duals, each valued by a bisection of at most inout_steps exhaustive calls, for
+    # up to inout_rounds rounds. At 500 workloads the LP's own duals prove less than the volume
+    # bound; these points prove 3 GPUs more in 6-16 s (docs/exact.md, "Tenth round")
+    inout_share: float = 0.05
+    inout_alphas: tuple[float, ...] = (0.1, 0.2, 0.3, 0.5)
+    inout_steps: int = 6
+    inout_rounds: int = 3
 
     def warm(self) -> ExactSettings:
         """These settings for a solve that starts warm (warm_set_first, warm_exhaustive_share,
