@@ -236,7 +236,8 @@ class ExactSettings:
     # separation for the bound (inout.py): points a of the way from the best dual-feasible centre
     # to the LP's duals, each valued by a bisection of at most inout_steps exhaustive calls, for
     # up to inout_rounds rounds. At 500 workloads the LP's own duals prove less than the volume
-    # bound; these points prove 3 GPUs more in 6-16 s (docs/exact.md, "Tenth round")
+    # bound; these points proved 1-3 GPUs more on five instances, in 6-15 s (docs/exact.md,
+    # "Tenth round")
     inout_share: float = 0.05
     inout_alphas: tuple[float, ...] = (0.1, 0.2, 0.3, 0.5)
     inout_steps: int = 6
