@@ -1,4 +1,4 @@
-"""In-out separation for the bound (inout.py): the volume bound's duals as a dual-feasible centre,
+"""In-out separation for the bound (inout.py): least shares (alone, beside a partner) as dual-feasible centres,
 the ascent on explicit configurations (never above the LP optimum, always dual feasible), and at
 a root cut short it proves more than the LP's own duals, a bound the optimum respects and the
 set search confirms."""
@@ -13,8 +13,9 @@ from test_exact_dive import V100, _priced
 
 from igniter_opt.bench.generate import mixed_instance
 from igniter_opt.solvers.exact.catalogue import volume_bound
-from igniter_opt.solvers.exact.inout import Centre, ascend, volume_centre
+from igniter_opt.solvers.exact.inout import Centre, ascend, pair_least, share_centre
 from igniter_opt.solvers.exact.master import Column, Master
+from igniter_opt.solvers.exact.oracle import FULL
 from igniter_opt.solvers.exact.solver import _prepare
 from igniter_opt.solvers.sizing import size_instance
 from igniter_opt.solvers.solve import SolveOptions, solve
@@ -32,14 +33,18 @@ def _no_set_above(pricer, duals, theta) -> bool:
     return res.complete and not res.columns
 
 
-def test_the_volume_centre_is_dual_feasible_and_worth_the_volume_bound():
+def test_the_centres_are_dual_feasible_and_the_volume_one_is_worth_the_volume_bound():
     cat, pricer, bnp = _search(40, 12)
     assert np.any(cat.type_weight < 1)  # split workloads' rate levels: rows covered by fractions
-    duals = volume_centre(pricer.o.alone, pricer.option_type, bnp.master.type_row, bnp.master.type_weight)
-    assert math.ceil(bnp._farley(duals, 1.0) - 1e-9) == volume_bound(cat)
-    assert _no_set_above(pricer, duals, 1 + 1e-9)
-    # the least share alone is what makes it feasible: a little more and some GPU is worth more than 1
-    assert not _no_set_above(pricer, duals * 1.2, 1 + 1e-9)
+    rows, weight = bnp.master.type_row, bnp.master.type_weight
+    volume = share_centre(pricer.o.alone, pricer.option_type, rows, weight)
+    assert math.ceil(bnp._farley(volume, 1.0) - 1e-9) == volume_bound(cat)
+    pair = share_centre(pair_least(pricer.pair, pricer.o.alone, FULL), pricer.option_type, rows, weight)
+    assert np.all(pair >= volume - 1e-12) and bnp._farley(pair, 1.0) > bnp._farley(volume, 1.0)
+    for duals in (volume, pair):
+        assert _no_set_above(pricer, duals, 1 + 1e-9)
+        # least shares are what make them feasible: a little more and some GPU is worth more than 1
+        assert not _no_set_above(pricer, duals * 1.2, 1 + 1e-9)
 
 
 def _packing(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, np.ndarray]:

@@ -19,8 +19,9 @@ import numpy as np
 
 from igniter_opt.model.predict import Array
 from igniter_opt.solvers.exact.branching import Rules
-from igniter_opt.solvers.exact.inout import Centre, ascend, volume_centre
+from igniter_opt.solvers.exact.inout import Centre, ascend, pair_least, share_centre
 from igniter_opt.solvers.exact.master import Column, LpResult, Master, columns_of
+from igniter_opt.solvers.exact.oracle import FULL
 from igniter_opt.solvers.exact.pricing import Pricer, PricingResult
 from igniter_opt.solvers.exact.settings import ExactSettings
 
@@ -176,15 +177,16 @@ class Closing:
 
     def _ascend(self, lp: LpResult, until: float) -> None:
         """The Farley bound in-out separation proves (inout.py) on the segments from the best
-        dual-feasible centre known (the volume bound's duals, or the certificate scaled) towards
+        dual-feasible centre known (least shares beside a partner, or the certificate scaled) towards
         the LP's duals, until the bound reaches min(UB, ceil(LP)) or `until`. Where the root's LP
         was cut by the clock its own duals prove less than the volume bound."""
         target = min(self.upper, math.ceil(lp.value - 1e-6))
         if self.lower >= target or time.perf_counter() >= until:
             return
         m = self.master
-        vol = volume_centre(self.pricer.o.alone, self.pricer.option_type, m.type_row, m.type_weight)
-        centre = Centre(vol, self._farley(vol, 1.0))
+        least = pair_least(self.pricer.pair, self.pricer.o.alone, FULL)
+        duals = share_centre(least, self.pricer.option_type, m.type_row, m.type_weight)
+        centre = Centre(duals, self._farley(duals, 1.0))
         if self.certificate is not None and self._farley(*self.certificate) > centre.value:
             duals, v_max = self.certificate
             centre = Centre(duals / v_max, self._farley(duals, v_max))

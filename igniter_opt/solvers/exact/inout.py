@@ -4,8 +4,8 @@ Any duals pi >= 0 bound the optimum by pi d / v, v the largest dual sum of any c
 (Farley). Where the root's column generation is cut by the clock (500 workloads) its LP duals
 are far from optimal: some configuration is worth 1.1 at them, so their bound is below the
 a-priori volume bound. A dual-feasible centre (every configuration worth at most 1) is a bound
-but no progress: the volume bound's duals (each member's least share alone, which interference
-only raises), or the best Farley certificate scaled by its v. Between them,
+but no progress: each member's least share beside its least-interfering partner (at least its
+share alone: above the volume bound's duals), or the best Farley certificate scaled by its v. Between them,
 pi(a) = a pi_LP + (1 - a) pi_centre is worth more than the centre wherever the LP's direction
 gains faster than the configurations' worth grows. A bisection on the value of pi(a), each step
 one exhaustive pricing call ("is any configuration worth more than pi d / T?"), proves the
@@ -38,15 +38,26 @@ class Centre:
     value: float
 
 
-def volume_centre(alone: Array, option_type: Array, type_row: Array, type_weight: Array) -> Array:
-    """The volume bound's type duals: each row at its least share alone per unit it covers (over
-    100%), times what a member of the type covers. A configuration's members hold at least their
-    shares alone, which sum to at most 100%, so it is worth at most 1 (rows no option serves: 0)."""
-    per_unit = alone / type_weight[option_type]
+def share_centre(least: Array, option_type: Array, type_row: Array, type_weight: Array) -> Array:
+    """Dual-feasible type duals from a least share per option (`least`, at most 100%): each row at
+    its least share per unit it covers (over 100%), times what a member of the type covers. With
+    `least` a lower bound on every option's share in every configuration that holds it (its share
+    alone: the volume bound's duals; or beside its least-interfering partner, `pair_least`), a
+    configuration's members sum to at most 100%, so it is worth at most 1 (rows no option serves: 0)."""
+    per_unit = least / type_weight[option_type]
     row_best = np.full(int(type_row.max(initial=-1)) + 1, np.inf)
     np.minimum.at(row_best, type_row[option_type], per_unit)
     duals = row_best[type_row] * type_weight / 100.0
     return np.where(np.isfinite(duals), duals, 0.0)
+
+
+def pair_least(pair: Array, alone: Array, full: float) -> Array:
+    """Each option's least share beside any partner (pair[a, b]: option b's share beside a, inf
+    where they do not fit), or the whole GPU where it fits beside none (inf where it does not
+    fit alone). A member's share in a set is at least its share in each pair it is part of (the
+    pricer's knapsack weights rest on the same fact), so this bounds its share in every
+    configuration of two or more; alone it holds the GPU, worth 1."""
+    return np.where(np.isfinite(alone), np.minimum(pair.min(axis=0, initial=np.inf), full), np.inf)
 
 
 def ascend(out: Array, centre: Centre, value_of: Callable[[Array], float], proves: Prover,

@@ -234,10 +234,10 @@ class ExactSettings:
     # where the root's bound is below min(UB, ceil(LP)) as the final phase starts (its column
     # generation cut by the clock, or tailing), up to inout_share of the limit goes to in-out
     # separation for the bound (inout.py): points a of the way from the best dual-feasible centre
-    # to the LP's duals, each valued by a bisection of at most inout_steps exhaustive calls, for
-    # up to inout_rounds rounds. At 500 workloads the LP's own duals prove less than the volume
-    # bound; these points proved 1-3 GPUs more on five instances, in 6-15 s (docs/exact.md,
-    # "Tenth round")
+    # (least shares beside a partner, or the certificate) to the LP's duals, each valued by at
+    # most inout_steps exhaustive calls, for up to inout_rounds rounds. At 500 workloads the LP's
+    # own duals prove less than the volume bound; these points proved 1-4 GPUs more on five
+    # instances, in 6-15 s (docs/exact.md, "Tenth round")
     inout_share: float = 0.05
     inout_alphas: tuple[float, ...] = (0.1, 0.2, 0.3, 0.5)
     inout_steps: int = 6
