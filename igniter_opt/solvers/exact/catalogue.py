@@ -229,11 +229,17 @@ def max_members(profile: Profile, cat: Catalogue, demand: Array) -> int:
     return best
 
 
+def row_least(least: Array, option_type: Array, type_row: Array, type_weight: Array, rows: int) -> Array:
+    """Each row's least share per unit it covers, over its types' options (inf where none serves
+    it); `least` a share per option: alone here, beside a partner for inout.py's centre."""
+    best = np.full(rows, np.inf)
+    np.minimum.at(best, type_row[option_type], least / type_weight[option_type])
+    return best
+
+
 def volume_bound(cat: Catalogue) -> int:
     """Volume bound: each row's demand at the least share alone per unit it covers, over 100%."""
-    per_unit = cat.options.alone / cat.type_weight[cat.option_type]
-    best = np.full(len(cat.row_demand), np.inf)
-    np.minimum.at(best, cat.type_row[cat.option_type], per_unit)
+    best = row_least(cat.options.alone, cat.option_type, cat.type_row, cat.type_weight, len(cat.row_demand))
     return math.ceil(float(np.sum(cat.row_demand * best)) / 100 - 1e-9)
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from igniter_opt.model.predict import Array
+from igniter_opt.solvers.exact.catalogue import row_least
 
 ABOVE = 1e-4  # a tolerance: a value this far above an integer k proves k + 1 (as closing.DELTA)
 # proves(pi, theta): (True, _) when no configuration is worth more than theta at pi; else
@@ -44,10 +45,8 @@ def share_centre(least: Array, option_type: Array, type_row: Array, type_weight:
     `least` a lower bound on every option's share in every configuration that holds it (its share
     alone: the volume bound's duals; or beside its least-interfering partner, `pair_least`), a
     configuration's members sum to at most 100%, so it is worth at most 1 (rows no option serves: 0)."""
-    per_unit = least / type_weight[option_type]
-    row_best = np.full(int(type_row.max(initial=-1)) + 1, np.inf)
-    np.minimum.at(row_best, type_row[option_type], per_unit)
-    duals = row_best[type_row] * type_weight / 100.0
+    best = row_least(least, option_type, type_row, type_weight, int(type_row.max(initial=-1)) + 1)
+    duals = best[type_row] * type_weight / 100.0
     return np.where(np.isfinite(duals), duals, 0.0)
 
 
