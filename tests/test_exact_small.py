@@ -171,3 +171,32 @@ def _early_root_of_n48_01():
         bnp._add(heuristic.columns)
     assert heuristic.columns and heuristic.best < 1.05  # the LP is not solved
     return bnp, lp, heuristic
+
+
+def test_where_configurations_are_large_the_state_search_takes_over_sooner_with_narrower_leaves(monkeypatch) -> None:
+    """The seed plan of heavytail-n48-01 holds 8 or more workloads per GPU: every pricer of the
+    solve hands an exhaustive call over to the state search after set_first_members sets of the
+    set search, not set_first, and the state search's leaves are leaf_c_members x leaf_p_members
+    (a dive's stay wide); a random instance (few members per GPU) keeps set_first and the wide
+    leaves. A smaller set_first is never raised."""
+    from igniter_opt.solvers.exact import pricing
+
+    seen: list[tuple[int, float, float]] = []
+    real = pricing.Pricer.__init__
+
+    def init(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        real(self, *args, **kwargs)
+        seen.append((self.set_first, self.settings.leaf_c, self.settings.leaf_p))
+
+    monkeypatch.setattr(pricing.Pricer, "__init__", init)
+    opts, s = ExactOptions(time_limit=3, threads=1), ExactSettings()
+    plan = solve(load_instance(STRESS / "stress-heavytail-n48-01.json"), "exact", solver_options=opts)
+    assert plan.feasible and seen and set(seen) == {(s.set_first_members, s.leaf_c_members, s.leaf_p_members)}
+    assert s.set_first_members < s.set_first and s.leaf_c_members < s.leaf_c and s.leaf_p_members < s.leaf_p
+    seen.clear()
+    random = Path(__file__).resolve().parents[1] / "instances" / "random" / "random-n24-01.json"
+    plan = solve(load_instance(random), "exact", solver_options=opts)
+    assert plan.feasible and seen and set(seen) == {(s.set_first, s.leaf_c, s.leaf_p)}
+    low = ExactSettings(set_first=1000).many_members()
+    assert low.set_first == 1000 and low.set_first_joint == s.set_first_joint
+    assert (low.dive_leaf_c, low.dive_leaf_p) == (s.leaf_c, s.leaf_p)

@@ -238,9 +238,12 @@ def _set_search(p: Pricer, duals: np.ndarray, threshold: float) -> pricing.Prici
     return q.price(duals, threshold, beam=None, deadline=time.perf_counter() + FAR, max_columns=10**6)
 
 
-@pytest.mark.parametrize("n,seed,aggregate", [(24, 2, False), (24, 3, True), (32, 4, False)])
-def test_state_search_finds_the_best_set_and_proves_what_the_set_search_proves(n, seed, aggregate):
-    p = _pricer(n, seed, aggregate)
+# narrow: the leaves where configurations are large (ExactSettings.many_members), 16 times smaller
+@pytest.mark.parametrize("n,seed,aggregate,narrow", [(24, 2, False, False), (24, 3, True, False), (32, 4, False, False),
+                                                     (24, 2, False, True), (32, 4, False, True)])
+def test_state_search_finds_the_best_set_and_proves_what_the_set_search_proves(n, seed, aggregate, narrow):
+    p = mixed_pricer(n, seed, "paper", aggregate, ExactSettings().many_members() if narrow else None)
+    assert (p.settings.leaf_c < ExactSettings().leaf_c) == narrow
     assert applicable(p.o)
     duals = _duals(p, seed)
     ref = _set_search(p, duals, 1.0)

@@ -216,21 +216,21 @@ class Pricer:
         return self._state_price(duals, threshold, deadline, 1)
 
     def state_price(self, duals: Array, threshold: float, deadline: float, max_columns: int,
-                    collect: bool = False) -> PricingResult | None:
+                    collect: bool = False, leaves: tuple[float, float] | None = None) -> PricingResult | None:
         """Exhaustive pricing by the interference-state search alone (no set search first; root
         only), or None where it does not apply (several options per type, or no numba);
-        `collect` as for `price`."""
+        `collect` as for `price`; `leaves`: the leaves' width (settings.leaf_c, leaf_p when None)."""
         if not (self.state_space and self.compiled):
             return None
-        return self._state_price(duals, threshold, deadline, max_columns, collect=collect)
+        return self._state_price(duals, threshold, deadline, max_columns, collect=collect, leaves=leaves)
 
     def _state_price(self, duals: Array, threshold: float, deadline: float, max_columns: int,
                      soft_deadline: float | None = None, rules: Rules | None = None,
-                     collect: bool = False) -> PricingResult:
+                     collect: bool = False, leaves: tuple[float, float] | None = None) -> PricingResult:
         """Exhaustive pricing by the interference-state search (`statespace.py`); it returns at
         soft_deadline when it found columns by then, and with `collect` the sets above s_collect
         it met too."""
         res = _statespace.StateSpaceSearch(self, duals, threshold, deadline, max_columns, soft_deadline, rules,
-                                           self.s_collect if collect else None).run()
+                                           self.s_collect if collect else None, leaves).run()
         cols = [Column(key, tuple(float(x) for x in shares)) for key, shares, _ in res.found]
         return PricingResult(cols, res.complete, res.best, res.bins, res.open_reach)

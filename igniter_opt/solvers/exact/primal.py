@@ -87,7 +87,7 @@ class Primal(Closing):
         if self._large_members and self.s.dive_state > 0:
             res = self.pricer.state_price(duals, 1 + EPS,
                                           min(end, time.perf_counter() + self.s.dive_state * self._limit),
-                                          self.s.exhaustive_columns)
+                                          self.s.exhaustive_columns, leaves=(self.s.dive_leaf_c, self.s.dive_leaf_p))
             if res is not None:
                 cols = cols + res.columns
         return cols

@@ -90,6 +90,19 @@ class ExactSettings:
     # and there the root's exhaustive calls return the sets above 1 they met (collect_above), as
     # under joint
     collect_large: bool = True
+    # and there an exhaustive call hands over to the state search after this many sets of the set
+    # search (as set_first_large at datacenter sizes), not set_first: with 14 members per GPU its 2
+    # million sets took most of each 5-10 s call in the LP's tail and found no column the state
+    # search does not (heavy-tailed n84, 200 s trace: the root LP's tail 110 s instead of 144 s)
+    set_first_members: int = 200_000
+    # and the state search's leaves are leaf_c_members L2 units by leaf_p_members watts (leaf_c and
+    # leaf_p were widened to 4 x 32 on the paper family, 2-4 members per GPU), but for a dive's
+    # calls (dive_leaf_c, dive_leaf_p): with 16-24 members a leaf of 4 x 32 listed 20,000 sets of
+    # which 0.015% fit (a captured tail call of heavy-tailed n100: 150 columns in 4.2 s instead of
+    # 21.8 s; a proof call in the same time); a dive's calls at 1 x 8 found fewer columns in their
+    # budget (20-70 against 150 on a fresh n100) and the plan came later
+    leaf_c_members: float = 1.0
+    leaf_p_members: float = 8.0
 
     # -- dives (dive.py) ---------------------------------------------------------------------
     dive_rounds: int = 6  # pricing rounds per dive step (the pricing is heuristic: the dive needs no proof)
@@ -135,6 +148,11 @@ class ExactSettings:
     # the state calls of a paper solve at 100 workloads took 1.5 s instead of 16.2 s (docs/exact.md)
     leaf_c: float = 4.0
     leaf_p: float = 32.0
+    # a dive step's state search (primal.py) lists at this size: its duals are far from the LP's
+    # optimum (the best sets worth 1.2-1.7), where a wide leaf's first sets fit. The same as
+    # leaf_c x leaf_p but where configurations are large (many_members)
+    dive_leaf_c: float = 4.0
+    dive_leaf_p: float = 32.0
     # bins leaf / floor narrow are not split again: their bound stays unresolved. 4096 (was 256 with
     # leaves 16 times narrower: the same 0.001 L2 units and 0.008 W). Not 16: with split workloads
     # the root LP sits 0.01-0.1 above an integer, and proving its ceiling needs thresholds a few
@@ -242,6 +260,13 @@ class ExactSettings:
     inout_alphas: tuple[float, ...] = (0.1, 0.2, 0.3, 0.5)
     inout_steps: int = 6
     inout_rounds: int = 3
+
+    def many_members(self) -> ExactSettings:
+        """These settings where configurations are large (large_members): exhaustive calls hand
+        over to the state search after set_first_members sets, and its leaves are
+        leaf_c_members x leaf_p_members (a dive's stay dive_leaf_c x dive_leaf_p)."""
+        return replace(self, set_first=min(self.set_first, self.set_first_members), leaf_c=self.leaf_c_members,
+                       leaf_p=self.leaf_p_members)
 
     def warm(self) -> ExactSettings:
         """These settings for a solve that starts warm (warm_set_first, warm_exhaustive_share,

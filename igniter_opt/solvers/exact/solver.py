@@ -138,6 +138,7 @@ def solve(instance: Instance, profile: Profile, demands: list[Demand], options: 
     if warm is None and _members_per_gpu(heuristics) >= settings.large_members:  # many small workloads per GPU
         heuristics += random_fits(profile, demands, begin + settings.seed_fits_share * options.time_limit,
                                   settings.seed_fits)  # (issue 24)
+        settings = settings.many_members()
     try:
         cat, pricer, bnp = _prepare(profile, demands, policy, True, deadline, options.threads, margin, settings,
                                     heuristics)

@@ -75,8 +75,11 @@ class StateSpaceSearch:
     """One pricing call: items from the duals, then best-first over bins until done or cut."""
 
     def __init__(self, pricer: PricerView, duals: Array, threshold: float, deadline: float, max_columns: int,
-                 soft_deadline: float | None = None, rules: Rules | None = None, collect: float | None = None):
+                 soft_deadline: float | None = None, rules: Rules | None = None, collect: float | None = None,
+                 leaves: tuple[float, float] | None = None):
         self.hw, self.shares_of, self.s = pricer.hw, pricer.shares_of, pricer.settings
+        # a leaf's width in L2 demand and in watts (settings.leaf_c, leaf_p unless the caller says)
+        self.leaf_c, self.leaf_p = leaves if leaves is not None else (self.s.leaf_c, self.s.leaf_p)
         self.threshold, self.deadline, self.max_columns = threshold, deadline, max_columns
         # sets met on the way worth more than `collect` (below the threshold) come back as columns
         # too, unless the search proves the threshold (joint's tail, issue 24: they cost nothing more)
@@ -315,7 +318,7 @@ class StateSpaceSearch:
             if self.out[2] and ub > self.collect and self._admits(self.chosen):
                 self._settles(self.chosen)  # the bin's optimum, below the threshold (collect only)
             return
-        leaf_c, leaf_p, floor = self.s.leaf_c, self.s.leaf_p, self.s.floor
+        leaf_c, leaf_p, floor = self.leaf_c, self.leaf_p, self.s.floor
         leaf = b.c_hi - b.c_lo <= leaf_c and b.p_hi - b.p_lo <= leaf_p
         exact = bool(self.out[2]) and self._admits(self.chosen)
         if exact and self._settles(self.chosen):
@@ -334,7 +337,7 @@ class StateSpaceSearch:
 
     def _halves(self, b: _Bin) -> list[_Bin]:
         """Halve the bin along the dimension widest relative to its leaf size."""
-        if (b.c_hi - b.c_lo) / self.s.leaf_c >= (b.p_hi - b.p_lo) / self.s.leaf_p:
+        if (b.c_hi - b.c_lo) / self.leaf_c >= (b.p_hi - b.p_lo) / self.leaf_p:
             mid = (b.c_lo + b.c_hi) / 2
             return [_Bin(0.0, b.m, b.c_lo, mid, b.p_lo, b.p_hi, lam=b.lam, mu=b.mu),
                     _Bin(0.0, b.m, mid, b.c_hi, b.p_lo, b.p_hi, lam=b.lam, mu=b.mu)]
