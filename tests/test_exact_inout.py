@@ -15,7 +15,6 @@ from igniter_opt.bench.generate import mixed_instance
 from igniter_opt.solvers.exact.catalogue import volume_bound
 from igniter_opt.solvers.exact.inout import Centre, ascend, pair_least, share_centre
 from igniter_opt.solvers.exact.master import Column, Master
-from igniter_opt.solvers.exact.oracle import FULL
 from igniter_opt.solvers.exact.solver import _prepare
 from igniter_opt.solvers.sizing import size_instance
 from igniter_opt.solvers.solve import SolveOptions, solve
@@ -39,7 +38,7 @@ def test_the_centres_are_dual_feasible_and_the_volume_one_is_worth_the_volume_bo
     rows, weight = bnp.master.type_row, bnp.master.type_weight
     volume = share_centre(pricer.o.alone, pricer.option_type, rows, weight)
     assert math.ceil(bnp._farley(volume, 1.0) - 1e-9) == volume_bound(cat)
-    pair = share_centre(pair_least(pricer.pair, pricer.o.alone, FULL), pricer.option_type, rows, weight)
+    pair = share_centre(pair_least(pricer.pair, pricer.o.alone), pricer.option_type, rows, weight)
     assert np.all(pair >= volume - 1e-12) and bnp._farley(pair, 1.0) > bnp._farley(volume, 1.0)
     for duals in (volume, pair):
         assert _no_set_above(pricer, duals, 1 + 1e-9)

@@ -30,8 +30,8 @@ from igniter_opt.solvers.solve import SolveOptions, solve
 FAR = 600.0
 
 
-def _pricer(n: int, seed: int, aggregate: bool = True) -> Pricer:
-    return mixed_pricer(n, seed, "paper", aggregate)
+def _pricer(n: int, seed: int, aggregate: bool = True, settings: ExactSettings | None = None) -> Pricer:
+    return mixed_pricer(n, seed, "paper", aggregate, settings)
 
 
 def _duals(p: Pricer, seed: int) -> np.ndarray:
@@ -242,7 +242,7 @@ def _set_search(p: Pricer, duals: np.ndarray, threshold: float) -> pricing.Prici
 @pytest.mark.parametrize("n,seed,aggregate,narrow", [(24, 2, False, False), (24, 3, True, False), (32, 4, False, False),
                                                      (24, 2, False, True), (32, 4, False, True)])
 def test_state_search_finds_the_best_set_and_proves_what_the_set_search_proves(n, seed, aggregate, narrow):
-    p = mixed_pricer(n, seed, "paper", aggregate, ExactSettings().many_members() if narrow else None)
+    p = _pricer(n, seed, aggregate, ExactSettings().many_members() if narrow else None)
     assert (p.settings.leaf_c < ExactSettings().leaf_c) == narrow
     assert applicable(p.o)
     duals = _duals(p, seed)

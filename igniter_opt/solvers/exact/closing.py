@@ -21,7 +21,6 @@ from igniter_opt.model.predict import Array
 from igniter_opt.solvers.exact.branching import Rules
 from igniter_opt.solvers.exact.inout import Centre, ascend, pair_least, share_centre
 from igniter_opt.solvers.exact.master import Column, LpResult, Master, columns_of
-from igniter_opt.solvers.exact.oracle import FULL
 from igniter_opt.solvers.exact.pricing import Pricer, PricingResult
 from igniter_opt.solvers.exact.settings import ExactSettings
 
@@ -184,7 +183,7 @@ class Closing:
         if self.lower >= target or time.perf_counter() >= until:
             return
         m = self.master
-        least = pair_least(self.pricer.pair, self.pricer.o.alone, FULL)
+        least = pair_least(self.pricer.pair, self.pricer.o.alone)
         duals = share_centre(least, self.pricer.option_type, m.type_row, m.type_weight)
         centre = Centre(duals, self._farley(duals, 1.0))
         if self.certificate is not None and self._farley(*self.certificate) > centre.value:

@@ -24,6 +24,7 @@ import numpy as np
 
 from igniter_opt.model.predict import Array
 from igniter_opt.solvers.exact.catalogue import row_least
+from igniter_opt.solvers.exact.oracle import FULL
 
 ABOVE = 1e-4  # a tolerance: a value this far above an integer k proves k + 1 (as closing.DELTA)
 # proves(pi, theta): (True, _) when no configuration is worth more than theta at pi; else
@@ -50,13 +51,13 @@ def share_centre(least: Array, option_type: Array, type_row: Array, type_weight:
     return np.where(np.isfinite(duals), duals, 0.0)
 
 
-def pair_least(pair: Array, alone: Array, full: float) -> Array:
+def pair_least(pair: Array, alone: Array) -> Array:
     """Each option's least share beside any partner (pair[a, b]: option b's share beside a, inf
     where they do not fit), or the whole GPU where it fits beside none (inf where it does not
     fit alone). A member's share in a set is at least its share in each pair it is part of (the
     pricer's knapsack weights rest on the same fact), so this bounds its share in every
     configuration of two or more; alone it holds the GPU, worth 1."""
-    return np.where(np.isfinite(alone), np.minimum(pair.min(axis=0, initial=np.inf), full), np.inf)
+    return np.where(np.isfinite(alone), np.minimum(pair.min(axis=0, initial=np.inf), FULL), np.inf)
 
 
 def ascend(out: Array, centre: Centre, value_of: Callable[[Array], float], proves: Prover,
