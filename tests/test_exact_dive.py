@@ -4,6 +4,7 @@ under bounds, the dive's rounding and its covers, the Lagrangian bound search af
 import math
 import pickle
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -311,3 +312,22 @@ def test_under_joint_a_group_is_repaired_with_any_batch_combination_that_fits():
     assert beyond_least >= 1 and True in verdicts  # the case the repair is for occurs here
     few = least_column({a, b, c}, pricer, most=1)  # too many combinations: the least ones, or no verdict
     assert few is None or isinstance(few, Column)
+
+
+@pytest.mark.parametrize("skip", [True, False])
+def test_a_node_no_bound_can_prune_branches_without_an_exhaustive_call(skip):
+    """Below the root only a bound of UB prunes a node. A node whose restricted LP is already at
+    most UB - 1 (its LP optimum is no higher) returns once heuristic pricing ends, proven, with
+    the proven lower bound (valid at every node) and no exhaustive call; with node_skip off the
+    same node prices exhaustively, as before."""
+    bnp = _prepared(64, 1, settings=replace(DEFAULT, node_skip=skip))
+    lp = _priced(bnp)
+    pair = bnp._pair(lp)
+    assert pair is not None
+    calls = bnp.stats.exhaustive_calls
+    bound, node_lp, proven = bnp.column_generation(Rules([pair], []))
+    assert proven and node_lp is not None and math.ceil(node_lp.value - 1e-6) < bnp.upper
+    if skip:
+        assert bound == bnp.lower and bnp.stats.exhaustive_calls == calls
+    else:
+        assert bnp.stats.exhaustive_calls > calls

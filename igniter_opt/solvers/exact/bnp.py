@@ -148,12 +148,19 @@ class BranchAndPrice(Primal):
             # incumbent): finding no set worth more than LP / (ceil(LP) - 1 + DELTA) proves it,
             # long before the LP converges, and a search at a higher threshold is far smaller
             target = min(self.upper, math.ceil(lp.value - 1e-6))
+            if not rules.root and target < self.upper and self.s.node_skip:
+                # below the root only a bound of UB prunes, and this node's LP optimum is at most
+                # its restricted LP, already <= UB - 1: no exhaustive call can prune it, so branch
+                # (the bound it returns, the proven lower bound, holds for every node)
+                return float(self.lower), lp, True
             theta = max(1 + EPS, lp.value / (target - 1 + DELTA)) if target > 1 else 1 + EPS
             # one exhaustive call ends after exhaustive_share of the limit when it found columns
-            # (the LP moves on with them); without any it runs to the deadline (the bound)
+            # (the LP moves on with them); without any it runs to the deadline (the bound). Below
+            # the root, where it is only for a bound of UB, after node_exhaustive_share
+            share = self._exhaustive_share if rules.root else self.s.node_exhaustive_share
             res = self.pricer.price(lp.duals, theta, beam=None, deadline=self.deadline, rules=rules,
                                     max_columns=self.s.exhaustive_columns,
-                                    soft_deadline=time.perf_counter() + self._exhaustive_share * self._limit,
+                                    soft_deadline=time.perf_counter() + share * self._limit,
                                     collect=self._collect)
             self.stats.exhaustive_calls += 1
             self.stats.pricing_nodes += res.nodes

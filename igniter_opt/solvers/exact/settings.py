@@ -71,6 +71,14 @@ class ExactSettings:
     dive_share: float = 0.3  # of the time left, at most, per dive
     dive_after: float = 0.25  # of the time limit: a dive then (after the start or the last one) even while the LP moves
     dive_mip_seconds: float = 5.0  # the integer master after a dive that found no better plan
+    # below the root, a node whose restricted LP is already at most UB - 1 branches as soon as
+    # heuristic pricing ends, without the exhaustive call (its bound could not prune the node; at
+    # 64 workloads under joint those calls took 0.5-13 s a node, 90 s at a 900 s limit: the
+    # soft deadline scales with the limit); False: the exhaustive call as before
+    node_skip: bool = True
+    # below the root an exhaustive call (its LP above UB - 1) that found columns returns after
+    # this share of the limit (the root's exhaustive_share: 6-12 s a node at 120 s under joint)
+    node_exhaustive_share: float = 0.01
     enum_columns: int = 50_000  # a node that cannot branch is closed by listing at most this many columns
     enum_evaluations: int = 20_000_000  # sets that listing may evaluate
     # many members per GPU (issue 24): where the seed plan holds at least large_members workloads per
