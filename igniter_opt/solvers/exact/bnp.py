@@ -141,6 +141,8 @@ class BranchAndPrice(Primal):
                 if rules.root:
                     self._certify(lp.duals, 1 + EPS)
                     self.lower = max(self.lower, math.ceil(lp.value - 1e-6))
+                    if self._cut(lp):
+                        continue
                 return lp.value, lp, True
             if rules.root and self._maybe_dive(lp, stalled=True):
                 continue
@@ -172,7 +174,15 @@ class BranchAndPrice(Primal):
                 if time.perf_counter() > self.deadline and self._extend(lp, rules):
                     continue
                 return -math.inf, lp, False
+            if rules.root and self._cut(lp):
+                continue
             return lp.value / theta, lp, True
+
+    def _cut(self, lp: LpResult) -> bool:
+        """Once the root's bound is proven below the incumbent, the offered cuts (a split workload's
+        whole pieces, cuts.py) its LP violates become rows: True when the LP is to be solved on.
+        Not before: with them the LP converges later (at 200 workloads, past the limit)."""
+        return self.lower < self.upper and self.master.open_cuts(lp.z)
 
     def _root_bound(self, lp: LpResult, res: PricingResult, theta: float) -> None:
         """The root's Lagrangian (Farley) bound after an exhaustive search at `theta`: every set's

@@ -19,6 +19,7 @@ import numpy as np
 
 from igniter_opt.model.predict import Array
 from igniter_opt.solvers.exact.branching import Rules
+from igniter_opt.solvers.exact.cuts import cover_value
 from igniter_opt.solvers.exact.inout import Centre, ascend, pair_least, share_centre
 from igniter_opt.solvers.exact.master import Column, LpResult, Master, columns_of
 from igniter_opt.solvers.exact.pricing import Pricer, PricingResult
@@ -79,10 +80,9 @@ class Closing:
             self.certificate = (duals.copy(), v_max)
 
     def _farley(self, duals: Array, v_max: float) -> float:
-        """pi d / v over the master's rows (a row's dual: any of its types' dual over its weight)."""
-        row_dual = np.zeros(len(self.master.demand))
-        row_dual[self.master.type_row] = duals / self.master.type_weight
-        return float(row_dual @ self.master.demand) / v_max
+        """pi d / v over the master's rows (what every plan's members are worth at pi: cuts.py)."""
+        m = self.master
+        return cover_value(duals, m.type_row, m.type_weight, m.demand) / v_max
 
     def _heuristic(self, duals: Array, rules: Rules, deadline: float | None = None) -> PricingResult:
         """Columns of negative reduced cost by heuristic pricing (`Pricer.heuristic`)."""

@@ -18,12 +18,15 @@ columns: rc_c = cost_c - sum_t pi_t a_tc - n_c mu_g. A member option may bring f
 own (the replicas of a workload split on that type: `option_gpus`), so a column's cost is
 cost_g (1 + its members' replicas) and n_c = 1 + its members' replicas. With the defaults (one
 type, cost 1, no count, no replicas) it is the single-type master above.
+
+Valid inequalities over types (a split workload's whole pieces, cuts.py) are offered to the
+master and become rows after all others once an LP solution violates them; a row's dual joins
+its types' duals (what pricing sums over members), and the integer master leaves them out
+(every integer cover obeys them).
 """
 
 from __future__ import annotations
 
-import os
-import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +34,8 @@ import highspy
 import numpy as np
 
 from igniter_opt.model.predict import Array
+from igniter_opt.solvers.exact.cuts import row_entries, type_members
+from igniter_opt.solvers.exact.highs import from_arrays, model_arrays, new_highs
 from igniter_opt.solvers.exact.settings import DEFAULT, ExactSettings
 
 
@@ -54,25 +59,7 @@ class LpResult:
     avail_duals: Array = field(default_factory=lambda: np.zeros(1))
 
 
-_LP_VECTORS = ("col_cost_", "col_lower_", "col_upper_", "row_lower_", "row_upper_")
-_LP_MATRIX = ("start_", "index_", "value_")  # column-wise, as the master builds it
-
-
-def _new_highs(threads: int) -> highspy.Highs:
-    """A silent HiGHS instance (highspy prints its banner from C++ on construction: fd 1 is muted)."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 1)
-            h = highspy.Highs()  # type: ignore[no-untyped-call]
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
-    h.setOptionValue("output_flag", False)
-    h.setOptionValue("threads", threads)
-    return h
-
+CUT_TOL = 1e-6  # a tolerance: an offered cut violated by less is not added
 
 class Master:
     """Restricted master over the columns generated so far (one row per workload type)."""
@@ -97,7 +84,7 @@ class Master:
         self.columns: list[Column] = []
         self.costs: list[float] = []
         self._keys: set[tuple[int, ...]] = set()
-        self._lp = _new_highs(threads)
+        self._lp = new_highs(threads)
         self._threads = threads
         inf = highspy.kHighsInf
         for d in self.demand:
@@ -112,6 +99,12 @@ class Master:
                             np.array([]))
         self._rows: list[Array] = []  # per column: the types it holds, and how many of each
         self._counts: list[Array] = []
+        # valid inequalities over types after every other row (a split workload's pieces, cuts.py):
+        # sum_t cut_coef[k, t] a_tc z_c >= cut_rhs[k]; their duals join the types' in `solve_lp`
+        self.cut_coef = np.zeros((0, len(self.type_row)))
+        self.cut_rhs: list[float] = []
+        self._pool_coef, self._pool_rhs = np.zeros((0, len(self.type_row))), np.zeros(0)  # offered, not rows yet
+        self._cuts_open = False
 
     @property
     def threads(self) -> int:
@@ -122,24 +115,13 @@ class Master:
         """A master pickles (a search snapshot: benchmarks/bench_final_phase.py) with its HiGHS
         model as arrays, column bounds included; the basis is not kept (the next solve is cold)."""
         state = self.__dict__.copy()
-        lp = state.pop("_lp").getLp()
-        state["_lp_arrays"] = {name: np.array(getattr(lp, name)) for name in _LP_VECTORS} | \
-            {name: np.array(getattr(lp.a_matrix_, name)) for name in _LP_MATRIX}
+        state["_lp_arrays"] = model_arrays(state.pop("_lp"))
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         arrays = state.pop("_lp_arrays")
         self.__dict__.update(state)
-        lp = highspy.HighsLp()
-        lp.num_col_, lp.num_row_ = len(arrays["col_cost_"]), len(arrays["row_lower_"])
-        for name in _LP_VECTORS:
-            setattr(lp, name, arrays[name])
-        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-        lp.a_matrix_.num_col_, lp.a_matrix_.num_row_ = lp.num_col_, lp.num_row_
-        for name in _LP_MATRIX:
-            setattr(lp.a_matrix_, name, arrays[name])
-        self._lp = _new_highs(self._threads)
-        self._lp.passModel(lp)
+        self._lp = from_arrays(arrays, self._threads)
 
     def coverage(self, col: Column) -> tuple[Array, Array]:
         """Row indices of a column and how much of each it covers (member counts times weights)."""
@@ -165,6 +147,37 @@ class Master:
         """Is a column with these members in the master?"""
         return members in self._keys
 
+    @property
+    def _first_cut(self) -> int:
+        return len(self.demand) + len(self.available)
+
+    def offer_cuts(self, cuts: list[tuple[Array, float]]) -> None:
+        """Valid inequalities sum_t coef_t a_tc z_c >= rhs (coef per type) that every integer cover
+        obeys: once `open_cuts` is called, each becomes a row when an LP solution violates it."""
+        if cuts:
+            self._pool_coef = np.vstack([self._pool_coef] + [c for c, _ in cuts])
+            self._pool_rhs = np.r_[self._pool_rhs, [r for _, r in cuts]]
+
+    def open_cuts(self, z: Array) -> bool:
+        """From now on every LP solve adds the offered cuts its solution violates; True when the
+        solution z (the last LP's) violates any (they are rows now: solve again)."""
+        self._cuts_open = True
+        return self._separate(z)
+
+    def _separate(self, z: Array) -> bool:
+        """Add the offered cuts the LP solution z violates as rows; True when any was."""
+        if not (self._cuts_open and self._pool_rhs.size and self.columns):
+            return False
+        members = type_members(self._rows, self._counts, z, len(self.type_row))
+        violated = self._pool_coef @ members < self._pool_rhs - CUT_TOL
+        for coef, rhs in zip(self._pool_coef[violated], self._pool_rhs[violated]):
+            hit, value = row_entries(coef, self._rows, self._counts)
+            self._lp.addRow(float(rhs), highspy.kHighsInf, int(hit.size), hit, value)
+        self.cut_coef = np.vstack([self.cut_coef, self._pool_coef[violated]])
+        self.cut_rhs += self._pool_rhs[violated].tolist()
+        self._pool_coef, self._pool_rhs = self._pool_coef[~violated], self._pool_rhs[~violated]
+        return bool(violated.any())
+
     def add(self, col: Column) -> bool:
         """Add a column unless one with the same members is there; True when added."""
         if col.members in self._keys:
@@ -181,6 +194,10 @@ class Master:
         self.costs.append(cost)
         if gpu in self.avail_row:
             rows, counts = np.append(rows, np.int32(self.avail_row[gpu])), np.append(counts, n_gpus)
+        if self.cut_rhs:
+            cut = self.cut_coef[:, types] @ self._counts[-1]
+            hit = np.flatnonzero(cut)
+            rows, counts = np.append(rows, (self._first_cut + hit).astype(np.int32)), np.append(counts, cut[hit])
         self._lp.addCol(cost, 0.0, highspy.kHighsInf, len(rows), rows.astype(np.int32), counts)
         return True
 
@@ -188,7 +205,7 @@ class Master:
         """`add` for many columns (a warm start's pool) in one call to HiGHS, with the member
         counts taken without numpy per column (np.unique on a few members costs more than the
         LP); single-type masters only (no availability rows). The number added."""
-        if self.avail_row:
+        if self.avail_row or self.cut_rhs:
             return sum(self.add(c) for c in cols)
         starts: list[int] = []
         index: list[int] = []
@@ -291,6 +308,11 @@ class Master:
         if self._lp.getModelStatus() != highspy.HighsModelStatus.kOptimal:
             return None
         sol = self._lp.getSolution()
+        while self._separate(np.array(sol.col_value)):  # the offered cuts it violates, as rows
+            self._lp.run()
+            if self._lp.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+                return None
+            sol = self._lp.getSolution()
         value = self._lp.getInfo().objective_function_value
         row_dual = np.array(sol.row_dual)
         n = len(self.demand)
@@ -299,6 +321,9 @@ class Master:
             avail[g] = float(row_dual[row])
         # per type: its row's dual times what one member covers (what pricing sums over members)
         duals = np.maximum(row_dual[:n], 0.0)[self.type_row] * self.type_weight
+        if self.cut_rhs:  # a cut's dual is worth its coefficient per member
+            first = self._first_cut
+            duals = duals + np.maximum(row_dual[first:first + len(self.cut_rhs)], 0.0) @ self.cut_coef
         return LpResult(value=float(value), duals=duals, z=np.array(sol.col_value), avail_duals=avail)
 
     def solve_integer(self, time_limit: float, allowed: Array | None = None, below: float | None = None,
@@ -310,9 +335,12 @@ class Master:
         self.last_proven = False
         if time_limit < self.min_mip_seconds:
             return None
-        h = _new_highs(self._threads)
+        h = new_highs(self._threads)
         lp = self._lp.getLp()
         h.passModel(lp)
+        if self.cut_rhs:  # every integer cover obeys them: rows of no use to the MIP (and its presolve's time)
+            h.deleteRows(len(self.cut_rhs), np.arange(self._first_cut, self._first_cut + len(self.cut_rhs),
+                                                      dtype=np.int32))
         n = len(self.columns)
         h.changeColsIntegrality(n, np.arange(n, dtype=np.int32),
                                 np.full(n, highspy.HighsVarType.kInteger))
@@ -348,7 +376,7 @@ def fewest_gpus(master: Master, cost_limit: float, allowed: Array, time_limit: f
     was found within the time limit."""
     if time_limit < master.min_mip_seconds:
         return None
-    h = _new_highs(master._threads)
+    h = new_highs(master._threads)
     h.passModel(master._lp.getLp())
     n = len(master.columns)
     idx = np.arange(n, dtype=np.int32)

@@ -38,6 +38,7 @@ from igniter_opt.solvers.exact.catalogue import (
     to_gpus,
     volume_bound,
 )
+from igniter_opt.solvers.exact.cuts import piece_cuts
 from igniter_opt.solvers.exact.improve import ImproveSettings, improve, random_fits, reserve
 from igniter_opt.solvers.exact.master import Column, Master
 from igniter_opt.solvers.exact.pricing import Pricer
@@ -95,6 +96,8 @@ def _prepare(profile: Profile, demands: list[Demand], policy: str, aggregate: bo
     pricer = Pricer(profile.hardware, cat.options, cat.option_type, cat.caps, settings, deadline)
     master = Master(cat.row_demand, cat.option_type, threads, type_row=cat.type_row, type_weight=cat.type_weight,
                     settings=settings)
+    if settings.piece_cuts and not master.large:  # (at 200 rows the LP with them converges past the limit)
+        master.offer_cuts(piece_cuts(cat.type_row, cat.type_weight, settings.piece_cuts))
     for o in range(len(cat.option_type)):
         if np.isfinite(cat.options.alone[o]):
             master.add(Column((o,), (float(cat.options.alone[o]),)))

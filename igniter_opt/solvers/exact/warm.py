@@ -36,6 +36,7 @@ from igniter_opt.data.plan import GpuPlan
 from igniter_opt.model.predict import Array
 from igniter_opt.solvers.exact import warmpieces, warmrepair
 from igniter_opt.solvers.exact.bnp import BranchAndPrice
+from igniter_opt.solvers.exact.cuts import cover_value
 from igniter_opt.solvers.exact.master import Column
 from igniter_opt.solvers.exact.pricing import Pricer
 from igniter_opt.solvers.exact.splits import SplitWorkload
@@ -342,9 +343,7 @@ def _certificate(warm: ExactWarmStart, cat: CatalogueView, demands: list[Demand]
             harder = old is not None and warm.policy == "paper" and _harder(old, new[name])
             values.append(warm.duals.get(old, 0.0) if old is not None and (name not in changed or harder) else 0.0)
         duals[t] = min(values) if values else 0.0
-    row_dual = np.zeros(len(cat.row_demand))
-    row_dual[cat.type_row] = duals / cat.type_weight
-    bound = float(row_dual @ cat.row_demand) / warm.v_max
+    bound = cover_value(duals, cat.type_row, cat.type_weight, cat.row_demand) / warm.v_max
     return (duals, warm.v_max), max(0, math.ceil(bound - 1e-6))
 
 

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
-
 from igniter_opt.solvers.exact.bnp import BranchAndPrice
 from igniter_opt.solvers.exact.closing import DELTA
+from igniter_opt.solvers.exact.cuts import cover_value
 from igniter_opt.solvers.exact.warm import CatalogueView, WarmSeed
 
 BIG = 10.0  # the changed workload's dual in the proof's search: above any set's value without it (at most v ~ 1)
@@ -51,9 +50,7 @@ def _prove(bnp: BranchAndPrice, cat: CatalogueView, forced: int, target: int, un
     duals, v = bnp.certificate
     duals = duals.copy()
     duals[forced] = 0.0
-    row_dual = np.zeros(len(cat.row_demand))
-    row_dual[cat.type_row] = duals / cat.type_weight
-    alpha = (target - 1 + DELTA) * v - float(row_dual @ cat.row_demand)
+    alpha = (target - 1 + DELTA) * v - cover_value(duals, cat.type_row, cat.type_weight, cat.row_demand)
     if alpha > v - 1e-9 or time.perf_counter() > until:  # w alone would be worth more than v
         return False
     alpha = max(alpha, 0.0)
