@@ -61,6 +61,7 @@ class LpResult:
 
 CUT_TOL = 1e-6  # a tolerance: an offered cut violated by less is not added
 
+
 class Master:
     """Restricted master over the columns generated so far (one row per workload type)."""
 
@@ -204,7 +205,7 @@ class Master:
     def add_many(self, cols: list[Column]) -> int:
         """`add` for many columns (a warm start's pool) in one call to HiGHS, with the member
         counts taken without numpy per column (np.unique on a few members costs more than the
-        LP); single-type masters only (no availability rows). The number added."""
+        LP); single-type masters without cut rows only (else `add` one by one). The number added."""
         if self.avail_row or self.cut_rhs:
             return sum(self.add(c) for c in cols)
         starts: list[int] = []
