@@ -181,8 +181,16 @@ class BranchAndPrice(Primal):
     def _cut(self, lp: LpResult) -> bool:
         """Once the root's bound is proven below the incumbent, the offered cuts (a split workload's
         whole pieces, cuts.py) its LP violates become rows: True when the LP is to be solved on.
-        Not before: with them the LP converges later (at 200 workloads, past the limit)."""
-        return self.lower < self.upper and self.master.open_cuts(lp.z)
+        Not before: with them the LP converges later (at 200 workloads, past the limit). Where
+        the LP over the pool with them cannot pass the bound (more columns only lower it), they
+        would only slow the search: dropped."""
+        if self.lower >= self.upper or not self.master.open_cuts(lp.z):
+            return False
+        cut = self.master.solve_lp()
+        if cut is not None and math.ceil(cut.value - 1e-6) > self.lower:
+            return True
+        self.master.close_cuts()
+        return False
 
     def _root_bound(self, lp: LpResult, res: PricingResult, theta: float) -> None:
         """The root's Lagrangian (Farley) bound after an exhaustive search at `theta`: every set's

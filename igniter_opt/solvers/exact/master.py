@@ -165,6 +165,14 @@ class Master:
         self._cuts_open = True
         return self._separate(z)
 
+    def close_cuts(self) -> None:
+        """Drop every cut: the rows added (and their duals) and those still offered."""
+        if self.cut_rhs:
+            first = self._first_cut
+            self._lp.deleteRows(len(self.cut_rhs), np.arange(first, first + len(self.cut_rhs), dtype=np.int32))
+        self.cut_coef, self.cut_rhs = self.cut_coef[:0], []
+        self._pool_coef, self._pool_rhs = self._pool_coef[:0], self._pool_rhs[:0]
+
     def _separate(self, z: Array) -> bool:
         """Add the offered cuts the LP solution z violates as rows; True when any was."""
         if not (self._cuts_open and self._pool_rhs.size and self.columns):
