@@ -91,6 +91,9 @@ def test_the_master_adds_the_cuts_its_lp_violates_and_rises_to_whole_pieces() ->
     assert max(float(lp_cut.duals[cut.option_type[list(c.members)]].sum()) for c in cut.columns) <= 1 + 1e-9
     res = cut.solve_integer(5.0)
     assert res is not None and res[0] == 2.0
+    cut.close_cuts()  # dropped: rows and offers, the LP is the plain one again
+    again = cut.solve_lp()
+    assert again is not None and again.value == pytest.approx(5 / 3) and not cut.cut_rhs
 
 
 def test_once_the_root_is_proven_below_the_incumbent_whole_pieces_lift_its_bound() -> None:
@@ -119,3 +122,28 @@ def test_once_the_root_is_proven_below_the_incumbent_whole_pieces_lift_its_bound
         bounds[k] = (math.ceil(bound - 1e-6), lp.value, len(bnp.master.cut_rhs))
     assert bounds[0][0] == 21 and bounds[0][1] < 21 and bounds[0][2] == 0
     assert bounds[1][0] == 22 and bounds[1][1] > 21 and bounds[1][2] > 0
+
+
+def test_cuts_that_cannot_lift_the_bound_are_dropped() -> None:
+    """mixed_instance(32, 28): the root's LP is 9.99 over fractions of pieces and 9.998 with whole
+    ones, so the cuts cannot prove 11 (the optimum, which the listing proves) and would only slow
+    the search: after the root they are gone."""
+    import time
+
+    from igniter_opt.bench.generate import mixed_instance
+    from igniter_opt.model import load_profile
+    from igniter_opt.solvers.exact.branching import Rules
+    from igniter_opt.solvers.exact.solver import _prepare
+    from igniter_opt.solvers.sizing import size_instance
+
+    v100 = load_profile("v100")
+    _, _, bnp = _prepare(v100, size_instance(mixed_instance(32, 28), v100), "paper", False,
+                         time.perf_counter() + 60, 1, 0.0)
+    opened = []
+    bnp.master.open_cuts = lambda z, _open=bnp.master.open_cuts: opened.append(_open(z)) or opened[-1]
+    bound, lp, proven = bnp.column_generation(Rules())
+    assert proven and lp is not None and math.ceil(bound - 1e-6) == 10 < bnp.upper
+    assert opened == [True]  # its LP violated some: they were rows, and went
+    assert not bnp.master.cut_rhs
+    after = bnp.master.solve_lp()
+    assert after is not None and after.value == pytest.approx(lp.value)
