@@ -160,10 +160,12 @@ class Master:
             self._pool_rhs = np.r_[self._pool_rhs, [r for _, r in cuts]]
 
     def open_cuts(self, z: Array) -> bool:
-        """From now on every LP solve adds the offered cuts its solution violates; True when the
-        solution z (the last LP's) violates any (they are rows now: solve again)."""
+        """When the LP solution z (the last LP's) violates offered cuts: they become rows, every LP
+        solve from now on adds those its solution violates, and True (solve again); else nothing
+        changes."""
         self._cuts_open = True
-        return self._separate(z)
+        self._cuts_open = self._separate(z)
+        return self._cuts_open
 
     def close_cuts(self) -> None:
         """Drop every cut: the rows added (and their duals) and those still offered."""
