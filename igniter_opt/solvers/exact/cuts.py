@@ -37,7 +37,7 @@ def piece_cuts(type_row: Array, type_weight: Array, multiples: int) -> list[tupl
     type and right-hand side, for lam = k / w_l (k = 1..multiples, every level l) and the piece
     count; only cuts with a right-hand side above 1 (the others hold for any cover of one piece),
     without repeats."""
-    out: dict[tuple[int, bytes], tuple[Array, float]] = {}
+    out: dict[tuple[bytes, int], tuple[Array, float]] = {}
     for row in np.unique(type_row[type_weight < 1 - SAME]):
         types = np.flatnonzero(type_row == row)
         w = type_weight[types]
@@ -49,7 +49,7 @@ def piece_cuts(type_row: Array, type_weight: Array, multiples: int) -> list[tupl
                 continue
             dense = np.zeros(len(type_row))
             dense[types] = coef
-            out.setdefault((int(row), dense.tobytes() + bytes(str(rhs), "ascii")), (dense, float(rhs)))
+            out.setdefault((dense.tobytes(), rhs), (dense, float(rhs)))
     return list(out.values())
 
 

@@ -161,8 +161,8 @@ class Master:
 
     def open_cuts(self, z: Array) -> bool:
         """When the LP solution z (the last LP's) violates offered cuts: they become rows, every LP
-        solve from now on adds those its solution violates, and True (solve again); else nothing
-        changes."""
+        solve from now on adds those its solution violates, and True (solve again). Else False, and
+        LP solves stop adding cuts (the rows already added stay)."""
         self._cuts_open = True
         self._cuts_open = self._separate(z)
         return self._cuts_open
