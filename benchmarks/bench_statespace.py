@@ -11,6 +11,7 @@ leaves (bins listed exactly) that finished and that were cut at `max_sets` liste
 found, whether the threshold was proven, and the open reach left (the Farley ratio a cut call
 still allows). Run it on two checkouts to compare kernels: the captured call depends on the
 solve's path, so compare on one pickle (--save, --load) rather than on two captures.
+`--threads 1,2` runs the call once per thread count (ExactSettings.state_threads, statepool.py).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import argparse
 import pickle
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rich.console import Console
 from rich.table import Table
@@ -69,8 +70,11 @@ def capture(path: str, seconds: float) -> dict:
     return held
 
 
-def rerun(held: dict, limit: float) -> tuple[statespace.StateResult, Leaves, float]:
-    """The captured call alone, every column it finds, until proven or the limit."""
+def rerun(held: dict, limit: float, threads: int | None = None) -> tuple[statespace.StateResult, Leaves, float]:
+    """The captured call alone, every column it finds, until proven or the limit (on `threads`
+    threads; None: the solve's setting)."""
+    if threads is not None:
+        held["pricer"].settings = replace(held["pricer"].settings, state_threads=threads)
     warm = _Counted(held["pricer"], held["duals"], 1.5, time.perf_counter() + limit, 10**6)
     warm.leaves = Leaves()
     warm.run()  # the kernels compiled or loaded before the clock starts
@@ -88,10 +92,11 @@ def main() -> None:
     ap.add_argument("--limit", type=float, default=60.0, help="seconds for the call run alone")
     ap.add_argument("--save", help="pickle the captured call here (one instance)")
     ap.add_argument("--load", help="run this pickled call instead of capturing one (one instance)")
+    ap.add_argument("--threads", help="thread counts to run the call with, e.g. 1,2 (default: the settings')")
     args = ap.parse_args()
     table = Table(title=f"state search on the root's deepest call, alone, {args.limit:g} s at most")
-    for col in ("instance", "threshold", "s", "bins", "bins/s", "leaves done", "leaves cut", "columns", "proven",
-                "open reach"):
+    for col in ("instance", "threads", "threshold", "s", "bins", "bins/s", "leaves done", "leaves cut", "columns",
+                "proven", "open reach"):
         table.add_column(col, justify="left" if col == "instance" else "right")
     for path in args.instances:
         if args.load:
@@ -105,11 +110,18 @@ def main() -> None:
         if args.save:
             with open(args.save, "wb") as f:
                 pickle.dump(held, f)
-        out, leaves, secs = rerun(held, args.limit)
-        table.add_row(path.rsplit("/", 1)[-1], f"{held['threshold']:.5f}", f"{secs:.1f}", str(out.bins),
-                      f"{out.bins / max(secs, 1e-9):.0f}", str(leaves.proven), str(leaves.cut), str(len(out.found)),
-                      "yes" if out.complete else "no", "-" if out.complete else f"{out.open_reach:.4f}")
+        for threads in [int(t) for t in args.threads.split(",")] if args.threads else [None]:
+            _row(table, path, held, threads, args.limit)
     Console(width=160).print(table)
+
+
+def _row(table: Table, path: str, held: dict, threads: int | None, limit: float) -> None:
+    """Run the call and add its row."""
+    out, leaves, secs = rerun(held, limit, threads)
+    used = held["pricer"].settings.state_threads
+    table.add_row(path.rsplit("/", 1)[-1], str(used), f"{held['threshold']:.5f}", f"{secs:.1f}", str(out.bins),
+                  f"{out.bins / max(secs, 1e-9):.0f}", str(leaves.proven), str(leaves.cut), str(len(out.found)),
+                  "yes" if out.complete else "no", "-" if out.complete else f"{out.open_reach:.4f}")
 
 
 if __name__ == "__main__":

@@ -178,6 +178,11 @@ class ExactSettings:
     # rates, where one leaf walked 2.7e9 steps (7 s) in a call of 0.6 s: the bin stays open instead
     leaf_rate: float = 1.5e8
     leaf_steps: int = 1_000_000
+    # threads of one state search (statepool.py; capped at the cores this process may use): its
+    # bins are visited best first on worker copies once a call has run state_parallel_after
+    # seconds (short calls stay serial, as before); the compiled kernels release the GIL
+    state_threads: int = 2
+    state_parallel_after: float = 0.05
 
     # -- mixed fleets (fleet.py, fleetbnp.py) ------------------------------------------------
     fleet_heuristic_columns: int = 60  # columns one heuristic pricing call returns per GPU type

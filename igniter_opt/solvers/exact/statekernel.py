@@ -45,7 +45,7 @@ from igniter_opt.solvers.exact.layout import (
 NEG = -1e18  # a constant: "no set" in the knapsack tables
 # the item coefficient block and the hardware vector: layout.py (the set search's layout too)
 
-_compiled = njit(cache=True)
+_compiled = njit(cache=True, nogil=True)  # nogil: a state search's worker threads (statepool.py)
 
 
 @_compiled

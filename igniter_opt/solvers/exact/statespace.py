@@ -31,7 +31,9 @@ whatever the batches (`statekernel`).
 
 from __future__ import annotations
 
+import copy
 import heapq
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -39,11 +41,13 @@ import numpy as np
 
 from igniter_opt.model.predict import Array
 from igniter_opt.solvers.exact import statekernel as sk
+from igniter_opt.solvers.exact import statepool
 from igniter_opt.solvers.exact.branching import Rules
 from igniter_opt.solvers.exact.layout import ALONE, coefficients, hardware_vector
 from igniter_opt.solvers.exact.oracle import FULL, Options, demand_terms
 from igniter_opt.solvers.exact.view import PricerView
 
+ASYNC = os.environ.get('ASYNC') == '1'
 EDGE = 1e-9  # a tolerance, not tuning: bins are closed below by this much less, against float noise in C and P
 
 
@@ -58,6 +62,17 @@ class _Bin:
     floor: bool = field(compare=False, default=False)
     lam: float = field(compare=False, default=0.0)  # the Lagrangian's first multipliers (the parent's best)
     mu: float = field(compare=False, default=0.0)
+
+
+@dataclass
+class _Visited:
+    """What one bin's visit on a worker left: open bins, sets found (and collected), counters."""
+
+    open: list[_Bin]
+    found: dict[tuple[int, ...], tuple[Array, float]]
+    extra: dict[tuple[int, ...], tuple[Array, float]]
+    bins: int
+    unresolved: float
 
 
 @dataclass
@@ -345,23 +360,79 @@ class StateSpaceSearch:
         return [_Bin(0.0, b.m, b.c_lo, b.c_hi, b.p_lo, mid, lam=b.lam, mu=b.mu),
                 _Bin(0.0, b.m, b.c_lo, b.c_hi, mid, b.p_hi, lam=b.lam, mu=b.mu)]
 
-    def run(self) -> StateResult:
-        """Best first until no bin passes the threshold, enough columns, or the deadline."""
+    # -- threads (statepool.py) ----------------------------------------------------------------
+    def worker(self) -> StateSpaceSearch:
+        """A copy for a worker thread: the same items, rules and duals, its own scratch and sets."""
+        w = copy.copy(self)
+        w._scratch(self.option.size, self.max_m + 1)
+        w._merge()
+        w.found, w.extra, w.bins, w.unresolved = {}, {}, 0, -np.inf
+        return w
+
+    def visit_one(self, b: _Bin) -> _Visited:
+        """Visit one bin (on a worker): what it left, and the worker afresh."""
         heap: list[_Bin] = []
+        self._visit(b, heap)
+        out = _Visited(heap, self.found, self.extra, self.bins, self.unresolved)
+        self.found, self.extra, self.bins, self.unresolved = {}, {}, 0, -np.inf
+        return out
+
+    def absorb(self, v: _Visited) -> list[_Bin]:
+        """A worker's visit into this search: its sets and counters; the bins it left open."""
+        for key, got in v.found.items():
+            self.found.setdefault(key, got)
+        for key, got in v.extra.items():
+            self.extra.setdefault(key, got)
+        self.bins += v.bins
+        self.unresolved = max(self.unresolved, v.unresolved)
+        return v.open
+
+    def _more(self, heap: list[_Bin]) -> bool:
+        """Is a bin above the threshold left?"""
+        return bool(heap) and -heap[0].key > self.threshold
+
+    def _stop(self) -> bool:
+        """Enough columns, or the deadline (the soft one once a column is found)?"""
+        now = time.perf_counter()
+        return len(self.found) >= self.max_columns or now > self.deadline or \
+            bool(self.found and now > self.soft_deadline)
+
+    def _next(self, heap: list[_Bin]) -> list[_Bin] | None:
+        """The top bin's halves; None for a bin at the floor (kept as unresolved instead)."""
+        b = heapq.heappop(heap)
+        if b.floor:
+            self.unresolved = max(self.unresolved, -b.key)
+            return None
+        return self._halves(b)
+
+    def _serial(self, heap: list[_Bin], until: float) -> bool | None:
+        """Best first on this thread: complete (True), cut (False), or None at `until` (the
+        threads take over)."""
+        while self._more(heap):
+            if self._stop():
+                return False
+            if time.perf_counter() > until:
+                return None
+            for half in self._next(heap) or []:
+                self._visit(half, heap)
+        return True
+
+    def run(self) -> StateResult:
+        """Best first until no bin passes the threshold, enough columns, or the deadline; after
+        `state_parallel_after` seconds on `state_threads` threads (statepool.py)."""
+        heap: list[_Bin] = []
+        start = time.perf_counter()
         for m in range(1, self.max_m + 1):  # max_m never exceeds the number of items
             self._visit(self._root(m), heap)
-        complete = True
-        while heap and -heap[0].key > self.threshold:
-            now = time.perf_counter()
-            if len(self.found) >= self.max_columns or now > self.deadline or (self.found and now > self.soft_deadline):
-                complete = False
-                break
-            b = heapq.heappop(heap)
-            if b.floor:
-                self.unresolved = max(self.unresolved, -b.key)
-                continue
-            for half in self._halves(b):
-                self._visit(half, heap)
+        threads = min(self.s.state_threads, statepool.usable_cores())
+        complete = self._serial(heap, start + self.s.state_parallel_after if threads > 1 else np.inf)
+        if complete is None:
+            pool = statepool.BinPool(self, threads)
+            try:
+                complete = statepool.drain(pool, heap, lambda: self._more(heap), lambda: self._next(heap),
+                                           self._stop)
+            finally:
+                pool.close()
         best = max((v for _, v in self.found.values()), default=0.0)
         top = -heap[0].key if heap and not complete else -np.inf
         found = [(k, s, v) for k, (s, v) in self.found.items()]
