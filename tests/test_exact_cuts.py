@@ -147,3 +147,27 @@ def test_cuts_that_cannot_lift_the_bound_are_dropped() -> None:
     assert not bnp.master.cut_rhs
     after = bnp.master.solve_lp()
     assert after is not None and after.value == pytest.approx(lp.value)
+
+
+def test_cuts_are_offered_below_cut_rows_rows_only() -> None:
+    """The gate on the master's size (ExactSettings.cut_rows): a master of exactly that many rows
+    gets no offer, one row fewer in the gate does (the split workloads of a fresh stress instance)."""
+    import time
+    from dataclasses import replace
+
+    from igniter_opt.bench.families import stress_instance
+    from igniter_opt.model import load_profile
+    from igniter_opt.solvers.exact.settings import DEFAULT
+    from igniter_opt.solvers.exact.solver import _prepare
+    from igniter_opt.solvers.sizing import size_instance
+
+    v100 = load_profile("v100")
+    demands = size_instance(stress_instance("replicas", 32, 0, 5, v100), v100)
+    offered = {}
+    cat, _, _ = _prepare(v100, demands, "paper", False, time.perf_counter() + 60, 1, 0.0, DEFAULT)
+    rows = len(cat.row_demand)
+    for extra in (0, 1):
+        _, _, bnp = _prepare(v100, demands, "paper", False, time.perf_counter() + 60, 1, 0.0,
+                             replace(DEFAULT, cut_rows=rows + extra))
+        offered[extra] = len(bnp.master._pool_rhs)
+    assert offered == {0: 0, 1: offered[1]} and offered[1] > 0

@@ -34,8 +34,9 @@ class ExactSettings:
     fixed_share: float = 0.25
     split_grid: int = 10  # rate levels k / split_grid of the largest single-GPU rate (splits.py)
     # a split workload's rows rounded (cuts.py) with lam = k / w for k up to this (0: no cut rows),
-    # offered below large_rows rows and opened once the root's bound is proven below the incumbent
+    # offered below cut_rows master rows and opened once the root's bound is proven below the incumbent
     piece_cuts: int = 1
+    cut_rows: int = 150
     seed_share: float = 0.4  # of the time left, at most for the heuristics that seed the master
     pair_seconds: float = 5e-8  # per entry of the pricer's pair table: its allocation alone, at least
     # a warm start (warm.py): of the limit at most, for its proof (the search over configurations

@@ -96,7 +96,7 @@ def _prepare(profile: Profile, demands: list[Demand], policy: str, aggregate: bo
     pricer = Pricer(profile.hardware, cat.options, cat.option_type, cat.caps, settings, deadline)
     master = Master(cat.row_demand, cat.option_type, threads, type_row=cat.type_row, type_weight=cat.type_weight,
                     settings=settings)
-    if settings.piece_cuts and not master.large:  # (at 200 rows the LP with them converges past the limit)
+    if settings.piece_cuts and len(cat.row_demand) < settings.cut_rows:  # (at 200 rows: see docs/exact.md)
         master.offer_cuts(piece_cuts(cat.type_row, cat.type_weight, settings.piece_cuts))
     for o in range(len(cat.option_type)):
         if np.isfinite(cat.options.alone[o]):
