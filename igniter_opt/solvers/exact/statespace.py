@@ -24,8 +24,7 @@ workloads, the bins are a few thousand: the knapsack does the combinatorics in s
 
 Used for the root's exhaustive pricing, and under joint at the nodes too: the leaves obey the
 node's branching rules, and the bins' bounds take each together group as one item
-(`statemerge.py`);
-the set search does the rest. Under the joint batch policy a type has
+(`statemerge.py`); the set search does the rest. Under the joint batch policy a type has
 several options (batches): its items form a group of the knapsack capped at the type's demand,
 whatever the batches (`statekernel`).
 """
