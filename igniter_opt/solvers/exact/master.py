@@ -152,6 +152,10 @@ class Master:
     def _first_cut(self) -> int:
         return len(self.demand) + len(self.available)
 
+    def _cut_rows(self) -> Array:
+        """The cut rows' indices in the LP (after every other row)."""
+        return np.arange(self._first_cut, self._first_cut + len(self.cut_rhs), dtype=np.int32)
+
     def offer_cuts(self, cuts: list[tuple[Array, float]]) -> None:
         """Valid inequalities sum_t coef_t a_tc z_c >= rhs (coef per type) that every integer cover
         obeys: once `open_cuts` is called, each becomes a row when an LP solution violates it."""
@@ -170,8 +174,7 @@ class Master:
     def close_cuts(self) -> None:
         """Drop every cut: the rows added (and their duals) and those still offered."""
         if self.cut_rhs:
-            first = self._first_cut
-            self._lp.deleteRows(len(self.cut_rhs), np.arange(first, first + len(self.cut_rhs), dtype=np.int32))
+            self._lp.deleteRows(len(self.cut_rhs), self._cut_rows())
         self.cut_coef, self.cut_rhs = self.cut_coef[:0], []
         self._pool_coef, self._pool_rhs = self._pool_coef[:0], self._pool_rhs[:0]
 
@@ -350,8 +353,7 @@ class Master:
         lp = self._lp.getLp()
         h.passModel(lp)
         if self.cut_rhs:  # every integer cover obeys them: rows of no use to the MIP (and its presolve's time)
-            h.deleteRows(len(self.cut_rhs), np.arange(self._first_cut, self._first_cut + len(self.cut_rhs),
-                                                      dtype=np.int32))
+            h.deleteRows(len(self.cut_rhs), self._cut_rows())
         n = len(self.columns)
         h.changeColsIntegrality(n, np.arange(n, dtype=np.int32),
                                 np.full(n, highspy.HighsVarType.kInteger))
