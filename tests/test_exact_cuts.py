@@ -171,3 +171,73 @@ def test_cuts_are_offered_below_cut_rows_rows_only() -> None:
                              replace(DEFAULT, cut_rows=rows + extra))
         offered[extra] = len(bnp.master._pool_rhs)
     assert offered == {0: 0, 1: offered[1]} and offered[1] > 0
+
+
+def _replicas_32(**tuning: object):  # type: ignore[no-untyped-def]
+    """The fresh stress instance above (split workloads; root LP 20.92 over fractions of pieces),
+    prepared with cut_rows at its row count: the root offers no cut, as at 200 workloads."""
+    import time
+    from dataclasses import replace
+
+    from igniter_opt.bench.families import stress_instance
+    from igniter_opt.model import load_profile
+    from igniter_opt.solvers.exact.settings import DEFAULT
+    from igniter_opt.solvers.exact.solver import _prepare
+    from igniter_opt.solvers.sizing import size_instance
+
+    v100 = load_profile("v100")
+    demands = size_instance(stress_instance("replicas", 32, 0, 5, v100), v100)
+    cat, _, _ = _prepare(v100, demands, "paper", False, time.perf_counter() + 60, 1, 0.0, DEFAULT)
+    settings = replace(DEFAULT, cut_rows=len(cat.row_demand), **tuning)  # type: ignore[arg-type]
+    return demands, settings, _prepare(v100, demands, "paper", False, time.perf_counter() + 60, 1, 0.0, settings)[2]
+
+
+def test_from_cut_rows_rows_the_final_phase_opens_the_cuts_and_its_lp_holds_whole_pieces() -> None:
+    """issue 24 (200 workloads): the root leaves the cuts out from cut_rows rows; `_whole_pieces`
+    opens them for the final phase and prices on. Its LP obeys every rounded row, where the root's
+    violated some, and lies above 21 (whole pieces); with final_cuts off the root's LP is kept."""
+    import time
+
+    from igniter_opt.solvers.exact.branching import Rules
+    from igniter_opt.solvers.exact.cuts import type_members
+
+    _, _, bnp = _replicas_32()
+    m = bnp.master
+    assert not m._pool_rhs.size  # nothing offered at the root
+    _, lp, proven = bnp.column_generation(Rules())
+    assert proven and lp is not None and lp.value < 21 and not m.cut_rhs
+    cuts = piece_cuts(m.type_row, m.type_weight, 1)
+
+    def violated(z: np.ndarray) -> int:
+        members = type_members(m._rows, m._counts, z, len(m.type_row))
+        return sum(float(coef @ members) < rhs - 1e-6 for coef, rhs in cuts)
+
+    assert violated(lp.z) > 0
+    whole = bnp._whole_pieces(lp, time.perf_counter() + 20)
+    assert whole is not lp and m.cut_rhs and whole.value > 21
+    assert violated(whole.z) == 0
+    _, _, off = _replicas_32(final_cuts=False)
+    _, lp_off, _ = off.column_generation(Rules())
+    assert lp_off is not None and off._whole_pieces(lp_off, time.perf_counter() + 20) is lp_off
+    assert not off.master.cut_rhs
+
+
+def test_the_final_phase_opens_the_cuts_and_a_residual_searchs_does_not() -> None:
+    """The whole search's final phase runs on whole pieces. A residual search's rows ask what a
+    dive left (a split workload's row may ask a remnant), where a rounded row's right-hand side
+    of whole pieces does not hold: its final phase (a finite cutoff) leaves the cuts out."""
+    import math
+    import time
+
+    from igniter_opt.solvers.exact.branching import Rules
+
+    opened = {}
+    for cutoff in (math.inf, 30):
+        _, _, bnp = _replicas_32()
+        _, lp, _ = bnp.column_generation(Rules())
+        assert lp is not None
+        bnp.cutoff = cutoff  # 30: as a residual search's
+        bnp.final_deadline = bnp.deadline = time.perf_counter() + 3
+        bnp._final_phase(lp)
+        opened[cutoff] = len(bnp.master.cut_rhs)
+    assert opened[math.inf] > 0 and opened[30] == 0

@@ -238,16 +238,15 @@ def _heavy_tailed(settings: ExactSettings = DEFAULT) -> BranchAndPrice:
 def test_the_root_lp_is_solved_on_after_a_threshold_proves_its_bound():
     """A threshold above 1 proves the root's bound before the LP's optimum; the plan's search
     rounds that LP, so `_converge` solves it on first (heuristic and state-search pricing): its
-    LP is lower and stays above the proven bound; with no share of the time it does nothing."""
+    LP is lower and stays above the proven bound; with no time left it does nothing."""
     bnp = _heavy_tailed()
     bound, lp, proven = bnp.column_generation(Rules())
     assert proven and lp.value > bound * (1 + 1e-9)  # proven by a threshold, the LP not solved
-    solved = bnp._converge(lp)
+    now = time.perf_counter()
+    solved = bnp._converge(lp, now + DEFAULT.converge_share * (bnp.deadline - now))
     assert solved.value < lp.value - 1e-3
     assert solved.value > bound  # an LP bound still: the proof stands
-    idle = _heavy_tailed(ExactSettings(converge_share=0.0))
-    _, lp0, _ = idle.column_generation(Rules())
-    assert idle._converge(lp0) is lp0
+    assert bnp._converge(solved, time.perf_counter()) is solved
 
 
 def test_together_groups_are_transitive():

@@ -26,6 +26,7 @@ import numpy as np
 from igniter_opt.model.predict import Array
 from igniter_opt.solvers.exact.branching import Rules, most_fractional_pair
 from igniter_opt.solvers.exact.closing import DELTA, EPS, Stats
+from igniter_opt.solvers.exact.cuts import piece_cuts
 from igniter_opt.solvers.exact.master import Column, LpResult, Master
 from igniter_opt.solvers.exact.pricing import Pricer, PricingResult
 from igniter_opt.solvers.exact.primal import Primal
@@ -200,16 +201,15 @@ class BranchAndPrice(Primal):
             self._certify(lp.duals, v_max)
             self.lower = max(self.lower, math.ceil(lp.value / v_max - 1e-6))
 
-    def _converge(self, lp: LpResult) -> LpResult:
+    def _converge(self, lp: LpResult, until: float) -> LpResult:
         """The root's LP solved on after a threshold proved its bound below the incumbent. That
         proof needs no optimum (a threshold above 1 ends the search early), but the plan's search
         after it (integer masters, dives) rounds this LP, and rounded far from its optimum it
         finds no plan at the bound. Priced as a dive step prices (heuristic, and the state search
-        where configurations are large) until nothing prices out or converge_share of the time
-        left is spent; the LP it reached. `run` calls it where configurations are large
-        (large_members), below datacenter sizes (settings.converge_share)."""
-        now = time.perf_counter()
-        until = now + self.s.converge_share * max(0.0, self.deadline - now)
+        where configurations are large) until nothing prices out or `until`; the LP it reached.
+        `run` calls it where configurations are large (large_members), below datacenter sizes,
+        on converge_share of the time left; the final phase after opening the piece cuts
+        (`_whole_pieces`)."""
         while time.perf_counter() < until:
             if not self._add(self._dive_price(lp.duals, until)):
                 break
@@ -304,7 +304,8 @@ class BranchAndPrice(Primal):
                     self.lower = max(self.lower, math.ceil(bound - 1e-6))
                     if lp is not None and self._large_members and not self.master.large and \
                             self.lower < self.upper and lp.value > bound * (1 + 1e-9):
-                        lp = self._converge(lp)
+                        now = time.perf_counter()
+                        lp = self._converge(lp, now + self.s.converge_share * max(0.0, self.deadline - now))
                 root_lp = lp
                 self.stats.root_lp = lp.value if lp is not None else math.inf
                 if self.lower >= self.cutoff:
@@ -348,6 +349,8 @@ class BranchAndPrice(Primal):
         self.master.forbid(np.ones(len(self.master.columns), dtype=bool))
         if math.isinf(self.cutoff):  # the bound first (inout.py); a residual search needs only its plan
             self._ascend(root_lp, time.perf_counter() + self.s.inout_share * self._limit)
+            now = time.perf_counter()
+            root_lp = self._whole_pieces(root_lp, now + self.s.final_cuts_share * max(0.0, self.final_deadline - now))
         rng = np.random.default_rng(0) if self.s.dive_noise > 0 else None
         # from lns_rows rows the last lns_share of the time goes to the neighbourhoods
         now = time.perf_counter()
@@ -367,6 +370,30 @@ class BranchAndPrice(Primal):
             self._neighbourhoods(root_lp.duals, now + self.s.lns_until * (self.final_deadline - now))
         now = time.perf_counter()
         self._final_bound(root_lp, now + self.s.bound_share * (self.final_deadline - now))
+
+    def _whole_pieces(self, lp: LpResult, until: float) -> LpResult:
+        """From cut_rows to lns_rows rows, where the root leaves them out (its LP would converge
+        past the limit), the split workloads' rounded rows (cuts.py) open as the final phase starts
+        and the LP is priced on with them until `until`. Dives over fractions of pieces left
+        remnants of several split workloads that no GPU holds together; the dives, integer masters
+        and bound climb after this work on whole pieces. The LP given when off or none is violated.
+        Valid rows only: each bound drawn from its duals (Farley, over covers) holds."""
+        m = self.master
+        if not self.s.final_cuts or not self.s.piece_cuts or len(m.demand) < self.s.cut_rows or m.cut_rhs or \
+                self._lns:  # (from lns_rows rows the final phase is neighbourhoods, not measured with them)
+            return lp
+        now = m.solve_lp()  # over the pool as it is now (a tree below the root added columns)
+        self.stats.lp_iterations += 1
+        m.offer_cuts(piece_cuts(m.type_row, m.type_weight, self.s.piece_cuts))
+        if now is None or not m.open_cuts(now.z):
+            m.close_cuts()
+            return lp
+        solved = m.solve_lp()
+        self.stats.lp_iterations += 1
+        if solved is None:  # (not expected: enough single pieces meet every cut) without the cuts, as before
+            m.close_cuts()
+            return lp
+        return self._converge(solved, until)
 
     def outcome(self, complete: bool) -> Outcome:
         """The incumbent and the bound proven so far (also after an interruption)."""

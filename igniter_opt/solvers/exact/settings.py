@@ -37,6 +37,15 @@ class ExactSettings:
     # offered below cut_rows master rows and opened once the root's bound is proven below the incumbent
     piece_cuts: int = 1
     cut_rows: int = 150
+    # from cut_rows rows (up to lns_rows, where the final phase is neighbourhoods) the same cuts are
+    # opened as the final phase starts instead (the root's LP converges past the limit with them),
+    # and the LP priced on with them for at most final_cuts_share of the final phase: its dives
+    # then round whole pieces. At 200 workloads dives over fractions of pieces ended one GPU above
+    # ceil(LP), the last GPUs made of split workloads' remnants no GPU holds together. Replays of
+    # eight final phases: 3 proven with, 1 without; whole solves of ten fresh seeds: 1 proven
+    # either way (docs/exact.md, "Whole pieces in the final phase"). False: off
+    final_cuts: bool = True
+    final_cuts_share: float = 0.1
     seed_share: float = 0.4  # of the time left, at most for the heuristics that seed the master
     pair_seconds: float = 5e-8  # per entry of the pricer's pair table: its allocation alone, at least
     # a warm start (warm.py): of the limit at most, for its proof (the search over configurations
