@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 
+from igniter_opt.solvers.exact.bnp import BranchAndPrice
 from igniter_opt.solvers.exact.cuts import SAME, cover_value, least_cover, piece_cuts
 
 
@@ -173,7 +174,7 @@ def test_cuts_are_offered_below_cut_rows_rows_only() -> None:
     assert offered == {0: 0, 1: offered[1]} and offered[1] > 0
 
 
-def _replicas_32(**tuning: object):  # type: ignore[no-untyped-def]
+def _replicas_32(final_cuts: bool = True) -> BranchAndPrice:
     """The fresh stress instance above (split workloads; root LP 20.92 over fractions of pieces),
     prepared with cut_rows at its row count: the root offers no cut, as at 200 workloads."""
     import time
@@ -188,8 +189,8 @@ def _replicas_32(**tuning: object):  # type: ignore[no-untyped-def]
     v100 = load_profile("v100")
     demands = size_instance(stress_instance("replicas", 32, 0, 5, v100), v100)
     cat, _, _ = _prepare(v100, demands, "paper", False, time.perf_counter() + 60, 1, 0.0, DEFAULT)
-    settings = replace(DEFAULT, cut_rows=len(cat.row_demand), **tuning)  # type: ignore[arg-type]
-    return demands, settings, _prepare(v100, demands, "paper", False, time.perf_counter() + 60, 1, 0.0, settings)[2]
+    settings = replace(DEFAULT, cut_rows=len(cat.row_demand), final_cuts=final_cuts)
+    return _prepare(v100, demands, "paper", False, time.perf_counter() + 60, 1, 0.0, settings)[2]
 
 
 def test_from_cut_rows_rows_the_final_phase_opens_the_cuts_and_its_lp_holds_whole_pieces() -> None:
@@ -201,7 +202,7 @@ def test_from_cut_rows_rows_the_final_phase_opens_the_cuts_and_its_lp_holds_whol
     from igniter_opt.solvers.exact.branching import Rules
     from igniter_opt.solvers.exact.cuts import type_members
 
-    _, _, bnp = _replicas_32()
+    bnp = _replicas_32()
     m = bnp.master
     assert not m._pool_rhs.size  # nothing offered at the root
     _, lp, proven = bnp.column_generation(Rules())
@@ -216,7 +217,7 @@ def test_from_cut_rows_rows_the_final_phase_opens_the_cuts_and_its_lp_holds_whol
     whole = bnp._whole_pieces(lp, time.perf_counter() + 20)
     assert whole is not lp and m.cut_rhs and whole.value > 21
     assert violated(whole.z) == 0
-    _, _, off = _replicas_32(final_cuts=False)
+    off = _replicas_32(final_cuts=False)
     _, lp_off, _ = off.column_generation(Rules())
     assert lp_off is not None and off._whole_pieces(lp_off, time.perf_counter() + 20) is lp_off
     assert not off.master.cut_rhs
@@ -233,7 +234,7 @@ def test_the_final_phase_opens_the_cuts_and_a_residual_searchs_does_not() -> Non
 
     opened = {}
     for cutoff in (math.inf, 30):
-        _, _, bnp = _replicas_32()
+        bnp = _replicas_32()
         _, lp, _ = bnp.column_generation(Rules())
         assert lp is not None
         bnp.cutoff = cutoff  # 30: as a residual search's
