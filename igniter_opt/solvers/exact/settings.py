@@ -42,7 +42,7 @@ class ExactSettings:
     # and the LP priced on with them for at most final_cuts_share of the final phase: its dives
     # then round whole pieces. At 200 workloads dives over fractions of pieces ended one GPU above
     # ceil(LP), the last GPUs made of split workloads' remnants no GPU holds together. Replays of
-    # eight final phases: 3 proven with, 1 without; whole solves of ten fresh seeds: 1 proven
+    # eight final phases: 3 proven with, 1 without; whole solves of twenty seeds: 5 proven
     # either way (docs/exact.md, "Whole pieces in the final phase"). False: off
     final_cuts: bool = True
     final_cuts_share: float = 0.1
