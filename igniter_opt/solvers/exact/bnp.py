@@ -379,18 +379,15 @@ class BranchAndPrice(Primal):
         and bound climb after this work on whole pieces. The LP given when off or none is violated.
         Valid rows only: each bound drawn from its duals (Farley, over covers) holds."""
         m = self.master
-        if not self.s.final_cuts or not self.s.piece_cuts or len(m.demand) < self.s.cut_rows or m.cut_rhs or \
-                self._lns:  # (from lns_rows rows the final phase is neighbourhoods, not measured with them)
+        # (from lns_rows rows the final phase is neighbourhoods, not measured with the cuts)
+        if not self.s.final_cuts or not self.s.piece_cuts or len(m.demand) < self.s.cut_rows or self._lns:
             return lp
-        now = m.solve_lp()  # over the pool as it is now (a tree below the root added columns)
-        self.stats.lp_iterations += 1
+        current = m.solve_lp()  # over the pool as it is now (a tree below the root added columns)
         m.offer_cuts(piece_cuts(m.type_row, m.type_weight, self.s.piece_cuts))
-        if now is None or not m.open_cuts(now.z):
-            m.close_cuts()
-            return lp
-        solved = m.solve_lp()
-        self.stats.lp_iterations += 1
-        if solved is None:  # (not expected: enough single pieces meet every cut) without the cuts, as before
+        opened = current is not None and m.open_cuts(current.z)
+        solved = m.solve_lp() if opened else None
+        self.stats.lp_iterations += 1 + opened
+        if solved is None:  # none violated (or, not expected, an LP failed): without the cuts, as before
             m.close_cuts()
             return lp
         return self._converge(solved, until)
