@@ -1,6 +1,7 @@
 """The service's data plane with a stand-in tritonserver (a real process answering Triton's health
-endpoint; it exits at once when its repository is named bad*): a failed start rolls the change
-back, and a restarted controller re-adopts live servers, restarts dead ones and kills orphans."""
+endpoint; it exits at once when its repository is named bad*, and on its first start when named
+flaky*): a start that fails once is retried, one that fails twice rolls the change back, and a
+restarted controller re-adopts live servers, restarts dead ones and kills orphans."""
 
 from __future__ import annotations
 
@@ -23,10 +24,14 @@ from igniter_opt.controller.records import Server, Spec
 pytestmark = pytest.mark.extra("service")
 
 FAKE = f"""#!{sys.executable}
-import http.server, sys
+import http.server, os, sys
 args = dict(a[2:].split("=", 1) for a in sys.argv[1:] if a.startswith("--") and "=" in a)
-if "/bad" in args["model-repository"]:
+repo = args["model-repository"]
+if "/bad" in repo:
     sys.exit(1)
+if "/flaky" in repo and not os.path.exists(repo + ".tried"):  # fails its first start only
+    open(repo + ".tried", "w").close()
+    sys.exit(3)
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         self.send_response(200 if self.path == "/v2/health/ready" else 404)
@@ -64,7 +69,7 @@ def test_a_failed_start_rolls_the_change_back(tmp_path, fake):
     try:
         ctl.add([Spec("good", "resnet50", 100.0, 30.0)])
         before = (ctl.plan(), ctl.store.endpoints(), ctl.version(), ctl.store.servers())
-        with pytest.raises(ApplyError, match="exited before it was ready"):
+        with pytest.raises(ApplyError, match=r"exited before it was ready \(exit status 1\).*again: .*exit status 1"):
             ctl.add([Spec("bad1", "vgg19", 100.0, 30.0)])
         assert (ctl.plan(), ctl.store.endpoints(), ctl.version(), ctl.store.servers()) == before
         r = TestClient(create_app(ctl)).post("/v1/workloads", json={"name": "bad2", "model": "alexnet",
@@ -72,6 +77,21 @@ def test_a_failed_start_rolls_the_change_back(tmp_path, fake):
         assert r.status_code == 503 and r.json()["field"] == "server" and "rolled back" in r.json()["reason"]
         assert (ctl.plan(), ctl.store.endpoints(), ctl.version(), ctl.store.servers()) == before
         assert len(servers_under(state)) == 1  # only good's
+    finally:
+        ctl.close(teardown=True)
+    assert servers_under(state) == []
+
+
+def test_a_start_that_fails_once_is_retried_with_new_ports(tmp_path, fake):
+    state = tmp_path / "state"
+    ctl = make(state, fake)
+    try:
+        ctl.add([Spec("flaky", "resnet50", 100.0, 30.0)])
+        (server,) = ctl.store.servers()
+        assert server.status == "serving" and ctl.plane.alive(server)
+        assert ctl.store.endpoints()["flaky"].server_id == server.id
+        assert (state / "servers" / server.id / "repo.tried").exists()  # its first start did fail
+        assert servers_under(state) == [server.pid]
     finally:
         ctl.close(teardown=True)
     assert servers_under(state) == []

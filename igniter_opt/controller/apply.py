@@ -2,7 +2,8 @@
 
 1. `starting` rows are committed for each workload that is new or whose configuration (GPU, share,
    batch, SLO, rate) changed, then their servers are spawned (pids committed) and awaited.
-2. Any start fails: the new servers are stopped and their rows deleted; plan, endpoints and the
+2. A server that fails to start is stopped and spawned once more (new ports). Any start fails
+   twice: the new servers are stopped and their rows deleted; plan, endpoints and the
    running servers are as before (ApplyError).
 3. One transaction: the new plan, a version bump, each started workload's endpoint switched to
    its new server, the replaced and removed workloads' old servers marked `draining` until now +
@@ -69,12 +70,15 @@ def _start(store: Store, plane: DataPlane, new: Plan, names: list[str]) -> list[
             with store.transaction() as db:
                 server = Server(id=store.next_server_id(db, n), workload=n, status="starting")
                 store.put_server(db, server)
-            server = plane.spawn(server, new[n])
-            spawned.append(server)
-            with store.transaction() as db:
-                store.put_server(db, server)
+            spawned.append(_spawn(store, plane, server, new))
         with ThreadPoolExecutor(max_workers=max(1, len(spawned))) as pool:
             results = list(pool.map(_ready(plane), spawned))
+        for i, error in enumerate(results):  # one more try, new ports: a port picked free can be taken
+            if error:                        # before the server binds it, and a start can fail once
+                plane.stop(spawned[i])
+                spawned[i] = _spawn(store, plane, spawned[i], new)
+                again = _ready(plane)(spawned[i])
+                results[i] = f"{error}; again: {again}" if again else ""
         failed = [r for r in results if r]
         if failed:
             raise ApplyError("; ".join(failed))
@@ -88,6 +92,14 @@ def _start(store: Store, plane: DataPlane, new: Plan, names: list[str]) -> list[
             raise ApplyError(str(exc)) from None
         raise
     return spawned
+
+
+def _spawn(store: Store, plane: DataPlane, server: Server, new: Plan) -> Server:
+    """Spawn the server of a `starting` row and commit its pid and ports."""
+    server = plane.spawn(server, new[server.workload])
+    with store.transaction() as db:
+        store.put_server(db, server)
+    return server
 
 
 def _ready(plane: DataPlane) -> Callable[[Server], str]:

@@ -192,8 +192,11 @@ class LocalPlane(DataPlane):
             wait_ready(server.http_url, self.ready_timeout_s, alive=lambda: self._is_ours(server),
                        what=f"tritonserver {server.id}")
         except LaunchError as exc:
+            child = self._children.get(server.pid)
+            code = None if child is None else child.poll()
             self.stop(server)
-            raise LaunchError(f"{exc}; log: {self.root / server.id / 'server.log'}") from None
+            status = "" if code is None else f" (exit status {code})"
+            raise LaunchError(f"{exc}{status}; log: {self.root / server.id / 'server.log'}") from None
 
     def _is_ours(self, server: Server) -> bool:
         child = self._children.get(server.pid)
