@@ -82,11 +82,13 @@ def test_a_failed_start_rolls_the_change_back(tmp_path, fake):
     assert servers_under(state) == []
 
 
-def test_a_start_that_fails_once_is_retried_with_new_ports(tmp_path, fake):
+def test_a_start_that_fails_once_is_retried_with_new_ports(tmp_path, fake, capsys):
     state = tmp_path / "state"
     ctl = make(state, fake)
     try:
         ctl.add([Spec("flaky", "resnet50", 100.0, 30.0)])
+        said = capsys.readouterr().err  # the operator sees the failed start and the retry
+        assert "flaky-s1 exited before it was ready (exit status 3)" in said and "once more on new ports" in said
         (server,) = ctl.store.servers()
         assert server.status == "serving" and ctl.plane.alive(server)
         assert ctl.store.endpoints()["flaky"].server_id == server.id

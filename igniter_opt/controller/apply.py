@@ -16,6 +16,7 @@ restart: `starting` rows (stopped), `draining` rows (stopped), `serving` rows (a
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -63,7 +64,8 @@ def apply_plan(store: Store, plane: DataPlane, old: Plan, new: Plan, info: PlanI
 
 
 def _start(store: Store, plane: DataPlane, new: Plan, names: list[str]) -> list[Server]:
-    """Spawn one server per name (rows committed first), wait for all; every one ready or ApplyError."""
+    """Spawn one server per name (rows committed first), wait for all (a failed one spawned once
+    more); every one ready or ApplyError."""
     spawned: list[Server] = []
     try:
         for n in names:
@@ -75,6 +77,7 @@ def _start(store: Store, plane: DataPlane, new: Plan, names: list[str]) -> list[
             results = list(pool.map(_ready(plane), spawned))
         for i, error in enumerate(results):  # one more try, new ports: a port picked free can be taken
             if error:                        # before the server binds it, and a start can fail once
+                print(f"igniter: {error}; starting it once more on new ports", file=sys.stderr, flush=True)
                 plane.stop(spawned[i])
                 spawned[i] = _spawn(store, plane, spawned[i], new)
                 again = _ready(plane)(spawned[i])
