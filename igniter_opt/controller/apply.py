@@ -2,7 +2,7 @@
 
 1. `starting` rows are committed for each workload that is new or whose configuration (GPU, share,
    batch, SLO, rate) changed, then their servers are spawned (pids committed) and awaited.
-2. A server that fails to start is stopped and spawned once more (new ports). Any start fails
+2. A server that fails to start is stopped and spawned once more (new id, new ports). Any start fails
    twice: the new servers are stopped and their rows deleted; plan, endpoints and the
    running servers are as before (ApplyError).
 3. One transaction: the new plan, a version bump, each started workload's endpoint switched to
@@ -69,17 +69,16 @@ def _start(store: Store, plane: DataPlane, new: Plan, names: list[str]) -> list[
     spawned: list[Server] = []
     try:
         for n in names:
-            with store.transaction() as db:
-                server = Server(id=store.next_server_id(db, n), workload=n, status="starting")
-                store.put_server(db, server)
-            spawned.append(_spawn(store, plane, server, new))
+            spawned.append(_begin(store, plane, n, new))
         with ThreadPoolExecutor(max_workers=max(1, len(spawned))) as pool:
             results = list(pool.map(_ready(plane), spawned))
         for i, error in enumerate(results):  # one more try, new ports: a port picked free can be taken
             if error:                        # before the server binds it, and a start can fail once
                 print(f"igniter: {error}; starting it once more on new ports", file=sys.stderr, flush=True)
                 plane.stop(spawned[i])
-                spawned[i] = _spawn(store, plane, spawned[i], new)
+                with store.transaction() as db:  # a new id too: a Ray actor's name frees only once it is dead
+                    store.delete_server(db, spawned[i].id)
+                spawned[i] = _begin(store, plane, spawned[i].workload, new)
                 again = _ready(plane)(spawned[i])
                 results[i] = f"{error}; again: {again}" if again else ""
         failed = [r for r in results if r]
@@ -97,9 +96,12 @@ def _start(store: Store, plane: DataPlane, new: Plan, names: list[str]) -> list[
     return spawned
 
 
-def _spawn(store: Store, plane: DataPlane, server: Server, new: Plan) -> Server:
-    """Spawn the server of a `starting` row and commit its pid and ports."""
-    server = plane.spawn(server, new[server.workload])
+def _begin(store: Store, plane: DataPlane, name: str, new: Plan) -> Server:
+    """Commit a `starting` row for `name`, spawn its server, commit its pid and ports."""
+    with store.transaction() as db:
+        server = Server(id=store.next_server_id(db, name), workload=name, status="starting")
+        store.put_server(db, server)
+    server = plane.spawn(server, new[name])
     with store.transaction() as db:
         store.put_server(db, server)
     return server
