@@ -75,8 +75,8 @@ def _start(store: Store, plane: DataPlane, new: Plan, names: list[str]) -> list[
         for i, error in enumerate(results):  # one more try, new ports: a port picked free can be taken
             if error:                        # before the server binds it, and a start can fail once
                 print(f"igniter: {error}; starting it once more on new ports", file=sys.stderr, flush=True)
-                plane.stop(spawned[i])
-                with store.transaction() as db:  # a new id too: a Ray actor's name frees only once it is dead
+                # await_ready stopped it; a new id too: a Ray actor's name frees only once it is dead
+                with store.transaction() as db:
                     store.delete_server(db, spawned[i].id)
                 spawned[i] = _begin(store, plane, spawned[i].workload, new)
                 again = _ready(plane)(spawned[i])
