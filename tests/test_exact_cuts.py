@@ -242,3 +242,26 @@ def test_the_final_phase_opens_the_cuts_and_a_residual_searchs_does_not() -> Non
         bnp._final_phase(lp)
         opened[cutoff] = len(bnp.master.cut_rhs)
     assert opened[math.inf] > 0 and opened[30] == 0
+
+
+def test_when_the_lp_on_whole_pieces_reaches_the_incumbent_the_final_phase_proves_it() -> None:
+    """issue 24 (200 workloads): the root's LP (fractions of pieces) is below 21, its LP on whole
+    pieces above 21, and the first dive finds 22. No dive can round that LP below 22; the final
+    phase used to end its dives there with the limit unused and the bound at 21. It prices on over the
+    cut rows instead, exact pricing included, and proves 22 (Farley over the LP with its cuts)."""
+    import time
+    from dataclasses import replace
+
+    from igniter_opt.solvers.exact.branching import Rules
+
+    bnp = _replicas_32()
+    # not priced on after the cuts open: the LP on whole pieces is far from converged, as at 200
+    # workloads (where pricing on finds no column heuristically, but exact pricing does)
+    bnp.s = bnp.pricer.settings = replace(bnp.s, final_cuts_share=0.0)
+    _, lp, proven = bnp.column_generation(Rules())
+    assert proven and lp is not None and lp.value < 21
+    assert bnp.lower == 21 and bnp.upper == 23  # the seed plan; the final phase's first dive finds 22
+    bnp.final_deadline = bnp.deadline = time.perf_counter() + 30
+    bnp._final_phase(lp)
+    assert bnp.upper == bnp.lower == 22 and bnp.master.cut_rhs
+    assert time.perf_counter() < bnp.final_deadline - 1  # proven, not cut by the clock

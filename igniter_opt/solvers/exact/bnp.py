@@ -360,6 +360,7 @@ class BranchAndPrice(Primal):
         dives = self.s.lns_dives if lns > 0 else \
             self.s.final_dives_large if self.master.large else self.s.final_dives_small
         for k in range(dives):
+            root_lp = self._prove_incumbent(root_lp)
             if math.ceil(root_lp.value - 1e-6) >= self.upper or time.perf_counter() > self.deadline - 1:
                 break
             now = time.perf_counter()
@@ -391,6 +392,23 @@ class BranchAndPrice(Primal):
             m.close_cuts()
             return lp
         return self._converge(solved, until)
+
+    def _prove_incumbent(self, lp: LpResult) -> LpResult:
+        """The whole search's final phase, when its LP (on whole pieces after `_whole_pieces`,
+        priced heuristically) reaches the incumbent's ceiling (a dive found a plan at ceil(LP)): no
+        dive can round that LP below the incumbent, and the dives' loop used to end there with the
+        rest of the limit unused (80 of 120 s on a fresh 200). The root's column generation goes on
+        instead, exact pricing included, until final_reserve of the limit is left: it proves the
+        incumbent (Farley over the LP with its cuts, a relaxation of every plan), or the LP falls
+        below the incumbent and the dives get what is left. The LP it reached."""
+        if not math.isinf(self.cutoff) or self.lower >= self.upper or math.ceil(lp.value - 1e-6) < self.upper:
+            return lp
+        dives_until, self.deadline = self.deadline, self.final_deadline - self.s.final_reserve * self._limit
+        bound, solved, proven = self.column_generation(Rules())
+        self.deadline = dives_until
+        if proven:
+            self.lower = max(self.lower, math.ceil(bound - 1e-6))
+        return lp if solved is None else solved
 
     def outcome(self, complete: bool) -> Outcome:
         """The incumbent and the bound proven so far (also after an interruption)."""
