@@ -406,7 +406,7 @@ class BranchAndPrice(Primal):
         dives_until, self.deadline = self.deadline, self.final_deadline - self.s.final_reserve * self._limit
         bound, solved, proven = self.column_generation(Rules())
         self.deadline = dives_until
-        if proven:
+        if proven and math.isfinite(bound):  # (inf: no LP over the pool, which holds the incumbent's columns)
             self.lower = max(self.lower, math.ceil(bound - 1e-6))
         return lp if solved is None else solved
 
