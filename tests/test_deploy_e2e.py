@@ -13,7 +13,7 @@ import pytest
 from conftest import triton_pids
 
 from igniter_opt.data.plan import GpuPlan, PlacedWorkload, Plan
-from igniter_opt.deploy.backends.local import find_tritonserver
+from igniter_opt.deploy.backends.local import LocalLauncher, find_tritonserver
 from igniter_opt.deploy.load.generator import LoadOptions
 from igniter_opt.deploy.measure import measure
 from igniter_opt.deploy.report import KEYS
@@ -95,12 +95,18 @@ def test_servers_die_with_a_killed_igniter(tmp_path):
     while not (run_dir / ENDPOINTS).exists() and time.monotonic() < deadline and server.poll() is None:
         time.sleep(0.2)
     assert (run_dir / ENDPOINTS).exists(), server.communicate()
+    ours = our_shm_prefixes(run_dir)
+    assert len(ours) == 2
     server.kill()
     server.communicate()
     deadline = time.monotonic() + 10
     while triton_pids(run_dir) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert triton_pids(run_dir) == []
+    # what of their python backends' shared memory outlives them (its stubs usually remove it; a
+    # killed test run's often did not), the next launcher on the host removes
+    LocalLauncher(tmp_path / "next")
+    assert not {r for r in shm_regions() if any(r.startswith(p) for p in ours)}
 
 
 def test_failed_start_leaves_nothing(tmp_path):

@@ -19,6 +19,8 @@ from igniter_opt.deploy.backends.local import (
     python_libdir,
     server_command,
     server_env,
+    shm_prefix,
+    sweep_orphan_shm,
 )
 from igniter_opt.deploy.load.generator import LoadOptions, Target, WorkloadResult, arrivals, make_shards, summarize
 from igniter_opt.deploy.models import SPECS, cpu_standin, spec_for
@@ -256,3 +258,23 @@ def test_bundled_tritonserver_is_found_without_importing_pytriton(tmp_path, monk
     assert found is not None and found.source == "pytriton"
     assert found.binary == binary.resolve()
     assert "pytriton" not in sys.modules
+
+
+def test_regions_of_a_launcher_that_is_gone_are_swept_and_no_other(tmp_path: Path) -> None:
+    """A launcher killed by SIGKILL leaves its servers' shm regions; the next one removes those
+    whose owner is dead, never a live owner's, nor regions named otherwise (the service's)."""
+    import os
+    import subprocess
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    names = [f"igniter_m_0123abcd_owner{dead.pid}_stub_1", f"igniter_m_x_89abcdef_owner{os.getpid()}_stub_1",
+             "igniter_a-s5_stub_1", "other_0123abcd_owner1_"]
+    for name in names:
+        (tmp_path / name).write_bytes(b"x")
+    assert sweep_orphan_shm(tmp_path) == [names[0]]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names[1:])
+    prefix = shm_prefix("my_model")  # a model name with underscores still names its owner
+    assert prefix.startswith("igniter_my_model_") and sweep_orphan_shm(tmp_path) == []
+    (tmp_path / f"{prefix}stub").write_bytes(b"x")
+    assert sweep_orphan_shm(tmp_path) == []  # this process is alive

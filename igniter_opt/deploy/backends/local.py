@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -129,6 +130,40 @@ def remove_shm(prefix: str, shm_dir: Path = Path("/dev/shm")) -> None:
         region.unlink(missing_ok=True)
 
 
+# a launcher's regions carry its pid: igniter_<model>_<8 hex>_owner<pid>_<the backend's suffix>
+_OWNED = re.compile(r"^igniter_.+_[0-9a-f]{8}_owner(\d+)_")
+
+
+def shm_prefix(model_name: str) -> str:
+    """A server's shm region prefix: unique, and naming this process as its owner."""
+    return f"igniter_{model_name}_{uuid.uuid4().hex[:8]}_owner{os.getpid()}_"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def sweep_orphan_shm(shm_dir: Path = Path("/dev/shm")) -> list[str]:
+    """Remove the regions of launchers that are gone. A launcher killed by SIGKILL takes its
+    servers along (PR_SET_PDEATHSIG), and their python stubs usually remove their shared memory,
+    not always (a killed test run left 9 MiB a server); the next launcher on the host removes
+    it. Regions of live owners, and regions named otherwise (the service's data plane sweeps its
+    own), stay. The names removed."""
+    gone = []
+    for region in shm_dir.glob("igniter_*"):
+        owner = _OWNED.match(region.name)
+        if owner and not _alive(int(owner.group(1))):
+            region.unlink(missing_ok=True)
+            gone.append(region.name)
+    return gone
+
+
 def server_command(install: TritonInstall, repository: Path, ports: tuple[int, int, int],
                    backends: Path | None, shm_prefix: str) -> list[str]:
     """argv of one tritonserver: its repository, HTTP/gRPC/metrics ports, quick exit, a 16 MiB
@@ -162,6 +197,7 @@ class LocalLauncher(Launcher):
         self.procs: list[subprocess.Popen] = []
         self._shm: dict[int, str] = {}      # pid -> the python backend's shm region prefix
         self._backends: Path | None = None
+        sweep_orphan_shm()  # what an earlier launcher killed by SIGKILL left behind
 
     def _spawn(self, spec: ServerSpec) -> tuple[subprocess.Popen, tuple[int, int, int], Path]:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -171,7 +207,7 @@ class LocalLauncher(Launcher):
         log_path = self.run_dir / "logs" / f"{spec.repository.name or spec.model_name}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         ports = (free_port(), free_port(), free_port())
-        shm = f"igniter_{spec.model_name}_{uuid.uuid4().hex[:8]}_"
+        shm = shm_prefix(spec.model_name)
         argv = server_command(self.install, spec.repository, ports, self._backends, shm)
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
