@@ -18,8 +18,9 @@ from fastapi.testclient import TestClient
 from igniter_opt.controller.api import create_app
 from igniter_opt.controller.apply import ApplyError
 from igniter_opt.controller.core import Config, Controller
-from igniter_opt.controller.dataplane import LocalPlane, _running
+from igniter_opt.controller.dataplane import LocalPlane
 from igniter_opt.controller.records import Server, Spec
+from igniter_opt.deploy.backends.local import running
 
 pytestmark = pytest.mark.extra("service")
 
@@ -54,7 +55,7 @@ def fake(tmp_path: Path) -> str:
 
 def servers_under(state: Path) -> list[int]:
     marker = str(state.resolve() / "servers")
-    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _running(int(p.name))
+    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and running(int(p.name))
             and marker in (p / "cmdline").read_bytes().decode(errors="replace") if (p / "cmdline").exists()]
 
 
@@ -112,13 +113,13 @@ def test_restart_readopts_restarts_the_dead_and_kills_orphans(tmp_path, fake):
     first.plane.stop(servers["b"])  # b's server died while the controller was away
     first._stop.set()  # the controller "crashes": servers left running, its state file and lock released
     first.store.close()
-    assert _running(orphan.pid) and _running(servers["a"].pid)
+    assert running(orphan.pid) and running(servers["a"].pid)
     second = make(state, fake)
     try:
         now = second.store.endpoints()
         assert now["a"] == endpoints["a"]  # adopted: same server, same version
         assert now["b"].server_id != endpoints["b"].server_id and now["b"].version > endpoints["b"].version
-        assert not _running(orphan.pid)
+        assert not running(orphan.pid)
         assert set(second.plan()) == {"a", "b"} and "adopted 1 server(s)" in second.notes[0]
         assert sorted(s.workload for s in second.store.servers()) == ["a", "b"]
     finally:

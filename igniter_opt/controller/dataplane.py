@@ -26,6 +26,7 @@ from igniter_opt.deploy.backends.local import (
     find_tritonserver,
     prepare_backends,
     remove_shm,
+    running,
     server_command,
     server_env,
 )
@@ -117,15 +118,6 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def _running(pid: int) -> bool:
-    """Exists and is not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
-
-
 class LocalPlane(DataPlane):
     """tritonserver processes on this host, each its own process group, surviving the controller."""
 
@@ -202,7 +194,7 @@ class LocalPlane(DataPlane):
         child = self._children.get(server.pid)
         if child is not None and child.poll() is not None:
             return False
-        return server.pid > 0 and _running(server.pid) and server.repository in _cmdline(server.pid)
+        return server.pid > 0 and running(server.pid) and server.repository in _cmdline(server.pid)
 
     def alive(self, server: Server) -> bool:
         if not self._is_ours(server):
@@ -223,7 +215,7 @@ class LocalPlane(DataPlane):
             while time.monotonic() < deadline and self._is_ours(server):
                 time.sleep(0.05)
         if self._group_exists(pid) and (pid in self._children or server.repository in _cmdline(pid)
-                                        or not _running(pid)):
+                                        or not running(pid)):
             self._signal(pid, signal.SIGKILL)
         child = self._children.pop(pid, None)
         if child is not None:

@@ -139,14 +139,13 @@ def shm_prefix(model_name: str) -> str:
     return f"igniter_{model_name}_{uuid.uuid4().hex[:8]}_owner{os.getpid()}_"
 
 
-def _alive(pid: int) -> bool:
+def running(pid: int) -> bool:
+    """Exists and is not a zombie (Linux /proc; any user's process)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
         return False
-    except PermissionError:  # another user's process
-        return True
-    return True
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def sweep_orphan_shm(shm_dir: Path = Path("/dev/shm")) -> list[str]:
@@ -158,7 +157,7 @@ def sweep_orphan_shm(shm_dir: Path = Path("/dev/shm")) -> list[str]:
     gone = []
     for region in shm_dir.glob("igniter_*"):
         owner = _OWNED.match(region.name)
-        if owner and not _alive(int(owner.group(1))):
+        if owner and not running(int(owner.group(1))):
             region.unlink(missing_ok=True)
             gone.append(region.name)
     return gone
