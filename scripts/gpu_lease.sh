@@ -8,8 +8,10 @@
 # WHEEL_DIR: the whole wheel set gpu_e2e.sh installs (igniter-opt's dependencies the host lacks,
 # tritonclient[grpc] and its pins, nvidia-pytriton); the profile stages run on the host's python3
 # (torch, torchvision, nvidia-ml-py) with pyomo/highspy/pydantic from WHEEL_DIR in a private folder.
-# Env: STAGES ("e2e run fit validate"), E2E_S (150), RUN_S (300), VALIDATE_S (240), SAMPLES (6),
-#      BUDGET (240: profile run's --budget-s), DURATION (15: e2e load seconds).
+# Env: STAGES ("e2e run fit validate", run in the order given), E2E_S (150), RUN_S (300),
+#      VALIDATE_S (240), SAMPLES (6), BUDGET (240: profile run's --budget-s), DURATION (15: e2e load
+#      seconds), E2E_PROFILE (a profile name: the e2e instance is INSTANCE planned with that profile
+#      when igniter_opt/profiles/NAME.json exists by then, e.g. after this lease's fit; else INSTANCE as it is).
 set -uo pipefail
 OUT=$(mkdir -p "${1:?usage: scripts/gpu_lease.sh OUT_DIR WHEEL_DIR}" && cd "$1" && pwd)
 WHEELS=$(cd "${2:?usage: scripts/gpu_lease.sh OUT_DIR WHEEL_DIR}" && pwd)
@@ -41,19 +43,32 @@ export PYTHONPATH="/tmp/igniter-site:$PWD"
 
 stage() {  # stage NAME LIMIT_S COMMAND...: run under a time limit, log the exit code and the time
   local name=$1 limit=$2; shift 2
-  [[ $STAGES == *" $name "* ]] || return 0
   echo "== stage $name (limit $limit s, at $SECONDS s): $*"
   local t0=$SECONDS
   timeout --kill-after=10 "$limit" "$@"
   echo "== stage $name: exit $? after $((SECONDS - t0)) s"
 }
 
-stage e2e "${E2E_S:-150}" env DURATION="${DURATION:-15}" LOADGEN=0 scripts/gpu_e2e.sh "$OUT/results/e2e" "$WHEELS"
-stage run "${RUN_S:-300}" env PROFILE_STAGES=run WORK="$WORK" L2="$L2" scripts/gpu_profile.sh "${SAMPLES:-6}" "${BUDGET:-240}"
-stage fit 60 env PROFILE_STAGES=fit WORK="$WORK" L2="$L2" scripts/gpu_profile.sh "${SAMPLES:-6}" "${BUDGET:-240}"
-stage validate "${VALIDATE_S:-240}" env PROFILE_STAGES=validate WORK="$WORK" L2="$L2" \
-  VAL_BUDGET=$(( ${VALIDATE_S:-240} * 2 / 3 )) \
-  scripts/gpu_profile.sh "${SAMPLES:-6}" "${BUDGET:-240}"
+e2e_instance() {  # the instance the e2e stage plans: INSTANCE, or INSTANCE under E2E_PROFILE once it is fitted
+  local inst=${INSTANCE:-instances/paper/motivation.json} prof=${E2E_PROFILE:-}
+  if [ -n "$prof" ] && [ -f "igniter_opt/profiles/$prof.json" ]; then
+    python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); d["profile"]=sys.argv[2]; d["name"]+="-"+sys.argv[2]; json.dump(d,open(sys.argv[3],"w"),indent=1)' \
+      "$inst" "$prof" "$WORK/e2e-instance.json" && inst=$WORK/e2e-instance.json
+  fi
+  echo "$inst"
+}
+
+for s in $STAGES; do
+  case $s in
+    e2e) stage e2e "${E2E_S:-150}" env DURATION="${DURATION:-15}" LOADGEN=0 INSTANCE="$(e2e_instance)" \
+           scripts/gpu_e2e.sh "$OUT/results/e2e" "$WHEELS" ;;
+    run) stage run "${RUN_S:-300}" env PROFILE_STAGES=run WORK="$WORK" L2="$L2" scripts/gpu_profile.sh "${SAMPLES:-6}" "${BUDGET:-240}" ;;
+    fit) stage fit 60 env PROFILE_STAGES=fit WORK="$WORK" L2="$L2" scripts/gpu_profile.sh "${SAMPLES:-6}" "${BUDGET:-240}" ;;
+    validate) stage validate "${VALIDATE_S:-240}" env PROFILE_STAGES=validate WORK="$WORK" L2="$L2" \
+           VAL_BUDGET=$(( ${VALIDATE_S:-240} * 2 / 3 )) scripts/gpu_profile.sh "${SAMPLES:-6}" "${BUDGET:-240}" ;;
+    *) echo "== unknown stage $s" ;;
+  esac
+done
 
 echo "== left running after the stages:"
 pgrep -af 'tritonserver|igniter_opt|nvidia-cuda-mps' || echo "nothing"
