@@ -16,10 +16,10 @@ from igniter_opt.deploy.backends.launcher import free_port
 from igniter_opt.deploy.backends.local import (
     TritonInstall,
     find_tritonserver,
+    owned_shm_prefix,
     python_libdir,
     server_command,
     server_env,
-    shm_prefix,
     sweep_orphan_shm,
 )
 from igniter_opt.deploy.load.generator import LoadOptions, Target, WorkloadResult, arrivals, make_shards, summarize
@@ -274,7 +274,7 @@ def test_regions_of_a_launcher_that_is_gone_are_swept_and_no_other(tmp_path: Pat
         (tmp_path / name).write_bytes(b"x")
     assert sweep_orphan_shm(tmp_path) == [names[0]]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names[1:])
-    prefix = shm_prefix("my_model")  # a model name with underscores still names its owner
+    prefix = owned_shm_prefix("my_model")  # a model name with underscores still names its owner
     assert prefix.startswith("igniter_my_model_") and sweep_orphan_shm(tmp_path) == []
     (tmp_path / f"{prefix}stub").write_bytes(b"x")
     assert sweep_orphan_shm(tmp_path) == []  # this process is alive

@@ -134,7 +134,7 @@ def remove_shm(prefix: str, shm_dir: Path = Path("/dev/shm")) -> None:
 _OWNED = re.compile(r"^igniter_.+_[0-9a-f]{8}_owner(\d+)_")
 
 
-def shm_prefix(model_name: str) -> str:
+def owned_shm_prefix(model_name: str) -> str:
     """A server's shm region prefix: unique, and naming this process as its owner."""
     return f"igniter_{model_name}_{uuid.uuid4().hex[:8]}_owner{os.getpid()}_"
 
@@ -206,7 +206,7 @@ class LocalLauncher(Launcher):
         log_path = self.run_dir / "logs" / f"{spec.repository.name or spec.model_name}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         ports = (free_port(), free_port(), free_port())
-        shm = shm_prefix(spec.model_name)
+        shm = owned_shm_prefix(spec.model_name)
         argv = server_command(self.install, spec.repository, ports, self._backends, shm)
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
