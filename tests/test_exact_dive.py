@@ -319,7 +319,7 @@ def test_a_node_no_bound_can_prune_branches_without_an_exhaustive_call(skip):
     most UB - 1 (its LP optimum is no higher) returns once heuristic pricing ends, proven, with
     the proven lower bound (valid at every node) and no exhaustive call; with node_skip off the
     same node prices exhaustively, as before."""
-    bnp = _prepared(64, 1, settings=replace(DEFAULT, node_skip=skip))
+    bnp = _prepared(40, 1, settings=replace(DEFAULT, node_skip=skip))
     lp = _priced(bnp)
     pair = bnp._pair(lp)
     assert pair is not None
