@@ -143,9 +143,10 @@ class ExactSettings:
     # -- joint batch policy (issue 24, item 1: joint at 64/100 workloads) --
     lean_options: int = 2  # joint: heuristic pricing first searches each type's this many options of least share alone
     # joint: fixed_share (there the search over the sizing's split never proves its own optimum in
-    # time; it only seeds, and the root LP needs the time more). 0.05 since stop 50: joint 64 on 15
-    # seeds the same plans and bounds as at 0.1, 11 of 12 proofs sooner (docs/exact.md)
-    fixed_share_joint: float = 0.05
+    # time; it only seeds, and the root LP needs the time more). 0 since stop 50, so it does not run
+    # under joint: on 20 joint-64 seeds the same plans and bounds as at 0.1 and 0.05, each proof
+    # sooner (median of 15: 18.8 s against 33.6 and 30.3 s; docs/exact.md)
+    fixed_share_joint: float = 0.0
     # joint: exhaustive_share (a state call under joint meets its first column after seconds; the next
     # ones come faster, so a longer call brings more columns per second of search)
     exhaustive_share_joint: float = 0.1
