@@ -24,11 +24,13 @@ from igniter_opt.controller.records import Endpoint, Placement, Plan, Server
 from igniter_opt.deploy.backends.launcher import free_port, wait_ready
 from igniter_opt.deploy.backends.local import (
     find_tritonserver,
+    group_exists,
     prepare_backends,
     remove_shm,
     running,
     server_command,
     server_env,
+    signal_group,
 )
 from igniter_opt.deploy.repository import ModelConfig, queue_delay_us, write_repository
 from igniter_opt.deploy.types import LaunchError
@@ -210,35 +212,20 @@ class LocalPlane(DataPlane):
             return
         pid = server.pid
         if self._is_ours(server):
-            self._signal(pid, signal.SIGTERM)
+            signal_group(pid, signal.SIGTERM)
             deadline = time.monotonic() + timeout_s
             while time.monotonic() < deadline and self._is_ours(server):
                 time.sleep(0.05)
-        if self._group_exists(pid) and (pid in self._children or server.repository in _cmdline(pid)
+        if group_exists(pid) and (pid in self._children or server.repository in _cmdline(pid)
                                         or not running(pid)):
-            self._signal(pid, signal.SIGKILL)
+            signal_group(pid, signal.SIGKILL)
         child = self._children.pop(pid, None)
         if child is not None:
             child.wait()
         deadline = time.monotonic() + 5.0
-        while self._group_exists(pid) and time.monotonic() < deadline:
+        while group_exists(pid) and time.monotonic() < deadline:
             time.sleep(0.02)
         remove_shm(self._shm(server))
-
-    @staticmethod
-    def _signal(pgid: int, sig: int) -> None:
-        try:
-            os.killpg(pgid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-    @staticmethod
-    def _group_exists(pgid: int) -> bool:
-        try:
-            os.killpg(pgid, 0)
-        except (ProcessLookupError, PermissionError):
-            return False
-        return True
 
     def sweep(self, keep: list[Server]) -> list[str]:
         pids = {s.pid for s in keep}
@@ -258,7 +245,7 @@ class LocalPlane(DataPlane):
                 continue
             if pgid in pids or pid in pids:
                 continue
-            self._signal(pgid, signal.SIGKILL)
+            signal_group(pgid, signal.SIGKILL)
             killed.append(pid)
             ids.add(cmd.split(marker, 1)[1].split(os.sep, 1)[0])
         for pid in killed:

@@ -148,6 +148,23 @@ def running(pid: int) -> bool:
     return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
+def signal_group(pgid: int, sig: int) -> None:
+    """Send `sig` to a process group; one already gone (or not ours) is not an error."""
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def group_exists(pgid: int) -> bool:
+    """Is any process of this group (ours to signal) still there?"""
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
 def sweep_orphan_shm(shm_dir: Path = Path("/dev/shm")) -> list[str]:
     """Remove the regions of launchers that are gone. A launcher killed by SIGKILL takes its
     servers along (PR_SET_PDEATHSIG), and their python stubs usually remove their shared memory,
@@ -250,35 +267,24 @@ class LocalLauncher(Launcher):
                 endpoints.append(self.start(spec))
         return endpoints
 
-    @staticmethod
-    def _signal(proc: subprocess.Popen, sig: int) -> None:
-        try:
-            os.killpg(proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
-
     def _stop(self, proc: subprocess.Popen, timeout_s: float = 10.0) -> None:
         """SIGTERM the process group, wait, then SIGKILL what remains of it (python stubs included)."""
         if proc.poll() is None:
-            self._signal(proc, signal.SIGTERM)
+            signal_group(proc.pid, signal.SIGTERM)
             try:
                 proc.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
                 pass
-        self._signal(proc, signal.SIGKILL)
+        signal_group(proc.pid, signal.SIGKILL)
         proc.wait()
         deadline = time.monotonic() + 5.0  # SIGKILL is asynchronous: wait until the group is gone
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(proc.pid, 0)
-            except (ProcessLookupError, PermissionError):
-                break
+        while time.monotonic() < deadline and group_exists(proc.pid):
             time.sleep(0.02)
         remove_shm(self._shm.pop(proc.pid, "igniter_never_"))
 
     def stop_all(self) -> None:
         for proc in self.procs:  # all shut down in parallel
             if proc.poll() is None:
-                self._signal(proc, signal.SIGTERM)
+                signal_group(proc.pid, signal.SIGTERM)
         while self.procs:
             self._stop(self.procs.pop())
