@@ -26,7 +26,8 @@ from rich.table import Table
 from igniter_opt.bench.generate import random_instance
 from igniter_opt.solvers.base import SolveOptions
 from igniter_opt.solvers.formulations import patterns
-from igniter_opt.solvers.formulations.compact import CompactFeatures, CompactOptions
+from igniter_opt.solvers.formulations.compact import CompactOptions
+from igniter_opt.solvers.formulations.compactdata import CompactFeatures
 from igniter_opt.solvers.solve import solve
 
 SIZES = (4, 8, 12, 16, 24, 32)

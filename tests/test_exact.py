@@ -15,7 +15,7 @@ from igniter_opt.cli import app
 from igniter_opt.data.errors import InputError
 from igniter_opt.data.instance import Instance, Workload, load_instance
 from igniter_opt.model import predict
-from igniter_opt.solvers.formulations import compact, patterns
+from igniter_opt.solvers.formulations import compact, compactdata, patterns
 from igniter_opt.solvers.formulations.bounds import packing_lower_bound, prune
 from igniter_opt.solvers.formulations.common import shareable_configs
 from igniter_opt.solvers.sizing import size_instance
@@ -173,7 +173,7 @@ def test_dominance_pruning_keeps_an_optimum(inst):
     """The optimum with pruning equals the optimum without it, on instances where the optimum is
     below the greedy's (so neither the warm start nor the bound stop can hide a lost optimum)."""
     def optimum(dominance: bool) -> int:
-        features = compact.CompactFeatures(dominance=dominance, bound_stop=False, pairs=False,
+        features = compactdata.CompactFeatures(dominance=dominance, bound_stop=False, pairs=False,
                                            packing_bound=False, cliques=False)
         plan = solve(inst, "milp", solver_options=compact.CompactOptions(time_limit=120, features=features))
         assert plan.status == "optimal" and plan.feasible, plan.message
@@ -192,7 +192,7 @@ def test_packing_bound_uses_conflicts():
 
 def test_model_is_built_separately(v100):
     inst = random_instance(6, 2)
-    data = compact.prepare(inst, v100, size_instance(inst, v100), "paper")
+    data = compactdata.prepare(inst, v100, size_instance(inst, v100), "paper")
     model = compact.build_model(data)
     assert model.nobjectives() == 1 and len(model.x) > 0
     assert data.lower <= data.gpus

@@ -232,12 +232,12 @@ def test_impossible_limits_are_exit_2_in_one_line(tmp_path, args, option):
 
 
 def test_ctrl_c_while_milp_prepares_keeps_the_heuristic_incumbent(monkeypatch):
-    from igniter_opt.solvers.formulations import compact
+    from igniter_opt.solvers.formulations import compactdata
 
     def interrupted(*_args, **_kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(compact, "interference_bounds", interrupted)
+    monkeypatch.setattr(compactdata, "interference_bounds", interrupted)
     with pytest.raises(SolveInterrupted) as err:
         solve(load_instance(PAPER / "paper-medium-n08-1.json"), "milp", options=SolveOptions(time_limit=30))
     plan = err.value.plan

@@ -14,7 +14,8 @@ from typing import Any
 from igniter_opt.data.errors import InputError
 from igniter_opt.data.io import write_json
 from igniter_opt.data.profiles import GRID_RANGE, read_profile_json
-from igniter_opt.data.schema import ProfileSpec, parse
+from igniter_opt.data.profileschema import ProfileSpec
+from igniter_opt.data.schema import parse
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from scipy.optimize import OptimizeWarning, curve_fit
 
 from igniter_opt.data.errors import InputError
 from igniter_opt.data.profiles import GRID_BATCHES, GRID_SHARES, RawProfile
-from igniter_opt.data.schema import check_raw
+from igniter_opt.data.profileschema import check_raw
 from igniter_opt.model.coefficients import Hardware, ModelCoefficients, Profile
 from igniter_opt.model.predict import solo_active_time
 

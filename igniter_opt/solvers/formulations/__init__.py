@@ -4,7 +4,8 @@ fitting subsets (`patterns`), their shared configurations (common), the batches 
 
 from igniter_opt.solvers.formulations import compact, patterns
 from igniter_opt.solvers.formulations.common import Configs, shareable_configs
-from igniter_opt.solvers.formulations.compact import CompactFeatures, CompactOptions
+from igniter_opt.solvers.formulations.compact import CompactOptions
+from igniter_opt.solvers.formulations.compactdata import CompactFeatures
 from igniter_opt.solvers.formulations.highs import run_highs
 from igniter_opt.solvers.formulations.patterns import PatternsOptions
 
