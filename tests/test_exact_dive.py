@@ -330,3 +330,31 @@ def test_a_node_no_bound_can_prune_branches_without_an_exhaustive_call(skip):
         assert bound == bnp.lower and bnp.stats.exhaustive_calls == calls
     else:
         assert bnp.stats.exhaustive_calls > calls
+
+
+def _joint(n: int, seed: int, settings: ExactSettings = DEFAULT) -> BranchAndPrice:
+    demands = size_instance(mixed_instance(n, seed), V100)
+    _, _, bnp = _prepare(V100, demands, "joint", False, time.perf_counter() + 60, 1, 0.0, settings)
+    return bnp
+
+
+def test_under_joint_an_lp_heuristic_pricing_leaves_unsolved_is_solved_by_exhaustive_pricing():
+    bnp = _joint(24, 5)
+    lp = _priced(bnp, rounds=2)
+    solved = bnp._solve_lp_exactly(Rules(), lp)
+    assert solved is not None and solved.value <= lp.value + 1e-9
+    # solved: no configuration is worth more than 1 + EPS at its duals, by the exhaustive search
+    res = bnp.pricer.price(solved.duals, 1 + 1e-6, beam=None, deadline=time.perf_counter() + 60, max_columns=1)
+    assert res.complete and not res.columns
+    # the paper policy keeps the heuristic's answer (None: the node branches as before)
+    paper = _prepared(24, 5)
+    assert paper._solve_lp_exactly(Rules(), _priced(paper, rounds=2)) is None
+
+
+def test_under_joint_a_slack_above_close_slack_joint_is_not_listed():
+    bnp = _joint(24, 5, replace(DEFAULT, close_slack_joint=-1.0))
+    solved = bnp._solve_lp_exactly(Rules(), _priced(bnp, rounds=2))
+    assert solved is not None
+    calls = bnp.stats.exhaustive_calls
+    assert not bnp._close(Rules(), solved, solved.value)
+    assert bnp.stats.exhaustive_calls == calls  # no listing ran

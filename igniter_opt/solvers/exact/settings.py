@@ -94,6 +94,16 @@ class ExactSettings:
     node_exhaustive_share: float = 0.01
     enum_columns: int = 50_000  # a node that cannot branch is closed by listing at most this many columns
     enum_evaluations: int = 20_000_000  # sets that listing may evaluate
+    # joint (issue 24, item 1; stop 51): a root that cannot branch on a split workload's levels is
+    # closed when its LP, solved on by exhaustive pricing at 1 + EPS for up to close_converge_joint
+    # of the limit where heuristic pricing cannot prove it solved, leaves a slack UB - 1 - LP of at
+    # most close_slack_joint; the listing may then evaluate enum_evaluations_joint sets (to the
+    # tree's deadline). Larger slacks are not listed: at 0.02-0.06 the listing met its 50,000
+    # columns in 1-4 s on four of five open joint-64 seeds; at 0.0052 it ended in 72 s with 2,211
+    # and proved 23 GPUs optimal (mixed 64, seed 27020; open at 420 s before; docs/exact.md)
+    close_converge_joint: float = 0.15
+    close_slack_joint: float = 0.01
+    enum_evaluations_joint: int = 300_000_000
     # many members per GPU (issue 24): where the seed plan holds at least large_members workloads per
     # GPU on average, the root's heuristic rounds are interrupted every check_period of the limit by
     # a state search at the Farley threshold, for at most check_budget of the limit (the LP tails
