@@ -155,9 +155,7 @@ class Closing:
             res = self._heuristic(lp.duals, rules)
             if not res.columns:
                 return lp if res.complete else self._solve_lp_exactly(rules, lp)
-            self._add(res.columns)
-            solved = self.master.solve_lp()
-            self.stats.lp_iterations += 1
+            solved = self._resolved(res.columns)
             if solved is None:
                 return None
             lp = solved
@@ -175,13 +173,17 @@ class Closing:
             self.stats.pricing_nodes += res.nodes
             if not res.columns:
                 return lp if res.complete else None
-            self._add(res.columns)
-            solved = self.master.solve_lp()
-            self.stats.lp_iterations += 1
+            solved = self._resolved(res.columns)
             if solved is None:
                 return None
             lp = solved
         return None
+
+    def _resolved(self, columns: list[Column]) -> LpResult | None:
+        """The master's LP once `columns` have joined the pool (None: no LP)."""
+        self._add(columns)
+        self.stats.lp_iterations += 1
+        return self.master.solve_lp()
 
     def _final_bound(self, lp: LpResult, until: float) -> None:
         """The best Lagrangian bound the root's last duals give in the time left: for each bound
