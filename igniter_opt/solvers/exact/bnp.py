@@ -161,12 +161,8 @@ class BranchAndPrice(Primal):
             # (the LP moves on with them); without any it runs to the deadline (the bound). Below
             # the root, where it is only for a bound of UB, after node_exhaustive_share
             share = self._exhaustive_share if rules.root else self.s.node_exhaustive_share
-            res = self.pricer.price(lp.duals, theta, beam=None, deadline=self.deadline, rules=rules,
-                                    max_columns=self.s.exhaustive_columns,
-                                    soft_deadline=time.perf_counter() + share * self._limit,
-                                    collect=self._collect)
-            self.stats.exhaustive_calls += 1
-            self.stats.pricing_nodes += res.nodes
+            res = self._exhaustive(lp.duals, theta, self.deadline, rules=rules, max_columns=self.s.exhaustive_columns,
+                                   soft_deadline=time.perf_counter() + share * self._limit, collect=self._collect)
             if rules.root:
                 self._root_bound(lp, res, theta)
             if self._add(res.columns):

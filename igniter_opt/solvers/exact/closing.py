@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -133,10 +134,8 @@ class Closing:
         # of UB - 1 columns may hold one of reduced cost up to slack + UB * EPS
         slack += self.upper * EPS + 1e-7
         evaluations = self.s.enum_evaluations_joint if self.pricer.joint else self.s.enum_evaluations
-        res = self.pricer.price(duals + TINY, 1 - slack, beam=None, deadline=self.deadline, rules=rules,
-                                max_columns=self.s.enum_columns, max_nodes=evaluations)
-        self.stats.exhaustive_calls += 1
-        self.stats.pricing_nodes += res.nodes
+        res = self._exhaustive(duals + TINY, 1 - slack, self.deadline, rules=rules,
+                               max_columns=self.s.enum_columns, max_nodes=evaluations)
         if not res.complete or len(res.columns) >= self.s.enum_columns:
             return False
         self._add(res.columns)
@@ -167,10 +166,7 @@ class Closing:
         calls and 3-13 s, and only a solved LP gives the listing its least slack."""
         until = min(self.deadline, time.perf_counter() + self.s.close_converge_joint * self._limit)
         while self.pricer.joint and time.perf_counter() < until:
-            res = self.pricer.price(lp.duals, 1 + EPS, beam=None, deadline=until, rules=rules,
-                                    max_columns=self.s.exhaustive_columns)
-            self.stats.exhaustive_calls += 1
-            self.stats.pricing_nodes += res.nodes
+            res = self._exhaustive(lp.duals, 1 + EPS, until, rules=rules, max_columns=self.s.exhaustive_columns)
             if not res.columns:
                 return lp if res.complete else None
             solved = self._resolved(res.columns)
@@ -178,6 +174,13 @@ class Closing:
                 return None
             lp = solved
         return None
+
+    def _exhaustive(self, duals: Array, threshold: float, deadline: float, **kwargs: Any) -> PricingResult:
+        """One exhaustive pricing call (`Pricer.price`, no beam), counted in the stats."""
+        res = self.pricer.price(duals, threshold, beam=None, deadline=deadline, **kwargs)
+        self.stats.exhaustive_calls += 1
+        self.stats.pricing_nodes += res.nodes
+        return res
 
     def _resolved(self, columns: list[Column]) -> LpResult | None:
         """The master's LP once `columns` have joined the pool (None: no LP)."""
@@ -191,10 +194,7 @@ class Closing:
         LP / (B - 1 + DELTA); finding none proves B. Small B first: their thresholds are high and
         their searches short; the first B with a configuration above it ends the climb."""
         for target in range(max(self.lower + 1, 2), min(self.upper, math.ceil(lp.value - 1e-6)) + 1):
-            res = self.pricer.price(lp.duals, lp.value / (target - 1 + DELTA), beam=None, deadline=until,
-                                    max_columns=1)
-            self.stats.exhaustive_calls += 1
-            self.stats.pricing_nodes += res.nodes
+            res = self._exhaustive(lp.duals, lp.value / (target - 1 + DELTA), until, max_columns=1)
             if res.columns or not res.complete:
                 return
             self._certify(lp.duals, lp.value / (target - 1 + DELTA))
@@ -226,9 +226,7 @@ class Closing:
     def _proves(self, duals: Array, theta: float, until: float) -> tuple[bool, float]:
         """Is no configuration worth more than theta at `duals`? (True, nan) proven; (False, the
         worth of one that is) or (False, nan) when the search ran out of time."""
-        res = self.pricer.price(duals, theta, beam=None, deadline=until, max_columns=1)
-        self.stats.exhaustive_calls += 1
-        self.stats.pricing_nodes += res.nodes
+        res = self._exhaustive(duals, theta, until, max_columns=1)
         if res.columns:
             return False, max(float(duals[self.pricer.option_type[list(c.members)]].sum()) for c in res.columns)
         return res.complete, math.nan
