@@ -46,6 +46,7 @@ import numpy as np
 
 from igniter_opt.solvers.exact import kernelknapsack as kk
 from igniter_opt.solvers.exact import kernelshares as ks
+from igniter_opt.solvers.exact.kernelrules import owes, together_groups
 from igniter_opt.solvers.exact.kernelshares import MAX_MEMBERS as MAX_MEMBERS  # (Pricer reads it here)
 from igniter_opt.solvers.exact.kernelshares import compiled as _compiled
 from igniter_opt.solvers.exact.layout import (
@@ -61,32 +62,6 @@ from igniter_opt.solvers.exact.oracle import FULL
 
 DONE, OUT_OF_EVALS, BUFFER_FULL = 0, 1, 2
 SCRATCH_F, SCRATCH_I = 25, 7  # scratch rows of _run: 14 + 11 of _survives, 4 + 3
-
-
-@_compiled
-def _owes(gmem, tlast, used, t, q):  # pragma: no cover - compiled
-    """For the set of types `used` plus type t at position q, under together groups (gmem: one
-    row of member types per group, -1 padded): 0 when it obeys every group (all or none), 1 when
-    it holds a group partly but the missing members can still join (each has a position from q
-    on: the search adds positions in order), 2 when one cannot (no extension obeys the rules)."""
-    state = 0
-    for g in range(gmem.shape[0]):
-        present, size = 0, 0
-        for k in range(gmem.shape[1]):
-            u = gmem[g, k]
-            if u < 0:
-                break
-            size += 1
-            if used[u] > 0 or u == t:
-                present += 1
-        if present == 0 or present == size:
-            continue
-        state = 1
-        for k in range(size):
-            u = gmem[g, k]
-            if used[u] == 0 and u != t and tlast[u] < q:
-                return 2
-    return state
 
 
 @_compiled
@@ -240,7 +215,7 @@ def _run(hw, C, alone, value, ptype, mult_type, pair, apart, gmem, tlast, thresh
             for q in range(K):
                 own[q] = alone[q]
                 if np.isfinite(alone[q]) and alone[q] <= FULL:
-                    state = _owes(gmem, tlast, used, ptype[q], q)
+                    state = owes(gmem, tlast, used, ptype[q], q)
                     if state == 2:  # a together partner that can no longer join: no set here obeys the rules
                         continue
                     ch_q[nch] = q
@@ -280,7 +255,7 @@ def _run(hw, C, alone, value, ptype, mult_type, pair, apart, gmem, tlast, thresh
                     ts[j], pw[j], l2[j] = par_ts[j], par_pw[j], par_l2[j]
                 if ks.least(hw, C, pos, m + 1, r, pw, l2, ts, new, m):
                     own[q] = r[m]  # siblings' bounds may add q (it may be their together partner)
-                    state = _owes(gmem, tlast, used, t, q)
+                    state = owes(gmem, tlast, used, t, q)
                     if state == 2:
                         continue
                     ch_q[nch] = q
@@ -358,7 +333,7 @@ def search(pricer, order: np.ndarray, value: np.ndarray, threshold: float, rules
     mult_type = np.ascontiguousarray(pricer.demand, dtype=np.int64)
     pair = np.ascontiguousarray(pricer.pair[np.ix_(order, order)], dtype=float)
     apart = np.array(rules.apart, dtype=np.int64).reshape(-1, 2)
-    gmem, tlast = _together(rules, ptype, len(pricer.demand))
+    gmem, tlast = together_groups(rules, ptype, len(pricer.demand))
     depth = int(FULL / hw.unit_pct + 1e-9) + 1  # members of a set: each holds at least one unit
     rows = 4 * k + 1
     stk_pos, stk_sh = np.zeros((rows, depth), dtype=np.int64), np.zeros((rows, depth))
@@ -403,18 +378,6 @@ def search(pricer, order: np.ndarray, value: np.ndarray, threshold: float, rules
             chunk = int(min(max(done / dt * s.chunk_seconds, 1000), 50_000_000))
     ranked = sorted(found.values(), key=lambda f: -f[2])
     return LevelResult(ranked[:max_columns], complete, float(fstate[0]), int(istate[1]))
-
-
-def _together(rules, ptype: np.ndarray, types: int) -> tuple[np.ndarray, np.ndarray]:
-    """A node's together groups for the kernel: member types per group (-1 padded) and each
-    type's last position in the search order (-1: none)."""
-    groups = rules.sorted_groups()
-    gmem = np.full((len(groups), max((len(g) for g in groups), default=0)), -1, dtype=np.int64)
-    for i, g in enumerate(groups):
-        gmem[i, :len(g)] = g
-    tlast = np.full(types, -1, dtype=np.int64)
-    np.maximum.at(tlast, ptype, np.arange(ptype.size))
-    return gmem, tlast
 
 
 def _keep(found: dict, pricer, rules, order: np.ndarray, pos: np.ndarray, shares: np.ndarray,
