@@ -81,3 +81,44 @@ def test_at_datacenter_sizes_the_final_phase_follows_the_root():
     assert _covers(bnp.master, out.chosen) and len(out.chosen) == out.upper
     tree = _prepared(48, 2, limit=12, light=True, settings=replace(large, tree_large=True)).run(branching=True)
     assert tree.stats.integer_solves >= 1 and tree.stats.dives == 0
+
+
+def _final_dives(reserve: float, cutoff: float = float("inf")) -> tuple[int, float]:
+    """The final phase of the 32-workload replicas instance (root LP below 21, bound 21, seed plan
+    23) over a 6 s limit, its dives replaced by ones that take 0.1 s and find nothing: how many it
+    made, and the seconds left of the dives' time when they stopped."""
+    import time
+    from dataclasses import replace
+
+    from test_exact_cuts import _replicas_32
+
+    from igniter_opt.solvers.exact.branching import Rules
+
+    bnp = _replicas_32()
+    bnp.s = bnp.pricer.settings = replace(bnp.s, final_more_reserve=reserve)
+    _, lp, _ = bnp.column_generation(Rules())
+    assert lp is not None and bnp.lower == 21 and bnp.upper == 23
+    made: list[float] = []
+
+    def dive(end: float, rng: object = None) -> bool:
+        time.sleep(0.1)
+        made.append(bnp.deadline - time.perf_counter())
+        return False
+
+    bnp._dive = dive  # type: ignore[method-assign]
+    bnp.cutoff, bnp._limit = cutoff, 6.0
+    bnp.final_deadline = bnp.deadline = time.perf_counter() + 6.0
+    bnp._final_phase(lp)
+    return len(made), made[-1]
+
+
+def test_the_final_phase_dives_on_while_its_limit_allows():
+    """A 900 s solve of 200 workloads returned after 337 s, its gap open: its final phase had made
+    its fixed count of dives. After them it now dives on while more than final_more_reserve of
+    the limit is left (1.5 s of 6 here), in the whole search only: a residual search (a finite
+    cutoff) returns after its fixed count, so that its caller dives on; 1.0 turns it off."""
+    fixed = ExactSettings().final_dives_small
+    count, left = _final_dives(0.25)
+    assert count > fixed + 10 and 1.3 < left <= 1.6
+    assert _final_dives(1.0)[0] == fixed
+    assert _final_dives(0.25, cutoff=30)[0] == fixed

@@ -355,12 +355,14 @@ class BranchAndPrice(Primal):
         # last dives, from the LP as it ended (each one's columns change the next one's path)
         dives = self.s.lns_dives if lns > 0 else \
             self.s.final_dives_large if self.master.large else self.s.final_dives_small
-        for k in range(dives):
+        k = 0
+        while self._dive_again(k, dives, lns):
             root_lp = self._prove_incumbent(root_lp)
             if math.ceil(root_lp.value - 1e-6) >= self.upper or time.perf_counter() > self.deadline - 1:
                 break
             now = time.perf_counter()
             self._dive(now + self.s.final_dive_share * (self.deadline - now), rng if k else None)
+            k += 1
         self.deadline = self.final_deadline
         if lns > 0 and math.ceil(root_lp.value - 1e-6) < self.upper:
             now = time.perf_counter()

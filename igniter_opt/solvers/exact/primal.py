@@ -33,6 +33,7 @@ class Primal(Closing):
     _dive_due: float
     _dive_period: float
     _limit: float
+    cutoff: float  # a residual search's: it must beat this many GPUs (inf: the whole search)
     _large_members: bool
     _residual_rows: int
 
@@ -77,6 +78,18 @@ class Primal(Closing):
             left = self.deadline - time.perf_counter()
             self._pool_integer(Rules(), min(self.s.dive_share * left, self.s.dive_mip_seconds))
         return len(self.master.columns) > before
+
+    def _dive_again(self, k: int, dives: int, lns: float) -> bool:
+        """Whether the final phase makes its (k+1)-th dive: the first `dives` always; after them,
+        in the whole search only (a residual search returns, its caller dives on), more with noise
+        while more than final_more_reserve of the limit is left, up to final_dives_max in all. The
+        counts were chosen at 120 s: with a longer limit the phase ran out of dives, not of time
+        (200 workloads at 900 s returned after 337 s with its gap open)."""
+        if k < dives:
+            return True
+        left = self.deadline - time.perf_counter()
+        return lns == 0 and math.isinf(self.cutoff) and k < self.s.final_dives_max and \
+            left > self.s.final_more_reserve * self._limit
 
     def _dive_price(self, duals: Array, end: float) -> list[Column]:
         """A dive step's columns: heuristic pricing, and where configurations are large (the

@@ -260,6 +260,14 @@ class ExactSettings:
     #   Measured together with converge_share: on the six open heavy-tailed instances either alone
     #   proved one, together two (docs/exact.md, "Sixth round")
     final_dives_small: int = 6
+    # - after those, more final dives (with noise) while more than final_more_reserve of the limit
+    #   is left, up to final_dives_max in all (1.0: none more). The counts above were chosen at
+    #   120 s; at longer limits the phase ran out of dives, not of time (200 workloads, 900 s:
+    #   the solve returned after 337 s with its gap open). The rest keeps the bound search and
+    #   the integer master over every column their time (docs/exact.md, "The final phase uses
+    #   its limit")
+    final_more_reserve: float = 0.1
+    final_dives_max: int = 100
     # a dive's round-up that lifts its LP past incumbent - 1 + backoff_slack is undone and only the
     # half of its columns nearest their ceiling rounded, halving again while the LP still passes,
     # up to dive_backoffs times a dive (0: off). At 200 one round-up of 11-20 columns lifted the
