@@ -100,7 +100,8 @@ def _final_dives(reserve: float, cutoff: float = float("inf")) -> tuple[int, flo
     assert lp is not None and bnp.lower == 21 and bnp.upper == 23
     made: list[float] = []
 
-    def dive(end: float, rng: object = None) -> bool:
+    def dive(end: float, _rng: object = None) -> bool:
+        assert end <= bnp.deadline  # each dive ends within the dives' time
         time.sleep(0.1)
         made.append(bnp.deadline - time.perf_counter())
         return False
