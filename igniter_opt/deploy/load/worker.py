@@ -20,6 +20,7 @@ round-robin): rebuilding it per call, as
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -32,6 +33,8 @@ from typing import IO, Any
 import numpy as np
 
 from igniter_opt.deploy.load.protocol import READY, LoadOptions, Shard, Target, recv, send
+
+CONNECT_S = 5.0  # how long a probe waits for a server to accept connections
 
 
 def describe(exc: BaseException) -> str:
@@ -177,7 +180,14 @@ class _Client:
         """Start connecting now (in the background) rather than at the first request."""
         self.channel.get_state(try_to_connect=True)
 
-    async def infer(self, request: bytes, timeout_s: float) -> None:
+    async def infer(self, request: bytes, timeout_s: float, wait: bool = False) -> None:
+        """One request. `wait`: first up to CONNECT_S for the server to accept connections (a CI
+        run's probe was refused by a server up a moment later); then the request as always, so
+        that servers that are gone still fail with UNAVAILABLE. For the probe before the load
+        starts and before a switch; the load itself fails fast, as a client would."""
+        if wait:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.channel.channel_ready(), CONNECT_S)
         await self.model_infer(request, timeout=timeout_s)
 
     async def close(self) -> None:
@@ -214,7 +224,7 @@ class _Follower:
                 url = ep.get("grpc_url")
                 if url and url != self.client.url:
                     new = _Client(url)
-                    await new.infer(self.request, 30.0)  # connected and answering before the switch
+                    await new.infer(self.request, 30.0, wait=True)  # connected and answering before the switch
                     self.retired.append(self.client)
                     self.client = new
                     self.switches += 1
@@ -232,12 +242,12 @@ async def _connect(shards: list[Shard], clients: dict[str, _Client], routes: dic
             ep = await asyncio.to_thread(poll_endpoint, t.follow_url, t.follow_token, -1, 0.0)
             client = _Client(ep.get("grpc_url") or t.url)
             followers[t.name] = _Follower(t, client, requests[t.name][0], int(ep.get("version", -1)))
-            await client.infer(requests[t.name][0], 60.0)
+            await client.infer(requests[t.name][0], 60.0, wait=True)
         elif t.follow_url is None and t.name not in routes:
             if t.url not in clients:
                 clients[t.url] = _Client(t.url)
             routes[t.name] = clients[t.url]
-            await clients[t.url].infer(requests[t.name][0], 60.0)  # connected and the model answers
+            await clients[t.url].infer(requests[t.name][0], 60.0, wait=True)  # connected and the model answers
 
 
 async def _run(shards: list[Shard], options: LoadOptions, stdin: IO[bytes], stdout: IO[bytes]) -> list:
