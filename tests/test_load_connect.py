@@ -1,5 +1,6 @@
-"""The load worker's probe before the load starts waits for a server that is not accepting
-connections yet (gRPC wait_for_ready), where a plain request fails at once: a CI run failed with
+"""The load worker's probe before the load starts waits (up to CONNECT_S, for the gRPC channel to
+be ready) for a server that is not accepting connections yet, where a plain request fails at once:
+a CI run failed with
 "load worker failed before start: UNAVAILABLE ... Connection refused" on a server that was up a
 moment later. A real gRPC server answering Triton's ModelInfer with raw bytes binds late here."""
 
