@@ -253,3 +253,43 @@ def test_kernel_finds_exactly_the_sets_brute_force_finds(seed, copies, integer):
         assert all(np.array_equal(found[k], every[k][0]) for k in found)
         ref = LevelSearch(p, order, value, threshold, Rules(), far, ALL, None, None).run()
         assert set(_as_dict(ref.found)) <= set(found)
+
+
+@pytest.mark.parametrize("n,seed,policy,threshold,spread", [(32, 5, "paper", 1.0, 0.3), (28, 4, "paper", 1.05, 0.3),
+                                                          (16, 2, "joint", 1.0, 0.4)])
+def test_the_set_search_on_two_threads_finds_what_one_finds(monkeypatch, n, seed, policy, threshold, spread):
+    """Chunks of 50 evaluations: the second chunk on splits the stack over two walkers (setwalk.py),
+    which evaluate the same sets and find the same ones, ranked the same, as one thread."""
+    from igniter_opt.solvers.exact import setwalk
+
+    monkeypatch.setattr(kernel, "usable_cores", lambda: 2)  # the split even where CI lends one core
+    split = []
+    threaded = setwalk._threaded
+    monkeypatch.setattr(setwalk, "_threaded", lambda walkers, how: split.append(len(walkers)) or threaded(walkers, how))
+    got = {}
+    for threads in (1, 2):
+        p = _pricer(n, seed, policy, ExactSettings(first_chunk=50, chunk_seconds=1e-4, set_threads=threads))
+        order, value = _order(p, _duals(p, seed, spread))
+        got[threads] = kernel.search(p, order, value, threshold, Rules(), time.perf_counter() + 600, ALL)
+    one, two = got[1], got[2]
+    assert split == [2]  # one call walked on two threads
+    assert one.complete and two.complete and len(one.found) > 3
+    assert [tuple(f[0]) for f in one.found] == [tuple(f[0]) for f in two.found]
+    assert all(np.array_equal(a[1], b[1]) and a[2] == b[2] for a, b in zip(one.found, two.found, strict=True))
+    assert (two.best, two.evaluated) == (one.best, one.evaluated)
+    cut = kernel.search(p, order, value, threshold, Rules(), time.perf_counter() + 600, 3)
+    assert len(cut.found) == 3 and not cut.complete
+
+
+def test_a_walker_gives_the_bottom_half_of_its_stack():
+    from igniter_opt.solvers.exact.setwalk import Walker
+
+    a, b = Walker.new(3, 4, (), root=False), Walker.new(3, 4, (), root=False)
+    a.room(7)
+    a.stk_val[:7] = np.arange(7.0)
+    a.stk_pos[:7, 0] = np.arange(7)
+    a.istate[0] = 7
+    a.give(b, 3)
+    assert (a.size, b.size) == (4, 3)
+    assert list(b.stk_val[:3]) == [0.0, 1.0, 2.0] and list(b.stk_pos[:3, 0]) == [0, 1, 2]
+    assert list(a.stk_val[:4]) == [3.0, 4.0, 5.0, 6.0] and list(a.stk_pos[:4, 0]) == [3, 4, 5, 6]

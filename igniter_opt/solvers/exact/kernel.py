@@ -40,8 +40,6 @@ call lasts about settings.chunk_seconds.
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 from igniter_opt.solvers.exact import kernelknapsack as kk
@@ -57,10 +55,12 @@ from igniter_opt.solvers.exact.layout import (
 )
 from igniter_opt.solvers.exact.levels import LevelResult
 from igniter_opt.solvers.exact.oracle import FULL
+from igniter_opt.solvers.exact.setwalk import Walk, Walker, walk
+from igniter_opt.solvers.exact.statepool import usable_cores
 
 # the coefficient block and the hardware vector: layout.py (one layout for both compiled searches)
 
-DONE, OUT_OF_EVALS, BUFFER_FULL = 0, 1, 2
+DONE, OUT_OF_EVALS, BUFFER_FULL = 0, 1, 2  # (setwalk.DONE is this DONE)
 SCRATCH_F, SCRATCH_I = 25, 7  # scratch rows of _run: 14 + 11 of _survives, 4 + 3
 
 
@@ -335,49 +335,33 @@ def search(pricer, order: np.ndarray, value: np.ndarray, threshold: float, rules
     apart = np.array(rules.apart, dtype=np.int64).reshape(-1, 2)
     gmem, tlast = together_groups(rules, ptype, len(pricer.demand))
     depth = int(FULL / hw.unit_pct + 1e-9) + 1  # members of a set: each holds at least one unit
-    rows = 4 * k + 1
-    stk_pos, stk_sh = np.zeros((rows, depth), dtype=np.int64), np.zeros((rows, depth))
-    stk_val, stk_len = np.zeros(rows), np.zeros(rows, dtype=np.int64)
-    istate = np.array([1, 0, 0], dtype=np.int64)  # the root: the empty set
-    fstate = np.zeros(1)
-    cap = max(4 * k, 256)
-    f_pos, f_sh = np.zeros((cap, depth), dtype=np.int64), np.zeros((cap, depth))
-    f_val, f_len = np.zeros(cap), np.zeros(cap, dtype=np.int64)
     width = max(k, depth) + 1
-    scratch = (np.zeros(len(pricer.demand), dtype=np.int64), np.zeros((SCRATCH_F, width)),
-               np.zeros((SCRATCH_I, width), dtype=np.int64), np.zeros((k, depth)),
-               np.zeros((depth + 1, depth + 1)))
+
+    def walker(root: bool) -> Walker:
+        scratch = (np.zeros(len(pricer.demand), dtype=np.int64), np.zeros((SCRATCH_F, width)),
+                   np.zeros((SCRATCH_I, width), dtype=np.int64), np.zeros((k, depth)),
+                   np.zeros((depth + 1, depth + 1)))
+        return Walker.new(k, depth, scratch, root)
+
     found: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray, float]] = {}
-    chunk = s.first_chunk
-    complete = False
-    while time.perf_counter() <= deadline:
-        budget = chunk if max_evaluations is None else max(min(chunk, max_evaluations - int(istate[1])), 1)
-        before, t0 = int(istate[1]), time.perf_counter()
-        status = _run(hwv, C, alone, value, ptype, mult_type, pair, apart, gmem, tlast, float(threshold), stk_pos,
-                      stk_sh, stk_val, stk_len, istate, fstate, f_pos, f_sh, f_val, f_len, budget,
-                      max(max_columns - len(found), 1), s.integer_bound, s.ghosts, *scratch)
-        dt = time.perf_counter() - t0
-        for i in range(int(istate[2])):
-            _keep(found, pricer, rules, order, f_pos[i, :f_len[i]], f_sh[i, :f_len[i]], float(f_val[i]))
-        istate[2] = 0
-        if status == DONE:
-            complete = True
-            break
-        if istate[0] + k > len(stk_val):  # the stack may overflow: grow it
-            grow = len(stk_val)
-            stk_pos = np.concatenate([stk_pos, np.zeros((grow, depth), dtype=np.int64)])
-            stk_sh = np.concatenate([stk_sh, np.zeros((grow, depth))])
-            stk_val = np.concatenate([stk_val, np.zeros(grow)])
-            stk_len = np.concatenate([stk_len, np.zeros(grow, dtype=np.int64)])
-        if len(found) >= max_columns:
-            break
-        if max_evaluations is not None and istate[1] >= max_evaluations:
-            break
-        done = int(istate[1]) - before
-        if status == OUT_OF_EVALS and dt > 0:
-            chunk = int(min(max(done / dt * s.chunk_seconds, 1000), 50_000_000))
-    ranked = sorted(found.values(), key=lambda f: -f[2])
-    return LevelResult(ranked[:max_columns], complete, float(fstate[0]), int(istate[1]))
+
+    def run(w: Walker, budget: int) -> int:
+        return int(_run(hwv, C, alone, value, ptype, mult_type, pair, apart, gmem, tlast, float(threshold), *w.arrays(),
+                        budget, max(max_columns - len(found), 1), s.integer_bound, s.ghosts, *w.scratch))
+
+    def collect(w: Walker) -> int:
+        for i in range(int(w.istate[2])):
+            _keep(found, pricer, rules, order, w.f_pos[i, :w.f_len[i]], w.f_sh[i, :w.f_len[i]], float(w.f_val[i]))
+        w.istate[2] = 0
+        return len(found)
+
+    serial = max_evaluations is not None and max_evaluations < s.set_threads_from  # its cut point exact
+    threads = 1 if serial else min(s.set_threads, usable_cores())
+    how = Walk(run, collect, k, deadline, max_columns, s.first_chunk, s.chunk_seconds, max_evaluations)
+    complete, walkers = walk(walker(True), lambda: walker(False), threads, how)
+    ranked = sorted(found.values(), key=lambda f: (-f[2], f[0].tolist()))  # ties by options: any thread's order
+    return LevelResult(ranked[:max_columns], complete, max(float(w.fstate[0]) for w in walkers),
+                       sum(int(w.istate[1]) for w in walkers))
 
 
 def _keep(found: dict, pricer, rules, order: np.ndarray, pos: np.ndarray, shares: np.ndarray,

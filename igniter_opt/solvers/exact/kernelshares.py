@@ -42,7 +42,8 @@ from igniter_opt.solvers.exact.oracle import FULL, MAX_ROUNDS
 # Compiled without numba's runtime (NRT): no reference counting. With it, every array handed to
 # a helper costs an atomic increment and decrement, which measured ~70% of the search's time;
 # without it nothing may be allocated inside, so kernel.search passes every scratch array in.
-compiled = njit(cache=True, _nrt=False)  # type: ignore[call-overload]
+# nogil: the set search's walkers run on threads (setwalk.py).
+compiled = njit(cache=True, _nrt=False, nogil=True)  # type: ignore[call-overload]
 MAX_MEMBERS = 128  # psum's single block; Pricer uses the kernel only when unit_pct * 128 > 100
 
 

@@ -170,6 +170,12 @@ class ExactSettings:
     integer_bound: bool = True  # kernel: tighten the fractional knapsack by the integer one per ghost count
     chunk_seconds: float = 0.2  # kernel: target wall time of one call (the deadline is checked between calls)
     first_chunk: int = 5000  # kernel: evaluations in the first call, before the rate is known
+    # kernel: threads of one exhaustive set search (setwalk.py; capped at the cores this process may
+    # use): a search not done after its first chunk splits its stack over them (1: serial, as before).
+    # A call capped below set_threads_from evaluations stays serial, so where it stops is exact (the
+    # hand-off to the state search after set_first sets); listings (enum_evaluations) are threaded
+    set_threads: int = 2
+    set_threads_from: int = 10_000_000
     beam_span: int = 64  # numpy beam: a set is extended only by the next this many options (by dual)
     dfs_batch: int = 2000  # numpy: sets expanded per step of the exhaustive search
     oracle_rows: int = 20_000  # numpy: rows per oracle call (memory)
