@@ -9,7 +9,8 @@ solve is abandoned. Both searches then run that same call with the same time lim
 as in bnp). Table: evaluations (sets whose least shares were computed), seconds, microseconds per
 evaluation, whether the search completed and how many columns it returned. Rows: numpy
 (LevelSearch), numba with the numpy bound's decisions (ExactSettings.integer_bound off: the same sets
-evaluated when both complete), and +int, the kernel as Pricer runs it (integer knapsack bound on). The JIT cost is
+evaluated when both complete), +int (integer knapsack bound on, one thread) and +2thr, the kernel as
+Pricer runs it (its stack split over two threads after the first chunk: setwalk.py). The JIT cost is
 measured apart, in fresh processes: the first call with an empty numba cache (compile), then the
 first call of a second process on that cache (load), each minus a steady call.
 """
@@ -78,11 +79,11 @@ def run_numpy(c: dict, limit: float):
     return res, time.perf_counter() - t
 
 
-def run_numba(c: dict, limit: float, integer: bool = True):
+def run_numba(c: dict, limit: float, integer: bool = True, threads: int = 1):
     p, order, value = inputs(c)
     # the same pricer's tables with the kernel's integer bound on or off (its settings, not a global)
     q = copy.copy(p)
-    q.settings = ExactSettings(integer_bound=integer)
+    q.settings = ExactSettings(integer_bound=integer, set_threads=threads)
     t = time.perf_counter()
     res = kernel.search(q, order, value, c["threshold"], c["rules"], t + limit, c["max_columns"])
     return res, time.perf_counter() - t
@@ -151,7 +152,7 @@ def main() -> None:
         k = len(inputs(c)[1])
         rows = {}
         for name, fn in (("numpy", run_numpy), ("numba", lambda c, t: run_numba(c, t, False)),
-                         ("+int", run_numba)):
+                         ("+int", run_numba), ("+2thr", lambda c, t: run_numba(c, t, True, 2))):
             res, sec = fn(c, args.limit)
             rows[name] = (res.evaluated, sec)
             us = 1e6 * sec / max(res.evaluated, 1)
@@ -161,6 +162,10 @@ def main() -> None:
         if ne and ke:
             print(f"{'':>4} {'':>4} {'ratio':>6} {'':>12} {'':>9} "
                   f"{(ns / ne) / (ks / ke):>8.1f}x  (numpy / numba seconds per evaluation)", flush=True)
+        (ie, is_), (te, ts) = rows["+int"], rows["+2thr"]
+        if ie and te:
+            print(f"{'':>4} {'':>4} {'ratio':>6} {'':>12} {'':>9} "
+                  f"{(is_ / ie) / (ts / te):>8.1f}x  (one thread / two, seconds per evaluation)", flush=True)
 
 
 if __name__ == "__main__":

@@ -279,6 +279,11 @@ def test_the_set_search_on_two_threads_finds_what_one_finds(monkeypatch, n, seed
     assert (two.best, two.evaluated) == (one.best, one.evaluated)
     cut = kernel.search(p, order, value, threshold, Rules(), time.perf_counter() + 600, 3)
     assert len(cut.found) == 3 and not cut.complete
+    calls = len(split)
+    budgeted = _pricer(n, seed, policy, dataclasses.replace(p.settings, set_threads_from=100))  # a budget of sets
+    capped = kernel.search(budgeted, order, value, threshold, Rules(), time.perf_counter() + 600, ALL, 1000)
+    assert not capped.complete and 1000 <= capped.evaluated < one.evaluated
+    assert len(split) == calls + 1
 
 
 def test_a_walker_gives_the_bottom_half_of_its_stack():
