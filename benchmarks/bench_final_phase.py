@@ -12,6 +12,7 @@ side is measured against the same LP and incumbent. Load only snapshots you made
     python benchmarks/bench_final_phase.py snap --n 500 --seed 31101 --time-limit 300 --out /tmp/s.pkl
     python benchmarks/bench_final_phase.py replay /tmp/s.pkl --settings '{"lns_seconds": 10}'
     python benchmarks/bench_final_phase.py replay /tmp/s.pkl --seconds 150 --settings '{"lns_share": 0.8}'
+    python benchmarks/bench_final_phase.py listing /tmp/s.pkl --threshold 0.99 --seconds 20   # 1 and 2 threads
 
 Snapshots are taken where the master has at least --min-rows rows (150: every datacenter-size
 solve), of the first search only (not a residual search's own final phase).
@@ -97,6 +98,32 @@ def replay(path: Path, snapshot: tuple[Any, Any, float], seconds: float | None, 
                   highlight=False)
 
 
+def listing(snapshot: tuple[Any, Any, float], threshold: float, seconds: float, threads: list[int],
+            repeats: int, console: Console) -> None:
+    """One exhaustive set search (no column cap, no hand-off) on a snapshot's root duals, above
+    `threshold`, for `seconds`, on each thread count in turn: sets per second (setwalk.py)."""
+    from igniter_opt.solvers.exact.branching import Rules
+    from igniter_opt.solvers.exact.closing import TINY
+
+    search, root_lp, _ = snapshot
+    search.final_deadline = search.deadline = time.perf_counter() + 3600
+    lp = search._resolved([]) or root_lp
+    table = Table(title=f"one listing above {threshold:g} on the snapshot's root duals "
+                        f"(LP {lp.value:.4f}), {seconds:g} s")
+    for name in ("threads", "sets", "seconds", "M sets/s", "columns", "complete"):
+        table.add_column(name, justify="right")
+    for _ in range(repeats):
+        for k in threads:
+            search.s = search.pricer.settings = replace(search.s, set_threads=k)
+            t = time.perf_counter()
+            res = search.pricer.price(lp.duals + TINY, threshold, beam=None, deadline=t + seconds, rules=Rules(),
+                                      max_columns=2_000_000, max_nodes=10**12)
+            dt = time.perf_counter() - t
+            table.add_row(str(k), f"{res.nodes:,}", f"{dt:.1f}", f"{res.nodes / dt / 1e6:.2f}", f"{len(res.columns):,}",
+                          str(res.complete))
+    console.print(table)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -110,6 +137,12 @@ def main(argv: list[str] | None = None) -> None:
     again.add_argument("snapshot", type=Path)
     again.add_argument("--seconds", type=float, default=None, help="the final phase's time (default: the solve's)")
     again.add_argument("--settings", default="{}", help="ExactSettings fields to change, as JSON")
+    rate = sub.add_parser("listing", help="one listing on a snapshot's root duals, on 1 and 2 threads")
+    rate.add_argument("snapshot", type=Path)
+    rate.add_argument("--threshold", type=float, default=0.99)
+    rate.add_argument("--seconds", type=float, default=20.0)
+    rate.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    rate.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args(argv)
     console = Console()
     if args.command == "snap":
@@ -118,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     from igniter_opt.solvers.exact.settings import DEFAULT
 
     try:
-        tuning = json.loads(args.settings)
+        tuning = json.loads(getattr(args, "settings", "{}"))
         replace(DEFAULT, **tuning)  # every field must exist
     except (ValueError, TypeError) as err:
         parser.error(f"--settings {args.settings!r}: {err}")
@@ -126,6 +159,9 @@ def main(argv: list[str] | None = None) -> None:
         snapshot = pickle.loads(args.snapshot.read_bytes())
     except (OSError, pickle.UnpicklingError, EOFError, KeyError) as err:
         parser.error(f"{args.snapshot}: not a snapshot of this version ({type(err).__name__}: {err})")
+    if args.command == "listing":
+        listing(snapshot, args.threshold, args.seconds, args.threads, args.repeats, console)
+        return
     replay(args.snapshot, snapshot, args.seconds, tuning, console)
 
 if __name__ == "__main__":
