@@ -34,8 +34,9 @@ fractional one. Fewer sets are extended; the sets above the threshold found are 
 
 Budget. numba cannot read a clock cheaply, so the kernel returns after `max_evals` evaluations
 (or when its found-buffer may overflow) with the whole search state in the stack arrays; the
-caller checks its deadline and calls again to resume. `search` sizes the chunks so that one
-call lasts about settings.chunk_seconds.
+caller checks its deadline and calls again to resume. `search` walks it through `setwalk.walk`,
+which sizes the chunks so that one call lasts about settings.chunk_seconds and, for a search not
+done after its first chunk, splits the stack over settings.set_threads threads.
 """
 
 from __future__ import annotations
