@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 
 import numpy as np
@@ -284,6 +285,27 @@ def test_the_set_search_on_two_threads_finds_what_one_finds(monkeypatch, n, seed
     capped = kernel.search(budgeted, order, value, threshold, Rules(), time.perf_counter() + 600, ALL, 1000)
     assert not capped.complete and 1000 <= capped.evaluated < one.evaluated
     assert len(split) == calls + 1
+    assert not any(t.name.startswith("igniter-sets") for t in threading.enumerate())
+
+
+def test_ctrl_c_in_a_threaded_set_search_stops_its_threads(monkeypatch):
+    """A KeyboardInterrupt in one walker's chunk reaches the caller, and no walker thread is left."""
+    monkeypatch.setattr(kernel, "usable_cores", lambda: 2)
+    real, calls = kernel._run, []
+
+    def interrupted(*args):
+        calls.append(threading.current_thread().name)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(kernel, "_run", interrupted)
+    p = _pricer(32, 5, "paper", ExactSettings(first_chunk=50, chunk_seconds=1e-4, set_threads=2))
+    order, value = _order(p, _duals(p, 5, 0.3))
+    with pytest.raises(KeyboardInterrupt):
+        kernel.search(p, order, value, 1.0, Rules(), time.perf_counter() + 600, ALL)
+    assert any(name.startswith("igniter-sets") for name in calls[1:])  # it was on the walkers' threads
+    assert not any(t.name.startswith("igniter-sets") for t in threading.enumerate())
 
 
 def test_a_walker_gives_the_bottom_half_of_its_stack():
