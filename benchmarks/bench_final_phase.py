@@ -143,6 +143,7 @@ def main(argv: list[str] | None = None) -> None:
     rate.add_argument("--seconds", type=float, default=20.0)
     rate.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     rate.add_argument("--repeats", type=int, default=2)
+    rate.set_defaults(settings="{}")  # the thread counts are its only settings
     args = parser.parse_args(argv)
     console = Console()
     if args.command == "snap":
@@ -151,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
     from igniter_opt.solvers.exact.settings import DEFAULT
 
     try:
-        tuning = json.loads(getattr(args, "settings", "{}"))
+        tuning = json.loads(args.settings)
         replace(DEFAULT, **tuning)  # every field must exist
     except (ValueError, TypeError) as err:
         parser.error(f"--settings {args.settings!r}: {err}")

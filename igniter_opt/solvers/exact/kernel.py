@@ -56,12 +56,12 @@ from igniter_opt.solvers.exact.layout import (
 )
 from igniter_opt.solvers.exact.levels import LevelResult
 from igniter_opt.solvers.exact.oracle import FULL
-from igniter_opt.solvers.exact.setwalk import Walk, Walker, walk
+from igniter_opt.solvers.exact.setwalk import DONE, Walk, Walker, walk
 from igniter_opt.solvers.exact.statepool import usable_cores
 
 # the coefficient block and the hardware vector: layout.py (one layout for both compiled searches)
 
-DONE, OUT_OF_EVALS, BUFFER_FULL = 0, 1, 2  # (setwalk.DONE is this DONE)
+OUT_OF_EVALS, BUFFER_FULL = 1, 2  # _run's statuses besides setwalk.DONE (0: the stack is empty)
 SCRATCH_F, SCRATCH_I = 25, 7  # scratch rows of _run: 14 + 11 of _survives, 4 + 3
 
 
