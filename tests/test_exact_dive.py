@@ -358,3 +358,18 @@ def test_under_joint_a_slack_above_close_slack_joint_is_not_listed():
     calls = bnp.stats.exhaustive_calls
     assert not bnp._close(Rules(), solved, solved.value)
     assert bnp.stats.exhaustive_calls == calls  # no listing ran
+
+
+@pytest.mark.parametrize("rows_small", [0, 100])
+def test_a_listing_that_meets_its_caps_is_not_repeated_and_on_few_rows_widens_the_next(rows_small: int):
+    bnp = _joint(24, 5, replace(DEFAULT, close_slack_joint=10.0, enum_columns=20, close_rows_small=rows_small))
+    solved = bnp._solve_lp_exactly(Rules(), _priced(bnp, rounds=2))
+    assert solved is not None
+    assert not bnp._close(Rules(), solved, solved.value)  # 20 columns: met at once
+    calls = bnp.stats.exhaustive_calls
+    widened = rows_small >= len(bnp.master.demand)
+    assert bnp.listing.columns == (20 * DEFAULT.enum_growth if widened else 20)
+    assert len(bnp.listing.tried) == 1
+    assert not bnp._close(Rules(), solved, solved.value)
+    # the same incumbent, bound and rows: listed again only with wider caps
+    assert bnp.stats.exhaustive_calls == calls + widened

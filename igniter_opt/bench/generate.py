@@ -60,3 +60,25 @@ def mixed_instance(n: int, seed: int, profile: str = "v100") -> Instance:
         rate = float(round(rng.uniform(*MIXED_RATE)))
         workloads.append(Workload(name=f"{model}-{i}", model=model, slo_ms=slo, rate_rps=rate))
     return Instance(name=f"mixed-n{n}-s{seed}", profile=profile, workloads=tuple(workloads))
+
+
+# The few family: a handful of high-rate workloads, each over several GPUs (split into replicas)
+FEW_SLO_SCALE = (1.0, 10.0)  # times the mixed family's SLO range
+FEW_RATE = (500.0, 3000.0)
+
+
+def few_instance(n: int, seed: int, policy: str = "paper", profile: str = "v100") -> Instance:
+    """n workloads of the `few` family: model uniform over the four, SLO uniform in the mixed
+    family's range scaled by 1-10 (loose SLOs allow large batches), rate uniform in 500-3000
+    req/s, both rounded to 1; most need several GPUs, so plans split them into replicas. Drawn
+    with default_rng(seed + 104729 n); the instance is "few-n<n>-s<seed>"."""
+    rng = np.random.default_rng(seed + 104729 * n)
+    models = list(MIXED_SLO)
+    workloads = []
+    for i in range(n):
+        model = models[int(rng.integers(len(models)))]
+        lo, hi = MIXED_SLO[model]
+        slo = float(round(rng.uniform(lo * FEW_SLO_SCALE[0], hi * FEW_SLO_SCALE[1])))
+        rate = float(round(rng.uniform(*FEW_RATE)))
+        workloads.append(Workload(name=f"{model}-{i}", model=model, slo_ms=slo, rate_rps=rate))
+    return Instance(name=f"few-n{n}-s{seed}", profile=profile, workloads=tuple(workloads), batch_policy=policy)

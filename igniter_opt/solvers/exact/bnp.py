@@ -25,7 +25,7 @@ import numpy as np
 
 from igniter_opt.model.predict import Array
 from igniter_opt.solvers.exact.branching import Rules, most_fractional_pair
-from igniter_opt.solvers.exact.closing import DELTA, EPS, Stats
+from igniter_opt.solvers.exact.closing import DELTA, EPS, Listing, Stats
 from igniter_opt.solvers.exact.cuts import piece_cuts
 from igniter_opt.solvers.exact.master import Column, LpResult, Master
 from igniter_opt.solvers.exact.pricing import Pricer, PricingResult
@@ -55,7 +55,7 @@ class BranchAndPrice(Primal):
 
     def __init__(self, pricer: Pricer, master: Master, incumbent: list[Column], lower: int,
                  deadline: float, unbranchable: Array | None = None, residual: bool = True,
-                 cutoff: float = math.inf):
+                 cutoff: float = math.inf, listing: Listing | None = None):
         self.pricer = pricer
         self.s = pricer.settings  # the solve's tuning (settings.py), carried by its pricer
         # types never branched on: a split workload's rate levels (a level may be in several
@@ -69,6 +69,7 @@ class BranchAndPrice(Primal):
         # the dive's fixings it would not beat the whole search's incumbent): the search ends
         # once its root's bound reaches it
         self.cutoff = cutoff
+        self.listing = listing or Listing(self.s.enum_columns, self.s.enum_evaluations)  # (closing.py)
         self.final_deadline = deadline
         # the last final_share of the time (lns_final_share from lns_rows rows: _lns) goes to the
         # final phase and one integer master over all columns when the bound is not proven by then
@@ -266,7 +267,8 @@ class BranchAndPrice(Primal):
 
     def _residual_search(self, master: Master, cover: list[Column], until: float, cutoff: int
                          ) -> tuple[list[Column], bool]:
-        search = BranchAndPrice(self.pricer, master, cover, 1, until, self._pieces(), residual=False, cutoff=cutoff)
+        search = BranchAndPrice(self.pricer, master, cover, 1, until, self._pieces(), residual=False, cutoff=cutoff,
+                                listing=self.listing)
         out = search.run(self.branching)
         return out.chosen, search.lower >= cutoff
 

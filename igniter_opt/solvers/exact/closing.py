@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -50,8 +50,21 @@ class Stats:
     neighbourhoods: int = 0  # of them, on neighbourhoods of the incumbent (neighbourhood.py)
 
 
+@dataclass
+class Listing:
+    """The caps of the closing listing, shared by a search and its residual searches (a dive's
+    residual at few rows is the whole master again): listings that met their caps, by incumbent,
+    rows and caps, are not repeated, and on few rows each such one widens the next."""
+
+    columns: int
+    evaluations: int
+    tried: set[tuple[Any, ...]] = field(default_factory=set)
+
+
 class Closing:
     """A search's pool, incumbent and bounds, and the steps that turn them into a plan or a proof."""
+
+    listing: Listing
 
     pricer: Pricer
     s: ExactSettings
@@ -128,17 +141,27 @@ class Closing:
                 return True
         duals = lp.duals / max(1.0, lp.value / bound)
         slack = self.upper - 1 - bound
-        if self.pricer.joint and slack > self.s.close_slack_joint:
+        few = len(self.master.demand) <= self.s.close_rows_small
+        if self.pricer.joint and slack > self.s.close_slack_joint and not few:
             return False  # the listing would meet its column cap within seconds (docs/exact.md)
+        caps = self.listing
+        tried = (self.upper, round(bound, 6), self.master.demand.tobytes(), repr(rules), caps.columns, caps.evaluations)
+        if tried in caps.tried:
+            return False
         # "nothing prices out" allows values up to 1 + EPS: reduced costs down to -EPS, so a cover
         # of UB - 1 columns may hold one of reduced cost up to slack + UB * EPS
         slack += self.upper * EPS + 1e-7
-        evaluations = self.s.enum_evaluations_joint if self.pricer.joint else self.s.enum_evaluations
+        evaluations = max(caps.evaluations, self.s.enum_evaluations_joint) if self.pricer.joint else caps.evaluations
         res = self._exhaustive(duals + TINY, 1 - slack, self.deadline, rules=rules,
-                               max_columns=self.s.enum_columns, max_nodes=evaluations)
-        if not res.complete or len(res.columns) >= self.s.enum_columns:
+                               max_columns=caps.columns, max_nodes=evaluations)
+        if not res.complete or len(res.columns) >= caps.columns:
+            caps.tried.add(tried)
+            if few and time.perf_counter() < self.deadline:  # met its caps, not the clock: wider next time
+                caps.columns = min(self.s.enum_columns_max, caps.columns * self.s.enum_growth)
+                caps.evaluations = min(self.s.enum_evaluations_max, caps.evaluations * self.s.enum_growth)
             return False
-        self._add(res.columns)
+        self.master.add_many(res.columns)  # (one call to HiGHS: 200,000 columns one by one took 9 s)
+        self.stats.columns = len(self.master.columns)
         useful = self.master.reduced_costs(duals) <= slack
         self.stats.integer_solves += 1
         self._take(self.master.solve_integer(self.deadline - time.perf_counter(), self._allowed(rules) & useful,

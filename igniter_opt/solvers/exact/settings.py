@@ -104,6 +104,16 @@ class ExactSettings:
     close_converge_joint: float = 0.15
     close_slack_joint: float = 0.01
     enum_evaluations_joint: int = 300_000_000
+    # few rows (at most close_rows_small: a handful of workloads, some split over many GPUs): the
+    # listing is tried at any slack, joint too, and each listing that meets its caps makes the
+    # next one enum_growth times wider, up to enum_columns_max columns and enum_evaluations_max
+    # sets (a listing is not repeated at the same incumbent and caps). Four high-rate workloads
+    # list 75,548 columns at slack 0.98 in 5 s and prove 16 GPUs, where the 50,000-column cap left
+    # 17 / 16 after 20 s of repeated listings (docs/exact.md, "Few workloads, many GPUs")
+    close_rows_small: int = 12
+    enum_growth: int = 4
+    enum_columns_max: int = 800_000
+    enum_evaluations_max: int = 320_000_000
     # many members per GPU (issue 24): where the seed plan holds at least large_members workloads per
     # GPU on average, the root's heuristic rounds are interrupted every check_period of the limit by
     # a state search at the Farley threshold, for at most check_budget of the limit (the LP tails
