@@ -112,7 +112,7 @@ small_instances = st.lists(loose_workload, min_size=1, max_size=5).map(
 def test_no_lower_bound_exceeds_a_verified_plan_of_another_solver(inst, policy):
     """Every solver's lower bound <= the GPU count of every verified plan of every other solver in
     the space the bound is proven over."""
-    options = SolveOptions(time_limit=20, batch_policy=policy)
+    options = SolveOptions(time_limit=10, batch_policy=policy)  # a bound holds at any limit; 10 s: the suite's time
     plans = {}
     for name in solver_names():
         try:
