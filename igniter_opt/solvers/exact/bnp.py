@@ -75,8 +75,7 @@ class BranchAndPrice(Primal):
         # final phase and one integer master over all columns when the bound is not proven by then
         # (the LP's columns usually hold a better plan than the seed)
         now = time.perf_counter()
-        final = self.s.lns_final_share if self._lns else self.s.final_share
-        self.deadline = now + (1 - final) * max(0.0, deadline - now)
+        self.share_from_now(now)
         self.stats = Stats()
         self._dived_at = math.inf
         self._limit = max(0.0, deadline - now)
@@ -99,6 +98,13 @@ class BranchAndPrice(Primal):
         # dives do not, residual.py)
         self._residual_rows = 0 if not residual else \
             self.s.residual_rows if master.large else self.s.residual_rows_small
+
+    def share_from_now(self, now: float | None = None) -> None:
+        """The root's share of the time to the final deadline, counted from now (a seed that took
+        part of the limit, groups.py, leaves the root its share of the rest)."""
+        now = time.perf_counter() if now is None else now
+        final = self.s.lns_final_share if self._lns else self.s.final_share
+        self.deadline = now + (1 - final) * max(0.0, self.final_deadline - now)
 
     @property
     def _lns(self) -> bool:

@@ -311,6 +311,13 @@ class ExactSettings:
     lns_seconds: float = 4.0
     lns_until: float = 0.9
     lns_grow: float = 1.25  # a neighbourhood proven not to shrink: the next one this much larger
+    # from group_rows workloads (no warm start), the first group_share of the limit solves the
+    # shareable workloads dealt into groups of about group_size (groups.py), each by a search
+    # over the sizing's split; their plans together seed the whole search's incumbent and pool
+    # (docs/exact.md, "Groups of like mix")
+    group_rows: int = 400
+    group_size: int = 100
+    group_share: float = 0.4
     # where the root's bound is below min(UB, ceil(LP)) as the final phase starts (its column
     # generation cut by the clock, or tailing), up to inout_share of the limit goes to in-out
     # separation for the bound (inout.py): points a of the way from the best dual-feasible centre

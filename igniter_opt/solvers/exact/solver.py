@@ -39,6 +39,7 @@ from igniter_opt.solvers.exact.catalogue import (
     volume_bound,
 )
 from igniter_opt.solvers.exact.cuts import piece_cuts
+from igniter_opt.solvers.exact.groups import merge, partition, solve_groups
 from igniter_opt.solvers.exact.improve import ImproveSettings, improve, random_fits, reserve
 from igniter_opt.solvers.exact.master import Column, Master
 from igniter_opt.solvers.exact.pricing import Pricer
@@ -177,6 +178,10 @@ def solve(instance: Instance, profile: Profile, demands: list[Demand], options: 
                                     options.threads, margin, settings) \
             if cat.splits and warm is None and len(demands) < settings.large_rows else None
         _seed_fixed(bnp, _fixed_columns(demands, cat, pricer, fixed))
+        if warm is None and len(demands) >= settings.group_rows:  # datacenter sizes: groups of like mix
+            _seed_groups(bnp, demands, cat, solve_groups(
+                demands, partition(demands, settings.group_size), begin + settings.group_share * options.time_limit,
+                lambda group, until: _group_search(instance, profile, group, until, options.threads, settings)))
         if bnp.lower < bnp.upper <= settings.few_gpus and not cat.splits:  # the MILP knows the sizing's split only
             compact_plan = _compact_first(instance, profile, demands, options, deadline)
             if compact_plan.status == "optimal" and compact_plan.feasible:
@@ -277,6 +282,34 @@ def _fixed_split_search(profile: Profile, demands: list[Demand], policy: str, un
         return None
     out = fbnp.run(branching=all(len(m) == 1 for m in fcat.type_demands if m))
     return fixed, fcat, out.chosen
+
+
+def _group_search(instance: Instance, profile: Profile, demands: list[Demand], until: float, threads: int,
+                  settings: ExactSettings) -> warmstart.ExactWarmStart | None:
+    """One group's exact solve (every split of its workloads), as a warm start of its columns and plan."""
+    names = {d.replica_of or d.name for d in demands}
+    group = replace(instance, name=f"{instance.name}-group", workloads=tuple(w for w in instance.workloads
+                                                                               if w.name in names))
+    record = warmstart.WarmRecord()
+    try:
+        solve(group, profile, demands, ExactOptions(time_limit=max(0.0, until - time.perf_counter()),
+                                                    threads=threads, settings=settings, record=record))
+    except SolveInterrupted:  # Ctrl-C: the whole solve answers with its own incumbent
+        raise KeyboardInterrupt from None
+    return record.last
+
+
+def _seed_groups(bnp: BranchAndPrice, demands: list[Demand], cat: Catalogue,
+                 found: list[warmstart.ExactWarmStart]) -> None:
+    """The groups' plans, mapped onto the whole's options (warm.seed), as its incumbent when it has
+    fewer GPUs, and their columns in its pool; the root's share of the time counted from now."""
+    if not found:
+        return
+    seeded = warmstart.seed(merge(found), demands, cat, bnp.pricer)
+    bnp.master.add_many(seeded.columns)
+    if seeded.incumbent is not None:
+        _seed_fixed(bnp, seeded.incumbent)
+    bnp.share_from_now()
 
 
 def _fixed_columns(demands: list[Demand], cat: Catalogue, pricer: Pricer,
