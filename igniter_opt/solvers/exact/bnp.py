@@ -26,10 +26,9 @@ import numpy as np
 from igniter_opt.model.predict import Array
 from igniter_opt.solvers.exact.branching import Rules, most_fractional_pair
 from igniter_opt.solvers.exact.closing import DELTA, EPS, Listing, Stats
-from igniter_opt.solvers.exact.cuts import piece_cuts
+from igniter_opt.solvers.exact.finalphase import FinalPhase
 from igniter_opt.solvers.exact.master import Column, LpResult, Master
 from igniter_opt.solvers.exact.pricing import Pricer, PricingResult
-from igniter_opt.solvers.exact.primal import Primal
 from igniter_opt.solvers.exact.repair import group_columns
 
 
@@ -50,7 +49,7 @@ class _Node:
     depth: int = 0
 
 
-class BranchAndPrice(Primal):
+class BranchAndPrice(FinalPhase):
     """One search over a fixed option set; `run` may be called once."""
 
     def __init__(self, pricer: Pricer, master: Master, incumbent: list[Column], lower: int,
@@ -105,13 +104,6 @@ class BranchAndPrice(Primal):
         now = time.perf_counter() if now is None else now
         final = self.s.lns_final_share if self._lns else self.s.final_share
         self.deadline = now + (1 - final) * max(0.0, self.final_deadline - now)
-
-    @property
-    def _lns(self) -> bool:
-        """From lns_rows rows of a datacenter-size master: a longer final phase that ends in the
-        incumbent's neighbourhoods (a residual search's master is never large: it has every row,
-        most asking nothing)."""
-        return self.master.large and len(self.master.demand) >= self.s.lns_rows
 
     # -- column generation ----------------------------------------------------------------
     def column_generation(self, rules: Rules) -> tuple[float, LpResult | None, bool]:
@@ -345,76 +337,6 @@ class BranchAndPrice(Primal):
         if self.lower < self.upper and time.perf_counter() < self.final_deadline - 0.2:
             self._final_integer()
         return self.outcome(complete)
-
-    def _final_phase(self, root_lp: LpResult) -> None:
-        """What is left of the limit once the tree search is over: the bound by in-out separation
-        (`_ascend`), dives from the root's last LP, from lns_rows rows the incumbent's
-        neighbourhoods, then the bound climb on its duals."""
-        self.master.forbid(np.ones(len(self.master.columns), dtype=bool))
-        if math.isinf(self.cutoff):  # the bound first (inout.py); a residual search needs only its plan
-            self._ascend(root_lp, time.perf_counter() + self.s.inout_share * self._limit)
-            now = time.perf_counter()
-            root_lp = self._whole_pieces(root_lp, now + self.s.final_cuts_share * max(0.0, self.final_deadline - now))
-        rng = np.random.default_rng(0) if self.s.dive_noise > 0 else None
-        # from lns_rows rows the last lns_share of the time goes to the neighbourhoods
-        now = time.perf_counter()
-        lns = self.s.lns_share if self._lns else 0.0
-        self.deadline = self.final_deadline - lns * max(0.0, self.final_deadline - now)  # the dives'
-        # last dives, from the LP as it ended (each one's columns change the next one's path)
-        dives = self.s.lns_dives if lns > 0 else \
-            self.s.final_dives_large if self.master.large else self.s.final_dives_small
-        k = 0
-        while self._dive_again(k, dives, lns):
-            root_lp = self._prove_incumbent(root_lp)
-            if math.ceil(root_lp.value - 1e-6) >= self.upper or time.perf_counter() > self.deadline - 1:
-                break
-            now = time.perf_counter()
-            self._dive(now + self.s.final_dive_share * (self.deadline - now), rng if k else None)
-            k += 1
-        self.deadline = self.final_deadline
-        if lns > 0 and math.ceil(root_lp.value - 1e-6) < self.upper:
-            now = time.perf_counter()
-            self._neighbourhoods(root_lp.duals, now + self.s.lns_until * (self.final_deadline - now))
-        now = time.perf_counter()
-        self._final_bound(root_lp, now + self.s.bound_share * (self.final_deadline - now))
-
-    def _whole_pieces(self, lp: LpResult, until: float) -> LpResult:
-        """From cut_rows to lns_rows rows, where the root leaves them out (its LP would converge
-        past the limit), the split workloads' rounded rows (cuts.py) open as the final phase starts
-        and the LP is priced on with them until `until`. Dives over fractions of pieces left
-        remnants of several split workloads that no GPU holds together; the dives, integer masters
-        and bound climb after this work on whole pieces. The LP given when off or none is violated.
-        Valid rows only: each bound drawn from its duals (Farley, over covers) holds."""
-        m = self.master
-        # (from lns_rows rows the final phase is neighbourhoods, not measured with the cuts)
-        if not self.s.final_cuts or not self.s.piece_cuts or len(m.demand) < self.s.cut_rows or self._lns:
-            return lp
-        current = m.solve_lp()  # over the pool as it is now (a tree below the root added columns)
-        m.offer_cuts(piece_cuts(m.type_row, m.type_weight, self.s.piece_cuts))
-        opened = current is not None and m.open_cuts(current.z)
-        solved = m.solve_lp() if opened else None
-        self.stats.lp_iterations += 1 + opened
-        if solved is None:  # none violated (or, not expected, an LP failed): without the cuts, as before
-            m.close_cuts()
-            return lp
-        return self._converge(solved, until)
-
-    def _prove_incumbent(self, lp: LpResult) -> LpResult:
-        """The whole search's final phase, when its LP (on whole pieces after `_whole_pieces`,
-        priced heuristically) reaches the incumbent's ceiling (a dive found a plan at ceil(LP)): no
-        dive can round that LP below the incumbent, and the dives' loop used to end there with the
-        rest of the limit unused (80 of 120 s on a fresh 200). The root's column generation goes on
-        instead, exact pricing included, until final_reserve of the limit is left: it proves the
-        incumbent (Farley over the LP with its cuts, a relaxation of every plan), or the LP falls
-        below the incumbent and the dives get what is left. The LP it reached."""
-        if not math.isinf(self.cutoff) or self.lower >= self.upper or math.ceil(lp.value - 1e-6) < self.upper:
-            return lp
-        dives_until, self.deadline = self.deadline, self.final_deadline - self.s.final_reserve * self._limit
-        bound, solved, proven = self.column_generation(Rules())
-        self.deadline = dives_until
-        if proven and math.isfinite(bound):  # (inf: no LP over the pool, which holds the incumbent's columns)
-            self.lower = max(self.lower, math.ceil(bound - 1e-6))
-        return lp if solved is None else solved
 
     def outcome(self, complete: bool) -> Outcome:
         """The incumbent and the bound proven so far (also after an interruption)."""
