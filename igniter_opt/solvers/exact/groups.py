@@ -2,7 +2,7 @@
 
 At 500 workloads the root's column generation does not converge within the limit and the plan
 it leads to stays 5-8 GPUs above the LP, near the greedy's. A group of about a hundred workloads,
-by contrast, is solved to a proven optimum in seconds, and groups dealt from one sorted list hold
+by contrast, is solved to a proven optimum in 15-30 s, and groups dealt from one sorted list hold
 the same mix of models and sizes, so each wastes at most part of one GPU: the groups' plans
 together are a cover of the whole a few GPUs from its LP. It seeds the whole search (incumbent and
 columns), whose neighbourhoods then work on the GPUs the groups left part-empty (docs/exact.md,
