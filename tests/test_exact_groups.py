@@ -124,3 +124,18 @@ def test_below_group_rows_no_group_is_solved(monkeypatch):
     solve(inst, "exact", options=SolveOptions(time_limit=10),
           solver_options=ExactOptions(time_limit=10, settings=replace(GROUPED, group_rows=10)))
     assert calls == [1]
+
+
+def test_one_group_is_not_solved_again_as_a_group(monkeypatch):
+    """Few workloads with many replicas reach group_rows demands in a single group: that group would
+    be the solve itself again (a recursion ended only by the clock), so no group is solved."""
+    calls: list[int] = []
+    original = exact_solver.solve_groups
+    monkeypatch.setattr(exact_solver, "solve_groups", lambda *a: calls.append(1) or original(*a))
+    inst = replace(mixed_instance(6, 3), workloads=tuple(replace(w, model="ssd", slo_ms=100.0, rate_rps=3000.0)
+                                                          for w in mixed_instance(6, 3).workloads))
+    demands = size_instance(inst, V100)
+    assert len(demands) >= GROUPED.group_rows and len(partition(demands, GROUPED.group_size)) == 1
+    plan = solve(inst, "exact", options=SolveOptions(time_limit=20),
+                 solver_options=ExactOptions(time_limit=20, settings=GROUPED))
+    assert plan.feasible and calls == []

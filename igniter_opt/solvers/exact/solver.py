@@ -178,9 +178,11 @@ def solve(instance: Instance, profile: Profile, demands: list[Demand], options: 
                                     options.threads, margin, settings) \
             if cat.splits and warm is None and len(demands) < settings.large_rows else None
         _seed_fixed(bnp, _fixed_columns(demands, cat, pricer, fixed))
-        if warm is None and len(demands) >= settings.group_rows:  # datacenter sizes: groups of like mix
+        groups = partition(demands, settings.group_size) if warm is None and len(demands) >= settings.group_rows \
+            else []
+        if len(groups) > 1:  # datacenter sizes: groups of like mix (one group would be this solve again)
             _seed_groups(bnp, demands, cat, solve_groups(
-                demands, partition(demands, settings.group_size), begin + settings.group_share * options.time_limit,
+                demands, groups, begin + settings.group_share * options.time_limit,
                 lambda group, until: _group_search(instance, profile, group, until, options.threads, settings)))
         if bnp.lower < bnp.upper <= settings.few_gpus and not cat.splits:  # the MILP knows the sizing's split only
             compact_plan = _compact_first(instance, profile, demands, options, deadline)
