@@ -51,15 +51,24 @@ def mixed_instance(n: int, seed: int, profile: str = "v100") -> Instance:
     vgg19 40-120, ssd 50-150 ms), rate uniform in 50-400 req/s, both rounded to 1. Drawn with
     numpy's default_rng(seed + 7919 n) so instances of different sizes are independent.
     """
-    rng = np.random.default_rng(seed + 7919 * n)
+    workloads = _mixed_draws(np.random.default_rng(seed + 7919 * n), n, (1.0, 1.0), MIXED_RATE)
+    return Instance(name=f"mixed-n{n}-s{seed}", profile=profile, workloads=tuple(workloads))
+
+
+def _mixed_draws(rng: np.random.Generator, n: int, slo_scale: tuple[float, float],
+                 rates: tuple[float, float]) -> list[Workload]:
+    """n workloads: model uniform over MIXED_SLO's four, SLO uniform between the model's low end
+    times slo_scale[0] and its high end times slo_scale[1], rate uniform in `rates`, both rounded
+    to 1 (drawn in that order, workload by workload)."""
     models = list(MIXED_SLO)
     workloads = []
     for i in range(n):
         model = models[int(rng.integers(len(models)))]
-        slo = float(round(rng.uniform(*MIXED_SLO[model])))
-        rate = float(round(rng.uniform(*MIXED_RATE)))
+        lo, hi = MIXED_SLO[model]
+        slo = float(round(rng.uniform(lo * slo_scale[0], hi * slo_scale[1])))
+        rate = float(round(rng.uniform(*rates)))
         workloads.append(Workload(name=f"{model}-{i}", model=model, slo_ms=slo, rate_rps=rate))
-    return Instance(name=f"mixed-n{n}-s{seed}", profile=profile, workloads=tuple(workloads))
+    return workloads
 
 
 # The few family: a handful of high-rate workloads, each over several GPUs (split into replicas)
@@ -72,13 +81,5 @@ def few_instance(n: int, seed: int, policy: str = "paper", profile: str = "v100"
     family's range scaled by 1-10 (loose SLOs allow large batches), rate uniform in 500-3000
     req/s, both rounded to 1; most need several GPUs, so plans split them into replicas. Drawn
     with default_rng(seed + 104729 n); the instance is "few-n<n>-s<seed>"."""
-    rng = np.random.default_rng(seed + 104729 * n)
-    models = list(MIXED_SLO)
-    workloads = []
-    for i in range(n):
-        model = models[int(rng.integers(len(models)))]
-        lo, hi = MIXED_SLO[model]
-        slo = float(round(rng.uniform(lo * FEW_SLO_SCALE[0], hi * FEW_SLO_SCALE[1])))
-        rate = float(round(rng.uniform(*FEW_RATE)))
-        workloads.append(Workload(name=f"{model}-{i}", model=model, slo_ms=slo, rate_rps=rate))
+    workloads = _mixed_draws(np.random.default_rng(seed + 104729 * n), n, FEW_SLO_SCALE, FEW_RATE)
     return Instance(name=f"few-n{n}-s{seed}", profile=profile, workloads=tuple(workloads), batch_policy=policy)
