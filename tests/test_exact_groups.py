@@ -139,3 +139,27 @@ def test_one_group_is_not_solved_again_as_a_group(monkeypatch):
     plan = solve(inst, "exact", options=SolveOptions(time_limit=20),
                  solver_options=ExactOptions(time_limit=20, settings=GROUPED))
     assert plan.feasible and calls == []
+
+
+@pytest.mark.parametrize("group_fixed_share", [0.0, 0.25])
+def test_a_groups_solve_skips_the_seed_search_over_the_sizings_split(monkeypatch, group_fixed_share):
+    """A group's solve runs without the seed search over the sizing's split (group_fixed_share 0: on
+    fresh 500s the groups' plans were as good or better and proven sooner); the whole's own solve
+    keeps it (fixed_share), and group_fixed_share brings it back to the groups."""
+    inst = _with_big_ones(40, 7)
+    whole = len(size_instance(inst, V100))
+    searched: list[tuple[int, bool]] = []  # (demands, whether the seed search found a plan)
+    original = exact_solver._fixed_split_search
+
+    def spy(profile, demands, *rest):
+        out = original(profile, demands, *rest)
+        searched.append((len(demands), out is not None))
+        return out
+
+    monkeypatch.setattr(exact_solver, "_fixed_split_search", spy)
+    solve(inst, "exact", options=SolveOptions(time_limit=30),
+          solver_options=ExactOptions(time_limit=30, settings=replace(GROUPED, group_fixed_share=group_fixed_share)))
+    groups = [ran for n, ran in searched if n < whole]
+    assert groups, "a group with split workloads calls the seed search"
+    assert [ran for n, ran in searched if n == whole] == [True]  # the whole's own seed search ran
+    assert all(ran == (group_fixed_share > 0) for ran in groups)

@@ -319,6 +319,10 @@ class ExactSettings:
     group_rows: int = 400
     group_size: int = 100
     group_share: float = 0.4
+    # a group's own solve skips the search over the sizing's split (fixed_share) that seeds a plain
+    # solve: on 24 s a group, fresh 500s 31120-31122, the groups' plans summed 1, 1 and 0 GPUs lower
+    # and 9 of 15 groups proven against 6 (docs/exact.md, "500 on fresh seeds")
+    group_fixed_share: float = 0.0
     # where the root's bound is below min(UB, ceil(LP)) as the final phase starts (its column
     # generation cut by the clock, or tailing), up to inout_share of the limit goes to in-out
     # separation for the bound (inout.py): points a of the way from the best dual-feasible centre

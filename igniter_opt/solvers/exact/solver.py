@@ -288,14 +288,16 @@ def _fixed_split_search(profile: Profile, demands: list[Demand], policy: str, un
 
 def _group_search(instance: Instance, profile: Profile, demands: list[Demand], until: float, threads: int,
                   settings: ExactSettings) -> warmstart.ExactWarmStart | None:
-    """One group's exact solve (every split of its workloads), as a warm start of its columns and plan."""
+    """One group's exact solve (every split of its workloads, without the seed search over the
+    sizing's split), as a warm start of its columns and plan."""
     names = {d.replica_of or d.name for d in demands}
     group = replace(instance, name=f"{instance.name}-group", workloads=tuple(w for w in instance.workloads
                                                                                if w.name in names))
     record = warmstart.WarmRecord()
+    own = replace(settings, fixed_share=settings.group_fixed_share)  # no seed search over the sizing's split
     try:
         solve(group, profile, demands, ExactOptions(time_limit=max(0.0, until - time.perf_counter()),
-                                                    threads=threads, settings=settings, record=record))
+                                                    threads=threads, settings=own, record=record))
     except SolveInterrupted:  # Ctrl-C: the whole solve answers with its own incumbent
         raise KeyboardInterrupt from None
     return record.last
